@@ -1,0 +1,10 @@
+//! Terroir: render and apply blueprints that deploy a customer-engagement platform where its data
+//! must stay, and prove where everything runs.
+
+pub mod blueprint;
+pub mod cli;
+pub mod commands;
+pub mod model;
+pub mod render;
+pub mod resolve;
+pub mod sovereignty;

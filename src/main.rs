@@ -1,0 +1,13 @@
+use clap::Parser;
+
+fn main() {
+    let cli = match terroir::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 1 (2 is kept for failed checks); --help and --version exit 0.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    std::process::exit(terroir::commands::run(cli).code());
+}

@@ -1,0 +1,768 @@
+//! The `Platform` document: what users write, the CLI's input and the operator's custom resource.
+//!
+//! Types only. Structural rules (types, enums, ranges, unknown keys) live here as serde/schemars
+//! attributes so that the published JSON Schema and the loader agree; cross-field rules live in
+//! `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "terroir.eu/v1alpha1";
+pub const KIND: &str = "Platform";
+
+/// A Terroir Platform: one customer-engagement platform and where it must run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "Platform")]
+pub struct Platform {
+    /// Always `terroir.eu/v1alpha1`.
+    #[schemars(extend("enum" = [API_VERSION]))]
+    pub api_version: String,
+    /// Always `Platform`.
+    #[schemars(extend("enum" = [KIND]))]
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PlatformSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The platform's name: a DNS label (lowercase letters, digits and `-`, at most 40 characters).
+    /// It prefixes every object, file and service Terroir creates.
+    pub name: String,
+    /// Kubernetes namespace of the custom resource (operator use only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Extra labels copied onto every rendered object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformSpec {
+    pub blueprint: BlueprintRef,
+    pub target: Target,
+    #[serde(default)]
+    pub components: Components,
+    pub sovereignty: Sovereignty,
+    pub endpoints: Endpoints,
+}
+
+/// Which blueprint renders this platform, and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BlueprintRef {
+    /// Blueprint name; `engagement-platform` is shipped inside the binary.
+    pub name: String,
+    /// Blueprint parameters; each blueprint declares which it accepts, their types and defaults.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+}
+
+/// Where the platform runs: exactly one of `kubernetes`, `baremetal`, `secnumcloud`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baremetal: Option<BaremetalTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secnumcloud: Option<SecNumCloudTarget>,
+}
+
+/// The client's own Kubernetes cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesTarget {
+    /// Namespace the platform is deployed into (created by Terroir).
+    pub namespace: String,
+    /// kubeconfig file; defaults to `$KUBECONFIG` or `~/.kube/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// kubeconfig context; defaults to the current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// StorageClass for persistent volumes; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Where the cluster runs, as declared (checked against the nodes by `terroir verify --live`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<DeclaredLocation>,
+}
+
+/// Bare-metal or dedicated hosts reached over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaremetalTarget {
+    pub ssh: SshSettings,
+    /// Debian mirror the hosts install packages from.
+    #[serde(default = "default_debian_mirror")]
+    pub package_mirror: String,
+    /// The hosts and the roles each one plays.
+    pub hosts: Vec<Host>,
+    /// Where the hosts are, as declared (checked against live facts by `terroir verify --live`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<DeclaredLocation>,
+}
+
+pub fn default_debian_mirror() -> String {
+    "http://deb.debian.org/debian".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SshSettings {
+    /// Remote user; must have password-less sudo.
+    pub user: String,
+    #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+    /// Private key (Ed25519 or RSA).
+    pub identity_file: String,
+    /// known_hosts file used for strict host key checking.
+    pub known_hosts_file: String,
+    /// Optional bastion reached first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_host: Option<JumpHost>,
+}
+
+fn default_ssh_port() -> u32 {
+    22
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JumpHost {
+    pub address: String,
+    #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Host {
+    /// Host name: a DNS label, unique in the document.
+    pub name: String,
+    /// IP address or DNS name the host is reached at.
+    pub address: String,
+    /// What the host runs.
+    #[schemars(length(min = 1))]
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    App,
+    Database,
+    Mta,
+    Monitoring,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::App, Role::Database, Role::Mta, Role::Monitoring];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::Database => "database",
+            Role::Mta => "mta",
+            Role::Monitoring => "monitoring",
+        }
+    }
+}
+
+/// Provisioning on a SecNumCloud-qualified cloud through Terraform/OpenTofu, then deploying on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecNumCloudTarget {
+    pub provider: CloudProvider,
+    /// Provider region, for example `cloudgouv-eu-west-1` (Outscale) or `u-france-east1` (S3NS).
+    pub region: String,
+    /// What to provision: virtual machines (then deployed like bare metal) or a managed
+    /// Kubernetes cluster (then deployed like the kubernetes target).
+    #[serde(default)]
+    pub deploy: CloudDeploy,
+    /// Private network of the platform.
+    #[serde(default = "default_network_cidr")]
+    pub network_cidr: String,
+    /// Virtual machines, for `deploy: vms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<CloudVm>,
+    /// Managed Kubernetes cluster, for `deploy: kubernetes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<CloudKubernetes>,
+    /// Where Terraform state is kept: an S3-compatible bucket of the client's, never a SaaS backend.
+    pub state_backend: StateBackend,
+    /// SSH settings used on the created VMs (`deploy: vms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloudProvider {
+    Outscale,
+    Ovhcloud,
+    CloudTemple,
+    S3ns,
+}
+
+impl CloudProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudProvider::Outscale => "outscale",
+            CloudProvider::Ovhcloud => "ovhcloud",
+            CloudProvider::CloudTemple => "cloud-temple",
+            CloudProvider::S3ns => "s3ns",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudDeploy {
+    #[default]
+    Vms,
+    Kubernetes,
+}
+
+fn default_network_cidr() -> String {
+    "10.42.0.0/16".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudVm {
+    /// VM name: a DNS label, unique in the document.
+    pub name: String,
+    /// Provider instance type, for example `tinav6.c4r8p2` (Outscale).
+    pub instance_type: String,
+    #[schemars(length(min = 1))]
+    pub roles: Vec<Role>,
+    /// Root disk size, for example `50Gi`.
+    #[serde(default = "default_disk")]
+    pub disk: String,
+}
+
+fn default_disk() -> String {
+    "50Gi".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudKubernetes {
+    pub version: String,
+    #[schemars(range(min = 1, max = 100))]
+    pub node_count: u32,
+    pub node_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StateBackend {
+    /// S3 API endpoint URL (https).
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Object key of the state file.
+    #[serde(default = "default_state_key")]
+    pub key: String,
+}
+
+fn default_state_key() -> String {
+    "terroir/terraform.tfstate".to_owned()
+}
+
+/// Where something is, as the organisation declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeclaredLocation {
+    /// ISO 3166-1 alpha-2 country code, for example `FR`.
+    pub country: String,
+    /// Company operating the datacentre or cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Datacentre or region name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// The platform's building blocks. Each can be disabled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Components {
+    #[serde(default)]
+    pub app: App,
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub mta: Mta,
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    #[serde(default)]
+    pub backups: Backups,
+}
+
+/// CPU and memory for one container (Kubernetes quantities).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    /// CPU request, for example `250m` or `1`.
+    pub cpu: String,
+    /// Memory request, for example `512Mi`.
+    pub memory: String,
+    /// CPU limit; twice the request when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    /// Memory limit; equal to the request when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+}
+
+impl Resources {
+    fn new(cpu: &str, memory: &str) -> Self {
+        Resources { cpu: cpu.into(), memory: memory.into(), cpu_limit: None, memory_limit: None }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The customer-engagement application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct App {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Container image (Kubernetes), pinned by tag or digest.
+    #[serde(default = "default_app_image")]
+    pub image: String,
+    /// Release artifact installed on hosts (bare metal), pinned by SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: u32,
+    /// Port the application listens on.
+    #[serde(default = "default_app_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+    /// HTTP path answering 200 when the application is healthy.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    /// Public host name of the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_host: Option<String>,
+    /// Non-secret environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default = "default_app_resources")]
+    pub resources: Resources,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            enabled: true,
+            image: default_app_image(),
+            artifact: None,
+            replicas: default_replicas(),
+            port: default_app_port(),
+            health_path: default_health_path(),
+            public_host: None,
+            env: BTreeMap::new(),
+            resources: default_app_resources(),
+        }
+    }
+}
+
+fn default_app_image() -> String {
+    "registry.terroir.eu/terroir/smoke-app:0.1.0".to_owned()
+}
+fn default_replicas() -> u32 {
+    2
+}
+fn default_app_port() -> u32 {
+    8080
+}
+fn default_health_path() -> String {
+    "/healthz".to_owned()
+}
+fn default_app_resources() -> Resources {
+    Resources::new("250m", "256Mi")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Artifact {
+    /// Where the release archive is downloaded from.
+    pub url: String,
+    /// Its SHA-256 (64 hexadecimal digits); the install is refused on mismatch.
+    pub sha256: String,
+    /// Command started by the service, relative to the unpacked archive.
+    #[serde(default = "default_artifact_command")]
+    pub command: String,
+}
+
+fn default_artifact_command() -> String {
+    "bin/app".to_owned()
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Database {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Use an existing PostgreSQL instead of deploying one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalService>,
+    /// PostgreSQL major version.
+    #[serde(default = "default_pg_version")]
+    #[schemars(range(min = 13, max = 18))]
+    pub version: u32,
+    /// Database the application uses.
+    #[serde(default = "default_db_name")]
+    pub name: String,
+    /// Role the application connects as.
+    #[serde(default = "default_db_user")]
+    pub user: String,
+    /// Persistent volume size, for example `20Gi`.
+    #[serde(default = "default_db_storage")]
+    pub storage: String,
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 10, max = 10000))]
+    pub max_connections: u32,
+    /// `shared_buffers`, for example `256MB`.
+    #[serde(default = "default_shared_buffers")]
+    pub shared_buffers: String,
+    #[serde(default = "default_db_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+    /// Extra `postgresql.conf` settings.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    #[serde(default = "default_db_resources")]
+    pub resources: Resources,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            enabled: true,
+            external: None,
+            version: default_pg_version(),
+            name: default_db_name(),
+            user: default_db_user(),
+            storage: default_db_storage(),
+            max_connections: default_max_connections(),
+            shared_buffers: default_shared_buffers(),
+            port: default_db_port(),
+            settings: BTreeMap::new(),
+            resources: default_db_resources(),
+        }
+    }
+}
+
+fn default_pg_version() -> u32 {
+    15
+}
+fn default_db_name() -> String {
+    "app".to_owned()
+}
+fn default_db_user() -> String {
+    "app".to_owned()
+}
+fn default_db_storage() -> String {
+    "20Gi".to_owned()
+}
+fn default_max_connections() -> u32 {
+    100
+}
+fn default_shared_buffers() -> String {
+    "128MB".to_owned()
+}
+fn default_db_port() -> u32 {
+    5432
+}
+fn default_db_resources() -> Resources {
+    Resources::new("500m", "1Gi")
+}
+
+/// An existing service used instead of one Terroir deploys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalService {
+    pub host: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+}
+
+/// Postfix, the platform's own MTA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mta {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Mail domain the platform sends from, for example `crm.example.fr`.
+    #[serde(default = "default_mail_domain")]
+    pub domain: String,
+    /// Postfix `myhostname`; `mail.<domain>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// DKIM selector published in DNS.
+    #[serde(default = "default_dkim_selector")]
+    pub dkim_selector: String,
+    /// Networks allowed to relay through the MTA (CIDR); the platform's own when empty.
+    #[serde(default)]
+    pub relay_networks: Vec<String>,
+    #[serde(default = "default_mta_resources")]
+    pub resources: Resources,
+}
+
+impl Default for Mta {
+    fn default() -> Self {
+        Mta {
+            enabled: true,
+            domain: default_mail_domain(),
+            hostname: None,
+            dkim_selector: default_dkim_selector(),
+            relay_networks: Vec::new(),
+            resources: default_mta_resources(),
+        }
+    }
+}
+
+fn default_mail_domain() -> String {
+    "example.org".to_owned()
+}
+fn default_dkim_selector() -> String {
+    "terroir".to_owned()
+}
+fn default_mta_resources() -> Resources {
+    Resources::new("100m", "128Mi")
+}
+
+/// Prometheus, Alertmanager, Grafana and exporters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Monitoring {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long Prometheus keeps samples, for example `15d`.
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    /// Prometheus volume size.
+    #[serde(default = "default_monitoring_storage")]
+    pub storage: String,
+    /// Where Alertmanager sends alerts (sent through the platform's own MTA).
+    #[serde(default)]
+    pub alert_emails: Vec<String>,
+    #[serde(default = "yes")]
+    pub grafana: bool,
+    #[serde(default = "default_monitoring_resources")]
+    pub resources: Resources,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            enabled: true,
+            retention: default_retention(),
+            storage: default_monitoring_storage(),
+            alert_emails: Vec::new(),
+            grafana: true,
+            resources: default_monitoring_resources(),
+        }
+    }
+}
+
+fn default_retention() -> String {
+    "15d".to_owned()
+}
+fn default_monitoring_storage() -> String {
+    "10Gi".to_owned()
+}
+fn default_monitoring_resources() -> Resources {
+    Resources::new("250m", "512Mi")
+}
+
+/// Database backups to the S3 endpoint in `spec.endpoints.backupS3`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Backups {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Cron schedule (5 fields), for example `15 2 * * *`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// Days a backup is kept.
+    #[serde(default = "default_backup_retention")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: u32,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups { enabled: true, schedule: default_backup_schedule(), retention_days: default_backup_retention() }
+    }
+}
+
+fn default_backup_schedule() -> String {
+    "15 2 * * *".to_owned()
+}
+fn default_backup_retention() -> u32 {
+    14
+}
+
+/// The sovereignty policy and the organisation's declared facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sovereignty {
+    pub policy: Policy,
+    #[serde(default)]
+    pub declared: DeclaredFacts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policy {
+    /// Countries data may be in: ISO 3166-1 alpha-2 codes, or the groups `EU` and `EEA`.
+    #[schemars(length(min = 1))]
+    pub allowed_countries: Vec<String>,
+    /// Jurisdictions whose laws must not reach the platform (ISO codes), for example `US` for the
+    /// CLOUD Act.
+    #[serde(default)]
+    pub forbidden_jurisdictions: Vec<String>,
+    /// Qualifications every provider must hold.
+    #[serde(default)]
+    pub required_qualifications: Vec<Qualification>,
+    /// `enforce` stops a run on a violation; `warn` reports it and goes on.
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Qualification {
+    Secnumcloud,
+    Hds,
+    Iso27001,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    #[default]
+    Enforce,
+    Warn,
+}
+
+/// Facts about the organisation that no probe can see; reported as declared, never as verified.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeclaredFacts {
+    /// The software publisher operating the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<Publisher>,
+    /// Law governing the hosting contract (ISO country code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting_contract_law: Option<String>,
+    /// Datacentre certifications.
+    #[serde(default)]
+    pub datacentre_certifications: Vec<Qualification>,
+    /// Whether backups and redundancy stay inside the EU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eu_only_redundancy: Option<bool>,
+    /// Whether the platform's source code can be audited by the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_code_auditable: Option<bool>,
+    /// Purposes of processing (GDPR Art. 30).
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// Categories of personal data processed.
+    #[serde(default)]
+    pub data_categories: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Publisher {
+    pub name: String,
+    /// Country of incorporation (ISO code).
+    pub country: String,
+    /// Share of capital held by EU shareholders, in percent.
+    #[schemars(range(min = 0, max = 100))]
+    pub eu_shareholding_percent: u32,
+    /// Whether the publisher has a subsidiary in the United States.
+    pub us_subsidiary: bool,
+}
+
+/// Every external dependency the platform reaches, so that each can be judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoints {
+    /// Registry images are pulled from, for example `registry.example.fr`.
+    pub image_registry: Endpoint,
+    /// Mirror registry used when the main one is unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_registry_mirror: Option<Endpoint>,
+    /// SMTP relay outgoing mail goes through (`smtp://host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_relay: Option<Endpoint>,
+    /// Relay used when the first one fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_fallback_relay: Option<Endpoint>,
+    /// S3-compatible object storage for backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_s3: Option<S3Endpoint>,
+    /// DNS resolvers the hosts use (IP addresses).
+    #[serde(default)]
+    pub dns_resolvers: Vec<String>,
+    /// ACME directory URL of the certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_ca: Option<Endpoint>,
+    /// AI/LLM endpoint the application calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<Endpoint>,
+    /// CDN serving public assets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdn: Option<Endpoint>,
+}
+
+/// An external service and what the organisation declares about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoint {
+    /// URL (`https://…`, `smtp://…`) or bare host name.
+    pub url: String,
+    /// Company operating it, as declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Country it runs in, as declared (ISO code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct S3Endpoint {
+    /// S3 API endpoint URL (https).
+    pub url: String,
+    pub bucket: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}

@@ -1,0 +1,459 @@
+//! Resolve: the checked document plus the blueprint's defaults become one fully explicit model,
+//! the context every template renders from. Pure: no I/O, no clock, no randomness.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::blueprint::Blueprint;
+use crate::model::validate::{required_roles, role_ports};
+use crate::model::*;
+
+/// The fully explicit platform. Serialized, it is the template context and `platform.resolved.json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPlatform {
+    pub platform: PlatformInfo,
+    pub blueprint: BlueprintInfo,
+    /// `kubernetes`, `baremetal` or `secnumcloud`.
+    pub target_kind: &'static str,
+    pub target: Target,
+    pub components: ResolvedComponents,
+    pub endpoints: ResolvedEndpoints,
+    pub sovereignty: Sovereignty,
+    /// Hosts (bare metal, or cloud VMs before their addresses are known), sorted by name.
+    pub hosts: Vec<ResolvedHost>,
+    /// Host names per role.
+    pub roles: BTreeMap<&'static str, Vec<String>>,
+    /// Names of the secrets the platform expects; values are never part of a render.
+    pub secrets: SecretNames,
+    /// Images for every container, already prefixed with the declared registry.
+    pub images: BTreeMap<String, String>,
+    /// Prometheus scrape jobs with their `host:port` targets.
+    pub scrape_jobs: Vec<ScrapeJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformInfo {
+    pub name: String,
+    /// Namespace on Kubernetes targets (empty otherwise).
+    pub namespace: String,
+    /// User labels from `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Recommended `app.kubernetes.io/*` labels shared by every object.
+    pub common_labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueprintInfo {
+    pub name: String,
+    pub version: String,
+    /// Every declared parameter, with the document's value or the blueprint default.
+    pub parameters: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedComponents {
+    pub app: ResolvedApp,
+    pub database: ResolvedDatabase,
+    pub mta: ResolvedMta,
+    pub monitoring: ResolvedMonitoring,
+    pub backups: Backups,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedResources {
+    pub cpu: String,
+    pub memory: String,
+    pub cpu_limit: String,
+    pub memory_limit: String,
+}
+
+impl From<&Resources> for ResolvedResources {
+    fn from(r: &Resources) -> Self {
+        let cpu_limit = r.cpu_limit.clone().unwrap_or_else(|| {
+            let m = crate::model::validate::parse_cpu(&r.cpu).unwrap_or(250) * 2;
+            if m % 1000 == 0 { (m / 1000).to_string() } else { format!("{m}m") }
+        });
+        ResolvedResources {
+            cpu: r.cpu.clone(),
+            memory: r.memory.clone(),
+            cpu_limit,
+            memory_limit: r.memory_limit.clone().unwrap_or_else(|| r.memory.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedApp {
+    pub enabled: bool,
+    pub name: String,
+    pub image: String,
+    pub artifact: Option<Artifact>,
+    pub replicas: u32,
+    pub port: u32,
+    pub health_path: String,
+    pub public_host: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub resources: ResolvedResources,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedDatabase {
+    pub enabled: bool,
+    /// Whether Terroir deploys PostgreSQL (false when disabled or external).
+    pub managed: bool,
+    pub service_name: String,
+    /// Where clients connect: a Service name on Kubernetes, the database host's address on hosts.
+    pub host: String,
+    pub port: u32,
+    pub version: u32,
+    pub name: String,
+    pub user: String,
+    pub storage: String,
+    pub max_connections: u32,
+    pub shared_buffers: String,
+    pub settings: BTreeMap<String, String>,
+    pub resources: ResolvedResources,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedMta {
+    pub enabled: bool,
+    pub service_name: String,
+    /// Where the app sends mail: a Service name on Kubernetes, the MTA host's address on hosts.
+    pub host: String,
+    pub port: u32,
+    pub domain: String,
+    pub hostname: String,
+    pub dkim_selector: String,
+    pub relay_networks: Vec<String>,
+    pub resources: ResolvedResources,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedMonitoring {
+    pub enabled: bool,
+    pub retention: String,
+    pub storage: String,
+    pub alert_emails: Vec<String>,
+    pub grafana: bool,
+    pub resources: ResolvedResources,
+    /// Where Prometheus and Alertmanager are reached.
+    pub prometheus_host: String,
+    pub alertmanager_host: String,
+}
+
+/// A parsed `scheme://host:port` endpoint.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedEndpoint {
+    pub url: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub operator: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedEndpoints {
+    pub image_registry: ResolvedEndpoint,
+    pub image_registry_mirror: Option<ResolvedEndpoint>,
+    pub smtp_relay: Option<ResolvedEndpoint>,
+    pub smtp_fallback_relay: Option<ResolvedEndpoint>,
+    pub backup_s3: Option<S3Endpoint>,
+    pub dns_resolvers: Vec<String>,
+    pub acme_ca: Option<ResolvedEndpoint>,
+    pub ai: Option<ResolvedEndpoint>,
+    pub cdn: Option<ResolvedEndpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedHost {
+    pub name: String,
+    /// Address, or empty for cloud VMs not yet created.
+    pub address: String,
+    pub roles: Vec<Role>,
+    /// Ports this host must open, with what listens there.
+    pub ports: Vec<HostPort>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPort {
+    pub port: u32,
+    pub service: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretNames {
+    pub database: String,
+    pub dkim: String,
+    pub grafana: String,
+    pub backup: String,
+    pub smtp_relay: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeJob {
+    pub job: String,
+    pub targets: Vec<String>,
+}
+
+impl ResolvedPlatform {
+    pub fn target_kind_of(t: &Target) -> &'static str {
+        if t.kubernetes.is_some() {
+            "kubernetes"
+        } else if t.baremetal.is_some() {
+            "baremetal"
+        } else {
+            "secnumcloud"
+        }
+    }
+}
+
+/// Build the resolved model. `params` are the blueprint parameters after defaults were applied
+/// (see `Blueprint::resolve_parameters`).
+pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) -> ResolvedPlatform {
+    let name = p.metadata.name.clone();
+    let target_kind = ResolvedPlatform::target_kind_of(&p.spec.target);
+    let on_kubernetes = target_kind == "kubernetes"
+        || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes);
+    let namespace = p
+        .spec
+        .target
+        .kubernetes
+        .as_ref()
+        .map(|k| k.namespace.clone())
+        .unwrap_or_else(|| if on_kubernetes { name.clone() } else { String::new() });
+
+    let mut common_labels = BTreeMap::new();
+    common_labels.insert("app.kubernetes.io/part-of".to_owned(), name.clone());
+    common_labels.insert("app.kubernetes.io/managed-by".to_owned(), "terroir".to_owned());
+    common_labels.insert("app.kubernetes.io/version".to_owned(), bp.version.clone());
+
+    // Hosts: bare metal as declared; cloud VMs without addresses until provisioned.
+    let mut hosts: Vec<ResolvedHost> = match (&p.spec.target.baremetal, &p.spec.target.secnumcloud) {
+        (Some(b), _) => b
+            .hosts
+            .iter()
+            .map(|h| host(&h.name, &h.address, &h.roles, &p.spec.components))
+            .collect(),
+        (None, Some(s)) if s.deploy == CloudDeploy::Vms => {
+            s.vms.iter().map(|v| host(&v.name, "", &v.roles, &p.spec.components)).collect()
+        }
+        _ => Vec::new(),
+    };
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut roles: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for role in Role::ALL {
+        roles.insert(role.as_str(), hosts.iter().filter(|h| h.roles.contains(&role)).map(|h| h.name.clone()).collect());
+    }
+    let first_address = |role: Role| -> String {
+        hosts.iter().find(|h| h.roles.contains(&role)).map(|h| h.address.clone()).unwrap_or_default()
+    };
+
+    let c = &p.spec.components;
+    let svc = |suffix: &str| format!("{name}-{suffix}");
+    let (db_host, db_port) = match &c.database.external {
+        Some(ext) => (ext.host.clone(), ext.port),
+        None if on_kubernetes => (svc("postgres"), c.database.port),
+        None => (first_address(Role::Database), c.database.port),
+    };
+    let (mta_host, prom_host, am_host) = if on_kubernetes {
+        (svc("postfix"), svc("prometheus"), svc("alertmanager"))
+    } else {
+        (first_address(Role::Mta), first_address(Role::Monitoring), first_address(Role::Monitoring))
+    };
+
+    let components = ResolvedComponents {
+        app: ResolvedApp {
+            enabled: c.app.enabled,
+            name: svc("app"),
+            image: c.app.image.clone(),
+            artifact: c.app.artifact.clone(),
+            replicas: c.app.replicas,
+            port: c.app.port,
+            health_path: c.app.health_path.clone(),
+            public_host: c.app.public_host.clone(),
+            env: c.app.env.clone(),
+            resources: (&c.app.resources).into(),
+        },
+        database: ResolvedDatabase {
+            enabled: c.database.enabled,
+            managed: c.database.enabled && c.database.external.is_none(),
+            service_name: svc("postgres"),
+            host: db_host,
+            port: db_port,
+            version: c.database.version,
+            name: c.database.name.clone(),
+            user: c.database.user.clone(),
+            storage: c.database.storage.clone(),
+            max_connections: c.database.max_connections,
+            shared_buffers: c.database.shared_buffers.clone(),
+            settings: c.database.settings.clone(),
+            resources: (&c.database.resources).into(),
+        },
+        mta: ResolvedMta {
+            enabled: c.mta.enabled,
+            service_name: svc("postfix"),
+            host: mta_host,
+            port: 25,
+            domain: c.mta.domain.clone(),
+            hostname: c.mta.hostname.clone().unwrap_or_else(|| format!("mail.{}", c.mta.domain)),
+            dkim_selector: c.mta.dkim_selector.clone(),
+            relay_networks: c.mta.relay_networks.clone(),
+            resources: (&c.mta.resources).into(),
+        },
+        monitoring: ResolvedMonitoring {
+            enabled: c.monitoring.enabled,
+            retention: c.monitoring.retention.clone(),
+            storage: c.monitoring.storage.clone(),
+            alert_emails: c.monitoring.alert_emails.clone(),
+            grafana: c.monitoring.grafana,
+            resources: (&c.monitoring.resources).into(),
+            prometheus_host: prom_host,
+            alertmanager_host: am_host,
+        },
+        backups: c.backups.clone(),
+    };
+
+    let e = &p.spec.endpoints;
+    let endpoints = ResolvedEndpoints {
+        image_registry: endpoint(&e.image_registry, 443),
+        image_registry_mirror: e.image_registry_mirror.as_ref().map(|x| endpoint(x, 443)),
+        smtp_relay: e.smtp_relay.as_ref().map(|x| endpoint(x, 587)),
+        smtp_fallback_relay: e.smtp_fallback_relay.as_ref().map(|x| endpoint(x, 587)),
+        backup_s3: e.backup_s3.clone(),
+        dns_resolvers: e.dns_resolvers.clone(),
+        acme_ca: e.acme_ca.as_ref().map(|x| endpoint(x, 443)),
+        ai: e.ai.as_ref().map(|x| endpoint(x, 443)),
+        cdn: e.cdn.as_ref().map(|x| endpoint(x, 443)),
+    };
+
+    let registry = endpoints.image_registry.host.clone();
+    let mut images = BTreeMap::new();
+    for (key, path) in &bp.images {
+        images.insert(key.clone(), format!("{registry}/{}", path.replace("{pgVersion}", &c.database.version.to_string())));
+    }
+
+    let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, &name);
+
+    ResolvedPlatform {
+        platform: PlatformInfo { name: name.clone(), namespace, labels: p.metadata.labels.clone(), common_labels },
+        blueprint: BlueprintInfo { name: bp.name.clone(), version: bp.version.clone(), parameters: params },
+        target_kind,
+        target: p.spec.target.clone(),
+        components,
+        endpoints,
+        sovereignty: p.spec.sovereignty.clone(),
+        hosts,
+        roles,
+        secrets: SecretNames {
+            database: svc("postgres-credentials"),
+            dkim: svc("dkim-key"),
+            grafana: svc("grafana-admin"),
+            backup: svc("backup-s3-credentials"),
+            smtp_relay: svc("smtp-relay-credentials"),
+        },
+        images,
+        scrape_jobs,
+    }
+}
+
+fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHost {
+    let mut roles = roles.to_vec();
+    roles.sort();
+    let needed = required_roles(c);
+    let mut ports: Vec<HostPort> = vec![HostPort { port: 22, service: "ssh".into() }, HostPort { port: 9100, service: "node exporter".into() }];
+    for role in roles.iter().filter(|r| needed.contains(r)) {
+        ports.extend(role_ports(*role, c).into_iter().map(|(port, what)| HostPort { port, service: what.to_owned() }));
+    }
+    ports.sort_by_key(|p| p.port);
+    ResolvedHost { name: name.to_owned(), address: address.to_owned(), roles, ports }
+}
+
+fn endpoint(e: &Endpoint, default_port: u16) -> ResolvedEndpoint {
+    let (scheme, host, port) = match url::Url::parse(&e.url) {
+        Ok(u) if u.host_str().is_some() => {
+            let default = match u.scheme() {
+                "smtp" => 25,
+                "submission" => 587,
+                "smtps" => 465,
+                "http" => 80,
+                _ => default_port,
+            };
+            (u.scheme().to_owned(), u.host_str().unwrap_or_default().to_owned(), u.port().unwrap_or(default))
+        }
+        _ => {
+            let (h, port) = match e.url.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), p.parse().unwrap_or(default_port)),
+                _ => (e.url.clone(), default_port),
+            };
+            (String::new(), h, port)
+        }
+    };
+    ResolvedEndpoint { url: e.url.clone(), scheme, host, port, operator: e.operator.clone(), country: e.country.clone() }
+}
+
+fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bool, name: &str) -> Vec<ScrapeJob> {
+    let mut jobs = Vec::new();
+    if !c.monitoring.enabled {
+        return jobs;
+    }
+    if on_kubernetes {
+        let mut push = |job: &str, target: String| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target] });
+        push("prometheus", format!("{name}-prometheus:9090"));
+        push("alertmanager", format!("{name}-alertmanager:9093"));
+        if c.app.enabled {
+            push("app", format!("{}:{}", c.app.name, c.app.port));
+        }
+        if c.database.managed {
+            push("postgres", format!("{name}-postgres-exporter:9187"));
+        }
+        if c.mta.enabled {
+            push("postfix", format!("{name}-postfix-exporter:9154"));
+        }
+        // node exporters are a DaemonSet, found through Kubernetes service discovery
+        return jobs;
+    }
+    let targets = |role: Option<Role>, port: u32| -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| role.is_none_or(|r| h.roles.contains(&r)))
+            .map(|h| format!("{}:{port}", if h.address.is_empty() { &h.name } else { &h.address }))
+            .collect()
+    };
+    let mut add = |job: &str, t: Vec<String>| {
+        if !t.is_empty() {
+            jobs.push(ScrapeJob { job: job.to_owned(), targets: t });
+        }
+    };
+    add("node", targets(None, 9100));
+    add("prometheus", targets(Some(Role::Monitoring), 9090));
+    add("alertmanager", targets(Some(Role::Monitoring), 9093));
+    if c.app.enabled {
+        add("app", targets(Some(Role::App), c.app.port));
+    }
+    if c.database.managed {
+        add("postgres", targets(Some(Role::Database), 9187));
+    }
+    if c.mta.enabled {
+        add("postfix", targets(Some(Role::Mta), 9154));
+    }
+    jobs
+}
