@@ -264,7 +264,12 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         roles.insert(role.as_str(), hosts.iter().filter(|h| h.roles.contains(&role)).map(|h| h.name.clone()).collect());
     }
     let first_address = |role: Role| -> String {
-        hosts.iter().find(|h| h.roles.contains(&role)).map(|h| h.address.clone()).unwrap_or_default()
+        // cloud VMs have no address until provisioned: their name stands in
+        hosts
+            .iter()
+            .find(|h| h.roles.contains(&role))
+            .map(|h| if h.address.is_empty() { h.name.clone() } else { h.address.clone() })
+            .unwrap_or_default()
     };
 
     let c = &p.spec.components;

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+pub fn terroir() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("terroir").expect("the terroir binary is built");
+    cmd.env_remove("TERROIR_OUTPUT").env_remove("TERROIR_BLUEPRINTS").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Render `doc` into a fresh directory inside `parent` with the real binary.
+pub fn render(doc: &Path, parent: &Path, leaf: &str) -> PathBuf {
+    let out = parent.join(leaf);
+    terroir().arg("render").arg(doc).arg("--out").arg(&out).assert().success();
+    out
+}
+
+/// Every file below `dir`, by relative path.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("inside").to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).expect("readable file"));
+            }
+        }
+    }
+    out
+}
+
+/// Write a variant of an example with `edit` applied to its text.
+pub fn variant(example_name: &str, dir: &Path, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(example(example_name)).expect("example readable");
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit must change the example");
+    let path = dir.join(file);
+    std::fs::write(&path, edited).expect("writable");
+    path
+}

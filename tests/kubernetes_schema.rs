@@ -1,0 +1,46 @@
+//! Every rendered Kubernetes manifest validates against the upstream Kubernetes 1.33 OpenAPI
+//! schemas, strictly (unknown fields refused), with the kubernetes-validate tool.
+
+mod common;
+
+use std::process::Command as Std;
+
+use common::*;
+
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+fn validate_dir(dir: &std::path::Path) -> usize {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in {}", dir.display());
+    let out = Std::new("kubernetes-validate")
+        .args(["-k", KUBERNETES_VERSION, "--strict", "--no-warn"])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate is installed (pip install kubernetes-validate; .ci/run does it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "manifests fail the Kubernetes {KUBERNETES_VERSION} schemas:\n{text}");
+    assert!(!text.contains("ERROR"), "{text}");
+    files.len()
+}
+
+#[test]
+fn example_manifests_validate_against_kubernetes_1_33() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let n = validate_dir(&out.join("kubernetes"));
+    assert!(n >= 8, "expected the full platform, got {n} manifest files");
+}
+
+#[test]
+fn minimal_variant_manifests_validate_against_kubernetes_1_33() {
+    // External database, no backups, no monitoring: the conditional parts must stay valid too.
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "min.yaml", |t| {
+        t.replace("    database:\n      version: 16\n", "    database:\n      external: {host: pg.mutuelle.example.fr, port: 5432}\n      version: 16\n")
+            .replace("    backups:\n      schedule: \"30 1 * * *\"\n      retentionDays: 35\n", "    backups:\n      enabled: false\n")
+            .replace("    monitoring:\n      retention: 30d\n      storage: 50Gi\n      alertEmails: [exploitation@mutuelle.example.fr]\n", "    monitoring:\n      enabled: false\n")
+    });
+    let out = render(&doc, tmp.path(), "out");
+    validate_dir(&out.join("kubernetes"));
+}

@@ -1,0 +1,35 @@
+//! The rendered Terraform root module is accepted by the real `terraform fmt -check`.
+
+mod common;
+
+use std::process::Command as Std;
+
+use common::*;
+
+fn fmt_check(dir: &std::path::Path) {
+    let out = Std::new("terraform").arg("fmt").arg("-check").arg("-recursive").arg("-diff").arg(dir).output().expect("terraform is installed (.ci/run installs it)");
+    assert!(out.status.success(), "terraform fmt -check failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn outscale_example_root_module_is_formatted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("secnumcloud-outscale.yaml"), tmp.path(), "out");
+    assert!(out.join("terraform/main.tf").is_file());
+    assert!(out.join("terraform/terraform.tfvars").is_file());
+    fmt_check(&out.join("terraform"));
+}
+
+#[test]
+fn managed_kubernetes_variant_is_formatted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("secnumcloud-outscale.yaml", tmp.path(), "k.yaml", |t| {
+        let start = t.find("      deploy: vms").unwrap();
+        let end = t.find("      ssh:\n").unwrap();
+        let mut s = t.clone();
+        s.replace_range(start..end, "      deploy: kubernetes\n      kubernetes:\n        version: \"1.33\"\n        nodeCount: 3\n        nodeType: tinav6.c4r8p2\n");
+        s.replace("provider: outscale\n      region: cloudgouv-eu-west-1", "provider: s3ns\n      region: u-france-east1")
+    });
+    let out = render(&doc, tmp.path(), "out");
+    fmt_check(&out.join("terraform"));
+}
