@@ -1,5 +1,6 @@
 //! Rendering speed: one example, and 1,000 distinct Platform documents.
 //! Run: cargo bench --bench render
+#![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
 

@@ -1,4 +1,5 @@
 //! The command line as users meet it: help, exit codes, JSON output, safe writes.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

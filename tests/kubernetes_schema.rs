@@ -1,5 +1,6 @@
 //! Every rendered Kubernetes manifest validates against the upstream Kubernetes 1.33 OpenAPI
 //! schemas, strictly (unknown fields refused), with the kubernetes-validate tool.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

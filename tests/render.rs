@@ -1,4 +1,5 @@
 //! Rendering the shipped examples: complete, checksummed, deterministic, and snapshotted.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The committed JSON Schema is the one generated from the Rust types (no drift).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The rendered Terraform root module is accepted by the real `terraform fmt -check`.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -98,11 +98,10 @@ impl Catalog {
                     }
                 }
             }
-            if dir.join("blueprint.yaml").is_file() {
-                if let Some(n) = dir.file_name() {
+            if dir.join("blueprint.yaml").is_file()
+                && let Some(n) = dir.file_name() {
                     names.push(n.to_string_lossy().into_owned());
                 }
-            }
         }
         names.sort();
         names.dedup();

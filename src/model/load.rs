@@ -186,13 +186,11 @@ fn allowed_properties(schema_path: &str) -> Option<Vec<String>> {
 }
 
 fn follow_ref(node: &Value) -> &Value {
-    if let Some(r) = node.get("$ref").and_then(Value::as_str) {
-        if let Some(name) = r.strip_prefix("#/$defs/") {
-            if let Some(target) = schema_json().get("$defs").and_then(|d| d.get(name)) {
+    if let Some(r) = node.get("$ref").and_then(Value::as_str)
+        && let Some(name) = r.strip_prefix("#/$defs/")
+            && let Some(target) = schema_json().get("$defs").and_then(|d| d.get(name)) {
                 return target;
             }
-        }
-    }
     node
 }
 

@@ -80,19 +80,17 @@ impl Checker<'_> {
         self.size(&format!("{pointer}/memory"), &r.memory);
         if let Some(l) = &r.cpu_limit {
             self.cpu(&format!("{pointer}/cpuLimit"), l);
-            if let (Ok(req), Ok(lim)) = (parse_cpu(&r.cpu), parse_cpu(l)) {
-                if lim < req {
+            if let (Ok(req), Ok(lim)) = (parse_cpu(&r.cpu), parse_cpu(l))
+                && lim < req {
                     self.err(&format!("{pointer}/cpuLimit"), format!("CPU limit `{l}` is below the request `{}`", r.cpu), "a limit at least as large as the request");
                 }
-            }
         }
         if let Some(l) = &r.memory_limit {
             self.size(&format!("{pointer}/memoryLimit"), l);
-            if let (Ok(req), Ok(lim)) = (parse_size(&r.memory), parse_size(l)) {
-                if lim < req {
+            if let (Ok(req), Ok(lim)) = (parse_size(&r.memory), parse_size(l))
+                && lim < req {
                     self.err(&format!("{pointer}/memoryLimit"), format!("memory limit `{l}` is below the request `{}`", r.memory), "a limit at least as large as the request");
                 }
-            }
         }
     }
 }
@@ -171,11 +169,10 @@ fn check_target(c: &mut Checker, p: &Platform) {
     }
     if let Some(k) = &t.kubernetes {
         c.dns_label("/spec/target/kubernetes/namespace", &k.namespace, 63, "namespace");
-        if let Some(sc) = &k.storage_class {
-            if !is_dns_name(sc) {
+        if let Some(sc) = &k.storage_class
+            && !is_dns_name(sc) {
                 c.err("/spec/target/kubernetes/storageClass", format!("storage class `{sc}` is not a valid name"), "a lowercase DNS name such as `ssd-encrypted`");
             }
-        }
         if let Some(l) = &k.location {
             c.country("/spec/target/kubernetes/location/country", &l.country, false);
         }
@@ -326,11 +323,10 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if !a.health_path.starts_with('/') {
             c.err(&format!("{base}/app/healthPath"), format!("health path `{}` does not start with `/`", a.health_path), "an HTTP path such as `/healthz`");
         }
-        if let Some(h) = &a.public_host {
-            if !is_dns_name(h) {
+        if let Some(h) = &a.public_host
+            && !is_dns_name(h) {
                 c.err(&format!("{base}/app/publicHost"), format!("`{h}` is not a host name"), "a DNS name such as `crm.example.fr`");
             }
-        }
         for k in a.env.keys() {
             if !is_env_name(k) {
                 c.key_err(&format!("{base}/app/env/{}", super::source::pointer_segment(k)), format!("`{k}` is not a valid environment variable name"), "letters, digits and `_`, not starting with a digit");
@@ -372,11 +368,10 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if !is_dns_name(&m.domain) || !m.domain.contains('.') {
             c.err(&format!("{base}/mta/domain"), format!("mail domain `{}` is not a domain name", m.domain), "a domain such as `crm.example.fr`");
         }
-        if let Some(h) = &m.hostname {
-            if !is_dns_name(h) {
+        if let Some(h) = &m.hostname
+            && !is_dns_name(h) {
                 c.err(&format!("{base}/mta/hostname"), format!("`{h}` is not a host name"), "a DNS name such as `mail.crm.example.fr`");
             }
-        }
         if !is_dns_label(&m.dkim_selector, 63) {
             c.err(&format!("{base}/mta/dkimSelector"), format!("DKIM selector `{}` is not a DNS label", m.dkim_selector), "lowercase letters, digits and `-`");
         }
@@ -652,11 +647,10 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
                 Some((r, s)) => (r, Some(s)),
                 None => (part, None),
             };
-            if let Some(s) = step {
-                if s.parse::<u32>().map_or(true, |n| n == 0) {
+            if let Some(s) = step
+                && s.parse::<u32>().map_or(true, |n| n == 0) {
                     return Err(format!("the {name} step `{s}` is not a positive number"));
                 }
-            }
             if range == "*" {
                 continue;
             }

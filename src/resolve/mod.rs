@@ -78,7 +78,7 @@ impl From<&Resources> for ResolvedResources {
     fn from(r: &Resources) -> Self {
         let cpu_limit = r.cpu_limit.clone().unwrap_or_else(|| {
             let m = crate::model::validate::parse_cpu(&r.cpu).unwrap_or(250) * 2;
-            if m % 1000 == 0 { (m / 1000).to_string() } else { format!("{m}m") }
+            if m.is_multiple_of(1000) { (m / 1000).to_string() } else { format!("{m}m") }
         });
         ResolvedResources {
             cpu: r.cpu.clone(),
