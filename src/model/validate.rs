@@ -168,7 +168,8 @@ fn check_target(c: &mut Checker, p: &Platform) {
         _ => c.key_err(&format!("/spec/target/{}", set[1]), format!("more than one target is set ({})", set.join(", ")), "exactly one of `kubernetes`, `baremetal` or `secnumcloud` under `spec.target`"),
     }
     if let Some(k) = &t.kubernetes {
-        c.dns_label("/spec/target/kubernetes/namespace", &k.namespace, 63, "namespace");
+        // 49 leaves room for the `-node-exporter` namespace beside it
+        c.dns_label("/spec/target/kubernetes/namespace", &k.namespace, 49, "namespace");
         if let Some(sc) = &k.storage_class
             && !is_dns_name(sc) {
                 c.err("/spec/target/kubernetes/storageClass", format!("storage class `{sc}` is not a valid name"), "a lowercase DNS name such as `ssd-encrypted`");
