@@ -1,6 +1,13 @@
 use clap::Parser;
 
 fn main() {
+    // Die quietly when the reader of our output goes away (`terroir ... | head`), like other
+    // Unix tools, instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread or I/O exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match terroir::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -136,18 +136,15 @@ pub fn required_roles(components: &Components) -> Vec<Role> {
     roles
 }
 
-/// Ports each role listens on, host side (bare metal and VMs).
+/// Ports each role listens on, host side (bare metal and VMs). Grafana is not packaged by Debian,
+/// so hosts do not run it.
 pub fn role_ports(role: Role, components: &Components) -> Vec<(u32, &'static str)> {
     match role {
         Role::App => vec![(components.app.port, "the application")],
         Role::Database => vec![(components.database.port, "PostgreSQL"), (9187, "the PostgreSQL exporter")],
         Role::Mta => vec![(25, "Postfix (SMTP)"), (587, "Postfix (submission)"), (9154, "the Postfix exporter")],
         Role::Monitoring => {
-            let mut v = vec![(9090, "Prometheus"), (9093, "Alertmanager"), (9094, "Alertmanager (cluster)")];
-            if components.monitoring.grafana {
-                v.push((3000, "Grafana"));
-            }
-            v
+            vec![(9090, "Prometheus"), (9093, "Alertmanager"), (9094, "Alertmanager (cluster)")]
         }
     }
 }

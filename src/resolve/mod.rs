@@ -186,8 +186,24 @@ pub struct ResolvedHost {
     /// Address, or empty for cloud VMs not yet created.
     pub address: String,
     pub roles: Vec<Role>,
+    /// The address as a single-host network (`198.18.0.11/32`), or the name when not an IP.
+    pub cidr: String,
     /// Ports this host must open, with what listens there.
     pub ports: Vec<HostPort>,
+    /// Who may reach each port: the host firewall, also written into the plan.
+    pub firewall: Vec<FirewallRule>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRule {
+    pub port: u32,
+    pub service: String,
+    /// Source networks; empty means from anywhere.
+    pub from: Vec<String>,
+    /// The same, split by address family (host names count as IPv4).
+    pub from_v4: Vec<String>,
+    pub from_v6: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -259,6 +275,10 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         _ => Vec::new(),
     };
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    let firewalls: Vec<Vec<FirewallRule>> = hosts.iter().map(|h| firewall(h, &hosts, &p.spec.components)).collect();
+    for (h, fw) in hosts.iter_mut().zip(firewalls) {
+        h.firewall = fw;
+    }
     let mut roles: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for role in Role::ALL {
         roles.insert(role.as_str(), hosts.iter().filter(|h| h.roles.contains(&role)).map(|h| h.name.clone()).collect());
@@ -389,7 +409,38 @@ fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHo
         ports.extend(role_ports(*role, c).into_iter().map(|(port, what)| HostPort { port, service: what.to_owned() }));
     }
     ports.sort_by_key(|p| p.port);
-    ResolvedHost { name: name.to_owned(), address: address.to_owned(), roles, ports }
+    let cidr = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => format!("{address}/32"),
+        Ok(std::net::IpAddr::V6(_)) => format!("{address}/128"),
+        Err(_) => address.to_owned(),
+    };
+    ResolvedHost { name: name.to_owned(), address: address.to_owned(), roles, cidr, ports, firewall: Vec::new() }
+}
+
+/// Who may reach each port of `host`: public ports from anywhere, internal ones only from the
+/// platform hosts that use them.
+fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<FirewallRule> {
+    let with_role = |role: Role| -> Vec<String> {
+        hosts.iter().filter(|h| h.roles.contains(&role) && !h.cidr.is_empty()).map(|h| h.cidr.clone()).collect()
+    };
+    let all: Vec<String> = hosts.iter().filter(|h| !h.cidr.is_empty()).map(|h| h.cidr.clone()).collect();
+    let mut rules = Vec::new();
+    for p in &host.ports {
+        let from = match p.port {
+            22 => Vec::new(),
+            port if port == c.app.port && host.roles.contains(&Role::App) => Vec::new(),
+            port if port == c.database.port && host.roles.contains(&Role::Database) => with_role(Role::App),
+            25 | 587 => {
+                let mut v = all.clone();
+                v.extend(c.mta.relay_networks.iter().cloned());
+                v
+            }
+            _ => with_role(Role::Monitoring),
+        };
+        let (from_v6, from_v4): (Vec<String>, Vec<String>) = from.iter().cloned().partition(|a| a.contains(':'));
+        rules.push(FirewallRule { port: p.port, service: p.service.clone(), from, from_v4, from_v6 });
+    }
+    rules
 }
 
 fn endpoint(e: &Endpoint, default_port: u16) -> ResolvedEndpoint {

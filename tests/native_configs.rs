@@ -1,0 +1,56 @@
+//! Rendered configuration files are accepted by the real tools that will read them: nftables,
+//! Prometheus (promtool) and Alertmanager (amtool), for hosts and for Kubernetes ConfigMaps.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command as Std;
+
+use common::*;
+
+fn run_ok(cmd: &mut Std, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run ({e}); .ci/run installs it"));
+    assert!(out.status.success(), "{what} refused the rendered file:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// promtool resolves `rule_files` as written; point them at a copy of the rules.
+fn check_prometheus(prometheus_yml: &str, rules: &str, dir: &Path) {
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/terroir.yml"), rules).unwrap();
+    let conf = prometheus_yml.replace("/etc/prometheus/rules/*.yml", &format!("{}/rules/*.yml", dir.display()));
+    assert_ne!(conf, prometheus_yml, "the rules path was found and replaced");
+    std::fs::write(dir.join("prometheus.yml"), conf).unwrap();
+    run_ok(Std::new("promtool").arg("check").arg("config").arg(dir.join("prometheus.yml")), "promtool check config");
+}
+
+#[test]
+fn host_configs_pass_nft_promtool_and_amtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("baremetal.yaml"), tmp.path(), "out");
+    let hosts = out.join("baremetal/hosts");
+    let mut checked = 0;
+    for host in ["app1", "db1", "ops1"] {
+        run_ok(Std::new("nft").arg("-c").arg("-f").arg(hosts.join(host).join("nftables.conf")), "nft -c");
+        checked += 1;
+    }
+    let ops = hosts.join("ops1");
+    let read = |f: &str| std::fs::read_to_string(ops.join(f)).unwrap();
+    check_prometheus(&read("prometheus.yml"), &read("terroir-rules.yml"), &tmp.path().join("prom"));
+    run_ok(Std::new("amtool").arg("check-config").arg(ops.join("alertmanager.yml")), "amtool check-config");
+    assert_eq!(checked, 3);
+}
+
+#[test]
+fn kubernetes_configmaps_pass_promtool_and_amtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let data = |file: &str, key: &str| -> String {
+        let text = std::fs::read_to_string(out.join("kubernetes").join(file)).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        docs.iter().find_map(|d| d["data"][key].as_str().map(str::to_owned)).unwrap_or_else(|| panic!("{file} has no ConfigMap key {key}"))
+    };
+    check_prometheus(&data("prometheus.yaml", "prometheus.yml"), &data("prometheus.yaml", "terroir.yml"), &tmp.path().join("prom"));
+    let am = tmp.path().join("alertmanager.yml");
+    std::fs::write(&am, data("alertmanager.yaml", "alertmanager.yml")).unwrap();
+    run_ok(Std::new("amtool").arg("check-config").arg(&am), "amtool check-config");
+}
