@@ -32,6 +32,18 @@ pub struct ResolvedPlatform {
     pub images: BTreeMap<String, String>,
     /// Prometheus scrape jobs with their `host:port` targets.
     pub scrape_jobs: Vec<ScrapeJob>,
+    /// Cloud VMs to provision (SecNumCloud, `deploy: vms`), sorted by name.
+    pub cloud_vms: Vec<CloudVmSpec>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudVmSpec {
+    pub name: String,
+    pub instance_type: String,
+    pub roles: Vec<Role>,
+    /// Root disk in GiB, rounded up.
+    pub disk_gb: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -377,6 +389,21 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     }
 
     let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, &name);
+    let mut cloud_vms: Vec<CloudVmSpec> = p
+        .spec
+        .target
+        .secnumcloud
+        .iter()
+        .filter(|s| s.deploy == CloudDeploy::Vms)
+        .flat_map(|s| s.vms.iter())
+        .map(|v| {
+            let bytes = crate::model::validate::parse_size(&v.disk).unwrap_or(0);
+            let mut roles = v.roles.clone();
+            roles.sort();
+            CloudVmSpec { name: v.name.clone(), instance_type: v.instance_type.clone(), roles, disk_gb: bytes.div_ceil(1 << 30) as u64 }
+        })
+        .collect();
+    cloud_vms.sort_by(|a, b| a.name.cmp(&b.name));
 
     ResolvedPlatform {
         platform: PlatformInfo { name: name.clone(), namespace, labels: p.metadata.labels.clone(), common_labels },
@@ -397,6 +424,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         },
         images,
         scrape_jobs,
+        cloud_vms,
     }
 }
 

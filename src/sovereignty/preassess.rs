@@ -131,6 +131,21 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         }
         findings.push(locate("Terraform state backend".into(), None, None, policy));
     }
+    if t.secnumcloud.is_none() {
+        let certs = &p.spec.sovereignty.declared.datacentre_certifications;
+        for q in &policy.required_qualifications {
+            let name = serde_json::to_value(q).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let held = certs.contains(q);
+            findings.push(Finding {
+                subject: format!("hosting qualification {name}"),
+                observed: if held { format!("{name} declared for the datacentres") } else { format!("{name} not declared") },
+                expected: name.clone(),
+                verdict: if held { Verdict::Pass } else { Verdict::Fail },
+                basis: "declared",
+                evidence: "spec.sovereignty.declared.datacentreCertifications".into(),
+            });
+        }
+    }
     let e = &p.spec.endpoints;
     let mut ep = |name: &str, x: &Endpoint| findings.push(locate(format!("{name} {}", x.url), x.country.as_deref(), x.operator.as_deref(), policy));
     ep("image registry", &e.image_registry);
@@ -206,7 +221,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
     let us = located.iter().any(|f| f.observed.starts_with("US"));
     let unknown = findings.iter().any(|f| f.observed.starts_with("country not declared"));
     add("technology", "no dependency on a US cloud", 10, if us { Some(false) } else if unknown { None } else { Some(true) }, if us { "a dependency is declared in the US".into() } else if unknown { "some dependencies have no declared country".into() } else { "every dependency is declared outside the US".into() });
-    add("legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions: run live verification (declared locations alone cannot show it)".into());
+    add("legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions, which live verification establishes; declared locations alone cannot show it".into());
     let quals = &p.spec.sovereignty.policy.required_qualifications;
     let qualified = p.spec.target.secnumcloud.is_some() || certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud);
     add("legal", "SecNumCloud or HDS qualification", 10, if qualified || !quals.is_empty() { Some(qualified) } else { None }, "target provider and declared certifications".into());
