@@ -24,7 +24,7 @@ fn corpus() -> Vec<(String, String)> {
                 .replace("name: mutuelle-crm", &format!("name: mutuelle-crm-{i}"))
                 .replace("namespace: mutuelle-crm", &format!("namespace: mutuelle-crm-{i}"))
                 .replace("name: collectivite-grc", &format!("name: collectivite-grc-{i}"))
-                .replace("198.18.0.11", &format!("198.18.{}.{}", i / 250, 11 + i % 200))
+                .replace("198.18.0.", &format!("198.18.{}.", i % 250))
                 .replace("maxConnections: 200", &format!("maxConnections: {}", 100 + i))
                 .replace("storage: 200Gi", &format!("storage: {}Gi", 100 + i));
             (format!("doc-{i}.yaml"), text)
