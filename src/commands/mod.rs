@@ -67,7 +67,13 @@ fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<model::Load
         Ok(bp) => bp.resolve_parameters(&loaded).map(|_| loaded).map_err(|d| (d, text)),
         Err(e) => {
             let ptr = "/spec/blueprint/name";
-            let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", e.to_string(), format!("the name of an available blueprint ({})", catalog.names().join(", ")));
+            let names = catalog.names();
+            let wanted = &loaded.platform.spec.blueprint.name;
+            let mut expected = format!("the name of an available blueprint: {}", crate::model::diagnostic::one_of(&names));
+            if let Some(s) = crate::model::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str)).filter(|_| names.len() > 1) {
+                expected = format!("{expected} (did you mean `{s}`?)");
+            }
+            let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", format!("blueprint `{wanted}` not found"), expected);
             Err((vec![d], text))
         }
     }

@@ -56,6 +56,9 @@ pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, SourceMap), Vec<Diag
     let mut map = SourceMap::default();
     let mut dups = Vec::new();
     let raw = source::to_json(tree, &mut map, &mut dups);
+    if raw.is_null() {
+        return Err(vec![Diagnostic::new(file, Pos { line: 1, column: 1 }, "", "the document is empty (only comments)", "a Platform document (apiVersion, kind, metadata, spec)")]);
+    }
     if !dups.is_empty() {
         return Err(dups
             .into_iter()
@@ -73,9 +76,14 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let first = text.lines().next().unwrap_or_default().trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     // "line 2 column 4: unclosed bracket '['" -> "unclosed bracket '['"
-    match first.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest.to_owned(),
-        _ => first.to_owned(),
+    let msg = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => first,
+    };
+    // the position is reported separately
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(", column ") => msg[..i].to_owned(),
+        _ => msg.to_owned(),
     }
 }
 
@@ -130,8 +138,9 @@ fn describe(file: &str, pointer: &str, kind: &ValidationErrorKind, instance: &Va
                 .collect()
         }
         ValidationErrorKind::Required { property } => {
+            // point at the key that opens the incomplete mapping, where the missing key belongs
             let name = property.as_str().unwrap_or_default();
-            one(format!("missing required key `{name}` in `{path}`"), format!("`{name}` to be set"))
+            vec![Diagnostic::new(file, map.key(pointer), &path, format!("missing required key `{name}` in `{path}`"), format!("`{name}` to be set"))]
         }
         ValidationErrorKind::Type { kind } => {
             let want = match kind {
@@ -147,7 +156,7 @@ fn describe(file: &str, pointer: &str, kind: &ValidationErrorKind, instance: &Va
             let opts: Vec<String> = options.as_array().map(|a| a.iter().map(plain).collect()).unwrap_or_default();
             let got = plain(instance);
             let mut expected = one_of(&opts);
-            if let Some(s) = did_you_mean(&got, opts.iter().map(String::as_str)) {
+            if let Some(s) = did_you_mean(&got, opts.iter().map(String::as_str)).filter(|_| opts.len() > 1) {
                 expected = format!("{expected} (did you mean `{s}`?)");
             }
             one(format!("`{path}` has unsupported value `{got}`"), expected)

@@ -279,11 +279,14 @@ fn check_roles(c: &mut Checker, base: &str, roles: &[Role]) {
 
 fn check_role_coverage(c: &mut Checker, pointer: &str, hosts: &[(&str, &[Role])], components: &Components) {
     for role in required_roles(components) {
-        let holders: Vec<&str> = hosts.iter().filter(|(_, roles)| roles.contains(&role)).map(|(n, _)| *n).collect();
+        let holders: Vec<(usize, &str)> =
+            hosts.iter().enumerate().filter(|(_, (_, roles))| roles.contains(&role)).map(|(i, (n, _))| (i, *n)).collect();
         if holders.is_empty() {
-            c.err(pointer, format!("no host has the `{}` role, which the enabled {} component needs", role.as_str(), role_component(role)), format!("one host with `{}` in its roles (or disable `spec.components.{}`)", role.as_str(), role_component(role)));
+            c.key_err(pointer, format!("no host has the `{}` role, which the enabled {} component needs", role.as_str(), role_component(role)), format!("one host with `{}` in its roles (or disable `spec.components.{}`)", role.as_str(), role_component(role)));
         } else if role == Role::Database && holders.len() > 1 {
-            c.err(pointer, format!("{} hosts have the `database` role ({})", holders.len(), holders.join(", ")), "exactly one database host (the PostgreSQL primary)");
+            let names: Vec<&str> = holders.iter().map(|(_, n)| *n).collect();
+            let (second, _) = holders[1];
+            c.err(&format!("{pointer}/{second}/roles"), format!("{} hosts have the `database` role ({})", holders.len(), names.join(", ")), "exactly one database host (the PostgreSQL primary)");
         }
     }
 }
