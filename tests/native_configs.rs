@@ -1,5 +1,6 @@
 //! Rendered configuration files are accepted by the real tools that will read them: nftables,
 //! Prometheus (promtool) and Alertmanager (amtool), for hosts and for Kubernetes ConfigMaps.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

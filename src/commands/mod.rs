@@ -65,7 +65,7 @@ fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<model::Load
     let loaded = model::load_file(path).map_err(|d| (d, text.clone()))?;
     match catalog.load(&loaded.platform.spec.blueprint.name) {
         Ok(bp) => bp.resolve_parameters(&loaded).map(|_| loaded).map_err(|d| (d, text)),
-        Err(e) => {
+        Err(crate::blueprint::BlueprintError::NotFound { .. }) => {
             let ptr = "/spec/blueprint/name";
             let names = catalog.names();
             let wanted = &loaded.platform.spec.blueprint.name;
@@ -74,6 +74,12 @@ fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<model::Load
                 expected = format!("{expected} (did you mean `{s}`?)");
             }
             let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", format!("blueprint `{wanted}` not found"), expected);
+            Err((vec![d], text))
+        }
+        // the blueprint exists but cannot be read: say so where the document names it
+        Err(e) => {
+            let ptr = "/spec/blueprint/name";
+            let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", e.to_string(), "a readable blueprint with a valid blueprint.yaml");
             Err((vec![d], text))
         }
     }

@@ -740,6 +740,39 @@ pub struct Endpoints {
     pub cdn: Option<Endpoint>,
 }
 
+/// One declared endpoint with its document key and the name people use for it.
+pub struct NamedEndpoint<'a> {
+    /// Key under `spec.endpoints`, for example `smtpFallbackRelay`.
+    pub key: &'static str,
+    /// What it is, for reports: `fallback SMTP relay`.
+    pub label: &'static str,
+    /// URL schemes it may use.
+    pub schemes: &'static [&'static str],
+    pub endpoint: &'a Endpoint,
+}
+
+impl Endpoints {
+    /// Every declared URL endpoint (the S3 backup endpoint and DNS resolvers have shapes of
+    /// their own), in document order.
+    pub fn named(&self) -> Vec<NamedEndpoint<'_>> {
+        const HTTPS: &[&str] = &["https"];
+        const REGISTRY: &[&str] = &["https", "oci"];
+        const SMTP: &[&str] = &["smtp", "smtps", "submission"];
+        let all: [(&'static str, &'static str, &'static [&'static str], Option<&Endpoint>); 7] = [
+            ("imageRegistry", "image registry", REGISTRY, Some(&self.image_registry)),
+            ("imageRegistryMirror", "image registry mirror", REGISTRY, self.image_registry_mirror.as_ref()),
+            ("smtpRelay", "SMTP relay", SMTP, self.smtp_relay.as_ref()),
+            ("smtpFallbackRelay", "fallback SMTP relay", SMTP, self.smtp_fallback_relay.as_ref()),
+            ("acmeCa", "ACME CA", HTTPS, self.acme_ca.as_ref()),
+            ("ai", "AI endpoint", HTTPS, self.ai.as_ref()),
+            ("cdn", "CDN", HTTPS, self.cdn.as_ref()),
+        ];
+        all.into_iter()
+            .filter_map(|(key, label, schemes, e)| e.map(|endpoint| NamedEndpoint { key, label, schemes, endpoint }))
+            .collect()
+    }
+}
+
 /// An external service and what the organisation declares about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -434,38 +434,20 @@ fn check_sovereignty(c: &mut Checker, s: &Sovereignty) {
 fn check_endpoints(c: &mut Checker, p: &Platform) {
     let e = &p.spec.endpoints;
     let base = "/spec/endpoints";
-    let endpoint = |c: &mut Checker, name: &str, ep: &Endpoint, schemes: &[&str]| {
-        let ptr = format!("{base}/{name}");
+    for n in e.named() {
+        let ptr = format!("{base}/{}", n.key);
+        let ep = n.endpoint;
         if ep.url.contains("://") {
-            c.url(&format!("{ptr}/url"), &ep.url, schemes, name);
+            c.url(&format!("{ptr}/url"), &ep.url, n.schemes, n.key);
         } else if !is_dns_name(ep.url.split(':').next().unwrap_or_default()) {
-            c.err(&format!("{ptr}/url"), format!("`{}` is neither a URL nor a host name", ep.url), format!("a URL such as `{}://host.example.fr` or a host name", schemes[0]));
+            c.err(&format!("{ptr}/url"), format!("`{}` is neither a URL nor a host name", ep.url), format!("a URL such as `{}://host.example.fr` or a host name", n.schemes[0]));
         }
         if let Some(country) = &ep.country {
             c.country(&format!("{ptr}/country"), country, false);
         }
-    };
-    endpoint(c, "imageRegistry", &e.image_registry, &["https", "oci"]);
-    if let Some(m) = &e.image_registry_mirror {
-        endpoint(c, "imageRegistryMirror", m, &["https", "oci"]);
     }
-    if let Some(r) = &e.smtp_relay {
-        endpoint(c, "smtpRelay", r, &["smtp", "smtps", "submission"]);
-    }
-    if let Some(r) = &e.smtp_fallback_relay {
-        endpoint(c, "smtpFallbackRelay", r, &["smtp", "smtps", "submission"]);
-        if e.smtp_relay.is_none() {
-            c.key_err(&format!("{base}/smtpFallbackRelay"), "a fallback SMTP relay is set without a main relay", "`spec.endpoints.smtpRelay` as well");
-        }
-    }
-    if let Some(a) = &e.acme_ca {
-        endpoint(c, "acmeCa", a, &["https"]);
-    }
-    if let Some(a) = &e.ai {
-        endpoint(c, "ai", a, &["https"]);
-    }
-    if let Some(a) = &e.cdn {
-        endpoint(c, "cdn", a, &["https"]);
+    if e.smtp_fallback_relay.is_some() && e.smtp_relay.is_none() {
+        c.key_err(&format!("{base}/smtpFallbackRelay"), "a fallback SMTP relay is set without a main relay", "`spec.endpoints.smtpRelay` as well");
     }
     if let Some(s3) = &e.backup_s3 {
         c.url(&format!("{base}/backupS3/url"), &s3.url, &["https", "http"], "backup S3 endpoint");

@@ -147,25 +147,8 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         }
     }
     let e = &p.spec.endpoints;
-    let mut ep = |name: &str, x: &Endpoint| findings.push(locate(format!("{name} {}", x.url), x.country.as_deref(), x.operator.as_deref(), policy));
-    ep("image registry", &e.image_registry);
-    if let Some(x) = &e.image_registry_mirror {
-        ep("image registry mirror", x);
-    }
-    if let Some(x) = &e.smtp_relay {
-        ep("SMTP relay", x);
-    }
-    if let Some(x) = &e.smtp_fallback_relay {
-        ep("fallback SMTP relay", x);
-    }
-    if let Some(x) = &e.acme_ca {
-        ep("ACME CA", x);
-    }
-    if let Some(x) = &e.ai {
-        ep("AI endpoint", x);
-    }
-    if let Some(x) = &e.cdn {
-        ep("CDN", x);
+    for n in e.named() {
+        findings.push(locate(format!("{} {}", n.label, n.endpoint.url), n.endpoint.country.as_deref(), n.endpoint.operator.as_deref(), policy));
     }
     if let Some(s3) = &e.backup_s3 {
         findings.push(locate(format!("backup storage {} (bucket {})", s3.url, s3.bucket), s3.country.as_deref(), s3.operator.as_deref(), policy));
