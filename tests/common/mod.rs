@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+pub mod hosts;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

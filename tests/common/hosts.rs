@@ -1,0 +1,47 @@
+//! Test hosts for integration tests: `TestHosts::up(n)` brings up n hosts with tests/hosts/hostctl
+//! and takes them down when dropped, even when the test fails. Hosts share one bridge, so tests
+//! that use them run one at a time (a process-wide lock).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+pub struct TestHosts {
+    n: usize,
+    state: PathBuf,
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn hostctl() -> Command {
+    Command::new(super::root().join("tests/hosts/hostctl"))
+}
+
+impl TestHosts {
+    pub fn up(n: usize) -> TestHosts {
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let out = hostctl().arg("up").arg(n.to_string()).output().expect("tests/hosts/hostctl runs");
+        assert!(out.status.success(), "hostctl up {n} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let state = PathBuf::from(std::env::var("TERROIR_HOSTS_STATE").unwrap_or_else(|_| "/run/terroir-test-hosts".into()));
+        TestHosts { n, state, _guard: guard }
+    }
+
+    pub fn addresses(&self) -> Vec<String> {
+        (1..=self.n).map(|i| format!("198.18.0.{}", 10 + i)).collect()
+    }
+
+    pub fn identity(&self) -> PathBuf {
+        self.state.join("id_ed25519")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state.join("known_hosts")
+    }
+}
+
+impl Drop for TestHosts {
+    fn drop(&mut self) {
+        let _ = hostctl().arg("down").status();
+    }
+}
