@@ -8,3 +8,4 @@ pub mod model;
 pub mod render;
 pub mod resolve;
 pub mod sovereignty;
+pub mod target;

@@ -54,6 +54,19 @@ pub enum Command {
     /// (`sha256sum -c SHA256SUMS` checks it). The same document always renders byte-identical files.
     /// Nothing is deployed.
     Render(RenderArgs),
+    /// Show what `apply` would change on each host, changing nothing.
+    ///
+    /// Renders the document, connects to every host over SSH (strict host key checking against
+    /// the document's knownHostsFile) and compares packages, users, directories, files (by
+    /// SHA-256, owner and mode) and services with the plan. Bare-metal targets.
+    Plan(ApplyArgs),
+    /// Render the document and converge every host to it over SSH.
+    ///
+    /// Only what differs is changed: files are uploaded beside their destination, checked against
+    /// their SHA-256 and renamed into place; a service restarts only when one of its files changed.
+    /// Hosts are converged in parallel; a host that fails does not stop the others unless
+    /// --fail-fast. Running it again changes nothing. Exit 2 when any host failed.
+    Apply(ApplyArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
     /// List the available blueprints and their parameters.
@@ -79,4 +92,23 @@ pub struct RenderArgs {
     /// Replace DIR even if it is not a previous render.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Platform document (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Hosts converged at the same time.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256), env = "TERROIR_CONCURRENCY")]
+    pub concurrency: u16,
+    /// Stop starting new hosts as soon as one fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Record the host keys of hosts missing from knownHostsFile (a changed key is always refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds allowed for connecting and for each remote command.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
 }

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use serde_json::json;
 
 use crate::blueprint::Catalog;
-use crate::cli::{Cli, Command, OutputFormat, RenderArgs, ValidateArgs};
+use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs};
 use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
@@ -35,6 +35,8 @@ pub fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Validate(args) => validate(&args, &catalog, json),
         Command::Render(args) => render_cmd(&args, &catalog, json),
+        Command::Plan(args) => baremetal(&args, &catalog, json, crate::target::baremetal::Mode::Check),
+        Command::Apply(args) => baremetal(&args, &catalog, json, crate::target::baremetal::Mode::Apply),
         Command::Schema => {
             print!("{}", model::schema::platform_schema_text());
             Outcome::Success
@@ -221,4 +223,116 @@ fn blueprints(catalog: &Catalog, json: bool) -> Outcome {
         }
     }
     Outcome::Success
+}
+
+struct LinePrinter {
+    mode: crate::target::baremetal::Mode,
+}
+
+impl crate::target::baremetal::Progress for LinePrinter {
+    fn host_started(&self, host: &str) {
+        eprintln!("[{host}] connecting");
+    }
+    fn step(&self, host: &str, step: &crate::target::baremetal::StepReport) {
+        use crate::target::baremetal::{Mode, StepStatus};
+        let verb = match (step.status, self.mode) {
+            (StepStatus::Unchanged, _) => return,
+            (StepStatus::Changed, Mode::Apply) => "changed",
+            (StepStatus::Changed, Mode::Check) => "would change",
+            (StepStatus::Failed, _) => "FAILED",
+        };
+        eprintln!("[{host}] {verb}: {} {}", step.id, step.detail);
+    }
+    fn host_finished(&self, r: &crate::target::baremetal::HostReport) {
+        match &r.error {
+            Some(e) => eprintln!("[{}] error: {e}", r.name),
+            None => eprintln!("[{}] done in {:.1} s: {} changed, {} unchanged, {} failed", r.name, r.duration_ms as f64 / 1000.0, r.changed, r.unchanged, r.failed),
+        }
+    }
+}
+
+struct Quiet;
+
+impl crate::target::baremetal::Progress for Quiet {
+    fn host_started(&self, _: &str) {}
+    fn step(&self, _: &str, _: &crate::target::baremetal::StepReport) {}
+    fn host_finished(&self, _: &crate::target::baremetal::HostReport) {}
+}
+
+fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::target::baremetal::Mode) -> Outcome {
+    use crate::target::baremetal::{self as bm, Mode};
+    let loaded = match load_checked(&args.file, catalog) {
+        Ok(l) => l,
+        Err((diags, text)) => {
+            print_diagnostics(&diags, text.as_deref());
+            return Outcome::Invalid;
+        }
+    };
+    let Some(target) = loaded.platform.spec.target.baremetal.clone() else {
+        eprintln!(
+            "error: {}: `plan` and `apply` drive bare-metal targets so far; this document's target is {} (render it with `terroir render`)",
+            loaded.file,
+            crate::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target)
+        );
+        return Outcome::Invalid;
+    };
+    let (_, tree) = match render::render(&loaded, catalog) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let plan: crate::render::plan::Plan = match tree.files.get("baremetal/plan.json").map(|b| serde_json::from_slice(b)) {
+        Some(Ok(p)) => p,
+        _ => {
+            eprintln!("error: the rendered tree has no valid baremetal/plan.json");
+            return Outcome::Invalid;
+        }
+    };
+    // Apply exactly what was rendered: every file step must match the tree's bytes.
+    for host in &plan.hosts {
+        for step in &host.steps {
+            if let crate::render::plan::Step::File { file, .. } = step {
+                let key = format!("baremetal/hosts/{}/{}", host.name, file.source);
+                if tree.files.get(&key).map(|c| render::sha256_hex(c)) != Some(file.sha256.clone()) {
+                    eprintln!("error: rendered file {key} does not match its SHA-256 in the plan; refusing to apply");
+                    return Outcome::Invalid;
+                }
+            }
+        }
+    }
+    let doc = args.file.as_path();
+    let opts = bm::Options {
+        mode,
+        concurrency: usize::from(args.concurrency),
+        fail_fast: args.fail_fast,
+        accept_new_host_keys: args.accept_new_host_keys,
+        user: target.ssh.user.clone(),
+        port: u16::try_from(target.ssh.port).unwrap_or(22),
+        identity: bm::resolve_path(&target.ssh.identity_file, doc),
+        known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let reports = if json { bm::converge(&plan, &tree.files, &opts, &Quiet) } else { bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode }) };
+    let changed: usize = reports.iter().map(|r| r.changed).sum();
+    let failed_hosts = reports.iter().filter(|r| !r.ok()).count();
+    if json {
+        let out = json!({
+            "platform": plan.platform,
+            "mode": if mode == Mode::Apply { "apply" } else { "plan" },
+            "changed": changed,
+            "failedHosts": failed_hosts,
+            "hosts": reports,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+    } else {
+        let verb = if mode == Mode::Apply { "changed" } else { "would change" };
+        println!("{:<16} {:<16} {:>8} {:>10} {:>7}", "HOST", "ADDRESS", "CHANGED", "UNCHANGED", "FAILED");
+        for r in &reports {
+            println!("{:<16} {:<16} {:>8} {:>10} {:>7}{}", r.name, r.address, r.changed, r.unchanged, r.failed, r.error.as_ref().map(|e| format!("  error: {e}")).unwrap_or_default());
+        }
+        println!("{changed} step{} {verb} on {} host{}; {failed_hosts} host{} failed", if changed == 1 { "" } else { "s" }, reports.len(), if reports.len() == 1 { "" } else { "s" }, if failed_hosts == 1 { "" } else { "s" });
+    }
+    if failed_hosts > 0 { Outcome::CheckFailed } else { Outcome::Success }
 }

@@ -23,6 +23,8 @@ struct HostSteps {
     #[serde(default)]
     files: Vec<FileStep>,
     #[serde(default)]
+    commands: Vec<CommandStep>,
+    #[serde(default)]
     services: Vec<Service>,
     #[serde(default)]
     firewall: Vec<FirewallRule>,
@@ -85,6 +87,36 @@ pub struct FileStep {
     pub sha256: String,
 }
 
+/// A command that makes something only the host can make (a key that never leaves it, a
+/// database role), run only when its check says it is missing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommandStep {
+    pub name: String,
+    /// Absolute path whose existence means the command already ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creates: Option<String>,
+    /// Shell check, run as root: exit 0 means the command already ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<String>,
+    /// Run right after this service is started (for commands that need it running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Shell command, run as root.
+    pub run: String,
+}
+
+impl CommandStep {
+    /// The shell check that exits 0 when the command has already done its work.
+    pub fn done_check(&self) -> String {
+        match (&self.creates, &self.unless) {
+            (Some(path), _) => format!("[ -e '{}' ]", path.replace('\'', r"'\''")),
+            (None, Some(check)) => check.clone(),
+            (None, None) => "false".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
@@ -110,18 +142,19 @@ fn tcp() -> String {
 }
 
 /// One step of the plan, in the order it is applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Step {
     Packages { id: String, names: Vec<String> },
     User { id: String, #[serde(flatten)] user: User },
     Directory { id: String, #[serde(flatten)] directory: Directory },
     File { id: String, #[serde(flatten)] file: FileStep },
+    Command { id: String, #[serde(flatten)] command: CommandStep },
     Service { id: String, #[serde(flatten)] service: Service },
     Firewall { id: String, rules: Vec<FirewallRule> },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostPlan {
     pub name: String,
@@ -130,7 +163,7 @@ pub struct HostPlan {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub platform: String,
@@ -182,8 +215,28 @@ pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree:
             file.sha256 = sha256_hex(content);
             out.push(Step::File { id: format!("file:{}", file.dest), file });
         }
+        let mut after: Vec<CommandStep> = Vec::new();
+        for command in steps.commands {
+            match (&command.creates, &command.unless) {
+                (Some(p), None) if p.starts_with('/') => {}
+                (None, Some(_)) => {}
+                _ => return Err(RenderError::Plan(format!("{where_}: command `{}` needs exactly one of `creates` (an absolute path) or `unless` (a check)", command.name))),
+            }
+            if let Some(svc) = &command.after {
+                if !services.contains(svc.as_str()) {
+                    return Err(RenderError::Plan(format!("{where_}: command `{}` runs after `{svc}`, which is not a service of this host", command.name)));
+                }
+                after.push(command);
+            } else {
+                out.push(Step::Command { id: format!("command:{}", command.name), command });
+            }
+        }
         for service in steps.services {
-            out.push(Step::Service { id: format!("service:{}", service.name), service });
+            let name = service.name.clone();
+            out.push(Step::Service { id: format!("service:{name}"), service });
+            for command in after.iter().filter(|c| c.after.as_deref() == Some(name.as_str())) {
+                out.push(Step::Command { id: format!("command:{}", command.name), command: command.clone() });
+            }
         }
         if !steps.firewall.is_empty() {
             out.push(Step::Firewall { id: "firewall".into(), rules: steps.firewall });

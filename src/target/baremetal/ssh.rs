@@ -1,0 +1,210 @@
+//! SSH to a host with the ssh2 crate: strict host key checking against a known_hosts file, key
+//! authentication, commands with a timeout, and sudo.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use ssh2::{CheckResult, HashType, KnownHostFileKind, KnownHostKeyFormat, MethodType, Session};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot reach {address}:{port}: {source}")]
+    Connect { address: String, port: u16, source: std::io::Error },
+    #[error("SSH handshake with {address} failed: {source}")]
+    Handshake { address: String, source: ssh2::Error },
+    #[error(
+        "host key of {address} does not match {known_hosts}: the host presents {presented} but {expected} is recorded; \
+         if the host was reinstalled, remove its line from the file (refusing to connect)"
+    )]
+    HostKeyChanged { address: String, known_hosts: String, presented: String, expected: String },
+    #[error("host key of {address} ({presented}) is not in {known_hosts}; check it and pass --accept-new-host-keys to record it")]
+    HostKeyUnknown { address: String, known_hosts: String, presented: String },
+    #[error("cannot read known_hosts file {path}: {message}")]
+    KnownHosts { path: String, message: String },
+    #[error("{user}@{address}: key authentication with {identity} failed: {source}")]
+    Auth { user: String, address: String, identity: String, source: ssh2::Error },
+    #[error("{address}: `{command}` failed: {message}")]
+    Exec { address: String, command: String, message: String },
+    #[error("{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)")]
+    NoSudo { user: String, address: String },
+}
+
+impl SshError {
+    /// Worth another try: the host may be booting or the network flapping.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SshError::Connect { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::TimedOut
+            ),
+            SshError::Handshake { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// How to reach a host.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    pub accept_new_host_keys: bool,
+    pub timeout: Duration,
+}
+
+/// The output of one remote command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_owned()
+    }
+}
+
+pub struct Connection {
+    session: Session,
+    pub target: Target,
+}
+
+/// `SHA256:…` as OpenSSH prints it.
+fn fingerprint(session: &Session) -> String {
+    let hash = session.host_key_hash(HashType::Sha256).unwrap_or_default();
+    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash))
+}
+
+/// Fingerprints of the keys recorded for `host` in an OpenSSH known_hosts file.
+fn recorded_fingerprints(path: &Path, host: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let hosts = parts.next()?;
+            let kind = parts.next()?;
+            let key = parts.next()?;
+            hosts.split(',').any(|h| h == host || h == format!("[{host}]:22")).then_some((kind, key))
+        })
+        .filter_map(|(kind, key)| {
+            let raw = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+            let digest = Sha256::digest(&raw);
+            Some(format!("{kind} SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)))
+        })
+        .collect()
+}
+
+impl Connection {
+    pub fn open(target: &Target) -> Result<Connection, SshError> {
+        let address = target.address.clone();
+        let addrs: Vec<_> = (address.as_str(), target.port)
+            .to_socket_addrs()
+            .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?
+            .collect();
+        let first = addrs.first().ok_or_else(|| SshError::Connect {
+            address: address.clone(),
+            port: target.port,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })?;
+        let tcp = TcpStream::connect_timeout(first, target.timeout)
+            .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?;
+        let mut session = Session::new().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(u32::try_from(target.timeout.as_millis()).unwrap_or(u32::MAX));
+        // Prefer Ed25519, then ECDSA, then RSA with SHA-2: the order OpenSSH records keys in.
+        let _ = session.method_pref(MethodType::HostKey, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+        session.handshake().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
+        Self::check_host_key(&session, target)?;
+        session
+            .userauth_pubkey_file(&target.user, None, &target.identity, None)
+            .map_err(|source| SshError::Auth { user: target.user.clone(), address: address.clone(), identity: target.identity.display().to_string(), source })?;
+        Ok(Connection { session, target: target.clone() })
+    }
+
+    fn check_host_key(session: &Session, target: &Target) -> Result<(), SshError> {
+        let kh_path = target.known_hosts.display().to_string();
+        let mut known = session.known_hosts().map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
+        if target.known_hosts.exists() {
+            known
+                .read_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
+                .map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
+        }
+        let (key, key_type) = session.host_key().ok_or_else(|| SshError::KnownHosts { path: kh_path.clone(), message: "the server sent no host key".into() })?;
+        let presented = fingerprint(session);
+        match known.check_port(&target.address, target.port, key) {
+            CheckResult::Match => Ok(()),
+            CheckResult::Mismatch => Err(SshError::HostKeyChanged {
+                address: target.address.clone(),
+                known_hosts: kh_path.clone(),
+                presented,
+                expected: recorded_fingerprints(&target.known_hosts, &target.address).join(", "),
+            }),
+            CheckResult::NotFound if target.accept_new_host_keys => {
+                let format: KnownHostKeyFormat = key_type.into();
+                let host = if target.port == 22 { target.address.clone() } else { format!("[{}]:{}", target.address, target.port) };
+                known.add(&host, key, "added by terroir", format).map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
+                known.write_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|e| SshError::KnownHosts { path: kh_path, message: e.to_string() })
+            }
+            CheckResult::NotFound => Err(SshError::HostKeyUnknown { address: target.address.clone(), known_hosts: kh_path, presented }),
+            CheckResult::Failure => Err(SshError::KnownHosts { path: kh_path, message: "libssh2 could not check the key".into() }),
+        }
+    }
+
+    /// Run a command, feeding `stdin` when given.
+    pub fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(command), message: e.to_string() };
+        let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
+        channel.exec(command).map_err(|e| err(&e))?;
+        if let Some(data) = stdin {
+            channel.write_all(data).map_err(|e| err(&e))?;
+        }
+        channel.send_eof().map_err(|e| err(&e))?;
+        let mut stdout = Vec::new();
+        channel.read_to_end(&mut stdout).map_err(|e| err(&e))?;
+        let mut stderr = Vec::new();
+        channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
+        channel.wait_close().map_err(|e| err(&e))?;
+        let status = channel.exit_status().map_err(|e| err(&e))?;
+        Ok(Output { status, stdout, stderr })
+    }
+
+    /// Run a shell command as root through password-less sudo.
+    pub fn sudo(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        self.exec(&format!("sudo -n sh -c {}", shell_quote(script)), stdin)
+    }
+
+    /// Check once that sudo works without a password, with a message that says what to fix.
+    pub fn require_sudo(&self) -> Result<(), SshError> {
+        let out = self.exec("sudo -n true", None)?;
+        if out.ok() {
+            Ok(())
+        } else {
+            Err(SshError::NoSudo { user: self.target.user.clone(), address: self.target.address.clone() })
+        }
+    }
+}
+
+fn short(command: &str) -> String {
+    let line = command.lines().next().unwrap_or_default();
+    if line.len() > 80 { format!("{}…", &line[..80]) } else { line.to_owned() }
+}
+
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

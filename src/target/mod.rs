@@ -1,0 +1,3 @@
+//! Drivers that change real targets from a rendered tree.
+
+pub mod baremetal;
