@@ -1,0 +1,169 @@
+//! `terroir plan` and `terroir apply` against real Debian test hosts over real SSH: the platform
+//! converges, works (SQL, mail, every Prometheus target up, Alertmanager), a second apply changes
+//! nothing, one setting changes one file and restarts one service, and faults are reported per host.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::hosts::TestHosts;
+use common::*;
+
+/// The bare-metal example pointed at the test hosts' key and known_hosts. The application
+/// component is disabled: its artifact install is not built yet.
+fn document(hosts: &TestHosts, dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    variant("baremetal.yaml", dir, "platform.yaml", |t| {
+        let t = t
+            .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
+            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
+            .replace("    app:\n      artifact:", "    app:\n      enabled: false\n      artifact:");
+        edit(t)
+    })
+}
+
+fn run_json(args: &[&str], doc: &Path) -> (i32, serde_json::Value) {
+    let out = terroir().args(["--output", "json"]).args(args).arg(doc).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), v)
+}
+
+fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"].as_array().unwrap().iter().find(|h| h["name"] == name).unwrap()
+}
+
+/// Run a command as root inside a test host.
+fn on_host(host: &str, script: &str) -> std::process::Output {
+    std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
+}
+
+/// Poll `check` until it holds or `limit` passes: waits on a condition, never on a fixed delay.
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+#[test]
+fn apply_converges_three_hosts_and_the_platform_works() {
+    let hosts = TestHosts::up(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = document(&hosts, tmp.path(), |t| t);
+
+    let (code, first) = run_json(&["apply"], &doc);
+    assert_eq!(code, 0, "first apply: {first:#}");
+    assert!(first["changed"].as_u64().unwrap() > 20, "the first apply installs and configures everything");
+
+    // PostgreSQL answers, with the application's database owned by its role.
+    let out = on_host("h1", "runuser -u postgres -- psql -Atc \"select pg_catalog.pg_get_userbyid(datdba) from pg_database where datname = 'crm'\"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "crm", "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Postfix delivers a message (locally, to root).
+    let out = on_host("h2", "printf 'Subject: terroir-delivery-check\\n\\nhello\\n' | /usr/sbin/sendmail root@localhost");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(Duration::from_secs(60), "mail delivery", || {
+        let out = on_host("h2", "cat /var/mail/root");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("terroir-delivery-check") { Ok(()) } else { Err(text) }
+    });
+
+    // Alertmanager runs, and Prometheus sees every target up (node, prometheus, alertmanager,
+    // postgres and postfix exporters).
+    let out = on_host("h2", "/etc/init.d/prometheus-alertmanager status");
+    assert!(out.status.success(), "alertmanager: {}", String::from_utf8_lossy(&out.stdout));
+    eventually(Duration::from_secs(120), "every Prometheus target up", || {
+        let out = on_host("h2", "promtool query instant http://127.0.0.1:9090 'up'");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let up = text.lines().filter(|l| l.contains("=> 1")).count();
+        let jobs = ["node", "prometheus", "alertmanager", "postgres", "postfix"];
+        let all_jobs = jobs.iter().all(|j| text.contains(&format!("job=\"{j}\"")));
+        if all_jobs && up == text.lines().count() && up == 7 { Ok(()) } else { Err(text) }
+    });
+
+    // A second apply changes nothing, on any host.
+    let (code, second) = run_json(&["apply"], &doc);
+    assert_eq!(code, 0);
+    assert_eq!(second["changed"], 0, "second apply: {second:#}");
+    for h in second["hosts"].as_array().unwrap() {
+        assert_eq!(h["changed"], 0, "{}", h["name"]);
+        assert_eq!(h["failed"], 0, "{}", h["name"]);
+    }
+
+    // One setting: only postgresql.conf changes and only PostgreSQL restarts.
+    let doc = document(&hosts, tmp.path(), |t| t.replace("maxConnections: 200", "maxConnections: 150"));
+    let (code, plan) = run_json(&["plan"], &doc);
+    assert_eq!(code, 0);
+    assert_eq!(plan["changed"], 2, "plan shows the file and the restart: {plan:#}");
+    let (code, third) = run_json(&["apply"], &doc);
+    assert_eq!(code, 0);
+    let changed: Vec<String> = third["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["steps"].as_array().unwrap().iter().filter(|s| s["status"] == "changed").map(|s| format!("{}/{}", h["name"].as_str().unwrap(), s["id"].as_str().unwrap())))
+        .collect();
+    assert_eq!(changed, vec!["db1/file:/etc/postgresql/15/main/postgresql.conf", "db1/service:postgresql"]);
+    let out = on_host("h1", "runuser -u postgres -- psql -Atc 'show max_connections'");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "150");
+    // no partial or temporary file is left beside a destination
+    let out = on_host("h1", "find /etc -name '.terroir-*' | wc -l");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}
+
+#[test]
+fn faults_are_reported_per_host() {
+    // Two hosts up; the document's third host (198.18.0.13) does not exist.
+    let hosts = TestHosts::up(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = document(&hosts, tmp.path(), |t| t);
+
+    let (code, report) = run_json(&["plan", "--timeout", "3"], &doc);
+    assert_eq!(code, 2, "a failed host makes the run fail");
+    let unreachable = host(&report, "app1");
+    assert!(unreachable["error"].as_str().unwrap().contains("cannot reach 198.18.0.13:22"), "{unreachable:#}");
+    for name in ["db1", "ops1"] {
+        assert!(host(&report, name)["error"].is_null(), "{name} completes despite app1: {report:#}");
+        assert!(host(&report, name)["changed"].as_u64().unwrap() > 0);
+    }
+
+    // --fail-fast: with one worker, the hosts after the failed one are not started.
+    let doc_first = document(&hosts, tmp.path(), |t| t.replace("address: 198.18.0.11", "address: 198.18.0.99"));
+    let (code, report) = run_json(&["plan", "--timeout", "3", "--fail-fast", "--concurrency", "1"], &doc_first);
+    assert_eq!(code, 2);
+    assert!(host(&report, "ops1")["error"].as_str().unwrap().contains("skipped"), "{report:#}");
+
+    // A changed host key is refused, showing both fingerprints.
+    let kh = tmp.path().join("known_hosts");
+    let original = std::fs::read_to_string(hosts.known_hosts()).unwrap();
+    let other_key = original.lines().nth(1).unwrap().split_once(' ').unwrap().1.to_owned();
+    let first_line = original.lines().next().unwrap();
+    let tampered = original.replacen(first_line, &format!("198.18.0.11 {other_key}"), 1);
+    std::fs::write(&kh, tampered).unwrap();
+    let doc_kh = document(&hosts, tmp.path(), |t| t.replace(&format!("knownHostsFile: {}", hosts.known_hosts().display()), &format!("knownHostsFile: {}", kh.display())));
+    let (_, report) = run_json(&["plan", "--accept-new-host-keys"], &doc_kh);
+    let err = host(&report, "db1")["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("does not match") && err.matches("SHA256:").count() >= 2, "{err}");
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 2, "a changed key is never recorded");
+
+    // An unknown host key is refused, and recorded only when asked.
+    std::fs::write(&kh, original.lines().nth(1).unwrap().to_owned() + "\n").unwrap();
+    let (_, report) = run_json(&["plan"], &doc_kh);
+    assert!(host(&report, "db1")["error"].as_str().unwrap().contains("--accept-new-host-keys"), "{report:#}");
+    let (_, report) = run_json(&["plan", "--accept-new-host-keys"], &doc_kh);
+    assert!(host(&report, "db1")["error"].is_null(), "{report:#}");
+    assert!(std::fs::read_to_string(&kh).unwrap().contains("198.18.0.11 "));
+
+    // A user without sudo gets a clear error.
+    let doc_nosudo = document(&hosts, tmp.path(), |t| t.replace("user: deploy", "user: nosudo"));
+    let (_, report) = run_json(&["plan"], &doc_nosudo);
+    let err = host(&report, "db1")["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("nosudo@198.18.0.11 cannot use sudo without a password"), "{err}");
+}
