@@ -167,3 +167,43 @@ fn faults_are_reported_per_host() {
     let err = host(&report, "db1")["error"].as_str().unwrap().to_owned();
     assert!(err.contains("nosudo@198.18.0.11 cannot use sudo without a password"), "{err}");
 }
+
+#[test]
+fn apply_killed_midway_converges_on_the_next_run() {
+    use std::io::{BufRead, BufReader};
+    let hosts = TestHosts::up(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = document(&hosts, tmp.path(), |t| t);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("terroir"))
+        .arg("apply")
+        .arg(&doc)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it with SIGKILL as soon as it has changed a file on some host: mid-apply.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let midway = line.contains("changed: file:");
+        seen.push(line);
+        if midway {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the apply was killed: {seen:?}");
+
+    let (code, report) = run_json(&["apply"], &doc);
+    assert_eq!(code, 0, "the next apply converges: {report:#}");
+    let (code, report) = run_json(&["apply"], &doc);
+    assert_eq!(code, 0);
+    assert_eq!(report["changed"], 0, "and stays converged: {report:#}");
+    for h in ["h1", "h2", "h3"] {
+        let out = on_host(h, "find /etc /opt -name '.terroir-*' | wc -l");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{h} keeps no partial file");
+    }
+}

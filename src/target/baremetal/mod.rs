@@ -167,6 +167,11 @@ fn converge_host(host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Optio
             for s in &report.steps[before..] {
                 progress.step(&host.name, s);
             }
+            // everything after the packages depends on them: stop this host here
+            if matches!(step, Step::Packages { .. }) && report.failed > 0 {
+                report.error = Some("stopped: packages could not be installed (see the packages step)".into());
+                break;
+            }
         }
         Ok(())
     })();
@@ -324,8 +329,9 @@ fn run_step(
             } else {
                 let list: Vec<String> = missing.iter().map(|n| shell_quote(n)).collect();
                 let script = format!(
-                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
-                     apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold {}",
+                    // wait for a dpkg run still going (for example one whose terroir was killed)
+                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq -o DPkg::Lock::Timeout=600 && \
+                     apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold {}",
                     list.join(" ")
                 );
                 run(id, &script, None, format!("install {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), report)?;
@@ -378,7 +384,8 @@ fn run_step(
                 // destination is either the old file or the complete new one, never a part.
                 let dest = shell_quote(&f.dest);
                 let script = format!(
-                    "set -e; d=$(dirname {dest}); mkdir -p \"$d\"; t=$(mktemp \"$d/.terroir-XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
+                    // (a run killed mid-upload leaves its temporary file: the next one removes it)
+                    "set -e; d=$(dirname {dest}); mkdir -p \"$d\"; rm -f \"$d\"/.terroir-??????; t=$(mktemp \"$d/.terroir-XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
                      cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
                      chown {owner}:{group} \"$t\"; chmod {mode} \"$t\"; mv -f \"$t\" {dest}; trap - EXIT",
                     sha = shell_quote(&f.sha256),
