@@ -7,5 +7,7 @@ pub mod commands;
 pub mod model;
 pub mod render;
 pub mod resolve;
+pub mod secrets;
+pub mod smoke;
 pub mod sovereignty;
 pub mod target;

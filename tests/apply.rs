@@ -11,16 +11,52 @@ use std::time::{Duration, Instant};
 use common::hosts::TestHosts;
 use common::*;
 
-/// The bare-metal example pointed at the test hosts' key and known_hosts. The application
-/// component is disabled: its artifact install is not built yet.
+/// The smoke application as a release archive: `bin/crm` (the example's command) starts
+/// `terroir smoke-app`. Returns its path and SHA-256.
+fn smoke_artifact(dir: &Path) -> (PathBuf, String) {
+    let stage = dir.join("release");
+    std::fs::create_dir_all(stage.join("bin")).unwrap();
+    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
+    std::fs::write(stage.join("bin/crm"), "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(stage.join("bin/crm"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = dir.join("smoke-app.tar.gz");
+    let ok = std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap();
+    assert!(ok.success());
+    let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
+    (archive, sha)
+}
+
+/// The bare-metal example pointed at the test hosts' key and known_hosts, with the smoke
+/// application as the app's release archive.
 fn document(hosts: &TestHosts, dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let archive = dir.join("smoke-app.tar.gz");
+    let (url, sha) = if archive.exists() {
+        (format!("file://{}", archive.display()), terroir::render::sha256_hex(&std::fs::read(&archive).unwrap()))
+    } else {
+        ("file:///nonexistent/smoke-app.tar.gz".to_owned(), "f".repeat(64))
+    };
     variant("baremetal.yaml", dir, "platform.yaml", |t| {
         let t = t
             .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
             .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("    app:\n      artifact:", "    app:\n      enabled: false\n      artifact:");
+            .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: {url}"))
+            .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {sha}"));
         edit(t)
     })
+}
+
+/// One HTTP/1.0 request to the application, from outside the hosts (the app port is public).
+fn http(method: &str, address: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: app\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((code, body))
 }
 
 fn run_json(args: &[&str], doc: &Path) -> (i32, serde_json::Value) {
@@ -56,11 +92,36 @@ fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(),
 fn apply_converges_three_hosts_and_the_platform_works() {
     let hosts = TestHosts::up(3);
     let tmp = tempfile::tempdir().unwrap();
+    smoke_artifact(tmp.path());
     let doc = document(&hosts, tmp.path(), |t| t);
 
     let (code, first) = run_json(&["apply"], &doc);
     assert_eq!(code, 0, "first apply: {first:#}");
     assert!(first["changed"].as_u64().unwrap() > 20, "the first apply installs and configures everything");
+
+    // The application answers its health check (it reaches PostgreSQL with its generated password).
+    eventually(Duration::from_secs(60), "the app's health check", || match http("GET", "198.18.0.13:8080", "/healthz") {
+        Ok((200, _)) => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    // A row written through the app is read back with psql on the database host.
+    let (code, id) = http("POST", "198.18.0.13:8080", "/rows?value=written-through-the-app").unwrap();
+    assert_eq!(code, 201, "{id}");
+    let out = on_host("h1", &format!("runuser -u postgres -- psql -d crm -Atc 'select value from smoke_rows where id = {}'", id.trim()));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "written-through-the-app", "{}", String::from_utf8_lossy(&out.stderr));
+    // A mail sent by the app is delivered by Postfix.
+    let (code, body) = http("POST", "198.18.0.13:8080", "/mail?to=root@localhost").unwrap();
+    assert_eq!(code, 202, "{body}");
+    eventually(Duration::from_secs(60), "delivery of the app's mail", || {
+        let text = String::from_utf8_lossy(&on_host("h2", "cat /var/mail/root").stdout).into_owned();
+        if text.contains("Subject: terroir smoke test") { Ok(()) } else { Err(text) }
+    });
+    // The generated secret stays on the operator's side, mode 0600, and never in the report.
+    let secret_path = tmp.path().join(".terroir/acme-crm/secrets/database-password");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    assert!(!first.to_string().contains(&secret), "the secret is not in the apply report");
 
     // PostgreSQL answers, with the application's database owned by its role.
     let out = on_host("h1", "runuser -u postgres -- psql -Atc \"select pg_catalog.pg_get_userbyid(datdba) from pg_database where datname = 'crm'\"");
@@ -83,9 +144,9 @@ fn apply_converges_three_hosts_and_the_platform_works() {
         let out = on_host("h2", "promtool query instant http://127.0.0.1:9090 'up'");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let up = text.lines().filter(|l| l.contains("=> 1")).count();
-        let jobs = ["node", "prometheus", "alertmanager", "postgres", "postfix"];
+        let jobs = ["node", "prometheus", "alertmanager", "app", "postgres", "postfix"];
         let all_jobs = jobs.iter().all(|j| text.contains(&format!("job=\"{j}\"")));
-        if all_jobs && up == text.lines().count() && up == 7 { Ok(()) } else { Err(text) }
+        if all_jobs && up == text.lines().count() && up == 8 { Ok(()) } else { Err(text) }
     });
 
     // A second apply changes nothing, on any host.
@@ -173,6 +234,7 @@ fn apply_killed_midway_converges_on_the_next_run() {
     use std::io::{BufRead, BufReader};
     let hosts = TestHosts::up(3);
     let tmp = tempfile::tempdir().unwrap();
+    smoke_artifact(tmp.path());
     let doc = document(&hosts, tmp.path(), |t| t);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("terroir"))
         .arg("apply")

@@ -71,6 +71,9 @@ pub enum Command {
     Schema,
     /// List the available blueprints and their parameters.
     Blueprints,
+    /// Run the smoke application (for tests and demos): writes to PostgreSQL, sends mail through
+    /// the platform's MTA, serves /metrics. Configured by the environment the blueprint renders.
+    SmokeApp,
 }
 
 #[derive(Debug, Args)]

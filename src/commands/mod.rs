@@ -42,6 +42,13 @@ pub fn run(cli: Cli) -> Outcome {
             Outcome::Success
         }
         Command::Blueprints => blueprints(&catalog, json),
+        Command::SmokeApp => match crate::smoke::run() {
+            Ok(()) => Outcome::Success,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::Invalid
+            }
+        },
     }
 }
 
@@ -313,6 +320,7 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
         identity: bm::resolve_path(&target.ssh.identity_file, doc),
         known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
         timeout: std::time::Duration::from_secs(args.timeout),
+        secrets: crate::secrets::SecretStore::beside(doc, &plan.platform),
     };
     let reports = if json { bm::converge(&plan, &tree.files, &opts, &Quiet) } else { bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode }) };
     let changed: usize = reports.iter().map(|r| r.changed).sum();

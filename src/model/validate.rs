@@ -67,7 +67,7 @@ impl Checker<'_> {
 
     fn url(&mut self, pointer: &str, value: &str, schemes: &[&str], what: &str) {
         match url::Url::parse(value) {
-            Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+            Ok(u) if schemes.contains(&u.scheme()) && (u.scheme() == "file" || u.host_str().is_some_and(|h| !h.is_empty())) => {}
             Ok(u) if !schemes.contains(&u.scheme()) => {
                 self.err(pointer, format!("{what} `{value}` uses the `{}` scheme", u.scheme()), format!("a URL starting with {}", one_of(&schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>())));
             }

@@ -23,6 +23,10 @@ struct HostSteps {
     #[serde(default)]
     files: Vec<FileStep>,
     #[serde(default)]
+    secrets: Vec<SecretFile>,
+    #[serde(default)]
+    artifact: Option<ArtifactStep>,
+    #[serde(default)]
     commands: Vec<CommandStep>,
     #[serde(default)]
     services: Vec<Service>,
@@ -87,6 +91,40 @@ pub struct FileStep {
     pub sha256: String,
 }
 
+/// A secret from the operator's secret store, written to a file on the host. Its value is never
+/// part of the rendered tree or the plan: only its name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretFile {
+    /// Secret name in the store (generated on first use).
+    pub secret: String,
+    pub dest: String,
+    #[serde(default = "root")]
+    pub owner: String,
+    #[serde(default = "root")]
+    pub group: String,
+    #[serde(default = "secret_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub restarts: Vec<String>,
+}
+
+fn secret_mode() -> String {
+    "0600".into()
+}
+
+/// A release archive (tar.gz) pinned by SHA-256, unpacked into `dir/releases/<sha256>` and made
+/// current by switching the `dir/current` link atomically.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArtifactStep {
+    pub url: String,
+    pub sha256: String,
+    pub dir: String,
+    #[serde(default)]
+    pub restarts: Vec<String>,
+}
+
 /// A command that makes something only the host can make (a key that never leaves it, a
 /// database role), run only when its check says it is missing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +187,8 @@ pub enum Step {
     User { id: String, #[serde(flatten)] user: User },
     Directory { id: String, #[serde(flatten)] directory: Directory },
     File { id: String, #[serde(flatten)] file: FileStep },
+    Secret { id: String, #[serde(flatten)] secret: SecretFile },
+    Artifact { id: String, #[serde(flatten)] artifact: ArtifactStep },
     Command { id: String, #[serde(flatten)] command: CommandStep },
     Service { id: String, #[serde(flatten)] service: Service },
     Firewall { id: String, rules: Vec<FirewallRule> },
@@ -214,6 +254,23 @@ pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree:
             }
             file.sha256 = sha256_hex(content);
             out.push(Step::File { id: format!("file:{}", file.dest), file });
+        }
+        for secret in steps.secrets {
+            if !secret.dest.starts_with('/') || !dests.insert(secret.dest.clone()) {
+                return Err(RenderError::Plan(format!("{where_}: secret destination `{}` must be absolute and written once", secret.dest)));
+            }
+            for s in &secret.restarts {
+                if !services.contains(s.as_str()) {
+                    return Err(RenderError::Plan(format!("{where_}: secret {} restarts `{s}`, which is not a service of this host", secret.dest)));
+                }
+            }
+            out.push(Step::Secret { id: format!("secret:{}", secret.dest), secret });
+        }
+        if let Some(artifact) = steps.artifact {
+            if artifact.sha256.len() != 64 || !artifact.dir.starts_with('/') {
+                return Err(RenderError::Plan(format!("{where_}: the artifact needs a 64-digit sha256 and an absolute dir")));
+            }
+            out.push(Step::Artifact { id: format!("artifact:{}", artifact.dir), artifact });
         }
         let mut after: Vec<CommandStep> = Vec::new();
         for command in steps.commands {

@@ -38,6 +38,8 @@ pub struct Options {
     pub identity: PathBuf,
     pub known_hosts: PathBuf,
     pub timeout: Duration,
+    /// Where the platform's generated secrets are kept.
+    pub secrets: crate::secrets::SecretStore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,7 +165,7 @@ fn converge_host(host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Optio
         let mut restart: BTreeSet<String> = BTreeSet::new();
         for step in &host.steps {
             let before = report.steps.len();
-            run_step(&conn, host, step, tree, &facts, opts.mode, &mut restart, &mut report)?;
+            run_step(&conn, host, step, tree, &facts, opts.mode, &opts.secrets, &mut restart, &mut report)?;
             for s in &report.steps[before..] {
                 progress.step(&host.name, s);
             }
@@ -196,6 +198,8 @@ struct Facts {
     init_scripts: BTreeSet<String>,
     /// commands whose check says they already ran
     created: BTreeSet<String>,
+    /// where `<dir>/current` points, for artifacts
+    current_release: String,
 }
 
 fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
@@ -228,6 +232,16 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
                      elif [ {n} = nftables ]; then nft list table inet terroir >/dev/null 2>&1 && echo 'S {0}'; fi\n",
                     service.name
                 ));
+            }
+            Step::Secret { secret, .. } => {
+                script.push_str(&format!(
+                    "[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n",
+                    shell_quote(&secret.dest),
+                    secret.dest
+                ));
+            }
+            Step::Artifact { artifact, .. } => {
+                script.push_str(&format!("echo \"A $(readlink {}/current)\"\n", shell_quote(&artifact.dir)));
             }
             Step::Command { command, .. } => {
                 script.push_str(&format!("if ( {} ) >/dev/null 2>&1; then echo 'C {}'; fi\n", command.done_check(), command.name));
@@ -272,6 +286,7 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
             "C" => {
                 facts.created.insert(rest.to_owned());
             }
+            "A" => facts.current_release = rest.trim().to_owned(),
             _ => {}
         }
     }
@@ -302,6 +317,7 @@ fn run_step(
     tree: &BTreeMap<String, Vec<u8>>,
     facts: &Facts,
     mode: Mode,
+    secrets: &crate::secrets::SecretStore,
     restart: &mut BTreeSet<String>,
     report: &mut HostReport,
 ) -> Result<(), SshError> {
@@ -380,19 +396,7 @@ fn run_step(
                     Some(_) if !content_ok => format!("update {} (content differs)", f.dest),
                     Some((meta, _)) => format!("{} is {meta}, want {want_meta}", f.dest),
                 };
-                // Upload beside the destination, verify, set owner and mode, then rename: the
-                // destination is either the old file or the complete new one, never a part.
-                let dest = shell_quote(&f.dest);
-                let script = format!(
-                    // (a run killed mid-upload leaves its temporary file: the next one removes it)
-                    "set -e; d=$(dirname {dest}); mkdir -p \"$d\"; rm -f \"$d\"/.terroir-??????; t=$(mktemp \"$d/.terroir-XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
-                     cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
-                     chown {owner}:{group} \"$t\"; chmod {mode} \"$t\"; mv -f \"$t\" {dest}; trap - EXIT",
-                    sha = shell_quote(&f.sha256),
-                    owner = shell_quote(&f.owner),
-                    group = shell_quote(&f.group),
-                    mode = shell_quote(&f.mode),
-                );
+                let script = upload_script(&f.dest, &f.sha256, &f.owner, &f.group, &f.mode);
                 if run(id, &script, Some(content), detail, report)? && !content_ok {
                     restart.extend(f.restarts.iter().cloned());
                 }
@@ -422,6 +426,72 @@ fn run_step(
                 report.push(id, StepStatus::Unchanged, "");
             }
         }
+        Step::Secret { id, secret } => {
+            let value = match (secrets.get(&secret.secret), apply) {
+                (Ok(Some(v)), _) => Some(v),
+                (Ok(None), false) => None,
+                (Ok(None), true) => match secrets.get_or_create(&secret.secret) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        report.push(id, StepStatus::Failed, e.to_string());
+                        return Ok(());
+                    }
+                },
+                (Err(e), _) => {
+                    report.push(id, StepStatus::Failed, e.to_string());
+                    return Ok(());
+                }
+            };
+            let want_meta = format!("{} {} {}", secret.owner, secret.group, normalize_mode(&secret.mode));
+            let have = facts.files.get(&secret.dest);
+            let sha = value.as_deref().map(|v| sha256_hex(v.as_bytes()));
+            let content_ok = match (&sha, have) {
+                (Some(sha), Some((_, have_sha))) => sha == have_sha,
+                _ => false,
+            };
+            if content_ok && have.is_some_and(|(meta, _)| *meta == want_meta) {
+                report.push(id, StepStatus::Unchanged, "");
+            } else {
+                // the detail names the secret, never its value
+                let detail = if have.is_none() { format!("write secret {} to {}", secret.secret, secret.dest) } else { format!("update secret {} in {}", secret.secret, secret.dest) };
+                let script = upload_script(&secret.dest, sha.as_deref().unwrap_or_default(), &secret.owner, &secret.group, &secret.mode);
+                let bytes = value.unwrap_or_default().into_bytes();
+                if run(id, &script, Some(&bytes), detail, report)? && !content_ok {
+                    restart.extend(secret.restarts.iter().cloned());
+                }
+            }
+        }
+        Step::Artifact { id, artifact } => {
+            let release = format!("releases/{}", artifact.sha256);
+            if facts.current_release == release {
+                report.push(id, StepStatus::Unchanged, "");
+            } else {
+                let bytes = match fetch_artifact(&artifact.url) {
+                    Ok(b) if sha256_hex(&b) == artifact.sha256 => b,
+                    Ok(b) => {
+                        report.push(id, StepStatus::Failed, format!("{} has SHA-256 {}, not the pinned {}; refusing to install it", artifact.url, sha256_hex(&b), artifact.sha256));
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        report.push(id, StepStatus::Failed, e);
+                        return Ok(());
+                    }
+                };
+                let dir = shell_quote(&artifact.dir);
+                let sha = shell_quote(&artifact.sha256);
+                // unpack beside, then switch the `current` link with one rename
+                let script = format!(
+                    "set -e; cd {dir}; mkdir -p releases; t=$(mktemp releases/.terroir-XXXXXX); trap 'rm -rf \"$t\" \"$t.d\"' EXIT; \
+                     cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
+                     if [ ! -d releases/{sha} ]; then mkdir \"$t.d\"; tar -xzf \"$t\" -C \"$t.d\"; chmod 0755 \"$t.d\"; mv \"$t.d\" releases/{sha}; fi; \
+                     ln -sfn releases/{sha} .current.new; mv -T .current.new current"
+                );
+                let detail = format!("install release {} ({} bytes)", &artifact.sha256[..12], bytes.len());
+                if run(id, &script, Some(&bytes), detail, report)? {
+                    restart.extend(artifact.restarts.iter().cloned());
+                }
+            }
+        }
         Step::Command { id, command } => {
             if facts.created.contains(&command.name) {
                 report.push(id, StepStatus::Unchanged, "");
@@ -435,6 +505,34 @@ fn run_step(
         }
     }
     Ok(())
+}
+
+/// Upload beside the destination, verify, set owner and mode, then rename: the destination is
+/// either the old file or the complete new one, never a part. A run killed mid-upload leaves its
+/// temporary file; the next upload into that directory removes it.
+fn upload_script(dest: &str, sha256: &str, owner: &str, group: &str, mode: &str) -> String {
+    let dest = shell_quote(dest);
+    format!(
+        "set -e; d=$(dirname {dest}); mkdir -p \"$d\"; rm -f \"$d\"/.terroir-??????; t=$(mktemp \"$d/.terroir-XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
+         cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
+         chown {owner}:{group} \"$t\"; chmod {mode} \"$t\"; mv -f \"$t\" {dest}; trap - EXIT",
+        sha = shell_quote(sha256),
+        owner = shell_quote(owner),
+        group = shell_quote(group),
+        mode = shell_quote(mode),
+    )
+}
+
+/// Read a release archive named by URL: `file://` or a plain path, from the operator's machine.
+fn fetch_artifact(url: &str) -> Result<Vec<u8>, String> {
+    let path = match url.strip_prefix("file://") {
+        Some(p) => p,
+        None if url.contains("://") => {
+            return Err(format!("{url}: only file:// artifacts can be installed so far; download it and give its file:// URL"));
+        }
+        None => url,
+    };
+    std::fs::read(path).map_err(|e| format!("cannot read artifact {path}: {e}"))
 }
 
 fn last_lines(text: &str, n: usize) -> String {

@@ -1,0 +1,207 @@
+//! The smoke application: a tiny stand-in for the customer-engagement application, shipped for
+//! tests and demos. It proves a deployed platform end to end: it writes rows to PostgreSQL, sends
+//! mail through the platform's Postfix, and serves Prometheus metrics.
+//!
+//! Configuration comes from the environment the blueprint renders (`app.env`):
+//! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE,
+//! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN.
+//!
+//! HTTP: `GET /healthz` (200 when the database answers), `POST /rows?value=TEXT` (insert, returns
+//! the id), `GET /rows/count`, `POST /mail?to=ADDRESS` (send a message), `GET /metrics`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmokeError {
+    #[error("missing environment variable {0}")]
+    Env(&'static str),
+    #[error("cannot read the database password from {path}: {source}")]
+    Password { path: String, source: std::io::Error },
+    #[error("cannot listen on port {port}: {message}")]
+    Listen { port: String, message: String },
+}
+
+struct Config {
+    port: String,
+    db: String,
+    smtp_host: String,
+    smtp_port: u16,
+    from_domain: String,
+}
+
+fn env(name: &'static str) -> Result<String, SmokeError> {
+    std::env::var(name).map_err(|_| SmokeError::Env(name))
+}
+
+fn config() -> Result<Config, SmokeError> {
+    let password_file = env("DATABASE_PASSWORD_FILE")?;
+    let password = std::fs::read_to_string(&password_file).map_err(|source| SmokeError::Password { path: password_file.clone(), source })?;
+    // key=value connection string; values quoted so that any password works
+    let quote = |v: &str| format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"));
+    let db = format!(
+        "host={} port={} dbname={} user={} password={} connect_timeout=5",
+        quote(&env("DATABASE_HOST")?),
+        quote(&env("DATABASE_PORT")?),
+        quote(&env("DATABASE_NAME")?),
+        quote(&env("DATABASE_USER")?),
+        quote(password.trim_end_matches('\n')),
+    );
+    Ok(Config {
+        port: env("APP_PORT")?,
+        db,
+        smtp_host: env("SMTP_HOST")?,
+        smtp_port: env("SMTP_PORT")?.parse().unwrap_or(25),
+        from_domain: env("MAIL_FROM_DOMAIN").unwrap_or_else(|_| "localhost".into()),
+    })
+}
+
+static ROWS: AtomicU64 = AtomicU64::new(0);
+static MAILS: AtomicU64 = AtomicU64::new(0);
+static ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Send one message over plain SMTP to the platform's own MTA.
+fn send_mail(cfg: &Config, to: &str) -> Result<(), String> {
+    let stream = TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut writer = stream;
+    let mut expect = |code: &str| -> Result<(), String> {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            if !line.starts_with(code) {
+                return Err(format!("expected {code}, got {}", line.trim()));
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(());
+            }
+        }
+    };
+    let from = format!("smoke@{}", cfg.from_domain);
+    expect("220")?;
+    let mut send = |line: String, code: &str, expect: &mut dyn FnMut(&str) -> Result<(), String>| -> Result<(), String> {
+        writer.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+        expect(code)
+    };
+    send(format!("EHLO {}\r\n", cfg.from_domain), "250", &mut expect)?;
+    send(format!("MAIL FROM:<{from}>\r\n"), "250", &mut expect)?;
+    send(format!("RCPT TO:<{to}>\r\n"), "250", &mut expect)?;
+    send("DATA\r\n".into(), "354", &mut expect)?;
+    let body = format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: terroir smoke test\r\n\r\nSent by the terroir smoke application.\r\n.\r\n");
+    send(body, "250", &mut expect)?;
+    let _ = writer.write_all(b"QUIT\r\n");
+    Ok(())
+}
+
+fn respond(request: tiny_http::Request, code: u16, body: String) {
+    let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(code));
+}
+
+/// Run the smoke application until the process is stopped.
+pub fn run() -> Result<(), SmokeError> {
+    let cfg = config()?;
+    let server = tiny_http::Server::http(format!("0.0.0.0:{}", cfg.port)).map_err(|e| SmokeError::Listen { port: cfg.port.clone(), message: e.to_string() })?;
+    eprintln!("smoke application listening on port {}", cfg.port);
+    let connect = || postgres::Client::connect(&cfg.db, postgres::NoTls);
+    for request in server.incoming_requests() {
+        let url = request.url().to_owned();
+        let path = url.split('?').next().unwrap_or_default().to_owned();
+        match (request.method(), path.as_str()) {
+            (tiny_http::Method::Get, "/healthz") => match connect().and_then(|mut c| c.simple_query("select 1").map(|_| ())) {
+                Ok(()) => respond(request, 200, "ok\n".into()),
+                Err(e) => respond(request, 503, format!("database: {e}\n")),
+            },
+            (tiny_http::Method::Post, "/rows") => {
+                let value = query_param(&url, "value").unwrap_or_default();
+                let result = connect().and_then(|mut c| {
+                    c.batch_execute("create table if not exists smoke_rows (id bigserial primary key, value text not null, at timestamptz not null default now())")?;
+                    c.query_one("insert into smoke_rows (value) values ($1) returning id", &[&value]).map(|row| row.get::<_, i64>(0))
+                });
+                match result {
+                    Ok(id) => {
+                        ROWS.fetch_add(1, Ordering::Relaxed);
+                        respond(request, 201, format!("{id}\n"));
+                    }
+                    Err(e) => {
+                        ERRORS.fetch_add(1, Ordering::Relaxed);
+                        respond(request, 500, format!("database: {e}\n"));
+                    }
+                }
+            }
+            (tiny_http::Method::Get, "/rows/count") => match connect().and_then(|mut c| c.query_one("select count(*) from smoke_rows", &[]).map(|r| r.get::<_, i64>(0))) {
+                Ok(n) => respond(request, 200, format!("{n}\n")),
+                Err(e) => respond(request, 500, format!("database: {e}\n")),
+            },
+            (tiny_http::Method::Post, "/mail") => {
+                let to = query_param(&url, "to").unwrap_or_default();
+                match send_mail(&cfg, &to) {
+                    Ok(()) => {
+                        MAILS.fetch_add(1, Ordering::Relaxed);
+                        respond(request, 202, "sent\n".into());
+                    }
+                    Err(e) => {
+                        ERRORS.fetch_add(1, Ordering::Relaxed);
+                        respond(request, 502, format!("smtp: {e}\n"));
+                    }
+                }
+            }
+            (tiny_http::Method::Get, "/metrics") => respond(
+                request,
+                200,
+                format!(
+                    "# HELP smoke_rows_written_total Rows written to PostgreSQL.\n# TYPE smoke_rows_written_total counter\nsmoke_rows_written_total {}\n\
+                     # HELP smoke_mails_sent_total Messages accepted by the MTA.\n# TYPE smoke_mails_sent_total counter\nsmoke_mails_sent_total {}\n\
+                     # HELP smoke_errors_total Failed requests.\n# TYPE smoke_errors_total counter\nsmoke_errors_total {}\n",
+                    ROWS.load(Ordering::Relaxed),
+                    MAILS.load(Ordering::Relaxed),
+                    ERRORS.load(Ordering::Relaxed)
+                ),
+            ),
+            _ => respond(request, 404, "not found\n".into()),
+        }
+    }
+    Ok(())
+}
