@@ -119,7 +119,7 @@ pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, p
                     r
                 } else {
                     progress.host_started(&host.name);
-                    let r = converge_host(host, tree, opts, progress);
+                    let r = converge_host(host, &plan.package_mirror, tree, opts, progress);
                     if !r.ok() && opts.fail_fast {
                         stop.store(true, Ordering::SeqCst);
                     }
@@ -155,7 +155,10 @@ fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
     }
 }
 
-fn converge_host(host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> HostReport {
+/// terroir's own apt source list on each host.
+const MIRROR_LIST: &str = "/etc/apt/sources.list.d/terroir-mirror.list";
+
+fn converge_host(host: &HostPlan, mirror: &str, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> HostReport {
     let started = Instant::now();
     let mut report = HostReport::new(host);
     let result = (|| -> Result<(), SshError> {
@@ -165,7 +168,7 @@ fn converge_host(host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Optio
         let mut restart: BTreeSet<String> = BTreeSet::new();
         for step in &host.steps {
             let before = report.steps.len();
-            run_step(&conn, host, step, tree, &facts, opts.mode, &opts.secrets, &mut restart, &mut report)?;
+            run_step(&conn, host, step, tree, &facts, opts.mode, mirror, &opts.secrets, &mut restart, &mut report)?;
             for s in &report.steps[before..] {
                 progress.step(&host.name, s);
             }
@@ -200,6 +203,9 @@ struct Facts {
     created: BTreeSet<String>,
     /// where `<dir>/current` points, for artifacts
     current_release: String,
+    /// Debian release of the host, and the SHA-256 of terroir's apt source list
+    codename: String,
+    mirror_list_sha: String,
 }
 
 fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
@@ -207,6 +213,7 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
     for step in &host.steps {
         match step {
             Step::Packages { names, .. } => {
+                script.push_str(&format!("echo \"M $(. /etc/os-release; echo $VERSION_CODENAME) $(sha256sum < {MIRROR_LIST} 2>/dev/null | cut -d' ' -f1)\"\n"));
                 let list: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
                 script.push_str(&format!("dpkg-query -W -f='P ${{Package}} ${{db:Status-Status}}\\n' {} 2>/dev/null\n", list.join(" ")));
             }
@@ -287,6 +294,11 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
                 facts.created.insert(rest.to_owned());
             }
             "A" => facts.current_release = rest.trim().to_owned(),
+            "M" => {
+                let mut p = rest.split(' ');
+                facts.codename = p.next().unwrap_or_default().to_owned();
+                facts.mirror_list_sha = p.next().unwrap_or_default().to_owned();
+            }
             _ => {}
         }
     }
@@ -317,6 +329,7 @@ fn run_step(
     tree: &BTreeMap<String, Vec<u8>>,
     facts: &Facts,
     mode: Mode,
+    mirror: &str,
     secrets: &crate::secrets::SecretStore,
     restart: &mut BTreeSet<String>,
     report: &mut HostReport,
@@ -339,18 +352,34 @@ fn run_step(
     };
     match step {
         Step::Packages { id, names } => {
+            // Packages come from the mirror the document names, for the host's own release.
+            let codename = if facts.codename.is_empty() { "bookworm" } else { facts.codename.as_str() };
+            let mirror_list = format!("# Written by terroir: the package mirror of the Platform document.\ndeb {} {codename} main\n", mirror);
+            let mirror_ok = facts.mirror_list_sha == sha256_hex(mirror_list.as_bytes());
             let missing: Vec<&String> = names.iter().filter(|n| !facts.installed.contains(*n)).collect();
-            if missing.is_empty() {
+            if missing.is_empty() && mirror_ok {
                 report.push(id, StepStatus::Unchanged, "");
             } else {
                 let list: Vec<String> = missing.iter().map(|n| shell_quote(n)).collect();
+                let install = if list.is_empty() {
+                    String::new()
+                } else {
+                    format!(" && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold {}", list.join(" "))
+                };
                 let script = format!(
                     // wait for a dpkg run still going (for example one whose terroir was killed)
-                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq -o DPkg::Lock::Timeout=600 && \
-                     apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold {}",
-                    list.join(" ")
+                    "export DEBIAN_FRONTEND=noninteractive; printf '%s' {} > {MIRROR_LIST}.new && mv -f {MIRROR_LIST}.new {MIRROR_LIST} && \
+                     apt-get update -qq -o DPkg::Lock::Timeout=600{install}",
+                    shell_quote(&mirror_list)
                 );
-                run(id, &script, None, format!("install {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), report)?;
+                let mut what = Vec::new();
+                if !mirror_ok {
+                    what.push(format!("use mirror {mirror}"));
+                }
+                if !missing.is_empty() {
+                    what.push(format!("install {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+                }
+                run(id, &script, None, what.join("; "), report)?;
             }
         }
         Step::User { id, user } => {

@@ -122,7 +122,8 @@ impl Connection {
             port: target.port,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
         })?;
-        let tcp = TcpStream::connect_timeout(first, target.timeout)
+        // connecting never needs the long per-command timeout
+        let tcp = TcpStream::connect_timeout(first, target.timeout.min(Duration::from_secs(15)))
             .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?;
         let mut session = Session::new().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
         session.set_tcp_stream(tcp);
