@@ -14,14 +14,22 @@ struct Expected {
     message: String,
 }
 
-fn expectations(text: &str) -> Vec<Expected> {
+/// The `# expect: LINE:COLUMN: message` lines of a corpus file; `name` is for failure messages.
+fn expectations(name: &str, text: &str) -> Vec<Expected> {
+    let line_count = text.lines().count() as u64;
     text.lines()
         .filter_map(|l| l.strip_prefix("# expect: "))
         .map(|rest| {
             let mut parts = rest.splitn(3, ':');
-            let line = parts.next().unwrap().trim().parse().unwrap();
-            let column = parts.next().unwrap().trim().parse().unwrap();
-            let message = parts.next().unwrap().trim().to_owned();
+            let mut number = |what: &str| -> u64 {
+                let part = parts.next().unwrap_or_default().trim();
+                part.parse().unwrap_or_else(|_| panic!("{name}: `# expect: {rest}` has no {what} number (got `{part}`)"))
+            };
+            let line = number("line");
+            let column = number("column");
+            let message = parts.next().unwrap_or_default().trim().to_owned();
+            assert!(!message.is_empty(), "{name}: `# expect: {rest}` has no message");
+            assert!((1..=line_count).contains(&line) && column >= 1, "{name}: `# expect: {rest}` points outside the file ({line_count} lines)");
             Expected { line, column, message }
         })
         .collect()
@@ -43,7 +51,7 @@ fn every_malformed_document_reports_its_errors_in_json() {
     let mut failures = Vec::new();
     for path in corpus() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let expected = expectations(&std::fs::read_to_string(&path).unwrap());
+        let expected = expectations(&name, &std::fs::read_to_string(&path).unwrap());
         assert!(!expected.is_empty(), "{name} has no `# expect:` line");
         let out = terroir().args(["--output", "json", "validate"]).arg(&path).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -69,22 +77,40 @@ fn every_malformed_document_reports_its_errors_in_json() {
 
 #[test]
 fn every_malformed_document_names_file_line_and_column_in_text() {
+    let mut failures = Vec::new();
     for path in corpus() {
-        let expected = expectations(&std::fs::read_to_string(&path).unwrap());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = expectations(&name, &std::fs::read_to_string(&path).unwrap());
         let out = terroir().arg("validate").arg(&path).output().unwrap();
-        assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{name} panicked: {stderr}");
+        if out.status.code() != Some(1) {
+            failures.push(format!("{name}: text mode exited with {:?}, not 1\n{stderr}", out.status.code()));
+        }
         for e in &expected {
             let place = format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message);
-            assert!(stderr.contains(&place), "{place}\nnot in:\n{stderr}");
+            if !stderr.contains(&place) {
+                failures.push(format!("{name}: `{place}` not in:\n{stderr}"));
+            }
         }
-        assert!(stderr.contains("; expected "), "the text form says what was expected: {stderr}");
+        if !stderr.contains("; expected ") {
+            failures.push(format!("{name}: the text form does not say what was expected:\n{stderr}"));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn shipped_examples_are_valid() {
-    for ex in ["baremetal.yaml", "kubernetes.yaml", "secnumcloud-outscale.yaml"] {
-        terroir().arg("validate").arg(example(ex)).assert().success();
+    let mut examples: Vec<_> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 3, "examples/ holds the three shipped examples: {examples:?}");
+    for ex in examples {
+        let out = terroir().arg("validate").arg(&ex).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{} must be valid:\n{}", ex.display(), String::from_utf8_lossy(&out.stderr));
     }
 }
