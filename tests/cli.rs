@@ -106,3 +106,11 @@ fn blueprints_dir_overrides_the_embedded_one() {
     terroir().arg("--blueprints").arg(tmp.path()).arg("render").arg(example("baremetal.yaml")).arg("--out").arg(&out).assert().success().stdout(predicate::str::contains("9.9.9"));
     assert_eq!(std::fs::read_to_string(out.join("runbooks/hello.md")).unwrap(), "hello acme-crm\n");
 }
+
+#[test]
+fn yaml_1_1_booleans_do_not_eat_country_codes() {
+    // With YAML 1.1 rules `NO` would be `false`; Norway is an EEA country code.
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("baremetal.yaml", tmp.path(), "no.yaml", |t| t.replace("allowedCountries: [EU]", "allowedCountries: [EU, NO]"));
+    terroir().arg("validate").arg(&doc).assert().success();
+}

@@ -26,7 +26,7 @@ pub struct Loaded {
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, Vec<Diagnostic>> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::new(&file, Pos { line: 0, column: 0 }, "", format!("cannot read the file: {e}"), "a readable UTF-8 YAML file")]
+        vec![Diagnostic::new(&file, Pos { line: 1, column: 1 }, "", format!("cannot read the file: {e}"), "a readable UTF-8 YAML file")]
     })?;
     load_str(&file, &text)
 }
@@ -80,6 +80,9 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some((head, rest)) if head.starts_with("line ") => rest,
         _ => first,
     };
+    if msg.contains("multiple YAML documents") {
+        return "the file holds several YAML documents (separated by `---`)".to_owned();
+    }
     // the position is reported separately
     match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains(", column ") => msg[..i].to_owned(),

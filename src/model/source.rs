@@ -181,6 +181,13 @@ pub fn to_json(
 }
 
 /// Parse YAML text into a spanned tree.
+///
+/// YAML 1.2 booleans only: with YAML 1.1 rules `NO` (Norway's country code) or `on` would silently
+/// become booleans. Duplicate keys are passed through so that `to_json` reports them with both
+/// positions, in the project's own words.
 pub fn parse(text: &str) -> Result<Spanned<Node>, serde_saphyr::Error> {
-    serde_saphyr::from_str::<Spanned<Node>>(text)
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options)
 }

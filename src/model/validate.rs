@@ -304,7 +304,9 @@ fn check_port_clashes(c: &mut Checker, base: &str, roles: &[Role], components: &
     let mut used: BTreeMap<u32, &str> = BTreeMap::new();
     // node exporter runs on every host
     used.insert(9100, "the node exporter");
-    for role in roles {
+    // a role listed twice is reported by check_roles, not as a clash with itself
+    let unique: BTreeSet<&Role> = roles.iter().collect();
+    for role in unique {
         for (port, what) in role_ports(*role, components) {
             if let Some(other) = used.insert(port, what) {
                 c.err(&format!("{base}/roles"), format!("port {port} is needed by both {other} and {what} on this host"), "roles whose ports do not clash (change `spec.components.app.port` or move a role to another host)");
@@ -611,7 +613,10 @@ pub fn parse_cpu(s: &str) -> Result<u64, &'static str> {
         None => (s, false),
     };
     let value: f64 = num.parse().map_err(|_| "is not a number")?;
-    if !value.is_finite() || value <= 0.0 {
+    if !value.is_finite() {
+        return Err("is not a number");
+    }
+    if value <= 0.0 {
         return Err("is zero");
     }
     Ok(if milli { value as u64 } else { (value * 1000.0) as u64 })
