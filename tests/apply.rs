@@ -269,3 +269,44 @@ fn apply_killed_midway_converges_on_the_next_run() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{h} keeps no partial file");
     }
 }
+
+#[test]
+fn hosts_behind_a_bastion_and_keys_from_an_agent() {
+    let hosts = TestHosts::up(3);
+    let tmp = tempfile::tempdir().unwrap();
+    smoke_artifact(tmp.path());
+    // h2 and h3 refuse SSH from this machine: only the bastion h1 may reach them.
+    for ns in ["terroir-h2", "terroir-h3"] {
+        let mut nft = std::process::Command::new("ip").args(["netns", "exec", ns, "nft", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        nft.stdin.take().unwrap().write_all(b"table inet bastiontest {\n chain input {\n  type filter hook input priority -10; policy accept;\n  tcp dport 22 ip saddr 198.18.0.1 drop\n }\n}\n").unwrap();
+        assert!(nft.wait().unwrap().success());
+    }
+    let direct = document(&hosts, tmp.path(), |t| t);
+    let (code, report) = run_json(&["plan", "--timeout", "3"], &direct);
+    assert_eq!(code, 2);
+    assert!(host(&report, "ops1")["error"].as_str().unwrap().contains("cannot reach"), "direct access is really blocked: {report:#}");
+
+    let through = document(&hosts, tmp.path(), |t| {
+        t.replace(&format!("knownHostsFile: {}\n", hosts.known_hosts().display()), &format!("knownHostsFile: {}\n        jumpHost:\n          address: 198.18.0.11\n", hosts.known_hosts().display()))
+    });
+    let (code, report) = run_json(&["plan"], &through);
+    assert_eq!(code, 0, "every host is reached through the bastion: {report:#}");
+
+    // The key offered by an ssh-agent when the identity file is absent (useAgent).
+    let sock = tmp.path().join("agent.sock");
+    let agent = std::process::Command::new("ssh-agent").arg("-a").arg(&sock).output().unwrap();
+    let pid = String::from_utf8_lossy(&agent.stdout).split("SSH_AGENT_PID=").nth(1).and_then(|s| s.split(';').next()).unwrap().to_owned();
+    let added = std::process::Command::new("ssh-add").arg(hosts.identity()).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let by_agent = document(&hosts, tmp.path(), |t| {
+        t.replace(&format!("identityFile: {}", hosts.identity().display()), "identityFile: /nonexistent/key\n        useAgent: true")
+    });
+    let out = terroir().args(["--output", "json", "plan"]).arg(&by_agent).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    let _ = std::process::Command::new("kill").arg(pid).status();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(host(&report, "db1")["error"].is_null(), "authenticated by the agent: {report:#}");
+    // without the agent, the missing identity file is named
+    let (_, report) = run_json(&["plan"], &by_agent);
+    assert!(host(&report, "db1")["error"].as_str().unwrap().contains("/nonexistent/key (missing)"), "{report:#}");
+}

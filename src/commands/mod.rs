@@ -321,6 +321,8 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
         known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
         timeout: std::time::Duration::from_secs(args.timeout),
         secrets: crate::secrets::SecretStore::beside(doc, &plan.platform),
+        use_agent: target.ssh.use_agent,
+        jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
     };
     let reports = if json { bm::converge(&plan, &tree.files, &opts, &Quiet) } else { bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode }) };
     let changed: usize = reports.iter().map(|r| r.changed).sum();

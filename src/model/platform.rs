@@ -126,9 +126,12 @@ pub struct SshSettings {
     pub identity_file: String,
     /// known_hosts file used for strict host key checking.
     pub known_hosts_file: String,
-    /// Optional bastion reached first.
+    /// Optional bastion reached first (same key and known_hosts file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump_host: Option<JumpHost>,
+    /// Also offer the keys of a running ssh-agent (`SSH_AUTH_SOCK`), after the identity file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_agent: bool,
 }
 
 fn default_ssh_port() -> u32 {

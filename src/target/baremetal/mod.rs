@@ -40,6 +40,10 @@ pub struct Options {
     pub timeout: Duration,
     /// Where the platform's generated secrets are kept.
     pub secrets: crate::secrets::SecretStore,
+    /// Also offer the keys of a running ssh-agent.
+    pub use_agent: bool,
+    /// Bastion: address, port, user.
+    pub jump: Option<(String, u16, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,6 +148,20 @@ fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
         known_hosts: opts.known_hosts.clone(),
         accept_new_host_keys: opts.accept_new_host_keys,
         timeout: opts.timeout,
+        use_agent: opts.use_agent,
+        jump: opts.jump.as_ref().map(|(address, port, user)| {
+            Box::new(Target {
+                address: address.clone(),
+                port: *port,
+                user: user.clone(),
+                identity: opts.identity.clone(),
+                known_hosts: opts.known_hosts.clone(),
+                accept_new_host_keys: opts.accept_new_host_keys,
+                timeout: opts.timeout,
+                use_agent: opts.use_agent,
+                jump: None,
+            })
+        }),
     };
     let mut attempt = 0;
     loop {

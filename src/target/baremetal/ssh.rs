@@ -57,6 +57,10 @@ pub struct Target {
     pub known_hosts: PathBuf,
     pub accept_new_host_keys: bool,
     pub timeout: Duration,
+    /// Also offer the keys of a running ssh-agent (`SSH_AUTH_SOCK`).
+    pub use_agent: bool,
+    /// Reach the host through this bastion (same key, known_hosts and agent settings).
+    pub jump: Option<Box<Target>>,
 }
 
 /// The output of one remote command.
@@ -82,6 +86,84 @@ impl Output {
 pub struct Connection {
     session: Session,
     pub target: Target,
+    /// The bastion session carrying this one, kept alive as long as it is.
+    _jump: Option<JumpTunnel>,
+}
+
+/// A local TCP port forwarded through a bastion to the target's SSH port: ssh2 sessions need a
+/// socket, so the bastion's direct-tcpip channel is bridged to one on the loopback interface.
+struct JumpTunnel {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for JumpTunnel {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open_tunnel(jump: &Target, address: &str, port: u16) -> Result<(std::net::SocketAddr, JumpTunnel), SshError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bastion = Connection::open(jump)?;
+    let io_err = |e: std::io::Error| SshError::Connect { address: address.to_owned(), port, source: e };
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err)?;
+    let local = listener.local_addr().map_err(io_err)?;
+    let channel = bastion
+        .session
+        .channel_direct_tcpip(address, port, None)
+        .map_err(|e| SshError::Connect { address: address.to_owned(), port, source: std::io::Error::other(format!("through {}: {e}", jump.address)) })?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop_thread = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let Ok((mut sock, _)) = listener.accept() else { return };
+        let mut channel = channel;
+        let session = bastion.session.clone();
+        session.set_blocking(false);
+        let _ = sock.set_nonblocking(true);
+        let mut buf = vec![0u8; 32 * 1024];
+        // pump both ways until either side closes
+        while !stop_thread.load(Ordering::SeqCst) {
+            let mut moved = false;
+            match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    moved = true;
+                    let mut off = 0;
+                    while off < n {
+                        match channel.write(&buf[off..n]) {
+                            Ok(w) => off += w,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                            Err(_) => return,
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            match channel.read(&mut buf) {
+                Ok(0) if channel.eof() => break,
+                Ok(0) => {}
+                Ok(n) => {
+                    moved = true;
+                    let _ = sock.set_nonblocking(false);
+                    if sock.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let _ = sock.set_nonblocking(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            if !moved {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    Ok((local, JumpTunnel { stop, thread: Some(thread) }))
 }
 
 /// `SHA256:…` as OpenSSH prints it.
@@ -113,7 +195,14 @@ fn recorded_fingerprints(path: &Path, host: &str) -> Vec<String> {
 impl Connection {
     pub fn open(target: &Target) -> Result<Connection, SshError> {
         let address = target.address.clone();
-        let addrs: Vec<_> = (address.as_str(), target.port)
+        let (tunnel, dial): (Option<JumpTunnel>, (String, u16)) = match &target.jump {
+            Some(jump) => {
+                let (local, tunnel) = open_tunnel(jump, &target.address, target.port)?;
+                (Some(tunnel), (local.ip().to_string(), local.port()))
+            }
+            None => (None, (address.clone(), target.port)),
+        };
+        let addrs: Vec<_> = (dial.0.as_str(), dial.1)
             .to_socket_addrs()
             .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?
             .collect();
@@ -132,10 +221,15 @@ impl Connection {
         let _ = session.method_pref(MethodType::HostKey, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
         session.handshake().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
         Self::check_host_key(&session, target)?;
-        session
-            .userauth_pubkey_file(&target.user, None, &target.identity, None)
-            .map_err(|source| SshError::Auth { user: target.user.clone(), address: address.clone(), identity: target.identity.display().to_string(), source })?;
-        Ok(Connection { session, target: target.clone() })
+        let by_file = if target.identity.exists() { session.userauth_pubkey_file(&target.user, None, &target.identity, None) } else { Err(ssh2::Error::from_errno(ssh2::ErrorCode::Session(-16))) };
+        if let Err(source) = by_file {
+            let by_agent = target.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() && session.userauth_agent(&target.user).is_ok();
+            if !by_agent {
+                let identity = if target.identity.exists() { target.identity.display().to_string() } else { format!("{} (missing)", target.identity.display()) };
+                return Err(SshError::Auth { user: target.user.clone(), address: address.clone(), identity, source });
+            }
+        }
+        Ok(Connection { session, target: target.clone(), _jump: tunnel })
     }
 
     fn check_host_key(session: &Session, target: &Target) -> Result<(), SshError> {
