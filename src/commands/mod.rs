@@ -258,6 +258,54 @@ impl crate::target::baremetal::Progress for LinePrinter {
     }
 }
 
+/// On a terminal: one live line per host with the step it is on.
+struct TerminalProgress {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+    mode: crate::target::baremetal::Mode,
+}
+
+impl TerminalProgress {
+    fn new(mode: crate::target::baremetal::Mode) -> Self {
+        TerminalProgress { multi: indicatif::MultiProgress::new(), bars: std::sync::Mutex::new(Default::default()), mode }
+    }
+    fn bar(&self, host: &str) -> indicatif::ProgressBar {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.entry(host.to_owned())
+            .or_insert_with(|| {
+                let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {prefix:<12} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+                bar.set_prefix(host.to_owned());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+}
+
+impl crate::target::baremetal::Progress for TerminalProgress {
+    fn host_started(&self, host: &str) {
+        self.bar(host).set_message("connecting");
+    }
+    fn step(&self, host: &str, step: &crate::target::baremetal::StepReport) {
+        use crate::target::baremetal::{Mode, StepStatus};
+        let bar = self.bar(host);
+        match (step.status, self.mode) {
+            (StepStatus::Failed, _) => bar.println(format!("[{host}] FAILED: {} {}", step.id, step.detail)),
+            (StepStatus::Changed, Mode::Apply) => bar.set_message(format!("changed {}", step.id)),
+            (StepStatus::Changed, Mode::Check) => bar.set_message(format!("would change {}", step.id)),
+            (StepStatus::Unchanged, _) => bar.set_message(step.id.clone()),
+        }
+    }
+    fn host_finished(&self, r: &crate::target::baremetal::HostReport) {
+        let bar = self.bar(&r.name);
+        match &r.error {
+            Some(e) => bar.finish_with_message(format!("error: {e}")),
+            None => bar.finish_with_message(format!("done in {:.1} s: {} changed, {} unchanged, {} failed", r.duration_ms as f64 / 1000.0, r.changed, r.unchanged, r.failed)),
+        }
+    }
+}
+
 struct Quiet;
 
 impl crate::target::baremetal::Progress for Quiet {
@@ -324,7 +372,13 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
         use_agent: target.ssh.use_agent,
         jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
     };
-    let reports = if json { bm::converge(&plan, &tree.files, &opts, &Quiet) } else { bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode }) };
+    let reports = if json {
+        bm::converge(&plan, &tree.files, &opts, &Quiet)
+    } else if std::io::stderr().is_terminal() {
+        bm::converge(&plan, &tree.files, &opts, &TerminalProgress::new(mode))
+    } else {
+        bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode })
+    };
     let changed: usize = reports.iter().map(|r| r.changed).sum();
     let failed_hosts = reports.iter().filter(|r| !r.ok()).count();
     if json {
