@@ -27,12 +27,48 @@ fn smoke_artifact(dir: &Path) -> (PathBuf, String) {
     (archive, sha)
 }
 
+/// Serves a directory over HTTP on the loopback interface while alive.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(dir: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually(Duration::from_secs(20), "the HTTP server", || std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| ()).map_err(|e| e.to_string()));
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The bare-metal example pointed at the test hosts' key and known_hosts, with the smoke
-/// application as the app's release archive.
+/// application as the app's release archive (from `base_url` when given, else a file:// URL).
 fn document(hosts: &TestHosts, dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    document_from(hosts, dir, None, edit)
+}
+
+fn document_from(hosts: &TestHosts, dir: &Path, base_url: Option<&str>, edit: impl Fn(String) -> String) -> PathBuf {
     let archive = dir.join("smoke-app.tar.gz");
     let (url, sha) = if archive.exists() {
-        (format!("file://{}", archive.display()), terroir::render::sha256_hex(&std::fs::read(&archive).unwrap()))
+        let url = match base_url {
+            Some(base) => format!("{base}/smoke-app.tar.gz"),
+            None => format!("file://{}", archive.display()),
+        };
+        (url, terroir::render::sha256_hex(&std::fs::read(&archive).unwrap()))
     } else {
         ("file:///nonexistent/smoke-app.tar.gz".to_owned(), "f".repeat(64))
     };
@@ -93,7 +129,9 @@ fn apply_converges_three_hosts_and_the_platform_works() {
     let hosts = TestHosts::up(3);
     let tmp = tempfile::tempdir().unwrap();
     smoke_artifact(tmp.path());
-    let doc = document(&hosts, tmp.path(), |t| t);
+    // the release is downloaded over HTTP by terroir, then uploaded to the app host
+    let server = HttpServer::serve(tmp.path());
+    let doc = document_from(&hosts, tmp.path(), Some(&format!("http://127.0.0.1:{}", server.port)), |t| t);
 
     let (code, first) = run_json(&["apply"], &doc);
     assert_eq!(code, 0, "first apply: {first:#}");
@@ -159,7 +197,7 @@ fn apply_converges_three_hosts_and_the_platform_works() {
     }
 
     // One setting: only postgresql.conf changes and only PostgreSQL restarts.
-    let doc = document(&hosts, tmp.path(), |t| t.replace("maxConnections: 200", "maxConnections: 150"));
+    let doc = document_from(&hosts, tmp.path(), Some(&format!("http://127.0.0.1:{}", server.port)), |t| t.replace("maxConnections: 200", "maxConnections: 150"));
     let (code, plan) = run_json(&["plan"], &doc);
     assert_eq!(code, 0);
     assert_eq!(plan["changed"], 2, "plan shows the file and the restart: {plan:#}");

@@ -512,6 +512,9 @@ fn run_step(
             let release = format!("releases/{}", artifact.sha256);
             if facts.current_release == release {
                 report.push(id, StepStatus::Unchanged, "");
+            } else if !apply {
+                // plan changes nothing and downloads nothing
+                report.push(id, StepStatus::Changed, format!("install release {} from {}", &artifact.sha256[..12], artifact.url));
             } else {
                 let bytes = match fetch_artifact(&artifact.url) {
                     Ok(b) if sha256_hex(&b) == artifact.sha256 => b,
@@ -570,13 +573,20 @@ fn upload_script(dest: &str, sha256: &str, owner: &str, group: &str, mode: &str)
     )
 }
 
-/// Read a release archive named by URL: `file://` or a plain path, from the operator's machine.
+/// Read a release archive named by URL, from the operator's machine: `https://` or `http://`
+/// (downloaded here, then uploaded to the hosts, which need no access to it), `file://` or a path.
+/// The caller checks its SHA-256 before anything is installed.
 fn fetch_artifact(url: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    if url.starts_with("https://") || url.starts_with("http://") {
+        let mut response = ureq::get(url).call().map_err(|e| format!("cannot download {url}: {e}"))?;
+        let mut bytes = Vec::new();
+        response.body_mut().as_reader().read_to_end(&mut bytes).map_err(|e| format!("cannot download {url}: {e}"))?;
+        return Ok(bytes);
+    }
     let path = match url.strip_prefix("file://") {
         Some(p) => p,
-        None if url.contains("://") => {
-            return Err(format!("{url}: only file:// artifacts can be installed so far; download it and give its file:// URL"));
-        }
+        None if url.contains("://") => return Err(format!("{url}: artifacts are fetched over https://, http:// or file://")),
         None => url,
     };
     std::fs::read(path).map_err(|e| format!("cannot read artifact {path}: {e}"))
