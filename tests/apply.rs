@@ -224,14 +224,29 @@ fn faults_are_reported_per_host() {
     let tmp = tempfile::tempdir().unwrap();
     let doc = document(&hosts, tmp.path(), |t| t);
 
-    let (code, report) = run_json(&["plan", "--timeout", "3"], &doc);
+    let (code, report) = run_json(&["apply", "--timeout", "3"], &doc);
     assert_eq!(code, 2, "a failed host makes the run fail");
     let unreachable = host(&report, "app1");
     assert!(unreachable["error"].as_str().unwrap().contains("cannot reach 198.18.0.13:22"), "{unreachable:#}");
     for name in ["db1", "ops1"] {
         assert!(host(&report, name)["error"].is_null(), "{name} completes despite app1: {report:#}");
+        assert_eq!(host(&report, name)["failed"], 0, "{report:#}");
         assert!(host(&report, name)["changed"].as_u64().unwrap() > 0);
     }
+    let out = on_host("h1", "/etc/init.d/postgresql status");
+    assert!(out.status.success(), "db1 was really converged");
+
+    // An RSA key works as well as an Ed25519 one.
+    let rsa = tmp.path().join("id_rsa");
+    assert!(std::process::Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"]).arg(&rsa).status().unwrap().success());
+    let public = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    for h in ["h1", "h2"] {
+        let out = on_host(h, &format!("echo '{}' >> /home/deploy/.ssh/authorized_keys", public.trim()));
+        assert!(out.status.success());
+    }
+    let doc_rsa = document(&hosts, tmp.path(), |t| t.replace(&format!("identityFile: {}", hosts.identity().display()), &format!("identityFile: {}", rsa.display())));
+    let (_, report) = run_json(&["plan", "--timeout", "3"], &doc_rsa);
+    assert!(host(&report, "db1")["error"].is_null(), "RSA key accepted: {report:#}");
 
     // --fail-fast: with one worker, the hosts after the failed one are not started.
     let doc_first = document(&hosts, tmp.path(), |t| t.replace("address: 198.18.0.11", "address: 198.18.0.99"));
