@@ -241,13 +241,7 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
             Step::Directory { directory, .. } => {
                 script.push_str(&format!("[ -d {0} ] && echo \"D {1} $(stat -c '%U %G %04a' {0})\"\n", shell_quote(&directory.path), directory.path));
             }
-            Step::File { file, .. } => {
-                script.push_str(&format!(
-                    "[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n",
-                    shell_quote(&file.dest),
-                    file.dest
-                ));
-            }
+            Step::File { file, .. } => script.push_str(&probe_file(&file.dest)),
             Step::Service { service, .. } => {
                 let n = shell_quote(&service.name);
                 script.push_str(&format!("[ -x /etc/init.d/{n} ] && echo 'X {0}'\n", service.name));
@@ -258,13 +252,7 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
                     service.name
                 ));
             }
-            Step::Secret { secret, .. } => {
-                script.push_str(&format!(
-                    "[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n",
-                    shell_quote(&secret.dest),
-                    secret.dest
-                ));
-            }
+            Step::Secret { secret, .. } => script.push_str(&probe_file(&secret.dest)),
             Step::Artifact { artifact, .. } => {
                 script.push_str(&format!("echo \"A $(readlink {}/current)\"\n", shell_quote(&artifact.dir)));
             }
@@ -321,6 +309,11 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
         }
     }
     Ok(facts)
+}
+
+/// The probe line of a file: `F <path> <owner> <group> <mode> <sha256>` when it exists.
+fn probe_file(dest: &str) -> String {
+    format!("[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n", shell_quote(dest), dest)
 }
 
 /// Split `path a b c` into the path and its last `n` space-separated fields.
