@@ -26,7 +26,8 @@ fn managed_kubernetes_variant_is_formatted() {
     let tmp = tempfile::tempdir().unwrap();
     let doc = variant("secnumcloud-outscale.yaml", tmp.path(), "k.yaml", |t| {
         let start = t.find("      deploy: vms").unwrap();
-        let end = t.find("      ssh:\n").unwrap();
+        // no ssh settings: they only matter for VMs
+        let end = t.find("      stateBackend:\n").unwrap();
         let mut s = t.clone();
         s.replace_range(start..end, "      deploy: kubernetes\n      kubernetes:\n        version: \"1.33\"\n        nodeCount: 3\n        nodeType: tinav6.c4r8p2\n");
         s.replace("provider: outscale\n      region: cloudgouv-eu-west-1", "provider: s3ns\n      region: u-france-east1")

@@ -315,6 +315,9 @@ fn check_port_clashes(c: &mut Checker, base: &str, roles: &[Role], components: &
     }
 }
 
+/// Environment variables the blueprint derives from the document; users set them there instead.
+const RESERVED_APP_ENV: [&str; 8] = ["APP_PORT", "LOG_LEVEL", "TERROIR_ENVIRONMENT", "TERROIR_PLATFORM", "MAIL_FROM_DOMAIN", "PUBLIC_HOST", "AI_ENDPOINT", "APP_DATA_DIR"];
+
 fn check_components(c: &mut Checker, p: &Platform) {
     let comp = &p.spec.components;
     let base = "/spec/components";
@@ -331,8 +334,11 @@ fn check_components(c: &mut Checker, p: &Platform) {
                 c.err(&format!("{base}/app/publicHost"), format!("`{h}` is not a host name"), "a DNS name such as `crm.example.fr`");
             }
         for k in a.env.keys() {
+            let ptr = format!("{base}/app/env/{}", super::source::pointer_segment(k));
             if !is_env_name(k) {
-                c.key_err(&format!("{base}/app/env/{}", super::source::pointer_segment(k)), format!("`{k}` is not a valid environment variable name"), "letters, digits and `_`, not starting with a digit");
+                c.key_err(&ptr, format!("`{k}` is not a valid environment variable name"), "letters, digits and `_`, not starting with a digit");
+            } else if RESERVED_APP_ENV.contains(&k.as_str()) || k.starts_with("DATABASE_") || k.starts_with("SMTP_") {
+                c.key_err(&ptr, format!("`{k}` is set by terroir from the document"), "another name (terroir sets APP_PORT, LOG_LEVEL, TERROIR_*, DATABASE_*, SMTP_*, MAIL_FROM_DOMAIN, PUBLIC_HOST, AI_ENDPOINT, APP_DATA_DIR)");
             }
         }
         if let Some(art) = &a.artifact {
