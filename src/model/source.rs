@@ -107,18 +107,20 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
-    /// Position of the value at `pointer`, or of its nearest written ancestor.
+    /// Position of the value at `pointer`. For something not written (left to its default), the
+    /// key of its nearest written ancestor: `secnumcloud:` rather than that mapping's first key.
     pub fn value(&self, pointer: &str) -> Pos {
+        if let Some(pos) = self.values.get(pointer) {
+            return *pos;
+        }
         let mut p = pointer.to_owned();
-        loop {
-            if let Some(pos) = self.values.get(&p) {
+        while let Some(i) = p.rfind('/') {
+            p.truncate(i);
+            if let Some(pos) = self.keys.get(&p).or_else(|| self.values.get(&p)) {
                 return *pos;
             }
-            match p.rfind('/') {
-                Some(i) => p.truncate(i),
-                None => return Pos { line: 1, column: 1 },
-            }
         }
+        self.values.get("").copied().unwrap_or(Pos { line: 1, column: 1 })
     }
 
     /// Position of the key that introduces `pointer` (falls back to the value's position).

@@ -220,10 +220,10 @@ fn check_target(c: &mut Checker, p: &Platform) {
         match s.deploy {
             CloudDeploy::Vms => {
                 if s.vms.is_empty() {
-                    c.err(&format!("{base}/vms"), "`deploy: vms` but no VMs are listed", "at least one VM under `vms` with a name, an instanceType and roles");
+                    c.err(&format!("{base}/deploy"), "`deploy: vms` but no VMs are listed", "at least one VM under `vms` with a name, an instanceType and roles");
                 }
                 if s.ssh.is_none() {
-                    c.err(base, "`deploy: vms` but no `ssh` settings are given", "`ssh` (user, identityFile, knownHostsFile) to reach the created VMs");
+                    c.err(&format!("{base}/deploy"), "`deploy: vms` but no `ssh` settings are given", "`ssh` (user, identityFile, knownHostsFile) to reach the created VMs");
                 }
                 let mut names: BTreeMap<&str, usize> = BTreeMap::new();
                 for (i, vm) in s.vms.iter().enumerate() {
@@ -243,7 +243,7 @@ fn check_target(c: &mut Checker, p: &Platform) {
             }
             CloudDeploy::Kubernetes => {
                 if s.kubernetes.is_none() {
-                    c.err(base, "`deploy: kubernetes` but no `kubernetes` cluster settings are given", "`kubernetes` with version, nodeCount and nodeType");
+                    c.err(&format!("{base}/deploy"), "`deploy: kubernetes` but no `kubernetes` cluster settings are given", "`kubernetes` with version, nodeCount and nodeType");
                 }
                 if !s.vms.is_empty() {
                     c.key_err(&format!("{base}/vms"), "`vms` are listed but `deploy` is `kubernetes`", "either `deploy: vms` or no `vms`");
@@ -652,11 +652,17 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             if bounds.is_empty() || bounds.len() > 2 {
                 return Err(format!("the {name} field `{field}` is malformed"));
             }
+            let mut values = Vec::new();
             for b in bounds {
                 match b.parse::<u32>() {
-                    Ok(n) if (lo..=hi).contains(&n) => {}
+                    Ok(n) if (lo..=hi).contains(&n) => values.push(n),
                     Ok(n) => return Err(format!("the {name} {n} is outside {lo}-{hi}")),
                     Err(_) => return Err(format!("the {name} field `{field}` is not a number, range, list or `*`")),
+                }
+            }
+            if let [from, to] = values[..] {
+                if from > to {
+                    return Err(format!("the {name} range {from}-{to} runs backwards"));
                 }
             }
         }
