@@ -660,10 +660,10 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
                     Err(_) => return Err(format!("the {name} field `{field}` is not a number, range, list or `*`")),
                 }
             }
-            if let [from, to] = values[..] {
-                if from > to {
-                    return Err(format!("the {name} range {from}-{to} runs backwards"));
-                }
+            if let [from, to] = values[..]
+                && from > to
+            {
+                return Err(format!("the {name} range {from}-{to} runs backwards"));
             }
         }
     }
