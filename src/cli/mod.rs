@@ -69,6 +69,12 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
+    /// Print the CustomResourceDefinition of `platforms.terroir.eu` (YAML; JSON with --output json).
+    ///
+    /// Generated from the same Rust types as the Platform document, so the operator's custom
+    /// resource accepts exactly what `terroir validate` accepts structurally. The Helm chart ships
+    /// this output in charts/terroir/crds/.
+    Crd,
     /// List the available blueprints and their parameters.
     Blueprints,
     /// Run the smoke application (for tests and demos): writes to PostgreSQL, sends mail through

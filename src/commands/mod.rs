@@ -41,6 +41,18 @@ pub fn run(cli: Cli) -> Outcome {
             print!("{}", model::schema::platform_schema_text());
             Outcome::Success
         }
+        Command::Crd => {
+            match crate::model::crd::crd_text(json) {
+                Ok(text) => {
+                    print!("{text}");
+                    Outcome::Success
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::Invalid
+                }
+            }
+        }
         Command::Blueprints => blueprints(&catalog, json),
         Command::SmokeApp => match crate::smoke::run() {
             Ok(()) => Outcome::Success,

@@ -1,5 +1,6 @@
 //! The Platform document: types, loading with source positions, schema and validation.
 
+pub mod crd;
 pub mod diagnostic;
 pub mod load;
 pub mod platform;

@@ -41,8 +41,26 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The platform's desired state. Also the `spec` of the `Platform` custom resource
+/// (`platforms.terroir.eu`) that `terroir operator` reconciles: `terroir crd` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[kube(
+    group = "terroir.eu",
+    version = "v1alpha1",
+    kind = "Platform",
+    root = "PlatformResource",
+    namespaced,
+    status = "PlatformStatus",
+    shortname = "plat",
+    category = "terroir",
+    doc = "A customer-engagement platform that terroir operator renders, checks against its sovereignty policy, applies and keeps converged.",
+    label("applyset.kubernetes.io/is-parent-type", "true"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Objects", type_ = "integer", json_path = ".status.appliedObjects"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
 pub struct PlatformSpec {
     pub blueprint: BlueprintRef,
     pub target: Target,
@@ -801,4 +819,44 @@ pub struct S3Endpoint {
     pub operator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+}
+
+/// What the operator last did with a `Platform` resource (the status subresource).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformStatus {
+    /// The `metadata.generation` the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Rendered`, `PolicyCompliant`, `Applied` and `Ready`, in that order.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Objects applied by the last successful reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_objects: Option<i64>,
+    /// SHA-256 of the rendered manifests last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_digest: Option<String>,
+    /// The ApplySet id labelling every object this resource owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applyset: Option<String>,
+}
+
+/// A status condition, as `metav1.Condition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason, for programs.
+    pub reason: String,
+    /// For people.
+    #[serde(default)]
+    pub message: String,
+    /// RFC 3339 time of the last change of `status`.
+    pub last_transition_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
