@@ -3,8 +3,10 @@
 
 pub mod blueprint;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod model;
+pub mod operator;
 pub mod render;
 pub mod resolve;
 pub mod secrets;

@@ -54,21 +54,42 @@ pub enum Command {
     /// (`sha256sum -c SHA256SUMS` checks it). The same document always renders byte-identical files.
     /// Nothing is deployed.
     Render(RenderArgs),
-    /// Show what `apply` would change on each host, changing nothing.
+    /// Show what `apply` would change, changing nothing.
     ///
-    /// Renders the document, connects to every host over SSH (strict host key checking against
-    /// the document's knownHostsFile) and compares packages, users, directories, files (by
-    /// SHA-256, owner and mode) and services with the plan. Bare-metal targets.
+    /// Bare metal: connects to every host over SSH (strict host key checking against the
+    /// document's knownHostsFile) and compares packages, users, directories, files (by SHA-256,
+    /// owner and mode) and services with the plan.
+    ///
+    /// Kubernetes: a server-side dry run of every object (so admission and conflicts are checked
+    /// by the cluster itself) compared with the live objects, printed as a diff, plus the objects
+    /// that apply would prune.
     Plan(ApplyArgs),
-    /// Render the document and converge every host to it over SSH.
+    /// Render the document and converge its target to it.
     ///
-    /// Only what differs is changed: files are uploaded beside their destination, checked against
-    /// their SHA-256 and renamed into place; a service restarts only when one of its files changed.
-    /// Hosts are converged in parallel; a host that fails does not stop the others unless
-    /// --fail-fast. Running it again changes nothing. Exit 2 when any host failed.
+    /// Bare metal: only what differs is changed over SSH: files are uploaded beside their
+    /// destination, checked against their SHA-256 and renamed into place; a service restarts only
+    /// when one of its files changed. Hosts are converged in parallel; a host that fails does not
+    /// stop the others unless --fail-fast.
+    ///
+    /// Kubernetes: server-side apply with field manager `terroir`, namespaces first. Every object
+    /// is dry-run first, so a conflict or a refused object changes nothing. Objects are labelled
+    /// as one ApplySet (parent: ConfigMap terroir-<platform>), and objects the document no longer
+    /// renders are pruned. Then waits for rollouts (--timeout).
+    ///
+    /// Running it again changes nothing. Exit 2 when a host or the cluster failed.
     Apply(ApplyArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
+    /// Run the Kubernetes operator: keep every `Platform` resource rendered, checked and applied.
+    ///
+    /// For each Platform (group terroir.eu, version v1alpha1; see `terroir crd`): resolve and
+    /// render it, gate it on its sovereignty policy, server-side apply its objects as an ApplySet
+    /// whose parent is the Platform itself (pruning what is no longer rendered), and check that
+    /// its workloads rolled out. Conditions Rendered, PolicyCompliant, Applied and Ready are
+    /// written to its status with observedGeneration, and Events are recorded. A finalizer
+    /// deletes everything the Platform created when it is deleted. Serves /metrics, /healthz and
+    /// /readyz. With leader election (default), only the replica holding the Lease reconciles.
+    Operator(OperatorArgs),
     /// Print the CustomResourceDefinition of `platforms.terroir.eu` (YAML; JSON with --output json).
     ///
     /// Generated from the same Rust types as the Platform document, so the operator's custom
@@ -117,7 +138,63 @@ pub struct ApplyArgs {
     /// Record the host keys of hosts missing from knownHostsFile (a changed key is always refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds allowed for connecting and for each remote command.
+    /// Seconds allowed for connecting and for each remote command (bare metal), or for all
+    /// rollouts to finish (Kubernetes).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Kubernetes: kubeconfig file (default: the document's, else $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH", help_heading = "Kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context (default: the document's, else the current context).
+    #[arg(long, value_name = "NAME", help_heading = "Kubernetes")]
+    pub context: Option<String>,
+    /// Kubernetes: take over fields that another field manager owns (server-side apply `force`).
+    /// Without it, conflicts are listed and nothing is changed.
+    #[arg(long, help_heading = "Kubernetes")]
+    pub force_conflicts: bool,
+    /// Kubernetes: keep objects the document no longer renders instead of deleting them.
+    #[arg(long, help_heading = "Kubernetes")]
+    pub no_prune: bool,
+    /// Kubernetes: return once applied, without waiting for Deployments, StatefulSets and
+    /// DaemonSets to roll out.
+    #[arg(long, help_heading = "Kubernetes")]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Watch Platform resources in this namespace only (default: all namespaces).
+    #[arg(long, value_name = "NS", env = "TERROIR_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Create and update the Namespace objects the blueprint renders (needs cluster-scoped RBAC).
+    /// Without it they are reported as skipped and must already exist.
+    #[arg(long, env = "TERROIR_MANAGE_NAMESPACES")]
+    pub manage_namespaces: bool,
+    /// Address serving /metrics (Prometheus), /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080", env = "TERROIR_METRICS_ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile without holding the Lease (only safe with a single replica).
+    #[arg(long, env = "TERROIR_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, value_name = "NAME", default_value = "terroir-operator", env = "TERROIR_LEASE_NAME")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the pod name, else the host name and PID).
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds between two reconciliations of an unchanged Platform (drift correction).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..))]
+    pub requeue_seconds: u64,
+    /// Platforms reconciled at the same time.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// kubeconfig file (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }

@@ -9,6 +9,8 @@ use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs
 use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
+mod kubernetes;
+
 /// How a command ended, mapped to the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -41,6 +43,13 @@ pub fn run(cli: Cli) -> Outcome {
             print!("{}", model::schema::platform_schema_text());
             Outcome::Success
         }
+        Command::Operator(args) => match crate::operator::run(args, catalog) {
+            Ok(()) => Outcome::Success,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::CheckFailed
+            }
+        },
         Command::Crd => {
             match crate::model::crd::crd_text(json) {
                 Ok(text) => {
@@ -335,9 +344,12 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
             return Outcome::Invalid;
         }
     };
+    if loaded.platform.spec.target.kubernetes.is_some() {
+        return kubernetes::run(args, loaded, catalog, json, mode == Mode::Apply);
+    }
     let Some(target) = loaded.platform.spec.target.baremetal.clone() else {
         eprintln!(
-            "error: {}: `plan` and `apply` drive bare-metal targets so far; this document's target is {} (render it with `terroir render`)",
+            "error: {}: `plan` and `apply` drive bare-metal and Kubernetes targets so far; this document's target is {} (render it with `terroir render`)",
             loaded.file,
             crate::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target)
         );

@@ -1,0 +1,355 @@
+//! One reconciliation of a `Platform` resource: resolve, render, policy gate, apply, verify.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{json, Value};
+
+use super::metrics::Metrics;
+use crate::blueprint::Catalog;
+use crate::cluster::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
+use crate::model::{self, Condition, Metadata, Platform, PlatformResource, PlatformStatus};
+use crate::render::{self, Renderer};
+
+pub const FINALIZER: &str = "terroir.eu/prune";
+pub const FIELD_MANAGER: &str = "terroir-operator";
+/// How soon a Platform whose workloads are still rolling out is looked at again.
+pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(10);
+
+pub struct Context {
+    pub client: Client,
+    pub applier: Applier,
+    pub catalog: Catalog,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub manage_namespaces: bool,
+    pub requeue: Duration,
+    renderers: Mutex<HashMap<String, Arc<Renderer>>>,
+    done: Mutex<HashMap<String, Done>>,
+}
+
+/// The last complete reconciliation of one resource (by uid).
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    generation: i64,
+    at: Instant,
+    ready: bool,
+}
+
+impl Context {
+    pub fn new(client: Client, catalog: Catalog, recorder: Recorder, metrics: Arc<Metrics>, manage_namespaces: bool, requeue: Duration) -> Self {
+        Context {
+            applier: Applier::new(client.clone(), FIELD_MANAGER),
+            client,
+            catalog,
+            recorder,
+            metrics,
+            manage_namespaces,
+            requeue,
+            renderers: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Blueprints are compiled once and shared by every Platform that uses them.
+    fn renderer(&self, name: &str) -> Result<Arc<Renderer>, String> {
+        if let Some(r) = self.renderers.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(r);
+        }
+        let bp = self.catalog.load(name).map_err(|e| e.to_string())?;
+        let r = Arc::new(Renderer::new(bp).map_err(|e| e.to_string())?);
+        if let Ok(mut m) = self.renderers.lock() {
+            m.insert(name.to_owned(), r.clone());
+        }
+        Ok(r)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
+    #[error("cannot write the status of {0}: {1}")]
+    Status(String, String),
+    #[error("{0}")]
+    Finalizer(String),
+}
+
+pub async fn reconcile(p: Arc<PlatformResource>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let ns = p.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<PlatformResource> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, p, |event| async {
+        match event {
+            Event::Apply(p) => converge(&p, &ctx).await,
+            Event::Cleanup(p) => cleanup(&p, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    });
+    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+pub fn error_policy(p: Arc<PlatformResource>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.count("error");
+    tracing::warn!(platform = %format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()), error = %error, "reconcile failed; retrying in 15 s");
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// Conditions being written, keeping each one's transition time when its status did not change.
+struct Conditions<'a> {
+    old: &'a [Condition],
+    new: Vec<Condition>,
+    generation: i64,
+    now: String,
+}
+
+impl<'a> Conditions<'a> {
+    fn new(old: &'a [Condition], generation: i64) -> Self {
+        Conditions { old, new: Vec::new(), generation, now: k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default() }
+    }
+
+    fn set(&mut self, type_: &str, ok: Option<bool>, reason: &str, message: impl Into<String>) {
+        let status = match ok {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        let since = self
+            .old
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| self.now.clone());
+        self.new.push(Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: since,
+            observed_generation: Some(self.generation),
+        });
+    }
+}
+
+fn key(p: &PlatformResource) -> String {
+    p.uid().unwrap_or_else(|| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()))
+}
+
+async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, ReconcileError> {
+    let name = p.name_any();
+    let ns = p.namespace().unwrap_or_else(|| "default".into());
+    let generation = p.metadata.generation.unwrap_or(0);
+    // Writing the status or the ApplySet annotations triggers a watch event; a resource reconciled
+    // moments ago at the same generation is not reconciled again before it is due.
+    if let Some(done) = ctx.done.lock().ok().and_then(|m| m.get(&key(p)).copied()) {
+        let due = if done.ready { ctx.requeue } else { ROLLOUT_RECHECK };
+        if done.generation == generation && done.at.elapsed() < due {
+            return Ok(Action::requeue(due - done.at.elapsed()));
+        }
+    }
+    let old_status = p.status.clone().unwrap_or_default();
+    let mut conds = Conditions::new(&old_status.conditions, generation);
+    let set = ApplySet::for_resource(&name, &ns);
+    let mut status = PlatformStatus { observed_generation: Some(generation), applyset: Some(set.id.clone()), ..old_status.clone() };
+
+    // Resolve and render, exactly as `terroir render` would for the same document.
+    let doc = Platform {
+        api_version: model::API_VERSION.into(),
+        kind: model::KIND.into(),
+        metadata: Metadata {
+            name: name.clone(),
+            namespace: Some(ns.clone()),
+            labels: p.labels().iter().filter(|(k, _)| !k.starts_with("applyset.kubernetes.io/")).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        },
+        spec: p.spec.clone(),
+    };
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let rendered = match model::load_str(&format!("platforms/{ns}/{name}"), &text) {
+        Err(diags) => Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n"))),
+        Ok(loaded) => match ctx.renderer(&loaded.platform.spec.blueprint.name) {
+            Err(e) => Err(("BlueprintNotFound", e)),
+            Ok(r) => match r.render(&loaded) {
+                Err(render::RenderError::Invalid(diags)) => {
+                    Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n")))
+                }
+                Err(e) => Err(("RenderFailed", e.to_string())),
+                Ok((_, tree)) => cluster::manifests(&tree).map(|m| (tree, m)).map_err(|e| ("RenderFailed", e.to_string())),
+            },
+        },
+    };
+    let (tree, manifests) = match rendered {
+        Ok(x) => x,
+        Err((reason, message)) => {
+            conds.set("Rendered", Some(false), reason, message.clone());
+            conds.set("PolicyCompliant", None, "NotRendered", "");
+            conds.set("Applied", None, "NotRendered", "nothing was changed");
+            conds.set("Ready", Some(false), reason, message.clone());
+            status.conditions = conds.new;
+            publish(ctx, p, EventType::Warning, reason, "Render", &message).await;
+            write_status(ctx, &ns, &name, &status).await?;
+            ctx.metrics.count("invalid");
+            return Ok(Action::requeue(ctx.requeue));
+        }
+    };
+    let digest = render::sha256_hex(
+        &tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")).flat_map(|(f, b)| [f.as_bytes(), b.as_slice()].concat()).collect::<Vec<u8>>(),
+    );
+    conds.set("Rendered", Some(true), "Rendered", format!("{} objects from blueprint {}", manifests.len(), p.spec.blueprint.name));
+
+    // Policy gate: a platform that breaks its own sovereignty policy is not applied.
+    let assessment: Value = tree.files.get("sovereignty/pre-assessment.json").and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+    let failing: Vec<String> = assessment["findings"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter(|x| x["verdict"] == "fail")
+                .map(|x| format!("{}: {} (expected {})", x["subject"].as_str().unwrap_or("?"), x["observed"].as_str().unwrap_or("?"), x["expected"].as_str().unwrap_or("?")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !failing.is_empty() {
+        let message = format!("{} finding(s) fail the sovereignty policy: {}", failing.len(), failing.join("; "));
+        conds.set("PolicyCompliant", Some(false), "PolicyViolation", message.clone());
+        conds.set("Applied", Some(false), "PolicyViolation", "not applied until the policy is met; objects already deployed are left as they are");
+        conds.set("Ready", Some(false), "PolicyViolation", message.clone());
+        status.conditions = conds.new;
+        publish(ctx, p, EventType::Warning, "PolicyViolation", "Gate", &message).await;
+        write_status(ctx, &ns, &name, &status).await?;
+        ctx.metrics.count("policy");
+        return Ok(Action::requeue(ctx.requeue));
+    }
+    conds.set("PolicyCompliant", Some(true), "PolicyMet", format!("verdict {} (declared facts)", assessment["verdict"].as_str().unwrap_or("pass")));
+
+    // Apply.
+    let opts = ApplyOptions { manage_namespaces: ctx.manage_namespaces, ..ApplyOptions::default() };
+    let report = match ctx.applier.apply(&manifests, &set, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = match &e {
+                ClusterError::Conflicts(_) => "Conflict",
+                ClusterError::Refused(_) => "Refused",
+                ClusterError::NotServed(_) => "KindNotServed",
+                _ => "ApplyFailed",
+            };
+            let message = e.to_string();
+            conds.set("Applied", Some(false), reason, message.clone());
+            conds.set("Ready", Some(false), reason, message.clone());
+            status.conditions = conds.new;
+            publish(ctx, p, EventType::Warning, reason, "Apply", &message).await;
+            write_status(ctx, &ns, &name, &status).await?;
+            if reason == "ApplyFailed" {
+                return Err(e.into());
+            }
+            ctx.metrics.count(if reason == "Conflict" { "conflict" } else { "error" });
+            return Ok(Action::requeue(ctx.requeue));
+        }
+    };
+    use crate::cluster::Action as A;
+    let (created, updated, pruned) = (report.count(A::Create), report.count(A::Update), report.count(A::Prune));
+    ctx.metrics.objects_applied.inc_by((created + updated) as u64);
+    ctx.metrics.objects_pruned.inc_by(pruned as u64);
+    let skipped = report.count(A::Skipped);
+    conds.set(
+        "Applied",
+        Some(true),
+        "Applied",
+        format!(
+            "{} objects applied ({created} created, {updated} configured, {pruned} pruned){}",
+            report.applied_objects(),
+            if skipped > 0 { format!("; {skipped} namespace(s) left to the cluster administrator") } else { String::new() }
+        ),
+    );
+    if report.changed() {
+        publish(ctx, p, EventType::Normal, "Applied", "Apply", &format!("{created} created, {updated} configured, {pruned} pruned")).await;
+    }
+
+    // Verify: every workload rolled out.
+    let mut waiting = Vec::new();
+    for m in manifests.iter().filter(|m| wait::is_workload(m)) {
+        let (ar, _) = ctx.applier.resource(&m.gvk).await?;
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ctx.client.clone(), m.namespace.as_deref().unwrap_or_default(), &ar);
+        match api.get_opt(&m.name).await {
+            Ok(Some(o)) => {
+                if let Some(why) = wait::pending(&m.gvk.kind, &o) {
+                    waiting.push(format!("{}: {why}", m.label()));
+                }
+            }
+            Ok(None) => waiting.push(format!("{}: not found", m.label())),
+            Err(e) => return Err(ClusterError::api(m.label(), &e).into()),
+        }
+    }
+    let ready = waiting.is_empty();
+    if ready {
+        let workloads = manifests.iter().filter(|m| wait::is_workload(m)).count();
+        conds.set("Ready", Some(true), "RolledOut", format!("{workloads} workloads rolled out"));
+    } else {
+        conds.set("Ready", Some(false), "RolloutInProgress", waiting.join("; "));
+    }
+    status.conditions = conds.new;
+    status.applied_objects = Some(report.applied_objects() as i64);
+    status.rendered_digest = Some(digest);
+    if status != old_status {
+        write_status(ctx, &ns, &name, &status).await?;
+    }
+    if let Ok(mut m) = ctx.done.lock() {
+        m.insert(key(p), Done { generation, at: Instant::now(), ready });
+    }
+    ctx.metrics.count("ok");
+    Ok(Action::requeue(if ready { ctx.requeue } else { ROLLOUT_RECHECK }))
+}
+
+async fn cleanup(p: &PlatformResource, ctx: &Context) -> Result<Action, ReconcileError> {
+    let name = p.name_any();
+    let ns = p.namespace().unwrap_or_else(|| "default".into());
+    let set = ApplySet::for_resource(&name, &ns);
+    // Kinds and namespaces recorded in the parent, plus what the spec would render now (in case
+    // the resource is deleted before its first apply completed).
+    let mut kinds = BTreeSet::new();
+    let mut namespaces = BTreeSet::new();
+    if let Some(k) = &p.spec.target.kubernetes {
+        namespaces.insert(k.namespace.clone());
+    }
+    for k in ["ConfigMap", "Service", "ServiceAccount", "PersistentVolumeClaim", "Deployment.apps", "StatefulSet.apps", "DaemonSet.apps", "CronJob.batch", "NetworkPolicy.networking.k8s.io", "PodDisruptionBudget.policy"] {
+        kinds.insert(k.to_owned());
+    }
+    if ctx.manage_namespaces {
+        kinds.insert("Namespace".to_owned());
+    }
+    let deleted = ctx.applier.delete_set(&set, &kinds, &namespaces).await?;
+    ctx.metrics.objects_pruned.inc_by(deleted.len() as u64);
+    ctx.metrics.count("deleted");
+    if let Ok(mut m) = ctx.done.lock() {
+        m.remove(&key(p));
+    }
+    publish(ctx, p, EventType::Normal, "Deleted", "Prune", &format!("{} objects deleted with the Platform", deleted.len())).await;
+    Ok(Action::await_change())
+}
+
+async fn write_status(ctx: &Context, ns: &str, name: &str, status: &PlatformStatus) -> Result<(), ReconcileError> {
+    let api: Api<PlatformResource> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .await
+        .map(|_| ())
+        .map_err(|e| ReconcileError::Status(format!("{ns}/{name}"), cluster::describe(&e)))
+}
+
+/// Record an Event on the Platform; failing to record one never fails the reconcile.
+async fn publish(ctx: &Context, p: &PlatformResource, type_: EventType, reason: &str, action: &str, note: &str) {
+    // Event notes are limited to 1 kB by the API server.
+    let note: String = note.chars().take(1000).collect();
+    let ev = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &p.object_ref(&())).await {
+        tracing::debug!(error = %e, "cannot record an event");
+    }
+}
