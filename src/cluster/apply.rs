@@ -176,7 +176,9 @@ impl Applier {
         let found = kube::discovery::group(&self.client, group).await;
         let group = match found {
             Ok(g) => g,
+            // A group the cluster no longer serves holds no members.
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+            Err(kube::Error::Discovery(_)) => return Ok(None),
             Err(e) => return Err(ClusterError::api(format!("discovery of {gk}"), &e)),
         };
         Ok(group.recommended_kind(kind).map(|(ar, caps)| (ar, caps.scope)))
