@@ -3,7 +3,8 @@
 //! mail through the platform's Postfix, and serves Prometheus metrics.
 //!
 //! Configuration comes from the environment the blueprint renders (`app.env`):
-//! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE,
+//! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE
+//! (or DATABASE_PASSWORD),
 //! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN.
 //!
 //! HTTP: `GET /healthz` (200 when the database answers), `POST /rows?value=TEXT` (insert, returns
@@ -37,8 +38,11 @@ fn env(name: &'static str) -> Result<String, SmokeError> {
 }
 
 fn config() -> Result<Config, SmokeError> {
-    let password_file = env("DATABASE_PASSWORD_FILE")?;
-    let password = std::fs::read_to_string(&password_file).map_err(|source| SmokeError::Password { path: password_file.clone(), source })?;
+    // A file on hosts; the environment (from a Secret) on Kubernetes.
+    let password = match env("DATABASE_PASSWORD_FILE") {
+        Ok(file) => std::fs::read_to_string(&file).map_err(|source| SmokeError::Password { path: file.clone(), source })?,
+        Err(_) => env("DATABASE_PASSWORD").map_err(|_| SmokeError::Env("DATABASE_PASSWORD_FILE or DATABASE_PASSWORD"))?,
+    };
     // key=value connection string; values quoted so that any password works
     let quote = |v: &str| format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"));
     let db = format!(
