@@ -296,7 +296,9 @@ impl Applier {
             if wave == 2 {
                 let kinds: BTreeSet<String> = old_kinds.union(&new_kinds).cloned().collect();
                 let namespaces: BTreeSet<String> = old_namespaces.union(&new_ns).cloned().collect();
-                self.write_parent(set, &kinds, &namespaces).await?;
+                if !parent_records(parent.as_ref(), set, &kinds, &namespaces) {
+                    self.write_parent(set, &kinds, &namespaces).await?;
+                }
             }
             let writes: Vec<_> = resolved
                 .iter()
@@ -309,7 +311,7 @@ impl Applier {
         for member in &prune {
             self.delete(member).await?;
         }
-        if opts.prune {
+        if opts.prune && !(prune.is_empty() && old_kinds == new_kinds && old_namespaces == new_ns && parent_records(parent.as_ref(), set, &new_kinds, &new_ns)) {
             self.write_parent(set, &new_kinds, &new_ns).await?;
         }
         Ok(report)
@@ -498,6 +500,18 @@ impl Applier {
         api.patch(&name, &pp, &Patch::Apply(&body)).await.map_err(|e| ClusterError::api(format!("ApplySet parent {name}"), &e))?;
         Ok(())
     }
+}
+
+/// Whether the parent already records exactly this set (so that a no-op apply writes nothing).
+fn parent_records(parent: Option<&DynamicObject>, set: &ApplySet, kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> bool {
+    let Some(p) = parent else { return false };
+    let label = p.metadata.labels.as_ref().and_then(|l| l.get(applyset::LABEL_ID));
+    let ann = p.metadata.annotations.as_ref();
+    let get = |k: &str| ann.and_then(|a| a.get(k)).cloned().unwrap_or_default();
+    label == Some(&set.id)
+        && get(applyset::ANNOTATION_TOOLING) == ApplySet::tooling()
+        && applyset::parse_list(Some(&get(applyset::ANNOTATION_GROUP_KINDS))) == *kinds
+        && applyset::parse_list(Some(&get(applyset::ANNOTATION_NAMESPACES))) == *namespaces
 }
 
 /// An object without what the server manages, for comparing desired with live.
