@@ -3,6 +3,8 @@
 //! nothing, a component removed from the document is pruned, conflicts with another field
 //! manager are refused until --force-conflicts, and a rollout that never completes times out.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

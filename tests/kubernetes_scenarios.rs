@@ -4,6 +4,8 @@
 //! deletion prunes before releasing the finalizer, invalid and non-compliant Platforms are
 //! never applied.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! (pruning what is no longer rendered), deletes the children with the Platform, serves its
 //! metrics, and with two replicas only the Lease holder reconciles until it dies.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -56,10 +56,10 @@ pub struct Metadata {
     category = "terroir",
     doc = "A customer-engagement platform that terroir operator renders, checks against its sovereignty policy, applies and keeps converged.",
     label("applyset.kubernetes.io/is-parent-type", "true"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Objects", type_ = "integer", json_path = ".status.appliedObjects"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Objects","type":"integer","jsonPath":".status.appliedObjects"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 pub struct PlatformSpec {
     pub blueprint: BlueprintRef,

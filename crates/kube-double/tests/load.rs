@@ -1,5 +1,5 @@
-//! Load on the double: many applies and watches at once. The full-size run is ignored by
-//! default; run it with `cargo test --release -p terroir-kube-double --test load -- --ignored`.
+//! Load on the double: many applies and watches at once, every watcher seeing every object.
+//! (Its throughput at the operator benchmark's size is measured by `cargo bench --bench operator`.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -96,8 +96,3 @@ async fn many_applies_and_watches() {
     load(8, 50, 4).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "full size: run in release"]
-async fn benchmark_sized_load() {
-    load(100, 230, 50).await;
-}
