@@ -13,3 +13,19 @@ pub mod secrets;
 pub mod smoke;
 pub mod sovereignty;
 pub mod target;
+
+/// An error and its sources on one line (`a: b: c`): many libraries keep the reason in the chain.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let next = s.to_string();
+        // Some errors repeat their source in their own message.
+        if !message.ends_with(&next) {
+            message.push_str(": ");
+            message.push_str(&next);
+        }
+        src = s.source();
+    }
+    message
+}

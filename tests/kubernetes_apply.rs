@@ -90,6 +90,9 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(summary(&report, "create"), objects);
     assert!(!report["rolledOut"].as_array().unwrap().is_empty(), "rollouts were waited for");
+    // Secrets are referenced, never rendered: the ones missing are named.
+    let missing: Vec<&str> = report["missingSecrets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(missing.contains(&"mutuelle-crm/mutuelle-crm-postgres-credentials"), "{missing:?}");
     let state = cluster.state();
     let deployments = state.list("apps/v1", "Deployment");
     assert!(deployments.len() >= 3, "{deployments:?}");
@@ -106,6 +109,11 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert!(names(&state, "v1", "Namespace").contains(&"mutuelle-crm".to_owned()));
     let versions: Vec<Value> = deployments.iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
 
+    // Once the Secret exists it is no longer reported.
+    let url = format!("{}/api/v1/namespaces/mutuelle-crm/secrets", cluster.server.url());
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials"}, "stringData": {"password": "x"}});
+    ureq::post(&url).header("content-type", "application/json").send(secret.to_string()).unwrap();
+
     // Second apply: nothing to do, and not a single write.
     state.clear_requests();
     let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
@@ -113,6 +121,8 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert_eq!(summary(&report, "unchanged"), objects, "{report}");
     assert_eq!(summary(&report, "create") + summary(&report, "update") + summary(&report, "prune"), 0);
     assert!(cluster.writes().is_empty(), "a second apply wrote: {:#?}", cluster.writes());
+    let missing: Vec<&str> = report["missingSecrets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!missing.is_empty() && !missing.contains(&"mutuelle-crm/mutuelle-crm-postgres-credentials"), "{missing:?}");
     let again: Vec<Value> = state.list("apps/v1", "Deployment").iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
     assert_eq!(versions, again);
 

@@ -69,6 +69,12 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             diffs: !apply,
         };
         let report = applier.apply(&manifests, &set, opts).await.map_err(|e| (Outcome::CheckFailed, e))?;
+        let missing = cluster::missing_secrets(&conn.client, &cluster::referenced_secrets(&manifests)).await.map_err(|e| (Outcome::CheckFailed, e))?;
+        if !json {
+            for s in &missing {
+                eprintln!("warning: Secret {s} does not exist; the pods that read it cannot start until it is created");
+            }
+        }
         let mut rollouts = Vec::new();
         if apply && !args.no_wait {
             let deadline = Duration::from_secs(args.timeout);
@@ -93,11 +99,11 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
                 rollouts.push(r.map_err(|e| (Outcome::CheckFailed, e))?);
             }
         }
-        Ok::<_, (Outcome, ClusterError)>((report, rollouts, conn.context))
+        Ok::<_, (Outcome, ClusterError)>((report, rollouts, conn.context, missing))
     });
     match result {
-        Ok((report, rollouts, context)) => {
-            print_report(&report, &rollouts, &context, json, apply, started.elapsed());
+        Ok((report, rollouts, context, missing)) => {
+            print_report(&report, &rollouts, &context, &missing, json, apply, started.elapsed());
             Outcome::Success
         }
         Err((outcome, e)) => {
@@ -110,7 +116,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     }
 }
 
-fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, json: bool, apply: bool, took: Duration) {
+fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, missing: &[String], json: bool, apply: bool, took: Duration) {
     if json {
         let out = json!({
             "target": "kubernetes",
@@ -127,6 +133,7 @@ fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, json: 
             },
             "objects": report.objects,
             "rolledOut": rollouts,
+            "missingSecrets": missing,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return;

@@ -59,13 +59,7 @@ pub struct Renderer {
 
 fn render_err(bp: &Blueprint, template: &str, e: &tera::Error) -> RenderError {
     // Tera's Display is a one-liner; the source chain holds the reason.
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
+    let message = crate::error_chain(e);
     RenderError::Template { blueprint: bp.name.clone(), template: template.to_owned(), message }
 }
 
