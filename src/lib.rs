@@ -5,6 +5,7 @@ pub mod blueprint;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod locality;
 pub mod model;
 pub mod operator;
 pub mod render;

@@ -96,6 +96,18 @@ pub enum Command {
     /// resource accepts exactly what `terroir validate` accepts structurally. The Helm chart ships
     /// this output in charts/terroir/crds/.
     Crd,
+    /// Where addresses and host names really are: country, autonomous system, organisation,
+    /// operator, jurisdiction and CLOUD Act exposure, with the reason.
+    ///
+    /// Host names are resolved through the system resolver first. Country data: DB-IP
+    /// (CC-BY-4.0) through ip-location-db; ASN data: RouteViews and DB-IP (CC-BY-4.0).
+    Locate(LocateArgs),
+    /// Judge a Platform against its sovereignty policy: declared facts, and with --live the
+    /// target's real hosts, nodes and images, or a Terraform plan. Exit 2 when any check fails.
+    Verify(VerifyArgs),
+    /// Manage the IP geolocation data that `locate` and `verify` use.
+    #[command(subcommand)]
+    Geodata(GeodataCommand),
     /// List the available blueprints and their parameters.
     Blueprints,
     /// Run the smoke application (for tests and demos): writes to PostgreSQL, sends mail through
@@ -197,4 +209,67 @@ pub struct OperatorArgs {
     /// kubeconfig context.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GeodataArgs {
+    /// Directory holding the geodata packages (the two ip-location-db tarballs).
+    /// Default: $TERROIR_GEODATA, else the directory `terroir geodata update` writes to.
+    #[arg(long, value_name = "DIR", env = "TERROIR_GEODATA", global = true)]
+    pub geodata: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LocateArgs {
+    /// IPv4/IPv6 addresses or host names.
+    #[arg(required = true, value_name = "ADDRESS|HOSTNAME")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub data: GeodataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Platform document (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also gather live facts from the target (hosts over SSH, or the Kubernetes cluster).
+    #[arg(long)]
+    pub live: bool,
+    /// A Terraform plan in JSON (`terraform show -json PLAN > PLAN.json`) to judge too.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan_json: Option<PathBuf>,
+    /// Kubernetes: kubeconfig file (live checks).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context (live checks).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub data: GeodataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeodataCommand {
+    /// Fetch both geodata packages from the npm registry (tarball and integrity hash from the
+    /// package metadata, verified before use) and build the lookup index.
+    Update {
+        /// npm registry to fetch from.
+        #[arg(long, default_value = "https://registry.npmjs.org", env = "TERROIR_NPM_REGISTRY")]
+        registry: String,
+        #[command(flatten)]
+        data: GeodataArgs,
+    },
+    /// Import a geodata package tarball (.tgz) fetched by other means, and rebuild the index.
+    Import {
+        #[arg(required = true, value_name = "FILE.tgz")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        data: GeodataArgs,
+    },
+    /// Show which geodata is in use: packages, versions, ranges indexed, where the index is cached.
+    Status {
+        #[command(flatten)]
+        data: GeodataArgs,
+    },
 }

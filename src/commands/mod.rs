@@ -9,7 +9,10 @@ use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs
 use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
+mod geodata_cmd;
 mod kubernetes;
+mod locate_cmd;
+mod verify_cmd;
 
 /// How a command ended, mapped to the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub fn run(cli: Cli) -> Outcome {
                 Outcome::CheckFailed
             }
         },
+        Command::Locate(args) => locate_cmd::run(&args, json),
+        Command::Verify(args) => verify_cmd::run(&args, &catalog, json),
+        Command::Geodata(cmd) => geodata_cmd::run(cmd, json),
         Command::Crd => {
             match crate::model::crd::crd_text(json) {
                 Ok(text) => {
