@@ -5,3 +5,5 @@
 //!   RouteViews data), built once from the package tarballs and cached.
 //! - `catalog`: the provider catalog (`catalog/providers.yaml`): operators, ASNs, jurisdiction,
 //!   CLOUD Act exposure, regions and qualifications, each fact with its source.
+
+pub mod catalog;
