@@ -7,3 +7,5 @@
 //!   CLOUD Act exposure, regions and qualifications, each fact with its source.
 
 pub mod catalog;
+pub mod geodata;
+pub mod npm;
