@@ -9,3 +9,4 @@
 pub mod catalog;
 pub mod geodata;
 pub mod npm;
+pub mod locate;
