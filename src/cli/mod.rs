@@ -239,6 +239,12 @@ pub struct VerifyArgs {
     /// A Terraform plan in JSON (`terraform show -json PLAN > PLAN.json`) to judge too.
     #[arg(long, value_name = "PLAN.json")]
     pub plan_json: Option<PathBuf>,
+    /// Use ADDRESS for HOST instead of asking DNS (repeatable), as curl's --resolve.
+    #[arg(long, value_name = "HOST=ADDRESS")]
+    pub resolve: Vec<String>,
+    /// Do not resolve names through DNS: judge them by the provider catalog and the declaration.
+    #[arg(long)]
+    pub no_dns: bool,
     /// Kubernetes: kubeconfig file (live checks).
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,

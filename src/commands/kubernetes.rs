@@ -17,13 +17,19 @@ pub const FIELD_MANAGER: &str = "terroir";
 
 pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, apply: bool) -> Outcome {
     let Some(target) = loaded.platform.spec.target.kubernetes.clone() else { return Outcome::Invalid };
-    let (_, tree) = match render::render(&loaded, catalog) {
+    let (resolved, tree) = match render::render(&loaded, catalog) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::Invalid;
         }
     };
+    if apply {
+        let images: Vec<String> = resolved.images.values().cloned().collect();
+        if let Err(outcome) = super::verify_cmd::gate(&loaded, &images, json) {
+            return outcome;
+        }
+    }
     let manifests = match cluster::manifests(&tree) {
         Ok(m) => m,
         Err(e) => {

@@ -361,13 +361,19 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
         );
         return Outcome::Invalid;
     };
-    let (_, tree) = match render::render(&loaded, catalog) {
+    let (resolved, tree) = match render::render(&loaded, catalog) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::Invalid;
         }
     };
+    if mode == Mode::Apply {
+        let images: Vec<String> = resolved.images.values().cloned().collect();
+        if let Err(outcome) = verify_cmd::gate(&loaded, &images, json) {
+            return outcome;
+        }
+    }
     let plan: crate::render::plan::Plan = match tree.files.get("baremetal/plan.json").map(|b| serde_json::from_slice(b)) {
         Some(Ok(p)) => p,
         _ => {

@@ -1,10 +1,191 @@
 //! `terroir verify FILE [--live] [--plan-json PLAN.json]`.
 
-use super::Outcome;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+
+use super::{load_checked, print_diagnostics, Outcome};
 use crate::blueprint::Catalog;
 use crate::cli::VerifyArgs;
+use crate::locality::catalog::Catalog as Providers;
+use crate::locality::geodata::GeoDb;
+use crate::locality::verify::{self, Finding, Report, Verdict, Verifier};
+use crate::render;
 
-pub fn run(_args: &VerifyArgs, _catalog: &Catalog, _json: bool) -> Outcome {
-    eprintln!("error: `terroir verify` is not available in this build yet");
-    Outcome::Invalid
+/// `HOST=ADDRESS` pins, as given on the command line.
+pub fn parse_pins(pins: &[String]) -> Result<HashMap<String, Vec<IpAddr>>, String> {
+    let mut out: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for p in pins {
+        let (host, addr) = p.split_once('=').ok_or_else(|| format!("--resolve {p}: expected HOST=ADDRESS"))?;
+        let ip: IpAddr = addr.trim_matches(['[', ']']).parse().map_err(|_| format!("--resolve {p}: `{addr}` is not an IP address; expected HOST=ADDRESS"))?;
+        out.entry(host.to_ascii_lowercase()).or_default().push(ip);
+    }
+    Ok(out)
+}
+
+pub fn run(args: &VerifyArgs, catalog: &Catalog, json: bool) -> Outcome {
+    let loaded = match load_checked(&args.file, catalog) {
+        Ok(l) => l,
+        Err((diags, text)) => {
+            print_diagnostics(&diags, text.as_deref());
+            return Outcome::Invalid;
+        }
+    };
+    let pins = match parse_pins(&args.resolve) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let geo = match GeoDb::open(args.data.geodata.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let (resolved, _) = match render::render(&loaded, catalog) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let p = &loaded.platform;
+    let v = Verifier { policy: &p.spec.sovereignty.policy, geo: Some(&geo), catalog: Providers::builtin(), pins, dns: !args.no_dns };
+    let images: Vec<String> = resolved.images.values().cloned().collect();
+    let mut findings = verify::declared(p, &images, &v);
+
+    if let Some(path) = &args.plan_json {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return Outcome::Invalid;
+            }
+        };
+        let plan: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {}:{}:{}: {e}; expected the JSON `terraform show -json PLAN` writes", path.display(), e.line(), e.column());
+                return Outcome::Invalid;
+            }
+        };
+        match verify::plan(&plan, &v) {
+            Ok(f) => findings.extend(f),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return Outcome::Invalid;
+            }
+        }
+    }
+
+    if args.live {
+        match live(args, &loaded, &v) {
+            Ok(f) => findings.extend(f),
+            Err((outcome, e)) => {
+                eprintln!("error: {e}");
+                return outcome;
+            }
+        }
+    }
+
+    let report = Report::new(&p.metadata.name, findings);
+    print(&report, json);
+    if report.verdict == Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
+}
+
+fn live(args: &VerifyArgs, loaded: &crate::model::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
+    let p = &loaded.platform;
+    if let Some(k) = &p.spec.target.kubernetes {
+        let kubeconfig = args.kubeconfig.clone().or_else(|| {
+            k.kubeconfig.as_ref().map(|c| {
+                let path = std::path::PathBuf::from(c);
+                if path.is_absolute() { path } else { args.file.parent().map(|d| d.join(&path)).unwrap_or(path) }
+            })
+        });
+        let context = args.context.clone().or_else(|| k.context.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (Outcome::CheckFailed, e.to_string()))?;
+        return runtime.block_on(async {
+            let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e.to_string()))?;
+            let declared_op = k.location.as_ref().and_then(|l| l.operator.clone());
+            crate::locality::live::kubernetes(&conn.client, &k.namespace, declared_op.as_deref(), v).await.map_err(|e| (Outcome::CheckFailed, e.to_string()))
+        });
+    }
+    if p.spec.target.baremetal.is_some() {
+        return crate::locality::hostfacts::verify_hosts(&args.file, p, v).map_err(|e| (Outcome::CheckFailed, e));
+    }
+    Err((
+        Outcome::Invalid,
+        "--live reads a running target: bare-metal hosts or a Kubernetes cluster; for a SecNumCloud target, judge its Terraform plan with --plan-json".into(),
+    ))
+}
+
+fn print(report: &Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        return;
+    }
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = std::io::stdout().lock();
+    let w = report.findings.iter().map(|f| f.subject.chars().count()).max().unwrap_or(7).clamp(7, 48);
+    let _ = writeln!(out, "{:<6} {:<8} {:<w$} OBSERVED", "VERDICT", "BASIS", "SUBJECT");
+    for f in &report.findings {
+        let (label, code) = match f.verdict {
+            Verdict::Pass => ("pass", "32"),
+            Verdict::Warn => ("warn", "33"),
+            Verdict::Fail => ("FAIL", "31"),
+        };
+        let label = if color { format!("\x1b[{code}m{label:<7}\x1b[0m") } else { format!("{label:<7}") };
+        let _ = writeln!(out, "{label} {:<8} {:<w$} {}", f.basis, f.subject, f.observed);
+        if f.verdict != Verdict::Pass && !f.evidence.is_empty() {
+            let _ = writeln!(out, "{:16}{:w$} {}", "", "", f.evidence);
+        }
+    }
+    let count = |v: Verdict| report.findings.iter().filter(|f| f.verdict == v).count();
+    let _ = writeln!(
+        out,
+        "\n{}: {} pass, {} warn, {} fail; expected {}",
+        report.platform,
+        count(Verdict::Pass),
+        count(Verdict::Warn),
+        count(Verdict::Fail),
+        report.findings.first().map(|f| f.expected.as_str()).unwrap_or("")
+    );
+    let _ = writeln!(out, "{}", report.attribution);
+}
+
+/// The policy gate of `terroir apply`: the declared checks (names judged by the provider catalog
+/// and the declaration, no DNS), before anything is changed. With `enforcement: enforce` a
+/// failing check stops the run; with `warn` it is reported and the run goes on.
+pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool) -> Result<(), Outcome> {
+    let p = &loaded.platform;
+    // Addresses are judged only when geodata is there; the gate never downloads anything.
+    let geo = GeoDb::open(None).ok();
+    let v = Verifier { policy: &p.spec.sovereignty.policy, geo: geo.as_ref(), catalog: Providers::builtin(), pins: HashMap::new(), dns: false };
+    let report = Report::new(&p.metadata.name, verify::declared(p, images, &v));
+    let failures: Vec<&Finding> = report.failures().collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let enforce = p.spec.sovereignty.policy.enforcement == crate::model::Enforcement::Enforce;
+    let word = if enforce { "error" } else { "warning" };
+    for f in &failures {
+        eprintln!("{word}: policy: {}: {} (expected {}): {}", f.subject, f.observed, f.expected, f.evidence);
+    }
+    if enforce {
+        eprintln!(
+            "error: {} violates its sovereignty policy ({} failing check{}); nothing was changed. `terroir verify {}` shows every check; `enforcement: warn` reports without stopping",
+            p.metadata.name,
+            failures.len(),
+            if failures.len() == 1 { "" } else { "s" },
+            loaded.file
+        );
+        if json {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"error": "policy violation", "findings": failures})).unwrap_or_default());
+        }
+        return Err(Outcome::CheckFailed);
+    }
+    Ok(())
 }

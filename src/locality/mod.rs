@@ -10,3 +10,6 @@ pub mod catalog;
 pub mod geodata;
 pub mod npm;
 pub mod locate;
+pub mod hostfacts;
+pub mod live;
+pub mod verify;

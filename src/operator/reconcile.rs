@@ -9,12 +9,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Event};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::metrics::Metrics;
 use crate::blueprint::Catalog;
 use crate::cluster::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
-use crate::model::{self, Condition, Metadata, Platform, PlatformResource, PlatformStatus};
+use crate::locality::catalog::Catalog as Providers;
+use crate::locality::verify::{self, Verdict, Verifier};
+use crate::model::{self, Condition, Enforcement, Metadata, Platform, PlatformResource, PlatformStatus};
 use crate::render::{self, Renderer};
 
 pub const FINALIZER: &str = "terroir.eu/prune";
@@ -184,11 +186,13 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
                     Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n")))
                 }
                 Err(e) => Err(("RenderFailed", e.to_string())),
-                Ok((_, tree)) => cluster::manifests(&tree).map(|m| (tree, m)).map_err(|e| ("RenderFailed", e.to_string())),
+                Ok((resolved, tree)) => cluster::manifests(&tree)
+                    .map(|m| (tree, m, resolved.images.values().cloned().collect::<Vec<String>>()))
+                    .map_err(|e| ("RenderFailed", e.to_string())),
             },
         },
     };
-    let (tree, manifests) = match rendered {
+    let (tree, manifests, images) = match rendered {
         Ok(x) => x,
         Err((reason, message)) => {
             conds.set("Rendered", Some(false), reason, message.clone());
@@ -207,29 +211,31 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
     );
     conds.set("Rendered", Some(true), "Rendered", format!("{} objects from blueprint {}", manifests.len(), p.spec.blueprint.name));
 
-    // Policy gate: a platform that breaks its own sovereignty policy is not applied.
-    let assessment: Value = tree.files.get("sovereignty/pre-assessment.json").and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-    let failing: Vec<String> = assessment["findings"]
-        .as_array()
-        .map(|f| {
-            f.iter()
-                .filter(|x| x["verdict"] == "fail")
-                .map(|x| format!("{}: {} (expected {})", x["subject"].as_str().unwrap_or("?"), x["observed"].as_str().unwrap_or("?"), x["expected"].as_str().unwrap_or("?")))
-                .collect()
-        })
-        .unwrap_or_default();
+    // Policy gate: the declared checks of `terroir verify` (provider catalog, no DNS, no geodata
+    // inside the cluster). With `enforcement: enforce` a violation is not applied.
+    let policy = &p.spec.sovereignty.policy;
+    let verifier = Verifier { policy, geo: None, catalog: Providers::builtin(), pins: HashMap::new(), dns: false };
+    let failing: Vec<String> = verify::declared(&doc, &images, &verifier)
+        .into_iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .map(|f| format!("{}: {} ({})", f.subject, f.observed, f.evidence))
+        .collect();
+    let enforce = policy.enforcement == Enforcement::Enforce;
     if !failing.is_empty() {
-        let message = format!("{} finding(s) fail the sovereignty policy: {}", failing.len(), failing.join("; "));
+        let message = format!("{} check(s) fail the sovereignty policy: {}", failing.len(), failing.join("; "));
         conds.set("PolicyCompliant", Some(false), "PolicyViolation", message.clone());
-        conds.set("Applied", Some(false), "PolicyViolation", "not applied until the policy is met; objects already deployed are left as they are");
-        conds.set("Ready", Some(false), "PolicyViolation", message.clone());
-        status.conditions = conds.new;
         publish(ctx, p, EventType::Warning, "PolicyViolation", "Gate", &message).await;
-        write_status(ctx, &ns, &name, &status).await?;
-        ctx.metrics.count("policy");
-        return Ok(Action::requeue(ctx.requeue));
+        if enforce {
+            conds.set("Applied", Some(false), "PolicyViolation", "not applied until the policy is met; objects already deployed are left as they are");
+            conds.set("Ready", Some(false), "PolicyViolation", message.clone());
+            status.conditions = conds.new;
+            write_status(ctx, &ns, &name, &status).await?;
+            ctx.metrics.count("policy");
+            return Ok(Action::requeue(ctx.requeue));
+        }
+    } else {
+        conds.set("PolicyCompliant", Some(true), "PolicyMet", "declared facts meet the policy (provider catalog)");
     }
-    conds.set("PolicyCompliant", Some(true), "PolicyMet", format!("verdict {} (declared facts)", assessment["verdict"].as_str().unwrap_or("pass")));
 
     // Apply.
     let opts = ApplyOptions { manage_namespaces: ctx.manage_namespaces, ..ApplyOptions::default() };

@@ -219,6 +219,9 @@ const BUILTINS: &[Builtin] = &[
         false,
     ),
     b("", "v1", "pods", "pod", "Pod", true, true, &["po"], true),
+    // Cluster-scoped: where the cluster runs (read by `terroir verify --live`).
+    b("", "v1", "nodes", "node", "Node", false, true, &["no"], false),
+    b("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, true, &["pv"], false),
     b(
         "",
         "v1",

@@ -1,0 +1,214 @@
+//! Live facts read over SSH from bare-metal hosts for `terroir verify --live`: the host's
+//! addresses, its default gateway, its hardware vendor (DMI), its DNS resolvers, its NTP servers
+//! and the MTA's relayhost. Read-only, as the deploy user, without sudo.
+//!
+//! Cloud metadata services are not queried: a probe to 169.254.169.254 from a host that is not
+//! in a cloud could leave the platform's network, and DMI already names the cloud when there is
+//! one.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use super::verify::{host_of, Finding, Verdict, Verifier};
+use crate::model::Platform;
+use crate::target::baremetal::resolve_path;
+use crate::target::baremetal::ssh::{Connection, Target};
+
+/// One script, one round trip; each line `key value...`.
+const SCRIPT: &str = r#"
+echo "addresses $(hostname -I 2>/dev/null)"
+echo "gateway $(awk '$2 == "00000000" { print $3; exit }' /proc/net/route 2>/dev/null)"
+echo "vendor $(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)"
+echo "product $(cat /sys/class/dmi/id/product_name 2>/dev/null)"
+echo "resolvers $(awk '/^nameserver/ { print $2 }' /etc/resolv.conf 2>/dev/null | tr '\n' ' ')"
+echo "ntp $( { grep -hsE '^(server|pool) ' /etc/chrony/chrony.conf /etc/chrony/sources.d/*.sources /etc/ntp.conf /etc/ntpsec/ntp.conf | awk '{ print $2 }'; grep -hsE '^NTP=' /etc/systemd/timesyncd.conf /etc/systemd/timesyncd.conf.d/*.conf | cut -d= -f2; } | tr '\n' ' ')"
+echo "relayhost $( (command -v postconf >/dev/null && postconf -h relayhost) 2>/dev/null)"
+"#;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    pub addresses: Vec<IpAddr>,
+    pub gateway: Option<IpAddr>,
+    pub vendor: String,
+    pub product: String,
+    pub resolvers: Vec<String>,
+    pub ntp: Vec<String>,
+    pub relayhost: String,
+}
+
+/// `/proc/net/route` writes IPv4 gateways as little-endian hex.
+fn route_hex(hex: &str) -> Option<IpAddr> {
+    let n = u32::from_str_radix(hex.trim(), 16).ok()?;
+    (n != 0).then(|| IpAddr::V4(Ipv4Addr::from(n.swap_bytes())))
+}
+
+pub fn parse(output: &str) -> HostFacts {
+    let mut f = HostFacts::default();
+    for line in output.lines() {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let words = || rest.split_whitespace().map(str::to_owned);
+        match key {
+            "addresses" => f.addresses = rest.split_whitespace().filter_map(|a| a.parse().ok()).collect(),
+            "gateway" => f.gateway = route_hex(rest),
+            "vendor" => f.vendor = rest.trim().to_owned(),
+            "product" => f.product = rest.trim().to_owned(),
+            "resolvers" => f.resolvers = words().collect(),
+            "ntp" => f.ntp = words().collect(),
+            "relayhost" => f.relayhost = rest.trim().to_owned(),
+            _ => {}
+        }
+    }
+    f
+}
+
+/// `[host]:port`, `host:port` or `host` as Postfix writes relayhost.
+fn relay_host(relayhost: &str) -> Option<String> {
+    let r = relayhost.trim();
+    if r.is_empty() {
+        return None;
+    }
+    let r = r.strip_prefix('[').map(|s| s.split(']').next().unwrap_or(s)).unwrap_or_else(|| r.split(':').next().unwrap_or(r));
+    Some(r.to_ascii_lowercase())
+}
+
+/// Judge one host's facts.
+pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for ip in &f.addresses {
+        out.push(v.address(format!("host {host} address"), *ip, "live"));
+    }
+    if let Some(gw) = f.gateway {
+        out.push(v.address(format!("host {host} default gateway"), gw, "live"));
+    }
+    let hardware = [f.vendor.as_str(), f.product.as_str()].iter().find_map(|s| (!s.is_empty()).then(|| v.catalog.by_name(s)).flatten());
+    if let Some(op) = hardware {
+        out.push(v.place(format!("host {host} hardware"), None, Some(op), None, None, "live", format!("DMI vendor {:?}, product {:?}", f.vendor, f.product)));
+    }
+    for r in &f.resolvers {
+        match r.parse::<IpAddr>() {
+            Ok(ip) => out.push(v.address(format!("host {host} DNS resolver"), ip, "live")),
+            Err(_) => out.extend(v.host(&format!("host {host} DNS resolver"), r, None, None)),
+        }
+    }
+    for n in &f.ntp {
+        let mut fs = match n.parse::<IpAddr>() {
+            Ok(ip) => vec![v.address(format!("host {host} NTP server"), ip, "live")],
+            Err(_) => v.host(&format!("host {host} NTP server"), n, None, None),
+        };
+        fs.iter_mut().for_each(|f| f.basis = "live");
+        out.extend(fs);
+    }
+    if let Some(relay) = relay_host(&f.relayhost) {
+        let declared: Vec<String> = [p.spec.endpoints.smtp_relay.as_ref(), p.spec.endpoints.smtp_fallback_relay.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|e| host_of(&e.url))
+            .collect();
+        if declared.contains(&relay) {
+            let mut fs = v.host(&format!("host {host} MTA relayhost"), &relay, None, None);
+            fs.iter_mut().for_each(|f| f.basis = "live");
+            out.extend(fs);
+        } else {
+            out.push(Finding {
+                subject: format!("host {host} MTA relayhost"),
+                observed: f.relayhost.clone(),
+                expected: format!("a declared SMTP relay ({})", if declared.is_empty() { "none declared".into() } else { declared.join(", ") }),
+                verdict: Verdict::Fail,
+                basis: "live",
+                evidence: "mail leaves through a relay the document does not declare".into(),
+            });
+        }
+    }
+    out
+}
+
+/// Connect to every host of a bare-metal document and judge what it reports.
+pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<Finding>, String> {
+    let b = p.spec.target.baremetal.as_ref().ok_or("not a bare-metal document")?;
+    let ssh = &b.ssh;
+    let port = u16::try_from(ssh.port).unwrap_or(22);
+    let identity = resolve_path(&ssh.identity_file, document);
+    let known_hosts = resolve_path(&ssh.known_hosts_file, document);
+    let timeout = Duration::from_secs(60);
+    let jump = ssh.jump_host.as_ref().map(|j| {
+        Box::new(Target {
+            address: j.address.clone(),
+            port: u16::try_from(j.port).unwrap_or(22),
+            user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
+            identity: identity.clone(),
+            known_hosts: known_hosts.clone(),
+            accept_new_host_keys: false,
+            timeout,
+            use_agent: ssh.use_agent,
+            jump: None,
+        })
+    });
+    let results: Vec<Result<(String, HostFacts), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = b
+            .hosts
+            .iter()
+            .map(|h| {
+                let target = Target {
+                    address: h.address.clone(),
+                    port,
+                    user: ssh.user.clone(),
+                    identity: identity.clone(),
+                    known_hosts: known_hosts.clone(),
+                    accept_new_host_keys: false,
+                    timeout,
+                    use_agent: ssh.use_agent,
+                    jump: jump.clone(),
+                };
+                let name = h.name.clone();
+                s.spawn(move || {
+                    let conn = Connection::open(&target).map_err(|e| format!("host {name} ({}): {e}", target.address))?;
+                    let out = conn.exec(SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+                    Ok((name, parse(&out.stdout_str())))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a host check panicked".into()))).collect()
+    });
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok((name, facts)) => out.extend(judge(&name, &facts, p, v)),
+            Err(e) => out.push(Finding {
+                subject: e.split(':').next().unwrap_or("host").to_owned(),
+                observed: "unreachable".into(),
+                expected: v.expected(),
+                verdict: Verdict::Warn,
+                basis: "live",
+                evidence: e,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_are_parsed_from_one_round_trip() {
+        let f = parse(
+            "addresses 198.18.0.11 2001:db8::5 \ngateway 010012C6\nvendor QEMU\nproduct Standard PC\nresolvers 9.9.9.9 127.0.0.53 \nntp 0.debian.pool.ntp.org 192.0.2.1 \nrelayhost [smtp.example.fr]:587\n",
+        );
+        assert_eq!(f.addresses.len(), 2);
+        assert_eq!(f.gateway, Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(f.vendor, "QEMU");
+        assert_eq!(f.resolvers, ["9.9.9.9", "127.0.0.53"]);
+        assert_eq!(f.ntp, ["0.debian.pool.ntp.org", "192.0.2.1"]);
+        assert_eq!(relay_host(&f.relayhost).as_deref(), Some("smtp.example.fr"));
+        assert_eq!(relay_host("relay.example.fr:25").as_deref(), Some("relay.example.fr"));
+        assert_eq!(relay_host(""), None);
+    }
+
+    #[test]
+    fn no_gateway_is_none() {
+        assert_eq!(route_hex("00000000"), None);
+        assert_eq!(parse("gateway \n").gateway, None);
+    }
+}
