@@ -132,6 +132,11 @@ impl Renderer {
         let mut assessment_json = serde_json::to_vec_pretty(&assessment).expect("an assessment serializes");
         assessment_json.push(b'\n');
         tree.files.insert("sovereignty/pre-assessment.json".into(), assessment_json);
+        let deps = crate::sovereignty::dependencies::report(&loaded.platform, crate::locality::catalog::Catalog::builtin());
+        let mut deps_json = serde_json::to_vec_pretty(&deps).expect("a dependency report serializes");
+        deps_json.push(b'\n');
+        tree.files.insert("sovereignty/dependencies.json".into(), deps_json);
+        tree.files.insert("sovereignty/dependencies.md".into(), crate::sovereignty::dependencies::markdown(&deps).into_bytes());
         Ok((resolved, tree))
     }
 }

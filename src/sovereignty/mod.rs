@@ -1,5 +1,6 @@
 //! Sovereignty: where things run, who operates them, under which law.
 
+pub mod dependencies;
 pub mod preassess;
 
 /// EU member states (ISO 3166-1 alpha-2; Greece is `GR`).
