@@ -87,6 +87,23 @@ fn main() {
     let ours = t.elapsed();
     black_box(found);
 
+    // The full question `locate` answers: country, ASN, and the operator from the provider catalog.
+    let catalog = terroir::locality::catalog::Catalog::builtin();
+    let t = Instant::now();
+    let mut with_operator = (0usize, 0usize);
+    for &ip in &ips {
+        if let Some(c) = db.country(ip) {
+            with_operator.0 += c.len() / 2;
+        }
+        if let Some((asn, _)) = db.asn(ip)
+            && let Some(op) = catalog.by_asn(asn)
+        {
+            with_operator.1 += op.name.len();
+        }
+    }
+    let ours_operator = t.elapsed();
+    black_box(with_operator);
+
     let t = Instant::now();
     let mut owned = 0usize;
     for &ip in &ips {
@@ -153,6 +170,12 @@ fn main() {
         "1M IPv4 lookups: country + ASN + organisation (&str)",
         ms(ours),
         per_lookup(ours)
+    );
+    println!(
+        "{:<58} {:>12} {:>12}",
+        "1M IPv4 lookups: country + ASN + operator (catalog)",
+        ms(ours_operator),
+        per_lookup(ours_operator)
     );
     println!(
         "{:<58} {:>12} {:>12}",

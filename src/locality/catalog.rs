@@ -21,6 +21,9 @@ pub const BUILTIN_ORIGIN: &str = "catalog/providers.yaml (built in)";
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
     pub operators: Vec<Operator>,
+    /// ASN -> index into `operators`, built once: `by_asn` is on the path of every lookup.
+    #[serde(skip)]
+    asn_index: std::collections::HashMap<u32, usize>,
 }
 
 /// A company that operates addresses, host names or services.
@@ -301,9 +304,17 @@ impl Catalog {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        let catalog = Catalog {
+        let mut catalog = Catalog {
             operators: file.operators,
+            asn_index: std::collections::HashMap::new(),
         };
+        for (i, o) in catalog.operators.iter().enumerate() {
+            let asns = o.asns.iter().map(|a| a.asn).chain(o.regions.iter().flat_map(|r| r.asns.iter().copied()));
+            for asn in asns {
+                // The first claim wins, as the linear search did; `problems` refuses duplicates.
+                catalog.asn_index.entry(asn).or_insert(i);
+            }
+        }
         let problems = catalog.problems();
         if problems.is_empty() {
             Ok(catalog)
@@ -317,6 +328,13 @@ impl Catalog {
 
     /// The operator announcing `asn`, directly or through one of its regions or subsidiaries.
     pub fn by_asn(&self, asn: u32) -> Option<&Operator> {
+        if let Some(&i) = self.asn_index.get(&asn) {
+            return self.operators.get(i);
+        }
+        if !self.asn_index.is_empty() {
+            return None;
+        }
+        // A catalog assembled by hand (tests) has no index.
         self.operators.iter().find(|o| {
             o.asns.iter().any(|a| a.asn == asn) || o.regions.iter().any(|r| r.asns.contains(&asn))
         })

@@ -2,9 +2,10 @@
 //! addresses, its default gateway, its hardware vendor (DMI), its DNS resolvers, its NTP servers
 //! and the MTA's relayhost. Read-only, as the deploy user, without sudo.
 //!
-//! Cloud metadata services are not queried: a probe to 169.254.169.254 from a host that is not
-//! in a cloud could leave the platform's network, and DMI already names the cloud when there is
-//! one.
+//! The cloud metadata service is asked for the host's region or zone only when DMI says the host
+//! is a virtual machine of that cloud (Amazon EC2, Google Compute Engine, Azure, OpenStack,
+//! Scaleway, Hetzner): the link-local request then never leaves the provider's hypervisor, and
+//! a host that is not in a cloud is never probed.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -24,6 +25,15 @@ echo "product $(cat /sys/class/dmi/id/product_name 2>/dev/null)"
 echo "resolvers $(awk '/^nameserver/ { print $2 }' /etc/resolv.conf 2>/dev/null | tr '\n' ' ')"
 echo "ntp $( { grep -hsE '^(server|pool) ' /etc/chrony/chrony.conf /etc/chrony/sources.d/*.sources /etc/ntp.conf /etc/ntpsec/ntp.conf | awk '{ print $2 }'; grep -hsE '^NTP=' /etc/systemd/timesyncd.conf /etc/systemd/timesyncd.conf.d/*.conf | cut -d= -f2; } | tr '\n' ' ')"
 echo "relayhost $( (command -v postconf >/dev/null && postconf -h relayhost) 2>/dev/null)"
+md() { if command -v curl >/dev/null; then curl -fsS -m 2 "$@" 2>/dev/null; elif command -v wget >/dev/null; then wget -qO- -T 2 "$@" 2>/dev/null; fi; }
+case "$(cat /sys/class/dmi/id/sys_vendor /sys/class/dmi/id/product_name 2>/dev/null | tr '\n' ' ')" in
+  *"Amazon EC2"*) echo "metadata amazon $(md http://169.254.169.254/latest/meta-data/placement/region)" ;;
+  *Google*) echo "metadata google $(md -H 'Metadata-Flavor: Google' http://169.254.169.254/computeMetadata/v1/instance/zone | sed 's|.*/||')" ;;
+  *"Microsoft Corporation"*) echo "metadata microsoft $(md -H 'Metadata: true' 'http://169.254.169.254/metadata/instance/compute/location?api-version=2021-02-01&format=text')" ;;
+  *OpenStack*) echo "metadata openstack $(md http://169.254.169.254/openstack/latest/meta_data.json | tr -d '\n' | sed -n 's/.*"availability_zone": *"\([^"]*\)".*/\1/p')" ;;
+  *Scaleway*) echo "metadata scaleway $(md http://169.254.42.42/conf | sed -n 's/^ZONE=//p')" ;;
+  *Hetzner*) echo "metadata hetzner $(md http://169.254.169.254/hetzner/v1/metadata/availability-zone)" ;;
+esac
 "#;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -35,6 +45,8 @@ pub struct HostFacts {
     pub resolvers: Vec<String>,
     pub ntp: Vec<String>,
     pub relayhost: String,
+    /// (cloud, region or zone) from the cloud's metadata service, when DMI names a cloud.
+    pub metadata: Option<(String, String)>,
 }
 
 /// `/proc/net/route` writes IPv4 gateways as little-endian hex.
@@ -56,6 +68,12 @@ pub fn parse(output: &str) -> HostFacts {
             "resolvers" => f.resolvers = words().collect(),
             "ntp" => f.ntp = words().collect(),
             "relayhost" => f.relayhost = rest.trim().to_owned(),
+            "metadata" => {
+                let mut w = rest.split_whitespace();
+                if let Some(cloud) = w.next() {
+                    f.metadata = Some((cloud.to_owned(), w.next().unwrap_or_default().to_owned()));
+                }
+            }
             _ => {}
         }
     }
@@ -84,6 +102,21 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
     let hardware = [f.vendor.as_str(), f.product.as_str()].iter().find_map(|s| (!s.is_empty()).then(|| v.catalog.by_name(s)).flatten());
     if let Some(op) = hardware {
         out.push(v.place(format!("host {host} hardware"), None, Some(op), None, None, "live", format!("DMI vendor {:?}, product {:?}", f.vendor, f.product)));
+    }
+    if let Some((cloud, region)) = &f.metadata {
+        // OpenStack is run by many operators: the metadata names a zone, not who runs it.
+        let op = v.catalog.by_name(cloud);
+        let country = if region.is_empty() { None } else { super::verify::country_of_region(v.catalog, cloud, region) };
+        let region = (!region.is_empty()).then_some(region.as_str());
+        out.push(v.place(
+            format!("host {host} cloud placement"),
+            country.as_deref(),
+            op,
+            Some(cloud),
+            region,
+            "live",
+            format!("cloud metadata service: {cloud}, {}", region.unwrap_or("no region answered")),
+        ));
     }
     for r in &f.resolvers {
         match r.parse::<IpAddr>() {
@@ -204,6 +237,25 @@ mod tests {
         assert_eq!(relay_host(&f.relayhost).as_deref(), Some("smtp.example.fr"));
         assert_eq!(relay_host("relay.example.fr:25").as_deref(), Some("relay.example.fr"));
         assert_eq!(relay_host(""), None);
+    }
+
+    #[test]
+    fn cloud_placement_from_the_metadata_service_is_judged() {
+        use crate::locality::catalog::Catalog;
+        use crate::model::{Enforcement, Policy};
+        let f = parse("metadata amazon eu-west-3\n");
+        assert_eq!(f.metadata, Some(("amazon".into(), "eu-west-3".into())));
+        let policy = Policy { allowed_countries: vec!["EU".into()], forbidden_jurisdictions: vec!["US".into()], required_qualifications: vec![], enforcement: Enforcement::Enforce };
+        let v = Verifier { policy: &policy, geo: None, catalog: Catalog::builtin(), pins: Default::default(), dns: false };
+        let doc = crate::model::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/baremetal.yaml")).map(|l| l.platform).unwrap();
+        let findings = judge("db1", &f, &doc, &v);
+        let placement = findings.iter().find(|x| x.subject == "host db1 cloud placement").unwrap();
+        assert_eq!(placement.verdict, Verdict::Fail, "Amazon's Paris region: France, and under US law");
+        assert!(placement.observed.starts_with("FR"), "{}", placement.observed);
+        let ovh = judge("db1", &parse("metadata ovhcloud GRA11\n"), &doc, &v);
+        assert_eq!(ovh.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Pass);
+        let unanswered = judge("db1", &parse("metadata openstack \n"), &doc, &v);
+        assert_eq!(unanswered.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Warn);
     }
 
     #[test]
