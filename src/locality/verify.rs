@@ -19,19 +19,10 @@ use super::geodata::GeoDb;
 use super::locate;
 use crate::model::Policy;
 use crate::sovereignty::country_allowed;
-pub use crate::sovereignty::preassess::Verdict;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub subject: String,
-    pub observed: String,
-    pub expected: String,
-    pub verdict: Verdict,
-    /// `declared` (the document), `dns` (names resolved now), `live` (read from the target),
-    /// `plan` (a Terraform plan).
-    pub basis: &'static str,
-    pub evidence: String,
-}
+/// One judged subject, the same shape as the pre-assessment's; `basis` here is `declared` (the
+/// document), `dns` (names resolved now), `live` (read from the target) or `plan` (a Terraform
+/// plan).
+pub use crate::sovereignty::preassess::{Finding, Verdict};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -23,7 +23,8 @@ pub struct Finding {
     pub observed: String,
     pub expected: String,
     pub verdict: Verdict,
-    /// Where the observation comes from: here always the document (`declared`).
+    /// Where the observation comes from: `declared` (the document) here; `terroir verify` adds
+    /// `dns`, `live` and `plan`.
     pub basis: &'static str,
     pub evidence: String,
 }
