@@ -347,3 +347,32 @@ async fn deletion_prunes_every_member_then_releases_the_finalizer() {
     assert!(sent[release].body.to_string().contains("remove") || sent[release].body.to_string().contains("replace"), "{}", sent[release].body);
     let _ = BTreeMap::<(), ()>::new();
 }
+
+/// Every rendered object reads into the typed Kubernetes API (k8s-openapi, 1.33): numbers the API
+/// wants as integers are integers (a YAML `0400` is read differently by YAML 1.1 and 1.2 tools).
+#[test]
+fn rendered_manifests_deserialize_into_the_typed_api() {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core, networking::v1 as net, policy::v1 as policy};
+    let loaded = terroir::model::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
+    let (_, tree) = terroir::render::render(&loaded, &Catalog::new(vec![])).unwrap();
+    let manifests = cluster::manifests(&tree).unwrap();
+    assert!(manifests.len() > 40);
+    for m in &manifests {
+        let v = serde_json::to_value(&m.object).unwrap();
+        let r = match m.gvk.kind.as_str() {
+            "Deployment" => serde_json::from_value::<apps::Deployment>(v).map(drop),
+            "StatefulSet" => serde_json::from_value::<apps::StatefulSet>(v).map(drop),
+            "DaemonSet" => serde_json::from_value::<apps::DaemonSet>(v).map(drop),
+            "CronJob" => serde_json::from_value::<batch::CronJob>(v).map(drop),
+            "Service" => serde_json::from_value::<core::Service>(v).map(drop),
+            "ConfigMap" => serde_json::from_value::<core::ConfigMap>(v).map(drop),
+            "ServiceAccount" => serde_json::from_value::<core::ServiceAccount>(v).map(drop),
+            "PersistentVolumeClaim" => serde_json::from_value::<core::PersistentVolumeClaim>(v).map(drop),
+            "Namespace" => serde_json::from_value::<core::Namespace>(v).map(drop),
+            "NetworkPolicy" => serde_json::from_value::<net::NetworkPolicy>(v).map(drop),
+            "PodDisruptionBudget" => serde_json::from_value::<policy::PodDisruptionBudget>(v).map(drop),
+            other => panic!("a kind this test does not know yet: {other}"),
+        };
+        r.unwrap_or_else(|e| panic!("{} ({}): {e}", m.label(), m.file));
+    }
+}
