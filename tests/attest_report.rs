@@ -272,6 +272,11 @@ fn chromium_renders_the_page_and_prints_it() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, report::html(&fixture())).unwrap();
+    std::fs::copy(
+        &page,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-report.html"),
+    )
+    .unwrap();
 
     let png = dir.path().join("report.png");
     headless(

@@ -216,10 +216,10 @@ fn verdict_meaning(v: &str) -> &'static str {
 
 fn band_meaning(band: &str) -> &'static str {
     match band {
-        "complete" => "complete (90 to 100 points)",
-        "partial" => "partial (70 to 89 points)",
-        "insufficient" => "insufficient (below 70 points)",
-        _ => "band not stated",
+        "complete" => "90 to 100 points",
+        "partial" => "70 to 89 points",
+        "insufficient" => "below 70 points",
+        _ => "no stated range",
     }
 }
 
@@ -474,7 +474,7 @@ pub fn markdown(predicate: &Value) -> String {
     line(
         &mut o,
         &format!(
-            "**Score: {} / {} ({})**: {}.",
+            "**Score: {} / {} ({})**: the band for {}.",
             md_or(&r.total, "?"),
             md_or(&r.max, "?"),
             md_or(&r.band, "no band"),
@@ -701,12 +701,12 @@ p { margin: 6px 0; }
 .badge.warn { color: #6b4500; background: #fff1cc; border-color: #8a5a00; }
 .badge.fail { color: #8c1111; background: #fde0e0; border-color: #a61b1b; }
 .badge.unknown { color: #333; background: #eee; border-color: #666; }
-.basis { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 13px; white-space: nowrap; border: 1px solid; }
+.basis { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 13px; border: 1px solid; }
 .basis.verified { color: #0b4a7a; background: #e3f0fb; border-color: #0b4a7a; font-weight: bold; }
 .basis.declared { color: #5a3d00; background: #fbf3df; border-color: #8a6a1f; border-style: dashed; }
 .basis.unknown { color: #444; background: #f0f0f0; border-color: #888; border-style: dotted; }
 .note { display: block; font-size: 12px; color: #5a3d00; margin-top: 2px; }
-table { width: 100%; border-collapse: collapse; margin: 6px 0 10px; font-size: 14px; }
+table { width: 100%; table-layout: fixed; border-collapse: collapse; margin: 6px 0 10px; font-size: 14px; }
 th, td { border: 1px solid #9aa1a9; padding: 5px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #e9ecef; font-weight: bold; }
 td.num { white-space: nowrap; text-align: right; font-variant-numeric: tabular-nums; }
@@ -727,6 +727,7 @@ footer { margin-top: 36px; padding-top: 8px; border-top: 1px solid #9aa1a9; font
   h2 { font-size: 14pt; break-after: avoid; page-break-after: avoid; }
   h3 { font-size: 11.5pt; break-after: avoid; page-break-after: avoid; }
   table { font-size: 9pt; }
+  .badge { font-size: 8pt; padding: 0 4px; }
   thead { display: table-header-group; }
   tr, .card, pre, dl.legend { break-inside: avoid; page-break-inside: avoid; }
   .summary { break-inside: avoid; page-break-inside: avoid; }
@@ -798,7 +799,7 @@ pub fn html(predicate: &Value) -> String {
     push(
         &mut o,
         &format!(
-            "<div class=\"card\"><div class=\"label\">Sovereignty score</div><div class=\"big\">{} / {}</div><p><strong>{}</strong>: {}</p></div>",
+            "<div class=\"card\"><div class=\"label\">Sovereignty score</div><div class=\"big\">{} / {}</div><p>Band: <strong>{}</strong> ({})</p></div>",
             esc_or(&r.total, "?"),
             esc_or(&r.max, "?"),
             esc_or(&r.band, "no band"),
@@ -852,7 +853,7 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<table>");
         push(
             &mut o,
-            "<colgroup><col style=\"width:30%\"><col style=\"width:9%\"><col style=\"width:17%\"><col></colgroup>",
+            "<colgroup><col style=\"width:28%\"><col style=\"width:9%\"><col style=\"width:21%\"><col></colgroup>",
         );
         push(
             &mut o,
@@ -890,7 +891,7 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<table>");
         push(
             &mut o,
-            "<colgroup><col style=\"width:27%\"><col style=\"width:30%\"><col style=\"width:15%\"><col></colgroup>",
+            "<colgroup><col style=\"width:25%\"><col style=\"width:27%\"><col style=\"width:19%\"><col></colgroup>",
         );
         push(
             &mut o,
@@ -928,7 +929,7 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<table>");
         push(
             &mut o,
-            "<colgroup><col style=\"width:9%\"><col style=\"width:20%\"><col style=\"width:17%\"><col style=\"width:14%\"><col style=\"width:11%\"><col></colgroup>",
+            "<colgroup><col style=\"width:11%\"><col style=\"width:19%\"><col style=\"width:16%\"><col style=\"width:13%\"><col style=\"width:13%\"><col></colgroup>",
         );
         push(
             &mut o,
@@ -999,7 +1000,7 @@ pub fn html(predicate: &Value) -> String {
     push(
         &mut o,
         &format!(
-            "<footer>{}</footer>",
+            "<footer><strong>Attribution:</strong> {}</footer>",
             esc_or(&r.attribution, "No attribution stated.")
         ),
     );
