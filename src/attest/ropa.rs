@@ -388,13 +388,19 @@ pub fn ropa(platform: &Platform) -> String {
         .iter()
         .filter_map(|r| r.third_country().map(|why| (r, why)))
         .collect();
+    let undeclared: Vec<String> = rs
+        .iter()
+        .filter(|r| r.country.is_none())
+        .map(|r| cell(&r.url))
+        .collect();
     if transfers.is_empty() {
-        line(
-            "None declared: every recipient is declared in the EU/EEA and no operator is known to the catalog as under the law of a third country.",
-        );
-        line(&format!(
-            "Recipients without a declared country, if any, are to be confirmed: {TBC}."
-        ));
+        if undeclared.is_empty() {
+            line(
+                "None declared: every recipient is declared in the EU/EEA and no operator is known to the catalog as under the law of a third country.",
+            );
+        } else {
+            line("None among the recipients whose country is declared.");
+        }
     } else {
         line(
             "| Recipient | Why it is a transfer or a third-country exposure | Safeguards (Art. 46) |",
@@ -408,6 +414,13 @@ pub fn ropa(platform: &Platform) -> String {
                 cell(&why)
             ));
         }
+    }
+    if !undeclared.is_empty() {
+        line("");
+        line(&format!(
+            "Country not declared for {}: {TBC}.",
+            undeclared.join(", ")
+        ));
     }
     line("");
 
