@@ -1,6 +1,7 @@
 //! Terroir: render and apply blueprints that deploy a customer-engagement platform where its data
 //! must stay, and prove where everything runs.
 
+pub mod attest;
 pub mod blueprint;
 pub mod cli;
 pub mod cluster;

@@ -105,6 +105,27 @@ pub enum Command {
     /// Judge a Platform against its sovereignty policy: declared facts, and with --live the
     /// target's real hosts, nodes and images, or a Terraform plan. Exit 2 when any check fails.
     Verify(VerifyArgs),
+    /// Generate an Ed25519 key pair for signing attestations: KEY (PKCS#8 PEM, mode 0600) and
+    /// KEY.pub (SubjectPublicKeyInfo PEM), readable by standard tools (openssl, Python's
+    /// cryptography). Existing files are never overwritten.
+    Keygen {
+        /// Path of the private key; the public key is written to PATH.pub.
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+    },
+    /// Sign what was rendered, and where it runs: a DSSE envelope holding an in-toto Statement.
+    ///
+    /// `terroir attest FILE --key KEY --out ATTESTATION` renders FILE, runs the checks of
+    /// `terroir verify` (with --live, against the running target) and signs an in-toto Statement
+    /// whose subjects are every rendered file (name, SHA-256) and whose predicate is the
+    /// sovereignty assessment: findings with evidence, the 100-point grid criterion by criterion
+    /// (verified, declared or unknown), the customer-engagement-platform criteria and the verdict.
+    /// Beside ATTESTATION it writes the human report (.report.md, .report.html) and a draft GDPR
+    /// Art. 30 record of processing activities (.ropa.md).
+    ///
+    /// `terroir attest verify ATTESTATION --pubkey KEY.pub [--against DIR]` checks the signature
+    /// and, with --against, that every subject matches the files of a rendered DIR.
+    Attest(AttestArgs),
     /// Manage the IP geolocation data that `locate` and `verify` use.
     #[command(subcommand)]
     Geodata(GeodataCommand),
@@ -277,5 +298,66 @@ pub enum GeodataCommand {
     Status {
         #[command(flatten)]
         data: GeodataArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AttestArgs {
+    #[command(subcommand)]
+    pub command: Option<AttestCommand>,
+    /// Platform document (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM), from `terroir keygen`.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Where to write the attestation (a DSSE envelope, JSON).
+    #[arg(long, value_name = "ATTESTATION")]
+    pub out: Option<PathBuf>,
+    /// `dsse`: the signed envelope. `oscal`: also the same assessment as an OSCAL
+    /// assessment-results document (JSON), beside ATTESTATION as `.oscal.json`.
+    #[arg(long, value_enum, default_value_t = AttestFormat::Dsse)]
+    pub format: AttestFormat,
+    /// Also read back what runs on the target (hosts over SSH, or the Kubernetes cluster).
+    #[arg(long)]
+    pub live: bool,
+    /// A Terraform plan in JSON to judge too.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan_json: Option<PathBuf>,
+    /// Use ADDRESS for HOST instead of asking DNS (repeatable).
+    #[arg(long, value_name = "HOST=ADDRESS")]
+    pub resolve: Vec<String>,
+    /// Do not resolve names through DNS.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// Kubernetes: kubeconfig file (live checks).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context (live checks).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub data: GeodataArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttestFormat {
+    Dsse,
+    Oscal,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Check an attestation's signature, and with --against that every subject matches DIR.
+    Verify {
+        #[arg(value_name = "ATTESTATION")]
+        attestation: PathBuf,
+        /// The signer's public key (SubjectPublicKeyInfo PEM), `KEY.pub` from `terroir keygen`.
+        #[arg(long, value_name = "KEY.pub")]
+        pubkey: PathBuf,
+        /// A rendered tree (`terroir render --out DIR`) to compare with the subjects.
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
     },
 }

@@ -9,6 +9,7 @@ use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs
 use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
+mod attest_cmd;
 mod geodata_cmd;
 mod kubernetes;
 mod locate_cmd;
@@ -56,6 +57,8 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Locate(args) => locate_cmd::run(&args, json),
         Command::Verify(args) => verify_cmd::run(&args, &catalog, json),
         Command::Geodata(cmd) => geodata_cmd::run(cmd, json),
+        Command::Keygen { out } => attest_cmd::keygen(&out, json),
+        Command::Attest(args) => attest_cmd::run(&args, &catalog, json),
         Command::Crd => {
             match crate::model::crd::crd_text(json) {
                 Ok(text) => {

@@ -23,33 +23,51 @@ pub fn parse_pins(pins: &[String]) -> Result<HashMap<String, Vec<IpAddr>>, Strin
     Ok(out)
 }
 
+/// What `verify` establishes, for `verify` itself and for `attest`.
+pub(super) struct Gathered {
+    pub loaded: crate::model::Loaded,
+    pub report: Report,
+    pub resolved: crate::resolve::ResolvedPlatform,
+    pub tree: crate::render::RenderedTree,
+}
+
 pub fn run(args: &VerifyArgs, catalog: &Catalog, json: bool) -> Outcome {
+    match gather(args, catalog) {
+        Ok(g) => {
+            print(&g.report, json);
+            if g.report.verdict == Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
+        }
+        Err(outcome) => outcome,
+    }
+}
+
+pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, Outcome> {
     let loaded = match load_checked(&args.file, catalog) {
         Ok(l) => l,
         Err((diags, text)) => {
             print_diagnostics(&diags, text.as_deref());
-            return Outcome::Invalid;
+            return Err(Outcome::Invalid);
         }
     };
     let pins = match parse_pins(&args.resolve) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Invalid;
+            return Err(Outcome::Invalid);
         }
     };
     let geo = match GeoDb::open(args.data.geodata.as_deref()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Invalid;
+            return Err(Outcome::Invalid);
         }
     };
-    let (resolved, _) = match render::render(&loaded, catalog) {
+    let (resolved, tree) = match render::render(&loaded, catalog) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Invalid;
+            return Err(Outcome::Invalid);
         }
     };
     let p = &loaded.platform;
@@ -62,21 +80,21 @@ pub fn run(args: &VerifyArgs, catalog: &Catalog, json: bool) -> Outcome {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read {}: {e}", path.display());
-                return Outcome::Invalid;
+                return Err(Outcome::Invalid);
             }
         };
         let plan: serde_json::Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("error: {}:{}:{}: {e}; expected the JSON `terraform show -json PLAN` writes", path.display(), e.line(), e.column());
-                return Outcome::Invalid;
+                return Err(Outcome::Invalid);
             }
         };
         match verify::plan(&plan, &v) {
             Ok(f) => findings.extend(f),
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
-                return Outcome::Invalid;
+                return Err(Outcome::Invalid);
             }
         }
     }
@@ -86,14 +104,13 @@ pub fn run(args: &VerifyArgs, catalog: &Catalog, json: bool) -> Outcome {
             Ok(f) => findings.extend(f),
             Err((outcome, e)) => {
                 eprintln!("error: {e}");
-                return outcome;
+                return Err(outcome);
             }
         }
     }
 
     let report = Report::new(&p.metadata.name, findings);
-    print(&report, json);
-    if report.verdict == Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
+    Ok(Gathered { loaded, report, resolved, tree })
 }
 
 fn live(args: &VerifyArgs, loaded: &crate::model::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
