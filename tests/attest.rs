@@ -270,3 +270,60 @@ fn the_assessment_as_oscal_assessment_results_validates_against_the_oscal_models
     let again = terroir::attest::oscal::assessment_results(&st["predicate"]);
     assert_eq!(again, doc);
 }
+
+#[test]
+fn live_bare_metal_subjects_are_the_deployed_files_read_back() {
+    use common::hosts::TestHosts;
+    use std::io::Write;
+    let hosts = TestHosts::up(3);
+    let dir = tempfile::tempdir().unwrap();
+    let doc = variant("baremetal.yaml", dir.path(), "platform.yaml", |t| {
+        t.replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
+            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
+    });
+    let rendered = dir.path().join("rendered");
+    let out = terroir().args(["render"]).arg(&doc).args(["--out"]).arg(&rendered).output().unwrap();
+    assert!(out.status.success());
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(rendered.join("baremetal/plan.json")).unwrap()).unwrap();
+    let db1 = plan["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "db1").unwrap();
+    let steps = db1["steps"].as_array().unwrap();
+    let files: Vec<(&str, &str)> = steps.iter().filter(|s| s["kind"] == "file" || s.get("source").is_some()).filter_map(|s| Some((s["dest"].as_str()?, s["source"].as_str()?))).collect();
+    assert!(files.len() >= 2, "{db1}");
+    let secrets: Vec<&str> = steps.iter().filter(|s| s.get("secret").is_some()).filter_map(|s| s["dest"].as_str()).collect();
+    let put = |dest: &str, bytes: &[u8]| {
+        let parent = Path::new(dest).parent().unwrap().display().to_string();
+        let mut child = Std::new(root().join("tests/hosts/hostctl"))
+            .args(["exec", "h1", "sh", "-c", &format!("mkdir -p '{parent}' && cat > '{dest}'")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    // The first file as rendered, the second changed on the host, the others absent.
+    let (good_dest, good_src) = files[0];
+    let good = std::fs::read(rendered.join("baremetal/hosts/db1").join(good_src)).unwrap();
+    put(good_dest, &good);
+    let (bad_dest, _) = files[1];
+    put(bad_dest, b"changed by hand\n");
+    for s in &secrets {
+        put(s, b"pl4nted-secret-value\n");
+    }
+
+    let (s, code, stderr) = signed(&doc, &["--live"]);
+    assert!(code == 0 || code == 2, "{stderr}");
+    assert!(s.path("attestation.json").exists(), "{stderr}");
+    let st = statement(&envelope(&s.path("attestation.json")));
+    let live: Vec<&Value> = st["subject"].as_array().unwrap().iter().filter(|x| x["name"].as_str().unwrap().starts_with("host://")).collect();
+    let digest = |dest: &str| live.iter().find(|x| x["name"] == format!("host://db1{dest}")).map(|x| x["digest"]["sha256"].as_str().unwrap().to_owned());
+    assert_eq!(digest(good_dest).as_deref(), Some(terroir::render::sha256_hex(&good).as_str()), "the deployed file's digest equals the rendered one: {live:?}");
+    assert_eq!(digest(bad_dest).as_deref(), Some(terroir::render::sha256_hex(b"changed by hand\n").as_str()), "a changed file is attested as it is");
+    for sec in &secrets {
+        assert_eq!(digest(sec), None, "secret files are never hashed");
+    }
+    assert_eq!(live.len(), 2, "absent files are left out: {live:?}");
+    // attest verify --against still compares only the rendered files.
+    let (code, out) = attest_verify(&s, &s.path("attestation.json"), true);
+    assert_eq!(code, 0, "{out}");
+    drop(hosts);
+}

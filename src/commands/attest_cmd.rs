@@ -149,9 +149,16 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
 /// never rendered, so never read.
 fn live_subjects(args: &AttestArgs, g: &super::verify_cmd::Gathered) -> Result<Vec<Value>, String> {
     let p = &g.loaded.platform;
+    if p.spec.target.baremetal.is_some() {
+        let plan: crate::render::plan::Plan = g
+            .tree
+            .files
+            .get("baremetal/plan.json")
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .ok_or("the rendered tree has no valid baremetal/plan.json")?;
+        return crate::locality::hostfacts::read_back(&args.file.clone().unwrap_or_default(), p, &plan);
+    }
     let Some(k) = &p.spec.target.kubernetes else {
-        // Bare-metal hosts are read back by `verify --live` (findings); their files' digests are
-        // not yet subjects.
         return Ok(Vec::new());
     };
     let manifests = crate::cluster::manifests(&g.tree).map_err(|e| e.to_string())?;

@@ -156,8 +156,8 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
     out
 }
 
-/// Connect to every host of a bare-metal document and judge what it reports.
-pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<Finding>, String> {
+/// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
+pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, String> {
     let b = p.spec.target.baremetal.as_ref().ok_or("not a bare-metal document")?;
     let ssh = &b.ssh;
     let port = u16::try_from(ssh.port).unwrap_or(22);
@@ -177,31 +177,47 @@ pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<F
             jump: None,
         })
     });
-    let results: Vec<Result<(String, HostFacts), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = b
-            .hosts
-            .iter()
-            .map(|h| {
-                let target = Target {
-                    address: h.address.clone(),
-                    port,
-                    user: ssh.user.clone(),
-                    identity: identity.clone(),
-                    known_hosts: known_hosts.clone(),
-                    accept_new_host_keys: false,
-                    timeout,
-                    use_agent: ssh.use_agent,
-                    jump: jump.clone(),
-                };
-                let name = h.name.clone();
+    Ok(b.hosts
+        .iter()
+        .map(|h| {
+            let target = Target {
+                address: h.address.clone(),
+                port,
+                user: ssh.user.clone(),
+                identity: identity.clone(),
+                known_hosts: known_hosts.clone(),
+                accept_new_host_keys: false,
+                timeout,
+                use_agent: ssh.use_agent,
+                jump: jump.clone(),
+            };
+            (h.name.clone(), target)
+        })
+        .collect())
+}
+
+/// Run `run` on every host in parallel, each with its own connection.
+fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Connection) -> Result<T, String> + Sync) -> Vec<Result<(String, T), String>> {
+    std::thread::scope(|s| {
+        let run = &run;
+        let handles: Vec<_> = targets
+            .into_iter()
+            .map(|(name, target)| {
                 s.spawn(move || {
                     let conn = Connection::open(&target).map_err(|e| format!("host {name} ({}): {e}", target.address))?;
-                    let out = conn.exec(SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
-                    Ok((name, parse(&out.stdout_str())))
+                    run(&name, &conn).map(|t| (name, t))
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a host check panicked".into()))).collect()
+    })
+}
+
+/// Connect to every host of a bare-metal document and judge what it reports.
+pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<Finding>, String> {
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let out = conn.exec(SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+        Ok(parse(&out.stdout_str()))
     });
     let mut out = Vec::new();
     for r in results {
@@ -216,6 +232,57 @@ pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<F
                 evidence: e,
             }),
         }
+    }
+    Ok(out)
+}
+
+/// What is deployed, read back: the SHA-256 of every configuration file the plan installs, on
+/// each host (with sudo: some are root-only). Secret files are never hashed: a digest of a short
+/// secret is as good as the secret. Files not present are left out.
+pub fn read_back(document: &Path, p: &Platform, plan: &crate::render::plan::Plan) -> Result<Vec<serde_json::Value>, String> {
+    use crate::render::plan::Step;
+    let files: std::collections::HashMap<String, Vec<(String, String)>> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let f = h.steps.iter().filter_map(|s| if let Step::File { file, .. } = s { Some((file.dest.clone(), file.source.clone())) } else { None }).collect();
+            (h.name.clone(), f)
+        })
+        .collect();
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let wanted = files.get(name).cloned().unwrap_or_default();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let script = wanted
+            .iter()
+            .map(|(dest, _)| {
+                let q = crate::target::baremetal::ssh::shell_quote(dest);
+                format!("if [ -f {q} ]; then sha256sum {q}; fi")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = conn.sudo(&script, None).map_err(|e| format!("host {name}: {e}"))?;
+        if !out.ok() {
+            return Err(format!("host {name}: reading the deployed files failed: {}", out.stderr_str().trim()));
+        }
+        Ok(out
+            .stdout_str()
+            .lines()
+            .filter_map(|l| {
+                let (hex, path) = l.split_once("  ")?;
+                let source = wanted.iter().find(|(d, _)| d == path).map(|(_, s)| s.clone()).unwrap_or_default();
+                Some(serde_json::json!({
+                    "name": format!("host://{name}{path}"),
+                    "digest": {"sha256": hex},
+                    "annotations": {"rendered": format!("baremetal/hosts/{name}/{source}")},
+                }))
+            })
+            .collect::<Vec<_>>())
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?.1);
     }
     Ok(out)
 }
