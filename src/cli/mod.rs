@@ -232,7 +232,7 @@ pub struct OperatorArgs {
     pub context: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GeodataArgs {
     /// Directory holding the geodata packages (the two ip-location-db tarballs).
     /// Default: $TERROIR_GEODATA, else the directory `terroir geodata update` writes to.
@@ -254,7 +254,15 @@ pub struct VerifyArgs {
     /// Platform document (YAML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Also gather live facts from the target (hosts over SSH, or the Kubernetes cluster).
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// What `verify` and `attest` judge, and how.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Also read the running target (hosts over SSH, or the Kubernetes cluster): live facts, and
+    /// for `attest` the deployed objects and files as subjects.
     #[arg(long)]
     pub live: bool,
     /// A Terraform plan in JSON (`terraform show -json PLAN > PLAN.json`) to judge too.
@@ -319,26 +327,8 @@ pub struct AttestArgs {
     /// assessment-results document (JSON), beside ATTESTATION as `.oscal.json`.
     #[arg(long, value_enum, default_value_t = AttestFormat::Dsse)]
     pub format: AttestFormat,
-    /// Also read back what runs on the target (hosts over SSH, or the Kubernetes cluster).
-    #[arg(long)]
-    pub live: bool,
-    /// A Terraform plan in JSON to judge too.
-    #[arg(long, value_name = "PLAN.json")]
-    pub plan_json: Option<PathBuf>,
-    /// Use ADDRESS for HOST instead of asking DNS (repeatable).
-    #[arg(long, value_name = "HOST=ADDRESS")]
-    pub resolve: Vec<String>,
-    /// Do not resolve names through DNS.
-    #[arg(long)]
-    pub no_dns: bool,
-    /// Kubernetes: kubeconfig file (live checks).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubernetes: kubeconfig context (live checks).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
     #[command(flatten)]
-    pub data: GeodataArgs,
+    pub check: CheckArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

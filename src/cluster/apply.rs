@@ -253,9 +253,7 @@ impl Applier {
 
         // What the set holds on the cluster now, and what is no longer rendered.
         let parent = self.parent(set).await?;
-        let old_kinds = applyset::parse_list(parent.as_ref().and_then(|p| p.metadata.annotations.as_ref()?.get(applyset::ANNOTATION_GROUP_KINDS)));
-        let old_namespaces =
-            applyset::parse_list(parent.as_ref().and_then(|p| p.metadata.annotations.as_ref()?.get(applyset::ANNOTATION_NAMESPACES)));
+        let (old_kinds, old_namespaces) = recorded(parent.as_ref());
         let new_kinds: BTreeSet<String> = resolved.iter().filter(|(m, ..)| !skipped(m)).map(|(m, ..)| group_kind(&m.gvk)).collect();
         let new_ns: BTreeSet<String> = resolved
             .iter()
@@ -368,9 +366,7 @@ impl Applier {
     /// Delete every member of the set (a Platform resource being deleted). Returns what was deleted.
     pub async fn delete_set(&self, set: &ApplySet, extra_kinds: &BTreeSet<String>, extra_namespaces: &BTreeSet<String>) -> Result<Vec<ObjectChange>, ClusterError> {
         let parent = self.parent(set).await?;
-        let mut kinds = applyset::parse_list(parent.as_ref().and_then(|p| p.metadata.annotations.as_ref()?.get(applyset::ANNOTATION_GROUP_KINDS)));
-        let mut namespaces =
-            applyset::parse_list(parent.as_ref().and_then(|p| p.metadata.annotations.as_ref()?.get(applyset::ANNOTATION_NAMESPACES)));
+        let (mut kinds, mut namespaces) = recorded(parent.as_ref());
         kinds.extend(extra_kinds.iter().cloned());
         namespaces.extend(extra_namespaces.iter().cloned());
         let members = self.members(set, &kinds, &namespaces).await?;
@@ -502,16 +498,18 @@ impl Applier {
     }
 }
 
+/// The group-kinds and namespaces a parent records for its set (empty without a parent).
+fn recorded(parent: Option<&DynamicObject>) -> (BTreeSet<String>, BTreeSet<String>) {
+    let get = |key: &str| applyset::parse_list(parent.and_then(|p| p.metadata.annotations.as_ref()?.get(key)));
+    (get(applyset::ANNOTATION_GROUP_KINDS), get(applyset::ANNOTATION_NAMESPACES))
+}
+
 /// Whether the parent already records exactly this set (so that a no-op apply writes nothing).
 fn parent_records(parent: Option<&DynamicObject>, set: &ApplySet, kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> bool {
     let Some(p) = parent else { return false };
     let label = p.metadata.labels.as_ref().and_then(|l| l.get(applyset::LABEL_ID));
-    let ann = p.metadata.annotations.as_ref();
-    let get = |k: &str| ann.and_then(|a| a.get(k)).cloned().unwrap_or_default();
-    label == Some(&set.id)
-        && get(applyset::ANNOTATION_TOOLING) == ApplySet::tooling()
-        && applyset::parse_list(Some(&get(applyset::ANNOTATION_GROUP_KINDS))) == *kinds
-        && applyset::parse_list(Some(&get(applyset::ANNOTATION_NAMESPACES))) == *namespaces
+    let tooling = p.metadata.annotations.as_ref().and_then(|a| a.get(applyset::ANNOTATION_TOOLING));
+    label == Some(&set.id) && tooling == Some(&ApplySet::tooling()) && recorded(Some(p)) == (kinds.clone(), namespaces.clone())
 }
 
 /// An object without what the server manages, for comparing desired with live.

@@ -46,16 +46,7 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
         eprintln!("error: `terroir attest FILE --key KEY --out ATTESTATION` (or `terroir attest verify ATTESTATION --pubkey KEY.pub`); see `terroir attest --help`");
         return Outcome::Invalid;
     };
-    let check = crate::cli::VerifyArgs {
-        file: file.clone(),
-        live: args.live,
-        plan_json: args.plan_json.clone(),
-        resolve: args.resolve.clone(),
-        no_dns: args.no_dns,
-        kubeconfig: args.kubeconfig.clone(),
-        context: args.context.clone(),
-        data: crate::cli::GeodataArgs { geodata: args.data.geodata.clone() },
-    };
+    let check = crate::cli::VerifyArgs { file: file.clone(), check: args.check.clone() };
     // Read the key first: a bad key must not cost a live verification.
     let key = match keys::read_private(key_path) {
         Ok(k) => k,
@@ -72,8 +63,8 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
     let time = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
     let pred = predicate::predicate(p, g.resolved.target_kind, &g.report, &time);
     let mut subjects = predicate::subjects(&g.tree);
-    if args.live {
-        match live_subjects(args, &g) {
+    if args.check.live {
+        match live_subjects(&check, &g) {
             Ok(extra) => subjects.extend(extra),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -147,7 +138,7 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
 /// What runs on a Kubernetes target, read back: each rendered object's identity (uid,
 /// resourceVersion) and the SHA-256 of its live state without server-managed fields. Secrets are
 /// never rendered, so never read.
-fn live_subjects(args: &AttestArgs, g: &super::verify_cmd::Gathered) -> Result<Vec<Value>, String> {
+fn live_subjects(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<Vec<Value>, String> {
     let p = &g.loaded.platform;
     if p.spec.target.baremetal.is_some() {
         let plan: crate::render::plan::Plan = g
@@ -156,14 +147,13 @@ fn live_subjects(args: &AttestArgs, g: &super::verify_cmd::Gathered) -> Result<V
             .get("baremetal/plan.json")
             .and_then(|b| serde_json::from_slice(b).ok())
             .ok_or("the rendered tree has no valid baremetal/plan.json")?;
-        return crate::locality::hostfacts::read_back(&args.file.clone().unwrap_or_default(), p, &plan);
+        return crate::locality::hostfacts::read_back(&args.file, p, &plan);
     }
     let Some(k) = &p.spec.target.kubernetes else {
         return Ok(Vec::new());
     };
     let manifests = crate::cluster::manifests(&g.tree).map_err(|e| e.to_string())?;
-    let kubeconfig = args.kubeconfig.clone().or_else(|| k.kubeconfig.as_ref().map(PathBuf::from));
-    let context = args.context.clone().or_else(|| k.context.clone());
+    let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| e.to_string())?;

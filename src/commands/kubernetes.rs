@@ -15,6 +15,23 @@ use crate::render;
 
 pub const FIELD_MANAGER: &str = "terroir";
 
+/// The kubeconfig and context to use: the flags, else the document's (a kubeconfig path in the
+/// document is relative to the document), else the defaults `connect` applies.
+pub(super) fn connection_settings(
+    flag_kubeconfig: Option<&PathBuf>,
+    flag_context: Option<&String>,
+    target: &crate::model::KubernetesTarget,
+    document: &std::path::Path,
+) -> (Option<PathBuf>, Option<String>) {
+    let kubeconfig = flag_kubeconfig.cloned().or_else(|| {
+        target.kubeconfig.as_ref().map(|k| {
+            let p = PathBuf::from(k);
+            if p.is_absolute() { p } else { document.parent().map(|d| d.join(&p)).unwrap_or(p) }
+        })
+    });
+    (kubeconfig, flag_context.cloned().or_else(|| target.context.clone()))
+}
+
 pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, apply: bool) -> Outcome {
     let Some(target) = loaded.platform.spec.target.kubernetes.clone() else { return Outcome::Invalid };
     let (resolved, tree) = match render::render(&loaded, catalog) {
@@ -37,14 +54,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             return Outcome::Invalid;
         }
     };
-    // A kubeconfig named in the document is relative to the document.
-    let kubeconfig: Option<PathBuf> = args.kubeconfig.clone().or_else(|| {
-        target.kubeconfig.as_ref().map(|k| {
-            let p = PathBuf::from(k);
-            if p.is_absolute() { p } else { args.file.parent().map(|d| d.join(&p)).unwrap_or(p) }
-        })
-    });
-    let context = args.context.clone().or_else(|| target.context.clone());
+    let (kubeconfig, context) = connection_settings(args.kubeconfig.as_ref(), args.context.as_ref(), &target, &args.file);
     let set = ApplySet::for_cli(&loaded.platform.metadata.name, &target.namespace);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,

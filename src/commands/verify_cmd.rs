@@ -49,14 +49,14 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
             return Err(Outcome::Invalid);
         }
     };
-    let pins = match parse_pins(&args.resolve) {
+    let pins = match parse_pins(&args.check.resolve) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return Err(Outcome::Invalid);
         }
     };
-    let geo = match GeoDb::open(args.data.geodata.as_deref()) {
+    let geo = match GeoDb::open(args.check.data.geodata.as_deref()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -71,11 +71,11 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
         }
     };
     let p = &loaded.platform;
-    let v = Verifier { policy: &p.spec.sovereignty.policy, geo: Some(&geo), catalog: Providers::builtin(), pins, dns: !args.no_dns };
+    let v = Verifier { policy: &p.spec.sovereignty.policy, geo: Some(&geo), catalog: Providers::builtin(), pins, dns: !args.check.no_dns };
     let images: Vec<String> = resolved.images.values().cloned().collect();
     let mut findings = verify::declared(p, &images, &v);
 
-    if let Some(path) = &args.plan_json {
+    if let Some(path) = &args.check.plan_json {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -99,7 +99,7 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
         }
     }
 
-    if args.live {
+    if args.check.live {
         match live(args, &loaded, &v) {
             Ok(f) => findings.extend(f),
             Err((outcome, e)) => {
@@ -116,13 +116,7 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
 fn live(args: &VerifyArgs, loaded: &crate::model::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
     let p = &loaded.platform;
     if let Some(k) = &p.spec.target.kubernetes {
-        let kubeconfig = args.kubeconfig.clone().or_else(|| {
-            k.kubeconfig.as_ref().map(|c| {
-                let path = std::path::PathBuf::from(c);
-                if path.is_absolute() { path } else { args.file.parent().map(|d| d.join(&path)).unwrap_or(path) }
-            })
-        });
-        let context = args.context.clone().or_else(|| k.context.clone());
+        let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (Outcome::CheckFailed, e.to_string()))?;
         return runtime.block_on(async {
             let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e.to_string()))?;
