@@ -13,6 +13,7 @@
 //! produces no file (that is how components are switched off).
 
 pub mod plan;
+pub mod reversibility;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -85,6 +86,8 @@ impl Renderer {
         let mut ctx_value = serde_json::to_value(&resolved).expect("the resolved platform serializes");
         if let Value::Object(o) = &mut ctx_value {
             o.insert("assessment".into(), serde_json::to_value(&assessment).expect("an assessment serializes"));
+            let figures = reversibility::context(&resolved, &loaded.file);
+            o.insert("reversibility".into(), serde_json::to_value(&figures).expect("the reversibility figures serialize"));
         }
         let base_ctx = tera::Context::from_serialize(&ctx_value).map_err(|e| render_err(&self.blueprint, "(context)", &e))?;
 
