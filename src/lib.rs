@@ -11,6 +11,7 @@ pub mod model;
 pub mod operator;
 pub mod render;
 pub mod resolve;
+pub mod reversibility;
 pub mod secrets;
 pub mod smoke;
 pub mod sovereignty;

@@ -126,6 +126,30 @@ pub enum Command {
     /// `terroir attest verify ATTESTATION --pubkey KEY.pub [--against DIR]` checks the signature
     /// and, with --against, that every subject matches the files of a rendered DIR.
     Attest(AttestArgs),
+    /// Export every piece of a platform's data, ready to leave: the database as a pg_dump and one
+    /// CSV per table, the mail queue and mailboxes, a Prometheus TSDB snapshot, the application's
+    /// data, the configuration, and the secrets encrypted to age recipients (never in clear).
+    ///
+    /// Streams everything to DIR (built in DIR.partial, renamed when complete) with manifest.json
+    /// (what, from where, sizes, row counts, checksums, tool versions) and SHA256SUMS.
+    /// Bare-metal targets; for Kubernetes, the rendered runbooks/reversibility.md gives the commands.
+    ///
+    /// Example: terroir export platform.yaml --to export/ --recipient age1…
+    Export(ExportArgs),
+    /// Restore an export into the platform FILE describes (other hosts): checks every file
+    /// against SHA256SUMS first and refuses a tampered or incomplete export, then checks the
+    /// destination, and changes nothing unless both pass. The destination is deployed first
+    /// (`terroir apply FILE`).
+    ///
+    /// Example: terroir restore new-platform.yaml --from export/ --dry-run
+    Restore(RestoreArgs),
+    /// A reversibility drill: export FILE's platform, restore it into OTHER_FILE's, compare every
+    /// table (row count and content checksum), the mail, the metrics, the application's data and
+    /// health, and write drill-report.json and drill-report.md with the time of each phase.
+    /// Exit 2 when anything differs.
+    ///
+    /// Example: terroir drill platform.yaml --into rehearsal.yaml --report drill/
+    Drill(DrillArgs),
     /// Manage the IP geolocation data that `locate` and `verify` use.
     #[command(subcommand)]
     Geodata(GeodataCommand),
@@ -155,6 +179,74 @@ pub struct RenderArgs {
     /// Replace DIR even if it is not a previous render.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Platform document (YAML) of the platform to export.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Directory to create (it must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecipientArgs {
+    /// age recipient (public key, age1…) the secrets are encrypted to; repeat for several.
+    /// Without any recipient, secrets are not exported.
+    #[arg(long = "recipient", short = 'r', value_name = "AGE_RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// File of age recipients, one per line (# comments allowed).
+    #[arg(long, value_name = "PATH")]
+    pub recipients_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Platform document (YAML) of the destination platform.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The export directory.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// age identity file (AGE-SECRET-KEY-…) to decrypt the exported secrets; the DKIM keys are
+    /// then installed on the destination's MTA.
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+    /// Check the export and the destination, show what would be restored, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace data the destination already holds (its tables, same-named mailboxes, the
+    /// application's data). Without it, such a restore is refused before any change.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Platform document (YAML) of the platform to export.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Platform document of the platform to restore into (other hosts, already deployed).
+    #[arg(long, value_name = "OTHER_FILE")]
+    pub into: PathBuf,
+    /// Directory for the drill report and the export.
+    #[arg(long, value_name = "DIR", default_value = "drill")]
+    pub report: PathBuf,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// age identity to decrypt the secrets during the restore.
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+    /// Replace data the destination already holds.
+    #[arg(long)]
+    pub replace: bool,
+    /// Delete the export once compared (the report keeps its digests).
+    #[arg(long)]
+    pub discard_export: bool,
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +419,11 @@ pub struct AttestArgs {
     /// assessment-results document (JSON), beside ATTESTATION as `.oscal.json`.
     #[arg(long, value_enum, default_value_t = AttestFormat::Dsse)]
     pub format: AttestFormat,
+    /// A reversibility drill's drill-report.json (from `terroir drill`): cited in the
+    /// attestation as evidence (its SHA-256 and the export manifest's as subjects, its result,
+    /// phases and figures in the predicate).
+    #[arg(long, value_name = "PATH")]
+    pub drill_report: Option<PathBuf>,
     #[command(flatten)]
     pub check: CheckArgs,
 }

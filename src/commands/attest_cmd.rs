@@ -61,8 +61,20 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
     };
     let p = &g.loaded.platform;
     let time = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
-    let pred = predicate::predicate(p, g.resolved.target_kind, &g.report, &time);
+    let mut pred = predicate::predicate(p, g.resolved.target_kind, &g.report, &time);
     let mut subjects = predicate::subjects(&g.tree);
+    if let Some(path) = &args.drill_report {
+        match drill_evidence(path) {
+            Ok((extra, summary)) => {
+                subjects.extend(extra);
+                pred["reversibility"] = summary;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Invalid;
+            }
+        }
+    }
     if args.check.live {
         match live_subjects(&check, &g) {
             Ok(extra) => subjects.extend(extra),
@@ -133,6 +145,33 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
     }
     // The attestation records a failing verdict faithfully; the exit status says it too.
     if g.report.verdict == crate::locality::verify::Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
+}
+
+/// A drill report cited as evidence: subjects for the report and the export manifest it names,
+/// and a summary for the predicate.
+fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let r: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a drill report: {e}", path.display()))?;
+    if r["kind"] != "terroir-drill-report/v1" {
+        return Err(format!("{}: not a drill report (expected kind terroir-drill-report/v1, as `terroir drill` writes it)", path.display()));
+    }
+    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::render::sha256_hex(&bytes)}})];
+    if let Some(m) = r["export"]["manifestSha256"].as_str().filter(|m| m.len() == 64) {
+        subjects.push(json!({"name": "evidence://export/manifest.json", "digest": {"sha256": m}}));
+    }
+    let checks = |k: &str| r[k].as_array().map(|a| (a.len(), a.iter().filter(|c| c["matches"] == true).count())).unwrap_or((0, 0));
+    let (tables, tables_ok) = checks("tables");
+    let summary = json!({
+        "drill": {
+            "passed": r["passed"], "startedAt": r["startedAt"], "finishedAt": r["finishedAt"],
+            "from": r["sourcePlatform"], "into": r["destinationPlatform"],
+            "phases": r["phases"], "totalSeconds": r["totalSeconds"],
+            "exportBytes": r["export"]["bytes"], "rows": r["export"]["rows"],
+            "tableChecks": tables, "tableChecksMatching": tables_ok,
+            "report": "evidence://drill-report.json",
+        }
+    });
+    Ok((subjects, summary))
 }
 
 /// What runs on a Kubernetes target, read back: each rendered object's identity (uid,

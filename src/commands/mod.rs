@@ -13,6 +13,7 @@ mod attest_cmd;
 mod geodata_cmd;
 mod kubernetes;
 mod locate_cmd;
+mod reversibility_cmd;
 mod verify_cmd;
 
 /// How a command ended, mapped to the exit status.
@@ -57,6 +58,9 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Locate(args) => locate_cmd::run(&args, json),
         Command::Verify(args) => verify_cmd::run(&args, &catalog, json),
         Command::Geodata(cmd) => geodata_cmd::run(cmd, json),
+        Command::Export(args) => reversibility_cmd::export(&args, &catalog, json),
+        Command::Restore(args) => reversibility_cmd::restore(&args, &catalog, json),
+        Command::Drill(args) => reversibility_cmd::drill(&args, &catalog, json),
         Command::Keygen { out } => attest_cmd::keygen(&out, json),
         Command::Attest(args) => attest_cmd::run(&args, &catalog, json),
         Command::Crd => {

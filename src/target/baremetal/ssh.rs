@@ -279,6 +279,73 @@ impl Connection {
         Ok(Output { status, stdout, stderr })
     }
 
+    /// Run a command as root and stream its standard output into `sink` (never held in memory);
+    /// returns the exit status and standard error. No per-read timeout: a long dump may pause.
+    pub fn sudo_to(&self, script: &str, sink: &mut dyn Write) -> Result<Output, SshError> {
+        let command = format!("sudo -n sh -c {}", shell_quote(script));
+        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
+        self.session.set_timeout(0);
+        let result = (|| {
+            let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
+            channel.exec(&command).map_err(|e| err(&e))?;
+            channel.send_eof().map_err(|e| err(&e))?;
+            let mut buf = vec![0u8; 1 << 18];
+            loop {
+                let n = channel.read(&mut buf).map_err(|e| err(&e))?;
+                if n == 0 {
+                    break;
+                }
+                sink.write_all(&buf[..n]).map_err(|e| err(&format!("writing locally: {e}")))?;
+            }
+            let mut stderr = Vec::new();
+            channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
+            channel.wait_close().map_err(|e| err(&e))?;
+            let status = channel.exit_status().map_err(|e| err(&e))?;
+            Ok(Output { status, stdout: Vec::new(), stderr })
+        })();
+        self.session.set_timeout(u32::try_from(self.target.timeout.as_millis()).unwrap_or(u32::MAX));
+        result
+    }
+
+    /// Run a command as root with `source` streamed into its standard input.
+    pub fn sudo_from(&self, script: &str, source: &mut dyn Read) -> Result<Output, SshError> {
+        let command = format!("sudo -n sh -c {}", shell_quote(script));
+        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
+        self.session.set_timeout(0);
+        let result = (|| {
+            let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
+            channel.exec(&command).map_err(|e| err(&e))?;
+            let mut buf = vec![0u8; 1 << 18];
+            loop {
+                let n = source.read(&mut buf).map_err(|e| err(&format!("reading locally: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if let Err(e) = channel.write_all(&buf[..n]) {
+                    // the command stopped reading (it failed): its stderr says why
+                    let mut stderr = Vec::new();
+                    let _ = channel.stderr().read_to_end(&mut stderr);
+                    let _ = channel.wait_close();
+                    let status = channel.exit_status().unwrap_or(-1);
+                    if status != 0 || !stderr.is_empty() {
+                        return Ok(Output { status: if status == 0 { -1 } else { status }, stdout: Vec::new(), stderr });
+                    }
+                    return Err(err(&e));
+                }
+            }
+            channel.send_eof().map_err(|e| err(&e))?;
+            let mut stdout = Vec::new();
+            channel.read_to_end(&mut stdout).map_err(|e| err(&e))?;
+            let mut stderr = Vec::new();
+            channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
+            channel.wait_close().map_err(|e| err(&e))?;
+            let status = channel.exit_status().map_err(|e| err(&e))?;
+            Ok(Output { status, stdout, stderr })
+        })();
+        self.session.set_timeout(u32::try_from(self.target.timeout.as_millis()).unwrap_or(u32::MAX));
+        result
+    }
+
     /// Run a shell command as root through password-less sudo.
     pub fn sudo(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
         self.exec(&format!("sudo -n sh -c {}", shell_quote(script)), stdin)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Export throughput on a database of at least 1 GB, against `pg_dump | sha256sum` on the same
+# database in the same run.
+#
+#   benches/export.sh [SIZE_MB]      (default 1200; needs root, like the test hosts)
+#
+# Brings up one test host (tests/hosts/hostctl), deploys the bare-metal example there with every
+# role on it, fills the application's database with SIZE_MB of rows, then times, three times each
+# and alternating:
+#   baseline   on the host:  runuser -u postgres -- pg_dump DB | sha256sum
+#   baseline   over SSH:     ssh HOST 'sudo runuser -u postgres -- pg_dump DB' | sha256sum
+#   terroir    terroir export DOC --to DIR   (the whole export: dump, one CSV per table,
+#              mail, metrics, configuration, every file hashed, manifest, SHA256SUMS)
+# and prints the medians, the throughput (database size / time) and the ratio to the baseline.
+# Not a test: it asserts nothing and is not part of scripts/test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${1:-1200}
+STATE=${TERROIR_HOSTS_STATE:-/run/terroir-test-hosts}
+work=$(mktemp -d /tmp/terroir-bench-export.XXXXXX)
+trap 'tests/hosts/hostctl down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+bin=$PWD/target/release/terroir
+
+tests/hosts/hostctl up 1 >/dev/null
+
+# the smoke application as the release archive
+mkdir -p "$work/release/bin"
+cp "$bin" "$work/release/bin/terroir"
+printf '#!/bin/sh\nexec "$(dirname "$0")/terroir" smoke-app\n' > "$work/release/bin/crm"
+chmod 755 "$work/release/bin/crm"
+tar -czf "$work/smoke-app.tar.gz" -C "$work/release" bin
+sha=$(sha256sum "$work/smoke-app.tar.gz" | cut -d' ' -f1)
+
+python3 - "$work" "$STATE" "$sha" <<'PY'
+import sys, re
+work, state, sha = sys.argv[1:]
+t = open("examples/baremetal.yaml").read()
+start, end = t.index("      hosts:\n"), t.index("  components:\n")
+t = t[:start] + "      hosts:\n        - name: db1\n          address: 198.18.0.11\n          roles: [database, mta, monitoring, app]\n" + t[end:]
+t = t.replace("identityFile: ~/.ssh/terroir_ed25519", f"identityFile: {state}/id_ed25519")
+t = t.replace("knownHostsFile: ./known_hosts", f"knownHostsFile: {state}/known_hosts")
+t = re.sub(r"url: https://releases\.acme\.example\.fr/\S+", f"url: file://{work}/smoke-app.tar.gz", t)
+t = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", t)
+open(f"{work}/platform.yaml", "w").write(t)
+PY
+doc=$work/platform.yaml
+"$bin" apply "$doc" >/dev/null
+
+host() { tests/hosts/hostctl exec h1 sh -c "cd / && $1"; }
+echo "filling the database with about $SIZE_MB MB..." >&2
+rows=$((SIZE_MB * 1024 * 1024 / 190))
+host "runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d crm -c 'set role crm' -c \"
+  create table events (id bigint primary key, customer bigint not null, kind text not null, at timestamptz not null, payload text);
+  insert into events select i, i % 100000, (array['mail','call','chat','visit'])[1 + i % 4], timestamptz '2026-01-01' + i * interval '1 second',
+    md5(i::text) || ' ' || md5((i * 7)::text) || ' ' || repeat('x', (i % 40)) from generate_series(1, $rows) i;
+  create table customers (id bigint primary key, name text, email text);
+  insert into customers select i, 'Client ' || i, 'c' || i || '@example.fr' from generate_series(1, 100000) i;
+  vacuum analyze;\""
+db_bytes=$(host "runuser -u postgres -- psql -XAtd crm -c 'select pg_database_size(current_database())'")
+dump_bytes=$(host "runuser -u postgres -- pg_dump crm | wc -c")
+echo "database: $db_bytes bytes on disk, $dump_bytes bytes as a plain dump" >&2
+
+key=$STATE/id_ed25519
+ssh_opts=(-i "$key" -o UserKnownHostsFile="$STATE/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes)
+now() { date +%s.%N; }
+declare -a base over tr
+for i in 1 2 3; do
+  t0=$(now); host "runuser -u postgres -- pg_dump crm | sha256sum" >/dev/null; t1=$(now)
+  base+=("$(echo "$t1 - $t0" | bc)")
+  t0=$(now); ssh "${ssh_opts[@]}" deploy@198.18.0.11 'sudo -n runuser -u postgres -- pg_dump crm' | sha256sum >/dev/null; t1=$(now)
+  over+=("$(echo "$t1 - $t0" | bc)")
+  rm -rf "$work/export"
+  t0=$(now); "$bin" export "$doc" --to "$work/export" >/dev/null 2>&1; t1=$(now)
+  tr+=("$(echo "$t1 - $t0" | bc)")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+b=$(median "${base[@]}"); o=$(median "${over[@]}"); e=$(median "${tr[@]}")
+mbps() { echo "scale=1; $1 / 1000000 / $2" | bc; }
+echo
+echo "database size (pg_database_size): $((db_bytes / 1000000)) MB; plain dump: $((dump_bytes / 1000000)) MB; export: $(du -sb "$work/export" | cut -f1 | awk '{print int($1/1000000)}') MB"
+printf '%-44s %8s s  %8s MB/s\n' "pg_dump | sha256sum (on the host)" "$b" "$(mbps "$db_bytes" "$b")"
+printf '%-44s %8s s  %8s MB/s\n' "ssh pg_dump | sha256sum (from here)" "$o" "$(mbps "$db_bytes" "$o")"
+printf '%-44s %8s s  %8s MB/s\n' "terroir export (dump + CSV + all, hashed)" "$e" "$(mbps "$db_bytes" "$e")"
+echo "terroir export / on-host baseline: $(echo "scale=0; 100 * $b / $e" | bc)% of its throughput (goal: at least 90%)"
+echo "runs: baseline ${base[*]}; over ssh ${over[*]}; terroir ${tr[*]}"

@@ -1,0 +1,339 @@
+//! `terroir drill`: export one platform, restore it into another, compare, and write a report with
+//! the measured time of each phase: evidence a client can hand to an auditor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::export::{Progress, TSDB_DIR, secs};
+use super::{Error, Manifest, Site};
+use crate::model::Role;
+
+pub struct Options {
+    pub report: PathBuf,
+    pub recipients: Vec<String>,
+    pub identity: Option<PathBuf>,
+    pub replace: bool,
+    /// Delete the export once compared (the report keeps its digests).
+    pub discard_export: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub subject: String,
+    pub source: String,
+    pub destination: String,
+    pub matches: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillReport {
+    pub kind: &'static str,
+    pub source_platform: String,
+    pub source_document: String,
+    pub destination_platform: String,
+    pub destination_document: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub passed: bool,
+    pub phases: Vec<Phase>,
+    pub total_seconds: f64,
+    pub export: ExportSummary,
+    pub tables: Vec<Check>,
+    pub mail: Vec<Check>,
+    pub metrics: Vec<Check>,
+    pub application: Vec<Check>,
+    pub configuration: Vec<Check>,
+    pub skipped: Vec<super::Skipped>,
+    pub restore: super::restore::Report,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSummary {
+    pub directory: String,
+    pub kept: bool,
+    pub files: usize,
+    pub bytes: u64,
+    pub rows: u64,
+    pub manifest_sha256: String,
+    pub sha256sums_sha256: String,
+}
+
+fn check(subject: impl Into<String>, source: impl Into<String>, destination: impl Into<String>) -> Check {
+    let (source, destination) = (source.into(), destination.into());
+    Check { subject: subject.into(), matches: source == destination, source, destination }
+}
+
+fn digest_file(p: &std::path::Path) -> String {
+    std::fs::read(p).map(|b| super::hex(&<sha2::Sha256 as sha2::Digest>::digest(&b))).unwrap_or_default()
+}
+
+pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) -> Result<DrillReport, Error> {
+    if from.document == into.document || from.targets.values().any(|a| into.targets.values().any(|b| a.address == b.address)) {
+        return Err(Error::Input(format!(
+            "{} and {} share hosts: a drill restores into another platform, on other hosts",
+            from.document.display(),
+            into.document.display()
+        )));
+    }
+    let report_dir = &opts.report;
+    std::fs::create_dir_all(report_dir).map_err(|e| Error::Failed(format!("{}: {e}", report_dir.display())))?;
+    let export_dir = report_dir.join("export");
+    let started_at = super::now();
+    let start = Instant::now();
+    let mut phases = Vec::new();
+
+    // 1. export
+    progress.note(&format!("phase 1/4: export {} into {}", from.name(), export_dir.display()));
+    let t = Instant::now();
+    let manifest = super::export::export(from, &super::export::Options { to: export_dir.clone(), recipients: opts.recipients.clone() }, progress)?;
+    let secs_export = secs(t);
+    phases.push(Phase { name: "export".into(), seconds: secs_export, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, secs_export) });
+
+    // 2 and 3. verify and restore (restore verifies every digest first; its time is split out)
+    progress.note(&format!("phase 2-3/4: verify the export, restore into {}", into.name()));
+    let restore = super::restore::restore(into, &super::restore::Options { from: export_dir.clone(), identity: opts.identity.clone(), dry_run: false, replace: opts.replace }, progress)?;
+    phases.push(Phase { name: "verify".into(), seconds: restore.verify_seconds, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, restore.verify_seconds) });
+    phases.push(Phase { name: "restore".into(), seconds: restore.restore_seconds, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, restore.restore_seconds) });
+
+    // 4. compare
+    progress.note("phase 4/4: compare the destination with the export");
+    let t = Instant::now();
+    let (tables, mail, metrics, application, configuration) = compare(from, into, &manifest)?;
+    phases.push(Phase { name: "compare".into(), seconds: secs(t), bytes: None, bytes_per_second: None });
+
+    let files = manifest.items.len() + 2;
+    let manifest_sha256 = digest_file(&export_dir.join("manifest.json"));
+    let sha256sums_sha256 = digest_file(&export_dir.join("SHA256SUMS"));
+    if opts.discard_export {
+        std::fs::remove_dir_all(&export_dir).map_err(|e| Error::Failed(format!("{}: {e}", export_dir.display())))?;
+    }
+    let passed = tables.iter().chain(&mail).chain(&metrics).chain(&application).all(|c| c.matches) && (manifest.tables.is_empty() || !tables.is_empty());
+    let report = DrillReport {
+        kind: "terroir-drill-report/v1",
+        source_platform: from.name().into(),
+        source_document: from.document.display().to_string(),
+        destination_platform: into.name().into(),
+        destination_document: into.document.display().to_string(),
+        started_at,
+        finished_at: super::now(),
+        passed,
+        phases,
+        total_seconds: secs(start),
+        export: ExportSummary {
+            directory: export_dir.display().to_string(),
+            kept: !opts.discard_export,
+            files,
+            bytes: manifest.total_bytes,
+            rows: manifest.tables.iter().map(|t| t.rows).sum(),
+            manifest_sha256,
+            sha256sums_sha256,
+        },
+        tables,
+        mail,
+        metrics,
+        application,
+        configuration,
+        skipped: restore.skipped.clone(),
+        restore,
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Failed(e.to_string()))?;
+    std::fs::write(report_dir.join("drill-report.json"), json).map_err(|e| Error::Failed(e.to_string()))?;
+    std::fs::write(report_dir.join("drill-report.md"), markdown(&report)).map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(report)
+}
+
+fn rate(bytes: u64, seconds: f64) -> Option<f64> {
+    (seconds > 0.0).then(|| (bytes as f64 / seconds).round())
+}
+
+type Compared = (Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>);
+
+/// Read the destination back and compare it with what the export recorded.
+pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared, Error> {
+    let mut tables = Vec::new();
+    let mut mail = Vec::new();
+    let mut metrics = Vec::new();
+    let mut application = Vec::new();
+    let mut configuration = Vec::new();
+    let mut conns: BTreeMap<String, crate::target::baremetal::ssh::Connection> = BTreeMap::new();
+    for h in into.targets.keys() {
+        conns.insert(h.clone(), into.connect(h)?);
+    }
+    if !manifest.tables.is_empty()
+        && let Some(h) = into.hosts_with(Role::Database).first()
+    {
+        let there: BTreeMap<String, super::pgdump::TableStats> = super::export::table_figures(&conns[h], h, &into.resolved.components.database.name)?.into_iter().map(|t| (t.name.clone(), t)).collect();
+        for t in &manifest.tables {
+            let got = there.get(&t.name);
+            tables.push(check(format!("table {} rows", t.name), t.rows.to_string(), got.map(|g| g.rows.to_string()).unwrap_or_else(|| "missing".into())));
+            tables.push(check(format!("table {} content", t.name), t.checksum.clone(), got.map(|g| g.checksum.clone()).unwrap_or_else(|| "missing".into())));
+        }
+    }
+    if !manifest.mail.is_empty()
+        && let Some(h) = into.hosts_with(Role::Mta).first()
+    {
+        let there = super::export::mail_figures(&conns[h], h)?.0;
+        let queued: u64 = manifest.mail.iter().map(|m| m.queued).sum();
+        let mut recipients: Vec<String> = manifest.mail.iter().flat_map(|m| m.recipients.clone()).collect();
+        recipients.sort();
+        mail.push(check("queued messages", queued.to_string(), there.queued.to_string()));
+        mail.push(check("queued recipients", recipients.join(", "), there.recipients.join(", ")));
+        for m in &manifest.mail {
+            for (mbox, digest) in &m.mailboxes {
+                mail.push(check(format!("mailbox {mbox}"), digest.clone(), there.mailboxes.get(mbox).cloned().unwrap_or_else(|| "missing".into())));
+            }
+        }
+    }
+    if let Some(h) = into.hosts_with(Role::Monitoring).first() {
+        let there = super::export::tsdb_blocks(&conns[h], h, TSDB_DIR)?;
+        for blocks in manifest.metrics_blocks.values() {
+            for b in blocks {
+                metrics.push(check(format!("TSDB block {b}"), "present", if there.contains(b) { "present" } else { "missing" }));
+            }
+        }
+    }
+    // the application's data: every file's digest, source (read now) against destination
+    let src_app = from.hosts_with(Role::App);
+    let dst_app = into.hosts_with(Role::App);
+    if !src_app.is_empty() && !dst_app.is_empty() {
+        let src_conn = from.connect(&src_app[0])?;
+        let a = super::export::dir_digests(&src_conn, &src_app[0], &format!("/var/lib/{}", from.name()))?;
+        let b = super::export::dir_digests(&conns[&dst_app[0]], &dst_app[0], &format!("/var/lib/{}", into.name()))?;
+        for (path, d) in &a {
+            application.push(check(format!("application file {path}"), d.clone(), b.get(path).cloned().unwrap_or_else(|| "missing".into())));
+        }
+        application.push(check("application files", a.len().to_string(), b.len().to_string()));
+        // the application answers on the destination
+        let app = &into.resolved.components.app;
+        let addr = into.address(&dst_app[0]);
+        application.push(check(format!("application health {}:{}{}", addr, app.port, app.health_path), "200", http_status(&addr, app.port, &app.health_path)));
+    }
+    // configuration: informational (each platform's configuration comes from its own document)
+    for (h, conn) in &conns {
+        let src_host = from.plan.hosts.iter().find(|s| into.plan.hosts.iter().find(|d| &d.name == h).is_some_and(|d| d.roles == s.roles)).map(|s| s.name.clone());
+        let Some(src_host) = src_host else { continue };
+        let src_conn = from.connect(&src_host)?;
+        for f in into.deployed_files(h) {
+            let read = |c: &crate::target::baremetal::ssh::Connection, host: &str| -> String {
+                super::run(c, host, "digest", &format!("sha256sum {} 2>/dev/null | cut -d' ' -f1", crate::target::baremetal::ssh::shell_quote(&f))).map(|s| s.trim().to_owned()).unwrap_or_default()
+            };
+            configuration.push(check(format!("{f} ({src_host} → {h})"), read(&src_conn, &src_host), read(conn, h)));
+        }
+    }
+    Ok((tables, mail, metrics, application, configuration))
+}
+
+fn http_status(address: &str, port: u32, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(sock) = format!("{address}:{port}").parse::<std::net::SocketAddr>() else { return "unreachable".into() };
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(5))?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(15)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+            let mut r = String::new();
+            s.read_to_string(&mut r)?;
+            Ok(r.split_whitespace().nth(1).unwrap_or("no answer").to_owned())
+        })()
+        .unwrap_or_else(|e| format!("unreachable ({e})"));
+        // the application restarts after its data is restored: give it until the deadline
+        if answer == "200" || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+pub fn markdown(r: &DrillReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("# Reversibility drill: {} → {}\n\n", r.source_platform, r.destination_platform));
+    s.push_str(&format!(
+        "**Result: {}.** Started {}, finished {}, {:.1} s in all.\n\nSource document `{}`, destination document `{}`.\n\n",
+        if r.passed { "PASSED, every table, message and file matches" } else { "FAILED, see the mismatches below" },
+        r.started_at,
+        r.finished_at,
+        r.total_seconds,
+        r.source_document,
+        r.destination_document
+    ));
+    s.push_str("## Phases\n\n| phase | time | data | throughput |\n| --- | ---: | ---: | ---: |\n");
+    for p in &r.phases {
+        s.push_str(&format!(
+            "| {} | {:.1} s | {} | {} |\n",
+            p.name,
+            p.seconds,
+            p.bytes.map(human_bytes).unwrap_or_default(),
+            p.bytes_per_second.map(|b| format!("{}/s", human_bytes(b as u64))).unwrap_or_default()
+        ));
+    }
+    s.push_str(&format!(
+        "\n## Export\n\n{} files, {}, {} rows. `manifest.json` SHA-256 `{}`; `SHA256SUMS` SHA-256 `{}`{}.\n",
+        r.export.files,
+        human_bytes(r.export.bytes),
+        r.export.rows,
+        r.export.manifest_sha256,
+        r.export.sha256sums_sha256,
+        if r.export.kept { format!(" (kept in `{}`)", r.export.directory) } else { " (deleted after the drill)".into() }
+    ));
+    let section = |s: &mut String, title: &str, checks: &[Check], note: &str| {
+        if checks.is_empty() {
+            return;
+        }
+        let ok = checks.iter().filter(|c| c.matches).count();
+        let verb = if note.is_empty() { "match" } else { "are identical" };
+        s.push_str(&format!("\n## {title}\n\n{ok} of {} {verb}.{note}\n\n| | subject | source | destination |\n| --- | --- | --- | --- |\n", checks.len()));
+        let mut sorted: Vec<&Check> = checks.iter().collect();
+        sorted.sort_by_key(|c| c.matches);
+        let informational = !note.is_empty();
+        for c in sorted {
+            let mark = match (informational, c.matches) {
+                (true, true) => "same",
+                (true, false) => "differs",
+                (false, true) => "✓",
+                (false, false) => "✗",
+            };
+            s.push_str(&format!("| {} | {} | `{}` | `{}` |\n", mark, c.subject.replace('|', "\\|"), c.source.replace('|', "\\|"), c.destination.replace('|', "\\|")));
+        }
+    };
+    section(&mut s, "Tables (row count and content checksum)", &r.tables, "");
+    section(&mut s, "Mail", &r.mail, "");
+    section(&mut s, "Metrics", &r.metrics, "");
+    section(&mut s, "Application", &r.application, "");
+    section(&mut s, "Configuration", &r.configuration, " Informational: each platform's configuration comes from its own document, so files naming hosts or addresses differ.");
+    if !r.skipped.is_empty() {
+        s.push_str("\n## Not restored\n\n");
+        for k in &r.skipped {
+            s.push_str(&format!("- **{}**: {}\n", k.what, k.reason));
+        }
+    }
+    s
+}

@@ -1,0 +1,538 @@
+//! `terroir export`: read every piece of a bare-metal platform's data over SSH into an export
+//! directory, streaming each file to disk while it is hashed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::pgdump::{CsvSink, DumpSplitter};
+use super::{Error, HashingFile, Item, Mail, Manifest, SecretsEntry, Site, Skipped, Table, hex, run};
+use crate::model::Role;
+use crate::target::baremetal::ssh::{Connection, shell_quote};
+
+/// Shell function that drives a service whatever the init system.
+pub const SVC: &str = "svc() { if [ -d /run/systemd/system ]; then systemctl \"$2\" \"$1\"; else /etc/init.d/\"$1\" \"$2\"; fi; }; ";
+
+/// Where Debian's Prometheus keeps its TSDB.
+pub const TSDB_DIR: &str = "/var/lib/prometheus/metrics2";
+pub const QUEUE_DIRS: &str = "incoming active deferred hold maildrop bounce defer trace";
+
+pub struct Options {
+    pub to: PathBuf,
+    /// age recipients (`age1…`); without any, secrets are not exported.
+    pub recipients: Vec<String>,
+}
+
+/// What a long export shows while it runs.
+pub trait Progress: Sync {
+    /// A file begins.
+    fn start(&self, what: &str);
+    /// Bytes written so far to the current file.
+    fn bytes(&self, n: u64);
+    fn item(&self, item: &Item);
+    fn note(&self, message: &str);
+}
+
+pub struct Quiet;
+impl Progress for Quiet {
+    fn start(&self, _: &str) {}
+    fn bytes(&self, _: u64) {}
+    fn item(&self, _: &Item) {}
+    fn note(&self, _: &str) {}
+}
+
+/// A writer that reports its running total.
+struct Counting<'a, W: Write> {
+    inner: W,
+    n: u64,
+    last: u64,
+    progress: &'a dyn Progress,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        if self.n - self.last >= 1 << 22 {
+            self.last = self.n;
+            self.progress.bytes(self.n);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>, Error> {
+    values
+        .iter()
+        .map(|r| r.trim().parse::<age::x25519::Recipient>().map_err(|e| Error::Input(format!("`{r}` is not an age recipient ({e}); expected a public key like age1…, as `age-keygen` prints it"))))
+        .collect()
+}
+
+struct Exporter<'a> {
+    dir: PathBuf,
+    progress: &'a dyn Progress,
+    items: Vec<Item>,
+}
+
+impl Exporter<'_> {
+    fn file(&self, rel: &str, mode: u32) -> Result<HashingFile, Error> {
+        HashingFile::create(&self.dir.join(rel), mode).map_err(|e| Error::Failed(format!("{}: {e}", self.dir.join(rel).display())))
+    }
+
+    fn push(&mut self, item: Item) {
+        self.progress.item(&item);
+        self.items.push(item);
+    }
+
+    /// Stream a remote command's output into `rel`; `ok` says which exit statuses are success.
+    fn stream(&mut self, conn: &Connection, host: &str, rel: &str, script: &str, meta: (&str, &str, &str), ok: &[i32]) -> Result<(), Error> {
+        let start = Instant::now();
+        self.progress.start(rel);
+        let file = self.file(rel, 0o600)?;
+        let mut w = Counting { inner: file, n: 0, last: 0, progress: self.progress };
+        let out = conn.sudo_to(script, &mut w).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+        if !ok.contains(&out.status) {
+            return Err(Error::Failed(format!("host {host}: {} failed (exit {}): {}", meta.0, out.status, super::last_lines(&out.stderr_str(), 6))));
+        }
+        if out.status != 0 {
+            self.progress.note(&format!("host {host}: {}: {}", meta.0, super::last_lines(&out.stderr_str(), 2)));
+        }
+        let (bytes, sha256) = w.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: Some(host.into()), source: meta.2.into(), bytes, sha256, seconds: secs(start) });
+        Ok(())
+    }
+
+    fn bytes_file(&mut self, rel: &str, content: &[u8], meta: (&str, &str, Option<&str>, &str)) -> Result<(), Error> {
+        let start = Instant::now();
+        let mut f = self.file(rel, 0o600)?;
+        f.write_all(content).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        let (bytes, sha256) = f.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: meta.2.map(str::to_owned), source: meta.3.into(), bytes, sha256, seconds: secs(start) });
+        Ok(())
+    }
+}
+
+pub fn secs(start: Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// CSV files of the tables, in `database/tables/`, one at a time.
+struct TableFiles {
+    dir: PathBuf,
+    current: Option<(String, HashingFile, Instant)>,
+    done: Vec<(String, String, u64, String, f64)>,
+    used: std::collections::BTreeSet<String>,
+}
+
+impl TableFiles {
+    fn file_name(&mut self, table: &str) -> String {
+        let base: String = table.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
+        let mut name = format!("{base}.csv");
+        let mut n = 2;
+        while !self.used.insert(name.clone()) {
+            name = format!("{base}-{n}.csv");
+            n += 1;
+        }
+        name
+    }
+}
+
+impl CsvSink for TableFiles {
+    fn begin(&mut self, table: &str) -> std::io::Result<bool> {
+        let rel = format!("database/tables/{}", self.file_name(table));
+        let f = HashingFile::create(&self.dir.join(&rel), 0o600)?;
+        self.current = Some((rel, f, Instant::now()));
+        Ok(true)
+    }
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.current.as_mut() {
+            Some((_, f, _)) => f.write_all(bytes),
+            None => Ok(()),
+        }
+    }
+    fn end(&mut self, table: &str) -> std::io::Result<()> {
+        if let Some((rel, f, start)) = self.current.take() {
+            let (bytes, sha) = f.finish()?;
+            self.done.push((table.to_owned(), rel, bytes, sha, secs(start)));
+        }
+        Ok(())
+    }
+}
+
+/// The dump file and the CSV splitter, fed by one SSH stream: the splitter runs on its own
+/// thread so that hashing the dump and parsing it use both cores.
+struct DumpTee<'a> {
+    file: Counting<'a, HashingFile>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl Write for DumpTee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_all(buf)?;
+        if let Some(tx) = &self.tx
+            && tx.send(buf.to_vec()).is_err()
+        {
+            // the splitter stopped on an error; it is reported when joined
+            self.tx = None;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A consistent logical dump (pg_dump takes one snapshot), its CSV files, counts and checksums,
+/// from one read of the database.
+pub fn dump_database(conn: &Connection, host: &str, db: &str, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), Error> {
+    let rel = format!("database/{}.sql", safe(db));
+    let start = Instant::now();
+    progress.start(&rel);
+    let file = HashingFile::create(&dir.join(&rel), 0o600).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+    let tables_dir = dir.to_owned();
+    let splitter = std::thread::spawn(move || -> Result<(Vec<super::pgdump::TableStats>, TableFiles), String> {
+        let mut s = DumpSplitter::new(TableFiles { dir: tables_dir, current: None, done: Vec::new(), used: Default::default() });
+        for chunk in rx {
+            s.feed(&chunk).map_err(|e| e.to_string())?;
+        }
+        s.finish_with_sink().map_err(|e| e.to_string())
+    });
+    let mut tee = DumpTee { file: Counting { inner: file, n: 0, last: 0, progress }, tx: Some(tx) };
+    let script = format!("cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
+    let out = conn.sudo_to(&script, &mut tee);
+    let DumpTee { file, tx } = tee;
+    drop(tx);
+    let split = splitter.join().map_err(|_| Error::Failed("the dump splitter panicked".into()))?;
+    let out = out.map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    if !out.ok() {
+        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed (exit {}): {}", out.status, super::last_lines(&out.stderr_str(), 6))));
+    }
+    let (bytes, sha256) = file.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+    let (stats, files) = split.map_err(|e| Error::Failed(format!("reading the dump of `{db}`: {e}")))?;
+    let dump = Item { path: rel, kind: "database-dump".into(), component: "database".into(), host: Some(host.into()), source: format!("postgresql://{host}/{db}"), bytes, sha256, seconds: secs(start) };
+    let mut tables = Vec::new();
+    for (st, (name, csv, bytes, sha, seconds)) in stats.into_iter().zip(files.done) {
+        debug_assert_eq!(st.name, name);
+        let item = Item { path: csv.clone(), kind: "table-csv".into(), component: "database".into(), host: Some(host.into()), source: format!("postgresql://{host}/{db}#{name}"), bytes, sha256: sha, seconds };
+        tables.push((item, Table { name, columns: st.columns, rows: st.rows, checksum: st.checksum, csv }));
+    }
+    Ok((dump, tables))
+}
+
+/// A path component from a name.
+pub fn safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
+}
+
+/// Figures read from a database without writing anything: every table's rows and checksum.
+pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<super::pgdump::TableStats>, Error> {
+    struct Feed(DumpSplitter<super::pgdump::NoCsv>, Option<String>);
+    impl Write for Feed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.1.is_none()
+                && let Err(e) = self.0.feed(buf)
+            {
+                self.1 = Some(e.to_string());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(DumpSplitter::new(super::pgdump::NoCsv), None);
+    let script = format!("cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
+    let out = conn.sudo_to(&script, &mut feed).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    if !out.ok() {
+        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed: {}", super::last_lines(&out.stderr_str(), 6))));
+    }
+    if let Some(e) = feed.1 {
+        return Err(Error::Failed(format!("host {host}: reading the dump of `{db}`: {e}")));
+    }
+    feed.0.finish().map_err(|e| Error::Failed(e.to_string()))
+}
+
+/// The queue (postqueue -j: one JSON object per message) and mailbox digests of an MTA host.
+pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Error> {
+    let queue = run(conn, host, "postqueue -j", "postqueue -j")?;
+    let mut recipients = Vec::new();
+    let mut queued = 0;
+    for line in queue.lines().filter(|l| !l.trim().is_empty()) {
+        queued += 1;
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            for r in v["recipients"].as_array().into_iter().flatten() {
+                recipients.push(r["address"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    recipients.sort();
+    let sums = run(conn, host, "mailbox digests", "cd /var/mail 2>/dev/null && find . -maxdepth 1 -type f -exec sha256sum {} + || true")?;
+    let mailboxes = sums
+        .lines()
+        .filter_map(|l| {
+            let (d, n) = l.split_once("  ")?;
+            Some((n.trim_start_matches("./").to_owned(), d.to_owned()))
+        })
+        .collect();
+    Ok((Mail { host: host.into(), queued, recipients, mailboxes }, queue))
+}
+
+/// Digests of every file below a directory on a host (relative path → SHA-256).
+pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<BTreeMap<String, String>, Error> {
+    let q = shell_quote(dir);
+    let out = run(conn, host, &format!("digests of {dir}"), &format!("[ -d {q} ] || exit 0; cd {q} && find . -type f -exec sha256sum {{}} +"))?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (d, n) = l.split_once("  ")?;
+            Some((n.trim_start_matches("./").to_owned(), d.to_owned()))
+        })
+        .collect())
+}
+
+/// Blocks of a Prometheus TSDB directory (or snapshot).
+pub fn tsdb_blocks(conn: &Connection, host: &str, dir: &str) -> Result<Vec<String>, Error> {
+    let out = run(conn, host, "TSDB blocks", &format!("cd {} 2>/dev/null && for d in */meta.json; do [ -f \"$d\" ] && echo \"${{d%/meta.json}}\"; done; true", shell_quote(dir)))?;
+    let mut v: Vec<String> = out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect();
+    v.sort();
+    Ok(v)
+}
+
+pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Manifest, Error> {
+    let recipients = parse_recipients(&opts.recipients)?;
+    let to = &opts.to;
+    if to.exists() && std::fs::read_dir(to).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Error::Input(format!("{}: exists and is not empty; export into a new directory (nothing is overwritten)", to.display())));
+    }
+    let partial = PathBuf::from(format!("{}.partial", to.display()));
+    if partial.exists() {
+        progress.note(&format!("removing {} left by an interrupted export", partial.display()));
+        std::fs::remove_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
+    let started_at = super::now();
+    let start = Instant::now();
+    let mut ex = Exporter { dir: partial.clone(), progress, items: Vec::new() };
+    let mut tables = Vec::new();
+    let mut mail = Vec::new();
+    let mut metrics_blocks = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut tools = BTreeMap::new();
+    let r = &site.resolved;
+    let platform = site.name().to_owned();
+
+    let mut conns: BTreeMap<String, Connection> = BTreeMap::new();
+    for host in site.targets.keys() {
+        progress.note(&format!("connecting to {host} ({})", site.address(host)));
+        conns.insert(host.clone(), site.connect(host)?);
+    }
+    for (host, conn) in &conns {
+        let v = run(
+            conn,
+            host,
+            "tool versions",
+            "for t in 'pg_dump --version' 'postconf -h mail_version' 'prometheus --version' 'tar --version'; do \
+               set -- $t; command -v $1 >/dev/null 2>&1 && printf '%s\\t%s\\n' \"$1\" \"$($t 2>&1 | head -n1)\"; done; true",
+        )?;
+        for l in v.lines() {
+            if let Some((t, ver)) = l.split_once('\t') {
+                tools.insert(format!("{host}/{t}"), ver.to_owned());
+            }
+        }
+    }
+
+    // database
+    let db = &r.components.database;
+    if db.managed {
+        if let Some(host) = site.hosts_with(Role::Database).first() {
+            let conn = &conns[host];
+            if let Ok(v) = run(conn, host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'") {
+                tools.insert(format!("{host}/postgresql"), v.trim().to_owned());
+            }
+            let (dump, tbls) = dump_database(conn, host, &db.name, &partial, progress)?;
+            ex.push(dump);
+            for (item, table) in tbls {
+                ex.push(item);
+                tables.push(table);
+            }
+        }
+    } else if db.enabled {
+        skipped.push(Skipped { what: format!("database `{}`", db.name), reason: format!("external PostgreSQL at {}:{}: export it where it is operated", db.host, db.port) });
+    }
+
+    // mail
+    if r.components.mta.enabled {
+        for host in site.hosts_with(Role::Mta) {
+            let conn = &conns[&host];
+            let (figures, queue) = mail_figures(conn, &host)?;
+            ex.bytes_file(&format!("mail/{host}/queue.json"), queue.as_bytes(), ("mail-queue-list", "mta", Some(&host), "postqueue -j"))?;
+            ex.stream(
+                conn,
+                &host,
+                &format!("mail/{host}/queue.tar"),
+                &format!("cd /var/spool/postfix && tar -cf - --ignore-failed-read $(for d in {QUEUE_DIRS}; do [ -d $d ] && echo $d; done)"),
+                ("mail-queue", "mta", "/var/spool/postfix"),
+                &[0, 1],
+            )?;
+            ex.stream(conn, &host, &format!("mail/{host}/mailboxes.tar"), "mkdir -p /var/mail && tar -C /var/mail -cf - .", ("mailboxes", "mta", "/var/mail"), &[0, 1])?;
+            mail.push(figures);
+        }
+    }
+
+    // metrics
+    if r.components.monitoring.enabled {
+        for host in site.hosts_with(Role::Monitoring) {
+            let conn = &conns[&host];
+            let answer = run(
+                conn,
+                &host,
+                "the Prometheus TSDB snapshot",
+                "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 && printf \"POST /api/v1/admin/tsdb/snapshot HTTP/1.0\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\n\\r\\n\" >&3 && cat <&3'",
+            )?;
+            let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+            let name = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", super::last_lines(&answer, 3))))?;
+            let snap = format!("{TSDB_DIR}/snapshots/{name}");
+            let blocks = tsdb_blocks(conn, &host, &snap)?;
+            let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
+            // the snapshot is a copy (hard links) on the host: removed whatever happened
+            let _ = run(conn, &host, "removing the snapshot", &format!("rm -rf {}", shell_quote(&snap)));
+            result?;
+            metrics_blocks.insert(host.clone(), blocks);
+        }
+        if r.components.monitoring.grafana {
+            skipped.push(Skipped { what: "dashboards".into(), reason: "Grafana is not deployed on bare-metal targets (dashboards are Prometheus's own web UI)".into() });
+        }
+    }
+
+    // the application's data directory
+    if r.components.app.enabled {
+        for host in site.hosts_with(Role::App) {
+            let conn = &conns[&host];
+            let data = format!("/var/lib/{platform}");
+            ex.stream(conn, &host, &format!("app/{host}/data.tar"), &format!("mkdir -p {q} && tar -C {q} -cf - .", q = shell_quote(&data)), ("app-data", "app", &data), &[0, 1])?;
+        }
+    }
+
+    // configuration: the document, the rendered tree, what is deployed on each host
+    ex.bytes_file("configuration/platform.yaml", &site.document_text, ("configuration", "configuration", None, &site.document.display().to_string()))?;
+    for (path, content) in &site.tree.files {
+        ex.bytes_file(&format!("configuration/rendered/{path}"), content, ("rendered-configuration", "configuration", None, "terroir render"))?;
+    }
+    for (host, conn) in &conns {
+        let files = site.deployed_files(host);
+        if files.is_empty() {
+            continue;
+        }
+        let list = files.iter().map(|f| shell_quote(f.trim_start_matches('/'))).collect::<Vec<_>>().join(" ");
+        ex.stream(
+            conn,
+            host,
+            &format!("configuration/hosts/{host}/deployed.tar"),
+            &format!("cd / && for f in {list}; do [ -f \"$f\" ] && echo \"$f\"; done | tar -cf - -T -"),
+            ("deployed-configuration", "configuration", "deployed configuration files"),
+            &[0],
+        )?;
+    }
+
+    // secrets: only encrypted
+    let mut names: Vec<String> = std::fs::read_dir(site.secrets.dir()).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    names.sort();
+    let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
+    for h in &mta_hosts {
+        names.push(format!("dkim/{h}"));
+    }
+    let secrets = if recipients.is_empty() {
+        skipped.push(Skipped { what: "secrets".into(), reason: "no --recipient given: secrets are exported only encrypted to age recipients".into() });
+        SecretsEntry { exported: false, recipients: Vec::new(), names }
+    } else {
+        let start = Instant::now();
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            archive.append_data(&mut h, path, data).map_err(|e| Error::Failed(e.to_string()))
+        };
+        for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
+            let value = site.secrets.get(n).map_err(|e| Error::Failed(e.to_string()))?.unwrap_or_default();
+            add(&format!("store/{n}"), value.as_bytes())?;
+        }
+        for h in &mta_hosts {
+            let mut keys = Vec::new();
+            let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(|e| Error::Failed(format!("host {h}: {e}")))?;
+            if !out.ok() {
+                return Err(Error::Failed(format!("host {h}: reading the DKIM keys failed: {}", out.stderr_str())));
+            }
+            add(&format!("dkim/{h}.tar"), &keys)?;
+        }
+        let plain = archive.into_inner().map_err(|e| Error::Failed(e.to_string()))?;
+        let rel = "secrets/secrets.tar.age";
+        let file = ex.file(rel, 0o600)?;
+        let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients.iter().cloned().map(|r| Box::new(r) as Box<dyn age::Recipient + Send>).collect();
+        let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|e| Error::Failed(format!("age: {e}")))?;
+        let mut w = encryptor.wrap_output(file).map_err(|e| Error::Failed(format!("age: {e}")))?;
+        w.write_all(&plain).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        let file = w.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        let (bytes, sha256) = file.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        ex.push(Item { path: rel.into(), kind: "secrets".into(), component: "secrets".into(), host: None, source: "secret store and DKIM keys".into(), bytes, sha256, seconds: secs(start) });
+        SecretsEntry { exported: true, recipients: opts.recipients.iter().map(|s| s.trim().to_owned()).collect(), names }
+    };
+
+    if r.components.backups.enabled
+        && let Some(b) = &r.endpoints.backup_s3
+    {
+        skipped.push(Skipped {
+            what: "backups".into(),
+            reason: format!(
+                "kept in bucket `{}` at {} ({}): not copied by the export; retrieve them through the provider's S3 API, then empty and delete the bucket",
+                b.bucket,
+                b.url,
+                b.operator.clone().unwrap_or_else(|| "operator not declared".into())
+            ),
+        });
+    }
+
+    let mut items = std::mem::take(&mut ex.items);
+    items.sort_by(|a, b| a.path.cmp(&b.path));
+    tables.sort_by(|a: &Table, b: &Table| a.name.cmp(&b.name));
+    let total_bytes = items.iter().map(|i| i.bytes).sum();
+    let manifest = Manifest {
+        format: super::FORMAT.into(),
+        platform,
+        blueprint: r.blueprint.name.clone(),
+        blueprint_version: r.blueprint.version.clone(),
+        target: r.target_kind.into(),
+        started_at,
+        finished_at: super::now(),
+        seconds: secs(start),
+        terroir_version: env!("CARGO_PKG_VERSION").into(),
+        tools,
+        items,
+        tables,
+        mail,
+        metrics_blocks,
+        secrets,
+        skipped,
+        total_bytes,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Failed(e.to_string()))?;
+    std::fs::write(partial.join("manifest.json"), &json).map_err(|e| Error::Failed(e.to_string()))?;
+    let mut sums: BTreeMap<String, String> = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
+    sums.insert("manifest.json".into(), hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&json))));
+    super::write_sums(&partial, &sums).map_err(|e| Error::Failed(e.to_string()))?;
+    if to.exists() {
+        std::fs::remove_dir(to).map_err(|e| Error::Failed(format!("{}: {e}", to.display())))?;
+    }
+    std::fs::rename(&partial, to).map_err(|e| Error::Failed(format!("{} → {}: {e}", partial.display(), to.display())))?;
+    Ok(manifest)
+}

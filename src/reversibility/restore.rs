@@ -1,0 +1,318 @@
+//! `terroir restore`: check an export completely, check the destination, then restore into the
+//! platform the document describes. Nothing is changed before both checks pass.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::export::{Progress, QUEUE_DIRS, SVC, TSDB_DIR, secs};
+use super::{Error, Manifest, Site, run};
+use crate::model::Role;
+use crate::target::baremetal::ssh::{Connection, shell_quote};
+
+pub struct Options {
+    pub from: PathBuf,
+    /// age identity file to decrypt the secrets (DKIM keys are then installed).
+    pub identity: Option<PathBuf>,
+    pub dry_run: bool,
+    /// Replace data already in the destination (its tables, same-named mailboxes, the app's data).
+    pub replace: bool,
+}
+
+/// One restore action, planned then done.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub what: String,
+    pub from: String,
+    pub host: String,
+    pub detail: String,
+    /// Data already there that the action would replace (refused without --replace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    pub done: bool,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub platform: String,
+    pub source_platform: String,
+    pub dry_run: bool,
+    pub verify_seconds: f64,
+    pub restore_seconds: f64,
+    pub actions: Vec<Action>,
+    pub skipped: Vec<super::Skipped>,
+}
+
+fn item_path(m: &Manifest, kind: &str, host: &str) -> Option<String> {
+    m.items.iter().find(|i| i.kind == kind && i.host.as_deref() == Some(host)).map(|i| i.path.clone())
+}
+
+fn open(dir: &Path, rel: &str) -> Result<std::fs::File, Error> {
+    std::fs::File::open(dir.join(rel)).map_err(|e| Error::Failed(format!("{}: {e}", dir.join(rel).display())))
+}
+
+/// Counts bytes read, for progress.
+struct Reading<'a, R: Read> {
+    inner: R,
+    n: u64,
+    last: u64,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Reading<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        if self.n - self.last >= 1 << 22 {
+            self.last = self.n;
+            self.progress.bytes(self.n);
+        }
+        Ok(n)
+    }
+}
+
+fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str, what: &str, progress: &dyn Progress) -> Result<(), Error> {
+    progress.start(rel);
+    let mut r = Reading { inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?), n: 0, last: 0, progress };
+    let out = conn.sudo_from(script, &mut r).map_err(|e| Error::Failed(format!("host {host}: {what}: {e}")))?;
+    if !out.ok() {
+        return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, super::last_lines(&out.stderr_str(), 8))));
+    }
+    Ok(())
+}
+
+/// Verify the export, plan against the destination, and (unless a dry run) restore.
+pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
+    let dir = &opts.from;
+    let verify_start = Instant::now();
+    progress.note(&format!("checking every file of {} against SHA256SUMS", dir.display()));
+    let manifest = super::check_export(dir, &|_, done, _| progress.bytes(done))?;
+    let verify_seconds = secs(verify_start);
+    let identity = match &opts.identity {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
+            let ids: Vec<age::x25519::Identity> = text.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-")).filter_map(|l| l.trim().parse().ok()).collect();
+            if ids.is_empty() {
+                return Err(Error::Input(format!("{}: no age identity (a line AGE-SECRET-KEY-…, as age-keygen writes it)", p.display())));
+            }
+            Some(ids)
+        }
+        None => None,
+    };
+    let r = &site.resolved;
+    let name = site.name().to_owned();
+    let mut actions = Vec::new();
+    let mut skipped = manifest.skipped.clone();
+    let first = |role: Role, what: &str| -> Result<String, Error> {
+        site.hosts_with(role).first().cloned().ok_or_else(|| Error::Input(format!("{}: the export holds {what} but this platform has no host with role `{}`", site.document.display(), role.as_str())))
+    };
+
+    // plan, reading the destination only
+    let mut conns: std::collections::BTreeMap<String, Connection> = Default::default();
+    fn ensure(conns: &mut std::collections::BTreeMap<String, Connection>, site: &Site, host: &str) -> Result<(), Error> {
+        if !conns.contains_key(host) {
+            conns.insert(host.to_owned(), site.connect(host)?);
+        }
+        Ok(())
+    }
+    if let Some(dump) = manifest.items.iter().find(|i| i.kind == "database-dump") {
+        if !r.components.database.managed {
+            return Err(Error::Input(format!("{}: the export holds a database but this platform does not manage one", site.document.display())));
+        }
+        let host = first(Role::Database, "a database")?;
+        ensure(&mut conns, site, &host)?;
+        let db = &r.components.database.name;
+        let count = run(
+            &conns[&host],
+            &host,
+            "checking the database",
+            &format!(
+                "runuser -u postgres -- psql -XAtq -d {} -c \"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')\"",
+                shell_quote(db)
+            ),
+        )?;
+        let n: u64 = count.trim().parse().unwrap_or(0);
+        actions.push(Action {
+            what: "database".into(),
+            from: dump.path.clone(),
+            host: host.clone(),
+            detail: format!("load into `{db}` as `{}` in one transaction ({} tables, {} rows)", r.components.database.user, manifest.tables.len(), manifest.tables.iter().map(|t| t.rows).sum::<u64>()),
+            conflict: (n > 0).then(|| format!("database `{db}` on {host} already holds {n} relations")),
+            done: false,
+            seconds: 0.0,
+        });
+    }
+    let mta_src: Vec<&super::Mail> = manifest.mail.iter().collect();
+    if !mta_src.is_empty() {
+        let host = first(Role::Mta, "mail")?;
+        ensure(&mut conns, site, &host)?;
+        for m in &mta_src {
+            let there = super::export::mail_figures(&conns[&host], &host)?.0;
+            let clash: Vec<&String> = m.mailboxes.keys().filter(|k| there.mailboxes.get(*k).is_some_and(|d| *d != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")).collect();
+            if let Some(q) = item_path(&manifest, "mail-queue", &m.host) {
+                actions.push(Action { what: "mail queue".into(), from: q, host: host.clone(), detail: format!("{} queued messages added to the queue", m.queued), conflict: None, done: false, seconds: 0.0 });
+            }
+            if let Some(b) = item_path(&manifest, "mailboxes", &m.host) {
+                actions.push(Action {
+                    what: "mailboxes".into(),
+                    from: b,
+                    host: host.clone(),
+                    detail: format!("{} mailboxes into /var/mail", m.mailboxes.len()),
+                    conflict: (!clash.is_empty()).then(|| format!("mailboxes {} already hold mail on {host}", clash.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
+                    done: false,
+                    seconds: 0.0,
+                });
+            }
+        }
+    }
+    for (src, blocks) in &manifest.metrics_blocks {
+        let host = first(Role::Monitoring, "metrics")?;
+        ensure(&mut conns, site, &host)?;
+        if let Some(p) = item_path(&manifest, "metrics-snapshot", src) {
+            actions.push(Action { what: "metrics".into(), from: p, host: host.clone(), detail: format!("{} TSDB blocks into {TSDB_DIR}", blocks.len()), conflict: None, done: false, seconds: 0.0 });
+        }
+    }
+    let app_items: Vec<&super::Item> = manifest.items.iter().filter(|i| i.kind == "app-data").collect();
+    if !app_items.is_empty() {
+        let hosts = site.hosts_with(Role::App);
+        if hosts.is_empty() {
+            return Err(Error::Input(format!("{}: the export holds application data but this platform has no host with role `app`", site.document.display())));
+        }
+        for (i, item) in app_items.iter().enumerate() {
+            let host = hosts[i % hosts.len()].clone();
+            ensure(&mut conns, site, &host)?;
+            let data = format!("/var/lib/{name}");
+            // the account's home: the files useradd copied from /etc/skel are not data
+            let mut there = super::export::dir_digests(&conns[&host], &host, &data)?;
+            let skel = super::export::dir_digests(&conns[&host], &host, "/etc/skel")?;
+            there.retain(|path, digest| skel.get(path) != Some(digest));
+            actions.push(Action {
+                what: "application data".into(),
+                from: item.path.clone(),
+                host: host.clone(),
+                detail: format!("into {data}, then the application restarts"),
+                conflict: (!there.is_empty()).then(|| format!("{data} on {host} already holds {} files", there.len())),
+                done: false,
+                seconds: 0.0,
+            });
+        }
+    }
+    if manifest.secrets.exported {
+        match (&identity, manifest.items.iter().find(|i| i.kind == "secrets")) {
+            (Some(_), Some(item)) if r.components.mta.enabled => {
+                let host = first(Role::Mta, "DKIM keys")?;
+                ensure(&mut conns, site, &host)?;
+                actions.push(Action {
+                    what: "DKIM keys".into(),
+                    from: item.path.clone(),
+                    host,
+                    detail: "decrypted with the identity given, installed in /etc/opendkim/keys (the published DNS record stays valid)".into(),
+                    conflict: None,
+                    done: false,
+                    seconds: 0.0,
+                });
+            }
+            (None, Some(_)) => skipped.push(super::Skipped { what: "secrets".into(), reason: "no --identity given: the encrypted secrets stay in the export".into() }),
+            _ => {}
+        }
+    }
+    let conflicts: Vec<String> = actions.iter().filter_map(|a| a.conflict.clone()).collect();
+    let mut report = Report { platform: name.clone(), source_platform: manifest.platform.clone(), dry_run: opts.dry_run, verify_seconds, restore_seconds: 0.0, actions, skipped };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    if !conflicts.is_empty() && !opts.replace {
+        return Err(Error::Refused(format!("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))));
+    }
+
+    let restore_start = Instant::now();
+    for a in report.actions.iter_mut() {
+        let start = Instant::now();
+        let conn = &conns[&a.host];
+        let host = a.host.clone();
+        match a.what.as_str() {
+            "database" => {
+                let db = &r.components.database;
+                let drop = if a.conflict.is_some() { format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{}\"", db.user))) } else { String::new() };
+                let script = format!(
+                    "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {} {drop} -c {} -f - >/dev/null && runuser -u postgres -- psql -X -q -d {} -c ANALYZE",
+                    shell_quote(&db.name),
+                    shell_quote(&format!("SET ROLE \"{}\"", db.user)),
+                    shell_quote(&db.name)
+                );
+                stream_in(conn, &host, dir, &a.from, &script, "loading the database", progress)?;
+            }
+            "mail queue" => {
+                // Postfix keeps running. The messages go on hold first; postsuper renames them
+                // to match their new inodes (queue files are named after them), then releases
+                // them to the deferred queue. Their per-message delivery logs are not kept.
+                let _ = QUEUE_DIRS;
+                let script = "set -e; spool=/var/spool/postfix; tmp=$(mktemp -d $spool/.terroir-restore.XXXXXX); trap 'rm -rf \"$tmp\"' EXIT; \
+                     tar -C \"$tmp\" --warning=no-timestamp -xpf -; \
+                     for q in incoming active deferred hold; do if [ -d \"$tmp/$q\" ]; then find \"$tmp/$q\" -type f -exec mv -n -t $spool/hold {} +; fi; done; \
+                     if [ -d \"$tmp/maildrop\" ]; then find \"$tmp/maildrop\" -type f -exec mv -n -t $spool/maildrop {} +; fi; \
+                     postsuper -s && postsuper -H ALL"
+                    .to_owned();
+                stream_in(conn, &host, dir, &a.from, &script, "restoring the mail queue", progress)?;
+            }
+            "mailboxes" => {
+                stream_in(conn, &host, dir, &a.from, "mkdir -p /var/mail && tar -C /var/mail -xpf -", "restoring the mailboxes", progress)?;
+            }
+            "metrics" => {
+                let script = format!("{SVC}svc prometheus stop >/dev/null; mkdir -p {TSDB_DIR} && tar -C {TSDB_DIR} -xpf - && chown -R prometheus:prometheus {TSDB_DIR} && svc prometheus start >/dev/null");
+                stream_in(conn, &host, dir, &a.from, &script, "restoring the metrics", progress)?;
+            }
+            "application data" => {
+                let data = shell_quote(&format!("/var/lib/{name}"));
+                let wipe = if a.conflict.is_some() { format!("find {data} -mindepth 1 -delete && ") } else { String::new() };
+                let script = format!("{SVC}mkdir -p {data} && {wipe}tar -C {data} -xpf - --no-same-owner && chown -R terroir-app:terroir-app {data} && svc {} restart >/dev/null", shell_quote(&format!("{name}-app")));
+                stream_in(conn, &host, dir, &a.from, &script, "restoring the application data", progress)?;
+            }
+            "DKIM keys" => {
+                let ids = identity.as_ref().ok_or_else(|| Error::Input("no identity".into()))?;
+                let keys = decrypt_dkim(&dir.join(&a.from), ids)?;
+                for (_, tarball) in keys.into_iter().take(1) {
+                    let script = format!("{SVC}mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -xpf - --no-same-owner && chown -R opendkim:opendkim /etc/opendkim/keys && chmod 0600 /etc/opendkim/keys/*.private && svc opendkim restart >/dev/null");
+                    let out = conn.sudo_from(&script, &mut tarball.as_slice()).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+                    if !out.ok() {
+                        return Err(Error::Failed(format!("host {host}: installing the DKIM keys failed: {}", out.stderr_str())));
+                    }
+                }
+            }
+            _ => {}
+        }
+        a.done = true;
+        a.seconds = secs(start);
+        progress.note(&format!("restored {} on {host} ({:.1} s)", a.what, a.seconds));
+    }
+    report.restore_seconds = secs(restore_start);
+    Ok(report)
+}
+
+/// The DKIM key archives inside the encrypted secrets, by source host.
+fn decrypt_dkim(path: &Path, ids: &[age::x25519::Identity]) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let file = std::fs::File::open(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    let mut reader = decryptor
+        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|e| Error::Input(format!("{}: cannot decrypt with the identity given: {e}", path.display())))?;
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    let mut archive = tar::Archive::new(plain.as_slice());
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(|e| Error::Refused(e.to_string()))? {
+        let mut entry = entry.map_err(|e| Error::Refused(e.to_string()))?;
+        let p = entry.path().map_err(|e| Error::Refused(e.to_string()))?.to_string_lossy().into_owned();
+        if let Some(h) = p.strip_prefix("dkim/").and_then(|h| h.strip_suffix(".tar")) {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| Error::Refused(e.to_string()))?;
+            out.push((h.to_owned(), data));
+        }
+    }
+    Ok(out)
+}
