@@ -151,6 +151,12 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     });
     on_host("h1", "mkdir -p /var/lib/acme-crm/attachments && printf 'contract v3\\n' > /var/lib/acme-crm/attachments/contract.txt && chown -R terroir-app: /var/lib/acme-crm");
 
+    // metrics to export: Prometheus on A has scraped its targets
+    eventually(Duration::from_secs(120), "Prometheus samples on A", || {
+        let out = on_host("h1", "promtool query instant http://127.0.0.1:9090 'up' || true");
+        if out.contains("=> 1") { Ok(()) } else { Err(out) }
+    });
+
     // an age key pair for the secrets
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
@@ -198,6 +204,38 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     assert!(!r["metrics"].as_array().unwrap().is_empty(), "TSDB blocks compared");
     let md = std::fs::read_to_string(report.join("drill-report.md")).unwrap();
     assert!(md.contains("PASSED") && md.contains("| export |") && md.contains("public.customers"), "{md}");
+
+    // an attestation cites the drill: the report and the export manifest as subjects
+    let out = terroir().args(["keygen", "--out"]).arg(dir.join("signing.key")).output().unwrap();
+    assert!(out.status.success());
+    let attest = |drill_report: &Path| {
+        terroir()
+            .arg("attest")
+            .arg(&a)
+            .arg("--key")
+            .arg(dir.join("signing.key"))
+            .arg("--out")
+            .arg(dir.join("attestation.json"))
+            .args(["--no-dns", "--geodata"])
+            .arg(root().join("../shared/geodata"))
+            .arg("--drill-report")
+            .arg(drill_report)
+            .output()
+            .unwrap()
+    };
+    let out = attest(&report.join("drill-report.json"));
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&out.stderr));
+    let env: Value = serde_json::from_slice(&std::fs::read(dir.join("attestation.json")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let st: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+    let subject = |name: &str| st["subject"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["digest"]["sha256"].as_str().unwrap().to_owned());
+    assert_eq!(subject("evidence://drill-report.json").unwrap(), terroir::render::sha256_hex(&std::fs::read(report.join("drill-report.json")).unwrap()));
+    assert_eq!(subject("evidence://export/manifest.json").unwrap(), terroir::render::sha256_hex(&std::fs::read(report.join("export/manifest.json")).unwrap()));
+    assert_eq!(st["predicate"]["reversibility"]["drill"]["passed"], true);
+    let out = terroir().args(["attest", "verify"]).arg(dir.join("attestation.json")).arg("--pubkey").arg(dir.join("signing.key.pub")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = attest(&report.join("export/manifest.json"));
+    assert_eq!(out.status.code(), Some(1), "a file that is not a drill report is refused");
 
     // the application on B serves the data, and B's database really holds it (independent of terroir)
     let (code, count) = http("GET", "198.18.0.12:8080", "/rows/count").unwrap();

@@ -346,147 +346,161 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         }
     }
 
-    // database
+    // The database, the bulk of the data, streams on its own connection and thread while the
+    // rest is read.
     let db = &r.components.database;
-    if db.managed {
-        if let Some(host) = site.hosts_with(Role::Database).first() {
-            let conn = &conns[host];
-            if let Ok(v) = run(conn, host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'") {
-                tools.insert(format!("{host}/postgresql"), v.trim().to_owned());
+    let db_host = if db.managed { site.hosts_with(Role::Database).first().cloned() } else { None };
+    if !db.managed && db.enabled {
+        skipped.push(Skipped { what: format!("database `{}`", db.name), reason: format!("external PostgreSQL at {}:{}: export it where it is operated", db.host, db.port) });
+    }
+    let mut secrets_entry = None;
+    let partial_dir = &partial;
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let dump = db_host.map(|host| {
+            scope.spawn(move || -> Result<_, Error> {
+                let conn = site.connect(&host)?;
+                let version = run(&conn, &host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'").ok().map(|v| v.trim().to_owned());
+                let out = dump_database(&conn, &host, &db.name, partial_dir, progress)?;
+                Ok((host, version, out))
+            })
+        });
+        // mail
+        if r.components.mta.enabled {
+            for host in site.hosts_with(Role::Mta) {
+                let conn = &conns[&host];
+                let (figures, queue) = mail_figures(conn, &host)?;
+                ex.bytes_file(&format!("mail/{host}/queue.json"), queue.as_bytes(), ("mail-queue-list", "mta", Some(&host), "postqueue -j"))?;
+                ex.stream(
+                    conn,
+                    &host,
+                    &format!("mail/{host}/queue.tar"),
+                    &format!("cd /var/spool/postfix && tar -cf - --ignore-failed-read $(for d in {QUEUE_DIRS}; do [ -d $d ] && echo $d; done)"),
+                    ("mail-queue", "mta", "/var/spool/postfix"),
+                    &[0, 1],
+                )?;
+                ex.stream(conn, &host, &format!("mail/{host}/mailboxes.tar"), "mkdir -p /var/mail && tar -C /var/mail -cf - .", ("mailboxes", "mta", "/var/mail"), &[0, 1])?;
+                mail.push(figures);
             }
-            let (dump, tbls) = dump_database(conn, host, &db.name, &partial, progress)?;
+        }
+
+        // metrics
+        if r.components.monitoring.enabled {
+            for host in site.hosts_with(Role::Monitoring) {
+                let conn = &conns[&host];
+                let answer = run(
+                    conn,
+                    &host,
+                    "the Prometheus TSDB snapshot",
+                    "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 && printf \"POST /api/v1/admin/tsdb/snapshot HTTP/1.0\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\n\\r\\n\" >&3 && cat <&3'",
+                )?;
+                let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+                let name = serde_json::from_str::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
+                    .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                    .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", super::last_lines(&answer, 3))))?;
+                let snap = format!("{TSDB_DIR}/snapshots/{name}");
+                let blocks = tsdb_blocks(conn, &host, &snap)?;
+                let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
+                // the snapshot is a copy (hard links) on the host: removed whatever happened
+                let _ = run(conn, &host, "removing the snapshot", &format!("rm -rf {}", shell_quote(&snap)));
+                result?;
+                metrics_blocks.insert(host.clone(), blocks);
+            }
+            if r.components.monitoring.grafana {
+                skipped.push(Skipped { what: "dashboards".into(), reason: "Grafana is not deployed on bare-metal targets (dashboards are Prometheus's own web UI)".into() });
+            }
+        }
+
+        // the application's data directory
+        if r.components.app.enabled {
+            for host in site.hosts_with(Role::App) {
+                let conn = &conns[&host];
+                let data = format!("/var/lib/{platform}");
+                ex.stream(conn, &host, &format!("app/{host}/data.tar"), &format!("mkdir -p {q} && tar -C {q} -cf - .", q = shell_quote(&data)), ("app-data", "app", &data), &[0, 1])?;
+            }
+        }
+
+        // configuration: the document, the rendered tree, what is deployed on each host
+        ex.bytes_file("configuration/platform.yaml", &site.document_text, ("configuration", "configuration", None, &site.document.display().to_string()))?;
+        for (path, content) in &site.tree.files {
+            ex.bytes_file(&format!("configuration/rendered/{path}"), content, ("rendered-configuration", "configuration", None, "terroir render"))?;
+        }
+        for (host, conn) in &conns {
+            let files = site.deployed_files(host);
+            if files.is_empty() {
+                continue;
+            }
+            let list = files.iter().map(|f| shell_quote(f.trim_start_matches('/'))).collect::<Vec<_>>().join(" ");
+            ex.stream(
+                conn,
+                host,
+                &format!("configuration/hosts/{host}/deployed.tar"),
+                &format!("cd / && for f in {list}; do [ -f \"$f\" ] && echo \"$f\"; done | tar -cf - -T -"),
+                ("deployed-configuration", "configuration", "deployed configuration files"),
+                &[0],
+            )?;
+        }
+
+        // secrets: only encrypted
+        let mut names: Vec<String> = std::fs::read_dir(site.secrets.dir()).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+        names.sort();
+        let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
+        for h in &mta_hosts {
+            names.push(format!("dkim/{h}"));
+        }
+        secrets_entry = Some(if recipients.is_empty() {
+            skipped.push(Skipped { what: "secrets".into(), reason: "no --recipient given: secrets are exported only encrypted to age recipients".into() });
+            SecretsEntry { exported: false, recipients: Vec::new(), names }
+        } else {
+            let start = Instant::now();
+            let mut archive = tar::Builder::new(Vec::new());
+            let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o600);
+                h.set_cksum();
+                archive.append_data(&mut h, path, data).map_err(|e| Error::Failed(e.to_string()))
+            };
+            for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
+                let value = site.secrets.get(n).map_err(|e| Error::Failed(e.to_string()))?.unwrap_or_default();
+                add(&format!("store/{n}"), value.as_bytes())?;
+            }
+            for h in &mta_hosts {
+                let mut keys = Vec::new();
+                let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(|e| Error::Failed(format!("host {h}: {e}")))?;
+                if !out.ok() {
+                    return Err(Error::Failed(format!("host {h}: reading the DKIM keys failed: {}", out.stderr_str())));
+                }
+                add(&format!("dkim/{h}.tar"), &keys)?;
+            }
+            let plain = archive.into_inner().map_err(|e| Error::Failed(e.to_string()))?;
+            let rel = "secrets/secrets.tar.age";
+            let file = ex.file(rel, 0o600)?;
+            let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients.iter().cloned().map(|r| Box::new(r) as Box<dyn age::Recipient + Send>).collect();
+            let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|e| Error::Failed(format!("age: {e}")))?;
+            let mut w = encryptor.wrap_output(file).map_err(|e| Error::Failed(format!("age: {e}")))?;
+            w.write_all(&plain).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+            let file = w.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+            let (bytes, sha256) = file.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+            ex.push(Item { path: rel.into(), kind: "secrets".into(), component: "secrets".into(), host: None, source: "secret store and DKIM keys".into(), bytes, sha256, seconds: secs(start) });
+            SecretsEntry { exported: true, recipients: opts.recipients.iter().map(|s| s.trim().to_owned()).collect(), names }
+        });
+
+        if let Some(handle) = dump {
+            let (host, version, (dump, tbls)) = handle.join().map_err(|_| Error::Failed("the database export panicked".into()))??;
+            if let Some(v) = version {
+                tools.insert(format!("{host}/postgresql"), v);
+            }
             ex.push(dump);
             for (item, table) in tbls {
                 ex.push(item);
                 tables.push(table);
             }
         }
-    } else if db.enabled {
-        skipped.push(Skipped { what: format!("database `{}`", db.name), reason: format!("external PostgreSQL at {}:{}: export it where it is operated", db.host, db.port) });
-    }
-
-    // mail
-    if r.components.mta.enabled {
-        for host in site.hosts_with(Role::Mta) {
-            let conn = &conns[&host];
-            let (figures, queue) = mail_figures(conn, &host)?;
-            ex.bytes_file(&format!("mail/{host}/queue.json"), queue.as_bytes(), ("mail-queue-list", "mta", Some(&host), "postqueue -j"))?;
-            ex.stream(
-                conn,
-                &host,
-                &format!("mail/{host}/queue.tar"),
-                &format!("cd /var/spool/postfix && tar -cf - --ignore-failed-read $(for d in {QUEUE_DIRS}; do [ -d $d ] && echo $d; done)"),
-                ("mail-queue", "mta", "/var/spool/postfix"),
-                &[0, 1],
-            )?;
-            ex.stream(conn, &host, &format!("mail/{host}/mailboxes.tar"), "mkdir -p /var/mail && tar -C /var/mail -cf - .", ("mailboxes", "mta", "/var/mail"), &[0, 1])?;
-            mail.push(figures);
-        }
-    }
-
-    // metrics
-    if r.components.monitoring.enabled {
-        for host in site.hosts_with(Role::Monitoring) {
-            let conn = &conns[&host];
-            let answer = run(
-                conn,
-                &host,
-                "the Prometheus TSDB snapshot",
-                "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 && printf \"POST /api/v1/admin/tsdb/snapshot HTTP/1.0\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\n\\r\\n\" >&3 && cat <&3'",
-            )?;
-            let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-            let name = serde_json::from_str::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
-                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", super::last_lines(&answer, 3))))?;
-            let snap = format!("{TSDB_DIR}/snapshots/{name}");
-            let blocks = tsdb_blocks(conn, &host, &snap)?;
-            let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
-            // the snapshot is a copy (hard links) on the host: removed whatever happened
-            let _ = run(conn, &host, "removing the snapshot", &format!("rm -rf {}", shell_quote(&snap)));
-            result?;
-            metrics_blocks.insert(host.clone(), blocks);
-        }
-        if r.components.monitoring.grafana {
-            skipped.push(Skipped { what: "dashboards".into(), reason: "Grafana is not deployed on bare-metal targets (dashboards are Prometheus's own web UI)".into() });
-        }
-    }
-
-    // the application's data directory
-    if r.components.app.enabled {
-        for host in site.hosts_with(Role::App) {
-            let conn = &conns[&host];
-            let data = format!("/var/lib/{platform}");
-            ex.stream(conn, &host, &format!("app/{host}/data.tar"), &format!("mkdir -p {q} && tar -C {q} -cf - .", q = shell_quote(&data)), ("app-data", "app", &data), &[0, 1])?;
-        }
-    }
-
-    // configuration: the document, the rendered tree, what is deployed on each host
-    ex.bytes_file("configuration/platform.yaml", &site.document_text, ("configuration", "configuration", None, &site.document.display().to_string()))?;
-    for (path, content) in &site.tree.files {
-        ex.bytes_file(&format!("configuration/rendered/{path}"), content, ("rendered-configuration", "configuration", None, "terroir render"))?;
-    }
-    for (host, conn) in &conns {
-        let files = site.deployed_files(host);
-        if files.is_empty() {
-            continue;
-        }
-        let list = files.iter().map(|f| shell_quote(f.trim_start_matches('/'))).collect::<Vec<_>>().join(" ");
-        ex.stream(
-            conn,
-            host,
-            &format!("configuration/hosts/{host}/deployed.tar"),
-            &format!("cd / && for f in {list}; do [ -f \"$f\" ] && echo \"$f\"; done | tar -cf - -T -"),
-            ("deployed-configuration", "configuration", "deployed configuration files"),
-            &[0],
-        )?;
-    }
-
-    // secrets: only encrypted
-    let mut names: Vec<String> = std::fs::read_dir(site.secrets.dir()).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    names.sort();
-    let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
-    for h in &mta_hosts {
-        names.push(format!("dkim/{h}"));
-    }
-    let secrets = if recipients.is_empty() {
-        skipped.push(Skipped { what: "secrets".into(), reason: "no --recipient given: secrets are exported only encrypted to age recipients".into() });
-        SecretsEntry { exported: false, recipients: Vec::new(), names }
-    } else {
-        let start = Instant::now();
-        let mut archive = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o600);
-            h.set_cksum();
-            archive.append_data(&mut h, path, data).map_err(|e| Error::Failed(e.to_string()))
-        };
-        for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
-            let value = site.secrets.get(n).map_err(|e| Error::Failed(e.to_string()))?.unwrap_or_default();
-            add(&format!("store/{n}"), value.as_bytes())?;
-        }
-        for h in &mta_hosts {
-            let mut keys = Vec::new();
-            let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(|e| Error::Failed(format!("host {h}: {e}")))?;
-            if !out.ok() {
-                return Err(Error::Failed(format!("host {h}: reading the DKIM keys failed: {}", out.stderr_str())));
-            }
-            add(&format!("dkim/{h}.tar"), &keys)?;
-        }
-        let plain = archive.into_inner().map_err(|e| Error::Failed(e.to_string()))?;
-        let rel = "secrets/secrets.tar.age";
-        let file = ex.file(rel, 0o600)?;
-        let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients.iter().cloned().map(|r| Box::new(r) as Box<dyn age::Recipient + Send>).collect();
-        let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|e| Error::Failed(format!("age: {e}")))?;
-        let mut w = encryptor.wrap_output(file).map_err(|e| Error::Failed(format!("age: {e}")))?;
-        w.write_all(&plain).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-        let file = w.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-        let (bytes, sha256) = file.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-        ex.push(Item { path: rel.into(), kind: "secrets".into(), component: "secrets".into(), host: None, source: "secret store and DKIM keys".into(), bytes, sha256, seconds: secs(start) });
-        SecretsEntry { exported: true, recipients: opts.recipients.iter().map(|s| s.trim().to_owned()).collect(), names }
-    };
+        Ok(())
+    })?;
+    let secrets = secrets_entry.unwrap_or(SecretsEntry { exported: false, recipients: Vec::new(), names: Vec::new() });
 
     if r.components.backups.enabled
         && let Some(b) = &r.endpoints.backup_s3

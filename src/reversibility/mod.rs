@@ -154,10 +154,10 @@ impl HashingFile {
         Ok(HashingFile { file: std::io::BufWriter::with_capacity(1 << 18, file), hasher: Sha256::new(), bytes: 0 })
     }
 
-    /// Flush to disk; returns (bytes, sha256 hex).
+    /// Flush; returns (bytes, sha256 hex). Not synced one by one (that would stall the
+    /// stream): an export is always checked against SHA256SUMS before it is used.
     pub fn finish(mut self) -> std::io::Result<(u64, String)> {
         self.file.flush()?;
-        self.file.get_ref().sync_all()?;
         Ok((self.bytes, hex(&self.hasher.finalize())))
     }
 }
