@@ -23,7 +23,7 @@ trap 'tests/hosts/hostctl down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 cargo build --release --quiet
 bin=$PWD/target/release/terroir
 
-tests/hosts/hostctl up 1 >/dev/null
+tests/hosts/hostctl up 2 >/dev/null
 
 # the smoke application as the release archive
 mkdir -p "$work/release/bin"
@@ -33,20 +33,25 @@ chmod 755 "$work/release/bin/crm"
 tar -czf "$work/smoke-app.tar.gz" -C "$work/release" bin
 sha=$(sha256sum "$work/smoke-app.tar.gz" | cut -d' ' -f1)
 
+# two one-host platforms: the one measured (h1) and the one restored into (h2)
 python3 - "$work" "$STATE" "$sha" <<'PY'
 import sys, re
 work, state, sha = sys.argv[1:]
-t = open("examples/baremetal.yaml").read()
-start, end = t.index("      hosts:\n"), t.index("  components:\n")
-t = t[:start] + "      hosts:\n        - name: db1\n          address: 198.18.0.11\n          roles: [database, mta, monitoring, app]\n" + t[end:]
-t = t.replace("identityFile: ~/.ssh/terroir_ed25519", f"identityFile: {state}/id_ed25519")
-t = t.replace("knownHostsFile: ./known_hosts", f"knownHostsFile: {state}/known_hosts")
-t = re.sub(r"url: https://releases\.acme\.example\.fr/\S+", f"url: file://{work}/smoke-app.tar.gz", t)
-t = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", t)
-open(f"{work}/platform.yaml", "w").write(t)
+base = open("examples/baremetal.yaml").read()
+start, end = base.index("      hosts:\n"), base.index("  components:\n")
+for file, name, host, addr in [("platform.yaml", "acme-crm", "db1", "198.18.0.11"), ("next.yaml", "acme-crm-next", "next1", "198.18.0.12")]:
+    t = base[:start] + f"      hosts:\n        - name: {host}\n          address: {addr}\n          roles: [database, mta, monitoring, app]\n" + base[end:]
+    t = t.replace("  name: acme-crm\n", f"  name: {name}\n")
+    t = t.replace("identityFile: ~/.ssh/terroir_ed25519", f"identityFile: {state}/id_ed25519")
+    t = t.replace("knownHostsFile: ./known_hosts", f"knownHostsFile: {state}/known_hosts")
+    t = re.sub(r"url: https://releases\.acme\.example\.fr/\S+", f"url: file://{work}/smoke-app.tar.gz", t)
+    t = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", t)
+    open(f"{work}/{file}", "w").write(t)
 PY
 doc=$work/platform.yaml
-"$bin" apply "$doc" >/dev/null
+"$bin" apply "$doc" >/dev/null 2>&1 &
+"$bin" apply "$work/next.yaml" >/dev/null 2>&1
+wait
 
 host() { tests/hosts/hostctl exec h1 sh -c "cd / && $1"; }
 echo "filling the database with about $SIZE_MB MB..." >&2
@@ -57,7 +62,7 @@ host "runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d crm -c 'set role crm'
     md5(i::text) || ' ' || md5((i * 7)::text) || ' ' || repeat('x', (i % 40)) from generate_series(1, $rows) i;
   create table customers (id bigint primary key, name text, email text);
   insert into customers select i, 'Client ' || i, 'c' || i || '@example.fr' from generate_series(1, 100000) i;
-  vacuum analyze;\""
+\" -c 'vacuum analyze'"
 db_bytes=$(host "runuser -u postgres -- psql -XAtd crm -c 'select pg_database_size(current_database())'")
 dump_bytes=$(host "runuser -u postgres -- pg_dump crm | wc -c")
 echo "database: $db_bytes bytes on disk, $dump_bytes bytes as a plain dump" >&2
@@ -75,6 +80,10 @@ for i in 1 2 3; do
   t0=$(now); "$bin" export "$doc" --to "$work/export" >/dev/null 2>&1; t1=$(now)
   tr+=("$(echo "$t1 - $t0" | bc)")
 done
+# one restore of the last export into the second platform (digest check, then the load)
+t0=$(now); "$bin" --output json restore "$work/next.yaml" --from "$work/export" --replace > "$work/restore.json"; t1=$(now)
+restore_total=$(echo "$t1 - $t0" | bc)
+restore_load=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['report']; print(r['restoreSeconds'], r['verifySeconds'], [a['seconds'] for a in r['actions'] if a['what']=='database'][0])" "$work/restore.json")
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 b=$(median "${base[@]}"); o=$(median "${over[@]}"); e=$(median "${tr[@]}")
 mbps() { echo "scale=1; $1 / 1000000 / $2" | bc; }
@@ -84,4 +93,6 @@ printf '%-44s %8s s  %8s MB/s\n' "pg_dump | sha256sum (on the host)" "$b" "$(mbp
 printf '%-44s %8s s  %8s MB/s\n' "ssh pg_dump | sha256sum (from here)" "$o" "$(mbps "$db_bytes" "$o")"
 printf '%-44s %8s s  %8s MB/s\n' "terroir export (dump + CSV + all, hashed)" "$e" "$(mbps "$db_bytes" "$e")"
 echo "terroir export / on-host baseline: $(echo "scale=0; 100 * $b / $e" | bc)% of its throughput (goal: at least 90%)"
+read -r rs vs dbs <<<"$restore_load"
+echo "terroir restore into a second host: $restore_total s in all (verify $vs s, restore $rs s of which the database load $dbs s: $(mbps "$db_bytes" "$dbs") MB/s of database)"
 echo "runs: baseline ${base[*]}; over ssh ${over[*]}; terroir ${tr[*]}"
