@@ -3,6 +3,7 @@
 
 pub mod attest;
 pub mod blueprint;
+pub mod cloud;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -35,3 +35,30 @@ fn managed_kubernetes_variant_is_formatted() {
     let out = render(&doc, tmp.path(), "out");
     fmt_check(&out.join("terraform"));
 }
+
+#[test]
+fn every_shipped_module_is_formatted() {
+    fmt_check(&root().join("terraform/modules"));
+}
+
+#[test]
+fn every_provider_renders_a_formatted_root_module_with_its_module() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (provider, region) in [("outscale", "cloudgouv-eu-west-1"), ("ovhcloud", "eu-west-par"), ("cloud-temple", "fr1"), ("s3ns", "u-france-east1")] {
+        let doc = if provider == "outscale" {
+            example("secnumcloud-outscale.yaml")
+        } else {
+            variant("secnumcloud-outscale.yaml", tmp.path(), &format!("{provider}.yaml"), |t| {
+                t.replace("provider: outscale\n      region: cloudgouv-eu-west-1", &format!("provider: {provider}\n      region: {region}"))
+            })
+        };
+        let out = render(&doc, tmp.path(), provider);
+        let module = out.join(format!("terraform/modules/{provider}"));
+        for f in ["main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"] {
+            assert!(module.join(f).is_file(), "{provider}: {f} is rendered beside the root module");
+        }
+        let main = std::fs::read_to_string(out.join("terraform/main.tf")).unwrap();
+        assert!(main.contains(&format!("source = \"./modules/{provider}\"")), "{main}");
+        fmt_check(&out.join("terraform"));
+    }
+}

@@ -92,13 +92,15 @@ fn terraform_plans_are_judged_resource_by_resource() {
 
     let (code, report, stderr) = verify(&doc, &["--no-dns", "--plan-json", &plan("outscale-cloudgouv.json")]);
     assert_eq!(code, 0, "{stderr}\n{report:#}");
-    assert_eq!(verdicts(&report, "resource outscale_vm.app"), ["pass"]);
-    assert_eq!(findings(&report, "resource ").len(), 3);
+    // each resource: its place, and (the policy requires SecNumCloud) its qualification
+    assert_eq!(verdicts(&report, "resource outscale_vm.app"), ["pass", "pass"]);
+    assert_eq!(findings(&report, "resource outscale_vm.app: SecNumCloud").len(), 1);
+    assert_eq!(findings(&report, "resource ").len(), 6);
 
     // One VM in Outscale's US region: refused, and says why.
     let (code, report, _) = verify(&doc, &["--no-dns", "--plan-json", &plan("outscale-us-region.json")]);
     assert_eq!(code, 2, "{report:#}");
-    assert_eq!(verdicts(&report, "resource outscale_vm.app"), ["pass"]);
+    assert_eq!(verdicts(&report, "resource outscale_vm.app"), ["pass", "pass"]);
     let replica = findings(&report, "resource outscale_vm.replica");
     assert_eq!(replica[0]["verdict"], "fail");
     assert_eq!(replica[0]["basis"], "plan");

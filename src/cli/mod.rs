@@ -284,6 +284,17 @@ pub struct ApplyArgs {
     /// DaemonSets to roll out.
     #[arg(long, help_heading = "Kubernetes")]
     pub no_wait: bool,
+    /// SecNumCloud: the Terraform or OpenTofu binary (default: `tofu`, else `terraform`, on PATH).
+    #[arg(long, value_name = "PATH", help_heading = "SecNumCloud", env = "TERROIR_TF_BINARY")]
+    pub tf_binary: Option<PathBuf>,
+    /// SecNumCloud: take the provider module from DIR/<provider> instead of the shipped one
+    /// (same inputs and outputs).
+    #[arg(long, value_name = "DIR", help_heading = "SecNumCloud")]
+    pub modules: Option<PathBuf>,
+    /// SecNumCloud: passed to `init` as -backend-config (a KEY=VALUE or a file); the backend it
+    /// configures is judged by the policy gate like the one the document names.
+    #[arg(long, value_name = "KEY=VALUE|FILE", help_heading = "SecNumCloud")]
+    pub backend_config: Vec<String>,
 }
 
 #[derive(Debug, Args)]

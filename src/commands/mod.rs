@@ -10,6 +10,7 @@ use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
 mod attest_cmd;
+mod cloud_cmd;
 mod geodata_cmd;
 mod kubernetes;
 mod locate_cmd;
@@ -349,7 +350,7 @@ impl crate::target::baremetal::Progress for Quiet {
 }
 
 fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::target::baremetal::Mode) -> Outcome {
-    use crate::target::baremetal::{self as bm, Mode};
+    use crate::target::baremetal::Mode;
     let loaded = match load_checked(&args.file, catalog) {
         Ok(l) => l,
         Err((diags, text)) => {
@@ -360,6 +361,15 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
     if loaded.platform.spec.target.kubernetes.is_some() {
         return kubernetes::run(args, loaded, catalog, json, mode == Mode::Apply);
     }
+    if loaded.platform.spec.target.secnumcloud.is_some() {
+        return cloud_cmd::run(args, loaded, catalog, json, mode == Mode::Apply);
+    }
+    baremetal_loaded(args, loaded, catalog, json, mode)
+}
+
+/// Plan or apply a bare-metal document already loaded (also the hand-over from a cloud target).
+pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog: &Catalog, json: bool, mode: crate::target::baremetal::Mode) -> Outcome {
+    use crate::target::baremetal::{self as bm, Mode};
     let Some(target) = loaded.platform.spec.target.baremetal.clone() else {
         eprintln!(
             "error: {}: `plan` and `apply` drive bare-metal and Kubernetes targets so far; this document's target is {} (render it with `terroir render`)",

@@ -419,6 +419,8 @@ pub fn declared(p: &crate::model::Platform, images: &[String], v: &Verifier) -> 
         }
         out.push(f);
         out.extend(qualifications(v, &subject, op, Some(&c.region), "declared"));
+        let b = &c.state_backend;
+        out.extend(backend("s3", &serde_json::json!({"endpoints": {"s3": b.endpoint}, "region": b.region}), v, "declared"));
     }
     let e = &p.spec.endpoints;
     for named in e.named() {
@@ -481,9 +483,16 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, Stri
         return Err("not a Terraform plan in JSON: `format_version` is missing (write it with `terraform show -json PLAN`)".into());
     }
     let configs = plan.pointer("/configuration/provider_config").and_then(Value::as_object);
-    let provider_setting = |provider_name: &str, key: &str| -> Option<String> {
-        let cfg = configs?.values().find(|c| c["full_name"] == provider_name)?;
-        cfg.pointer(&format!("/expressions/{key}/constant_value")).and_then(Value::as_str).map(str::to_owned)
+    // A provider setting: a constant, or a variable followed up through the module calls to
+    // the root module's value (providers configured inside a module read its inputs).
+    let provider_setting = |provider_name: &str, module: Option<&str>, key: &str| -> Option<String> {
+        let cfgs = configs?;
+        let cfg = cfgs
+            .values()
+            .filter(|c| c["full_name"] == provider_name)
+            .max_by_key(|c| (c["module_address"].as_str() == module) as u8)?;
+        let scope: Vec<String> = cfg["module_address"].as_str().map(module_names).unwrap_or_default();
+        expression_value(plan, &scope, cfg.pointer(&format!("/expressions/{key}"))?)
     };
     let mut out = Vec::new();
     let empty = Vec::new();
@@ -497,11 +506,13 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, Stri
         }
         let address = rc["address"].as_str().unwrap_or("?");
         let provider_name = rc["provider_name"].as_str().unwrap_or("");
+        let module = rc["module_address"].as_str();
         let after = rc.pointer("/change/after").cloned().unwrap_or(Value::Null);
-        let universe = provider_setting(provider_name, "universe_domain");
+        let universe = provider_setting(provider_name, module, "universe_domain");
         let Some(id) = terraform_operator(provider_name, universe.as_deref()) else {
-            // Providers that create nothing somewhere (random, tls, null...) are not places.
-            if ["hashicorp/random", "hashicorp/tls", "hashicorp/null", "hashicorp/time", "hashicorp/local"].iter().any(|p| provider_name.ends_with(p)) {
+            // Providers that create nothing somewhere (random, tls, null, Terraform's own
+            // terraform_data...) are not places.
+            if ["hashicorp/random", "hashicorp/tls", "hashicorp/null", "hashicorp/time", "hashicorp/local", "hashicorp/cloudinit", "builtin/terraform"].iter().any(|p| provider_name.ends_with(p)) {
                 continue;
             }
             out.push(v.place(format!("resource {address}"), None, None, Some(provider_name), None, "plan", format!("provider {provider_name}")));
@@ -510,15 +521,111 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, Stri
         let region = ["region", "subregion_name", "zone", "location", "availability_zone", "region_name"]
             .iter()
             .find_map(|k| after.get(*k).and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| provider_setting(provider_name, "region"));
+            .or_else(|| provider_setting(provider_name, module, "region"));
         let country = region.as_deref().and_then(|r| country_of_region(v.catalog, id, r));
         let op = v.catalog.by_name(id);
         let evidence = format!("provider {provider_name}, {}", region.as_deref().map(|r| format!("region {r}")).unwrap_or_else(|| "no region".into()));
-        let mut f = v.place(format!("resource {address}"), country.as_deref(), op, Some(id), region.as_deref(), "plan", evidence);
+        let subject = format!("resource {address}");
+        let mut f = v.place(&subject, country.as_deref(), op, Some(id), region.as_deref(), "plan", evidence);
         if country.is_none() && f.verdict == Verdict::Pass {
             f.verdict = Verdict::Warn;
         }
         out.push(f);
+        // every resource must be in a qualified offer when the policy requires one
+        out.extend(qualifications(v, &subject, op, region.as_deref(), "plan"));
     }
     Ok(out)
+}
+
+/// `module.a.module.b` → ["a", "b"].
+fn module_names(address: &str) -> Vec<String> {
+    address.split('.').collect::<Vec<_>>().chunks(2).filter(|c| c.len() == 2 && c[0] == "module").map(|c| c[1].to_owned()).collect()
+}
+
+/// The value of a configuration expression in `scope` (module names from the root): a constant,
+/// or `var.X` followed up to the module call that sets it, and at the root to the plan's
+/// variables. Anything else (computed values) is unknown.
+fn expression_value(plan: &serde_json::Value, scope: &[String], expr: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    if let Some(c) = expr.get("constant_value") {
+        return c.as_str().map(str::to_owned);
+    }
+    let var = expr["references"].as_array()?.iter().filter_map(Value::as_str).find_map(|r| r.strip_prefix("var."))?;
+    let var = var.split('.').next().unwrap_or(var);
+    match scope.split_last() {
+        None => plan.pointer(&format!("/variables/{var}/value")).and_then(Value::as_str).map(str::to_owned),
+        Some((last, parent)) => {
+            let mut module = plan.pointer("/configuration/root_module")?;
+            for name in parent {
+                module = module.pointer(&format!("/module_calls/{name}/module"))?;
+            }
+            let call_expr = module.pointer(&format!("/module_calls/{last}/expressions/{var}"))?;
+            expression_value(plan, parent, call_expr)
+        }
+    }
+}
+
+/// Judge where Terraform keeps its state. `kind` is the backend type, `config` its settings as
+/// `.terraform/terraform.tfstate` records them after `init` (or as the document declares them).
+/// The state lists every resource and often holds secrets: it must stay with the client.
+pub fn backend(kind: &str, config: &serde_json::Value, v: &Verifier, basis: &'static str) -> Vec<Finding> {
+    use serde_json::Value;
+    let subject = format!("Terraform state backend ({kind})");
+    let finding = |verdict: Verdict, observed: String, evidence: String| Finding { subject: subject.clone(), observed, expected: v.expected(), verdict, basis, evidence };
+    let private = |host: &str| match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => host == "localhost",
+    };
+    match kind {
+        "local" => vec![finding(Verdict::Pass, "a file beside the configuration".into(), "local backend: the state stays on the machine that runs terroir".into())],
+        "remote" | "cloud" => {
+            let host = config["hostname"].as_str().unwrap_or("app.terraform.io");
+            if host == "app.terraform.io" {
+                vec![finding(
+                    Verdict::Fail,
+                    "HCP Terraform (app.terraform.io)".into(),
+                    "a SaaS backend run by HashiCorp, an IBM company (US): the state, with every resource and often secrets, leaves the client".into(),
+                )]
+            } else {
+                v.host(&subject, host, None, None)
+            }
+        }
+        "s3" => {
+            let region = config["region"].as_str().unwrap_or_default();
+            let endpoint = config.pointer("/endpoints/s3").and_then(Value::as_str).or_else(|| config["endpoint"].as_str()).filter(|e| !e.is_empty());
+            match endpoint {
+                None => {
+                    let op = v.catalog.by_name("amazon");
+                    let country = country_of_region(v.catalog, "amazon", region);
+                    vec![v.place(&subject, country.as_deref(), op, Some("amazon"), Some(region), basis, format!("Amazon S3, region {region}"))]
+                }
+                Some(endpoint) => {
+                    let Some(host) = host_of(endpoint) else {
+                        return vec![finding(Verdict::Fail, endpoint.to_owned(), "not a URL".into())];
+                    };
+                    if private(&host) {
+                        return vec![finding(Verdict::Pass, endpoint.to_owned(), "a private or loopback address: the client's own network".into())];
+                    }
+                    let op = v.catalog.by_host(&host);
+                    let country = op.and_then(|o| country_of_region(v.catalog, &o.id, region));
+                    let mut out = vec![v.place(&subject, country.as_deref(), op, None, Some(region), basis, format!("endpoint {endpoint}, region {region}"))];
+                    if let Ok(ips) = v.addresses(&host) {
+                        out.extend(ips.into_iter().map(|ip| v.address(format!("{subject} ({host})"), ip, "dns")));
+                    }
+                    out
+                }
+            }
+        }
+        "gcs" | "azurerm" => {
+            let id = if kind == "gcs" { "google" } else { "microsoft" };
+            vec![v.place(&subject, None, v.catalog.by_name(id), Some(id), None, basis, format!("{kind} backend"))]
+        }
+        "http" => match config["address"].as_str().and_then(host_of) {
+            Some(h) if private(&h) => vec![finding(Verdict::Pass, h, "a private or loopback address: the client's own network".into())],
+            Some(h) => v.host(&subject, &h, None, None),
+            None => vec![finding(Verdict::Warn, "no address".into(), "http backend without an address".into())],
+        },
+        other => vec![finding(Verdict::Warn, other.to_owned(), format!("terroir does not judge `{other}` backends: check where it keeps the state"))],
+    }
 }

@@ -226,6 +226,10 @@ pub struct SecNumCloudTarget {
     /// SSH settings used on the created VMs (`deploy: vms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshSettings>,
+    /// Networks allowed to reach the VMs' SSH port from outside the platform's network: where
+    /// terroir runs, a bastion or a VPN (CIDR notation). Empty: nobody from outside.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

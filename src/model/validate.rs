@@ -217,6 +217,11 @@ fn check_target(c: &mut Checker, p: &Platform) {
         if let Some(ssh) = &s.ssh {
             check_ssh(c, &format!("{base}/ssh"), ssh);
         }
+        for (i, n) in s.ssh_from.iter().enumerate() {
+            if n.parse::<ipnet::IpNet>().is_err() {
+                c.err(&format!("{base}/sshFrom/{i}"), format!("`{n}` is not a network in CIDR notation"), "a CIDR such as `203.0.113.7/32` (where terroir runs, a bastion or a VPN)");
+            }
+        }
         match s.deploy {
             CloudDeploy::Vms => {
                 if s.vms.is_empty() {

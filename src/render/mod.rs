@@ -129,6 +129,13 @@ impl Renderer {
             let plan = plan::build(&resolved, &host_plans, &tree)?;
             tree.files.insert("baremetal/plan.json".into(), plan);
         }
+        // The provider module the root module calls: the rendered tree runs as it is.
+        if let Some(sc) = &loaded.platform.spec.target.secnumcloud {
+            let provider = sc.provider.as_str();
+            for (rel, content) in crate::cloud::module_files(provider) {
+                tree.files.insert(format!("terraform/modules/{provider}/{rel}"), content.to_vec());
+            }
+        }
         let mut resolved_json = serde_json::to_vec_pretty(&resolved).expect("the resolved platform serializes");
         resolved_json.push(b'\n');
         tree.files.insert(RESOLVED_FILE.into(), resolved_json);
