@@ -242,3 +242,63 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CloudError> {
         .map_err(|e| CloudError::Failed(format!("{}: {e}", path.display())))?;
     f.write_all(bytes).map_err(|e| CloudError::Failed(format!("{}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn loaded(dir: &Path, kubernetes: bool) -> Loaded {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/secnumcloud-outscale.yaml")).unwrap();
+        let text = if kubernetes {
+            let start = text.find("      deploy: vms").unwrap();
+            let end = text.find("      stateBackend:\n").unwrap();
+            let mut t = text.clone();
+            t.replace_range(start..end, "      deploy: kubernetes\n      kubernetes:\n        version: \"1.33\"\n        nodeCount: 3\n        nodeType: tinav6.c4r8p2\n");
+            t
+        } else {
+            text
+        };
+        let path = dir.join("platform.yaml");
+        std::fs::write(&path, text).unwrap();
+        model::load_file(&path).unwrap()
+    }
+
+    #[test]
+    fn created_vms_become_a_bare_metal_target_in_the_same_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = loaded(dir.path(), false);
+        let sc = l.platform.spec.target.secnumcloud.clone().unwrap();
+        let outputs = json!({"hosts": {"value": {
+            "db1": {"address": "10.42.1.10", "private_address": "10.42.1.10", "roles": ["database"]},
+            "app1": {"address": "203.0.113.7", "private_address": "10.42.0.10", "roles": ["app"]}}}});
+        let next = handover(&l, &sc, &outputs, dir.path(), dir.path()).unwrap();
+        let b = next.platform.spec.target.baremetal.unwrap();
+        assert!(next.platform.spec.target.secnumcloud.is_none());
+        assert_eq!(b.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str())).collect::<Vec<_>>(), [("app1", "203.0.113.7"), ("db1", "10.42.1.10")]);
+        assert_eq!(b.ssh.user, "deploy");
+        let loc = b.location.unwrap();
+        assert_eq!((loc.country.as_str(), loc.site.as_deref()), ("FR", Some("cloudgouv-eu-west-1")));
+        // an unknown role in the outputs is an error, not a silent skip
+        let bad = json!({"hosts": {"value": {"x": {"address": "10.0.0.1", "roles": ["dba"]}}}});
+        assert!(handover(&l, &sc, &bad, dir.path(), dir.path()).unwrap_err().to_string().contains("unknown role `dba`"));
+    }
+
+    #[test]
+    fn a_created_cluster_hands_over_its_kubeconfig_privately() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let l = loaded(dir.path(), true);
+        let sc = l.platform.spec.target.secnumcloud.clone().unwrap();
+        let work = dir.path().join(".terroir/collectivite-grc/terraform");
+        std::fs::create_dir_all(&work).unwrap();
+        let outputs = json!({"kubeconfig": {"sensitive": true, "value": "apiVersion: v1\nkind: Config\n"}});
+        let next = handover(&l, &sc, &outputs, &work, dir.path()).unwrap();
+        let k = next.platform.spec.target.kubernetes.unwrap();
+        let path = std::path::PathBuf::from(k.kubeconfig.unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\nkind: Config\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(k.namespace, "collectivite-grc");
+        assert!(handover(&l, &sc, &json!({}), &work, dir.path()).unwrap_err().to_string().contains("no `kubeconfig`"));
+    }
+}

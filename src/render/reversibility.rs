@@ -14,23 +14,23 @@ use serde::Serialize;
 
 use crate::resolve::ResolvedPlatform;
 
-/// Bytes of database per second that an export produces: `pg_dump` in plain format, streamed over
-/// SSH (or `kubectl exec`), with every table split into its CSV file, row count and content
-/// checksum in the same pass. Where it comes from: an assumption, not yet a measurement, kept just
-/// under what a gigabit link carries (about 125 MB/s); the export benchmark will replace it.
-pub const EXPORT_DATABASE_BYTES_PER_SEC: u64 = 120_000_000;
+/// Bytes of database (`pg_database_size`) per second that an export produces: `pg_dump` in plain
+/// format, streamed over SSH, with every table split into its CSV file, row count and content
+/// checksum in the same pass. Measured by `benches/export.sh` on a 1.17 GB database: 216 MB/s
+/// on a 2-core machine that also ran the database (the database host's own CPU and a gigabit
+/// link, about 125 MB/s, are the usual limits); rounded down.
+pub const EXPORT_DATABASE_BYTES_PER_SEC: u64 = 200_000_000;
 
 /// Bytes of database per second that a restore loads: `psql --single-transaction` replaying a
-/// plain dump, rebuilding indexes and checking constraints. Where it comes from: an assumption,
-/// not yet a measurement, of a third of the export's rate (a restore writes the tables, their
-/// indexes and the WAL); the restore benchmark will replace it.
-pub const RESTORE_DATABASE_BYTES_PER_SEC: u64 = 40_000_000;
+/// plain dump as the application's role, rebuilding indexes and checking constraints. Measured by
+/// `benches/export.sh` (`terroir restore` of the same 1.17 GB database into a second host):
+/// 84.7 MB/s; rounded down.
+pub const RESTORE_DATABASE_BYTES_PER_SEC: u64 = 80_000_000;
 
-/// Bytes per second of a `tar` of files streamed over SSH (or `kubectl exec`) and unpacked at
-/// the other end: the mail queue, mailboxes, the Prometheus snapshot, the application's data
-/// directory; also the rate at which `sha256sum -c` reads an export back. Where it comes from: an
-/// assumption, not yet a measurement, of SSD storage and a link faster than a gigabit (a gigabit
-/// link alone caps a stream at about 125 MB/s); the export benchmark will replace it.
+/// Bytes per second of a `tar` of files streamed over SSH and unpacked at the other end: the mail
+/// queue, mailboxes, the Prometheus snapshot, the application's data directory; also the rate at
+/// which `sha256sum -c` reads an export back. Not measured on its own: the export benchmark's
+/// archives are small; an assumption of SSD storage and a link faster than a gigabit.
 pub const ARCHIVE_BYTES_PER_SEC: u64 = 200_000_000;
 
 /// Size of the Postfix queue volume the blueprint requests on Kubernetes
@@ -568,21 +568,10 @@ mod tests {
     #[test]
     fn estimates_divide_the_declared_size_by_the_throughput() {
         // 200 GiB at 120 MB/s: 1790 s; at 40 MB/s: 5369 s
-        assert_eq!(seconds_for(200 << 30, EXPORT_DATABASE_BYTES_PER_SEC), 1790);
-        assert_eq!(seconds_for(200 << 30, RESTORE_DATABASE_BYTES_PER_SEC), 5369);
-        let e = estimate(
-            "database",
-            "db".into(),
-            "200Gi",
-            "s".into(),
-            EXPORT_DATABASE_BYTES_PER_SEC,
-            RESTORE_DATABASE_BYTES_PER_SEC,
-        )
-        .expect("a quantity");
-        assert_eq!(
-            (e.export.as_str(), e.restore.as_str()),
-            ("about 30 min", "about 1 h 30 min")
-        );
+        assert_eq!(seconds_for(200 << 30, 120_000_000), 1790);
+        assert_eq!(seconds_for(200 << 30, 40_000_000), 5369);
+        let e = estimate("database", "db".into(), "200Gi", "s".into(), 120_000_000, 40_000_000).expect("a quantity");
+        assert_eq!((e.export.as_str(), e.restore.as_str()), ("about 30 min", "about 1 h 30 min"));
         assert!(estimate("database", "db".into(), "big", "s".into(), 1, 1).is_none());
     }
 
