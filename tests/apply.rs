@@ -11,20 +11,9 @@ use std::time::{Duration, Instant};
 use common::hosts::TestHosts;
 use common::*;
 
-/// The smoke application as a release archive: `bin/crm` (the example's command) starts
-/// `terroir smoke-app`. Returns its path and SHA-256.
+/// The smoke application as a release archive: `bin/crm` (the example's command).
 fn smoke_artifact(dir: &Path) -> (PathBuf, String) {
-    let stage = dir.join("release");
-    std::fs::create_dir_all(stage.join("bin")).unwrap();
-    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
-    std::fs::write(stage.join("bin/crm"), "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(stage.join("bin/crm"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let archive = dir.join("smoke-app.tar.gz");
-    let ok = std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap();
-    assert!(ok.success());
-    let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
-    (archive, sha)
+    smoke_release(dir, "crm")
 }
 
 /// Serves a directory over HTTP on the loopback interface while alive.

@@ -14,17 +14,9 @@ use common::hosts::TestHosts;
 use common::*;
 use serde_json::Value;
 
-/// The smoke application as a release archive (see tests/apply.rs).
+/// The smoke application as the example's release (`bin/crm`): a file:// URL and its SHA-256.
 fn smoke_artifact(dir: &Path) -> (String, String) {
-    let stage = dir.join("release");
-    std::fs::create_dir_all(stage.join("bin")).unwrap();
-    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
-    std::fs::write(stage.join("bin/crm"), "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(stage.join("bin/crm"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let archive = dir.join("smoke-app.tar.gz");
-    assert!(std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap().success());
-    let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
+    let (archive, sha) = smoke_release(dir, "crm");
     (format!("file://{}", archive.display()), sha)
 }
 

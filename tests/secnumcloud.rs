@@ -190,17 +190,8 @@ fn apply_drives_terraform_through_the_gate_and_hands_the_vms_to_the_bare_metal_d
     let s3 = S3::start();
     assert_eq!(s3.request("PUT", "/collectivite-grc-tfstate").0, 200, "bucket created");
 
-    // the smoke application as the release
-    let stage = dir.join("release");
-    std::fs::create_dir_all(stage.join("bin")).unwrap();
-    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
-    // the example's application starts as bin/app
-    std::fs::write(stage.join("bin/app"), "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(stage.join("bin/app"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let archive = dir.join("smoke-app.tar.gz");
-    assert!(std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap().success());
-    let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
+    // the smoke application as the release: the example's application starts as bin/app
+    let (archive, sha) = smoke_release(dir, "app");
 
     let doc = variant("secnumcloud-outscale.yaml", dir, "platform.yaml", |t| {
         let start = t.find("      vms:\n").unwrap();

@@ -8,7 +8,7 @@ use super::Outcome;
 use crate::blueprint::Catalog;
 use crate::cli::{DrillArgs, ExportArgs, RecipientArgs, RestoreArgs};
 use crate::reversibility::export::Progress;
-use crate::reversibility::{Error, Item, Site};
+use crate::reversibility::{Error, Item, Site, human_bytes as human};
 
 /// On a terminal: a live line with the file being written and its size and rate; otherwise one
 /// line per file. Nothing at all for JSON output.
@@ -70,16 +70,6 @@ impl Progress for Shown {
     }
 }
 
-fn human(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
-}
 
 fn fail(e: &Error, json: bool, what: &str) -> Outcome {
     if json {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::{Progress, TSDB_DIR, secs};
-use super::{Error, Manifest, Site};
+use super::{Error, Manifest, Site, human_bytes};
 use crate::model::Role;
 
 pub struct Options {
@@ -262,16 +262,6 @@ fn http_status(address: &str, port: u32, path: &str) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
-}
 
 pub fn markdown(r: &DrillReport) -> String {
     let mut s = String::new();

@@ -55,3 +55,20 @@ pub fn variant(example_name: &str, dir: &Path, file: &str, edit: impl Fn(String)
     std::fs::write(&path, edited).expect("writable");
     path
 }
+
+/// The smoke application as a release archive in `dir`: `bin/<command>` starts `terroir
+/// smoke-app`. Returns the archive's path and SHA-256.
+pub fn smoke_release(dir: &Path, command: &str) -> (PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let stage = dir.join("release");
+    std::fs::create_dir_all(stage.join("bin")).unwrap();
+    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
+    let launcher = stage.join("bin").join(command);
+    std::fs::write(&launcher, "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = dir.join("smoke-app.tar.gz");
+    let ok = std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap();
+    assert!(ok.success());
+    let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
+    (archive, sha)
+}

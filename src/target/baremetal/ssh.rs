@@ -289,8 +289,7 @@ impl Connection {
     pub fn sudo_to(&self, script: &str, sink: &mut dyn Write) -> Result<Output, SshError> {
         let command = format!("sudo -n sh -c {}", shell_quote(script));
         let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
-        self.session.set_timeout(0);
-        let result = (|| {
+        self.without_timeout(|| {
             let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
             channel.exec(&command).map_err(|e| err(&e))?;
             channel.send_eof().map_err(|e| err(&e))?;
@@ -307,7 +306,13 @@ impl Connection {
             channel.wait_close().map_err(|e| err(&e))?;
             let status = channel.exit_status().map_err(|e| err(&e))?;
             Ok(Output { status, stdout: Vec::new(), stderr })
-        })();
+        })
+    }
+
+    /// Run `f` with no per-read timeout on the session (a long stream may pause), then restore it.
+    fn without_timeout<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.session.set_timeout(0);
+        let result = f();
         self.session.set_timeout(u32::try_from(self.target.timeout.as_millis()).unwrap_or(u32::MAX));
         result
     }
@@ -316,8 +321,7 @@ impl Connection {
     pub fn sudo_from(&self, script: &str, source: &mut dyn Read) -> Result<Output, SshError> {
         let command = format!("sudo -n sh -c {}", shell_quote(script));
         let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
-        self.session.set_timeout(0);
-        let result = (|| {
+        self.without_timeout(|| {
             let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
             channel.exec(&command).map_err(|e| err(&e))?;
             let mut buf = vec![0u8; 1 << 18];
@@ -346,9 +350,7 @@ impl Connection {
             channel.wait_close().map_err(|e| err(&e))?;
             let status = channel.exit_status().map_err(|e| err(&e))?;
             Ok(Output { status, stdout, stderr })
-        })();
-        self.session.set_timeout(u32::try_from(self.target.timeout.as_millis()).unwrap_or(u32::MAX));
-        result
+        })
     }
 
     /// Run a shell command as root through password-less sudo.
