@@ -68,6 +68,19 @@ pub struct PlatformSpec {
     pub components: Components,
     pub sovereignty: Sovereignty,
     pub endpoints: Endpoints,
+    /// Clients served by this platform, each with its own database and role named after it
+    /// (tenant isolation): no role can connect to another tenant's database, nor the
+    /// application's role to a tenant's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<Tenant>,
+}
+
+/// One client of the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tenant {
+    /// A plain SQL identifier: the tenant's database and role are named after it.
+    pub name: String,
 }
 
 /// Which blueprint renders this platform, and its parameters.

@@ -110,6 +110,7 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
     }
     check_target(&mut c, p);
     check_components(&mut c, p);
+    check_tenants(&mut c, p);
     check_sovereignty(&mut c, &p.spec.sovereignty);
     check_endpoints(&mut c, p);
     let mut diags = c.diags;
@@ -422,6 +423,34 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if p.spec.endpoints.backup_s3.is_none() {
             c.key_err(&format!("{base}/backups"), "backups are enabled but no backup storage is declared", "`spec.endpoints.backupS3` (url, bucket, region), or `backups.enabled: false`");
         }
+    }
+}
+
+fn check_tenants(c: &mut Checker, p: &Platform) {
+    let d = &p.spec.components.database;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in p.spec.tenants.iter().enumerate() {
+        let ptr = format!("/spec/tenants/{i}/name");
+        if !is_sql_identifier(&t.name) {
+            c.err(&ptr, format!("tenant name `{}` is not a plain SQL identifier", t.name), "lowercase letters, digits and `_`, starting with a letter, at most 63 characters (the tenant's database and role are named after it)");
+        } else if ["postgres", "template0", "template1", "prometheus", "public"].contains(&t.name.as_str()) || t.name.starts_with("pg_") {
+            c.err(&ptr, format!("tenant name `{}` is reserved by PostgreSQL or the platform", t.name), "another name");
+        } else if t.name == d.name || t.name == d.user {
+            c.err(&ptr, format!("tenant name `{}` is the application's own database or role", t.name), "a name other than spec.components.database.name and .user");
+        } else if !seen.insert(t.name.as_str()) {
+            c.err(&ptr, format!("tenant `{}` is listed twice", t.name), "each tenant once");
+        }
+    }
+    let on_kubernetes = p.spec.target.kubernetes.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes);
+    if !p.spec.tenants.is_empty() && on_kubernetes {
+        c.err(
+            "/spec/tenants",
+            "tenants are not implemented on Kubernetes targets yet (their own namespaces and NetworkPolicies); nothing would isolate them",
+            "a bare-metal target, or SecNumCloud with `deploy: vms`; or no tenants",
+        );
+    }
+    if !p.spec.tenants.is_empty() && !d.enabled {
+        c.err("/spec/tenants", "tenants are listed but the database is disabled", "spec.components.database enabled: each tenant gets its own database");
     }
 }
 

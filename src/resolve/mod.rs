@@ -34,6 +34,18 @@ pub struct ResolvedPlatform {
     pub scrape_jobs: Vec<ScrapeJob>,
     /// Cloud VMs to provision (SecNumCloud, `deploy: vms`), sorted by name.
     pub cloud_vms: Vec<CloudVmSpec>,
+    /// Tenants, each with its own database and role, sorted by name.
+    pub tenants: Vec<ResolvedTenant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedTenant {
+    pub name: String,
+    pub database: String,
+    pub user: String,
+    /// Name of the secret holding the role's password (`tenant-<name>-password`).
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -425,6 +437,16 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         images,
         scrape_jobs,
         cloud_vms,
+        tenants: {
+            let mut t: Vec<ResolvedTenant> = p
+                .spec
+                .tenants
+                .iter()
+                .map(|t| ResolvedTenant { name: t.name.clone(), database: t.name.clone(), user: t.name.clone(), secret: format!("tenant-{}-password", t.name.replace('_', "-")) })
+                .collect();
+            t.sort_by(|a, b| a.name.cmp(&b.name));
+            t
+        },
     }
 }
 
