@@ -28,6 +28,7 @@ fn one_host_platform(hosts: &TestHosts, dir: &Path, file: &str, name: &str, host
         let hosts_block = format!("      hosts:\n        - name: {host}\n          address: {address}\n          roles: [database, mta, monitoring, app]\n");
         let t = format!("{}{}{}", &t[..start], hosts_block, &t[end..]);
         t.replace("  name: acme-crm\n", &format!("  name: {name}\n"))
+            .replace("  endpoints:\n", "  tenants:\n    - name: gamma\n  endpoints:\n")
             .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
             .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
             .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: {}", artifact.0))
@@ -126,6 +127,8 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
         insert into "Marketing"."Campaign Stats" select i, i / 7.0, array['a,b', 'c"d'] from generate_series(1, 5000) i;
     "#;
     on_host("h1", &format!("runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d crm -c 'set role crm' -c {}", shell_words(sql)));
+    // a tenant's own data, in its own database
+    on_host("h1", "runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d gamma -c 'set role gamma' -c 'create table contracts (id int primary key, holder text); insert into contracts select i, md5(i::text) from generate_series(1, 2500) i'");
     for i in 0..5 {
         let (code, body) = http("POST", "198.18.0.11:8080", &format!("/rows?value=through-the-app-{i}")).unwrap();
         assert_eq!(code, 201, "{body}");
@@ -183,6 +186,10 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
             assert_eq!(c["matches"], true, "{c}");
         }
     }
+    for what in ["rows", "content"] {
+        let c = tables.iter().find(|c| c["subject"] == format!("tenant gamma table public.contracts {what}")).unwrap_or_else(|| panic!("the tenant's table: {tables:?}"));
+        assert_eq!(c["matches"], true, "{c}");
+    }
     let rows = tables.iter().find(|c| c["subject"] == "table public.customers rows").unwrap();
     assert_eq!(rows["destination"], "70000");
     assert!(r["export"]["rows"].as_u64().unwrap() >= 120_005, "{}", r["export"]);
@@ -236,6 +243,8 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     assert_eq!(n.split_whitespace().collect::<Vec<_>>(), ["70000", "45000", "5000"]);
     let owner = on_host("h2", "runuser -u postgres -- psql -XAtd crm -c \"select tableowner from pg_tables where tablename = 'customers'\"");
     assert_eq!(owner.trim(), "crm", "restored tables belong to the application's role");
+    let tenant = on_host("h2", "runuser -u postgres -- psql -XAtd gamma -c \"select tableowner, (select count(*) from contracts) from pg_tables where tablename = 'contracts'\"");
+    assert_eq!(tenant.trim(), "gamma|2500", "the tenant's data went to the same tenant, owned by its role");
     assert!(on_host("h2", "postqueue -j").contains("someone@customer.example.org"), "the queued message moved to B");
     assert_eq!(on_host("h2", "cat /var/lib/acme-crm-next/attachments/contract.txt"), "contract v3\n");
 

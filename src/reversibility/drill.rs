@@ -179,11 +179,24 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
     if !manifest.tables.is_empty()
         && let Some(h) = into.hosts_with(Role::Database).first()
     {
-        let there: BTreeMap<String, super::pgdump::TableStats> = super::export::table_figures(&conns[h], h, &into.resolved.components.database.name)?.into_iter().map(|t| (t.name.clone(), t)).collect();
-        for t in &manifest.tables {
-            let got = there.get(&t.name);
-            tables.push(check(format!("table {} rows", t.name), t.rows.to_string(), got.map(|g| g.rows.to_string()).unwrap_or_else(|| "missing".into())));
-            tables.push(check(format!("table {} content", t.name), t.checksum.clone(), got.map(|g| g.checksum.clone()).unwrap_or_else(|| "missing".into())));
+        // the application's database, then each tenant's, into the same tenant's
+        let mut pairs = vec![(from.resolved.components.database.name.clone(), into.resolved.components.database.name.clone(), String::new())];
+        for t in &from.resolved.tenants {
+            let dest = into.resolved.tenants.iter().find(|x| x.name == t.name).map(|x| x.database.clone()).unwrap_or_default();
+            pairs.push((t.database.clone(), dest, format!("tenant {} ", t.name)));
+        }
+        for (source, dest, label) in pairs {
+            let wanted: Vec<&super::Table> = manifest.tables.iter().filter(|t| t.database == source).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let there: BTreeMap<String, super::pgdump::TableStats> =
+                if dest.is_empty() { BTreeMap::new() } else { super::export::table_figures(&conns[h], h, &dest)?.into_iter().map(|t| (t.name.clone(), t)).collect() };
+            for t in wanted {
+                let got = there.get(&t.name);
+                tables.push(check(format!("{label}table {} rows", t.name), t.rows.to_string(), got.map(|g| g.rows.to_string()).unwrap_or_else(|| "missing".into())));
+                tables.push(check(format!("{label}table {} content", t.name), t.checksum.clone(), got.map(|g| g.checksum.clone()).unwrap_or_else(|| "missing".into())));
+            }
         }
     }
     if !manifest.mail.is_empty()

@@ -123,6 +123,8 @@ pub fn secs(start: Instant) -> f64 {
 /// CSV files of the tables, in `database/tables/`, one at a time.
 struct TableFiles {
     dir: PathBuf,
+    /// Where the CSV files go, relative to the export: `database/tables`.
+    prefix: String,
     current: Option<(String, HashingFile, Instant)>,
     done: Vec<(String, String, u64, String, f64)>,
     used: std::collections::BTreeSet<String>,
@@ -143,7 +145,8 @@ impl TableFiles {
 
 impl CsvSink for TableFiles {
     fn begin(&mut self, table: &str) -> std::io::Result<bool> {
-        let rel = format!("database/tables/{}", self.file_name(table));
+        let name = self.file_name(table);
+        let rel = format!("{}/{name}", self.prefix);
         let f = HashingFile::create(&self.dir.join(&rel), 0o600)?;
         self.current = Some((rel, f, Instant::now()));
         Ok(true)
@@ -186,17 +189,40 @@ impl Write for DumpTee<'_> {
     }
 }
 
+/// Where a database goes in an export: the application's under `database/`, each tenant's under
+/// `tenants/<name>/`.
+#[derive(Debug, Clone)]
+pub struct DumpTarget {
+    pub database: String,
+    /// `None` for the application's database.
+    pub tenant: Option<String>,
+}
+
+impl DumpTarget {
+    fn base(&self) -> String {
+        match &self.tenant {
+            None => "database".into(),
+            Some(t) => format!("tenants/{}", safe(t)),
+        }
+    }
+    fn component(&self) -> String {
+        self.tenant.as_ref().map(|t| format!("tenant:{t}")).unwrap_or_else(|| "database".into())
+    }
+}
+
 /// A consistent logical dump (pg_dump takes one snapshot), its CSV files, counts and checksums,
 /// from one read of the database.
-pub fn dump_database(conn: &Connection, host: &str, db: &str, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), Error> {
-    let rel = format!("database/{}.sql", safe(db));
+pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), Error> {
+    let db = target.database.as_str();
+    let rel = format!("{}/{}.sql", target.base(), safe(db));
+    let prefix = format!("{}/tables", target.base());
     let start = Instant::now();
     progress.start(&rel);
     let file = HashingFile::create(&dir.join(&rel), 0o600).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let tables_dir = dir.to_owned();
     let splitter = std::thread::spawn(move || -> Result<(Vec<super::pgdump::TableStats>, TableFiles), String> {
-        let mut s = DumpSplitter::new(TableFiles { dir: tables_dir, current: None, done: Vec::new(), used: Default::default() });
+        let mut s = DumpSplitter::new(TableFiles { dir: tables_dir, prefix, current: None, done: Vec::new(), used: Default::default() });
         for chunk in rx {
             s.feed(&chunk).map_err(|e| e.to_string())?;
         }
@@ -214,12 +240,13 @@ pub fn dump_database(conn: &Connection, host: &str, db: &str, dir: &Path, progre
     }
     let (bytes, sha256) = file.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
     let (stats, files) = split.map_err(|e| Error::Failed(format!("reading the dump of `{db}`: {e}")))?;
-    let dump = Item { path: rel, kind: "database-dump".into(), component: "database".into(), host: Some(host.into()), source: format!("postgresql://{host}/{db}"), bytes, sha256, seconds: secs(start) };
+    let component = target.component();
+    let dump = Item { path: rel, kind: "database-dump".into(), component: component.clone(), host: Some(host.into()), source: format!("postgresql://{host}/{db}"), bytes, sha256, seconds: secs(start) };
     let mut tables = Vec::new();
     for (st, (name, csv, bytes, sha, seconds)) in stats.into_iter().zip(files.done) {
         debug_assert_eq!(st.name, name);
-        let item = Item { path: csv.clone(), kind: "table-csv".into(), component: "database".into(), host: Some(host.into()), source: format!("postgresql://{host}/{db}#{name}"), bytes, sha256: sha, seconds };
-        tables.push((item, Table { name, columns: st.columns, rows: st.rows, checksum: st.checksum, csv }));
+        let item = Item { path: csv.clone(), kind: "table-csv".into(), component: component.clone(), host: Some(host.into()), source: format!("postgresql://{host}/{db}#{name}"), bytes, sha256: sha, seconds };
+        tables.push((item, Table { database: db.to_owned(), name, columns: st.columns, rows: st.rows, checksum: st.checksum, csv }));
     }
     Ok((dump, tables))
 }
@@ -360,7 +387,10 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
             scope.spawn(move || -> Result<_, Error> {
                 let conn = site.connect(&host)?;
                 let version = run(&conn, &host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'").ok().map(|v| v.trim().to_owned());
-                let out = dump_database(&conn, &host, &db.name, partial_dir, progress)?;
+                let mut out = vec![dump_database(&conn, &host, &DumpTarget { database: db.name.clone(), tenant: None }, partial_dir, progress)?];
+                for t in &r.tenants {
+                    out.push(dump_database(&conn, &host, &DumpTarget { database: t.database.clone(), tenant: Some(t.name.clone()) }, partial_dir, progress)?);
+                }
                 Ok((host, version, out))
             })
         });
@@ -488,14 +518,16 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         });
 
         if let Some(handle) = dump {
-            let (host, version, (dump, tbls)) = handle.join().map_err(|_| Error::Failed("the database export panicked".into()))??;
+            let (host, version, dumps) = handle.join().map_err(|_| Error::Failed("the database export panicked".into()))??;
             if let Some(v) = version {
                 tools.insert(format!("{host}/postgresql"), v);
             }
-            ex.push(dump);
-            for (item, table) in tbls {
-                ex.push(item);
-                tables.push(table);
+            for (dump, tbls) in dumps {
+                ex.push(dump);
+                for (item, table) in tbls {
+                    ex.push(item);
+                    tables.push(table);
+                }
             }
         }
         Ok(())
@@ -518,7 +550,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
 
     let mut items = std::mem::take(&mut ex.items);
     items.sort_by(|a, b| a.path.cmp(&b.path));
-    tables.sort_by(|a: &Table, b: &Table| a.name.cmp(&b.name));
+    tables.sort_by(|a: &Table, b: &Table| (&a.database, &a.name).cmp(&(&b.database, &b.name)));
     let total_bytes = items.iter().map(|i| i.bytes).sum();
     let manifest = Manifest {
         format: super::FORMAT.into(),

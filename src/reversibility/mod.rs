@@ -8,6 +8,7 @@
 //! SHA256SUMS                        every other file's SHA-256 (sha256sum -c reads it)
 //! database/<db>.sql                 pg_dump, plain format, --no-owner --no-privileges
 //! database/tables/<schema>.<t>.csv  one CSV per table, with a header
+//! tenants/<name>/<db>.sql, tables/  each tenant's database, the same way
 //! mail/<host>/queue.tar             Postfix queue directories
 //! mail/<host>/queue.json            postqueue -j
 //! mail/<host>/mailboxes.tar         /var/mail
@@ -77,6 +78,8 @@ pub struct Item {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Table {
+    /// The database it is in: the application's, or a tenant's.
+    pub database: String,
     pub name: String,
     pub columns: Vec<String>,
     pub rows: u64,

@@ -34,6 +34,9 @@ pub struct Action {
     pub conflict: Option<String>,
     pub done: bool,
     pub seconds: f64,
+    /// For a database: the destination database and the role that owns what is loaded.
+    #[serde(skip)]
+    pub database: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,31 +123,43 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         }
         Ok(())
     }
-    if let Some(dump) = manifest.items.iter().find(|i| i.kind == "database-dump") {
+    for dump in manifest.items.iter().filter(|i| i.kind == "database-dump") {
         if !r.components.database.managed {
             return Err(Error::Input(format!("{}: the export holds a database but this platform does not manage one", site.document.display())));
         }
+        // the application's database into this platform's, each tenant's into the same tenant's
+        let (db, role) = match dump.component.strip_prefix("tenant:") {
+            None => (r.components.database.name.clone(), r.components.database.user.clone()),
+            Some(t) => {
+                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| {
+                    Error::Input(format!("{}: the export holds tenant `{t}`'s database but this platform has no such tenant (add it to spec.tenants and apply first)", site.document.display()))
+                })?;
+                (tenant.database.clone(), tenant.user.clone())
+            }
+        };
+        let source_db = dump.source.rsplit('/').next().unwrap_or_default().to_owned();
         let host = first(Role::Database, "a database")?;
         ensure(&mut conns, site, &host)?;
-        let db = &r.components.database.name;
         let count = run(
             &conns[&host],
             &host,
             "checking the database",
             &format!(
                 "runuser -u postgres -- psql -XAtq -d {} -c \"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')\"",
-                shell_quote(db)
+                shell_quote(&db)
             ),
         )?;
         let n: u64 = count.trim().parse().unwrap_or(0);
+        let tables: Vec<&super::Table> = manifest.tables.iter().filter(|t| t.database == source_db).collect();
         actions.push(Action {
-            what: "database".into(),
+            what: if dump.component == "database" { "database".into() } else { format!("database of {}", dump.component.replace(':', " ")) },
             from: dump.path.clone(),
             host: host.clone(),
-            detail: format!("load into `{db}` as `{}` in one transaction ({} tables, {} rows)", r.components.database.user, manifest.tables.len(), manifest.tables.iter().map(|t| t.rows).sum::<u64>()),
+            detail: format!("load into `{db}` as `{role}` in one transaction ({} tables, {} rows)", tables.len(), tables.iter().map(|t| t.rows).sum::<u64>()),
             conflict: (n > 0).then(|| format!("database `{db}` on {host} already holds {n} relations")),
             done: false,
             seconds: 0.0,
+            database: Some((db, role)),
         });
     }
     let mta_src: Vec<&super::Mail> = manifest.mail.iter().collect();
@@ -155,7 +170,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
             let there = super::export::mail_figures(&conns[&host], &host)?.0;
             let clash: Vec<&String> = m.mailboxes.keys().filter(|k| there.mailboxes.get(*k).is_some_and(|d| *d != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")).collect();
             if let Some(q) = item_path(&manifest, "mail-queue", &m.host) {
-                actions.push(Action { what: "mail queue".into(), from: q, host: host.clone(), detail: format!("{} queued messages added to the queue", m.queued), conflict: None, done: false, seconds: 0.0 });
+                actions.push(Action { what: "mail queue".into(), from: q, host: host.clone(), detail: format!("{} queued messages added to the queue", m.queued), conflict: None, done: false, seconds: 0.0, database: None });
             }
             if let Some(b) = item_path(&manifest, "mailboxes", &m.host) {
                 actions.push(Action {
@@ -166,6 +181,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                     conflict: (!clash.is_empty()).then(|| format!("mailboxes {} already hold mail on {host}", clash.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
                     done: false,
                     seconds: 0.0,
+                    database: None,
                 });
             }
         }
@@ -174,7 +190,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         let host = first(Role::Monitoring, "metrics")?;
         ensure(&mut conns, site, &host)?;
         if let Some(p) = item_path(&manifest, "metrics-snapshot", src) {
-            actions.push(Action { what: "metrics".into(), from: p, host: host.clone(), detail: format!("{} TSDB blocks into {TSDB_DIR}", blocks.len()), conflict: None, done: false, seconds: 0.0 });
+            actions.push(Action { what: "metrics".into(), from: p, host: host.clone(), detail: format!("{} TSDB blocks into {TSDB_DIR}", blocks.len()), conflict: None, done: false, seconds: 0.0, database: None });
         }
     }
     let app_items: Vec<&super::Item> = manifest.items.iter().filter(|i| i.kind == "app-data").collect();
@@ -199,6 +215,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                 conflict: (!there.is_empty()).then(|| format!("{data} on {host} already holds {} files", there.len())),
                 done: false,
                 seconds: 0.0,
+                database: None,
             });
         }
     }
@@ -215,6 +232,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                     conflict: None,
                     done: false,
                     seconds: 0.0,
+                    database: None,
                 });
             }
             (None, Some(_)) => skipped.push(super::Skipped { what: "secrets".into(), reason: "no --identity given: the encrypted secrets stay in the export".into() }),
@@ -236,14 +254,14 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         let conn = &conns[&a.host];
         let host = a.host.clone();
         match a.what.as_str() {
-            "database" => {
-                let db = &r.components.database;
-                let drop = if a.conflict.is_some() { format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{}\"", db.user))) } else { String::new() };
+            _ if a.database.is_some() => {
+                let (db, role) = a.database.clone().unwrap_or_default();
+                let drop = if a.conflict.is_some() { format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{role}\""))) } else { String::new() };
                 let script = format!(
                     "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {} {drop} -c {} -f - >/dev/null && runuser -u postgres -- psql -X -q -d {} -c ANALYZE",
-                    shell_quote(&db.name),
-                    shell_quote(&format!("SET ROLE \"{}\"", db.user)),
-                    shell_quote(&db.name)
+                    shell_quote(&db),
+                    shell_quote(&format!("SET ROLE \"{role}\"")),
+                    shell_quote(&db)
                 );
                 stream_in(conn, &host, dir, &a.from, &script, "loading the database", progress)?;
             }
