@@ -125,9 +125,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             };
             println!("  {mark} {address} ({actions})");
         }
-        for f in &failures {
-            eprintln!("{}: policy: {}: {} (expected {}): {}", if enforce { "error" } else { "warning" }, f.subject, f.observed, f.expected, f.evidence);
-        }
+        super::verify_cmd::print_policy_failures(&failures, enforce);
         let warns = findings.iter().filter(|f| f.verdict == Verdict::Warn).count();
         println!(
             "policy gate: {} check{} passed, {warns} warning{}, {} failed",
@@ -163,7 +161,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
         Ok(Err(e)) => return fail(&CloudError::Failed(format!("`{} output -json`: {e}", tool.name)), json),
         Err(e) => return fail(&e, json),
     };
-    let next = match handover(&loaded, &sc, &outputs, &dir, doc) {
+    let next = match handover(&loaded, &sc, &outputs, &dir) {
         Ok(l) => l,
         Err(e) => return fail(&e, json),
     };
@@ -184,7 +182,7 @@ fn changes_json(changes: &[(String, String)]) -> Value {
 /// The document as the next stage sees it: a bare-metal target on the created VMs, or a
 /// Kubernetes target on the created cluster (its kubeconfig written beside the working directory,
 /// mode 0600).
-pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value, dir: &Path, doc: &Path) -> Result<Loaded, CloudError> {
+pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value, dir: &Path) -> Result<Loaded, CloudError> {
     let mut next = loaded.clone();
     let operator = verify::cloud_operator_id(sc.provider);
     let country = verify::country_of_region(Providers::builtin(), operator, &sc.region).unwrap_or_default();
@@ -200,8 +198,6 @@ pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value,
                     .collect::<Result<Vec<_>, _>>()?;
                 hosts.push(model::Host { name, address, roles });
             }
-            // relative paths of the document stay relative to the document
-            let _ = doc;
             next.platform.spec.target = model::Target {
                 kubernetes: None,
                 secnumcloud: None,
@@ -272,7 +268,7 @@ mod tests {
         let outputs = json!({"hosts": {"value": {
             "db1": {"address": "10.42.1.10", "private_address": "10.42.1.10", "roles": ["database"]},
             "app1": {"address": "203.0.113.7", "private_address": "10.42.0.10", "roles": ["app"]}}}});
-        let next = handover(&l, &sc, &outputs, dir.path(), dir.path()).unwrap();
+        let next = handover(&l, &sc, &outputs, dir.path()).unwrap();
         let b = next.platform.spec.target.baremetal.unwrap();
         assert!(next.platform.spec.target.secnumcloud.is_none());
         assert_eq!(b.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str())).collect::<Vec<_>>(), [("app1", "203.0.113.7"), ("db1", "10.42.1.10")]);
@@ -281,7 +277,7 @@ mod tests {
         assert_eq!((loc.country.as_str(), loc.site.as_deref()), ("FR", Some("cloudgouv-eu-west-1")));
         // an unknown role in the outputs is an error, not a silent skip
         let bad = json!({"hosts": {"value": {"x": {"address": "10.0.0.1", "roles": ["dba"]}}}});
-        assert!(handover(&l, &sc, &bad, dir.path(), dir.path()).unwrap_err().to_string().contains("unknown role `dba`"));
+        assert!(handover(&l, &sc, &bad, dir.path()).unwrap_err().to_string().contains("unknown role `dba`"));
     }
 
     #[test]
@@ -293,12 +289,12 @@ mod tests {
         let work = dir.path().join(".terroir/collectivite-grc/terraform");
         std::fs::create_dir_all(&work).unwrap();
         let outputs = json!({"kubeconfig": {"sensitive": true, "value": "apiVersion: v1\nkind: Config\n"}});
-        let next = handover(&l, &sc, &outputs, &work, dir.path()).unwrap();
+        let next = handover(&l, &sc, &outputs, &work).unwrap();
         let k = next.platform.spec.target.kubernetes.unwrap();
         let path = std::path::PathBuf::from(k.kubeconfig.unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\nkind: Config\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(k.namespace, "collectivite-grc");
-        assert!(handover(&l, &sc, &json!({}), &work, dir.path()).unwrap_err().to_string().contains("no `kubeconfig`"));
+        assert!(handover(&l, &sc, &json!({}), &work).unwrap_err().to_string().contains("no `kubeconfig`"));
     }
 }

@@ -170,6 +170,14 @@ fn print(report: &Report, json: bool) {
 /// The policy gate of `terroir apply`: the declared checks (names judged by the provider catalog
 /// and the declaration, no DNS), before anything is changed. With `enforcement: enforce` a
 /// failing check stops the run; with `warn` it is reported and the run goes on.
+/// Each failing check of a gate, as an error when the policy is enforced, else a warning.
+pub(super) fn print_policy_failures(failures: &[&Finding], enforce: bool) {
+    let word = if enforce { "error" } else { "warning" };
+    for f in failures {
+        eprintln!("{word}: policy: {}: {} (expected {}): {}", f.subject, f.observed, f.expected, f.evidence);
+    }
+}
+
 pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool) -> Result<(), Outcome> {
     let p = &loaded.platform;
     // Addresses are judged only when geodata is there; the gate never downloads anything.
@@ -181,10 +189,7 @@ pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool)
         return Ok(());
     }
     let enforce = p.spec.sovereignty.policy.enforcement == crate::model::Enforcement::Enforce;
-    let word = if enforce { "error" } else { "warning" };
-    for f in &failures {
-        eprintln!("{word}: policy: {}: {} (expected {}): {}", f.subject, f.observed, f.expected, f.evidence);
-    }
+    print_policy_failures(&failures, enforce);
     if enforce {
         eprintln!(
             "error: {} violates its sovereignty policy ({} failing check{}); nothing was changed. `terroir verify {}` shows every check; `enforcement: warn` reports without stopping",

@@ -254,29 +254,17 @@ pub fn read_back(document: &Path, p: &Platform, plan: &crate::render::plan::Plan
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let script = wanted
-            .iter()
-            .map(|(dest, _)| {
-                let q = crate::target::baremetal::ssh::shell_quote(dest);
-                format!("if [ -f {q} ]; then sha256sum {q}; fi")
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let out = conn.sudo(&script, None).map_err(|e| format!("host {name}: {e}"))?;
-        if !out.ok() {
-            return Err(format!("host {name}: reading the deployed files failed: {}", out.stderr_str().trim()));
-        }
-        Ok(out
-            .stdout_str()
-            .lines()
-            .filter_map(|l| {
-                let (hex, path) = l.split_once("  ")?;
-                let source = wanted.iter().find(|(d, _)| d == path).map(|(_, s)| s.clone()).unwrap_or_default();
-                Some(serde_json::json!({
+        let dests: Vec<String> = wanted.iter().map(|(d, _)| d.clone()).collect();
+        let digests = file_digests(conn, name, &dests)?;
+        Ok(digests
+            .into_iter()
+            .map(|(path, hex)| {
+                let source = wanted.iter().find(|(d, _)| *d == path).map(|(_, s)| s.clone()).unwrap_or_default();
+                serde_json::json!({
                     "name": format!("host://{name}{path}"),
                     "digest": {"sha256": hex},
                     "annotations": {"rendered": format!("baremetal/hosts/{name}/{source}")},
-                }))
+                })
             })
             .collect::<Vec<_>>())
     });
@@ -285,6 +273,34 @@ pub fn read_back(document: &Path, p: &Platform, plan: &crate::render::plan::Plan
         out.extend(r?.1);
     }
     Ok(out)
+}
+
+/// The SHA-256 of each of `files` present on a host, in one round trip (with sudo: some are
+/// root-only): (path, hex digest). Files not present are left out.
+pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<Vec<(String, String)>, String> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let script = files
+        .iter()
+        .map(|f| {
+            let q = crate::target::baremetal::ssh::shell_quote(f);
+            format!("if [ -f {q} ]; then sha256sum {q}; fi")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let out = conn.sudo(&script, None).map_err(|e| format!("host {host}: {e}"))?;
+    if !out.ok() {
+        return Err(format!("host {host}: reading the deployed files failed: {}", out.stderr_str().trim()));
+    }
+    Ok(out
+        .stdout_str()
+        .lines()
+        .filter_map(|l| {
+            let (hex, path) = l.split_once("  ")?;
+            Some((path.to_owned(), hex.to_owned()))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -243,11 +243,13 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let src_host = from.plan.hosts.iter().find(|s| into.plan.hosts.iter().find(|d| &d.name == h).is_some_and(|d| d.roles == s.roles)).map(|s| s.name.clone());
         let Some(src_host) = src_host else { continue };
         let src_conn = from.connect(&src_host)?;
-        for f in into.deployed_files(h) {
-            let read = |c: &crate::target::baremetal::ssh::Connection, host: &str| -> String {
-                super::run(c, host, "digest", &format!("sha256sum {} 2>/dev/null | cut -d' ' -f1", crate::target::baremetal::ssh::shell_quote(&f))).map(|s| s.trim().to_owned()).unwrap_or_default()
-            };
-            configuration.push(check(format!("{f} ({src_host} → {h})"), read(&src_conn, &src_host), read(conn, h)));
+        let files = into.deployed_files(h);
+        let digests = |c: &crate::target::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, Error> {
+            crate::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(Error::Failed)
+        };
+        let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);
+        for f in &files {
+            configuration.push(check(format!("{f} ({src_host} → {h})"), src.get(f).cloned().unwrap_or_default(), dst.get(f).cloned().unwrap_or_default()));
         }
     }
     Ok((tables, mail, metrics, application, configuration))

@@ -132,7 +132,7 @@ struct TableFiles {
 
 impl TableFiles {
     fn file_name(&mut self, table: &str) -> String {
-        let base: String = table.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
+        let base = safe(table);
         let mut name = format!("{base}.csv");
         let mut n = 2;
         while !self.used.insert(name.clone()) {

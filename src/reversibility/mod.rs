@@ -211,7 +211,7 @@ pub struct Site {
 impl Site {
     pub fn open(document: &Path, catalog: &Catalog) -> Result<Site, Error> {
         let text = std::fs::read_to_string(document).map_err(|e| Error::Input(format!("{}: {e}", document.display())))?;
-        let loaded = crate::model::load_file(document).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
+        let loaded = crate::model::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
         let (resolved, tree) = crate::render::render(&loaded, catalog).map_err(|e| match e {
             crate::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
             other => Error::Input(other.to_string()),

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::export::{Progress, QUEUE_DIRS, SVC, TSDB_DIR, secs};
+use super::export::{Progress, SVC, TSDB_DIR, secs};
 use super::{Error, Manifest, Site, run};
 use crate::model::Role;
 use crate::target::baremetal::ssh::{Connection, shell_quote};
@@ -269,7 +269,6 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                 // Postfix keeps running. The messages go on hold first; postsuper renames them
                 // to match their new inodes (queue files are named after them), then releases
                 // them to the deferred queue. Their per-message delivery logs are not kept.
-                let _ = QUEUE_DIRS;
                 let script = "set -e; spool=/var/spool/postfix; tmp=$(mktemp -d $spool/.terroir-restore.XXXXXX); trap 'rm -rf \"$tmp\"' EXIT; \
                      tar -C \"$tmp\" --warning=no-timestamp -xpf -; \
                      for q in incoming active deferred hold; do if [ -d \"$tmp/$q\" ]; then find \"$tmp/$q\" -type f -exec mv -n -t $spool/hold {} +; fi; done; \

@@ -275,13 +275,7 @@ impl Connection {
             channel.write_all(data).map_err(|e| err(&e))?;
         }
         channel.send_eof().map_err(|e| err(&e))?;
-        let mut stdout = Vec::new();
-        channel.read_to_end(&mut stdout).map_err(|e| err(&e))?;
-        let mut stderr = Vec::new();
-        channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
-        channel.wait_close().map_err(|e| err(&e))?;
-        let status = channel.exit_status().map_err(|e| err(&e))?;
-        Ok(Output { status, stdout, stderr })
+        collect(&mut channel).map_err(|e| err(&e))
     }
 
     /// Run a command as root and stream its standard output into `sink` (never held in memory);
@@ -301,11 +295,8 @@ impl Connection {
                 }
                 sink.write_all(&buf[..n]).map_err(|e| err(&format!("writing locally: {e}")))?;
             }
-            let mut stderr = Vec::new();
-            channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
-            channel.wait_close().map_err(|e| err(&e))?;
-            let status = channel.exit_status().map_err(|e| err(&e))?;
-            Ok(Output { status, stdout: Vec::new(), stderr })
+            // standard output is drained: what remains is standard error and the status
+            collect(&mut channel).map_err(|e| err(&e))
         })
     }
 
@@ -343,13 +334,7 @@ impl Connection {
                 }
             }
             channel.send_eof().map_err(|e| err(&e))?;
-            let mut stdout = Vec::new();
-            channel.read_to_end(&mut stdout).map_err(|e| err(&e))?;
-            let mut stderr = Vec::new();
-            channel.stderr().read_to_end(&mut stderr).map_err(|e| err(&e))?;
-            channel.wait_close().map_err(|e| err(&e))?;
-            let status = channel.exit_status().map_err(|e| err(&e))?;
-            Ok(Output { status, stdout, stderr })
+            collect(&mut channel).map_err(|e| err(&e))
         })
     }
 
@@ -367,6 +352,18 @@ impl Connection {
             Err(SshError::NoSudo { user: self.target.user.clone(), address: self.target.address.clone() })
         }
     }
+}
+
+/// What is left of a finished command: the rest of its standard output, its standard error and
+/// its exit status.
+fn collect(channel: &mut ssh2::Channel) -> Result<Output, Box<dyn std::error::Error>> {
+    let mut stdout = Vec::new();
+    channel.read_to_end(&mut stdout)?;
+    let mut stderr = Vec::new();
+    channel.stderr().read_to_end(&mut stderr)?;
+    channel.wait_close()?;
+    let status = channel.exit_status()?;
+    Ok(Output { status, stdout, stderr })
 }
 
 fn short(command: &str) -> String {
