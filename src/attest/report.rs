@@ -739,6 +739,24 @@ footer { margin-top: 36px; padding-top: 8px; border-top: 1px solid #9aa1a9; font
 "#;
 
 /// The report as one self-contained HTML page.
+/// One HTML table, a line per element: the columns' widths in percent (a last column takes the
+/// rest), the header cells, and the rows, each already rendered as its `<tr>…</tr>`.
+fn html_table(o: &mut String, widths: &[u32], headers: &[&str], rows: impl IntoIterator<Item = String>) {
+    let mut lines = vec!["<table>".to_owned()];
+    let cols: String = widths.iter().map(|w| format!("<col style=\"width:{w}%\">")).collect();
+    lines.push(format!("<colgroup>{cols}<col></colgroup>"));
+    let ths: String = headers.iter().map(|h| format!("<th>{h}</th>")).collect();
+    lines.push(format!("<thead><tr>{ths}</tr></thead>"));
+    lines.push("<tbody>".into());
+    lines.extend(rows);
+    lines.push("</tbody>".into());
+    lines.push("</table>".into());
+    for l in lines {
+        o.push_str(&l);
+        o.push('\n');
+    }
+}
+
 pub fn html(predicate: &Value) -> String {
     let r = Report::from(predicate);
     let mut o = String::new();
@@ -850,36 +868,18 @@ pub fn html(predicate: &Value) -> String {
                 a.max
             ),
         );
-        push(&mut o, "<table>");
-        push(
-            &mut o,
-            "<colgroup><col style=\"width:28%\"><col style=\"width:9%\"><col style=\"width:21%\"><col></colgroup>",
-        );
-        push(
-            &mut o,
-            "<thead><tr><th>Criterion</th><th>Points</th><th>Basis</th><th>Reason</th></tr></thead>",
-        );
-        push(&mut o, "<tbody>");
-        for c in &a.criteria {
-            let note = if c.overclaimed {
-                format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE))
-            } else {
-                String::new()
-            };
-            push(
-                &mut o,
-                &format!(
-                    "<tr><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td><td>{}{note}</td></tr>",
-                    esc(&c.criterion),
-                    esc(&c.points),
-                    esc(&c.max),
-                    basis_badge(c.basis),
-                    esc(&c.reason)
-                ),
-            );
-        }
-        push(&mut o, "</tbody>");
-        push(&mut o, "</table>");
+        let rows = a.criteria.iter().map(|c| {
+            let note = if c.overclaimed { format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE)) } else { String::new() };
+            format!(
+                "<tr><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td><td>{}{note}</td></tr>",
+                esc(&c.criterion),
+                esc(&c.points),
+                esc(&c.max),
+                basis_badge(c.basis),
+                esc(&c.reason)
+            )
+        });
+        html_table(&mut o, &[28, 9, 21], &["Criterion", "Points", "Basis", "Reason"], rows);
     }
     push(&mut o, "</section>");
 
@@ -888,35 +888,11 @@ pub fn html(predicate: &Value) -> String {
     if r.criteria.is_empty() {
         push(&mut o, "<p>No criteria in the attestation.</p>");
     } else {
-        push(&mut o, "<table>");
-        push(
-            &mut o,
-            "<colgroup><col style=\"width:25%\"><col style=\"width:27%\"><col style=\"width:19%\"><col></colgroup>",
-        );
-        push(
-            &mut o,
-            "<thead><tr><th>Question</th><th>Answer</th><th>Basis</th><th>Evidence</th></tr></thead>",
-        );
-        push(&mut o, "<tbody>");
-        for q in &r.criteria {
-            let note = if q.overclaimed {
-                format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE))
-            } else {
-                String::new()
-            };
-            push(
-                &mut o,
-                &format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{note}</td></tr>",
-                    esc(&q.question),
-                    esc(&q.answer),
-                    basis_badge(q.basis),
-                    esc(&q.evidence)
-                ),
-            );
-        }
-        push(&mut o, "</tbody>");
-        push(&mut o, "</table>");
+        let rows = r.criteria.iter().map(|q| {
+            let note = if q.overclaimed { format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE)) } else { String::new() };
+            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{note}</td></tr>", esc(&q.question), esc(&q.answer), basis_badge(q.basis), esc(&q.evidence))
+        });
+        html_table(&mut o, &[25, 27, 19], &["Question", "Answer", "Basis", "Evidence"], rows);
     }
     push(&mut o, "</section>");
 
@@ -926,33 +902,19 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<p>No findings in the attestation.</p>");
     } else {
         push(&mut o, "<p>Failures first, then warnings, then passes.</p>");
-        push(&mut o, "<table>");
-        push(
-            &mut o,
-            "<colgroup><col style=\"width:11%\"><col style=\"width:19%\"><col style=\"width:16%\"><col style=\"width:13%\"><col style=\"width:13%\"><col></colgroup>",
-        );
-        push(
-            &mut o,
-            "<thead><tr><th>Verdict</th><th>Subject</th><th>Observed</th><th>Expected</th><th>Basis</th><th>Evidence</th></tr></thead>",
-        );
-        push(&mut o, "<tbody>");
-        for f in &r.findings {
-            push(
-                &mut o,
-                &format!(
-                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    verdict_class(&f.verdict),
-                    verdict_badge(&f.verdict),
-                    esc(&f.subject),
-                    esc(&f.observed),
-                    esc(&f.expected),
-                    esc(&f.basis),
-                    esc(&f.evidence)
-                ),
-            );
-        }
-        push(&mut o, "</tbody>");
-        push(&mut o, "</table>");
+        let rows = r.findings.iter().map(|f| {
+            format!(
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                verdict_class(&f.verdict),
+                verdict_badge(&f.verdict),
+                esc(&f.subject),
+                esc(&f.observed),
+                esc(&f.expected),
+                esc(&f.basis),
+                esc(&f.evidence)
+            )
+        });
+        html_table(&mut o, &[11, 19, 16, 13, 13], &["Verdict", "Subject", "Observed", "Expected", "Basis", "Evidence"], rows);
     }
     push(&mut o, "</section>");
 
