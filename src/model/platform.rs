@@ -73,6 +73,54 @@ pub struct PlatformSpec {
     /// application's role to a tenant's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<Tenant>,
+    /// How terroir keeps the secrets it generates on the operator's side.
+    #[serde(default, skip_serializing_if = "SecretsSpec::is_default")]
+    pub secrets: SecretsSpec,
+    /// The audit trail: how long the hosts keep it.
+    #[serde(default, skip_serializing_if = "AuditSpec::is_default")]
+    pub audit: AuditSpec,
+}
+
+/// The operator-side secret store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretsSpec {
+    /// age recipients (`age1...` public keys) the store is encrypted to. With none, secrets are
+    /// kept in clear in files of mode 0600 (and the attestation says so).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+impl SecretsSpec {
+    pub fn is_default(&self) -> bool {
+        *self == SecretsSpec::default()
+    }
+}
+
+/// The platform's audit trail (pgaudit, SSH and sudo logs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditSpec {
+    /// Days the hosts keep audit logs (rotated daily, older files removed).
+    #[serde(default = "default_audit_retention")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: u32,
+}
+
+impl Default for AuditSpec {
+    fn default() -> Self {
+        AuditSpec { retention_days: default_audit_retention() }
+    }
+}
+
+impl AuditSpec {
+    pub fn is_default(&self) -> bool {
+        *self == AuditSpec::default()
+    }
+}
+
+fn default_audit_retention() -> u32 {
+    365
 }
 
 /// One client of the platform.
@@ -492,6 +540,11 @@ pub struct Database {
     pub settings: BTreeMap<String, String>,
     #[serde(default = "default_db_resources")]
     pub resources: Resources,
+    /// Tables holding personal data (`table` or `schema.table`, in the application's database):
+    /// every read and write of them is written to the audit log (pgaudit), with role, time and
+    /// statement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_tables: Vec<String>,
 }
 
 impl Default for Database {
@@ -508,6 +561,7 @@ impl Default for Database {
             port: default_db_port(),
             settings: BTreeMap::new(),
             resources: default_db_resources(),
+            personal_tables: Vec::new(),
         }
     }
 }
@@ -641,9 +695,12 @@ fn default_monitoring_resources() -> Resources {
 pub struct Backups {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Cron schedule (5 fields), for example `15 2 * * *`.
+    /// Cron schedule (5 fields) of incremental backups, for example `15 2 * * *`.
     #[serde(default = "default_backup_schedule")]
     pub schedule: String,
+    /// Cron schedule (5 fields) of full backups, for example `30 1 * * 0`.
+    #[serde(default = "default_full_backup_schedule")]
+    pub full_schedule: String,
     /// Days a backup is kept.
     #[serde(default = "default_backup_retention")]
     #[schemars(range(min = 1, max = 3650))]
@@ -652,12 +709,15 @@ pub struct Backups {
 
 impl Default for Backups {
     fn default() -> Self {
-        Backups { enabled: true, schedule: default_backup_schedule(), retention_days: default_backup_retention() }
+        Backups { enabled: true, schedule: default_backup_schedule(), full_schedule: default_full_backup_schedule(), retention_days: default_backup_retention() }
     }
 }
 
 fn default_backup_schedule() -> String {
     "15 2 * * *".to_owned()
+}
+fn default_full_backup_schedule() -> String {
+    "30 1 * * 0".to_owned()
 }
 fn default_backup_retention() -> u32 {
     14
@@ -731,6 +791,24 @@ pub struct DeclaredFacts {
     /// Categories of personal data processed.
     #[serde(default)]
     pub data_categories: Vec<String>,
+    /// How the data is encrypted at rest, as declared (checked by `attest --live` on hosts where
+    /// a probe can see it: a LUKS device under PostgreSQL's data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_at_rest: Option<EncryptionAtRest>,
+}
+
+/// Encryption at rest of the platform's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptionAtRest {
+    /// dm-crypt/LUKS volumes on the hosts.
+    Luks,
+    /// The cloud provider's volume and object storage encryption.
+    Provider,
+    /// An encrypting StorageClass on Kubernetes.
+    StorageClass,
+    /// Not encrypted.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -836,6 +914,11 @@ pub struct S3Endpoint {
     pub operator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// PEM of the certificate authority that signed the endpoint's certificate, for a private S3
+    /// service (installed on the database host for pgBackRest). Without it, the host's system CA
+    /// bundle is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 /// What the operator last did with a `Platform` resource (the status subresource).

@@ -111,6 +111,7 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
     check_target(&mut c, p);
     check_components(&mut c, p);
     check_tenants(&mut c, p);
+    check_security(&mut c, p);
     check_sovereignty(&mut c, &p.spec.sovereignty);
     check_endpoints(&mut c, p);
     let mut diags = c.diags;
@@ -417,6 +418,9 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if let Err(why) = check_cron(&comp.backups.schedule) {
             c.err(&format!("{base}/backups/schedule"), format!("schedule `{}` is not a valid cron expression: {why}", comp.backups.schedule), "five cron fields: minute hour day-of-month month day-of-week, such as `15 2 * * *`");
         }
+        if let Err(why) = check_cron(&comp.backups.full_schedule) {
+            c.err(&format!("{base}/backups/fullSchedule"), format!("schedule `{}` is not a valid cron expression: {why}", comp.backups.full_schedule), "five cron fields: minute hour day-of-month month day-of-week, such as `30 1 * * 0`");
+        }
         if !comp.database.enabled {
             c.key_err(&format!("{base}/backups"), "backups are enabled but there is no database to back up", "`spec.components.database.enabled: true`, or `backups.enabled: false`");
         }
@@ -451,6 +455,29 @@ fn check_tenants(c: &mut Checker, p: &Platform) {
     }
     if !p.spec.tenants.is_empty() && !d.enabled {
         c.err("/spec/tenants", "tenants are listed but the database is disabled", "spec.components.database enabled: each tenant gets its own database");
+    }
+}
+
+/// The personal tables and the secret store's recipients.
+fn check_security(c: &mut Checker, p: &Platform) {
+    let d = &p.spec.components.database;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in d.personal_tables.iter().enumerate() {
+        let ptr = format!("/spec/components/database/personalTables/{i}");
+        let parts: Vec<&str> = t.split('.').collect();
+        if parts.len() > 2 || !parts.iter().all(|p| is_sql_identifier(p)) {
+            c.err(&ptr, format!("`{t}` is not a table name"), "`table` or `schema.table`, each a plain SQL identifier (lowercase letters, digits and `_`)");
+        } else if !seen.insert(if parts.len() == 1 { format!("public.{t}") } else { t.clone() }) {
+            c.err(&ptr, format!("table `{t}` is listed twice"), "each table once");
+        }
+    }
+    if !d.personal_tables.is_empty() && !d.enabled {
+        c.key_err("/spec/components/database/personalTables", "personal tables are listed but the database is disabled", "`spec.components.database.enabled: true`, or no `personalTables`");
+    }
+    for (i, r) in p.spec.secrets.recipients.iter().enumerate() {
+        if r.parse::<age::x25519::Recipient>().is_err() {
+            c.err(&format!("/spec/secrets/recipients/{i}"), format!("`{r}` is not an age recipient"), "an age public key such as `age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p` (from `age-keygen -y`)");
+        }
     }
 }
 
@@ -498,6 +525,17 @@ fn check_endpoints(c: &mut Checker, p: &Platform) {
         }
         if let Some(country) = &s3.country {
             c.country(&format!("{base}/backupS3/country"), country, false);
+        }
+        // pgBackRest speaks HTTPS only, and checks the certificate
+        if p.spec.components.backups.enabled && s3.url.starts_with("http://") {
+            c.err(&format!("{base}/backupS3/url"), format!("`{}` is plain HTTP, and backups (pgBackRest) reach S3 over HTTPS only", s3.url), "an `https://` URL (for a private S3 service, its CA in `caCertificate`)");
+        }
+        if let Some(pem) = &s3.ca_certificate {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+            if certs.is_empty() || certs.iter().any(|r| r.is_err()) {
+                c.err(&format!("{base}/backupS3/caCertificate"), "this is not a PEM certificate", "one or more `-----BEGIN CERTIFICATE-----` blocks (the CA that signed the S3 endpoint's certificate)");
+            }
         }
     }
     for (i, r) in e.dns_resolvers.iter().enumerate() {
