@@ -230,7 +230,7 @@ impl Site {
             .and_then(|b| serde_json::from_slice(b).ok())
             .ok_or_else(|| Error::Input("the rendered tree has no valid baremetal/plan.json".into()))?;
         let targets = crate::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
-        let secrets = crate::secrets::SecretStore::beside(document, &resolved.platform.name);
+        let secrets = crate::secrets::SecretStore::beside(document, &resolved.platform.name).with_recipients(&p.spec.secrets.recipients);
         Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })
     }
 
