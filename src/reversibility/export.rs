@@ -171,17 +171,36 @@ impl CsvSink for TableFiles {
 struct DumpTee<'a> {
     file: Counting<'a, HashingFile>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// The platform's audit plumbing stays out of the export.
+    filter: super::pgdump::PlumbingFilter,
 }
 
-impl Write for DumpTee<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write_all(buf)?;
+impl DumpTee<'_> {
+    fn pass(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&bytes)?;
         if let Some(tx) = &self.tx
-            && tx.send(buf.to_vec()).is_err()
+            && tx.send(bytes).is_err()
         {
             // the splitter stopped on an error; it is reported when joined
             self.tx = None;
         }
+        Ok(())
+    }
+
+    /// The dump's last bytes, held back by the filter until the end.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let rest = self.filter.finish();
+        self.pass(rest)
+    }
+}
+
+impl Write for DumpTee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bytes = self.filter.feed(buf);
+        self.pass(bytes)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -228,13 +247,15 @@ pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &P
         }
         s.finish_with_sink().map_err(|e| e.to_string())
     });
-    let mut tee = DumpTee { file: Counting { inner: file, n: 0, last: 0, progress }, tx: Some(tx) };
+    let mut tee = DumpTee { file: Counting { inner: file, n: 0, last: 0, progress }, tx: Some(tx), filter: Default::default() };
     let script = format!("cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
     let out = conn.sudo_to(&script, &mut tee);
-    let DumpTee { file, tx } = tee;
+    let finished = tee.finish();
+    let DumpTee { file, tx, .. } = tee;
     drop(tx);
     let split = splitter.join().map_err(|_| Error::Failed("the dump splitter panicked".into()))?;
     let out = out.map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    finished.map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
     if !out.ok() {
         return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed (exit {}): {}", out.status, super::last_lines(&out.stderr_str(), 6))));
     }
@@ -473,8 +494,8 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         }
 
         // secrets: only encrypted
-        let mut names: Vec<String> = std::fs::read_dir(site.secrets.dir()).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-        names.sort();
+        // by name, as stored; an encrypted store's values are decrypted below (TERROIR_AGE_IDENTITY)
+        let mut names: Vec<String> = site.secrets.names().map_err(|e| Error::Failed(e.to_string()))?;
         let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
         for h in &mta_hosts {
             names.push(format!("dkim/{h}"));

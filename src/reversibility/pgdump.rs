@@ -402,3 +402,172 @@ SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
         assert_eq!(out, b"aAB\\");
     }
 }
+
+/// Leaves the platform's own plumbing out of a plain dump, as it streams by: the audit schema
+/// `terroir_audit` and everything in it, event triggers, and the pgaudit extension. They are
+/// made by the platform's converge, need a superuser, and mean nothing to whoever loads the
+/// dump elsewhere. Entries are recognised by pg_dump's table-of-contents headers
+/// (`-- Name: X; Type: T; Schema: S; Owner: O`), never inside COPY data.
+#[derive(Debug, Default)]
+pub struct PlumbingFilter {
+    /// Bytes of a line not complete yet.
+    partial: Vec<u8>,
+    in_copy: bool,
+    skipping: bool,
+    /// Entries left out, for the manifest: `Type Name`.
+    pub dropped: Vec<String>,
+}
+
+impl PlumbingFilter {
+    fn plumbing(header: &str) -> Option<String> {
+        let rest = header.strip_prefix("-- Name: ").or_else(|| header.strip_prefix("-- Data for Name: "))?;
+        let field = |key: &str| rest.split("; ").find_map(|f| f.strip_prefix(key));
+        let name = rest.split("; ").next().unwrap_or_default();
+        let kind = field("Type: ").unwrap_or_default();
+        let schema = field("Schema: ").unwrap_or_default();
+        let drop = kind == "EVENT TRIGGER"
+            || schema == "terroir_audit"
+            || (kind == "SCHEMA" && name == "terroir_audit")
+            || (kind == "EXTENSION" && name == "pgaudit")
+            || (kind == "COMMENT" && (name == "EXTENSION pgaudit" || name == "SCHEMA terroir_audit" || name.starts_with("EVENT TRIGGER ")));
+        drop.then(|| format!("{kind} {name}"))
+    }
+
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        if self.in_copy {
+            if line == b"\\.\n" || line == b"\\." {
+                self.in_copy = false;
+            }
+            if !self.skipping {
+                out.extend_from_slice(line);
+            }
+            return;
+        }
+        if line.starts_with(b"-- ") && memchr::memmem::find(line, b"; Type: ").is_some() {
+            let header = String::from_utf8_lossy(line);
+            let header = header.trim_end();
+            match Self::plumbing(header) {
+                Some(what) => {
+                    self.skipping = true;
+                    self.dropped.push(what);
+                }
+                None => self.skipping = false,
+            }
+        } else if line.starts_with(b"-- PostgreSQL database dump complete") {
+            self.skipping = false;
+        }
+        if line.starts_with(b"COPY ") && line.trim_ascii_end().ends_with(b" FROM stdin;") {
+            self.in_copy = true;
+        }
+        if !self.skipping {
+            out.extend_from_slice(line);
+        }
+    }
+
+    /// Filter one chunk: what to pass on (whole lines; a trailing partial line waits).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    let mut line = std::mem::take(&mut self.partial);
+                    line.extend_from_slice(&rest[..=i]);
+                    self.line(&line, &mut out);
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    return out;
+                }
+            }
+        }
+        while !rest.is_empty() {
+            if self.in_copy {
+                // the data of a table, passed through whole up to its terminator line
+                let end = if rest.starts_with(b"\\.\n") { Some(0) } else { memchr::memmem::find(rest, b"\n\\.\n").map(|i| i + 1) };
+                match end {
+                    Some(i) => {
+                        if !self.skipping {
+                            out.extend_from_slice(&rest[..i]);
+                        }
+                        rest = &rest[i..];
+                        self.line(&rest[..3], &mut out);
+                        rest = &rest[3..];
+                    }
+                    None => {
+                        // keep the last line back: it may be the start of the terminator
+                        let keep = memchr::memrchr(b'\n', rest).map(|i| i + 1).unwrap_or(0);
+                        if !self.skipping {
+                            out.extend_from_slice(&rest[..keep]);
+                        }
+                        self.partial.extend_from_slice(&rest[keep..]);
+                        return out;
+                    }
+                }
+                continue;
+            }
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    self.line(&rest[..=i], &mut out);
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The last bytes (a final line without a newline).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let line = std::mem::take(&mut self.partial);
+        if !line.is_empty() {
+            self.line(&line, &mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod plumbing_tests {
+    use super::PlumbingFilter;
+
+    const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n--\n\
+-- Name: terroir_audit; Type: SCHEMA; Schema: -; Owner: -\n--\n\nCREATE SCHEMA terroir_audit;\n\n\n--\n\
+-- Name: pgaudit; Type: EXTENSION; Schema: -; Owner: -\n--\n\nCREATE EXTENSION IF NOT EXISTS pgaudit WITH SCHEMA public;\n\n\n--\n\
+-- Name: EXTENSION pgaudit; Type: COMMENT; Schema: -; Owner: \n--\n\nCOMMENT ON EXTENSION pgaudit IS 'provides auditing functionality';\n\n\n--\n\
+-- Name: personal(); Type: FUNCTION; Schema: terroir_audit; Owner: -\n--\n\nCREATE FUNCTION terroir_audit.personal() RETURNS event_trigger\n    LANGUAGE plpgsql\n    AS $_$\nbegin\nend $_$;\n\n\n--\n\
+-- Name: customers; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.customers (\n    id integer,\n    note text\n);\n\n\n--\n\
+-- Data for Name: customers; Type: TABLE DATA; Schema: public; Owner: -\n--\n\nCOPY public.customers (id, note) FROM stdin;\n\
+1\t-- Name: x; Type: EVENT TRIGGER; Schema: -; Owner: -\n2\t\\\\.\n\\.\n\n\n--\n\
+-- Name: terroir_audit_personal; Type: EVENT TRIGGER; Schema: -; Owner: -\n--\n\nCREATE EVENT TRIGGER terroir_audit_personal ON ddl_command_end\n   EXECUTE FUNCTION terroir_audit.personal();\n\n\n--\n\
+-- PostgreSQL database dump complete\n--\n\n";
+
+    fn filtered(chunk: usize) -> (String, Vec<String>) {
+        let mut f = PlumbingFilter::default();
+        let mut out = Vec::new();
+        for c in DUMP.as_bytes().chunks(chunk) {
+            out.extend(f.feed(c));
+        }
+        out.extend(f.finish());
+        (String::from_utf8(out).unwrap(), f.dropped)
+    }
+
+    #[test]
+    fn the_platform_plumbing_is_left_out_whatever_the_chunks() {
+        let (whole, dropped) = filtered(DUMP.len());
+        assert!(!whole.contains("terroir_audit") && !whole.contains("pgaudit") && !whole.contains("EVENT TRIGGER terroir"), "{whole}");
+        assert!(whole.contains("CREATE TABLE public.customers"), "{whole}");
+        // COPY data that looks like a header is data
+        assert!(whole.contains("1\t-- Name: x; Type: EVENT TRIGGER; Schema: -; Owner: -\n2\t\\\\.\n\\.\n"), "{whole}");
+        assert!(whole.ends_with("-- PostgreSQL database dump complete\n--\n\n"), "{whole}");
+        assert_eq!(dropped, ["SCHEMA terroir_audit", "EXTENSION pgaudit", "COMMENT EXTENSION pgaudit", "FUNCTION personal()", "EVENT TRIGGER terroir_audit_personal"]);
+        for chunk in [1, 2, 3, 7, 64] {
+            assert_eq!(filtered(chunk).0, whole, "chunk size {chunk}");
+        }
+    }
+}
