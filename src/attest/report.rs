@@ -613,6 +613,36 @@ pub fn markdown(predicate: &Value) -> String {
     }
     line(&mut o, "");
 
+    if let Some(sec) = predicate.get("security").filter(|v| v.is_object()) {
+        line(&mut o, "## Security baseline");
+        line(&mut o, "");
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => "not stated".into(),
+            Value::Array(a) if a.is_empty() => "none".into(),
+            Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", "),
+            other => other.to_string(),
+        };
+        for (key, label) in [("tls", "TLS"), ("audit", "Audit trail"), ("secretsAtRest", "Secrets at rest"), ("backups", "Backups")] {
+            if let Some(obj) = sec.get(key).and_then(Value::as_object) {
+                let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k}: {}", text(v))).collect();
+                line(&mut o, &format!("- **{label}**: {}", md(&parts.join("; "))));
+            }
+        }
+        line(&mut o, &format!("- **Tenants**: {}", md(&text(&sec["tenants"]))));
+        let at_rest = &sec["encryptionAtRest"];
+        line(&mut o, &format!("- **Encryption at rest**: declared {}, expected for this target {}", md(&text(&at_rest["declared"])), md(&text(&at_rest["expectedForTarget"]))));
+        for obs in at_rest["observed"].as_array().into_iter().flatten() {
+            let state = match obs["encrypted"].as_bool() {
+                Some(true) => "encrypted",
+                Some(false) => "NOT encrypted",
+                None => "unknown",
+            };
+            line(&mut o, &format!("  - {} {}: {state} ({})", md(&text(&obs["host"])), md(&text(&obs["path"])), md(&text(&obs["evidence"]))));
+        }
+        line(&mut o, "");
+    }
+
     line(&mut o, "## How to verify this report");
     line(&mut o, "");
     line(

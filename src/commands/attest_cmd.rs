@@ -83,6 +83,19 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
                 return Outcome::CheckFailed;
             }
         }
+        // what the hosts show of encryption at rest, beside what is declared
+        if p.spec.target.baremetal.is_some() {
+            match crate::locality::hostfacts::encryption_at_rest(file, p) {
+                Ok(observed) => {
+                    pred["security"]["encryptionAtRest"]["observed"] = serde_json::Value::Array(observed);
+                    pred["security"]["encryptionAtRest"]["basis"] = "live".into();
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::CheckFailed;
+                }
+            }
+        }
     }
     let statement = predicate::statement(subjects, pred.clone());
     let payload = match serde_json::to_vec(&statement) {

@@ -236,6 +236,48 @@ pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<F
     Ok(out)
 }
 
+/// Where each host keeps the platform's data, and whether a probe can see it encrypted: the
+/// block devices under /var/lib (PostgreSQL, Prometheus, the application) and /var/spool (mail).
+const AT_REST_SCRIPT: &str = r#"
+for p in /var/lib /var/spool; do
+  src=$(findmnt -no SOURCE -T "$p" 2>/dev/null | head -n1)
+  fs=$(findmnt -no FSTYPE -T "$p" 2>/dev/null | head -n1)
+  types=$( [ -b "$src" ] && lsblk -rnso TYPE "$src" 2>/dev/null | tr '
+' ' ')
+  echo "$p|$src|$fs|$types"
+done
+"#;
+
+/// One line of `AT_REST_SCRIPT`: encrypted when a `crypt` device (dm-crypt, LUKS) is under the
+/// filesystem, not when it is a block device chain without one, unknown when it is not a block
+/// device at all (overlay, tmpfs, a network filesystem): the probe cannot see through it.
+pub fn at_rest_line(host: &str, line: &str) -> Option<serde_json::Value> {
+    let mut f = line.split('|');
+    let (path, source, fstype, types) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or_default());
+    let types: Vec<&str> = types.split_whitespace().collect();
+    let (encrypted, evidence) = if types.contains(&"crypt") {
+        (Some(true), format!("{source} ({fstype}) is on a dm-crypt device ({})", types.join(" < ")))
+    } else if !types.is_empty() {
+        (Some(false), format!("{source} ({fstype}) is on {} without dm-crypt", types.join(" < ")))
+    } else {
+        (None, format!("{source} ({fstype}) is not a block device: the probe cannot see whether what is under it is encrypted"))
+    };
+    Some(serde_json::json!({"host": host, "path": path, "filesystem": fstype, "source": source, "encrypted": encrypted, "evidence": evidence}))
+}
+
+/// Encryption at rest as the hosts show it (read-only, no sudo).
+pub fn encryption_at_rest(document: &Path, p: &Platform) -> Result<Vec<serde_json::Value>, String> {
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let out = conn.exec(AT_REST_SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+        Ok(out.stdout_str().lines().filter_map(|l| at_rest_line(name, l)).collect::<Vec<_>>())
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?.1);
+    }
+    Ok(out)
+}
+
 /// What is deployed, read back: the SHA-256 of every configuration file the plan installs, on
 /// each host (with sudo: some are root-only). Secret files are never hashed: a digest of a short
 /// secret is as good as the secret. Files not present are left out.
@@ -306,6 +348,16 @@ pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encryption_at_rest_is_read_from_the_device_chain() {
+        let luks = at_rest_line("db1", "/var/lib|/dev/mapper/data|ext4|crypt part disk ").unwrap();
+        assert_eq!(luks["encrypted"], true);
+        let plain = at_rest_line("db1", "/var/lib|/dev/sda2|ext4|part disk ").unwrap();
+        assert_eq!(plain["encrypted"], false);
+        let overlay = at_rest_line("h1", "/var/spool|overlay|overlay|").unwrap();
+        assert!(overlay["encrypted"].is_null() && overlay["evidence"].as_str().unwrap().contains("not a block device"));
+    }
 
     #[test]
     fn facts_are_parsed_from_one_round_trip() {
