@@ -2,6 +2,7 @@
 //! must stay, and prove where everything runs.
 
 pub mod attest;
+pub mod backup;
 pub mod blueprint;
 pub mod cloud;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod commands;
 pub mod locality;
 pub mod model;
 pub mod operator;
+pub mod pki;
 pub mod render;
 pub mod resolve;
 pub mod reversibility;

@@ -5,7 +5,10 @@
 //! Configuration comes from the environment the blueprint renders (`app.env`):
 //! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE
 //! (or DATABASE_PASSWORD),
-//! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN.
+//! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN, and for TLS inside the platform TLS_CA_FILE (the
+//! platform CA's certificate: PostgreSQL is then reached over TLS only, as with libpq's
+//! `sslmode=verify-full`, and SMTP sessions start with STARTTLS; both verify the server's
+//! certificate and name against it).
 //!
 //! HTTP: `GET /healthz` (200 when the database answers), `POST /rows?value=TEXT` (insert, returns
 //! the id), `GET /rows/count`, `POST /mail?to=ADDRESS` (send a message), `GET /metrics`.
@@ -23,6 +26,8 @@ pub enum SmokeError {
     Password { path: String, source: std::io::Error },
     #[error("cannot listen on port {port}: {message}")]
     Listen { port: String, message: String },
+    #[error("cannot use the CA certificate {path}: {message}")]
+    Ca { path: String, message: String },
 }
 
 struct Config {
@@ -31,6 +36,28 @@ struct Config {
     smtp_host: String,
     smtp_port: u16,
     from_domain: String,
+    /// Client TLS that trusts the platform CA only, when TLS_CA_FILE is set.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A rustls client configuration trusting only the certificates in `path`.
+pub fn client_tls(path: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, SmokeError> {
+    use rustls::pki_types::pem::PemObject;
+    let err = |message: String| SmokeError::Ca { path: path.to_owned(), message };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
+        roots.add(cert.map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no certificate in it".into()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 fn env(name: &'static str) -> Result<String, SmokeError> {
@@ -45,13 +72,19 @@ fn config() -> Result<Config, SmokeError> {
     };
     // key=value connection string; values quoted so that any password works
     let quote = |v: &str| format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"));
+    let tls = match std::env::var("TLS_CA_FILE") {
+        Ok(path) if !path.is_empty() => Some(client_tls(&path)?),
+        _ => None,
+    };
     let db = format!(
-        "host={} port={} dbname={} user={} password={} connect_timeout=5",
+        "host={} port={} dbname={} user={} password={} connect_timeout=5 sslmode={}",
         quote(&env("DATABASE_HOST")?),
         quote(&env("DATABASE_PORT")?),
         quote(&env("DATABASE_NAME")?),
         quote(&env("DATABASE_USER")?),
         quote(password.trim_end_matches('\n')),
+        // with the CA: TLS or nothing, the certificate and name verified (verify-full)
+        if tls.is_some() { "require" } else { "prefer" },
     );
     Ok(Config {
         port: env("APP_PORT")?,
@@ -59,6 +92,7 @@ fn config() -> Result<Config, SmokeError> {
         smtp_host: env("SMTP_HOST")?,
         smtp_port: env("SMTP_PORT")?.parse().unwrap_or(25),
         from_domain: env("MAIL_FROM_DOMAIN").unwrap_or_else(|_| "localhost".into()),
+        tls,
     })
 }
 
@@ -106,37 +140,57 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Send one message over plain SMTP to the platform's own MTA.
+/// Read one SMTP reply (all its lines) and check its code.
+fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), String> {
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err(format!("expected {code}, the server closed the connection"));
+        }
+        if !line.starts_with(code) {
+            return Err(format!("expected {code}, got {}", line.trim()));
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+fn command<S: std::io::Read + Write>(stream: &mut BufReader<S>, line: &str, code: &str) -> Result<(), String> {
+    stream.get_mut().write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+    stream.get_mut().flush().map_err(|e| e.to_string())?;
+    expect(stream, code)
+}
+
+/// Send one message to the platform's own MTA: over STARTTLS with its certificate verified when
+/// the platform has a CA, in plain SMTP otherwise.
 fn send_mail(cfg: &Config, to: &str) -> Result<(), String> {
     let stream = TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-    let mut writer = stream;
-    let mut expect = |code: &str| -> Result<(), String> {
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).map_err(|e| e.to_string())?;
-            if !line.starts_with(code) {
-                return Err(format!("expected {code}, got {}", line.trim()));
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(());
-            }
+    let mut plain = BufReader::new(stream);
+    expect(&mut plain, "220")?;
+    command(&mut plain, &format!("EHLO {}\r\n", cfg.from_domain), "250")?;
+    match &cfg.tls {
+        Some(tls) => {
+            command(&mut plain, "STARTTLS\r\n", "220")?;
+            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(|e| format!("{}: {e}", cfg.smtp_host))?;
+            let conn = rustls::ClientConnection::new(tls.clone(), name).map_err(|e| e.to_string())?;
+            let mut secure = BufReader::new(rustls::StreamOwned::new(conn, plain.into_inner()));
+            command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250").map_err(|e| format!("after STARTTLS: {e}"))?;
+            message(&mut secure, cfg, to)
         }
-    };
+        None => message(&mut plain, cfg, to),
+    }
+}
+
+fn message<S: std::io::Read + Write>(stream: &mut BufReader<S>, cfg: &Config, to: &str) -> Result<(), String> {
     let from = format!("smoke@{}", cfg.from_domain);
-    expect("220")?;
-    let mut send = |line: String, code: &str, expect: &mut dyn FnMut(&str) -> Result<(), String>| -> Result<(), String> {
-        writer.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-        expect(code)
-    };
-    send(format!("EHLO {}\r\n", cfg.from_domain), "250", &mut expect)?;
-    send(format!("MAIL FROM:<{from}>\r\n"), "250", &mut expect)?;
-    send(format!("RCPT TO:<{to}>\r\n"), "250", &mut expect)?;
-    send("DATA\r\n".into(), "354", &mut expect)?;
+    command(stream, &format!("MAIL FROM:<{from}>\r\n"), "250")?;
+    command(stream, &format!("RCPT TO:<{to}>\r\n"), "250")?;
+    command(stream, "DATA\r\n", "354")?;
     let body = format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: terroir smoke test\r\n\r\nSent by the terroir smoke application.\r\n.\r\n");
-    send(body, "250", &mut expect)?;
-    let _ = writer.write_all(b"QUIT\r\n");
+    command(stream, &body, "250")?;
+    let _ = stream.get_mut().write_all(b"QUIT\r\n");
     Ok(())
 }
 
@@ -149,7 +203,10 @@ pub fn run() -> Result<(), SmokeError> {
     let cfg = config()?;
     let server = tiny_http::Server::http(format!("0.0.0.0:{}", cfg.port)).map_err(|e| SmokeError::Listen { port: cfg.port.clone(), message: e.to_string() })?;
     eprintln!("smoke application listening on port {}", cfg.port);
-    let connect = || postgres::Client::connect(&cfg.db, postgres::NoTls);
+    let connect = || match &cfg.tls {
+        Some(tls) => postgres::Client::connect(&cfg.db, tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone())),
+        None => postgres::Client::connect(&cfg.db, postgres::NoTls),
+    };
     for request in server.incoming_requests() {
         let url = request.url().to_owned();
         let path = url.split('?').next().unwrap_or_default().to_owned();

@@ -201,6 +201,8 @@ fn apply_drives_terraform_through_the_gate_and_hands_the_vms_to_the_bare_metal_d
             .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
             .replace("url: https://releases.collectivite.example.fr/grc/grc-2.8.0-linux-amd64.tar.gz", &format!("url: file://{}", archive.display()))
             .replace("sha256: 9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b", &format!("sha256: {sha}"))
+            // backups need an S3 endpoint the test host can reach: tested in tests/backups.rs
+            .replace("  sovereignty:\n", "    backups:\n      enabled: false\n  sovereignty:\n")
     });
     let modules = stub_module(dir, "198.18.0.11");
     let run = |cmd: &str| {

@@ -4,6 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod secrets;
+pub use secrets::{RotateArgs, SecretsCommand};
+mod backup;
+mod audit;
+pub use audit::{AuditArgs, AuditSource};
+pub use backup::{BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "terroir",
@@ -153,6 +160,24 @@ pub enum Command {
     /// Manage the IP geolocation data that `locate` and `verify` use.
     #[command(subcommand)]
     Geodata(GeodataCommand),
+    /// Encrypted PostgreSQL backups (pgBackRest, into the platform's S3 endpoint): take one now,
+    /// list them, restore the database as it was at a given time (into another platform too).
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// Show the latest events of the platform's audit trail, per host: SSH logins, sudo
+    /// commands, and PostgreSQL's audit (pgaudit: DDL, role changes, every statement on a table
+    /// listed in spec.components.database.personalTables, connections).
+    ///
+    /// Reads /var/log/auth.log and PostgreSQL's log on each host over SSH (bare-metal targets),
+    /// where they are kept spec.audit.retentionDays days. Each event has the host, the time
+    /// (UTC), the source, the user and what was done. `--output json` for scripts.
+    ///
+    /// Example: terroir audit platform.yaml --source postgres --grep customers
+    Audit(AuditArgs),
+    /// The operator-side secret store (`.terroir/<platform>/secrets/` beside the document):
+    /// list, rotate, set, seal with age (spec.secrets.recipients), keygen.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// List the available blueprints and their parameters.
     Blueprints,
     /// Run the smoke application (for tests and demos): writes to PostgreSQL, sends mail through

@@ -10,11 +10,14 @@ use crate::model::{self, Diagnostic};
 use crate::render::{self, RenderError};
 
 mod attest_cmd;
+mod audit_cmd;
+mod backup_cmd;
 mod cloud_cmd;
 mod geodata_cmd;
 mod kubernetes;
 mod locate_cmd;
 mod reversibility_cmd;
+mod secrets_cmd;
 mod verify_cmd;
 
 /// How a command ended, mapped to the exit status.
@@ -59,6 +62,9 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Locate(args) => locate_cmd::run(&args, json),
         Command::Verify(args) => verify_cmd::run(&args, &catalog, json),
         Command::Geodata(cmd) => geodata_cmd::run(cmd, json),
+        Command::Backup(cmd) => backup_cmd::run(cmd, &catalog, json),
+        Command::Secrets(cmd) => secrets_cmd::run(cmd, &catalog, json),
+        Command::Audit(args) => audit_cmd::run(&args, &catalog, json),
         Command::Export(args) => reversibility_cmd::export(&args, &catalog, json),
         Command::Restore(args) => reversibility_cmd::restore(&args, &catalog, json),
         Command::Drill(args) => reversibility_cmd::drill(&args, &catalog, json),
@@ -421,10 +427,19 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
         identity: bm::resolve_path(&target.ssh.identity_file, doc),
         known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
         timeout: std::time::Duration::from_secs(args.timeout),
-        secrets: crate::secrets::SecretStore::beside(doc, &plan.platform),
+        secrets: crate::secrets::SecretStore::beside(doc, &plan.platform).with_recipients(&loaded.platform.spec.secrets.recipients),
         use_agent: target.ssh.use_agent,
         jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
     };
+    // The platform's CA and every host's certificate, made or renewed before anything is written
+    // (a plan changes nothing: certificates still to make show as secrets to write).
+    if mode == Mode::Apply {
+        let hosts: Vec<crate::pki::HostNames> = plan.hosts.iter().map(|h| crate::pki::tls_names(h, &resolved)).collect();
+        if let Err(e) = crate::pki::ensure(&opts.secrets, &plan.platform, &hosts) {
+            eprintln!("error: {e}");
+            return Outcome::CheckFailed;
+        }
+    }
     let reports = if json {
         bm::converge(&plan, &tree.files, &opts, &Quiet)
     } else if std::io::stderr().is_terminal() {

@@ -88,6 +88,7 @@ impl Renderer {
             o.insert("assessment".into(), serde_json::to_value(&assessment).expect("an assessment serializes"));
             let figures = reversibility::context(&resolved, &loaded.file);
             o.insert("reversibility".into(), serde_json::to_value(&figures).expect("the reversibility figures serialize"));
+            o.insert("backup".into(), serde_json::to_value(crate::backup::context(&resolved)).expect("the backup settings serialize"));
         }
         let base_ctx = tera::Context::from_serialize(&ctx_value).map_err(|e| render_err(&self.blueprint, "(context)", &e))?;
 
@@ -241,4 +242,21 @@ fn register_filters(tera: &mut tera::Tera) {
     tera.register_filter("shell_quote", |v: &str, _: tera::Kwargs, _: &tera::State| {
         format!("'{}'", v.replace('\'', r"'\''"))
     });
+    // An SQL string literal.
+    tera.register_filter("sql_literal", |v: &str, _: tera::Kwargs, _: &tera::State| sql_literal(v));
+    // A list of strings as an SQL `text[]` literal.
+    tera.register_filter("sql_text_array", |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
+        let items: Vec<String> = serde_json::to_value(&v)
+            .ok()
+            .and_then(|j| j.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| sql_literal(i.as_str().unwrap_or_default()))
+            .collect();
+        format!("array[{}]::text[]", items.join(", "))
+    });
+}
+
+fn sql_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
 }

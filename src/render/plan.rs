@@ -107,6 +107,10 @@ pub struct SecretFile {
     pub mode: String,
     #[serde(default)]
     pub restarts: Vec<String>,
+    /// Given by the user (`terroir secrets set`), never generated: a missing value fails the
+    /// step instead of inventing one (an S3 account's key, for instance).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provided: bool,
 }
 
 fn secret_mode() -> String {

@@ -36,6 +36,8 @@ pub struct ResolvedPlatform {
     pub cloud_vms: Vec<CloudVmSpec>,
     /// Tenants, each with its own database and role, sorted by name.
     pub tenants: Vec<ResolvedTenant>,
+    /// The audit trail's settings (`spec.audit`).
+    pub audit: crate::model::AuditSpec,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +148,8 @@ pub struct ResolvedDatabase {
     pub shared_buffers: String,
     pub settings: BTreeMap<String, String>,
     pub resources: ResolvedResources,
+    /// Tables whose every access is audited, as `schema.table` (`public.` added when absent).
+    pub personal_tables: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,6 +256,8 @@ pub struct SecretNames {
 pub struct ScrapeJob {
     pub job: String,
     pub targets: Vec<String>,
+    /// Scraped over HTTPS, the target's certificate verified against the platform's CA.
+    pub tls: bool,
 }
 
 impl ResolvedPlatform {
@@ -356,6 +362,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             shared_buffers: c.database.shared_buffers.clone(),
             settings: c.database.settings.clone(),
             resources: (&c.database.resources).into(),
+            personal_tables: c.database.personal_tables.iter().map(|t| if t.contains('.') { t.clone() } else { format!("public.{t}") }).collect(),
         },
         mta: ResolvedMta {
             enabled: c.mta.enabled,
@@ -447,6 +454,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             t.sort_by(|a, b| a.name.cmp(&b.name));
             t
         },
+        audit: p.spec.audit.clone(),
     }
 }
 
@@ -522,7 +530,7 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         return jobs;
     }
     if on_kubernetes {
-        let mut push = |job: &str, target: String| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target] });
+        let mut push = |job: &str, target: String| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls: false });
         push("prometheus", format!("{name}-prometheus:9090"));
         push("alertmanager", format!("{name}-alertmanager:9093"));
         if c.app.enabled {
@@ -544,22 +552,25 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
             .map(|h| format!("{}:{port}", if h.address.is_empty() { &h.name } else { &h.address }))
             .collect()
     };
-    let mut add = |job: &str, t: Vec<String>| {
+    // the exporters that speak TLS (node, PostgreSQL) and Alertmanager serve the host's
+    // certificate; Prometheus's own page, the application and the Postfix exporter (no TLS in
+    // Debian 12's version) stay plain HTTP on the private network
+    let mut add = |job: &str, t: Vec<String>, tls: bool| {
         if !t.is_empty() {
-            jobs.push(ScrapeJob { job: job.to_owned(), targets: t });
+            jobs.push(ScrapeJob { job: job.to_owned(), targets: t, tls });
         }
     };
-    add("node", targets(None, 9100));
-    add("prometheus", targets(Some(Role::Monitoring), 9090));
-    add("alertmanager", targets(Some(Role::Monitoring), 9093));
+    add("node", targets(None, 9100), true);
+    add("prometheus", targets(Some(Role::Monitoring), 9090), false);
+    add("alertmanager", targets(Some(Role::Monitoring), 9093), true);
     if c.app.enabled {
-        add("app", targets(Some(Role::App), c.app.port));
+        add("app", targets(Some(Role::App), c.app.port), false);
     }
     if c.database.managed {
-        add("postgres", targets(Some(Role::Database), 9187));
+        add("postgres", targets(Some(Role::Database), 9187), true);
     }
     if c.mta.enabled {
-        add("postfix", targets(Some(Role::Mta), 9154));
+        add("postfix", targets(Some(Role::Mta), 9154), false);
     }
     jobs
 }

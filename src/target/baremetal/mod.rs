@@ -248,7 +248,8 @@ fn probe(conn: &Connection, host: &HostPlan) -> Result<Facts, SshError> {
                 script.push_str(&format!(
                     "if [ -d /run/systemd/system ]; then systemctl is-active --quiet {n} && echo 'S {0}'; \
                      elif [ -x /etc/init.d/{n} ]; then /etc/init.d/{n} status >/dev/null 2>&1 && echo 'S {0}'; \
-                     elif [ {n} = nftables ]; then nft list table inet terroir >/dev/null 2>&1 && echo 'S {0}'; fi\n",
+                     elif [ {n} = nftables ]; then nft list table inet terroir >/dev/null 2>&1 && echo 'S {0}'; \
+                     elif [ {n} = rsyslog ]; then pidof rsyslogd >/dev/null && echo 'S {0}'; fi\n",
                     service.name
                 ));
             }
@@ -452,6 +453,9 @@ fn run_step(
                 } else if name == "nftables" && !facts.init_scripts.contains(name) {
                     // Debian ships nftables with a systemd unit only: load the rules directly.
                     "nft -f /etc/nftables.conf".to_owned()
+                } else if name == "rsyslog" && !facts.init_scripts.contains(name) {
+                    // and rsyslog too (Debian 12): run the daemon itself, which forks
+                    if action == "start" { "rsyslogd".to_owned() } else { "pkill -x rsyslogd; while pidof rsyslogd >/dev/null; do sleep 0.1; done; rsyslogd".to_owned() }
                 } else {
                     format!("/etc/init.d/{name} {action}")
                 }
@@ -469,6 +473,11 @@ fn run_step(
         Step::Secret { id, secret } => {
             let value = match (secrets.get(&secret.secret), apply) {
                 (Ok(Some(v)), _) => Some(v),
+                (Ok(None), _) if secret.provided => {
+                    let what = format!("secret {} is not in the store: it is given, not generated; set it with `terroir secrets set FILE {}` (value on stdin)", secret.secret, secret.secret);
+                    report.push(id, if apply { StepStatus::Failed } else { StepStatus::Changed }, what);
+                    return Ok(());
+                }
                 (Ok(None), false) => None,
                 (Ok(None), true) => match secrets.get_or_create(&secret.secret) {
                     Ok(v) => Some(v),
@@ -536,7 +545,11 @@ fn run_step(
             }
         }
         Step::Command { id, command } => {
-            if facts.created.contains(&command.name) {
+            // The probe's answer is from before this run: once something changed on the host (a
+            // new password file, a restarted service), ask the check again before skipping.
+            let done = facts.created.contains(&command.name)
+                && !(apply && report.changed > 0 && !conn.sudo(&format!("( {} ) >/dev/null 2>&1", command.done_check()), None)?.ok());
+            if done {
                 report.push(id, StepStatus::Unchanged, "");
             } else {
                 run(id, &command.run, None, command.name.clone(), report)?;

@@ -1,0 +1,209 @@
+//! The platform's internal certificate authority: every connection inside a platform (the
+//! application to PostgreSQL and to Postfix, Alertmanager to Postfix) is TLS with a certificate
+//! the client verifies against it.
+//!
+//! The CA and the host certificates are made with rcgen on the operator's side and kept in the
+//! platform's secret store: `tls-ca-key` (never leaves the operator), `tls-ca-cert`, and per host
+//! `tls-<host>-key`, `tls-<host>-cert` and `tls-<host>-names` (the names the certificate was made
+//! for and its expiry, so that a changed address or a certificate near its end is re-issued). The
+//! bare-metal plan delivers them to the hosts as secret files.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+use crate::secrets::{SecretError, SecretStore};
+
+/// CA certificates last ten years, host certificates two (and are re-issued 30 days before).
+const CA_DAYS: i64 = 3650;
+const HOST_DAYS: i64 = 730;
+const RENEW_BEFORE_DAYS: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error(transparent)]
+    Store(#[from] SecretError),
+    #[error("certificate for {what}: {message}")]
+    Cert { what: String, message: String },
+}
+
+/// A host that gets a server certificate, and the names clients reach it by.
+#[derive(Debug, Clone)]
+pub struct HostNames {
+    pub host: String,
+    /// DNS names and IP addresses (the first one is the certificate's common name).
+    pub names: Vec<String>,
+}
+
+/// The names a host's certificate is made for: its name and address, the MTA's hostname on the
+/// MTA host, and the loopback.
+pub fn tls_names(host: &crate::render::plan::HostPlan, resolved: &crate::resolve::ResolvedPlatform) -> HostNames {
+    let mut names = vec![host.name.clone()];
+    if !host.address.is_empty() {
+        names.push(host.address.clone());
+    }
+    if host.roles.contains(&crate::model::Role::Mta) && resolved.components.mta.enabled {
+        names.push(resolved.components.mta.hostname.clone());
+    }
+    names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+    HostNames { host: host.name.clone(), names }
+}
+
+/// Secret names of the CA and of a host's certificate.
+pub const CA_CERT: &str = "tls-ca-cert";
+pub const CA_KEY: &str = "tls-ca-key";
+pub fn host_cert(host: &str) -> String {
+    format!("tls-{host}-cert")
+}
+pub fn host_key(host: &str) -> String {
+    format!("tls-{host}-key")
+}
+fn host_names(host: &str) -> String {
+    format!("tls-{host}-names")
+}
+
+fn ca_params(platform: &str) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.distinguished_name.push(DnType::CommonName, format!("{platform} internal CA"));
+    params.distinguished_name.push(DnType::OrganizationName, "terroir");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    Ok(params)
+}
+
+fn cert_err(what: &str) -> impl Fn(rcgen::Error) -> PkiError + '_ {
+    move |e| PkiError::Cert { what: what.to_owned(), message: e.to_string() }
+}
+
+/// The CA's key pair, made the first time.
+fn ensure_ca(store: &SecretStore, platform: &str) -> Result<(Issuer<'static, KeyPair>, Vec<String>), PkiError> {
+    let mut made = Vec::new();
+    let key = match store.get(CA_KEY)? {
+        Some(pem) => KeyPair::from_pem(&pem).map_err(cert_err("the platform CA (stored key)"))?,
+        None => {
+            let key = KeyPair::generate().map_err(cert_err("the platform CA"))?;
+            store.put(CA_KEY, &key.serialize_pem())?;
+            store.remove(CA_CERT)?;
+            made.push(CA_KEY.to_owned());
+            key
+        }
+    };
+    if store.get(CA_CERT)?.is_none() {
+        let mut params = ca_params(platform).map_err(cert_err("the platform CA"))?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(CA_DAYS);
+        let cert = params.self_signed(&key).map_err(cert_err("the platform CA"))?;
+        store.put(CA_CERT, &cert.pem())?;
+        made.push(CA_CERT.to_owned());
+    }
+    // the issuer is rebuilt from the same subject and key: certificates it signs chain to the
+    // stored CA certificate
+    let issuer = Issuer::new(ca_params(platform).map_err(cert_err("the platform CA"))?, key);
+    Ok((issuer, made))
+}
+
+/// Make the CA and every host's certificate that is missing, was made for other names or ends
+/// within 30 days. Returns the names of the secrets written.
+pub fn ensure(store: &SecretStore, platform: &str, hosts: &[HostNames]) -> Result<Vec<String>, PkiError> {
+    let (issuer, mut made) = ensure_ca(store, platform)?;
+    let ca_renewed = !made.is_empty();
+    let now = time::OffsetDateTime::now_utc();
+    for h in hosts {
+        let want = h.names.join("\n");
+        let current = store.get(&host_names(&h.host))?.unwrap_or_default();
+        let (names, expires) = current.rsplit_once("\nexpires=").unwrap_or(("", "0"));
+        let expires: i64 = expires.trim().parse().unwrap_or(0);
+        let fresh = names == want
+            && expires > (now + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+            && store.get(&host_cert(&h.host))?.is_some()
+            && store.get(&host_key(&h.host))?.is_some();
+        if fresh && !ca_renewed {
+            continue;
+        }
+        let what = format!("host {}", h.host);
+        let key = KeyPair::generate().map_err(cert_err(&what))?;
+        let mut params = CertificateParams::new(h.names.clone()).map_err(cert_err(&what))?;
+        if let Some(first) = h.names.first() {
+            params.distinguished_name.push(DnType::CommonName, first.clone());
+        }
+        params.distinguished_name.push(DnType::OrganizationName, format!("{platform} (terroir)"));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - time::Duration::days(1);
+        let not_after = now + time::Duration::days(HOST_DAYS);
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &issuer).map_err(cert_err(&what))?;
+        store.put(&host_key(&h.host), &key.serialize_pem())?;
+        store.put(&host_cert(&h.host), &cert.pem())?;
+        store.put(&host_names(&h.host), &format!("{want}\nexpires={}", not_after.unix_timestamp()))?;
+        made.push(host_cert(&h.host));
+    }
+    Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SecretStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("platform.yaml");
+        let store = SecretStore::beside(&doc, "demo");
+        (dir, store)
+    }
+
+    fn hosts(address: &str) -> Vec<HostNames> {
+        vec![HostNames { host: "db1".into(), names: vec!["db1".into(), address.into(), "localhost".into()] }]
+    }
+
+    /// The host certificate verifies against the CA for its address and name, not for others.
+    #[test]
+    fn host_certificates_chain_to_the_ca() {
+        let (_d, store) = store();
+        let made = ensure(&store, "demo", &hosts("198.18.0.11")).unwrap();
+        assert_eq!(made, vec![CA_KEY, CA_CERT, "tls-db1-cert"]);
+        let ca = store.get(CA_CERT).unwrap().unwrap();
+        let cert = store.get("tls-db1-cert").unwrap().unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::pem::PemObject;
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+        let end = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        for name in ["198.18.0.11", "db1", "localhost"] {
+            let sn = rustls::pki_types::ServerName::try_from(name).unwrap();
+            verifier.verify_server_cert(&end, &[], &sn, &[], now).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for name in ["198.18.0.12", "db2"] {
+            let sn = rustls::pki_types::ServerName::try_from(name).unwrap();
+            assert!(verifier.verify_server_cert(&end, &[], &sn, &[], now).is_err(), "{name} must not verify");
+        }
+    }
+
+    /// A second run changes nothing; a new address re-issues the host's certificate only.
+    #[test]
+    fn reissued_only_when_names_change() {
+        let (_d, store) = store();
+        ensure(&store, "demo", &hosts("198.18.0.11")).unwrap();
+        let cert = store.get("tls-db1-cert").unwrap();
+        assert!(ensure(&store, "demo", &hosts("198.18.0.11")).unwrap().is_empty());
+        assert_eq!(store.get("tls-db1-cert").unwrap(), cert);
+        let ca = store.get(CA_CERT).unwrap();
+        assert_eq!(ensure(&store, "demo", &hosts("198.18.0.21")).unwrap(), vec!["tls-db1-cert"]);
+        assert_ne!(store.get("tls-db1-cert").unwrap(), cert);
+        assert_eq!(store.get(CA_CERT).unwrap(), ca);
+    }
+
+    /// Removing a certificate (what `terroir secrets rotate tls-…` does) makes a new one.
+    #[test]
+    fn removed_certificates_are_made_again() {
+        let (_d, store) = store();
+        ensure(&store, "demo", &hosts("198.18.0.11")).unwrap();
+        store.remove("tls-db1-cert").unwrap();
+        assert_eq!(ensure(&store, "demo", &hosts("198.18.0.11")).unwrap(), vec!["tls-db1-cert"]);
+    }
+}
