@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::TestHosts;
 use common::*;
@@ -73,18 +73,6 @@ fn document_from(hosts: &TestHosts, dir: &Path, base_url: Option<&str>, edit: im
     })
 }
 
-/// One HTTP/1.0 request to the application, from outside the hosts (the app port is public).
-fn http(method: &str, address: &str, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: app\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((code, body))
-}
 
 fn run_json(args: &[&str], doc: &Path) -> (i32, serde_json::Value) {
     let out = terroir().args(["--output", "json"]).args(args).arg(doc).output().unwrap();
@@ -103,17 +91,6 @@ fn on_host(host: &str, script: &str) -> std::process::Output {
     std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
 }
 
-/// Poll `check` until it holds or `limit` passes: waits on a condition, never on a fixed delay.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
 #[test]
 fn apply_converges_three_hosts_and_the_platform_works() {

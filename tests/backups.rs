@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::TestHosts;
 use common::*;
@@ -19,16 +19,6 @@ const MOTO: &str = "198.18.0.13:9000";
 const BUCKET: &str = "terroir-backups";
 const REGION: &str = "eu-west-3";
 
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
-}
 
 fn on_host(host: &str, script: &str) -> String {
     let out = Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "bash", "-c"]).arg(format!("cd / && {script}")).output().unwrap();
@@ -165,21 +155,13 @@ fn start_moto(dir: &Path) -> (Moto, PathBuf) {
 /// `host` is (name, address).
 fn platform(hosts: &TestHosts, dir: &Path, file: &str, name: &str, (host, address): (&str, &str), artifact: &(String, String), ca: &str) -> PathBuf {
     let doc = variant("baremetal.yaml", dir, file, |t| {
-        let start = t.find("      hosts:\n").unwrap();
-        let end = t.find("  components:\n").unwrap();
-        let hosts_block = format!("      hosts:\n        - name: {host}\n          address: {address}\n          roles: [database, mta, monitoring, app]\n");
         let ca_block: String = ca.lines().map(|l| format!("        {l}\n")).collect();
-        let t = format!("{}{}{}", &t[..start], hosts_block, &t[end..]);
-        t.replace("  name: acme-crm\n", &format!("  name: {name}\n"))
-            .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
-            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: {}", artifact.0))
-            .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {}", artifact.1))
-            .replace(
-                "      url: https://s3.rbx.io.cloud.ovh.net\n      bucket: acme-crm-backups\n      region: rbx\n",
-                &format!("      url: https://{MOTO}\n      bucket: {BUCKET}\n      region: {REGION}\n      caCertificate: |\n{ca_block}"),
-            )
+        all_roles_on_one_host(&t, hosts, name, (host, address), artifact).replace(
+            "      url: https://s3.rbx.io.cloud.ovh.net\n      bucket: acme-crm-backups\n      region: rbx\n",
+            &format!("      url: https://{MOTO}\n      bucket: {BUCKET}\n      region: {REGION}\n      caCertificate: |\n{ca_block}"),
+        )
     });
+
     // the S3 keys are the user's to give: written into the platform's secret store
     let store = dir.join(".terroir").join(name).join("secrets");
     std::fs::create_dir_all(&store).unwrap();

@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::TestHosts;
 use common::*;
@@ -20,22 +20,9 @@ fn smoke_artifact(dir: &Path) -> (String, String) {
     (format!("file://{}", archive.display()), sha)
 }
 
-/// The bare-metal example as a one-host platform: every role on `address`.
+/// The bare-metal example as a one-host platform, every role on `address`, with a tenant.
 fn one_host_platform(hosts: &TestHosts, dir: &Path, file: &str, name: &str, host: &str, address: &str, artifact: &(String, String)) -> PathBuf {
-    variant("baremetal.yaml", dir, file, |t| {
-        let start = t.find("      hosts:\n").unwrap();
-        let end = t.find("  components:\n").unwrap();
-        let hosts_block = format!("      hosts:\n        - name: {host}\n          address: {address}\n          roles: [database, mta, monitoring, app]\n");
-        let t = format!("{}{}{}", &t[..start], hosts_block, &t[end..]);
-        t.replace("  name: acme-crm\n", &format!("  name: {name}\n"))
-            .replace("  endpoints:\n", "  tenants:\n    - name: gamma\n  endpoints:\n")
-            .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
-            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: {}", artifact.0))
-            .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {}", artifact.1))
-            // backups need an S3 endpoint the test hosts can reach: tested in tests/backups.rs
-            .replace("    backups:\n", "    backups:\n      enabled: false\n")
-    })
+    variant("baremetal.yaml", dir, file, |t| without_backups(&all_roles_on_one_host(&t, hosts, name, (host, address), artifact)).replace("  endpoints:\n", "  tenants:\n    - name: gamma\n  endpoints:\n"))
 }
 
 fn on_host(host: &str, script: &str) -> String {
@@ -44,49 +31,12 @@ fn on_host(host: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn http(method: &str, address: &str, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: app\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((code, body))
-}
 
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
 fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// Every byte of every file below `dir`, as one haystack per file.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)

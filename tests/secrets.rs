@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::TestHosts;
 use common::*;
@@ -183,27 +183,7 @@ fn on_host(host: &str, script: &str) -> std::process::Output {
     std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
 }
 
-fn http(address: &str, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: app\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
-    Ok((code, response))
-}
 
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
 /// Connect to the application's database as its role, over TCP on the host.
 fn connect(password: &str) -> (bool, String) {
@@ -218,21 +198,12 @@ fn a_rotated_database_password_reaches_postgresql_and_the_application() {
     let dir = tmp.path();
     let (key, recipient) = keygen(dir, "key.txt");
     let (archive, sha) = smoke_release(dir, "crm");
-    let doc = variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        let start = t.find("      hosts:\n").unwrap();
-        let end = t.find("  components:\n").unwrap();
-        let t = format!("{}      hosts:\n        - name: h1\n          address: 198.18.0.11\n          roles: [database, mta, monitoring, app]\n{}", &t[..start], &t[end..]);
-        with_recipients(&t, &[&recipient])
-            .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
-            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: file://{}", archive.display()))
-            .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {sha}"))
-            // the backups' S3 endpoint cannot be reached from the test hosts
-            .replace("    backups:\n", "    backups:\n      enabled: false\n")
-    });
+    let artifact = (format!("file://{}", archive.display()), sha);
+    let doc = variant("baremetal.yaml", dir, "platform.yaml", |t| without_backups(&with_recipients(&all_roles_on_one_host(&t, &hosts, "acme-crm", ("h1", "198.18.0.11"), &artifact), &[&recipient])));
+
     let out = terroir().arg("apply").arg(&doc).env(IDENTITY_ENV, &key).timeout(Duration::from_secs(1500)).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let healthy = || match http("198.18.0.11:8080", "/healthz") {
+    let healthy = || match http("GET", "198.18.0.11:8080", "/healthz") {
         Ok((200, _)) => Ok(()),
         other => Err(format!("{other:?}")),
     };

@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::TestHosts;
 use common::*;
@@ -40,45 +40,11 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn http(method: &str, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&format!("{ADDRESS}:8080").parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: app\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((code, body))
+fn http_app(method: &str, path: &str) -> Result<(u16, String), String> {
+    http(method, &format!("{ADDRESS}:8080"), path)
 }
 
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
-/// Every file below `dir` with its bytes.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
 
 fn assert_no_planted(what: &str, bytes: &[u8]) {
     assert!(!bytes.windows(PLANTED.len()).any(|w| w == PLANTED.as_bytes()), "the planted secret is in {what}");
@@ -87,17 +53,9 @@ fn assert_no_planted(what: &str, bytes: &[u8]) {
 /// The bare-metal example on one host with every role, two tenants, the smoke application.
 fn platform(hosts: &TestHosts, dir: &Path) -> PathBuf {
     let (archive, sha) = smoke_release(dir, "crm");
+    let artifact = (format!("file://{}", archive.display()), sha);
     variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        let start = t.find("      hosts:\n").unwrap();
-        let end = t.find("  components:\n").unwrap();
-        let t = format!("{}      hosts:\n        - name: h1\n          address: {ADDRESS}\n          roles: [database, mta, monitoring, app]\n{}", &t[..start], &t[end..]);
-        // backups are tested on their own (tests/backups.rs), against an S3 server of the test's
-        t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta\n  endpoints:\n")
-            .replace("    backups:\n", "    backups:\n      enabled: false\n")
-            .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
-            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: file://{}", archive.display()))
-            .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {sha}"))
+        without_backups(&all_roles_on_one_host(&t, hosts, PLATFORM, ("h1", ADDRESS), &artifact)).replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta\n  endpoints:\n")
     })
 }
 
@@ -133,11 +91,11 @@ fn tls_audit_and_secrets_on_a_real_host() {
     assert!(on_host(&format!("grep -rlF -- '{ca_key_body}' /etc /var/lib/postgresql 2>/dev/null || true")).is_empty(), "the CA's key is on no host");
 
     // the application works: it reaches PostgreSQL over TLS and verifies its certificate
-    eventually(Duration::from_secs(60), "the app's health", || match http("GET", "/healthz") {
+    eventually(Duration::from_secs(60), "the app's health", || match http_app("GET", "/healthz") {
         Ok((200, _)) => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    let (code, body) = http("POST", "/rows?value=hello").unwrap();
+    let (code, body) = http_app("POST", "/rows?value=hello").unwrap();
     assert_eq!(code, 201, "{body}");
     let pg_log = on_host("cat /var/log/postgresql/postgresql-15-main.log");
     assert!(pg_log.lines().any(|l| l.contains("connection authorized: user=crm database=crm") && l.contains("SSL enabled")), "the app's connections use TLS:\n{pg_log}");
@@ -160,7 +118,7 @@ fn tls_audit_and_secrets_on_a_real_host() {
     assert!(smtp.starts_with("220 "), "{smtp}");
     assert!(smtp.contains("250-STARTTLS"), "STARTTLS offered: {smtp}");
     assert!(smtp.contains("530") && smtp.contains("STARTTLS"), "MAIL without STARTTLS refused: {smtp}");
-    let (code, body) = http("POST", "/mail?to=root@localhost").unwrap();
+    let (code, body) = http_app("POST", "/mail?to=root@localhost").unwrap();
     assert_eq!(code, 202, "the app sends mail over STARTTLS: {body}");
     eventually(Duration::from_secs(30), "the app's message delivered", || {
         let mail = on_host("cat /var/mail/root 2>/dev/null || true");

@@ -72,3 +72,66 @@ pub fn smoke_release(dir: &Path, command: &str) -> (PathBuf, String) {
     let sha = terroir::render::sha256_hex(&std::fs::read(&archive).unwrap());
     (archive, sha)
 }
+
+/// The bare-metal example as a one-host platform: every role on `address` (host `host`), the
+/// test hosts' SSH key and known hosts, the smoke application as its release (`artifact`: URL
+/// and SHA-256), and the platform named `name`.
+pub fn all_roles_on_one_host(t: &str, hosts: &hosts::TestHosts, name: &str, (host, address): (&str, &str), artifact: &(String, String)) -> String {
+    let start = t.find("      hosts:\n").unwrap();
+    let end = t.find("  components:\n").unwrap();
+    let t = format!("{}      hosts:\n        - name: {host}\n          address: {address}\n          roles: [database, mta, monitoring, app]\n{}", &t[..start], &t[end..]);
+    t.replace("  name: acme-crm\n", &format!("  name: {name}\n"))
+        .replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
+        .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
+        .replace("url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz", &format!("url: {}", artifact.0))
+        .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {}", artifact.1))
+}
+
+/// Backups off: they need an S3 endpoint the test hosts can reach (tests/backups.rs has one).
+pub fn without_backups(t: &str) -> String {
+    t.replace("    backups:\n", "    backups:\n      enabled: false\n")
+}
+
+/// Poll `check` until it holds or `limit` passes: waits on a condition, never on a fixed delay.
+pub fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let start = std::time::Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > limit => panic!("{what} did not happen within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(300)),
+        }
+    }
+}
+
+/// One HTTP/1.0 request (from this machine: the app port of the test hosts is open): the status
+/// and the body.
+pub fn http(method: &str, address: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: app\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| response.clone())?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Every file below `dir` with its bytes.
+pub fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
