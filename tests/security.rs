@@ -210,6 +210,8 @@ fn tls_audit_and_secrets_on_a_real_host() {
     assert!(var_lib["encrypted"].is_null() && var_lib["filesystem"] == "overlay", "{var_lib:#}");
     let report = std::fs::read_to_string(dir.join("attestation.report.md")).unwrap();
     assert!(report.contains("## Security baseline") && report.contains("/var/lib: unknown"), "{report}");
+    let page = std::fs::read_to_string(dir.join("attestation.report.html")).unwrap();
+    assert!(page.contains("<h2>Security baseline</h2>") && page.contains("h1 /var/lib: unknown"), "the HTML page too");
     logs.push(("the attestation".into(), std::fs::read(dir.join("attestation.json")).unwrap()));
     let identity = age::x25519::Identity::generate();
     let out = terroir().arg("export").arg(&doc).arg("--to").arg(dir.join("export")).arg("--recipient").arg(identity.to_public().to_string()).output().unwrap();

@@ -436,6 +436,42 @@ fn md_or(s: &str, empty: &str) -> String {
     }
 }
 
+/// The security baseline of the predicate, for both pages: (label, text, sub-items).
+fn security_items(predicate: &Value) -> Option<Vec<(&'static str, String, Vec<String>)>> {
+    let sec = predicate.get("security").filter(|v| v.is_object())?;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "not stated".into(),
+        Value::Array(a) if a.is_empty() => "none".into(),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    };
+    let mut items = Vec::new();
+    for (key, label) in [("tls", "TLS"), ("audit", "Audit trail"), ("secretsAtRest", "Secrets at rest"), ("backups", "Backups")] {
+        if let Some(obj) = sec.get(key).and_then(Value::as_object) {
+            let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k}: {}", text(v))).collect();
+            items.push((label, parts.join("; "), Vec::new()));
+        }
+    }
+    items.push(("Tenants", text(&sec["tenants"]), Vec::new()));
+    let at_rest = &sec["encryptionAtRest"];
+    let observed = at_rest["observed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|obs| {
+            let state = match obs["encrypted"].as_bool() {
+                Some(true) => "encrypted",
+                Some(false) => "NOT encrypted",
+                None => "unknown",
+            };
+            format!("{} {}: {state} ({})", text(&obs["host"]), text(&obs["path"]), text(&obs["evidence"]))
+        })
+        .collect();
+    items.push(("Encryption at rest", format!("declared {}, expected for this target {}", text(&at_rest["declared"]), text(&at_rest["expectedForTarget"])), observed));
+    Some(items)
+}
+
 /// The report in Markdown.
 pub fn markdown(predicate: &Value) -> String {
     let r = Report::from(predicate);
@@ -613,32 +649,14 @@ pub fn markdown(predicate: &Value) -> String {
     }
     line(&mut o, "");
 
-    if let Some(sec) = predicate.get("security").filter(|v| v.is_object()) {
+    if let Some(items) = security_items(predicate) {
         line(&mut o, "## Security baseline");
         line(&mut o, "");
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "not stated".into(),
-            Value::Array(a) if a.is_empty() => "none".into(),
-            Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", "),
-            other => other.to_string(),
-        };
-        for (key, label) in [("tls", "TLS"), ("audit", "Audit trail"), ("secretsAtRest", "Secrets at rest"), ("backups", "Backups")] {
-            if let Some(obj) = sec.get(key).and_then(Value::as_object) {
-                let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k}: {}", text(v))).collect();
-                line(&mut o, &format!("- **{label}**: {}", md(&parts.join("; "))));
+        for (label, text, subs) in items {
+            line(&mut o, &format!("- **{label}**: {}", md(&text)));
+            for sub in subs {
+                line(&mut o, &format!("  - {}", md(&sub)));
             }
-        }
-        line(&mut o, &format!("- **Tenants**: {}", md(&text(&sec["tenants"]))));
-        let at_rest = &sec["encryptionAtRest"];
-        line(&mut o, &format!("- **Encryption at rest**: declared {}, expected for this target {}", md(&text(&at_rest["declared"])), md(&text(&at_rest["expectedForTarget"]))));
-        for obs in at_rest["observed"].as_array().into_iter().flatten() {
-            let state = match obs["encrypted"].as_bool() {
-                Some(true) => "encrypted",
-                Some(false) => "NOT encrypted",
-                None => "unknown",
-            };
-            line(&mut o, &format!("  - {} {}: {state} ({})", md(&text(&obs["host"])), md(&text(&obs["path"])), md(&text(&obs["evidence"]))));
         }
         line(&mut o, "");
     }
@@ -972,6 +990,18 @@ pub fn html(predicate: &Value) -> String {
     }
     push(&mut o, "</ul>");
     push(&mut o, "</section>");
+
+    if let Some(items) = security_items(predicate) {
+        push(&mut o, "<section>");
+        push(&mut o, "<h2>Security baseline</h2>");
+        push(&mut o, "<ul class=\"kv\">");
+        for (label, text, subs) in items {
+            let subs: String = if subs.is_empty() { String::new() } else { format!("<ul>{}</ul>", subs.iter().map(|s| format!("<li>{}</li>", esc(s))).collect::<String>()) };
+            push(&mut o, &format!("<li>{label}: {}{subs}</li>", esc(&text)));
+        }
+        push(&mut o, "</ul>");
+        push(&mut o, "</section>");
+    }
 
     push(&mut o, "<section class=\"verify\">");
     push(&mut o, "<h2>How to verify this report</h2>");
