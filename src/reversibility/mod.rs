@@ -219,7 +219,7 @@ impl Site {
         let p = &loaded.platform;
         if p.spec.target.baremetal.is_none() {
             return Err(Error::Input(format!(
-                "{}: target `{}`: terroir export, restore and drill run on bare-metal targets (hosts over SSH); for this target, follow the rendered runbooks/reversibility.md",
+                "{}: target `{}`: this command reaches the platform's hosts over SSH, so it runs on bare-metal targets only (export, restore and drill: the rendered runbooks/reversibility.md gives the steps for this target)",
                 document.display(),
                 resolved.target_kind
             )));
