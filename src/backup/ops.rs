@@ -265,17 +265,26 @@ fn conf_input(conf: &str, ca: Option<&str>) -> Vec<u8> {
     input
 }
 
-/// Roles and their password files of `site`'s database host (the application's and each
-/// tenant's), where the plan delivers them.
+/// Roles and their password files on `site`'s database host (the application's and each
+/// tenant's): the copies the plan gives PostgreSQL there (group `postgres`).
 fn role_passwords(site: &Site, host: &str) -> Vec<(String, String)> {
+    use crate::render::plan::Step;
     let r = &site.resolved;
-    let on_app = site.hosts_with(Role::App).iter().any(|h| h == host) && r.components.app.enabled;
-    let dir = if on_app { format!("/etc/{}/secrets-postgres", r.platform.name) } else { format!("/etc/{}/secrets", r.platform.name) };
-    let mut out = vec![(r.components.database.user.clone(), format!("{dir}/database-password"))];
-    for t in &r.tenants {
-        out.push((t.user.clone(), format!("{dir}/{}", t.secret)));
-    }
-    out
+    let files: std::collections::BTreeMap<&str, &str> = site
+        .plan
+        .hosts
+        .iter()
+        .filter(|h| h.name == host)
+        .flat_map(|h| &h.steps)
+        .filter_map(|s| match s {
+            Step::Secret { secret, .. } if secret.group == "postgres" => Some((secret.secret.as_str(), secret.dest.as_str())),
+            _ => None,
+        })
+        .collect();
+    std::iter::once((&r.components.database.user, "database-password"))
+        .chain(r.tenants.iter().map(|t| (&t.user, t.secret.as_str())))
+        .filter_map(|(role, secret)| files.get(secret).map(|dest| (role.clone(), (*dest).to_owned())))
+        .collect()
 }
 
 /// Restore `from`'s backups as of a time into `into`'s database host (`from`'s own when `into`

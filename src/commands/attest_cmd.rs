@@ -193,12 +193,7 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
 fn live_subjects(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<Vec<Value>, String> {
     let p = &g.loaded.platform;
     if p.spec.target.baremetal.is_some() {
-        let plan: crate::render::plan::Plan = g
-            .tree
-            .files
-            .get("baremetal/plan.json")
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .ok_or("the rendered tree has no valid baremetal/plan.json")?;
+        let plan = crate::render::plan::Plan::from_tree(&g.tree)?;
         return crate::locality::hostfacts::read_back(&args.file, p, &plan);
     }
     let Some(k) = &p.spec.target.kubernetes else {

@@ -397,10 +397,10 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
             return outcome;
         }
     }
-    let plan: crate::render::plan::Plan = match tree.files.get("baremetal/plan.json").map(|b| serde_json::from_slice(b)) {
-        Some(Ok(p)) => p,
-        _ => {
-            eprintln!("error: the rendered tree has no valid baremetal/plan.json");
+    let plan = match crate::render::plan::Plan::from_tree(&tree) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
             return Outcome::Invalid;
         }
     };
@@ -427,7 +427,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
         identity: bm::resolve_path(&target.ssh.identity_file, doc),
         known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
         timeout: std::time::Duration::from_secs(args.timeout),
-        secrets: crate::secrets::SecretStore::beside(doc, &plan.platform).with_recipients(&loaded.platform.spec.secrets.recipients),
+        secrets: crate::secrets::SecretStore::for_platform(doc, &loaded.platform),
         use_agent: target.ssh.use_agent,
         jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
     };

@@ -54,11 +54,7 @@ fn receivers(loaded: &model::Loaded, catalog: &Catalog) -> Result<BTreeMap<Strin
         return Ok(out);
     }
     let (_, tree) = crate::render::render(loaded, catalog).map_err(|e| e.to_string())?;
-    let plan: crate::render::plan::Plan = tree
-        .files
-        .get("baremetal/plan.json")
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .ok_or_else(|| "the rendered tree has no valid baremetal/plan.json".to_owned())?;
+    let plan = crate::render::plan::Plan::from_tree(&tree)?;
     for host in &plan.hosts {
         for step in &host.steps {
             if let crate::render::plan::Step::Secret { secret, .. } = step {

@@ -167,9 +167,6 @@ fn print(report: &Report, json: bool) {
     let _ = writeln!(out, "{}", report.attribution);
 }
 
-/// The policy gate of `terroir apply`: the declared checks (names judged by the provider catalog
-/// and the declaration, no DNS), before anything is changed. With `enforcement: enforce` a
-/// failing check stops the run; with `warn` it is reported and the run goes on.
 /// Each failing check of a gate, as an error when the policy is enforced, else a warning.
 pub(super) fn print_policy_failures(failures: &[&Finding], enforce: bool) {
     let word = if enforce { "error" } else { "warning" };
@@ -178,6 +175,9 @@ pub(super) fn print_policy_failures(failures: &[&Finding], enforce: bool) {
     }
 }
 
+/// The policy gate of `terroir apply`: the declared checks (names judged by the provider catalog
+/// and the declaration, no DNS), before anything is changed. With `enforcement: enforce` a
+/// failing check stops the run; with `warn` it is reported and the run goes on.
 pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool) -> Result<(), Outcome> {
     let p = &loaded.platform;
     // Addresses are judged only when geodata is there; the gate never downloads anything.

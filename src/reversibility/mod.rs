@@ -224,13 +224,9 @@ impl Site {
                 resolved.target_kind
             )));
         }
-        let plan: Plan = tree
-            .files
-            .get("baremetal/plan.json")
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .ok_or_else(|| Error::Input("the rendered tree has no valid baremetal/plan.json".into()))?;
+        let plan = Plan::from_tree(&tree).map_err(Error::Input)?;
         let targets = crate::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
-        let secrets = crate::secrets::SecretStore::beside(document, &resolved.platform.name).with_recipients(&p.spec.secrets.recipients);
+        let secrets = crate::secrets::SecretStore::for_platform(document, p);
         Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })
     }
 
