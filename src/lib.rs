@@ -1,6 +1,7 @@
 //! Terroir: render and apply blueprints that deploy a customer-engagement platform where its data
 //! must stay, and prove where everything runs.
 
+pub mod acme;
 pub mod attest;
 pub mod backup;
 pub mod blueprint;
@@ -19,6 +20,11 @@ pub mod secrets;
 pub mod smoke;
 pub mod sovereignty;
 pub mod target;
+
+/// Unix seconds as an RFC 3339 UTC time (`2026-11-23T19:20:00Z`).
+pub fn rfc3339(seconds: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_default()
+}
 
 /// An error and its sources on one line (`a: b: c`): many libraries keep the reason in the chain.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

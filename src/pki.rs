@@ -121,26 +121,104 @@ pub fn ensure(store: &SecretStore, platform: &str, hosts: &[HostNames]) -> Resul
         if fresh && !ca_renewed {
             continue;
         }
-        let what = format!("host {}", h.host);
-        let key = KeyPair::generate().map_err(cert_err(&what))?;
-        let mut params = CertificateParams::new(h.names.clone()).map_err(cert_err(&what))?;
-        if let Some(first) = h.names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.clone());
-        }
-        params.distinguished_name.push(DnType::OrganizationName, format!("{platform} (terroir)"));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = now - time::Duration::days(1);
-        let not_after = now + time::Duration::days(HOST_DAYS);
-        params.not_after = not_after;
-        let cert = params.signed_by(&key, &issuer).map_err(cert_err(&what))?;
-        store.put(&host_key(&h.host), &key.serialize_pem())?;
-        store.put(&host_cert(&h.host), &cert.pem())?;
+        let (key, cert, not_after) = issue(&issuer, platform, &h.names, &format!("host {}", h.host))?;
+        store.put(&host_key(&h.host), &key)?;
+        store.put(&host_cert(&h.host), &cert)?;
         store.put(&host_names(&h.host), &format!("{want}\nexpires={}", not_after.unix_timestamp()))?;
         made.push(host_cert(&h.host));
     }
     Ok(made)
+}
+
+/// A server certificate for `names` signed by the platform's CA: (key PEM, certificate PEM, end).
+fn issue(issuer: &Issuer<'static, KeyPair>, platform: &str, names: &[String], what: &str) -> Result<(String, String, time::OffsetDateTime), PkiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let key = KeyPair::generate().map_err(cert_err(what))?;
+    let mut params = CertificateParams::new(names.to_vec()).map_err(cert_err(what))?;
+    if let Some(first) = names.first() {
+        params.distinguished_name.push(DnType::CommonName, first.clone());
+    }
+    params.distinguished_name.push(DnType::OrganizationName, format!("{platform} (terroir)"));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - time::Duration::days(1);
+    let not_after = now + time::Duration::days(HOST_DAYS);
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, issuer).map_err(cert_err(what))?;
+    Ok((key.serialize_pem(), cert.pem(), not_after))
+}
+
+/// The certificate nginx serves for the platform's public names (`components.app.publicHost`),
+/// with its key and what it was made for. Issued by the ACME CA the document names (src/acme.rs),
+/// or by the platform's own CA until then, or when the document names none.
+pub const PUBLIC_CERT: &str = "public-tls-cert";
+pub const PUBLIC_KEY: &str = "public-tls-key";
+pub const PUBLIC_STATE: &str = "public-tls-state";
+
+/// Who issued the public certificate, for which names, until when.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicState {
+    pub names: Vec<String>,
+    /// `internal` (the platform's CA) or the ACME directory URL.
+    pub issuer: String,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
+impl PublicState {
+    pub const INTERNAL: &str = "internal";
+
+    /// Within 30 days of its end (or past it).
+    pub fn due(&self) -> bool {
+        self.expires <= (time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+    }
+}
+
+/// The public certificate's state, if one was made and all three secrets are there.
+pub fn public_state(store: &SecretStore) -> Result<Option<PublicState>, PkiError> {
+    let Some(text) = store.get(PUBLIC_STATE)? else { return Ok(None) };
+    if store.get(PUBLIC_CERT)?.is_none() || store.get(PUBLIC_KEY)?.is_none() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_str(&text).ok())
+}
+
+/// Keep a certificate for the public names: one made by the platform's CA when there is none, when
+/// the names changed, or when an internal one is due. A certificate from an ACME CA for the same
+/// names is left to src/acme.rs to renew. Returns the secrets written.
+pub fn ensure_public(store: &SecretStore, platform: &str, names: &[String]) -> Result<Vec<String>, PkiError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(state) = public_state(store)?
+        && state.names == names
+        && (state.issuer != PublicState::INTERNAL || !state.due())
+    {
+        return Ok(Vec::new());
+    }
+    let (issuer, _) = ensure_ca(store, platform)?;
+    let (key, cert, not_after) = issue(&issuer, platform, names, "the public names")?;
+    store_public(store, &key, &cert, &PublicState { names: names.to_vec(), issuer: PublicState::INTERNAL.to_owned(), expires: not_after.unix_timestamp() })?;
+    Ok(vec![PUBLIC_CERT.to_owned()])
+}
+
+/// Store a public certificate (its chain), key and state together.
+pub fn store_public(store: &SecretStore, key: &str, chain: &str, state: &PublicState) -> Result<(), PkiError> {
+    store.put(PUBLIC_KEY, key)?;
+    store.put(PUBLIC_CERT, chain)?;
+    store.put(PUBLIC_STATE, &serde_json::to_string(state).expect("serializes"))?;
+    Ok(())
+}
+
+/// The end of validity of the first certificate in a PEM chain, in Unix seconds.
+pub fn not_after(chain_pem: &str) -> Result<i64, PkiError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bad = |message: String| PkiError::Cert { what: "the certificate received".into(), message };
+    let der = CertificateDer::from_pem_slice(chain_pem.as_bytes()).map_err(|e| bad(format!("not PEM: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+    Ok(cert.validity().not_after.timestamp())
 }
 
 #[cfg(test)]
@@ -196,6 +274,25 @@ mod tests {
         assert_eq!(ensure(&store, "demo", &hosts("198.18.0.21")).unwrap(), vec!["tls-db1-cert"]);
         assert_ne!(store.get("tls-db1-cert").unwrap(), cert);
         assert_eq!(store.get(CA_CERT).unwrap(), ca);
+    }
+
+    /// The public names get a certificate from the platform's CA until an ACME one replaces it;
+    /// that one is kept (its renewal is the ACME client's), unless the names change.
+    #[test]
+    fn public_certificate_bootstraps_and_yields_to_acme() {
+        let (_d, store) = store();
+        let names = vec!["crm.example.fr".to_owned()];
+        assert_eq!(ensure_public(&store, "demo", &names).unwrap(), vec![PUBLIC_CERT]);
+        let state = public_state(&store).unwrap().unwrap();
+        assert_eq!((state.issuer.as_str(), state.due()), (PublicState::INTERNAL, false));
+        assert_eq!(not_after(&store.get(PUBLIC_CERT).unwrap().unwrap()).unwrap(), state.expires);
+        assert!(ensure_public(&store, "demo", &names).unwrap().is_empty());
+        let acme = PublicState { names: names.clone(), issuer: "https://acme.example/dir".into(), expires: 0 };
+        store_public(&store, "key", "chain", &acme).unwrap();
+        assert!(ensure_public(&store, "demo", &names).unwrap().is_empty(), "an ACME certificate is not replaced by an internal one");
+        assert_eq!(store.get(PUBLIC_CERT).unwrap().unwrap(), "chain");
+        assert_eq!(ensure_public(&store, "demo", &["www.example.fr".to_owned()]).unwrap(), vec![PUBLIC_CERT]);
+        assert_eq!(public_state(&store).unwrap().unwrap().issuer, PublicState::INTERNAL);
     }
 
     /// Removing a certificate (what `terroir secrets rotate tls-…` does) makes a new one.

@@ -69,7 +69,7 @@ fn document_from(hosts: &TestHosts, dir: &Path, base_url: Option<&str>, edit: im
             .replace("sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", &format!("sha256: {sha}"))
             // backups need an S3 endpoint the test hosts can reach: tested in tests/backups.rs
             .replace("    backups:\n", "    backups:\n      enabled: false\n");
-        edit(t)
+        edit(without_public_name(&t))
     })
 }
 

@@ -367,11 +367,13 @@ fn ropa_names_third_country_transfers_and_defaults_the_controller() {
         url: "smtp://smtp.sendgrid.net:587".into(),
         operator: Some("SendGrid".into()),
         country: Some("US".into()),
+        ca_certificate: None,
     });
     p.spec.endpoints.ai = Some(terroir::model::Endpoint {
         url: "https://api.mistral.ai".into(),
         operator: None,
         country: None,
+        ca_certificate: None,
     });
     let md = ropa::ropa(&p);
     assert!(md.contains("- Name: to be completed"));

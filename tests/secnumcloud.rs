@@ -197,7 +197,7 @@ fn apply_drives_terraform_through_the_gate_and_hands_the_vms_to_the_bare_metal_d
         let start = t.find("      vms:\n").unwrap();
         let end = t.find("      ssh:\n").unwrap();
         let t = format!("{}      vms:\n        - name: cloud1\n          instanceType: tinav6.c4r16p1\n          roles: [database, mta, monitoring, app]\n{}", &t[..start], &t[end..]);
-        t.replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
+        without_public_name(&t).replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
             .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
             .replace("url: https://releases.collectivite.example.fr/grc/grc-2.8.0-linux-amd64.tar.gz", &format!("url: file://{}", archive.display()))
             .replace("sha256: 9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b", &format!("sha256: {sha}"))

@@ -38,6 +38,26 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Who certifies the public name on hosts, from the platform's secret store (never the key):
+/// the ACME CA that issued the certificate, or the platform's own CA until one did.
+fn public_certificate(file: &std::path::Path, p: &crate::model::Platform) -> Option<serde_json::Value> {
+    let on_hosts = p.spec.target.kubernetes.is_none() && p.spec.target.secnumcloud.as_ref().is_none_or(|s| s.deploy == crate::model::CloudDeploy::Vms);
+    let name = p.spec.components.app.public_host.as_ref().filter(|_| on_hosts && p.spec.components.app.enabled)?;
+    let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
+    let store = crate::secrets::SecretStore::for_platform(file, p);
+    Some(match crate::pki::public_state(&store) {
+        Ok(Some(state)) => serde_json::json!({
+            "names": state.names,
+            "issuer": if state.issuer == crate::pki::PublicState::INTERNAL { "the platform's own CA".to_owned() } else { state.issuer.clone() },
+            "acme": state.issuer != crate::pki::PublicState::INTERNAL,
+            "expires": crate::rfc3339(state.expires),
+            "acmeCaDeclared": acme,
+            "served": "nginx on the application hosts, TLS 1.2 or later, plain HTTP redirected",
+        }),
+        _ => serde_json::json!({"names": [name], "issuer": null, "acmeCaDeclared": acme, "state": "not issued yet: `terroir apply` makes it"}),
+    })
+}
+
 pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
     if let Some(AttestCommand::Verify { attestation, pubkey, against }) = &args.command {
         return verify(attestation, pubkey, against.as_deref(), json);
@@ -62,6 +82,9 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
     let p = &g.loaded.platform;
     let time = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
     let mut pred = predicate::predicate(p, g.resolved.target_kind, &g.report, &time);
+    if let Some(public) = public_certificate(file, p) {
+        pred["security"]["publicCertificate"] = public;
+    }
     let mut subjects = predicate::subjects(&g.tree);
     if let Some(path) = &args.drill_report {
         match drill_evidence(path) {

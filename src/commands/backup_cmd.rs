@@ -21,7 +21,7 @@ fn fail(e: &Error, json: bool) -> Outcome {
 }
 
 fn time(seconds: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_default()
+    crate::rfc3339(seconds)
 }
 
 pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {

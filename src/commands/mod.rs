@@ -431,22 +431,88 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
         use_agent: target.ssh.use_agent,
         jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
     };
+    // the public names nginx serves on the application hosts
+    let public_names: Vec<String> = match &resolved.components.app.public_host {
+        Some(h) if resolved.components.app.enabled && plan.hosts.iter().any(|p| p.roles.contains(&model::Role::App)) => vec![h.clone()],
+        _ => Vec::new(),
+    };
     // The platform's CA and every host's certificate, made or renewed before anything is written
     // (a plan changes nothing: certificates still to make show as secrets to write).
     if mode == Mode::Apply {
         let hosts: Vec<crate::pki::HostNames> = plan.hosts.iter().map(|h| crate::pki::tls_names(h, &resolved)).collect();
-        if let Err(e) = crate::pki::ensure(&opts.secrets, &plan.platform, &hosts) {
+        if let Err(e) = crate::pki::ensure(&opts.secrets, &plan.platform, &hosts).and_then(|_| crate::pki::ensure_public(&opts.secrets, &plan.platform, &public_names)) {
             eprintln!("error: {e}");
             return Outcome::CheckFailed;
         }
     }
-    let reports = if json {
-        bm::converge(&plan, &tree.files, &opts, &Quiet)
-    } else if std::io::stderr().is_terminal() {
-        bm::converge(&plan, &tree.files, &opts, &TerminalProgress::new(mode))
-    } else {
-        bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode })
+    let run = || {
+        if json {
+            bm::converge(&plan, &tree.files, &opts, &Quiet)
+        } else if std::io::stderr().is_terminal() {
+            bm::converge(&plan, &tree.files, &opts, &TerminalProgress::new(mode))
+        } else {
+            bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode })
+        }
     };
+    let mut reports = run();
+    // The public certificate from the ACME CA: asked for once nginx serves the challenges, then
+    // delivered by a second converge that changes only nginx's certificate.
+    let mut certificate = None;
+    let mut acme_failed = false;
+    if let (Some(acme), false) = (&resolved.endpoints.acme_ca, public_names.is_empty()) {
+        let directory = acme.url.as_str();
+        match crate::acme::due(&opts.secrets, directory, &public_names) {
+            Err(e) => {
+                eprintln!("error: public certificate: {e}");
+                acme_failed = true;
+            }
+            Ok(None) => {}
+            Ok(Some(reason)) if mode != Mode::Apply => {
+                certificate = Some(json!({"names": public_names, "issuer": directory, "action": "request", "reason": reason}));
+                if !json {
+                    eprintln!("public certificate for {}: would be requested from {directory} ({reason})", public_names.join(", "));
+                }
+            }
+            Ok(Some(reason)) if reports.iter().all(|r| r.ok()) => {
+                if !json {
+                    eprintln!("public certificate for {}: requesting it from {directory} ({reason})", public_names.join(", "));
+                }
+                let app_hosts: Vec<&str> = plan.hosts.iter().filter(|h| h.roles.contains(&model::Role::App)).map(|h| h.name.as_str()).collect();
+                let targets = crate::locality::hostfacts::targets(doc, &loaded.platform).unwrap_or_default();
+                let request = crate::acme::Request {
+                    platform: &plan.platform,
+                    directory,
+                    ca_certificate: loaded.platform.spec.endpoints.acme_ca.as_ref().and_then(|e| e.ca_certificate.as_deref()),
+                    contact: resolved.components.monitoring.alert_emails.first().map(String::as_str),
+                    names: public_names.clone(),
+                    hosts: targets.into_iter().filter(|(name, _)| app_hosts.contains(&name.as_str())).collect(),
+                };
+                match crate::acme::obtain(&opts.secrets, &request) {
+                    Ok(state) => {
+                        let expires = crate::rfc3339(state.expires);
+                        if !json {
+                            eprintln!("public certificate for {}: issued by {directory}, valid until {expires}; delivering it to nginx", public_names.join(", "));
+                        }
+                        certificate = Some(json!({"names": public_names, "issuer": directory, "action": "issued", "reason": reason, "expires": expires}));
+                        let again = run();
+                        for (r, a) in reports.iter_mut().zip(again) {
+                            r.changed += a.changed;
+                            r.failed += a.failed;
+                            if r.error.is_none() {
+                                r.error = a.error;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: public certificate for {}: {e}\n  nginx keeps serving the current certificate; the next apply asks again", public_names.join(", "));
+                        certificate = Some(json!({"names": public_names, "issuer": directory, "action": "failed", "reason": reason, "error": e.to_string()}));
+                        acme_failed = true;
+                    }
+                }
+            }
+            Ok(Some(_)) => {}
+        }
+    }
     let changed: usize = reports.iter().map(|r| r.changed).sum();
     let failed_hosts = reports.iter().filter(|r| !r.ok()).count();
     if json {
@@ -456,6 +522,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
             "changed": changed,
             "failedHosts": failed_hosts,
             "hosts": reports,
+            "publicCertificate": certificate,
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
     } else {
@@ -466,5 +533,5 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
         }
         println!("{changed} step{} {verb} on {} host{}; {failed_hosts} host{} failed", if changed == 1 { "" } else { "s" }, reports.len(), if reports.len() == 1 { "" } else { "s" }, if failed_hosts == 1 { "" } else { "s" });
     }
-    if failed_hosts > 0 { Outcome::CheckFailed } else { Outcome::Success }
+    if failed_hosts > 0 || acme_failed { Outcome::CheckFailed } else { Outcome::Success }
 }

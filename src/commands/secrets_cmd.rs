@@ -121,9 +121,15 @@ fn list(file: &Path, catalog: &Catalog, json: bool) -> Outcome {
     Outcome::Success
 }
 
+/// A certificate made by terroir (the platform CA's, a host's, the public names'): rotating it
+/// removes it, and the apply makes a new one.
+fn is_certificate(name: &str) -> bool {
+    name.starts_with("tls-") || name.starts_with("public-tls-")
+}
+
 /// The secrets a rotation of `name` replaces: itself, or for a certificate its key and certificate.
 fn rotated_names(name: &str, held: &[String]) -> Vec<String> {
-    let base = ["-key", "-cert", "-names"].iter().find_map(|s| name.strip_suffix(s)).filter(|_| name.starts_with("tls-"));
+    let base = ["-key", "-cert", "-names", "-state"].iter().find_map(|s| name.strip_suffix(s)).filter(|_| is_certificate(name));
     match base {
         Some(base) => [format!("{base}-key"), format!("{base}-cert")].into_iter().filter(|n| n == name || held.contains(n)).collect(),
         None => vec![name.to_owned()],
@@ -145,7 +151,7 @@ fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
         let what = if held.is_empty() { format!("it holds none yet (the first `terroir apply {}` generates them)", file.display()) } else { format!("it holds {}", held.join(", ")) };
         return fail(&format!("secret `{name}` is not in the store {}: {what}; only a secret that exists can be rotated (`terroir secrets set` adds one)", store.dir().display()), json);
     }
-    let certificate = name.starts_with("tls-");
+    let certificate = is_certificate(name);
     let names = rotated_names(name, &held);
     let receivers = match receivers(&loaded, catalog) {
         Ok(r) => r,
@@ -288,4 +294,20 @@ fn keygen(out: &Path, json: bool) -> Outcome {
         println!("{recipient}");
     }
     Outcome::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate rotates with its key (the apply makes both again); a password alone.
+    #[test]
+    fn certificates_rotate_with_their_keys() {
+        let held: Vec<String> = ["tls-db1-cert", "tls-db1-key", "public-tls-cert", "public-tls-key", "public-tls-state", "database-password"].map(String::from).to_vec();
+        assert_eq!(rotated_names("tls-db1-key", &held), ["tls-db1-key", "tls-db1-cert"]);
+        assert_eq!(rotated_names("public-tls-cert", &held), ["public-tls-key", "public-tls-cert"]);
+        assert_eq!(rotated_names("public-tls-state", &held), ["public-tls-key", "public-tls-cert"]);
+        assert_eq!(rotated_names("database-password", &held), ["database-password"]);
+        assert!(is_certificate("public-tls-key") && !is_certificate("acme-account"));
+    }
 }

@@ -845,7 +845,9 @@ pub struct Endpoints {
     /// DNS resolvers the hosts use (IP addresses).
     #[serde(default)]
     pub dns_resolvers: Vec<String>,
-    /// ACME directory URL of the certificate authority.
+    /// ACME directory URL of the certificate authority that certifies the public names
+    /// (`components.app.publicHost`) on hosts: `apply` obtains and renews the certificate
+    /// (HTTP-01 challenge, served on port 80 of the application hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_ca: Option<Endpoint>,
     /// AI/LLM endpoint the application calls.
@@ -901,6 +903,11 @@ pub struct Endpoint {
     /// Country it runs in, as declared (ISO code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// PEM of the certificate authority that signed the service's own HTTPS certificate, for a
+    /// private service that no public CA vouches for. Only the ACME CA (`acmeCa`) uses it: terroir
+    /// talks to that directory itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

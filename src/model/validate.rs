@@ -142,6 +142,16 @@ pub fn required_roles(components: &Components) -> Vec<Role> {
 /// so hosts do not run it.
 pub fn role_ports(role: Role, components: &Components) -> Vec<(u32, &'static str)> {
     match role {
+        // with a public name, nginx fronts the application: HTTPS on 443, and on 80 the ACME
+        // challenges and a redirect to HTTPS
+        // (an application port of 80 or 443 is refused on its own, in check_components)
+        Role::App if components.app.public_host.is_some() => {
+            let mut ports = vec![(80, "nginx (ACME challenges, redirect to HTTPS)"), (443, "nginx (the application over HTTPS)")];
+            if !matches!(components.app.port, 80 | 443) {
+                ports.push((components.app.port, "the application"));
+            }
+            ports
+        }
         Role::App => vec![(components.app.port, "the application")],
         Role::Database => vec![(components.database.port, "PostgreSQL"), (9187, "the PostgreSQL exporter")],
         Role::Mta => vec![(25, "Postfix (SMTP)"), (587, "Postfix (submission)"), (9154, "the Postfix exporter")],
@@ -336,10 +346,14 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if !a.health_path.starts_with('/') {
             c.err(&format!("{base}/app/healthPath"), format!("health path `{}` does not start with `/`", a.health_path), "an HTTP path such as `/healthz`");
         }
-        if let Some(h) = &a.public_host
-            && !is_dns_name(h) {
+        if let Some(h) = &a.public_host {
+            if !is_dns_name(h) {
                 c.err(&format!("{base}/app/publicHost"), format!("`{h}` is not a host name"), "a DNS name such as `crm.example.fr`");
             }
+            if p.spec.target.kubernetes.is_none() && (a.port == 80 || a.port == 443) {
+                c.err(&format!("{base}/app/port"), format!("port {} is nginx's on the application hosts: with a public host name, nginx serves HTTPS on 443 and HTTP on 80 in front of the application", a.port), "another port for the application itself, such as 8080");
+            }
+        }
         for k in a.env.keys() {
             let ptr = format!("{base}/app/env/{}", super::source::pointer_segment(k));
             if !is_env_name(k) {
@@ -514,6 +528,13 @@ fn check_endpoints(c: &mut Checker, p: &Platform) {
         if let Some(country) = &ep.country {
             c.country(&format!("{ptr}/country"), country, false);
         }
+        if let Some(pem) = &ep.ca_certificate {
+            if n.key != "acmeCa" {
+                c.key_err(&format!("{ptr}/caCertificate"), format!("`caCertificate` is not used for the {}", n.label), "`caCertificate` on `acmeCa` only (terroir reaches that directory itself); other endpoints are reached by the hosts and their system CA bundle");
+            } else if !is_pem_certificate(pem) {
+                c.err(&format!("{ptr}/caCertificate"), "this is not a PEM certificate", "one or more `-----BEGIN CERTIFICATE-----` blocks (the CA that signed the ACME directory's HTTPS certificate)");
+            }
+        }
     }
     if e.smtp_fallback_relay.is_some() && e.smtp_relay.is_none() {
         c.key_err(&format!("{base}/smtpFallbackRelay"), "a fallback SMTP relay is set without a main relay", "`spec.endpoints.smtpRelay` as well");
@@ -531,9 +552,7 @@ fn check_endpoints(c: &mut Checker, p: &Platform) {
             c.err(&format!("{base}/backupS3/url"), format!("`{}` is plain HTTP, and backups (pgBackRest) reach S3 over HTTPS only", s3.url), "an `https://` URL (for a private S3 service, its CA in `caCertificate`)");
         }
         if let Some(pem) = &s3.ca_certificate {
-            use rustls::pki_types::{CertificateDer, pem::PemObject};
-            let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
-            if certs.is_empty() || certs.iter().any(|r| r.is_err()) {
+            if !is_pem_certificate(pem) {
                 c.err(&format!("{base}/backupS3/caCertificate"), "this is not a PEM certificate", "one or more `-----BEGIN CERTIFICATE-----` blocks (the CA that signed the S3 endpoint's certificate)");
             }
         }
@@ -740,4 +759,11 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One or more PEM certificates, and nothing else that claims to be one.
+fn is_pem_certificate(pem: &str) -> bool {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    !certs.is_empty() && certs.iter().all(|r| r.is_ok())
 }

@@ -486,6 +486,9 @@ fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<
     for p in &host.ports {
         let from = match p.port {
             22 => Vec::new(),
+            80 | 443 if c.app.public_host.is_some() && host.roles.contains(&Role::App) => Vec::new(),
+            // behind nginx, only Prometheus reaches the application directly
+            port if port == c.app.port && host.roles.contains(&Role::App) && c.app.public_host.is_some() => with_role(Role::Monitoring),
             port if port == c.app.port && host.roles.contains(&Role::App) => Vec::new(),
             port if port == c.database.port && host.roles.contains(&Role::Database) => with_role(Role::App),
             25 | 587 => {
