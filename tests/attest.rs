@@ -222,6 +222,10 @@ fn no_secret_appears_in_the_attestation_the_reports_or_the_ropa() {
     ureq::post(&format!("{}/api/v1/namespaces/mutuelle-crm/secrets", server.url())).header("content-type", "application/json").send(secret.to_string()).unwrap();
     let out = terroir().args(["apply", "--no-wait"]).arg(&doc).args(["--kubeconfig", kubeconfig.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // the document's storage class, as the cluster has it: it says its volumes are encrypted
+    let class = serde_json::json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "ssd-encrypted"},
+        "provisioner": "bsu.csi.outscale.com", "parameters": {"type": "gp2", "encrypted": "true"}});
+    ureq::post(&format!("{}/apis/storage.k8s.io/v1/storageclasses", server.url())).header("content-type", "application/json").send(class.to_string()).unwrap();
 
     let (s, code, stderr) = signed(&doc, &["--live", "--kubeconfig", kubeconfig.to_str().unwrap()]);
     assert!(code == 0 || code == 2, "{stderr}");
@@ -229,6 +233,11 @@ fn no_secret_appears_in_the_attestation_the_reports_or_the_ropa() {
     let env = envelope(&s.path("attestation.json"));
     let payload = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
     assert!(payload.contains("\"basis\":\"live\""), "live facts were read");
+    let statement: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let at_rest = &statement["predicate"]["security"]["encryptionAtRest"];
+    assert_eq!(at_rest["basis"], "live", "{at_rest}");
+    assert_eq!(at_rest["observed"][0]["state"], "encrypted", "{at_rest}");
+    assert_eq!(at_rest["observed"][0]["evidence"], "parameters encrypted: true", "{at_rest}");
     let outputs = [
         ("attestation (decoded payload)", payload),
         ("attestation", std::fs::read_to_string(s.path("attestation.json")).unwrap()),

@@ -119,6 +119,19 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
                 }
             }
         }
+        // on Kubernetes, what the volumes' storage class says
+        if let Some(k) = &p.spec.target.kubernetes {
+            match storage_encryption(&check, k) {
+                Ok(observed) => {
+                    pred["security"]["encryptionAtRest"]["observed"] = serde_json::Value::Array(vec![observed]);
+                    pred["security"]["encryptionAtRest"]["basis"] = "live".into();
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::CheckFailed;
+                }
+            }
+        }
     }
     let statement = predicate::statement(subjects, pred.clone());
     let payload = match serde_json::to_vec(&statement) {
@@ -244,6 +257,17 @@ fn live_subjects(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered)
             }));
         }
         Ok(out)
+    })
+}
+
+/// The storage class of the platform's volumes (`target.kubernetes.storageClass`, else the
+/// cluster's default), read from the cluster, and what it says of encryption at rest.
+fn storage_encryption(args: &crate::cli::VerifyArgs, k: &crate::model::KubernetesTarget) -> Result<Value, String> {
+    let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| e.to_string())?;
+        crate::locality::live::storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(|e| e.to_string())
     })
 }
 

@@ -222,6 +222,8 @@ const BUILTINS: &[Builtin] = &[
     // Cluster-scoped: where the cluster runs (read by `terroir verify --live`).
     b("", "v1", "nodes", "node", "Node", false, true, &["no"], false),
     b("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, true, &["pv"], false),
+    // where volumes are made, and what their class says of encryption at rest (`attest --live`)
+    b("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, false, &["sc"], false),
     b(
         "",
         "v1",
