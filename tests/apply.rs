@@ -147,7 +147,7 @@ fn apply_converges_three_hosts_and_the_platform_works() {
     let out = on_host("h2", "/etc/init.d/prometheus-alertmanager status");
     assert!(out.status.success(), "alertmanager: {}", String::from_utf8_lossy(&out.stdout));
     eventually(Duration::from_secs(120), "every Prometheus target up", || {
-        let out = on_host("h2", "promtool query instant http://127.0.0.1:9090 'up'");
+        let out = on_host("h2", "SSL_CERT_FILE=/etc/acme-crm/tls/ca.crt promtool query instant https://127.0.0.1:9090 'up'");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let up = text.lines().filter(|l| l.contains("=> 1")).count();
         let jobs = ["node", "prometheus", "alertmanager", "app", "postgres", "postfix"];

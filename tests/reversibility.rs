@@ -100,7 +100,7 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
 
     // metrics to export: Prometheus on A has scraped its targets
     eventually(Duration::from_secs(120), "Prometheus samples on A", || {
-        let out = on_host("h1", "promtool query instant http://127.0.0.1:9090 'up' || true");
+        let out = on_host("h1", "SSL_CERT_FILE=/etc/acme-crm/tls/ca.crt promtool query instant https://127.0.0.1:9090 'up' || true");
         if out.contains("=> 1") { Ok(()) } else { Err(out) }
     });
 

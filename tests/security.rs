@@ -127,14 +127,15 @@ fn tls_audit_and_secrets_on_a_real_host() {
     let mail_log = on_host("cat /var/log/mail.log");
     assert!(mail_log.contains(&format!("TLS connection established from unknown[{ADDRESS}]")) || mail_log.contains("TLS connection established from"), "{mail_log}");
 
-    // monitoring: the exporters and Alertmanager answer HTTPS only, and Prometheus scrapes them,
-    // verifying their certificates against the CA
+    // monitoring: the exporters, Prometheus and Alertmanager answer HTTPS only, and Prometheus
+    // scrapes them, verifying their certificates against the CA
     let plain = on_host(&format!("bash -c {}", shell_quote(&format!("exec 3<>/dev/tcp/{ADDRESS}/9100; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; timeout 10 cat <&3 || true"))));
     assert!(plain.contains("400") && plain.to_lowercase().contains("https"), "plain HTTP to the node exporter: {plain}");
     eventually(Duration::from_secs(120), "Prometheus scraping over TLS", || {
-        let up = on_host("promtool query instant http://127.0.0.1:9090 'up{job=~\"node|postgres|alertmanager\"}' || true");
+        // promtool (Go) trusts the platform's CA through SSL_CERT_FILE: Prometheus is HTTPS only too
+        let up = on_host(&format!("SSL_CERT_FILE=/etc/{PLATFORM}/tls/ca.crt promtool query instant https://127.0.0.1:9090 'up{{job=~\"node|postgres|alertmanager|prometheus\"}}' || true"));
         let ones = up.lines().filter(|l| l.contains("=> 1 @")).count();
-        if ones == 3 { Ok(()) } else { Err(up) }
+        if ones == 4 { Ok(()) } else { Err(up) }
     });
 
     // the audit trail: a personal table created by the app's role, then written and read

@@ -252,7 +252,7 @@ pub fn security(p: &Platform, target_kind: &str) -> Value {
             "authority": enforced("a certificate authority per platform; every host has a server certificate from it"),
             "postgresql": if c.database.enabled && c.database.external.is_none() { enforced("TLS only (pg_hba.conf: hostssl; hostnossl rejected), TLS 1.2 or later; the application verifies the certificate and name (verify-full)") } else { "not deployed by terroir".into() },
             "smtp": if c.mta.enabled { enforced("STARTTLS required from every client (smtpd_tls_security_level = encrypt); the application and Alertmanager verify the certificate") } else { "not deployed".into() },
-            "monitoring": if on_hosts { "plain HTTP on the private network (nftables limits who may connect)" } else { "not enforced by terroir" },
+            "monitoring": if on_hosts { "HTTPS only for Prometheus, Alertmanager and the node and PostgreSQL exporters (the platform's CA, verified by Prometheus); the Postfix exporter plain HTTP on the private network (nftables limits who may connect)" } else { "not enforced by terroir" },
         },
         "audit": {
             "postgresql": if on_hosts && c.database.enabled { "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables" } else { "not enforced by terroir on this target" },

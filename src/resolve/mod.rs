@@ -555,16 +555,16 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
             .map(|h| format!("{}:{port}", if h.address.is_empty() { &h.name } else { &h.address }))
             .collect()
     };
-    // the exporters that speak TLS (node, PostgreSQL) and Alertmanager serve the host's
-    // certificate; Prometheus's own page, the application and the Postfix exporter (no TLS in
-    // Debian 12's version) stay plain HTTP on the private network
+    // the exporters that speak TLS (node, PostgreSQL), Prometheus and Alertmanager serve the
+    // host's certificate; the application (behind nginx when it has a public name) and the
+    // Postfix exporter (no TLS in Debian 12's version) stay plain HTTP on the private network
     let mut add = |job: &str, t: Vec<String>, tls: bool| {
         if !t.is_empty() {
             jobs.push(ScrapeJob { job: job.to_owned(), targets: t, tls });
         }
     };
     add("node", targets(None, 9100), true);
-    add("prometheus", targets(Some(Role::Monitoring), 9090), false);
+    add("prometheus", targets(Some(Role::Monitoring), 9090), true);
     add("alertmanager", targets(Some(Role::Monitoring), 9093), true);
     if c.app.enabled {
         add("app", targets(Some(Role::App), c.app.port), false);
