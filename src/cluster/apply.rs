@@ -91,6 +91,12 @@ impl ApplyReport {
     pub fn changed(&self) -> bool {
         self.objects.iter().any(|o| matches!(o.action, Action::Create | Action::Update | Action::Prune))
     }
+    /// Namespaces applied ahead of the set (to hold generated Secrets) were created by this run.
+    pub fn mark_created_namespaces(&mut self, names: &BTreeSet<String>) {
+        for o in self.objects.iter_mut().filter(|o| o.kind == "Namespace" && o.action == Action::Unchanged && names.contains(&o.name)) {
+            o.action = Action::Create;
+        }
+    }
     pub fn applied_objects(&self) -> usize {
         self.objects.iter().filter(|o| matches!(o.action, Action::Create | Action::Update | Action::Unchanged)).count()
     }
@@ -313,6 +319,15 @@ impl Applier {
             self.write_parent(set, &new_kinds, &new_ns).await?;
         }
         Ok(report)
+    }
+
+    /// Apply one rendered Namespace as a member of the set, exactly as [`Applier::apply`] would:
+    /// Secrets generated before the apply need their namespace first.
+    pub async fn apply_namespace(&self, m: &Manifest, set: &ApplySet, force: bool) -> Result<(), ClusterError> {
+        let (ar, scope) = self.resource(&m.gvk).await?;
+        let mut m = m.clone();
+        m.object.metadata.labels.get_or_insert_with(BTreeMap::new).insert(applyset::LABEL_PART_OF.into(), set.id.clone());
+        self.write(&m, &ar, &scope, force).await
     }
 
     async fn write(&self, m: &Manifest, ar: &ApiResource, scope: &Scope, force: bool) -> Result<(), ClusterError> {
