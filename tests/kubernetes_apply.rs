@@ -108,7 +108,20 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
 
     // The plan names the Secrets it would generate and those the client gives, and creates none.
     let would: Vec<String> = plan["secrets"].as_array().unwrap().iter().filter(|s| s["action"] == "create").map(|s| s["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(would, ["mutuelle-crm-dkim-key", "mutuelle-crm-grafana-admin", "mutuelle-crm-postgres-credentials"], "{plan}");
+    assert_eq!(
+        would,
+        [
+            "mutuelle-crm-ca",
+            "mutuelle-crm-dkim-key",
+            "mutuelle-crm-grafana-admin",
+            "mutuelle-crm-monitoring-tls",
+            "mutuelle-crm-mta-tls",
+            "mutuelle-crm-postgres-credentials",
+            "mutuelle-crm-postgres-tls",
+            "mutuelle-crm-node-exporter-tls"
+        ],
+        "the CA first, which signs the certificates: {plan}"
+    );
     assert!(cluster.state().list("v1", "Secret").is_empty());
 
     // First apply: the generated Secrets are created, the given ones are not invented; the
@@ -126,7 +139,7 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     );
     let state = cluster.state();
     let generated = state.list("v1", "Secret");
-    assert_eq!(generated.len(), 3, "{generated:?}");
+    assert_eq!(generated.len(), 8, "{generated:?}");
     for s in &generated {
         let labels = &s["metadata"]["labels"];
         assert_eq!(labels["terroir.eu/generated"], "true", "{s}");
@@ -145,6 +158,24 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     let dkim = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-dkim-key").unwrap();
     let private = base64_decode(dkim["data"].as_object().unwrap().iter().find(|(k, _)| k.ends_with(".private")).unwrap().1.as_str().unwrap());
     assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{private}");
+    // TLS: the servers' certificates chain to the platform's CA for their Service names only.
+    let ca = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-ca").unwrap();
+    assert_eq!(ca["type"], "kubernetes.io/tls");
+    let pg = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap();
+    assert_eq!(pg["type"], "kubernetes.io/tls");
+    assert_eq!(pg["data"]["ca.crt"], ca["data"]["tls.crt"]);
+    let verifies = |secret: &Value, name: &str| verify(&base64_decode(ca["data"]["tls.crt"].as_str().unwrap()), &base64_decode(secret["data"]["tls.crt"].as_str().unwrap()), name);
+    for name in ["mutuelle-crm-postgres", "mutuelle-crm-postgres.mutuelle-crm.svc", "mutuelle-crm-postgres.mutuelle-crm.svc.cluster.local"] {
+        assert!(verifies(&pg, name), "{name}");
+    }
+    assert!(!verifies(&pg, "mutuelle-crm-postfix"));
+    let mta = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert!(verifies(&mta, "mutuelle-crm-postfix") && !verifies(&mta, "mutuelle-crm-postgres"));
+    assert!(base64_decode(pg["data"]["tls.key"].as_str().unwrap()).contains("PRIVATE KEY"));
+    let monitoring = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-monitoring-tls").unwrap();
+    assert!(verifies(&monitoring, "mutuelle-crm-alertmanager") && verifies(&monitoring, "mutuelle-crm-postgres-exporter"));
+    let node = state.get("v1", "Secret", Some("mutuelle-crm-node-exporter"), "mutuelle-crm-node-exporter-tls").unwrap();
+    assert!(verifies(&node, "mutuelle-crm-node-exporter.mutuelle-crm-node-exporter.svc"), "the name Prometheus verifies");
     let deployments = state.list("apps/v1", "Deployment");
     assert!(deployments.len() >= 3, "{deployments:?}");
     let set = report["applyset"].as_str().unwrap().to_owned();
@@ -217,8 +248,21 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert!(!kinds.contains("CronJob.batch"), "the parent lists exactly the kinds left: {kinds}");
     // Pruning never touches a Secret, generated or given.
     let after: Vec<Value> = state.list("v1", "Secret").iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
-    assert_eq!(after.len(), 5);
+    assert_eq!(after.len(), 10);
     assert!(generated_versions.iter().all(|v| after.contains(v)), "generated Secrets unchanged");
+}
+
+/// Whether `cert` (PEM) verifies for `name` against `ca` (PEM), as a TLS client checks it.
+fn verify(ca: &str, cert: &str, name: &str) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+    let end = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+    let sn = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    verifier.verify_server_cert(&end, &[], &sn, &[], rustls::pki_types::UnixTime::now()).is_ok()
 }
 
 fn base64_decode(s: &str) -> String {
@@ -299,6 +343,28 @@ fn a_rotated_secret_keeps_its_previous_value_and_rolls_its_readers_out() {
     for v in after["data"].as_object().unwrap().values() {
         assert!(!listed.to_string().contains(v.as_str().unwrap()));
     }
+
+    // The MTA's name changes: its certificate alone is issued again, and its readers roll out.
+    let pg_tls = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap();
+    let mta_tls = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert!(mta_tls["metadata"]["annotations"]["terroir.eu/tls-names"].as_str().unwrap().ends_with(",mail.crm.mutuelle.example.fr"), "{mta_tls}");
+    let hostname = "mail.crm.mutuelle.example.fr";
+    let doc = cluster.document(|t| {
+        *t = t
+            .replace("    backups:\n", "    backups:\n      enabled: false\n")
+            .replace("      dkimSelector: mutuelle2026\n", "      dkimSelector: mutuelle2026\n      hostname: relay.mail.crm.mutuelle.example.fr\n");
+    });
+    let (code, plan, stderr) = cluster.terroir(&["plan"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let reissue: Vec<&str> = plan["secrets"].as_array().unwrap().iter().filter(|s| s["action"] == "reissue").map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(reissue, ["mutuelle-crm-mta-tls"], "{plan}");
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap()["data"], mta_tls["data"], "a plan issues nothing");
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let mta_now = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert_ne!(mta_now["data"]["tls.crt"], mta_tls["data"]["tls.crt"]);
+    assert!(mta_now["metadata"]["annotations"]["terroir.eu/tls-names"].as_str().unwrap().ends_with(&format!("relay.{hostname}")));
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap()["data"], pg_tls["data"], "the other certificate is kept");
 }
 
 #[test]

@@ -171,8 +171,11 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     let generated: Vec<Value> = state.list("v1", "Secret").into_iter().filter(|s| s["metadata"]["labels"]["terroir.eu/generated"] == "true").collect();
     let mut generated_names: Vec<&str> = generated.iter().map(|s| s["metadata"]["name"].as_str().unwrap()).collect();
     generated_names.sort();
-    assert_eq!(generated_names, ["crm-dkim-key", "crm-grafana-admin", "crm-postgres-credentials"]);
-    assert!(generated.iter().all(|s| s["metadata"]["namespace"] == "crm" && s["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none()));
+    assert_eq!(
+        generated_names,
+        ["crm-ca", "crm-dkim-key", "crm-grafana-admin", "crm-monitoring-tls", "crm-mta-tls", "crm-node-exporter-tls", "crm-postgres-credentials", "crm-postgres-tls"]
+    );
+    assert!(generated.iter().all(|s| s["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none()));
     for (name, data) in [("crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QQ==", "AWS_SECRET_ACCESS_KEY": "Qg=="})), ("crm-smtp-relay-credentials", json!({"sasl_passwd": "eA=="}))] {
         let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "crm");
         let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap();
@@ -224,7 +227,7 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     platforms.patch("crm", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let p = wait_ready(&platforms, "crm", 2).await;
     assert!(members(&state, &id, "batch/v1", "CronJob").is_empty(), "the backup CronJob is pruned");
-    assert_eq!(state.list("v1", "Secret").len(), 5, "no Secret is pruned");
+    assert_eq!(state.list("v1", "Secret").len(), 10, "no Secret is pruned");
     assert_eq!(members(&state, &id, "apps/v1", "Deployment").len(), deployments.len());
     let ready_since = p.status.unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().last_transition_time.clone();
     assert_eq!(

@@ -55,7 +55,25 @@ enum Kind {
     DkimPrivate,
     /// The DNS TXT record publishing the public half of `<selector>.private`.
     DkimRecord { selector: String, domain: String },
+    /// The platform CA's `tls.key` / `tls.crt` (ECDSA P-256, src/pki.rs).
+    CaKey,
+    CaCert,
+    /// A server's `tls.key` / `tls.crt` for these names, and the CA's certificate as `ca.crt`.
+    ServerKey { names: Vec<String> },
+    ServerCert { names: Vec<String> },
+    CaBundle,
 }
+
+impl Kind {
+    fn tls(&self) -> bool {
+        matches!(self, Kind::CaKey | Kind::CaCert | Kind::ServerKey { .. } | Kind::ServerCert { .. } | Kind::CaBundle)
+    }
+}
+
+/// On a server's TLS Secret: the names its certificate was made for, and when it ends (Unix
+/// time), so that a changed name or a certificate within 30 days of its end is re-issued.
+pub const ANNOTATION_TLS_NAMES: &str = "terroir.eu/tls-names";
+pub const ANNOTATION_TLS_NOT_AFTER: &str = "terroir.eu/tls-not-after";
 
 /// A Secret the rendered objects need.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +90,23 @@ pub struct Needed {
 }
 
 impl Needed {
+    /// A TLS Secret (`kubernetes.io/tls`): the CA's or a server's.
+    pub fn is_tls(&self) -> bool {
+        self.kinds.values().any(Kind::tls)
+    }
+
+    fn is_ca(&self) -> bool {
+        self.kinds.values().any(|k| matches!(k, Kind::CaKey))
+    }
+
+    /// The names a server certificate is for.
+    fn server_names(&self) -> Option<&[String]> {
+        self.kinds.values().find_map(|k| match k {
+            Kind::ServerCert { names } => Some(names.as_slice()),
+            _ => None,
+        })
+    }
+
     pub fn label(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
@@ -149,6 +184,29 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
             kinds.insert(private.clone(), Kind::DkimPrivate);
             kinds.insert(format!("{}.txt", mta.dkim_selector), Kind::DkimRecord { selector: mta.dkim_selector.clone(), domain: mta.domain.clone() });
             (Origin::Generated, "the DKIM signing key, and the DNS TXT record to publish for it", vec![])
+        } else if [&names.postgres_tls, &names.mta_tls, &names.monitoring_tls, &names.node_exporter_tls].contains(&&name) {
+            let platform = &resolved.platform.name;
+            let services: Vec<String> = if name == names.postgres_tls {
+                vec![resolved.components.database.service_name.clone()]
+            } else if name == names.mta_tls {
+                vec![mta.service_name.clone()]
+            } else if name == names.monitoring_tls {
+                let mut s = vec![format!("{platform}-alertmanager")];
+                if resolved.components.database.managed {
+                    s.push(format!("{platform}-postgres-exporter"));
+                }
+                s
+            } else {
+                vec![format!("{platform}-node-exporter")]
+            };
+            let mut dns: Vec<String> = services.iter().flat_map(|svc| [svc.clone(), format!("{svc}.{namespace}.svc"), format!("{svc}.{namespace}.svc.cluster.local")]).collect();
+            if name == names.mta_tls && !mta.hostname.is_empty() && !dns.contains(&mta.hostname) {
+                dns.push(mta.hostname.clone());
+            }
+            kinds.insert("tls.key".into(), Kind::ServerKey { names: dns.clone() });
+            kinds.insert("tls.crt".into(), Kind::ServerCert { names: dns });
+            kinds.insert("ca.crt".into(), Kind::CaBundle);
+            (Origin::Generated, "the server's TLS key and certificate from the platform's CA, and the CA's certificate (`ca.crt`)", vec![])
         } else if name == names.backup {
             (Origin::Provided, "the S3 access key of the backup endpoint", vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
         } else if name == names.smtp_relay {
@@ -166,6 +224,18 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
         }
         out.push(Needed { namespace, name, origin, purpose: purpose.to_owned(), keys: all.into_iter().collect(), kinds });
     }
+    // The CA signs the servers' certificates: it comes first, in the platform's namespace.
+    if out.iter().any(Needed::is_tls) {
+        let kinds = BTreeMap::from([("tls.key".to_owned(), Kind::CaKey), ("tls.crt".to_owned(), Kind::CaCert)]);
+        out.insert(0, Needed {
+            namespace: resolved.platform.namespace.clone(),
+            name: names.ca.clone(),
+            origin: Origin::Generated,
+            purpose: "the platform's certificate authority (read by terroir to sign the servers' certificates; never mounted)".into(),
+            keys: kinds.keys().cloned().collect(),
+            kinds,
+        });
+    }
     out
 }
 
@@ -177,6 +247,9 @@ pub enum SecretAction {
     Create,
     /// Generated keys added to an existing Secret; its other values untouched.
     AddKeys,
+    /// A server certificate made again: its names changed, it ends within 30 days, or the CA
+    /// changed. The only values terroir ever replaces on its own.
+    Reissue,
     /// Exists with every key.
     Present,
     /// Given by the client and absent, or lacking keys.
@@ -266,6 +339,8 @@ where
     Fut: std::future::Future<Output = Result<bool, ClusterError>>,
 {
     let mut out = Ensured::default();
+    // Read (or made) first: `needed` puts the CA before the certificates it signs.
+    let mut ca: Option<CaPair> = None;
     for n in needed {
         let api: Api<Secret> = Api::namespaced(client.clone(), &n.namespace);
         let live = match api.get_opt(&n.name).await {
@@ -289,22 +364,41 @@ where
                 let have: BTreeSet<&String> = live.data.iter().flat_map(|d| d.keys()).chain(live.string_data.iter().flat_map(|d| d.keys())).collect();
                 state.missing_keys = n.keys.iter().filter(|k| !have.contains(k)).cloned().collect();
                 let rv = live.metadata.resource_version.clone().unwrap_or_default();
+                let key = (n.namespace.clone(), n.name.clone());
                 if state.missing_keys.is_empty() {
-                    out.versions.insert((n.namespace.clone(), n.name.clone()), rv);
+                    if n.is_ca() {
+                        ca = ca_pair(&live);
+                    }
+                    let stale = n.server_names().is_some_and(|names| !fresh(&live, names, ca.as_ref()));
+                    if stale {
+                        state.action = SecretAction::Reissue;
+                        state.note = Some("made for other names, within 30 days of its end, or by another CA".into());
+                    }
+                    if stale && !dry_run {
+                        let (values, annotations) = generate(n, &n.keys, platform, ca.as_ref())?;
+                        let patch = json!({"metadata": {"resourceVersion": rv, "annotations": annotations}, "data": values});
+                        let done = api.patch(&n.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| api_error(&n.label(), &e))?;
+                        out.versions.insert(key, done.metadata.resource_version.unwrap_or_default());
+                    } else {
+                        out.versions.insert(key, rv);
+                    }
                 } else if origin == Origin::Provided {
                     state.action = SecretAction::Missing;
                     state.note = Some(n.purpose.clone());
                     state.command = Some(n.command(&state.missing_keys));
-                    out.versions.insert((n.namespace.clone(), n.name.clone()), rv);
+                    out.versions.insert(key, rv);
                 } else {
                     state.action = SecretAction::AddKeys;
                     if !dry_run {
-                        let values = generate(n, &state.missing_keys)?;
+                        let (values, annotations) = generate(n, &state.missing_keys, platform, ca.as_ref())?;
                         // Under the resourceVersion read: a concurrent writer makes this fail
                         // rather than lose its value.
-                        let patch = json!({"metadata": {"resourceVersion": rv}, "data": values});
+                        let patch = json!({"metadata": {"resourceVersion": rv, "annotations": annotations}, "data": values});
                         let done = api.patch(&n.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| api_error(&n.label(), &e))?;
-                        out.versions.insert((n.namespace.clone(), n.name.clone()), done.metadata.resource_version.unwrap_or_default());
+                        if n.is_ca() {
+                            ca = ca_pair(&done);
+                        }
+                        out.versions.insert(key, done.metadata.resource_version.unwrap_or_default());
                     }
                 }
             }
@@ -318,8 +412,11 @@ where
                 state.action = SecretAction::Create;
                 state.missing_keys = n.keys.clone();
                 if !dry_run {
-                    let rv = create(&api, platform, n, &create_namespace, &mut out.created_namespaces).await?;
-                    out.versions.insert((n.namespace.clone(), n.name.clone()), rv);
+                    let made = create(&api, platform, n, ca.as_ref(), &create_namespace, &mut out.created_namespaces).await?;
+                    if n.is_ca() {
+                        ca = ca_pair(&made);
+                    }
+                    out.versions.insert((n.namespace.clone(), n.name.clone()), made.metadata.resource_version.unwrap_or_default());
                 }
             }
         }
@@ -328,27 +425,45 @@ where
     Ok(out)
 }
 
-async fn create<F, Fut>(api: &Api<Secret>, platform: &str, n: &Needed, create_namespace: &F, created: &mut BTreeSet<String>) -> Result<String, ClusterError>
+fn text(s: &Secret, key: &str) -> Option<String> {
+    s.data.as_ref()?.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok())
+}
+
+fn ca_pair(s: &Secret) -> Option<CaPair> {
+    Some(CaPair { key_pem: text(s, "tls.key")?, cert_pem: text(s, "tls.crt")? })
+}
+
+/// Whether a server's live certificate still serves: made for these names, by this CA, and not
+/// within 30 days of its end.
+fn fresh(live: &Secret, names: &[String], ca: Option<&CaPair>) -> bool {
+    let annotation = |k: &str| live.metadata.annotations.as_ref().and_then(|a| a.get(k)).cloned().unwrap_or_default();
+    let not_after: i64 = annotation(ANNOTATION_TLS_NOT_AFTER).parse().unwrap_or(0);
+    let same_ca = ca.is_none_or(|ca| text(live, "ca.crt").as_deref() == Some(ca.cert_pem.as_str()));
+    same_ca && crate::pki::still_good(&annotation(ANNOTATION_TLS_NAMES), not_after, names)
+}
+
+async fn create<F, Fut>(api: &Api<Secret>, platform: &str, n: &Needed, ca: Option<&CaPair>, create_namespace: &F, created: &mut BTreeSet<String>) -> Result<Secret, ClusterError>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<bool, ClusterError>>,
 {
-    let values = generate(n, &n.keys)?;
+    let (values, mut annotations) = generate(n, &n.keys, platform, ca)?;
+    annotations.insert("terroir.eu/purpose".into(), n.purpose.clone());
     let mut secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": n.name, "namespace": n.namespace, "labels": generated_labels(platform), "annotations": {"terroir.eu/purpose": n.purpose}},
-        "type": "Opaque",
+        "metadata": {"name": n.name, "namespace": n.namespace, "labels": generated_labels(platform), "annotations": annotations},
+        "type": if n.is_tls() { "kubernetes.io/tls" } else { "Opaque" },
         "data": values,
     }))
     .map_err(|e| ClusterError::Config(format!("Secret {}: {e}", n.label())))?;
     let pp = PostParams { field_manager: Some("terroir".into()), ..PostParams::default() };
     for attempt in 0..2 {
         match api.create(&pp, &secret).await {
-            Ok(s) => return Ok(s.metadata.resource_version.unwrap_or_default()),
+            Ok(s) => return Ok(s),
             // Created meanwhile by someone else: theirs is kept.
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                return api.get(&n.name).await.map(|s| s.metadata.resource_version.unwrap_or_default()).map_err(|e| api_error(&n.label(), &e));
+                return api.get(&n.name).await.map_err(|e| api_error(&n.label(), &e));
             }
             Err(kube::Error::Api(s)) if s.code == 404 && attempt == 0 => {
                 if !create_namespace(n.namespace.clone()).await? {
@@ -366,32 +481,59 @@ where
     Err(ClusterError::Api { object: format!("Secret {}", n.label()), message: "its namespace was created but the Secret still cannot be".into() })
 }
 
-/// New values for `keys` of a generated Secret, base64 as a Secret's `data` holds them.
-fn generate(n: &Needed, keys: &[String]) -> Result<BTreeMap<String, String>, ClusterError> {
+/// A Secret's `data` (base64 values) or its annotations, by key.
+type Values = BTreeMap<String, String>;
+
+/// The platform CA: its key and certificate, in PEM.
+#[derive(Debug, Clone)]
+pub struct CaPair {
+    pub key_pem: String,
+    pub cert_pem: String,
+}
+
+/// New values for `keys` of a generated Secret, base64 as a Secret's `data` holds them, and the
+/// annotations that go with them (a certificate's names and end).
+fn generate(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>) -> Result<(Values, Values), ClusterError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let fail = |e: String| ClusterError::Config(format!("cannot generate Secret {}: {e}", n.label()));
     let mut out = BTreeMap::new();
+    let mut annotations = BTreeMap::new();
     // The private key and its DNS record are made together, whichever of them is asked for.
     let dkim = if keys.iter().any(|k| matches!(n.kinds.get(k), Some(Kind::DkimPrivate | Kind::DkimRecord { .. }))) { Some(dkim_key().map_err(fail)?) } else { None };
-    for k in keys {
-        let value = match (n.kinds.get(k), &dkim) {
-            (Some(Kind::DkimPrivate), Some((private, _))) => private.clone(),
-            (Some(Kind::DkimRecord { selector, domain }), Some((_, public))) => dkim_record(selector, domain, public),
-            _ => crate::secrets::random_value().map_err(|e| fail(e.to_string()))?,
-        };
-        out.insert(k.clone(), b64(&value));
-    }
-    // A key pair is replaced whole: the record always matches the private key beside it.
-    if let Some((private, public)) = &dkim {
-        for (k, kind) in &n.kinds {
-            match kind {
-                Kind::DkimPrivate => out.insert(k.clone(), b64(private)),
-                Kind::DkimRecord { selector, domain } => out.insert(k.clone(), b64(&dkim_record(selector, domain, public))),
-                Kind::Password => None,
-            };
+    // So are a key and its certificate.
+    let new_ca = if n.is_ca() { Some(crate::pki::new_ca(platform).map_err(|e| fail(e.to_string()))?) } else { None };
+    let server = match n.server_names() {
+        Some(names) => {
+            let ca = ca.ok_or_else(|| fail("the platform CA is not there to sign it".into()))?;
+            let issued = crate::pki::issue_server(platform, &ca.key_pem, names, &format!("Secret {}", n.label())).map_err(|e| fail(e.to_string()))?;
+            annotations.insert(ANNOTATION_TLS_NAMES.to_owned(), names.join(","));
+            annotations.insert(ANNOTATION_TLS_NOT_AFTER.to_owned(), issued.not_after.to_string());
+            Some(issued)
         }
+        None => None,
+    };
+    let value_of = |kind: Option<&Kind>| -> Result<String, ClusterError> {
+        Ok(match (kind, &dkim, &new_ca, &server) {
+            (Some(Kind::DkimPrivate), Some((private, _)), ..) => private.clone(),
+            (Some(Kind::DkimRecord { selector, domain }), Some((_, public)), ..) => dkim_record(selector, domain, public),
+            (Some(Kind::CaKey), _, Some(c), _) => c.key_pem.clone(),
+            (Some(Kind::CaCert), _, Some(c), _) => c.cert_pem.clone(),
+            (Some(Kind::ServerKey { .. }), _, _, Some(i)) => i.key_pem.clone(),
+            (Some(Kind::ServerCert { .. }), _, _, Some(i)) => i.cert_pem.clone(),
+            (Some(Kind::CaBundle), ..) => ca.map(|c| c.cert_pem.clone()).ok_or_else(|| fail("the platform CA is not there".into()))?,
+            _ => crate::secrets::random_value().map_err(|e| fail(e.to_string()))?,
+        })
+    };
+    let mut wanted: BTreeSet<String> = keys.iter().cloned().collect();
+    // A key pair (DKIM, CA, server) is replaced whole: its parts always match.
+    if dkim.is_some() || new_ca.is_some() || server.is_some() {
+        wanted.extend(n.kinds.iter().filter(|(_, k)| !matches!(k, Kind::Password)).map(|(k, _)| k.clone()));
     }
-    Ok(out)
+    for k in &wanted {
+        let v = value_of(n.kinds.get(k))?;
+        out.insert(k.clone(), b64(&v));
+    }
+    Ok((out, annotations))
 }
 
 /// A 2048-bit RSA key: the PKCS#1 PEM of the private key, and the base64 DER of the public key
@@ -416,7 +558,7 @@ fn dkim_record(selector: &str, domain: &str, public: &str) -> String {
 
 /// New values for every generated key of a live Secret, keeping each replaced value under
 /// `<key>.previous`. The patch is made under the live resourceVersion.
-pub fn rotation(n: &Needed, live: &Secret) -> Result<Value, ClusterError> {
+pub fn rotation(n: &Needed, live: &Secret, platform: &str) -> Result<Value, ClusterError> {
     if n.origin != Origin::Generated {
         return Err(ClusterError::Config(format!(
             "Secret {} is given by you, not generated ({}); replace it with: {} --dry-run=client -o yaml | kubectl apply -f -",
@@ -425,7 +567,15 @@ pub fn rotation(n: &Needed, live: &Secret) -> Result<Value, ClusterError> {
             n.command(&n.keys)
         )));
     }
-    let fresh = generate(n, &n.keys)?;
+    if n.server_names().is_some() {
+        return Err(ClusterError::Config(format!(
+            "Secret {} is a certificate: `terroir apply` issues it again when its names change, 30 days before its end, or when the platform CA is rotated; to issue it now, delete it (kubectl -n {} delete secret {}) and apply",
+            n.label(),
+            n.namespace,
+            n.name
+        )));
+    }
+    let (fresh, _) = generate(n, &n.keys, platform, None)?;
     let mut data = serde_json::Map::new();
     let old = live.data.clone().unwrap_or_default();
     for (k, v) in &fresh {
@@ -611,7 +761,7 @@ mod tests {
             keys: vec!["mail.private".into(), "mail.txt".into()],
             kinds: BTreeMap::from([("mail.private".into(), Kind::DkimPrivate), ("mail.txt".into(), Kind::DkimRecord { selector: "mail".into(), domain: "example.eu".into() })]),
         };
-        let values = generate(&n, &["mail.private".into()]).unwrap_or_default();
+        let (values, _) = generate(&n, &["mail.private".into()], "crm", None).unwrap_or_default();
         let decode = |k: &str| String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&values[k]).unwrap_or_default()).unwrap_or_default();
         let private = decode("mail.private");
         assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"), "{private}");
@@ -628,15 +778,58 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_is_issued_again_for_new_names_a_near_end_or_another_ca() {
+        let names = vec!["pg".to_owned(), "pg.crm.svc".to_owned()];
+        let ca = CaPair { key_pem: String::new(), cert_pem: "CA1".into() };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let secret = |names: &str, days: i64, ca_crt: &str| -> Secret {
+            serde_json::from_value(json!({"metadata": {"annotations": {ANNOTATION_TLS_NAMES: names, ANNOTATION_TLS_NOT_AFTER: (now + days * 86400).to_string()}},
+                "data": {"ca.crt": base64::engine::general_purpose::STANDARD.encode(ca_crt)}}))
+            .unwrap_or_default()
+        };
+        assert!(fresh(&secret("pg,pg.crm.svc", 365, "CA1"), &names, Some(&ca)));
+        assert!(!fresh(&secret("pg", 365, "CA1"), &names, Some(&ca)), "names changed");
+        assert!(!fresh(&secret("pg,pg.crm.svc", 29, "CA1"), &names, Some(&ca)), "within 30 days of its end");
+        assert!(fresh(&secret("pg,pg.crm.svc", 31, "CA1"), &names, Some(&ca)));
+        assert!(!fresh(&secret("pg,pg.crm.svc", 365, "CA0"), &names, Some(&ca)), "another CA");
+    }
+
+    #[test]
+    fn a_server_certificate_chains_to_the_ca_it_was_issued_from() {
+        let ca = crate::pki::new_ca("crm").unwrap_or_else(|e| panic!("{e}"));
+        let names = vec!["pg".to_owned(), "pg.crm.svc".to_owned()];
+        let n = Needed {
+            namespace: "crm".into(),
+            name: "pg-tls".into(),
+            origin: Origin::Generated,
+            purpose: String::new(),
+            keys: vec!["ca.crt".into(), "tls.crt".into(), "tls.key".into()],
+            kinds: BTreeMap::from([
+                ("tls.key".into(), Kind::ServerKey { names: names.clone() }),
+                ("tls.crt".into(), Kind::ServerCert { names: names.clone() }),
+                ("ca.crt".into(), Kind::CaBundle),
+            ]),
+        };
+        let pair = CaPair { key_pem: ca.key_pem.clone(), cert_pem: ca.cert_pem.clone() };
+        let (values, annotations) = generate(&n, &n.keys, "crm", Some(&pair)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(annotations[ANNOTATION_TLS_NAMES], "pg,pg.crm.svc");
+        let live: Secret = serde_json::from_value(json!({"metadata": {"annotations": annotations}, "data": values})).unwrap_or_default();
+        assert!(fresh(&live, &names, Some(&pair)));
+        assert_eq!(text(&live, "ca.crt").as_deref(), Some(ca.cert_pem.as_str()));
+        // Without the CA there is nothing to sign with.
+        assert!(generate(&n, &n.keys, "crm", None).is_err());
+    }
+
+    #[test]
     fn a_rotation_keeps_the_previous_values() {
         let n = Needed { namespace: "crm".into(), name: "db".into(), origin: Origin::Generated, purpose: String::new(), keys: vec!["password".into()], kinds: BTreeMap::from([("password".into(), Kind::Password)]) };
         let live: Secret = serde_json::from_value(json!({"metadata": {"name": "db", "resourceVersion": "5"}, "data": {"password": "b2xk"}})).unwrap_or_default();
-        let patch = rotation(&n, &live).unwrap_or(Value::Null);
+        let patch = rotation(&n, &live, "crm").unwrap_or(Value::Null);
         assert_eq!(patch["data"]["password.previous"], "b2xk");
         assert_ne!(patch["data"]["password"], "b2xk");
         assert_eq!(patch["metadata"]["resourceVersion"], "5");
         let given = Needed { origin: Origin::Provided, ..n };
-        let e = rotation(&given, &live).map(|_| ()).unwrap_err().to_string();
+        let e = rotation(&given, &live, "crm").map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("given by you") && e.contains("kubectl -n crm create secret generic db"), "{e}");
     }
 }

@@ -125,7 +125,7 @@ pub fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
         Ok(None) => return fail(&format!("Secret {} does not exist yet: `terroir apply {}` generates it; only a Secret that exists can be rotated", n.label(), file.display()), json),
         Err(e) => return fail(&format!("Secret {}: {}", n.label(), cluster::describe(&e)), json),
     };
-    let patch = match secrets::rotation(n, &live) {
+    let patch = match secrets::rotation(n, &live, &ctx.platform) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string(), json),
     };

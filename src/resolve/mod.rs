@@ -244,6 +244,15 @@ pub struct HostPort {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretNames {
+    /// Kubernetes: the platform's CA (key and certificate), read by terroir only, never mounted.
+    pub ca: String,
+    /// Kubernetes: `kubernetes.io/tls` Secrets (with `ca.crt`) of the servers inside the platform.
+    pub postgres_tls: String,
+    pub mta_tls: String,
+    /// Alertmanager and the PostgreSQL exporter (one certificate for both Services).
+    pub monitoring_tls: String,
+    /// The node exporters, in their own namespace.
+    pub node_exporter_tls: String,
     pub database: String,
     pub dkim: String,
     pub grafana: String,
@@ -435,6 +444,11 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         hosts,
         roles,
         secrets: SecretNames {
+            ca: svc("ca"),
+            postgres_tls: svc("postgres-tls"),
+            mta_tls: svc("mta-tls"),
+            monitoring_tls: svc("monitoring-tls"),
+            node_exporter_tls: svc("node-exporter-tls"),
             database: svc("postgres-credentials"),
             dkim: svc("dkim-key"),
             grafana: svc("grafana-admin"),
@@ -530,17 +544,19 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         return jobs;
     }
     if on_kubernetes {
-        let mut push = |job: &str, target: String| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls: false });
-        push("prometheus", format!("{name}-prometheus:9090"));
-        push("alertmanager", format!("{name}-alertmanager:9093"));
+        // as on hosts: Alertmanager and the exporters that speak TLS (node, PostgreSQL) serve a
+        // certificate from the platform's CA (Secret <platform>-monitoring-tls)
+        let mut push = |job: &str, target: String, tls: bool| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls });
+        push("prometheus", format!("{name}-prometheus:9090"), false);
+        push("alertmanager", format!("{name}-alertmanager:9093"), true);
         if c.app.enabled {
-            push("app", format!("{}:{}", c.app.name, c.app.port));
+            push("app", format!("{}:{}", c.app.name, c.app.port), false);
         }
         if c.database.managed {
-            push("postgres", format!("{name}-postgres-exporter:9187"));
+            push("postgres", format!("{name}-postgres-exporter:9187"), true);
         }
         if c.mta.enabled {
-            push("postfix", format!("{name}-postfix-exporter:9154"));
+            push("postfix", format!("{name}-postfix-exporter:9154"), false);
         }
         // node exporters are a DaemonSet, found through Kubernetes service discovery
         return jobs;

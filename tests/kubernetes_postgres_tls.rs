@@ -1,0 +1,146 @@
+//! The Kubernetes PostgreSQL settings, run by a real PostgreSQL server (Debian's, on loopback;
+//! no pod): the rendered postgresql.conf and pg_hba.conf, a certificate issued by terroir for
+//! the Service's names, the key file as a Secret volume presents it (root, the server's group,
+//! mode 0440). A plain-text connection is refused, `verify-full` succeeds for the Service's
+//! names and fails for another, the superuser is refused over the network but admitted on the
+//! socket (peer, as the exporter sidecar connects), and the password script run at every start
+//! sets the roles' passwords without writing them to the server's log.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use common::*;
+
+fn bin_dir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed (apt-get install postgresql; scripts/test does it)").map(|e| e.unwrap().path().join("bin")).filter(|p| p.join("postgres").exists()).collect();
+    dirs.sort();
+    dirs.pop().expect("a PostgreSQL server under /usr/lib/postgresql/*/bin")
+}
+
+fn as_postgres(cmd: &Path) -> Std {
+    let mut c = Std::new("runuser");
+    c.args(["-u", "postgres", "--"]).arg(cmd);
+    c
+}
+
+fn chown(path: &Path, user: &str) {
+    assert!(Std::new("chown").arg(user).arg(path).status().unwrap().success(), "chown {user} {}", path.display());
+}
+
+/// psql's exit status and output for a connection string and a query.
+fn psql(conninfo: &str, password: &str, sql: &str) -> (bool, String) {
+    let out = Std::new("psql").arg(conninfo).args(["-Atc", sql]).env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "10").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+#[test]
+fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+
+    let dir = tmp.path().join("pg");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&dir, "postgres");
+    // The Secret volume: root's files, the server's group, 0440 (defaultMode 288 with fsGroup).
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = terroir::pki::new_ca("mutuelle-crm").unwrap();
+    let names: Vec<String> = ["mutuelle-crm-postgres", "mutuelle-crm-postgres.mutuelle-crm.svc", "mutuelle-crm-postgres.mutuelle-crm.svc.cluster.local"].map(String::from).to_vec();
+    let issued = terroir::pki::issue_server("mutuelle-crm", &ca.key_pem, &names, "test").unwrap();
+    std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
+    std::fs::write(dir.join("ca.crt"), &ca.cert_pem).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        chown(&tls.join(f), "root:postgres");
+        std::fs::set_permissions(tls.join(f), std::fs::Permissions::from_mode(0o440)).unwrap();
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let socket = dir.display().to_string();
+    let conf = data["postgresql.conf"]
+        .as_str()
+        .unwrap()
+        .replace("/etc/postgresql-tls", &tls.display().to_string())
+        .replace("'/var/run/postgresql'", &format!("'{socket}'"))
+        .replace("listen_addresses = '*'", "listen_addresses = '127.0.0.1'")
+        .replace("port = 5432", &format!("port = {port}"))
+        .replace("shared_buffers = 1GB", "shared_buffers = 32MB");
+    assert!(conf.contains("ssl = on") && conf.contains("ssl_min_protocol_version = 'TLSv1.2'"), "{conf}");
+    let hba = data["pg_hba.conf"].as_str().unwrap();
+    std::fs::write(dir.join("hba.conf"), hba).unwrap();
+    std::fs::write(dir.join("pg.conf"), format!("{conf}\nhba_file = '{}'\nlog_statement = 'all'\nlog_destination = 'stderr'\n", dir.join("hba.conf").display())).unwrap();
+    for f in ["hba.conf", "pg.conf"] {
+        chown(&dir.join(f), "postgres");
+    }
+
+    let bin = bin_dir();
+    let data_dir = dir.join("data");
+    let init = as_postgres(&bin.join("initdb")).arg("-D").arg(&data_dir).args(["-U", "postgres"]).output().unwrap();
+    assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+    let log = dir.join("server.log");
+    let start = as_postgres(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data_dir)
+        .arg("-o")
+        .arg(format!("-c config_file={}", dir.join("pg.conf").display()))
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "60", "start"])
+        .output()
+        .unwrap();
+    let _server = Server { bin: bin.clone(), data: data_dir.clone() };
+    assert!(start.status.success(), "the server starts with the key file as the Secret volume has it:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    // The application's role and database, as the initdb script makes them (over the socket).
+    let setup = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", "create role crm login password 'before'", "-c", "create database crm owner crm"]).output().unwrap();
+    assert!(setup.status.success(), "the superuser is admitted on the socket (peer): {}", String::from_utf8_lossy(&setup.stderr));
+
+    // The password script: the Secret's values become the roles' passwords.
+    let script = dir.join("sync-passwords.sh");
+    std::fs::write(&script, data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string())).unwrap();
+    let sync = as_postgres(Path::new("/bin/sh"))
+        .arg(&script)
+        .env("POSTGRES_PASSWORD", "planted-superuser-value")
+        .env("APP_DB_PASSWORD", "planted-app-value")
+        .env("APP_DB_USER", "crm")
+        .output()
+        .unwrap();
+    assert!(sync.status.success(), "sync-passwords.sh: {}", String::from_utf8_lossy(&sync.stderr));
+
+    let url = |host: &str, user: &str, mode: &str| format!("hostaddr=127.0.0.1 host={host} port={port} user={user} dbname={user} sslmode={mode} sslrootcert={}", dir.join("ca.crt").display());
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "crm", "disable"), "planted-app-value", "select 1");
+    assert!(!ok && text.contains("no encryption"), "plain text refused: {text}");
+    for host in &names {
+        let (ok, text) = psql(&url(host, "crm", "verify-full"), "planted-app-value", "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
+        assert!(ok && text.trim() == "t", "verify-full as {host}: {text}");
+    }
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "crm", "verify-full"), "before", "select 1");
+    assert!(!ok && text.contains("password authentication failed"), "the old password no longer works: {text}");
+    let (ok, text) = psql(&url("mutuelle-crm-postfix", "crm", "verify-full"), "planted-app-value", "select 1");
+    assert!(!ok && text.contains("does not match host name"), "another name is refused: {text}");
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "postgres", "verify-full").replace("dbname=postgres", "dbname=crm"), "planted-superuser-value", "select 1");
+    assert!(!ok && text.contains("no pg_hba.conf entry"), "the superuser is not admitted over the network: {text}");
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("create database crm"), "statements are logged (log_statement = all): {logged}");
+    assert!(!logged.contains("planted-app-value") && !logged.contains("planted-superuser-value"), "no password in the server's log:\n{logged}");
+}
