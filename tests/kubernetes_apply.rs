@@ -448,3 +448,71 @@ fn an_unreachable_cluster_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-context"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn tenants_get_namespaces_policies_and_their_password_which_a_removal_keeps() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let with = |tenants: &str| {
+        let tenants = tenants.to_owned();
+        cluster.document(move |t| *t = t.replace("  endpoints:\n", &format!("  tenants:\n{tenants}  endpoints:\n")))
+    };
+    let doc = with("    - name: alpha\n    - name: beta_co\n");
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let state = cluster.state();
+    let set = report["applyset"].as_str().unwrap().to_owned();
+
+    // Their namespaces exist, outside the set (never pruned), labelled for the database's policy.
+    for ns in ["mutuelle-crm-alpha", "mutuelle-crm-beta-co"] {
+        let n = state.get("v1", "Namespace", None, ns).unwrap_or_else(|| panic!("namespace {ns}"));
+        assert_eq!(n["metadata"]["labels"]["terroir.eu/tenant-of"], "mutuelle-crm");
+        assert!(n["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(), "{n}");
+        let policies: Vec<Value> = state.list("networking.k8s.io/v1", "NetworkPolicy").into_iter().filter(|p| p["metadata"]["namespace"] == ns).collect();
+        assert_eq!(policies.len(), 2, "{policies:?}");
+        assert!(policies.iter().all(|p| p["metadata"]["labels"]["applyset.kubernetes.io/part-of"] == set.as_str()));
+    }
+    let parent = state.get("v1", "ConfigMap", Some("mutuelle-crm"), "terroir-mutuelle-crm").unwrap();
+    let spans = parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"].as_str().unwrap();
+    assert!(spans.contains("mutuelle-crm-alpha") && spans.contains("mutuelle-crm-beta-co"), "{spans}");
+    let db_policy = state.get("networking.k8s.io/v1", "NetworkPolicy", Some("mutuelle-crm"), "mutuelle-crm-postgres").unwrap();
+    assert!(db_policy["spec"]["ingress"].to_string().contains("\"terroir.eu/tenant-of\":\"mutuelle-crm\""), "{db_policy}");
+
+    // One password per tenant, generated once, the same in PostgreSQL's Secret and the tenant's.
+    let credentials = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap();
+    let alpha = state.get("v1", "Secret", Some("mutuelle-crm-alpha"), "tenant-alpha-password").unwrap();
+    assert_eq!(alpha["data"]["password"], credentials["data"]["alpha"]);
+    assert_eq!(base64_decode(alpha["data"]["host"].as_str().unwrap()), "mutuelle-crm-postgres.mutuelle-crm.svc");
+    assert_eq!(base64_decode(alpha["data"]["sslmode"].as_str().unwrap()), "verify-full");
+    assert!(base64_decode(alpha["data"]["ca.crt"].as_str().unwrap()).starts_with("-----BEGIN CERTIFICATE-----"));
+    let beta = state.get("v1", "Secret", Some("mutuelle-crm-beta-co"), "tenant-beta-co-password").unwrap();
+    assert_eq!(beta["data"]["password"], credentials["data"]["beta-co"]);
+    assert_ne!(alpha["data"]["password"], beta["data"]["password"]);
+
+    // A second apply changes nothing.
+    state.clear_requests();
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(cluster.writes().is_empty(), "{:#?}", cluster.writes());
+
+    // A rotation of the tenants' passwords reaches the tenants' copies.
+    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["mutuelle-crm-tenant-credentials"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rotated = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap();
+    assert_ne!(rotated["data"]["alpha"], credentials["data"]["alpha"]);
+    let alpha_now = state.get("v1", "Secret", Some("mutuelle-crm-alpha"), "tenant-alpha-password").unwrap();
+    assert_eq!(alpha_now["data"]["password"], rotated["data"]["alpha"]);
+    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["tenant-alpha-password"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("copies its password from Secret mutuelle-crm-tenant-credentials"), "{stderr}");
+
+    // beta_co leaves: its policies are pruned; its namespace, Secret and password are kept.
+    let doc = with("    - name: alpha\n");
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let pruned: Vec<String> = report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "prune").map(|o| format!("{}/{}", o["namespace"].as_str().unwrap_or_default(), o["name"].as_str().unwrap())).collect();
+    assert_eq!(pruned, ["mutuelle-crm-beta-co/allow-dns-and-database", "mutuelle-crm-beta-co/default-deny"], "{report}");
+    assert!(state.get("v1", "Namespace", None, "mutuelle-crm-beta-co").is_some());
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm-beta-co"), "tenant-beta-co-password").unwrap()["data"]["password"], rotated["data"]["beta-co"]);
+    assert!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap()["data"].get("beta-co").is_some());
+}

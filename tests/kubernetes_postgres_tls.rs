@@ -4,7 +4,9 @@
 //! mode 0440). A plain-text connection is refused, `verify-full` succeeds for the Service's
 //! names and fails for another, the superuser is refused over the network but admitted on the
 //! socket (peer, as the exporter sidecar connects), and the password script run at every start
-//! sets the roles' passwords without writing them to the server's log.
+//! sets the roles' passwords without writing them to the server's log. It also makes the
+//! tenants' roles and databases, again harmlessly, and each tenant is refused on the others'
+//! databases and the application's.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -51,7 +53,8 @@ impl Drop for Server {
 #[test]
 fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let out = render(&doc, tmp.path(), "out");
     let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
@@ -117,14 +120,19 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     // The password script: the Secret's values become the roles' passwords.
     let script = dir.join("sync-passwords.sh");
     std::fs::write(&script, data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string())).unwrap();
-    let sync = as_postgres(Path::new("/bin/sh"))
-        .arg(&script)
-        .env("POSTGRES_PASSWORD", "planted-superuser-value")
-        .env("APP_DB_PASSWORD", "planted-app-value")
-        .env("APP_DB_USER", "crm")
-        .output()
-        .unwrap();
-    assert!(sync.status.success(), "sync-passwords.sh: {}", String::from_utf8_lossy(&sync.stderr));
+    // Twice: the second start finds everything made and changes nothing but the passwords.
+    for _ in 0..2 {
+        let sync = as_postgres(Path::new("/bin/sh"))
+            .arg(&script)
+            .env("POSTGRES_PASSWORD", "planted-superuser-value")
+            .env("APP_DB_PASSWORD", "planted-app-value")
+            .env("APP_DB_USER", "crm")
+            .env("TENANT_ALPHA_PASSWORD", "planted-alpha-value")
+            .env("TENANT_BETA_CO_PASSWORD", "planted-beta-value")
+            .output()
+            .unwrap();
+        assert!(sync.status.success(), "sync-passwords.sh: {}", String::from_utf8_lossy(&sync.stderr));
+    }
 
     let url = |host: &str, user: &str, mode: &str| format!("hostaddr=127.0.0.1 host={host} port={port} user={user} dbname={user} sslmode={mode} sslrootcert={}", dir.join("ca.crt").display());
     let (ok, text) = psql(&url("mutuelle-crm-postgres", "crm", "disable"), "planted-app-value", "select 1");
@@ -140,7 +148,26 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     let (ok, text) = psql(&url("mutuelle-crm-postgres", "postgres", "verify-full").replace("dbname=postgres", "dbname=crm"), "planted-superuser-value", "select 1");
     assert!(!ok && text.contains("no pg_hba.conf entry"), "the superuser is not admitted over the network: {text}");
 
+    // Tenants: each reaches its own database over TLS, and no other.
+    let on = |db: &str, user: &str| format!("hostaddr=127.0.0.1 host=mutuelle-crm-postgres port={port} user={user} dbname={db} sslmode=verify-full sslrootcert={}", dir.join("ca.crt").display());
+    let (ok, text) = psql(&on("alpha", "alpha"), "planted-alpha-value", "select current_user");
+    assert!(ok && text.trim() == "alpha", "alpha on its database: {text}");
+    let (ok, text) = psql(&on("beta_co", "beta_co"), "planted-beta-value", "select current_user");
+    assert!(ok && text.trim() == "beta_co", "beta_co on its database: {text}");
+    for (db, user, password) in [("beta_co", "alpha", "planted-alpha-value"), ("alpha", "beta_co", "planted-beta-value"), ("crm", "alpha", "planted-alpha-value"), ("alpha", "crm", "planted-app-value")] {
+        let (ok, text) = psql(&on(db, user), password, "select 1");
+        assert!(!ok && text.contains("no pg_hba.conf entry"), "{user} refused on {db}: {text}");
+    }
+    // Even past pg_hba.conf, CONNECT is the owner's alone.
+    let grants = as_postgres(Path::new("/usr/bin/psql"))
+        .args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-Atc", "select datname, has_database_privilege('public', datname, 'CONNECT') from pg_database where datname in ('alpha', 'beta_co', 'crm') order by 1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&grants.stdout), "alpha|f\nbeta_co|f\ncrm|f\n");
+
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("create database crm"), "statements are logged (log_statement = all): {logged}");
-    assert!(!logged.contains("planted-app-value") && !logged.contains("planted-superuser-value"), "no password in the server's log:\n{logged}");
+    for planted in ["planted-app-value", "planted-superuser-value", "planted-alpha-value", "planted-beta-value"] {
+        assert!(!logged.contains(planted), "no password in the server's log:\n{logged}");
+    }
 }

@@ -45,3 +45,14 @@ fn minimal_variant_manifests_validate_against_kubernetes_1_33() {
     let out = render(&doc, tmp.path(), "out");
     validate_dir(&out.join("kubernetes"));
 }
+
+#[test]
+fn tenant_manifests_validate_against_kubernetes_1_33() {
+    // Two tenants: their namespaces, NetworkPolicies, and PostgreSQL's settings for them.
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let out = render(&doc, tmp.path(), "out");
+    let tenants = std::fs::read_to_string(out.join("kubernetes/tenants.yaml")).unwrap();
+    assert!(tenants.contains("name: \"mutuelle-crm-beta-co\"") && tenants.contains("terroir.eu/prune: never"), "{tenants}");
+    validate_dir(&out.join("kubernetes"));
+}

@@ -62,6 +62,10 @@ enum Kind {
     ServerKey { names: Vec<String> },
     ServerCert { names: Vec<String> },
     CaBundle,
+    /// The value of another Secret's key (a tenant's password, copied into its namespace).
+    Copy { namespace: String, name: String, key: String },
+    /// A value that is no secret (a tenant's connection settings, beside its password).
+    Fixed(String),
 }
 
 impl Kind {
@@ -100,6 +104,12 @@ impl Needed {
     }
 
     /// The names a server certificate is for.
+    /// Keys derived from elsewhere (copies, fixed values, the CA's certificate): kept equal to
+    /// their source on every apply.
+    fn derived(&self) -> bool {
+        self.server_names().is_none() && self.kinds.values().any(|k| matches!(k, Kind::Copy { .. } | Kind::Fixed(_)))
+    }
+
     fn server_names(&self) -> Option<&[String]> {
         self.kinds.values().find_map(|k| match k {
             Kind::ServerCert { names } => Some(names.as_slice()),
@@ -207,6 +217,8 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
             kinds.insert("tls.crt".into(), Kind::ServerCert { names: dns });
             kinds.insert("ca.crt".into(), Kind::CaBundle);
             (Origin::Generated, "the server's TLS key and certificate from the platform's CA, and the CA's certificate (`ca.crt`)", vec![])
+        } else if name == names.tenant_credentials {
+            (Origin::Generated, "the tenants' role passwords, one key per tenant (copied into each tenant's namespace)", vec![])
         } else if name == names.backup {
             (Origin::Provided, "the S3 access key of the backup endpoint", vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
         } else if name == names.smtp_relay {
@@ -223,6 +235,30 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
             }
         }
         out.push(Needed { namespace, name, origin, purpose: purpose.to_owned(), keys: all.into_iter().collect(), kinds });
+    }
+    // Each tenant's copy of its password, with its connection settings, in its own namespace:
+    // after the Secrets they copy.
+    let db = &resolved.components.database;
+    for t in resolved.tenants.iter().filter(|t| !t.namespace.is_empty() && db.managed) {
+        let mut kinds = BTreeMap::from([
+            ("password".to_owned(), Kind::Copy { namespace: resolved.platform.namespace.clone(), name: names.tenant_credentials.clone(), key: t.name.replace('_', "-") }),
+            ("host".to_owned(), Kind::Fixed(format!("{}.{}.svc", db.service_name, resolved.platform.namespace))),
+            ("port".to_owned(), Kind::Fixed(db.port.to_string())),
+            ("database".to_owned(), Kind::Fixed(t.database.clone())),
+            ("username".to_owned(), Kind::Fixed(t.user.clone())),
+            ("sslmode".to_owned(), Kind::Fixed("verify-full".into())),
+        ]);
+        if out.iter().any(Needed::is_tls) {
+            kinds.insert("ca.crt".into(), Kind::CaBundle);
+        }
+        out.push(Needed {
+            namespace: t.namespace.clone(),
+            name: t.secret.clone(),
+            origin: Origin::Generated,
+            purpose: format!("tenant {}: its role's password, its connection settings and the platform CA's certificate", t.name),
+            keys: kinds.keys().cloned().collect(),
+            kinds,
+        });
     }
     // The CA signs the servers' certificates: it comes first, in the platform's namespace.
     if out.iter().any(Needed::is_tls) {
@@ -349,6 +385,22 @@ where
             Err(kube::Error::Api(s)) if s.code == 404 => None,
             Err(e) => return Err(api_error(&n.label(), &e)),
         };
+        // The values a derived Secret copies, read now from their sources.
+        let mut copies = Values::new();
+        for kind in n.kinds.values() {
+            if let Kind::Copy { namespace, name, key } = kind {
+                let source: Api<Secret> = Api::namespaced(client.clone(), namespace);
+                match source.get_opt(name).await {
+                    Ok(Some(s)) => {
+                        if let Some(v) = text(&s, key) {
+                            copies.insert(key.clone(), v);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(api_error(&format!("{namespace}/{name}"), &e)),
+                }
+            }
+        }
         let mut state = SecretState {
             namespace: n.namespace.clone(),
             name: n.name.clone(),
@@ -369,13 +421,21 @@ where
                     if n.is_ca() {
                         ca = ca_pair(&live);
                     }
-                    let stale = n.server_names().is_some_and(|names| !fresh(&live, names, ca.as_ref()));
+                    let expected = if n.derived() && (!dry_run || copies.len() == n.kinds.values().filter(|k| matches!(k, Kind::Copy { .. })).count()) {
+                        Some(generate_from(n, &n.keys, platform, ca.as_ref(), &copies)?.0)
+                    } else {
+                        None
+                    };
+                    let outdated = expected.as_ref().is_some_and(|want| {
+                        want.iter().any(|(k, v)| live.data.as_ref().and_then(|d| d.get(k)).map(|b| base64::engine::general_purpose::STANDARD.encode(&b.0)).as_deref() != Some(v.as_str()))
+                    });
+                    let stale = outdated || n.server_names().is_some_and(|names| !fresh(&live, names, ca.as_ref()));
                     if stale {
                         state.action = SecretAction::Reissue;
-                        state.note = Some("made for other names, within 30 days of its end, or by another CA".into());
+                        state.note = Some(if outdated { "a copy no longer equal to its source".into() } else { "made for other names, within 30 days of its end, or by another CA".into() });
                     }
                     if stale && !dry_run {
-                        let (values, annotations) = generate(n, &n.keys, platform, ca.as_ref())?;
+                        let (values, annotations) = generate_from(n, &n.keys, platform, ca.as_ref(), &copies)?;
                         let patch = json!({"metadata": {"resourceVersion": rv, "annotations": annotations}, "data": values});
                         let done = api.patch(&n.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| api_error(&n.label(), &e))?;
                         out.versions.insert(key, done.metadata.resource_version.unwrap_or_default());
@@ -390,7 +450,7 @@ where
                 } else {
                     state.action = SecretAction::AddKeys;
                     if !dry_run {
-                        let (values, annotations) = generate(n, &state.missing_keys, platform, ca.as_ref())?;
+                        let (values, annotations) = generate_from(n, &state.missing_keys, platform, ca.as_ref(), &copies)?;
                         // Under the resourceVersion read: a concurrent writer makes this fail
                         // rather than lose its value.
                         let patch = json!({"metadata": {"resourceVersion": rv, "annotations": annotations}, "data": values});
@@ -412,7 +472,7 @@ where
                 state.action = SecretAction::Create;
                 state.missing_keys = n.keys.clone();
                 if !dry_run {
-                    let made = create(&api, platform, n, ca.as_ref(), &create_namespace, &mut out.created_namespaces).await?;
+                    let made = create(&api, platform, n, ca.as_ref(), &copies, &create_namespace, &mut out.created_namespaces).await?;
                     if n.is_ca() {
                         ca = ca_pair(&made);
                     }
@@ -442,12 +502,12 @@ fn fresh(live: &Secret, names: &[String], ca: Option<&CaPair>) -> bool {
     same_ca && crate::pki::still_good(&annotation(ANNOTATION_TLS_NAMES), not_after, names)
 }
 
-async fn create<F, Fut>(api: &Api<Secret>, platform: &str, n: &Needed, ca: Option<&CaPair>, create_namespace: &F, created: &mut BTreeSet<String>) -> Result<Secret, ClusterError>
+async fn create<F, Fut>(api: &Api<Secret>, platform: &str, n: &Needed, ca: Option<&CaPair>, copies: &Values, create_namespace: &F, created: &mut BTreeSet<String>) -> Result<Secret, ClusterError>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<bool, ClusterError>>,
 {
-    let (values, mut annotations) = generate(n, &n.keys, platform, ca)?;
+    let (values, mut annotations) = generate_from(n, &n.keys, platform, ca, copies)?;
     annotations.insert("terroir.eu/purpose".into(), n.purpose.clone());
     let mut secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -494,6 +554,11 @@ pub struct CaPair {
 /// New values for `keys` of a generated Secret, base64 as a Secret's `data` holds them, and the
 /// annotations that go with them (a certificate's names and end).
 fn generate(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>) -> Result<(Values, Values), ClusterError> {
+    generate_from(n, keys, platform, ca, &BTreeMap::new())
+}
+
+/// [`generate`], with the values copied from other Secrets (`copies`, by the source's key).
+fn generate_from(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>, copies: &Values) -> Result<(Values, Values), ClusterError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let fail = |e: String| ClusterError::Config(format!("cannot generate Secret {}: {e}", n.label()));
     let mut out = BTreeMap::new();
@@ -521,11 +586,18 @@ fn generate(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>) ->
             (Some(Kind::ServerKey { .. }), _, _, Some(i)) => i.key_pem.clone(),
             (Some(Kind::ServerCert { .. }), _, _, Some(i)) => i.cert_pem.clone(),
             (Some(Kind::CaBundle), ..) => ca.map(|c| c.cert_pem.clone()).ok_or_else(|| fail("the platform CA is not there".into()))?,
+            (Some(Kind::Fixed(v)), ..) => v.clone(),
+            (Some(Kind::Copy { namespace, name, key }), ..) => {
+                copies.get(key.as_str()).cloned().ok_or_else(|| fail(format!("key {key} of Secret {namespace}/{name}, which it copies, is not there")))?
+            }
             _ => crate::secrets::random_value().map_err(|e| fail(e.to_string()))?,
         })
     };
     let mut wanted: BTreeSet<String> = keys.iter().cloned().collect();
     // A key pair (DKIM, CA, server) is replaced whole: its parts always match.
+    if n.derived() {
+        wanted.extend(n.kinds.keys().cloned());
+    }
     if dkim.is_some() || new_ca.is_some() || server.is_some() {
         wanted.extend(n.kinds.iter().filter(|(_, k)| !matches!(k, Kind::Password)).map(|(k, _)| k.clone()));
     }
@@ -565,6 +637,18 @@ pub fn rotation(n: &Needed, live: &Secret, platform: &str) -> Result<Value, Clus
             n.label(),
             n.purpose,
             n.command(&n.keys)
+        )));
+    }
+    if n.derived() {
+        let source = n.kinds.values().find_map(|k| match k {
+            Kind::Copy { name, .. } => Some(name.clone()),
+            _ => None,
+        });
+        return Err(ClusterError::Config(format!(
+            "Secret {} copies its password from Secret {}: rotate that one (`terroir secrets rotate FILE {}`), and the apply copies the new value here",
+            n.label(),
+            source.clone().unwrap_or_default(),
+            source.unwrap_or_default()
         )));
     }
     if n.server_names().is_some() {

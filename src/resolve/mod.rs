@@ -48,6 +48,14 @@ pub struct ResolvedTenant {
     pub user: String,
     /// Name of the secret holding the role's password (`tenant-<name>-password`).
     pub secret: String,
+    /// Kubernetes: the tenant's own namespace (see [`tenant_namespace`]); empty elsewhere.
+    pub namespace: String,
+}
+
+/// A tenant's namespace on Kubernetes: the platform's, a `-`, and the tenant's name with `_` as
+/// `-` (SQL identifiers have no `-`, so two tenants never share one).
+pub fn tenant_namespace(platform_namespace: &str, tenant: &str) -> String {
+    format!("{platform_namespace}-{}", tenant.replace('_', "-"))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -253,6 +261,9 @@ pub struct SecretNames {
     pub monitoring_tls: String,
     /// The node exporters, in their own namespace.
     pub node_exporter_tls: String,
+    /// Kubernetes: the tenants' role passwords, one key per tenant, for PostgreSQL's pod; each
+    /// tenant's namespace gets its own copy (`tenant-<name>-password`).
+    pub tenant_credentials: String,
     pub database: String,
     pub dkim: String,
     pub grafana: String,
@@ -434,7 +445,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     cloud_vms.sort_by(|a, b| a.name.cmp(&b.name));
 
     ResolvedPlatform {
-        platform: PlatformInfo { name: name.clone(), namespace, labels: p.metadata.labels.clone(), common_labels },
+        platform: PlatformInfo { name: name.clone(), namespace: namespace.clone(), labels: p.metadata.labels.clone(), common_labels },
         blueprint: BlueprintInfo { name: bp.name.clone(), version: bp.version.clone(), parameters: params },
         target_kind,
         target: p.spec.target.clone(),
@@ -449,6 +460,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             mta_tls: svc("mta-tls"),
             monitoring_tls: svc("monitoring-tls"),
             node_exporter_tls: svc("node-exporter-tls"),
+            tenant_credentials: svc("tenant-credentials"),
             database: svc("postgres-credentials"),
             dkim: svc("dkim-key"),
             grafana: svc("grafana-admin"),
@@ -463,7 +475,13 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
                 .spec
                 .tenants
                 .iter()
-                .map(|t| ResolvedTenant { name: t.name.clone(), database: t.name.clone(), user: t.name.clone(), secret: format!("tenant-{}-password", t.name.replace('_', "-")) })
+                .map(|t| ResolvedTenant {
+                    name: t.name.clone(),
+                    database: t.name.clone(),
+                    user: t.name.clone(),
+                    secret: format!("tenant-{}-password", t.name.replace('_', "-")),
+                    namespace: if on_kubernetes { tenant_namespace(&namespace, &t.name) } else { String::new() },
+                })
                 .collect();
             t.sort_by(|a, b| a.name.cmp(&b.name));
             t
