@@ -6,7 +6,8 @@
 //! socket (peer, as the exporter sidecar connects), and the password script run at every start
 //! sets the roles' passwords without writing them to the server's log. It also makes the
 //! tenants' roles and databases, again harmlessly, and each tenant is refused on the others'
-//! databases and the application's.
+//! databases and the application's. With an image declared to ship pgaudit (Debian's
+//! postgresql-15-pgaudit here), the rendered audit settings log the reads of a personal table.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -50,18 +51,21 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
-    let tmp = tempfile::tempdir().unwrap();
-    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
-    let out = render(&doc, tmp.path(), "out");
-    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+/// A PostgreSQL server on loopback running the rendered settings (`data`: the ConfigMap's data),
+/// with a certificate for the Service's names as the Secret volume presents it.
+struct Started {
+    dir: PathBuf,
+    port: u16,
+    socket: String,
+    log: PathBuf,
+    names: Vec<String>,
+    _server: Server,
+}
 
-    let dir = tmp.path().join("pg");
+fn start(tmp: &Path, data: &serde_json::Value) -> Started {
+    let dir = tmp.join("pg");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
     chown(&dir, "postgres");
     // The Secret volume: root's files, the server's group, 0440 (defaultMode 288 with fsGroup).
     let tls = dir.join("tls");
@@ -110,8 +114,21 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
         .args(["-w", "-t", "60", "start"])
         .output()
         .unwrap();
-    let _server = Server { bin: bin.clone(), data: data_dir.clone() };
+    let guard = Server { bin: bin.clone(), data: data_dir.clone() };
     assert!(start.status.success(), "the server starts with the key file as the Secret volume has it:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    Started { dir, port, socket, log, names, _server: guard }
+}
+
+#[test]
+fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let out = render(&doc, tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+    let Started { dir, port, socket, log, names, _server } = start(tmp.path(), &data);
 
     // The application's role and database, as the initdb script makes them (over the socket).
     let setup = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", "create role crm login password 'before'", "-c", "create database crm owner crm"]).output().unwrap();
@@ -168,6 +185,59 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("create database crm"), "statements are logged (log_statement = all): {logged}");
     for planted in ["planted-app-value", "planted-superuser-value", "planted-alpha-value", "planted-beta-value"] {
+        assert!(!logged.contains(planted), "no password in the server's log:\n{logged}");
+    }
+}
+
+#[test]
+fn with_an_image_declared_to_ship_pgaudit_a_personal_table_is_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "pgaudit.yaml", |t| {
+        t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n")
+            .replace("      sharedBuffers: 1GB\n", "      sharedBuffers: 1GB\n      personalTables: [customers]\n")
+            .replace("  endpoints:\n", "  tenants:\n    - name: alpha\n  endpoints:\n")
+    });
+    let out = render(&doc, tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+    let Started { dir, port, socket, log, _server, .. } = start(tmp.path(), &data);
+    let sql = |db: &str, statement: &str| {
+        let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", statement]).output().unwrap();
+        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    sql("postgres", "create role crm login password 'x'");
+    sql("postgres", "create database crm owner crm");
+    // The start script, as the pod runs it, with pgaudit.sql where the ConfigMap mounts it.
+    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
+    let script = dir.join("start.sh");
+    std::fs::write(
+        &script,
+        data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
+    )
+    .unwrap();
+    let run = as_postgres(Path::new("/bin/sh"))
+        .arg(&script)
+        .env("POSTGRES_PASSWORD", "planted-superuser-value")
+        .env("APP_DB_PASSWORD", "planted-app-value")
+        .env("APP_DB_USER", "crm")
+        .env("TENANT_ALPHA_PASSWORD", "planted-alpha-value")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "start script: {}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(sql("crm", "select count(*) from pg_extension where extname = 'pgaudit'"), "1");
+    assert_eq!(sql("alpha", "select count(*) from pg_extension where extname = 'pgaudit'"), "1", "the tenant's database is audited too");
+
+    // A personal table made after the setup is granted to the audit role by the event trigger.
+    sql("crm", "create table customers (id int, email text)");
+    sql("crm", "create table notes (id int)");
+    sql("crm", "select email from customers");
+    sql("crm", "select id from notes");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("AUDIT: OBJECT") && logged.contains("public.customers") && logged.contains("select email from customers"), "the read of a personal table is audited:\n{logged}");
+    assert!(!logged.lines().any(|l| l.contains("AUDIT: OBJECT") && l.contains("public.notes")), "a table not marked personal is not");
+    for planted in ["planted-app-value", "planted-superuser-value", "planted-alpha-value"] {
         assert!(!logged.contains(planted), "no password in the server's log:\n{logged}");
     }
 }

@@ -426,6 +426,10 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     for (key, path) in &bp.images {
         images.insert(key.clone(), format!("{registry}/{}", path.replace("{pgVersion}", &c.database.version.to_string())));
     }
+    // The image chosen for pgaudit replaces PostgreSQL's, so the gate judges the one deployed.
+    if let Some(image) = params.get("postgresPgauditImage").and_then(Value::as_str).filter(|i| on_kubernetes && !i.is_empty()) {
+        images.insert("postgres".into(), format!("{registry}/{}", image.replace("{pgVersion}", &c.database.version.to_string())));
+    }
 
     let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, &name);
     let mut cloud_vms: Vec<CloudVmSpec> = p
