@@ -516,3 +516,26 @@ fn tenants_get_namespaces_policies_and_their_password_which_a_removal_keeps() {
     assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm-beta-co"), "tenant-beta-co-password").unwrap()["data"]["password"], rotated["data"]["beta-co"]);
     assert!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap()["data"].get("beta-co").is_some());
 }
+
+#[test]
+fn a_secret_made_beforehand_is_kept_and_only_completed() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    // The client brought its own database password, without the superuser's.
+    let url = format!("{}/api/v1/namespaces/mutuelle-crm/secrets", cluster.server.url());
+    let theirs = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials"}, "data": {"password": "dGhlaXJz"}});
+    ureq::post(&url).header("content-type", "application/json").send(theirs.to_string()).unwrap();
+    let doc = cluster.document(|_| {});
+
+    let (code, plan, stderr) = cluster.terroir(&["plan"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let db = plan["secrets"].as_array().unwrap().iter().find(|s| s["name"] == "mutuelle-crm-postgres-credentials").unwrap().clone();
+    assert_eq!((db["action"].as_str(), db["missingKeys"].clone()), (Some("addKeys"), json!(["postgres-password"])), "{db}");
+
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let live = cluster.state().get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-credentials").unwrap();
+    assert_eq!(live["data"]["password"], "dGhlaXJz", "the client's value is kept");
+    assert!(live["data"]["postgres-password"].as_str().is_some_and(|v| !v.is_empty()), "the missing key is added: {live}");
+    assert!(live["metadata"]["labels"].get("terroir.eu/generated").is_none(), "a Secret terroir did not make is not labelled as generated");
+}
