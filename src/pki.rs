@@ -89,18 +89,69 @@ fn ensure_ca(store: &SecretStore, platform: &str) -> Result<(Issuer<'static, Key
         }
     };
     if store.get(CA_CERT)?.is_none() {
-        let mut params = ca_params(platform).map_err(cert_err("the platform CA"))?;
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(CA_DAYS);
-        let cert = params.self_signed(&key).map_err(cert_err("the platform CA"))?;
-        store.put(CA_CERT, &cert.pem())?;
+        store.put(CA_CERT, &ca_cert(platform, &key)?.0)?;
         made.push(CA_CERT.to_owned());
     }
     // the issuer is rebuilt from the same subject and key: certificates it signs chain to the
     // stored CA certificate
     let issuer = Issuer::new(ca_params(platform).map_err(cert_err("the platform CA"))?, key);
     Ok((issuer, made))
+}
+
+/// A key and its certificate, in PEM, and when the certificate ends (Unix time).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub key_pem: String,
+    pub cert_pem: String,
+    pub not_after: i64,
+}
+
+/// The CA's self-signed certificate for `key`, and when it ends.
+fn ca_cert(platform: &str, key: &KeyPair) -> Result<(String, i64), PkiError> {
+    let mut params = ca_params(platform).map_err(cert_err("the platform CA"))?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(CA_DAYS);
+    let cert = params.self_signed(key).map_err(cert_err("the platform CA"))?;
+    Ok((cert.pem(), params.not_after.unix_timestamp()))
+}
+
+/// A server certificate for `names` (the first is the common name), signed by the CA.
+fn server_cert(platform: &str, issuer: &Issuer<'_, KeyPair>, names: &[String], what: &str) -> Result<Issued, PkiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let key = KeyPair::generate().map_err(cert_err(what))?;
+    let mut params = CertificateParams::new(names.to_vec()).map_err(cert_err(what))?;
+    if let Some(first) = names.first() {
+        params.distinguished_name.push(DnType::CommonName, first.clone());
+    }
+    params.distinguished_name.push(DnType::OrganizationName, format!("{platform} (terroir)"));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - time::Duration::days(1);
+    let not_after = now + time::Duration::days(HOST_DAYS);
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, issuer).map_err(cert_err(what))?;
+    Ok(Issued { key_pem: key.serialize_pem(), cert_pem: cert.pem(), not_after: not_after.unix_timestamp() })
+}
+
+/// A new platform CA (ECDSA P-256), kept elsewhere than in a store (a cluster's Secret).
+pub fn new_ca(platform: &str) -> Result<Issued, PkiError> {
+    let key = KeyPair::generate().map_err(cert_err("the platform CA"))?;
+    let (cert_pem, not_after) = ca_cert(platform, &key)?;
+    Ok(Issued { key_pem: key.serialize_pem(), cert_pem, not_after })
+}
+
+/// A server certificate for `names` from the CA whose key is `ca_key_pem`.
+pub fn issue_server(platform: &str, ca_key_pem: &str, names: &[String], what: &str) -> Result<Issued, PkiError> {
+    let key = KeyPair::from_pem(ca_key_pem).map_err(cert_err("the platform CA (stored key)"))?;
+    let issuer = Issuer::new(ca_params(platform).map_err(cert_err("the platform CA"))?, key);
+    server_cert(platform, &issuer, names, what)
+}
+
+/// Whether a certificate made for `names` ending at `not_after` serves `want` for 30 days more.
+pub fn still_good(names: &str, not_after: i64, want: &[String]) -> bool {
+    names == want.join(",") && not_after > (time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
 }
 
 /// Make the CA and every host's certificate that is missing, was made for other names or ends
@@ -121,32 +172,13 @@ pub fn ensure(store: &SecretStore, platform: &str, hosts: &[HostNames]) -> Resul
         if fresh && !ca_renewed {
             continue;
         }
-        let (key, cert, not_after) = issue(&issuer, platform, &h.names, &format!("host {}", h.host))?;
-        store.put(&host_key(&h.host), &key)?;
-        store.put(&host_cert(&h.host), &cert)?;
-        store.put(&host_names(&h.host), &format!("{want}\nexpires={}", not_after.unix_timestamp()))?;
+        let issued = server_cert(platform, &issuer, &h.names, &format!("host {}", h.host))?;
+        store.put(&host_key(&h.host), &issued.key_pem)?;
+        store.put(&host_cert(&h.host), &issued.cert_pem)?;
+        store.put(&host_names(&h.host), &format!("{want}\nexpires={}", issued.not_after))?;
         made.push(host_cert(&h.host));
     }
     Ok(made)
-}
-
-/// A server certificate for `names` signed by the platform's CA: (key PEM, certificate PEM, end).
-fn issue(issuer: &Issuer<'static, KeyPair>, platform: &str, names: &[String], what: &str) -> Result<(String, String, time::OffsetDateTime), PkiError> {
-    let now = time::OffsetDateTime::now_utc();
-    let key = KeyPair::generate().map_err(cert_err(what))?;
-    let mut params = CertificateParams::new(names.to_vec()).map_err(cert_err(what))?;
-    if let Some(first) = names.first() {
-        params.distinguished_name.push(DnType::CommonName, first.clone());
-    }
-    params.distinguished_name.push(DnType::OrganizationName, format!("{platform} (terroir)"));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = now - time::Duration::days(1);
-    let not_after = now + time::Duration::days(HOST_DAYS);
-    params.not_after = not_after;
-    let cert = params.signed_by(&key, issuer).map_err(cert_err(what))?;
-    Ok((key.serialize_pem(), cert.pem(), not_after))
 }
 
 /// The certificate nginx serves for the platform's public names (`components.app.publicHost`),
@@ -199,8 +231,8 @@ pub fn ensure_public(store: &SecretStore, platform: &str, names: &[String]) -> R
         return Ok(Vec::new());
     }
     let (issuer, _) = ensure_ca(store, platform)?;
-    let (key, cert, not_after) = issue(&issuer, platform, names, "the public names")?;
-    store_public(store, &key, &cert, &PublicState { names: names.to_vec(), issuer: PublicState::INTERNAL.to_owned(), expires: not_after.unix_timestamp() })?;
+    let issued = server_cert(platform, &issuer, names, "the public names")?;
+    store_public(store, &issued.key_pem, &issued.cert_pem, &PublicState { names: names.to_vec(), issuer: PublicState::INTERNAL.to_owned(), expires: issued.not_after })?;
     Ok(vec![PUBLIC_CERT.to_owned()])
 }
 

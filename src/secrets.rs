@@ -82,7 +82,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// 32 random bytes, base64url.
-fn random_value() -> Result<String, SecretError> {
+pub(crate) fn random_value() -> Result<String, SecretError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))

@@ -38,11 +38,17 @@ impl Cluster {
     }
 
     fn terroir(&self, args: &[&str], doc: &Path) -> (i32, Value, String) {
+        self.terroir_then(args, doc, &[])
+    }
+
+    /// With arguments after the document (`secrets rotate FILE NAME`).
+    fn terroir_then(&self, args: &[&str], doc: &Path, after: &[&str]) -> (i32, Value, String) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         let out = Command::cargo_bin("terroir")
             .unwrap()
             .args(args)
             .arg(doc)
+            .args(after)
             .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "--context", "double", "--output", "json"])
             .env_remove("KUBECONFIG")
             .timeout(std::time::Duration::from_secs(120))
@@ -52,6 +58,21 @@ impl Cluster {
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
         (out.status.code().unwrap_or(-1), json, stderr)
+    }
+
+    /// The Secrets the client gives for the example (relay and backup credentials), as it would
+    /// with kubectl: the namespace first, then the Secrets.
+    fn give_secrets(&self) {
+        let url = self.server.url();
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mutuelle-crm"}});
+        ureq::post(&format!("{url}/api/v1/namespaces")).header("content-type", "application/json").send(ns.to_string()).unwrap();
+        for (name, data) in [
+            ("mutuelle-crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QUtJQQ==", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"})),
+            ("mutuelle-crm-smtp-relay-credentials", json!({"sasl_passwd": "W3JlbGF5XTo1ODcgdTpw"})),
+        ] {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+            ureq::post(&format!("{url}/api/v1/namespaces/mutuelle-crm/secrets")).header("content-type", "application/json").send(secret.to_string()).unwrap();
+        }
     }
 
     fn writes(&self) -> Vec<String> {
@@ -85,15 +106,76 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert_eq!(summary(&plan, "create"), objects);
     assert!(cluster.writes().is_empty(), "plan wrote: {:?}", cluster.writes());
 
-    // First apply.
+    // The plan names the Secrets it would generate and those the client gives, and creates none.
+    let would: Vec<String> = plan["secrets"].as_array().unwrap().iter().filter(|s| s["action"] == "create").map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        would,
+        [
+            "mutuelle-crm-ca",
+            "mutuelle-crm-dkim-key",
+            "mutuelle-crm-grafana-admin",
+            "mutuelle-crm-monitoring-tls",
+            "mutuelle-crm-mta-tls",
+            "mutuelle-crm-postgres-credentials",
+            "mutuelle-crm-postgres-tls",
+            "mutuelle-crm-node-exporter-tls"
+        ],
+        "the CA first, which signs the certificates: {plan}"
+    );
+    assert!(cluster.state().list("v1", "Secret").is_empty());
+
+    // First apply: the generated Secrets are created, the given ones are not invented; the
+    // apply fails (as on hosts) having applied everything, and says how to make them.
     let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(summary(&report, "create"), objects);
-    assert!(!report["rolledOut"].as_array().unwrap().is_empty(), "rollouts were waited for");
-    // Secrets are referenced, never rendered: the ones missing are named.
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(summary(&report, "create"), objects, "{report}");
+    assert!(report["rolledOut"].as_array().unwrap().is_empty(), "no waiting while Secrets are missing");
     let missing: Vec<&str> = report["missingSecrets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(missing.contains(&"mutuelle-crm/mutuelle-crm-postgres-credentials"), "{missing:?}");
+    assert_eq!(missing, ["mutuelle-crm/mutuelle-crm-backup-s3-credentials", "mutuelle-crm/mutuelle-crm-smtp-relay-credentials"], "{report}");
+    assert!(
+        stderr.contains("kubectl -n mutuelle-crm create secret generic mutuelle-crm-backup-s3-credentials --from-literal=AWS_ACCESS_KEY_ID='...' --from-literal=AWS_SECRET_ACCESS_KEY='...'")
+            && stderr.contains("--from-file=sasl_passwd=./sasl_passwd"),
+        "{stderr}"
+    );
     let state = cluster.state();
+    let generated = state.list("v1", "Secret");
+    assert_eq!(generated.len(), 8, "{generated:?}");
+    for s in &generated {
+        let labels = &s["metadata"]["labels"];
+        assert_eq!(labels["terroir.eu/generated"], "true", "{s}");
+        assert_eq!(labels["terroir.eu/platform"], "mutuelle-crm", "{s}");
+        assert!(labels.get("applyset.kubernetes.io/part-of").is_none(), "a generated Secret is not a member of the set: {s}");
+        // No value reaches the output.
+        for v in s["data"].as_object().unwrap().values() {
+            let v = v.as_str().unwrap();
+            assert!(!stderr.contains(v) && !report.to_string().contains(v));
+        }
+    }
+    let db = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-credentials").unwrap();
+    let keys: Vec<&String> = db["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["password", "postgres-password"]);
+    assert_ne!(db["data"]["password"], db["data"]["postgres-password"]);
+    let dkim = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-dkim-key").unwrap();
+    let private = base64_decode(dkim["data"].as_object().unwrap().iter().find(|(k, _)| k.ends_with(".private")).unwrap().1.as_str().unwrap());
+    assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{private}");
+    // TLS: the servers' certificates chain to the platform's CA for their Service names only.
+    let ca = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-ca").unwrap();
+    assert_eq!(ca["type"], "kubernetes.io/tls");
+    let pg = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap();
+    assert_eq!(pg["type"], "kubernetes.io/tls");
+    assert_eq!(pg["data"]["ca.crt"], ca["data"]["tls.crt"]);
+    let verifies = |secret: &Value, name: &str| verify(&base64_decode(ca["data"]["tls.crt"].as_str().unwrap()), &base64_decode(secret["data"]["tls.crt"].as_str().unwrap()), name);
+    for name in ["mutuelle-crm-postgres", "mutuelle-crm-postgres.mutuelle-crm.svc", "mutuelle-crm-postgres.mutuelle-crm.svc.cluster.local"] {
+        assert!(verifies(&pg, name), "{name}");
+    }
+    assert!(!verifies(&pg, "mutuelle-crm-postfix"));
+    let mta = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert!(verifies(&mta, "mutuelle-crm-postfix") && !verifies(&mta, "mutuelle-crm-postgres"));
+    assert!(base64_decode(pg["data"]["tls.key"].as_str().unwrap()).contains("PRIVATE KEY"));
+    let monitoring = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-monitoring-tls").unwrap();
+    assert!(verifies(&monitoring, "mutuelle-crm-alertmanager") && verifies(&monitoring, "mutuelle-crm-postgres-exporter"));
+    let node = state.get("v1", "Secret", Some("mutuelle-crm-node-exporter"), "mutuelle-crm-node-exporter-tls").unwrap();
+    assert!(verifies(&node, "mutuelle-crm-node-exporter.mutuelle-crm-node-exporter.svc"), "the name Prometheus verifies");
     let deployments = state.list("apps/v1", "Deployment");
     assert!(deployments.len() >= 3, "{deployments:?}");
     let set = report["applyset"].as_str().unwrap().to_owned();
@@ -107,12 +189,27 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"].as_str().unwrap();
     assert!(kinds.contains("Deployment.apps") && kinds.contains("CronJob.batch"), "{kinds}");
     assert!(names(&state, "v1", "Namespace").contains(&"mutuelle-crm".to_owned()));
-    let versions: Vec<Value> = deployments.iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
 
-    // Once the Secret exists it is no longer reported.
+    // The client creates its two Secrets; the apply then completes and waits for the rollouts.
     let url = format!("{}/api/v1/namespaces/mutuelle-crm/secrets", cluster.server.url());
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials"}, "stringData": {"password": "x"}});
-    ureq::post(&url).header("content-type", "application/json").send(secret.to_string()).unwrap();
+    for (name, data) in [
+        ("mutuelle-crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QUtJQQ==", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"})),
+        ("mutuelle-crm-smtp-relay-credentials", json!({"sasl_passwd": "W3JlbGF5XTo1ODcgdTpw"})),
+    ] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+        ureq::post(&url).header("content-type", "application/json").send(secret.to_string()).unwrap();
+    }
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!report["rolledOut"].as_array().unwrap().is_empty(), "rollouts were waited for");
+    assert!(report["missingSecrets"].as_array().unwrap().is_empty(), "{report}");
+    // The workloads reading the client's Secrets were rolled out for them; the others not.
+    let updated: Vec<String> = report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "update").map(|o| o["name"].as_str().unwrap().to_owned()).collect();
+    assert!(updated.iter().any(|n| n.ends_with("postfix")) && updated.iter().any(|n| n.ends_with("backup")), "{updated:?}");
+    assert!(!updated.iter().any(|n| n.ends_with("-app") || n.ends_with("prometheus")), "{updated:?}");
+    let deployments = state.list("apps/v1", "Deployment");
+    let versions: Vec<Value> = deployments.iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
+    let generated_versions: Vec<Value> = state.list("v1", "Secret").iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
 
     // Second apply: nothing to do, and not a single write.
     state.clear_requests();
@@ -121,8 +218,8 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert_eq!(summary(&report, "unchanged"), objects, "{report}");
     assert_eq!(summary(&report, "create") + summary(&report, "update") + summary(&report, "prune"), 0);
     assert!(cluster.writes().is_empty(), "a second apply wrote: {:#?}", cluster.writes());
-    let missing: Vec<&str> = report["missingSecrets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(!missing.is_empty() && !missing.contains(&"mutuelle-crm/mutuelle-crm-postgres-credentials"), "{missing:?}");
+    assert!(report["missingSecrets"].as_array().unwrap().is_empty(), "{report}");
+    assert!(report["secrets"].as_array().unwrap().iter().all(|s| s["action"] == "present"), "{report}");
     let again: Vec<Value> = state.list("apps/v1", "Deployment").iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
     assert_eq!(versions, again);
 
@@ -149,11 +246,131 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     let parent = state.get("v1", "ConfigMap", Some("mutuelle-crm"), "terroir-mutuelle-crm").unwrap();
     let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"].as_str().unwrap();
     assert!(!kinds.contains("CronJob.batch"), "the parent lists exactly the kinds left: {kinds}");
+    // Pruning never touches a Secret, generated or given.
+    let after: Vec<Value> = state.list("v1", "Secret").iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
+    assert_eq!(after.len(), 10);
+    assert!(generated_versions.iter().all(|v| after.contains(v)), "generated Secrets unchanged");
+}
+
+/// Whether `cert` (PEM) verifies for `name` against `ca` (PEM), as a TLS client checks it.
+fn verify(ca: &str, cert: &str, name: &str) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+    let end = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+    let sn = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    verifier.verify_server_cert(&end, &[], &sn, &[], rustls::pki_types::UnixTime::now()).is_ok()
+}
+
+fn base64_decode(s: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
+}
+
+#[test]
+fn a_rotated_secret_keeps_its_previous_value_and_rolls_its_readers_out() {
+    let cluster = Cluster::start(Options::default());
+    // Without backups and relay: every Secret is generated.
+    let doc = cluster.document(|t| {
+        *t = t.replace("    backups:\n", "    backups:\n      enabled: false\n");
+    });
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    let state = cluster.state();
+    // The relay's credentials are still the client's: made here as the message says.
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(report["missingSecrets"], json!(["mutuelle-crm/mutuelle-crm-smtp-relay-credentials"]));
+    let url = format!("{}/api/v1/namespaces/mutuelle-crm/secrets", cluster.server.url());
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-smtp-relay-credentials"}, "data": {"sasl_passwd": "eA=="}});
+    ureq::post(&url).header("content-type", "application/json").send(secret.to_string()).unwrap();
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let name = "mutuelle-crm-postgres-credentials";
+    let before = state.get("v1", "Secret", Some("mutuelle-crm"), name).unwrap();
+    let template_versions = |kind: &str| -> Vec<(String, Value)> {
+        let api = if kind == "CronJob" { "batch/v1" } else { "apps/v1" };
+        state
+            .list(api, kind)
+            .iter()
+            .map(|o| {
+                let t = if kind == "CronJob" { &o["spec"]["jobTemplate"]["spec"]["template"] } else { &o["spec"]["template"] };
+                (o["metadata"]["name"].as_str().unwrap().to_owned(), t["metadata"]["annotations"]["terroir.eu/secrets-version"].clone())
+            })
+            .collect()
+    };
+    let statefulsets = template_versions("StatefulSet");
+    let deployments = template_versions("Deployment");
+
+    // A dry run changes nothing.
+    let (code, out, stderr) = cluster.terroir_then(&["secrets", "rotate", "--dry-run"], &doc, &[name]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(out["dryRun"], true);
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm"), name).unwrap()["data"], before["data"]);
+
+    let (code, report, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &[name]);
+    assert_eq!(code, 0, "{stderr}");
+    let after = state.get("v1", "Secret", Some("mutuelle-crm"), name).unwrap();
+    for key in ["password", "postgres-password"] {
+        assert_ne!(after["data"][key], before["data"][key], "{key} replaced");
+        assert_eq!(after["data"][format!("{key}.previous")], before["data"][key], "{key}.previous keeps the old value");
+        assert!(!stderr.contains(after["data"][key].as_str().unwrap()) && !report.to_string().contains(after["data"][key].as_str().unwrap()));
+    }
+    assert!(after["metadata"]["annotations"]["terroir.eu/rotated-at"].is_string());
+    // PostgreSQL and the app read it and are rolled out; Prometheus does not and is left alone.
+    let changed = |old: &[(String, Value)], new: &[(String, Value)]| -> Vec<String> {
+        old.iter().zip(new).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0.clone()).collect()
+    };
+    let sts = changed(&statefulsets, &template_versions("StatefulSet"));
+    let deps = changed(&deployments, &template_versions("Deployment"));
+    assert!(sts.iter().any(|n| n.ends_with("postgres")), "{sts:?}");
+    assert!(deps.iter().any(|n| n.ends_with("-app")), "{deps:?}");
+    assert!(!deps.iter().any(|n| n.ends_with("grafana")) && !sts.iter().any(|n| n.ends_with("prometheus")), "{deps:?} {sts:?}");
+
+    // A Secret the client gives is never rotated by terroir.
+    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["mutuelle-crm-smtp-relay-credentials"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("given by you") && stderr.contains("kubectl -n mutuelle-crm create secret generic"), "{stderr}");
+
+    // The list shows names, keys and dates, never a value.
+    let (code, listed, stderr) = cluster.terroir(&["secrets", "list"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let db = listed["secrets"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap();
+    assert_eq!(db["origin"], "generated");
+    assert_eq!(db["keys"], json!(["password", "password.previous", "postgres-password", "postgres-password.previous"]));
+    assert!(db["created"].is_string() && db["rotated"].is_string(), "{db}");
+    for v in after["data"].as_object().unwrap().values() {
+        assert!(!listed.to_string().contains(v.as_str().unwrap()));
+    }
+
+    // The MTA's name changes: its certificate alone is issued again, and its readers roll out.
+    let pg_tls = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap();
+    let mta_tls = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert!(mta_tls["metadata"]["annotations"]["terroir.eu/tls-names"].as_str().unwrap().ends_with(",mail.crm.mutuelle.example.fr"), "{mta_tls}");
+    let hostname = "mail.crm.mutuelle.example.fr";
+    let doc = cluster.document(|t| {
+        *t = t
+            .replace("    backups:\n", "    backups:\n      enabled: false\n")
+            .replace("      dkimSelector: mutuelle2026\n", "      dkimSelector: mutuelle2026\n      hostname: relay.mail.crm.mutuelle.example.fr\n");
+    });
+    let (code, plan, stderr) = cluster.terroir(&["plan"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let reissue: Vec<&str> = plan["secrets"].as_array().unwrap().iter().filter(|s| s["action"] == "reissue").map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(reissue, ["mutuelle-crm-mta-tls"], "{plan}");
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap()["data"], mta_tls["data"], "a plan issues nothing");
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let mta_now = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-mta-tls").unwrap();
+    assert_ne!(mta_now["data"]["tls.crt"], mta_tls["data"]["tls.crt"]);
+    assert!(mta_now["metadata"]["annotations"]["terroir.eu/tls-names"].as_str().unwrap().ends_with(&format!("relay.{hostname}")));
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-tls").unwrap()["data"], pg_tls["data"], "the other certificate is kept");
 }
 
 #[test]
 fn a_field_owned_by_another_manager_is_a_conflict_until_forced() {
     let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
     let doc = cluster.document(|_| {});
     let (code, _, stderr) = cluster.terroir(&["apply", "--no-wait"], &doc);
     assert_eq!(code, 0, "{stderr}");
@@ -189,6 +406,7 @@ fn a_field_owned_by_another_manager_is_a_conflict_until_forced() {
 #[test]
 fn a_rollout_that_never_completes_times_out() {
     let cluster = Cluster::start(Options { simulate_rollouts: false, ..Options::default() });
+    cluster.give_secrets();
     let doc = cluster.document(|_| {});
     let (code, out, stderr) = cluster.terroir(&["apply", "--timeout", "2"], &doc);
     assert_eq!(code, 2, "{out}");
@@ -229,4 +447,95 @@ fn an_unreachable_cluster_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-context"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn tenants_get_namespaces_policies_and_their_password_which_a_removal_keeps() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let with = |tenants: &str| {
+        let tenants = tenants.to_owned();
+        cluster.document(move |t| *t = t.replace("  endpoints:\n", &format!("  tenants:\n{tenants}  endpoints:\n")))
+    };
+    let doc = with("    - name: alpha\n    - name: beta_co\n");
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let state = cluster.state();
+    let set = report["applyset"].as_str().unwrap().to_owned();
+
+    // Their namespaces exist, outside the set (never pruned), labelled for the database's policy.
+    for ns in ["mutuelle-crm-alpha", "mutuelle-crm-beta-co"] {
+        let n = state.get("v1", "Namespace", None, ns).unwrap_or_else(|| panic!("namespace {ns}"));
+        assert_eq!(n["metadata"]["labels"]["terroir.eu/tenant-of"], "mutuelle-crm");
+        assert!(n["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(), "{n}");
+        let policies: Vec<Value> = state.list("networking.k8s.io/v1", "NetworkPolicy").into_iter().filter(|p| p["metadata"]["namespace"] == ns).collect();
+        assert_eq!(policies.len(), 2, "{policies:?}");
+        assert!(policies.iter().all(|p| p["metadata"]["labels"]["applyset.kubernetes.io/part-of"] == set.as_str()));
+    }
+    let parent = state.get("v1", "ConfigMap", Some("mutuelle-crm"), "terroir-mutuelle-crm").unwrap();
+    let spans = parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"].as_str().unwrap();
+    assert!(spans.contains("mutuelle-crm-alpha") && spans.contains("mutuelle-crm-beta-co"), "{spans}");
+    let db_policy = state.get("networking.k8s.io/v1", "NetworkPolicy", Some("mutuelle-crm"), "mutuelle-crm-postgres").unwrap();
+    assert!(db_policy["spec"]["ingress"].to_string().contains("\"terroir.eu/tenant-of\":\"mutuelle-crm\""), "{db_policy}");
+
+    // One password per tenant, generated once, the same in PostgreSQL's Secret and the tenant's.
+    let credentials = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap();
+    let alpha = state.get("v1", "Secret", Some("mutuelle-crm-alpha"), "tenant-alpha-password").unwrap();
+    assert_eq!(alpha["data"]["password"], credentials["data"]["alpha"]);
+    assert_eq!(base64_decode(alpha["data"]["host"].as_str().unwrap()), "mutuelle-crm-postgres.mutuelle-crm.svc");
+    assert_eq!(base64_decode(alpha["data"]["sslmode"].as_str().unwrap()), "verify-full");
+    assert!(base64_decode(alpha["data"]["ca.crt"].as_str().unwrap()).starts_with("-----BEGIN CERTIFICATE-----"));
+    let beta = state.get("v1", "Secret", Some("mutuelle-crm-beta-co"), "tenant-beta-co-password").unwrap();
+    assert_eq!(beta["data"]["password"], credentials["data"]["beta-co"]);
+    assert_ne!(alpha["data"]["password"], beta["data"]["password"]);
+
+    // A second apply changes nothing.
+    state.clear_requests();
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(cluster.writes().is_empty(), "{:#?}", cluster.writes());
+
+    // A rotation of the tenants' passwords reaches the tenants' copies.
+    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["mutuelle-crm-tenant-credentials"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rotated = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap();
+    assert_ne!(rotated["data"]["alpha"], credentials["data"]["alpha"]);
+    let alpha_now = state.get("v1", "Secret", Some("mutuelle-crm-alpha"), "tenant-alpha-password").unwrap();
+    assert_eq!(alpha_now["data"]["password"], rotated["data"]["alpha"]);
+    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["tenant-alpha-password"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("copies its password from Secret mutuelle-crm-tenant-credentials"), "{stderr}");
+
+    // beta_co leaves: its policies are pruned; its namespace, Secret and password are kept.
+    let doc = with("    - name: alpha\n");
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let pruned: Vec<String> = report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "prune").map(|o| format!("{}/{}", o["namespace"].as_str().unwrap_or_default(), o["name"].as_str().unwrap())).collect();
+    assert_eq!(pruned, ["mutuelle-crm-beta-co/allow-dns-and-database", "mutuelle-crm-beta-co/default-deny"], "{report}");
+    assert!(state.get("v1", "Namespace", None, "mutuelle-crm-beta-co").is_some());
+    assert_eq!(state.get("v1", "Secret", Some("mutuelle-crm-beta-co"), "tenant-beta-co-password").unwrap()["data"]["password"], rotated["data"]["beta-co"]);
+    assert!(state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-tenant-credentials").unwrap()["data"].get("beta-co").is_some());
+}
+
+#[test]
+fn a_secret_made_beforehand_is_kept_and_only_completed() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    // The client brought its own database password, without the superuser's.
+    let url = format!("{}/api/v1/namespaces/mutuelle-crm/secrets", cluster.server.url());
+    let theirs = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials"}, "data": {"password": "dGhlaXJz"}});
+    ureq::post(&url).header("content-type", "application/json").send(theirs.to_string()).unwrap();
+    let doc = cluster.document(|_| {});
+
+    let (code, plan, stderr) = cluster.terroir(&["plan"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let db = plan["secrets"].as_array().unwrap().iter().find(|s| s["name"] == "mutuelle-crm-postgres-credentials").unwrap().clone();
+    assert_eq!((db["action"].as_str(), db["missingKeys"].clone()), (Some("addKeys"), json!(["postgres-password"])), "{db}");
+
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let live = cluster.state().get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-postgres-credentials").unwrap();
+    assert_eq!(live["data"]["password"], "dGhlaXJz", "the client's value is kept");
+    assert!(live["data"]["postgres-password"].as_str().is_some_and(|v| !v.is_empty()), "the missing key is added: {live}");
+    assert!(live["metadata"]["labels"].get("terroir.eu/generated").is_none(), "a Secret terroir did not make is not labelled as generated");
 }

@@ -376,3 +376,51 @@ fn rendered_manifests_deserialize_into_the_typed_api() {
         r.unwrap_or_else(|e| panic!("{} ({}): {e}", m.label(), m.file));
     }
 }
+
+/// Generated Secrets are created with a POST and nothing else: one that appears between the read
+/// and the creation (another apply, a person) is kept as it is, never replaced; none joins the set.
+#[tokio::test]
+async fn a_secret_created_meanwhile_is_kept_and_never_replaced() {
+    let loaded = terroir::model::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
+    let (resolved, tree) = terroir::render::render(&loaded, &Catalog::new(vec![])).unwrap();
+    let mut manifests = cluster::manifests(&tree).unwrap();
+    let theirs = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials", "namespace": "mutuelle-crm", "resourceVersion": "41"},
+        "data": {"password": "dGhlaXJz", "postgres-password": "dGhlaXJzdG9v"}});
+    let raced = Arc::new(Mutex::new(false));
+    let r2 = raced.clone();
+    let (client, sent) = mock(Box::new(move |s: &Sent| {
+        let name = s.path.rsplit('/').next().unwrap_or_default().to_owned();
+        match s.method.as_str() {
+            // Nothing exists when read; the database's Secret appears once its POST was refused.
+            "GET" if name == "mutuelle-crm-postgres-credentials" && *r2.lock().unwrap() => (200, theirs.clone()),
+            "GET" => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+            "POST" if s.body["metadata"]["name"] == "mutuelle-crm-postgres-credentials" => {
+                *r2.lock().unwrap() = true;
+                status(409, "AlreadyExists", "secrets \"mutuelle-crm-postgres-credentials\" already exists")
+            }
+            "POST" => {
+                let mut made = s.body.clone();
+                made["metadata"]["resourceVersion"] = json!("7");
+                (201, made)
+            }
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    }));
+    let applier = Applier::new(client, "terroir");
+    let set = ApplySet::for_cli("mutuelle-crm", "mutuelle-crm");
+    let ensured = cluster::secrets::prepare(&applier, &resolved, &mut manifests, &set, false, true, false).await.unwrap();
+    assert!(*raced.lock().unwrap());
+    assert_eq!(ensured.versions.get(&("mutuelle-crm".to_owned(), "mutuelle-crm-postgres-credentials".to_owned())).map(String::as_str), Some("41"), "theirs is the one read");
+    let sent = sent.lock().unwrap();
+    let writes: Vec<&Sent> = sent.iter().filter(|s| s.method != "GET").collect();
+    assert!(writes.iter().all(|s| s.method == "POST" && s.path.ends_with("/secrets")), "only creations: {writes:?}");
+    for w in &writes {
+        assert_eq!(w.body["metadata"]["labels"]["terroir.eu/generated"], "true");
+        assert!(w.body["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none());
+        assert!(w.query.contains("fieldManager=terroir"), "{}", w.query);
+    }
+    assert!(ensured.missing().iter().all(|s| s.origin == cluster::secrets::Origin::Provided));
+    // The workloads reading it carry the version read, not one of a value never stored.
+    let sts = manifests.iter().find(|m| m.gvk.kind == "StatefulSet" && m.name == "mutuelle-crm-postgres").unwrap();
+    assert!(sts.object.data["spec"]["template"]["metadata"]["annotations"]["terroir.eu/secrets-version"].is_string());
+}

@@ -45,3 +45,42 @@ fn minimal_variant_manifests_validate_against_kubernetes_1_33() {
     let out = render(&doc, tmp.path(), "out");
     validate_dir(&out.join("kubernetes"));
 }
+
+#[test]
+fn tenant_manifests_validate_against_kubernetes_1_33() {
+    // Two tenants: their namespaces, NetworkPolicies, and PostgreSQL's settings for them.
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let out = render(&doc, tmp.path(), "out");
+    let tenants = std::fs::read_to_string(out.join("kubernetes/tenants.yaml")).unwrap();
+    assert!(tenants.contains("name: \"mutuelle-crm-beta-co\"") && tenants.contains("terroir.eu/prune: never"), "{tenants}");
+    validate_dir(&out.join("kubernetes"));
+
+    // The API audit policy is beside the manifests, never among them, and covers the tenants.
+    let policy: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(out.join("kubernetes-audit/audit-policy.yaml")).unwrap()).unwrap();
+    assert_eq!((policy["apiVersion"].as_str(), policy["kind"].as_str()), (Some("audit.k8s.io/v1"), Some("Policy")));
+    let rules = policy["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["level"], "Metadata", "Secrets first, at Metadata: their values never reach the log");
+    assert_eq!(rules[0]["resources"][0]["resources"], serde_json::json!(["secrets"]));
+    assert_eq!(rules[0]["namespaces"], serde_json::json!(["mutuelle-crm", "mutuelle-crm-node-exporter", "mutuelle-crm-alpha", "mutuelle-crm-beta-co"]));
+    let writes = rules.iter().find(|r| r["level"] == "RequestResponse").unwrap();
+    assert_eq!(writes["verbs"], serde_json::json!(["create", "update", "patch", "delete", "deletecollection"]));
+    assert!(rules.iter().all(|r| ["None", "Metadata", "Request", "RequestResponse"].contains(&r["level"].as_str().unwrap())));
+}
+
+#[test]
+fn pgaudit_is_rendered_only_with_an_image_declared_to_ship_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = render(&example("kubernetes.yaml"), tmp.path(), "plain");
+    let text = std::fs::read_to_string(plain.join("kubernetes/postgres.yaml")).unwrap();
+    assert!(!text.contains("pgaudit'") && text.contains("library/postgres:16-bookworm"), "no pgaudit with the default image");
+    let doc = variant("kubernetes.yaml", tmp.path(), "pgaudit.yaml", |t| {
+        t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n")
+    });
+    let out = render(&doc, tmp.path(), "pgaudit");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    assert!(text.contains("shared_preload_libraries = 'pgaudit'") && text.contains("pgaudit.role = 'terroir_auditor'") && text.contains("pgaudit.sql: |"), "{text}");
+    assert!(text.contains("image: \"registry.mutuelle.example.fr/terroir/postgres-pgaudit:16-bookworm\""), "the declared image replaces library/postgres");
+    assert!(!text.contains("library/postgres"));
+    validate_dir(&out.join("kubernetes"));
+}

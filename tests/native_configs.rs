@@ -54,4 +54,17 @@ fn kubernetes_configmaps_pass_promtool_and_amtool() {
     let am = tmp.path().join("alertmanager.yml");
     std::fs::write(&am, data("alertmanager.yaml", "alertmanager.yml")).unwrap();
     run_ok(Std::new("amtool").arg("check-config").arg(&am), "amtool check-config");
+
+    // The exporters' and Alertmanager's HTTPS settings load a key pair terroir issues.
+    let ca = terroir::pki::new_ca("demo").unwrap();
+    let issued = terroir::pki::issue_server("demo", &ca.key_pem, &["demo-alertmanager".to_owned()], "test").unwrap();
+    let tls = tmp.path().join("web-tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
+    for file in ["alertmanager.yaml", "postgres.yaml", "node-exporter.yaml"] {
+        let web = tmp.path().join(format!("web-{file}"));
+        std::fs::write(&web, data(file, "web.yml").replace("/etc/web-tls", &tls.display().to_string())).unwrap();
+        run_ok(Std::new("promtool").arg("check").arg("web-config").arg(&web), &format!("promtool check web-config ({file})"));
+    }
 }

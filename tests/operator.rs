@@ -101,6 +101,18 @@ fn example(name: &str) -> PlatformResource {
     serde_json::from_value(doc).unwrap()
 }
 
+/// The Secrets the client gives for the example (backup and relay credentials), in the
+/// Platform's namespace, created first as with kubectl.
+async fn give_secrets(client: &Client, ns: &str) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap()).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    for (name, data) in [("backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QQ==", "AWS_SECRET_ACCESS_KEY": "Qg=="})), ("smtp-relay-credentials", json!({"sasl_passwd": "eA=="}))] {
+        let s = serde_json::from_value(json!({"metadata": {"name": format!("{ns}-{name}")}, "data": data})).unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+}
+
 fn condition(p: &PlatformResource, type_: &str) -> Option<(String, String)> {
     p.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone()))
 }
@@ -148,12 +160,33 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
 
     let platforms: Api<PlatformResource> = Api::namespaced(client.clone(), "tenants");
     platforms.create(&PostParams::default(), &example("crm")).await.unwrap();
+
+    // The generated Secrets are created; the ones the client gives are named, and the Platform
+    // is applied but not Ready until they exist.
+    let secrets_missing = |p: Option<&PlatformResource>| p.is_some_and(|p| condition(p, "SecretsReady") == Some(("False".into(), "SecretMissing".into())));
+    let p = tokio::time::timeout(WAIT, await_condition(platforms.clone(), "crm", secrets_missing)).await.unwrap().unwrap().unwrap();
+    let message = &p.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "SecretsReady").unwrap().message;
+    assert!(message.contains("kubectl -n crm create secret generic crm-backup-s3-credentials") && message.contains("crm-smtp-relay-credentials"), "{message}");
+    assert_eq!(condition(&p, "Applied").map(|c| c.0), Some("True".into()));
+    let generated: Vec<Value> = state.list("v1", "Secret").into_iter().filter(|s| s["metadata"]["labels"]["terroir.eu/generated"] == "true").collect();
+    let mut generated_names: Vec<&str> = generated.iter().map(|s| s["metadata"]["name"].as_str().unwrap()).collect();
+    generated_names.sort();
+    assert_eq!(
+        generated_names,
+        ["crm-ca", "crm-dkim-key", "crm-grafana-admin", "crm-monitoring-tls", "crm-mta-tls", "crm-node-exporter-tls", "crm-postgres-credentials", "crm-postgres-tls"]
+    );
+    assert!(generated.iter().all(|s| s["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none()));
+    for (name, data) in [("crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QQ==", "AWS_SECRET_ACCESS_KEY": "Qg=="})), ("crm-smtp-relay-credentials", json!({"sasl_passwd": "eA=="}))] {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "crm");
+        let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
     let p = wait_ready(&platforms, "crm", 1).await;
 
     // Conditions, in order, all true; status fields set.
     let status = p.status.clone().unwrap();
     let types: Vec<(&str, &str)> = status.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
-    assert_eq!(types, [("Rendered", "True"), ("PolicyCompliant", "True"), ("Applied", "True"), ("Ready", "True")]);
+    assert_eq!(types, [("Rendered", "True"), ("PolicyCompliant", "True"), ("SecretsReady", "True"), ("Applied", "True"), ("Ready", "True")]);
     assert!(status.conditions.iter().all(|c| c.observed_generation == Some(1)));
     assert!(p.finalizers().contains(&"terroir.eu/prune".to_owned()));
     let id = ApplySet::for_resource("crm", "tenants").id;
@@ -194,6 +227,7 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     platforms.patch("crm", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let p = wait_ready(&platforms, "crm", 2).await;
     assert!(members(&state, &id, "batch/v1", "CronJob").is_empty(), "the backup CronJob is pruned");
+    assert_eq!(state.list("v1", "Secret").len(), 10, "no Secret is pruned");
     assert_eq!(members(&state, &id, "apps/v1", "Deployment").len(), deployments.len());
     let ready_since = p.status.unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().last_transition_time.clone();
     assert_eq!(
@@ -245,6 +279,7 @@ async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
     let lease = leases.get("terroir-operator").await.unwrap();
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("replica-a"));
 
+    give_secrets(&client, "first").await;
     platforms.create(&PostParams::default(), &example("first")).await.unwrap();
     wait_ready(&platforms, "first", 1).await;
     let follower = ureq::get(&format!("http://{b_metrics}/metrics")).call().unwrap().into_body().read_to_string().unwrap();
@@ -256,6 +291,7 @@ async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
     b.wait_for("holding the Lease");
     let lease = leases.get("terroir-operator").await.unwrap();
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
+    give_secrets(&client, "second").await;
     platforms.create(&PostParams::default(), &example("second")).await.unwrap();
     wait_ready(&platforms, "second", 1).await;
     drop(b);

@@ -35,11 +35,20 @@ fn a_tenant_list_is_checked() {
         assert!(err.contains(want), "{want}: {err}");
     }
     assert!(err.contains("tenants.yaml:"), "file and line named: {err}");
-    // Kubernetes targets do not isolate tenants yet: refused rather than silently ignored
+    // Kubernetes: each tenant's namespace is `<namespace>-<tenant>`, which must be a DNS label
     let k = variant("kubernetes.yaml", dir.path(), "k.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n  endpoints:\n"));
     let out = terroir().arg("validate").arg(&k).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let long = "t".repeat(60);
+    let k = variant("kubernetes.yaml", dir.path(), "k2.yaml", |t| t.replace("  endpoints:\n", &format!("  tenants:\n    - name: alpha\n    - name: {long}\n    - name: beta_\n  endpoints:\n")));
+    let out = terroir().arg("validate").arg(&k).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented on Kubernetes targets"), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = std::fs::read_to_string(&k).unwrap().lines().position(|l| l.contains(&long)).unwrap() + 1;
+    assert!(err.contains(&format!("k2.yaml:{line}:")) && err.contains(&format!("would live in namespace `mutuelle-crm-{long}`, 73 characters long")), "{err}");
+    assert!(err.contains("at most 50 characters"), "{err}");
+    assert!(err.contains("namespace `mutuelle-crm-beta-`, which is not a DNS label"), "{err}");
+    assert!(!err.contains("`alpha`"), "{err}");
 }
 
 #[test]

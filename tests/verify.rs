@@ -248,6 +248,14 @@ fn apply_refuses_a_platform_that_breaks_its_policy_before_changing_anything() {
         t.replace("url: smtp://smtp-relay.brevo.com:587\n      operator: Brevo", "url: smtp://email-smtp.eu-west-3.amazonaws.com:587\n      operator: Amazon SES")
             .replace("      requiredQualifications: [secnumcloud, hds]", "      requiredQualifications: [secnumcloud, hds]\n      enforcement: warn")
     });
+    // the Secrets the client gives: without them apply fails after applying, whatever the policy
+    for (name, data) in [
+        ("mutuelle-crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "given", "AWS_SECRET_ACCESS_KEY": "given"})),
+        ("mutuelle-crm-smtp-relay-credentials", json!({"sasl_passwd": "given"})),
+    ] {
+        let given = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+        ureq::post(&format!("{}/api/v1/namespaces/mutuelle-crm/secrets", server.url())).header("content-type", "application/json").send(given.to_string()).unwrap();
+    }
     let out = terroir().args(["apply", "--no-wait"]).arg(&doc).args(["--kubeconfig", kubeconfig.to_str().unwrap()]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");

@@ -244,20 +244,30 @@ pub fn predicate(p: &Platform, target_kind: &str, report: &Report, time: &str) -
 pub fn security(p: &Platform, target_kind: &str) -> Value {
     let c = &p.spec.components;
     let on_hosts = p.spec.target.baremetal.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == crate::model::CloudDeploy::Vms);
-    let enforced = |what: &str| if on_hosts { what.to_owned() } else { format!("not enforced by terroir on {target_kind} targets yet") };
+    let on_cluster = !on_hosts;
+    let enforced = |what: &str| if on_hosts || on_cluster { what.to_owned() } else { format!("not enforced by terroir on {target_kind} targets yet") };
     let declared = p.spec.sovereignty.declared.encryption_at_rest;
     let expected = if p.spec.target.kubernetes.is_some() { "storage-class" } else if p.spec.target.secnumcloud.is_some() { "provider" } else { "luks" };
+    // pgaudit on a cluster only with an image the document declares to ship it.
+    let pgaudit_image = p.spec.blueprint.parameters.get("postgresPgauditImage").and_then(serde_json::Value::as_str).filter(|i| !i.is_empty());
+    let pgaudit = "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables";
     json!({
         "tls": {
-            "authority": enforced("a certificate authority per platform; every host has a server certificate from it"),
+            "authority": if on_hosts { "a certificate authority per platform; every host has a server certificate from it".to_owned() } else { enforced("a certificate authority per platform, kept as a Secret in its namespace; every server has a certificate from it for its Service's names") },
             "postgresql": if c.database.enabled && c.database.external.is_none() { enforced("TLS only (pg_hba.conf: hostssl; hostnossl rejected), TLS 1.2 or later; the application verifies the certificate and name (verify-full)") } else { "not deployed by terroir".into() },
             "smtp": if c.mta.enabled { enforced("STARTTLS required from every client (smtpd_tls_security_level = encrypt); the application and Alertmanager verify the certificate") } else { "not deployed".into() },
-            "monitoring": if on_hosts { "HTTPS only for Prometheus, Alertmanager and the node and PostgreSQL exporters (the platform's CA, verified by Prometheus); the Postfix exporter plain HTTP on the private network (nftables limits who may connect)" } else { "not enforced by terroir" },
+            "monitoring": if on_hosts { "HTTPS only for Prometheus, Alertmanager and the node and PostgreSQL exporters (the platform's CA, verified by Prometheus); the Postfix exporter plain HTTP on the private network (nftables limits who may connect)" } else { "HTTPS for Alertmanager and the node and PostgreSQL exporters, verified by Prometheus against the platform's CA; Prometheus's page, the application's metrics and the Postfix exporter in plain HTTP inside the namespace (NetworkPolicies limit who may connect)" },
         },
         "audit": {
-            "postgresql": if on_hosts && c.database.enabled { "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables" } else { "not enforced by terroir on this target" },
+            "postgresql": match (on_hosts, c.database.enabled && c.database.external.is_none(), pgaudit_image) {
+                (_, false, _) => "not deployed by terroir".to_owned(),
+                (true, true, _) => pgaudit.to_owned(),
+                (false, true, Some(image)) => format!("{pgaudit} (image {image}, declared by the document to ship pgaudit; not verified by terroir)"),
+                (false, true, None) => "none: the default PostgreSQL image (library/postgres) does not ship pgaudit; the blueprint parameter postgresPgauditImage names an image that does".to_owned(),
+            },
             "personalTables": c.database.personal_tables,
             "hosts": if on_hosts { "SSH logins and sudo commands in /var/log/auth.log" } else { "not applicable" },
+            "kubernetesApi": if on_hosts { "not applicable" } else { "declared, not verified: an audit.k8s.io/v1 Policy for the platform's namespaces (Secrets at Metadata level, every change at RequestResponse) is rendered as kubernetes-audit/audit-policy.yaml for the cluster's operators to install; no client can switch API auditing on or see whether it is" },
             "retentionDays": p.spec.audit.retention_days,
         },
         "secretsAtRest": {
@@ -273,6 +283,7 @@ pub fn security(p: &Platform, target_kind: &str) -> Value {
             "retentionDays": c.backups.retention_days,
         },
         "tenants": p.spec.tenants.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+        "tenantIsolation": if p.spec.tenants.is_empty() { "no tenants" } else if on_hosts { "a database and a role per tenant; pg_hba.conf and CONNECT admit each role on its own database only" } else { "a namespace per tenant (default deny; egress to DNS and the platform's PostgreSQL only), a database and a role per tenant admitted on its own database only (pg_hba.conf, CONNECT); NetworkPolicies are enforced only by a network plugin that implements them, which terroir does not verify" },
         "encryptionAtRest": {
             "declared": declared,
             "expectedForTarget": expected,
@@ -284,4 +295,32 @@ pub fn security(p: &Platform, target_kind: &str) -> Value {
 /// The in-toto Statement v1.
 pub fn statement(subjects: Vec<Value>, predicate: Value) -> Value {
     json!({"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": predicate})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubernetes(edit: impl Fn(String) -> String) -> Platform {
+        let text = edit(std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kubernetes.yaml")).unwrap_or_default());
+        crate::model::load_str("kubernetes.yaml", &text).map(|l| l.platform).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    /// On a cluster: pgaudit only with an image declared to ship it, and the API audit declared,
+    /// never claimed as verified.
+    #[test]
+    fn a_cluster_states_what_holds_and_how_it_is_known() {
+        let sec = security(&kubernetes(|t| t), "kubernetes");
+        let pg = sec["audit"]["postgresql"].as_str().unwrap_or_default();
+        assert!(pg.starts_with("none: the default PostgreSQL image (library/postgres) does not ship pgaudit"), "{pg}");
+        let api = sec["audit"]["kubernetesApi"].as_str().unwrap_or_default();
+        assert!(api.starts_with("declared, not verified") && api.contains("kubernetes-audit/audit-policy.yaml"), "{api}");
+        assert!(sec["tls"]["postgresql"].as_str().unwrap_or_default().starts_with("TLS only"), "{sec}");
+        assert!(sec["tls"]["monitoring"].as_str().unwrap_or_default().starts_with("HTTPS"), "{sec}");
+
+        let with = kubernetes(|t| t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n"));
+        let sec = security(&with, "kubernetes");
+        let pg = sec["audit"]["postgresql"].as_str().unwrap_or_default();
+        assert!(pg.starts_with("pgaudit: DDL and role changes") && pg.contains("declared by the document to ship pgaudit; not verified"), "{pg}");
+    }
 }

@@ -91,6 +91,12 @@ impl ApplyReport {
     pub fn changed(&self) -> bool {
         self.objects.iter().any(|o| matches!(o.action, Action::Create | Action::Update | Action::Prune))
     }
+    /// Namespaces applied ahead of the set (to hold generated Secrets) were created by this run.
+    pub fn mark_created_namespaces(&mut self, names: &BTreeSet<String>) {
+        for o in self.objects.iter_mut().filter(|o| o.kind == "Namespace" && o.action == Action::Unchanged && names.contains(&o.name)) {
+            o.action = Action::Create;
+        }
+    }
     pub fn applied_objects(&self) -> usize {
         self.objects.iter().filter(|o| matches!(o.action, Action::Create | Action::Update | Action::Unchanged)).count()
     }
@@ -212,7 +218,7 @@ impl Applier {
                 m.namespace = None;
                 m.object.metadata.namespace = None;
             }
-            m.object.metadata.labels.get_or_insert_with(BTreeMap::new).insert(applyset::LABEL_PART_OF.into(), set.id.clone());
+            join_set(&mut m, set);
             resolved.push((m, ar, scope));
         }
         let skipped = |m: &Manifest| !opts.manage_namespaces && m.wave() == 1;
@@ -313,6 +319,15 @@ impl Applier {
             self.write_parent(set, &new_kinds, &new_ns).await?;
         }
         Ok(report)
+    }
+
+    /// Apply one rendered Namespace as a member of the set, exactly as [`Applier::apply`] would:
+    /// Secrets generated before the apply need their namespace first.
+    pub async fn apply_namespace(&self, m: &Manifest, set: &ApplySet, force: bool) -> Result<(), ClusterError> {
+        let (ar, scope) = self.resource(&m.gvk).await?;
+        let mut m = m.clone();
+        join_set(&mut m, set);
+        self.write(&m, &ar, &scope, force).await
     }
 
     async fn write(&self, m: &Manifest, ar: &ApiResource, scope: &Scope, force: bool) -> Result<(), ClusterError> {
@@ -495,6 +510,18 @@ impl Applier {
         let pp = PatchParams::apply(&format!("{}-applyset", self.manager));
         api.patch(&name, &pp, &Patch::Apply(&body)).await.map_err(|e| ClusterError::api(format!("ApplySet parent {name}"), &e))?;
         Ok(())
+    }
+}
+
+/// Annotation of a rendered object applied but kept out of the set, so that no prune removes it
+/// (a tenant's namespace: deleting it would delete the tenant's Secret and workloads).
+pub const ANNOTATION_PRUNE: &str = "terroir.eu/prune";
+
+/// Label `m` as a member of `set`, unless it says it is never to be pruned.
+fn join_set(m: &mut Manifest, set: &ApplySet) {
+    let never = m.object.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PRUNE)).is_some_and(|v| v == "never");
+    if !never {
+        m.object.metadata.labels.get_or_insert_with(BTreeMap::new).insert(applyset::LABEL_PART_OF.into(), set.id.clone());
     }
 }
 

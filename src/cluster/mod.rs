@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod applyset;
+pub mod secrets;
 pub mod wait;
 
 use std::path::Path;
@@ -173,48 +174,5 @@ pub fn manifest_from_value(doc: Value, file: &str) -> Result<Manifest, String> {
 /// Secrets the manifests read (`secretKeyRef`, `secretRef`, `secret` volumes), by namespace and
 /// name. Terroir never renders their values; they must exist before the pods can start.
 pub fn referenced_secrets(manifests: &[Manifest]) -> std::collections::BTreeSet<(String, String)> {
-    fn walk(v: &Value, ns: &str, out: &mut std::collections::BTreeSet<(String, String)>) {
-        match v {
-            Value::Object(map) => {
-                for (k, child) in map {
-                    let name = match k.as_str() {
-                        "secretKeyRef" | "secretRef" => child.get("name").and_then(Value::as_str),
-                        "secret" => child.get("secretName").and_then(Value::as_str),
-                        _ => None,
-                    };
-                    let optional = child.get("optional").and_then(Value::as_bool).unwrap_or(false);
-                    if let Some(name) = name.filter(|_| !optional) {
-                        out.insert((ns.to_owned(), name.to_owned()));
-                    }
-                    walk(child, ns, out);
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, ns, out)),
-            _ => {}
-        }
-    }
-    let mut out = std::collections::BTreeSet::new();
-    for m in manifests {
-        if let Some(ns) = &m.namespace {
-            walk(&m.object.data, ns, &mut out);
-        }
-    }
-    out
-}
-
-/// Which of `secrets` do not exist (metadata only: values are never read).
-pub async fn missing_secrets(client: &Client, secrets: &std::collections::BTreeSet<(String, String)>) -> Result<Vec<String>, ClusterError> {
-    use k8s_openapi::api::core::v1::Secret;
-    let mut missing = Vec::new();
-    for (ns, name) in secrets {
-        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), ns);
-        match api.get_metadata_opt(name).await {
-            Ok(Some(_)) => {}
-            Ok(None) => missing.push(format!("{ns}/{name}")),
-            // Not allowed to read Secrets: say nothing rather than guess.
-            Err(kube::Error::Api(s)) if s.code == 403 => {}
-            Err(e) => return Err(ClusterError::api(format!("Secret {ns}/{name}"), &e)),
-        }
-    }
-    Ok(missing)
+    secrets::referenced_keys(manifests).into_keys().collect()
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::Outcome;
 use crate::blueprint::Catalog;
 use crate::cli::ApplyArgs;
+use crate::cluster::secrets::{Ensured, SecretAction};
 use crate::cluster::{self, wait, Action, Applier, ApplyOptions, ApplyReport, ApplySet, ClusterError};
 use crate::model::Loaded;
 use crate::render;
@@ -47,7 +48,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             return outcome;
         }
     }
-    let manifests = match cluster::manifests(&tree) {
+    let mut manifests = match cluster::manifests(&tree) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -77,6 +78,11 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             );
         }
         let applier = Applier::new(conn.client.clone(), FIELD_MANAGER);
+        // The Secrets first: generated ones are created before anything reads them, and every
+        // workload is marked with the versions of those it reads.
+        let secrets = cluster::secrets::prepare(&applier, &resolved, &mut manifests, &set, !apply, true, args.force_conflicts)
+            .await
+            .map_err(|e| (Outcome::CheckFailed, e))?;
         let opts = ApplyOptions {
             force_conflicts: args.force_conflicts,
             prune: !args.no_prune,
@@ -84,12 +90,28 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             manage_namespaces: true,
             diffs: !apply,
         };
-        let report = applier.apply(&manifests, &set, opts).await.map_err(|e| (Outcome::CheckFailed, e))?;
-        let missing = cluster::missing_secrets(&conn.client, &cluster::referenced_secrets(&manifests)).await.map_err(|e| (Outcome::CheckFailed, e))?;
+        let mut report = applier.apply(&manifests, &set, opts).await.map_err(|e| (Outcome::CheckFailed, e))?;
+        report.mark_created_namespaces(&secrets.created_namespaces);
+        let missing = secrets.missing_lines();
         if !json {
-            for s in &missing {
-                eprintln!("warning: Secret {s} does not exist; the pods that read it cannot start until it is created");
+            for s in secrets.secrets.iter().filter(|s| matches!(s.action, SecretAction::Create | SecretAction::AddKeys)) {
+                let (verb, keys) = match (s.action, apply) {
+                    (SecretAction::Create, true) => ("generated", &s.keys),
+                    (SecretAction::Create, false) => ("would generate", &s.keys),
+                    (_, true) => ("added generated keys to", &s.missing_keys),
+                    (_, false) => ("would add generated keys to", &s.missing_keys),
+                };
+                eprintln!("{verb} Secret {} ({})", s.label(), keys.join(", "));
             }
+        }
+        // An error is said in every output mode; a plan's warning only to a person.
+        for line in missing.iter().filter(|_| apply || !json) {
+            eprintln!("{}: {line}", if apply { "error" } else { "warning" });
+        }
+        // As on hosts, a secret given by the client is never invented: the apply fails, having
+        // applied all it could, until it exists.
+        if apply && !missing.is_empty() {
+            return Ok::<_, (Outcome, ClusterError)>((report, Vec::new(), conn.context, secrets, false));
         }
         let mut rollouts = Vec::new();
         if apply && !args.no_wait {
@@ -115,12 +137,18 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
                 rollouts.push(r.map_err(|e| (Outcome::CheckFailed, e))?);
             }
         }
-        Ok::<_, (Outcome, ClusterError)>((report, rollouts, conn.context, missing))
+        Ok::<_, (Outcome, ClusterError)>((report, rollouts, conn.context, secrets, true))
     });
     match result {
-        Ok((report, rollouts, context, missing)) => {
-            print_report(&report, &rollouts, &context, &missing, json, apply, started.elapsed());
-            Outcome::Success
+        Ok((report, rollouts, context, secrets, complete)) => {
+            print_report(&report, &rollouts, &context, &secrets, json, apply, started.elapsed());
+            if complete {
+                Outcome::Success
+            } else {
+                let n = secrets.missing().len();
+                eprintln!("error: {n} Secret(s) you give are missing: the objects were applied, the pods reading them cannot start; create them, then run `terroir apply {}` again", args.file.display());
+                Outcome::CheckFailed
+            }
         }
         Err((outcome, e)) => {
             if json {
@@ -132,7 +160,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     }
 }
 
-fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, missing: &[String], json: bool, apply: bool, took: Duration) {
+fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, secrets: &Ensured, json: bool, apply: bool, took: Duration) {
     if json {
         let out = json!({
             "target": "kubernetes",
@@ -149,7 +177,8 @@ fn print_report(report: &ApplyReport, rollouts: &[String], context: &str, missin
             },
             "objects": report.objects,
             "rolledOut": rollouts,
-            "missingSecrets": missing,
+            "secrets": secrets.secrets,
+            "missingSecrets": secrets.missing().iter().map(|s| s.label()).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return;

@@ -18,6 +18,7 @@ mod kubernetes;
 mod locate_cmd;
 mod reversibility_cmd;
 mod secrets_cmd;
+mod secrets_kube;
 mod verify_cmd;
 
 /// How a command ended, mapped to the exit status.

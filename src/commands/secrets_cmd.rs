@@ -16,15 +16,33 @@ use crate::secrets::{SecretError, SecretStore};
 
 pub fn run(cmd: SecretsCommand, catalog: &Catalog, json: bool) -> Outcome {
     match cmd {
-        SecretsCommand::List { file } => list(&file, catalog, json),
-        SecretsCommand::Rotate(args) => rotate(&args, catalog, json),
+        SecretsCommand::List { file, kubeconfig, context } => {
+            if on_kubernetes(&file) {
+                super::secrets_kube::list(&file, kubeconfig.as_ref(), context.as_ref(), catalog, json)
+            } else {
+                list(&file, catalog, json)
+            }
+        }
+        SecretsCommand::Rotate(args) => {
+            if on_kubernetes(&args.apply.file) {
+                super::secrets_kube::rotate(&args, catalog, json)
+            } else {
+                rotate(&args, catalog, json)
+            }
+        }
         SecretsCommand::Set { file, name } => set(&file, &name, catalog, json),
         SecretsCommand::Seal { file } => seal(&file, catalog, json),
         SecretsCommand::Keygen { out } => keygen(&out, json),
     }
 }
 
-fn fail(message: &str, json: bool) -> Outcome {
+/// Whether FILE deploys to a Kubernetes cluster (an unreadable document goes the host way, whose
+/// loader reports it).
+fn on_kubernetes(file: &Path) -> bool {
+    model::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
+}
+
+pub(super) fn fail(message: &str, json: bool) -> Outcome {
     if json {
         println!("{}", json!({ "error": message }));
     }

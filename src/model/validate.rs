@@ -459,13 +459,26 @@ fn check_tenants(c: &mut Checker, p: &Platform) {
             c.err(&ptr, format!("tenant `{}` is listed twice", t.name), "each tenant once");
         }
     }
+    // On Kubernetes each tenant has a namespace of its own, named after the platform's.
     let on_kubernetes = p.spec.target.kubernetes.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes);
-    if !p.spec.tenants.is_empty() && on_kubernetes {
-        c.err(
-            "/spec/tenants",
-            "tenants are not implemented on Kubernetes targets yet (their own namespaces and NetworkPolicies); nothing would isolate them",
-            "a bare-metal target, or SecNumCloud with `deploy: vms`; or no tenants",
-        );
+    if on_kubernetes {
+        let platform_ns = p.spec.target.kubernetes.as_ref().map(|k| k.namespace.clone()).unwrap_or_else(|| p.metadata.name.clone());
+        for (i, t) in p.spec.tenants.iter().enumerate().filter(|(_, t)| is_sql_identifier(&t.name)) {
+            let ns = crate::resolve::tenant_namespace(&platform_ns, &t.name);
+            if ns.len() > 63 {
+                c.err(
+                    &format!("/spec/tenants/{i}/name"),
+                    format!("tenant `{}` would live in namespace `{ns}`, {} characters long", t.name, ns.len()),
+                    format!("a namespace name of at most 63 characters: `<namespace>-<tenant>`, so a tenant name of at most {} characters here", 63usize.saturating_sub(platform_ns.len() + 1)),
+                );
+            } else if !is_dns_label(&ns, 63) {
+                c.err(
+                    &format!("/spec/tenants/{i}/name"),
+                    format!("tenant `{}` would live in namespace `{ns}`, which is not a DNS label", t.name),
+                    "a tenant name that does not end with `_` (its namespace is `<namespace>-<tenant>` with `_` as `-`)",
+                );
+            }
+        }
     }
     if !p.spec.tenants.is_empty() && !d.enabled {
         c.err("/spec/tenants", "tenants are listed but the database is disabled", "spec.components.database enabled: each tenant gets its own database");

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::metrics::Metrics;
 use crate::blueprint::Catalog;
+use crate::cluster::secrets::SecretAction;
 use crate::cluster::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
 use crate::locality::catalog::Catalog as Providers;
 use crate::locality::verify::{self, Verdict, Verifier};
@@ -187,12 +188,15 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
                 }
                 Err(e) => Err(("RenderFailed", e.to_string())),
                 Ok((resolved, tree)) => cluster::manifests(&tree)
-                    .map(|m| (tree, m, resolved.images.values().cloned().collect::<Vec<String>>()))
+                    .map(|m| {
+                        let images = resolved.images.values().cloned().collect::<Vec<String>>();
+                        (tree, m, images, resolved)
+                    })
                     .map_err(|e| ("RenderFailed", e.to_string())),
             },
         },
     };
-    let (tree, manifests, images) = match rendered {
+    let (tree, mut manifests, images, resolved) = match rendered {
         Ok(x) => x,
         Err((reason, message)) => {
             conds.set("Rendered", Some(false), reason, message.clone());
@@ -237,10 +241,41 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
         conds.set("PolicyCompliant", Some(true), "PolicyMet", "declared facts meet the policy (provider catalog)");
     }
 
+    // Secrets: generated ones created before anything reads them; given ones reported.
+    let secrets = match cluster::secrets::prepare(&ctx.applier, &resolved, &mut manifests, &set, false, ctx.manage_namespaces, false).await {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            conds.set("SecretsReady", Some(false), "SecretsFailed", message.clone());
+            conds.set("Applied", Some(false), "SecretsFailed", "nothing was applied");
+            conds.set("Ready", Some(false), "SecretsFailed", message.clone());
+            status.conditions = conds.new;
+            publish(ctx, p, EventType::Warning, "SecretsFailed", "Secrets", &message).await;
+            write_status(ctx, &ns, &name, &status).await?;
+            return Err(e.into());
+        }
+    };
+    let created: Vec<String> = secrets.secrets.iter().filter(|s| s.action == SecretAction::Create).map(|s| s.label()).collect();
+    if !created.is_empty() {
+        publish(ctx, p, EventType::Normal, "SecretsGenerated", "Secrets", &format!("generated {}", created.join(", "))).await;
+    }
+    let missing = secrets.missing_lines();
+    if missing.is_empty() {
+        conds.set("SecretsReady", Some(true), "SecretsPresent", format!("{} Secret(s) present ({} generated now)", secrets.secrets.len(), created.len()));
+    } else {
+        // Applied all the same: what does not read them can run.
+        let message = missing.join("\n");
+        conds.set("SecretsReady", Some(false), "SecretMissing", message.clone());
+        publish(ctx, p, EventType::Warning, "SecretMissing", "Secrets", &message).await;
+    }
+
     // Apply.
     let opts = ApplyOptions { manage_namespaces: ctx.manage_namespaces, ..ApplyOptions::default() };
     let report = match ctx.applier.apply(&manifests, &set, opts).await {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.mark_created_namespaces(&secrets.created_namespaces);
+            r
+        }
         Err(e) => {
             let reason = match &e {
                 ClusterError::Conflicts(_) => "Conflict",
@@ -294,6 +329,9 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
             Ok(None) => waiting.push(format!("{}: not found", m.label())),
             Err(e) => return Err(ClusterError::api(m.label(), &e).into()),
         }
+    }
+    if !missing.is_empty() {
+        waiting.push(format!("{} Secret(s) you give are missing (see condition SecretsReady)", missing.len()));
     }
     let ready = waiting.is_empty();
     if ready {

@@ -2,7 +2,8 @@
 //! `SHA256SUMS`. Pure and deterministic: same document, byte-identical tree.
 //!
 //! Template layout inside a blueprint (`templates/`):
-//! - `kubernetes/…`  rendered when the platform runs on Kubernetes;
+//! - `kubernetes/…`  rendered when the platform runs on Kubernetes (and applied);
+//! - `kubernetes-audit/…`  too, for the cluster's operators to install (never applied);
 //! - `baremetal/host/…` rendered once per host into `baremetal/hosts/<host>/…` (variable `host`);
 //!   `baremetal/host/plan.yaml.tera` is the host's step list, collected into `baremetal/plan.json`;
 //! - `baremetal/…` (other files) rendered once for bare-metal targets;
@@ -99,7 +100,7 @@ impl Renderer {
             let out_name = name.strip_suffix(".tera").unwrap_or(name);
             let section = out_name.split('/').next().unwrap_or_default();
             let wanted = match section {
-                "kubernetes" => on_kubernetes,
+                "kubernetes" | "kubernetes-audit" => on_kubernetes,
                 "baremetal" => resolved.target_kind == "baremetal",
                 "terraform" => resolved.target_kind == "secnumcloud",
                 "runbooks" | "sovereignty" => true,

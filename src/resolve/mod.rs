@@ -48,6 +48,14 @@ pub struct ResolvedTenant {
     pub user: String,
     /// Name of the secret holding the role's password (`tenant-<name>-password`).
     pub secret: String,
+    /// Kubernetes: the tenant's own namespace (see [`tenant_namespace`]); empty elsewhere.
+    pub namespace: String,
+}
+
+/// A tenant's namespace on Kubernetes: the platform's, a `-`, and the tenant's name with `_` as
+/// `-` (SQL identifiers have no `-`, so two tenants never share one).
+pub fn tenant_namespace(platform_namespace: &str, tenant: &str) -> String {
+    format!("{platform_namespace}-{}", tenant.replace('_', "-"))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +252,18 @@ pub struct HostPort {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretNames {
+    /// Kubernetes: the platform's CA (key and certificate), read by terroir only, never mounted.
+    pub ca: String,
+    /// Kubernetes: `kubernetes.io/tls` Secrets (with `ca.crt`) of the servers inside the platform.
+    pub postgres_tls: String,
+    pub mta_tls: String,
+    /// Alertmanager and the PostgreSQL exporter (one certificate for both Services).
+    pub monitoring_tls: String,
+    /// The node exporters, in their own namespace.
+    pub node_exporter_tls: String,
+    /// Kubernetes: the tenants' role passwords, one key per tenant, for PostgreSQL's pod; each
+    /// tenant's namespace gets its own copy (`tenant-<name>-password`).
+    pub tenant_credentials: String,
     pub database: String,
     pub dkim: String,
     pub grafana: String,
@@ -406,6 +426,10 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     for (key, path) in &bp.images {
         images.insert(key.clone(), format!("{registry}/{}", path.replace("{pgVersion}", &c.database.version.to_string())));
     }
+    // The image chosen for pgaudit replaces PostgreSQL's, so the gate judges the one deployed.
+    if let Some(image) = params.get("postgresPgauditImage").and_then(Value::as_str).filter(|i| on_kubernetes && !i.is_empty()) {
+        images.insert("postgres".into(), format!("{registry}/{}", image.replace("{pgVersion}", &c.database.version.to_string())));
+    }
 
     let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, &name);
     let mut cloud_vms: Vec<CloudVmSpec> = p
@@ -425,7 +449,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     cloud_vms.sort_by(|a, b| a.name.cmp(&b.name));
 
     ResolvedPlatform {
-        platform: PlatformInfo { name: name.clone(), namespace, labels: p.metadata.labels.clone(), common_labels },
+        platform: PlatformInfo { name: name.clone(), namespace: namespace.clone(), labels: p.metadata.labels.clone(), common_labels },
         blueprint: BlueprintInfo { name: bp.name.clone(), version: bp.version.clone(), parameters: params },
         target_kind,
         target: p.spec.target.clone(),
@@ -435,6 +459,12 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         hosts,
         roles,
         secrets: SecretNames {
+            ca: svc("ca"),
+            postgres_tls: svc("postgres-tls"),
+            mta_tls: svc("mta-tls"),
+            monitoring_tls: svc("monitoring-tls"),
+            node_exporter_tls: svc("node-exporter-tls"),
+            tenant_credentials: svc("tenant-credentials"),
             database: svc("postgres-credentials"),
             dkim: svc("dkim-key"),
             grafana: svc("grafana-admin"),
@@ -449,7 +479,13 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
                 .spec
                 .tenants
                 .iter()
-                .map(|t| ResolvedTenant { name: t.name.clone(), database: t.name.clone(), user: t.name.clone(), secret: format!("tenant-{}-password", t.name.replace('_', "-")) })
+                .map(|t| ResolvedTenant {
+                    name: t.name.clone(),
+                    database: t.name.clone(),
+                    user: t.name.clone(),
+                    secret: format!("tenant-{}-password", t.name.replace('_', "-")),
+                    namespace: if on_kubernetes { tenant_namespace(&namespace, &t.name) } else { String::new() },
+                })
                 .collect();
             t.sort_by(|a, b| a.name.cmp(&b.name));
             t
@@ -533,17 +569,19 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         return jobs;
     }
     if on_kubernetes {
-        let mut push = |job: &str, target: String| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls: false });
-        push("prometheus", format!("{name}-prometheus:9090"));
-        push("alertmanager", format!("{name}-alertmanager:9093"));
+        // as on hosts: Alertmanager and the exporters that speak TLS (node, PostgreSQL) serve a
+        // certificate from the platform's CA (Secret <platform>-monitoring-tls)
+        let mut push = |job: &str, target: String, tls: bool| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls });
+        push("prometheus", format!("{name}-prometheus:9090"), false);
+        push("alertmanager", format!("{name}-alertmanager:9093"), true);
         if c.app.enabled {
-            push("app", format!("{}:{}", c.app.name, c.app.port));
+            push("app", format!("{}:{}", c.app.name, c.app.port), false);
         }
         if c.database.managed {
-            push("postgres", format!("{name}-postgres-exporter:9187"));
+            push("postgres", format!("{name}-postgres-exporter:9187"), true);
         }
         if c.mta.enabled {
-            push("postfix", format!("{name}-postfix-exporter:9154"));
+            push("postfix", format!("{name}-postfix-exporter:9154"), false);
         }
         // node exporters are a DaemonSet, found through Kubernetes service discovery
         return jobs;

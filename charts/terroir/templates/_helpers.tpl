@@ -101,8 +101,9 @@ Rules on Platform resources and the Events the operator records about them.
 Rules on the kinds the engagement-platform blueprint renders into a Platform's namespaces
 (blueprints/engagement-platform/templates/kubernetes/): ServiceAccounts, ConfigMaps, Services,
 PersistentVolumeClaims, Deployments, StatefulSets, a DaemonSet, a CronJob (and the Jobs it
-starts), NetworkPolicies and a PodDisruptionBudget. Secrets are referenced by name (DKIM key,
-relay and database credentials). Namespaces are added to the ClusterRole with rbac.scope=cluster.
+starts), NetworkPolicies and a PodDisruptionBudget. Secrets: the operator reads the ones the
+platform needs and creates those it generates (database passwords, Grafana admin, DKIM key);
+it never deletes one. Namespaces are added to the ClusterRole with rbac.scope=cluster.
 */}}
 {{- define "terroir.workloadRules" -}}
 - apiGroups: [""]

@@ -1,0 +1,243 @@
+//! The Kubernetes PostgreSQL settings, run by a real PostgreSQL server (Debian's, on loopback;
+//! no pod): the rendered postgresql.conf and pg_hba.conf, a certificate issued by terroir for
+//! the Service's names, the key file as a Secret volume presents it (root, the server's group,
+//! mode 0440). A plain-text connection is refused, `verify-full` succeeds for the Service's
+//! names and fails for another, the superuser is refused over the network but admitted on the
+//! socket (peer, as the exporter sidecar connects), and the password script run at every start
+//! sets the roles' passwords without writing them to the server's log. It also makes the
+//! tenants' roles and databases, again harmlessly, and each tenant is refused on the others'
+//! databases and the application's. With an image declared to ship pgaudit (Debian's
+//! postgresql-15-pgaudit here), the rendered audit settings log the reads of a personal table.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use common::*;
+
+fn bin_dir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed (apt-get install postgresql; scripts/test does it)").map(|e| e.unwrap().path().join("bin")).filter(|p| p.join("postgres").exists()).collect();
+    dirs.sort();
+    dirs.pop().expect("a PostgreSQL server under /usr/lib/postgresql/*/bin")
+}
+
+fn as_postgres(cmd: &Path) -> Std {
+    let mut c = Std::new("runuser");
+    c.args(["-u", "postgres", "--"]).arg(cmd);
+    c
+}
+
+fn chown(path: &Path, user: &str) {
+    assert!(Std::new("chown").arg(user).arg(path).status().unwrap().success(), "chown {user} {}", path.display());
+}
+
+/// psql's exit status and output for a connection string and a query.
+fn psql(conninfo: &str, password: &str, sql: &str) -> (bool, String) {
+    let out = Std::new("psql").arg(conninfo).args(["-Atc", sql]).env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "10").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+/// A PostgreSQL server on loopback running the rendered settings (`data`: the ConfigMap's data),
+/// with a certificate for the Service's names as the Secret volume presents it.
+struct Started {
+    dir: PathBuf,
+    port: u16,
+    socket: String,
+    log: PathBuf,
+    names: Vec<String>,
+    _server: Server,
+}
+
+fn start(tmp: &Path, data: &serde_json::Value) -> Started {
+    let dir = tmp.join("pg");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&dir, "postgres");
+    // The Secret volume: root's files, the server's group, 0440 (defaultMode 288 with fsGroup).
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = terroir::pki::new_ca("mutuelle-crm").unwrap();
+    let names: Vec<String> = ["mutuelle-crm-postgres", "mutuelle-crm-postgres.mutuelle-crm.svc", "mutuelle-crm-postgres.mutuelle-crm.svc.cluster.local"].map(String::from).to_vec();
+    let issued = terroir::pki::issue_server("mutuelle-crm", &ca.key_pem, &names, "test").unwrap();
+    std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
+    std::fs::write(dir.join("ca.crt"), &ca.cert_pem).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        chown(&tls.join(f), "root:postgres");
+        std::fs::set_permissions(tls.join(f), std::fs::Permissions::from_mode(0o440)).unwrap();
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let socket = dir.display().to_string();
+    let conf = data["postgresql.conf"]
+        .as_str()
+        .unwrap()
+        .replace("/etc/postgresql-tls", &tls.display().to_string())
+        .replace("'/var/run/postgresql'", &format!("'{socket}'"))
+        .replace("listen_addresses = '*'", "listen_addresses = '127.0.0.1'")
+        .replace("port = 5432", &format!("port = {port}"))
+        .replace("shared_buffers = 1GB", "shared_buffers = 32MB");
+    assert!(conf.contains("ssl = on") && conf.contains("ssl_min_protocol_version = 'TLSv1.2'"), "{conf}");
+    let hba = data["pg_hba.conf"].as_str().unwrap();
+    std::fs::write(dir.join("hba.conf"), hba).unwrap();
+    std::fs::write(dir.join("pg.conf"), format!("{conf}\nhba_file = '{}'\nlog_statement = 'all'\nlog_destination = 'stderr'\n", dir.join("hba.conf").display())).unwrap();
+    for f in ["hba.conf", "pg.conf"] {
+        chown(&dir.join(f), "postgres");
+    }
+
+    let bin = bin_dir();
+    let data_dir = dir.join("data");
+    let init = as_postgres(&bin.join("initdb")).arg("-D").arg(&data_dir).args(["-U", "postgres"]).output().unwrap();
+    assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+    let log = dir.join("server.log");
+    let start = as_postgres(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data_dir)
+        .arg("-o")
+        .arg(format!("-c config_file={}", dir.join("pg.conf").display()))
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "60", "start"])
+        .output()
+        .unwrap();
+    let guard = Server { bin: bin.clone(), data: data_dir.clone() };
+    assert!(start.status.success(), "the server starts with the key file as the Secret volume has it:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    Started { dir, port, socket, log, names, _server: guard }
+}
+
+#[test]
+fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let out = render(&doc, tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+    let Started { dir, port, socket, log, names, _server } = start(tmp.path(), &data);
+
+    // The application's role and database, as the initdb script makes them (over the socket).
+    let setup = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", "create role crm login password 'before'", "-c", "create database crm owner crm"]).output().unwrap();
+    assert!(setup.status.success(), "the superuser is admitted on the socket (peer): {}", String::from_utf8_lossy(&setup.stderr));
+
+    // The password script: the Secret's values become the roles' passwords.
+    let script = dir.join("sync-passwords.sh");
+    std::fs::write(&script, data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string())).unwrap();
+    // Twice: the second start finds everything made and changes nothing but the passwords.
+    for _ in 0..2 {
+        let sync = as_postgres(Path::new("/bin/sh"))
+            .arg(&script)
+            .env("POSTGRES_PASSWORD", "planted-superuser-value")
+            .env("APP_DB_PASSWORD", "planted-app-value")
+            .env("APP_DB_USER", "crm")
+            .env("TENANT_ALPHA_PASSWORD", "planted-alpha-value")
+            .env("TENANT_BETA_CO_PASSWORD", "planted-beta-value")
+            .output()
+            .unwrap();
+        assert!(sync.status.success(), "sync-passwords.sh: {}", String::from_utf8_lossy(&sync.stderr));
+    }
+
+    let url = |host: &str, user: &str, mode: &str| format!("hostaddr=127.0.0.1 host={host} port={port} user={user} dbname={user} sslmode={mode} sslrootcert={}", dir.join("ca.crt").display());
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "crm", "disable"), "planted-app-value", "select 1");
+    assert!(!ok && text.contains("no encryption"), "plain text refused: {text}");
+    for host in &names {
+        let (ok, text) = psql(&url(host, "crm", "verify-full"), "planted-app-value", "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
+        assert!(ok && text.trim() == "t", "verify-full as {host}: {text}");
+    }
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "crm", "verify-full"), "before", "select 1");
+    assert!(!ok && text.contains("password authentication failed"), "the old password no longer works: {text}");
+    let (ok, text) = psql(&url("mutuelle-crm-postfix", "crm", "verify-full"), "planted-app-value", "select 1");
+    assert!(!ok && text.contains("does not match host name"), "another name is refused: {text}");
+    let (ok, text) = psql(&url("mutuelle-crm-postgres", "postgres", "verify-full").replace("dbname=postgres", "dbname=crm"), "planted-superuser-value", "select 1");
+    assert!(!ok && text.contains("no pg_hba.conf entry"), "the superuser is not admitted over the network: {text}");
+
+    // Tenants: each reaches its own database over TLS, and no other.
+    let on = |db: &str, user: &str| format!("hostaddr=127.0.0.1 host=mutuelle-crm-postgres port={port} user={user} dbname={db} sslmode=verify-full sslrootcert={}", dir.join("ca.crt").display());
+    let (ok, text) = psql(&on("alpha", "alpha"), "planted-alpha-value", "select current_user");
+    assert!(ok && text.trim() == "alpha", "alpha on its database: {text}");
+    let (ok, text) = psql(&on("beta_co", "beta_co"), "planted-beta-value", "select current_user");
+    assert!(ok && text.trim() == "beta_co", "beta_co on its database: {text}");
+    for (db, user, password) in [("beta_co", "alpha", "planted-alpha-value"), ("alpha", "beta_co", "planted-beta-value"), ("crm", "alpha", "planted-alpha-value"), ("alpha", "crm", "planted-app-value")] {
+        let (ok, text) = psql(&on(db, user), password, "select 1");
+        assert!(!ok && text.contains("no pg_hba.conf entry"), "{user} refused on {db}: {text}");
+    }
+    // Even past pg_hba.conf, CONNECT is the owner's alone.
+    let grants = as_postgres(Path::new("/usr/bin/psql"))
+        .args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-Atc", "select datname, has_database_privilege('public', datname, 'CONNECT') from pg_database where datname in ('alpha', 'beta_co', 'crm') order by 1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&grants.stdout), "alpha|f\nbeta_co|f\ncrm|f\n");
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("create database crm"), "statements are logged (log_statement = all): {logged}");
+    for planted in ["planted-app-value", "planted-superuser-value", "planted-alpha-value", "planted-beta-value"] {
+        assert!(!logged.contains(planted), "no password in the server's log:\n{logged}");
+    }
+}
+
+#[test]
+fn with_an_image_declared_to_ship_pgaudit_a_personal_table_is_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "pgaudit.yaml", |t| {
+        t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n")
+            .replace("      sharedBuffers: 1GB\n", "      sharedBuffers: 1GB\n      personalTables: [customers]\n")
+            .replace("  endpoints:\n", "  tenants:\n    - name: alpha\n  endpoints:\n")
+    });
+    let out = render(&doc, tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
+    let Started { dir, port, socket, log, _server, .. } = start(tmp.path(), &data);
+    let sql = |db: &str, statement: &str| {
+        let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", statement]).output().unwrap();
+        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    sql("postgres", "create role crm login password 'x'");
+    sql("postgres", "create database crm owner crm");
+    // The start script, as the pod runs it, with pgaudit.sql where the ConfigMap mounts it.
+    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
+    let script = dir.join("start.sh");
+    std::fs::write(
+        &script,
+        data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
+    )
+    .unwrap();
+    let run = as_postgres(Path::new("/bin/sh"))
+        .arg(&script)
+        .env("POSTGRES_PASSWORD", "planted-superuser-value")
+        .env("APP_DB_PASSWORD", "planted-app-value")
+        .env("APP_DB_USER", "crm")
+        .env("TENANT_ALPHA_PASSWORD", "planted-alpha-value")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "start script: {}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(sql("crm", "select count(*) from pg_extension where extname = 'pgaudit'"), "1");
+    assert_eq!(sql("alpha", "select count(*) from pg_extension where extname = 'pgaudit'"), "1", "the tenant's database is audited too");
+
+    // A personal table made after the setup is granted to the audit role by the event trigger.
+    sql("crm", "create table customers (id int, email text)");
+    sql("crm", "create table notes (id int)");
+    sql("crm", "select email from customers");
+    sql("crm", "select id from notes");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("AUDIT: OBJECT") && logged.contains("public.customers") && logged.contains("select email from customers"), "the read of a personal table is audited:\n{logged}");
+    assert!(!logged.lines().any(|l| l.contains("AUDIT: OBJECT") && l.contains("public.notes")), "a table not marked personal is not");
+    for planted in ["planted-app-value", "planted-superuser-value", "planted-alpha-value"] {
+        assert!(!logged.contains(planted), "no password in the server's log:\n{logged}");
+    }
+}
