@@ -539,3 +539,37 @@ fn a_secret_made_beforehand_is_kept_and_only_completed() {
     assert!(live["data"]["postgres-password"].as_str().is_some_and(|v| !v.is_empty()), "the missing key is added: {live}");
     assert!(live["metadata"]["labels"].get("terroir.eu/generated").is_none(), "a Secret terroir did not make is not labelled as generated");
 }
+
+/// With an IngressClass, the public name gets an Ingress and, with the document's ACME CA, a
+/// cert-manager Issuer for it. Without cert-manager in the cluster, apply says so and changes
+/// nothing; with its Issuer type installed, both are applied (and the solver pods may answer).
+#[test]
+fn the_public_name_is_published_with_a_certificate_from_the_acme_ca() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let doc = cluster.document(|t| *t = t.replace("      storageClass: ssd-encrypted\n", "      storageClass: ssd-encrypted\n      ingressClassName: nginx\n"));
+
+    let (code, _, stderr) = cluster.terroir(&["apply", "--no-wait"], &doc);
+    assert_ne!(code, 0, "cert-manager is not installed: {stderr}");
+    assert!(stderr.contains("cert-manager.io/v1") && stderr.contains("Issuer") && stderr.contains("CustomResourceDefinition"), "{stderr}");
+    assert!(names(&cluster.state(), "apps/v1", "Deployment").is_empty(), "nothing applied");
+
+    // cert-manager's Issuer type (its CRD, reduced to what the double needs)
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "issuers.cert-manager.io"},
+        "spec": {"group": "cert-manager.io", "scope": "Namespaced", "names": {"kind": "Issuer", "plural": "issuers", "singular": "issuer", "listKind": "IssuerList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    ureq::post(&format!("{}/apis/apiextensions.k8s.io/v1/customresourcedefinitions", cluster.server.url())).header("content-type", "application/json").send(crd.to_string()).unwrap();
+    let (code, _, stderr) = cluster.terroir(&["apply", "--no-wait"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let issuer = cluster.state().get("cert-manager.io/v1", "Issuer", Some("mutuelle-crm"), "mutuelle-crm-acme").expect("the Issuer is applied");
+    assert_eq!(issuer["spec"]["acme"]["server"], "https://acme.harica.gr/directory");
+    assert_eq!(issuer["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"], "nginx");
+    let ingress = cluster.state().get("networking.k8s.io/v1", "Ingress", Some("mutuelle-crm"), "mutuelle-crm-public").expect("the Ingress is applied");
+    assert_eq!(ingress["metadata"]["annotations"]["cert-manager.io/issuer"], "mutuelle-crm-acme");
+    assert_eq!(ingress["spec"]["tls"][0], json!({"hosts": ["crm.mutuelle.example.fr"], "secretName": "mutuelle-crm-public-tls"}));
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "crm.mutuelle.example.fr");
+    let solver = cluster.state().get("networking.k8s.io/v1", "NetworkPolicy", Some("mutuelle-crm"), "mutuelle-crm-acme-solver").expect("the solver pods may answer");
+    assert_eq!(solver["spec"]["podSelector"]["matchLabels"]["acme.cert-manager.io/http01-solver"], "true");
+    // the certificate's Secret is cert-manager's: terroir neither makes nor lists it as missing
+    assert!(cluster.state().get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-public-tls").is_none());
+}

@@ -84,3 +84,19 @@ fn pgaudit_is_rendered_only_with_an_image_declared_to_ship_it() {
     assert!(!text.contains("library/postgres"));
     validate_dir(&out.join("kubernetes"));
 }
+
+#[test]
+fn public_ingress_manifests_validate_against_kubernetes_1_33() {
+    // The application published through an IngressClass, its certificate from the ACME CA: the
+    // Ingress and the NetworkPolicy of cert-manager's solver pods are checked here (the Issuer is
+    // cert-manager's type, which these schemas do not hold).
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "ingress.yaml", |t| t.replace("      storageClass: ssd-encrypted\n", "      storageClass: ssd-encrypted\n      ingressClassName: nginx\n"));
+    let out = render(&doc, tmp.path(), "out");
+    let ingress = std::fs::read_to_string(out.join("kubernetes/ingress.yaml")).unwrap();
+    assert!(ingress.contains("kind: Ingress") && ingress.contains("kind: Issuer"), "{ingress}");
+    validate_dir(&out.join("kubernetes"));
+    // without an IngressClass, nothing is published: the application stays a ClusterIP Service
+    let plain = render(&example("kubernetes.yaml"), tmp.path(), "plain");
+    assert!(!plain.join("kubernetes/ingress.yaml").exists());
+}

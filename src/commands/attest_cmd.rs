@@ -42,8 +42,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// the ACME CA that issued the certificate, or the platform's own CA until one did.
 fn public_certificate(file: &std::path::Path, p: &crate::model::Platform) -> Option<serde_json::Value> {
     let on_hosts = p.spec.target.kubernetes.is_none() && p.spec.target.secnumcloud.as_ref().is_none_or(|s| s.deploy == crate::model::CloudDeploy::Vms);
-    let name = p.spec.components.app.public_host.as_ref().filter(|_| on_hosts && p.spec.components.app.enabled)?;
     let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
+    // on Kubernetes, published through an IngressClass, certified by cert-manager in the cluster
+    if let Some(class) = p.spec.target.kubernetes.as_ref().and_then(|k| k.ingress_class_name.as_ref()) {
+        let name = p.spec.components.app.public_host.as_ref().filter(|_| p.spec.components.app.enabled)?;
+        return Some(serde_json::json!({
+            "names": [name],
+            "issuer": acme,
+            "acme": acme.is_some(),
+            "acmeCaDeclared": acme,
+            "served": format!("the Ingress {}-public of IngressClass {class}", p.metadata.name),
+            "state": if acme.is_some() { format!("rendered: cert-manager's Issuer {}-acme obtains and renews it (HTTP-01) into the Secret {}-public-tls; not verified by terroir", p.metadata.name, p.metadata.name) } else { "no ACME CA named: the ingress controller's own certificate answers".to_owned() },
+        }));
+    }
+    let name = p.spec.components.app.public_host.as_ref().filter(|_| on_hosts && p.spec.components.app.enabled)?;
     let store = crate::secrets::SecretStore::for_platform(file, p);
     Some(match crate::pki::public_state(&store) {
         Ok(Some(state)) => serde_json::json!({

@@ -218,6 +218,7 @@ pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value,
                     kubeconfig: Some(path.display().to_string()),
                     context: None,
                     storage_class: None,
+                    ingress_class_name: None,
                     location: Some(location),
                 }),
             };

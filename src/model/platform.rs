@@ -169,6 +169,12 @@ pub struct KubernetesTarget {
     /// StorageClass for persistent volumes; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// IngressClass that publishes `components.app.publicHost`: terroir renders an Ingress for it
+    /// and, with `spec.endpoints.acmeCa`, a cert-manager Issuer that obtains the name's
+    /// certificate from that CA (HTTP-01). cert-manager must then be installed in the cluster.
+    /// Without it, the application is a ClusterIP Service that your own ingress publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
     /// Where the cluster runs, as declared (checked against the nodes by `terroir verify --live`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<DeclaredLocation>,

@@ -183,6 +183,13 @@ fn check_target(c: &mut Checker, p: &Platform) {
             && !is_dns_name(sc) {
                 c.err("/spec/target/kubernetes/storageClass", format!("storage class `{sc}` is not a valid name"), "a lowercase DNS name such as `ssd-encrypted`");
             }
+        if let Some(ic) = &k.ingress_class_name
+            && !is_dns_name(ic) {
+                c.err("/spec/target/kubernetes/ingressClassName", format!("ingress class `{ic}` is not a valid name"), "a lowercase DNS name such as `nginx`");
+            }
+        if k.ingress_class_name.is_some() && p.spec.components.app.public_host.is_none() {
+            c.key_err("/spec/target/kubernetes/ingressClassName", "an ingress class is set but the application has no public name to publish", "`spec.components.app.publicHost` as well, or no `ingressClassName`");
+        }
         if let Some(l) = &k.location {
             c.country("/spec/target/kubernetes/location/country", &l.country, false);
         }
