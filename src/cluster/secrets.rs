@@ -129,6 +129,12 @@ impl Needed {
             .collect();
         format!("kubectl -n {} create secret generic {} {}", self.namespace, self.name, parts.join(" "))
     }
+
+    /// The command that replaces an existing Secret the client gives with one holding every key
+    /// it needs (`create` alone refuses a name that exists).
+    pub fn replace_command(&self) -> String {
+        format!("{} --dry-run=client -o yaml | kubectl apply -f -", self.command(&self.keys))
+    }
 }
 
 /// Keys read through `secretKeyRef` and `secret` volume items, by (namespace, Secret name); a
@@ -340,7 +346,8 @@ impl Ensured {
                 } else {
                     format!("Secret {} lacks key(s) {}", s.label(), s.missing_keys.join(", "))
                 };
-                format!("{what}; {} (given by you, never generated); create it with: {}", s.note.as_deref().unwrap_or_default(), s.command.as_deref().unwrap_or_default())
+                let verb = if s.missing_keys.len() == s.keys.len() || s.missing_keys.is_empty() { "create it" } else { "give it every key" };
+                format!("{what}; {} (given by you, never generated); {verb} with: {}", s.note.as_deref().unwrap_or_default(), s.command.as_deref().unwrap_or_default())
             })
             .collect()
     }
@@ -445,7 +452,7 @@ where
                 } else if origin == Origin::Provided {
                     state.action = SecretAction::Missing;
                     state.note = Some(n.purpose.clone());
-                    state.command = Some(n.command(&state.missing_keys));
+                    state.command = Some(n.replace_command());
                     out.versions.insert(key, rv);
                 } else {
                     state.action = SecretAction::AddKeys;
@@ -633,10 +640,10 @@ fn dkim_record(selector: &str, domain: &str, public: &str) -> String {
 pub fn rotation(n: &Needed, live: &Secret, platform: &str) -> Result<Value, ClusterError> {
     if n.origin != Origin::Generated {
         return Err(ClusterError::Config(format!(
-            "Secret {} is given by you, not generated ({}); replace it with: {} --dry-run=client -o yaml | kubectl apply -f -",
+            "Secret {} is given by you, not generated ({}); replace it with: {}",
             n.label(),
             n.purpose,
-            n.command(&n.keys)
+            n.replace_command()
         )));
     }
     if n.derived() {
