@@ -76,9 +76,12 @@ pub enum Command {
     /// Bare metal: only what differs is changed over SSH: files are uploaded beside their
     /// destination, checked against their SHA-256 and renamed into place; a service restarts only
     /// when one of its files changed. Hosts are converged in parallel; a host that fails does not
-    /// stop the others unless --fail-fast.
+    /// stop the others unless --fail-fast. With `components.app.publicHost` and
+    /// `endpoints.acmeCa`, the public name's certificate is then obtained from that CA (HTTP-01,
+    /// served by nginx on the application hosts) and delivered; renewed 30 days before its end.
     ///
-    /// Kubernetes: server-side apply with field manager `terroir`, namespaces first. Every object
+    /// Kubernetes: Secrets terroir generates (passwords, DKIM key, the platform CA and server
+    /// certificates) are created first and never overwritten; then server-side apply with field manager `terroir`, namespaces first. Every object
     /// is dry-run first, so a conflict or a refused object changes nothing. Objects are labelled
     /// as one ApplySet (parent: ConfigMap terroir-<platform>), and objects the document no longer
     /// renders are pruned. Then waits for rollouts (--timeout).
