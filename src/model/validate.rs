@@ -571,10 +571,10 @@ fn check_endpoints(c: &mut Checker, p: &Platform) {
         if p.spec.components.backups.enabled && s3.url.starts_with("http://") {
             c.err(&format!("{base}/backupS3/url"), format!("`{}` is plain HTTP, and backups (pgBackRest) reach S3 over HTTPS only", s3.url), "an `https://` URL (for a private S3 service, its CA in `caCertificate`)");
         }
-        if let Some(pem) = &s3.ca_certificate {
-            if !is_pem_certificate(pem) {
-                c.err(&format!("{base}/backupS3/caCertificate"), "this is not a PEM certificate", "one or more `-----BEGIN CERTIFICATE-----` blocks (the CA that signed the S3 endpoint's certificate)");
-            }
+        if let Some(pem) = &s3.ca_certificate
+            && !is_pem_certificate(pem)
+        {
+            c.err(&format!("{base}/backupS3/caCertificate"), "this is not a PEM certificate", "one or more `-----BEGIN CERTIFICATE-----` blocks (the CA that signed the S3 endpoint's certificate)");
         }
     }
     for (i, r) in e.dns_resolvers.iter().enumerate() {
