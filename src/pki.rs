@@ -149,9 +149,15 @@ pub fn issue_server(platform: &str, ca_key_pem: &str, names: &[String], what: &s
     server_cert(platform, &issuer, names, what)
 }
 
+/// Whether a certificate ending at `not_after` (Unix time) is due for renewal: it ends within 30
+/// days, or has ended. The one rule for host, cluster and public certificates.
+pub fn ends_soon(not_after: i64) -> bool {
+    not_after <= (time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+}
+
 /// Whether a certificate made for `names` ending at `not_after` serves `want` for 30 days more.
 pub fn still_good(names: &str, not_after: i64, want: &[String]) -> bool {
-    names == want.join(",") && not_after > (time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+    names == want.join(",") && !ends_soon(not_after)
 }
 
 /// Make the CA and every host's certificate that is missing, was made for other names or ends
@@ -159,14 +165,13 @@ pub fn still_good(names: &str, not_after: i64, want: &[String]) -> bool {
 pub fn ensure(store: &SecretStore, platform: &str, hosts: &[HostNames]) -> Result<Vec<String>, PkiError> {
     let (issuer, mut made) = ensure_ca(store, platform)?;
     let ca_renewed = !made.is_empty();
-    let now = time::OffsetDateTime::now_utc();
     for h in hosts {
         let want = h.names.join("\n");
         let current = store.get(&host_names(&h.host))?.unwrap_or_default();
         let (names, expires) = current.rsplit_once("\nexpires=").unwrap_or(("", "0"));
         let expires: i64 = expires.trim().parse().unwrap_or(0);
         let fresh = names == want
-            && expires > (now + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+            && !ends_soon(expires)
             && store.get(&host_cert(&h.host))?.is_some()
             && store.get(&host_key(&h.host))?.is_some();
         if fresh && !ca_renewed {
@@ -204,7 +209,7 @@ impl PublicState {
 
     /// Within 30 days of its end (or past it).
     pub fn due(&self) -> bool {
-        self.expires <= (time::OffsetDateTime::now_utc() + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+        ends_soon(self.expires)
     }
 }
 
