@@ -446,16 +446,16 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
             return Outcome::CheckFailed;
         }
     }
-    let run = || {
+    let run = |plan: &crate::render::plan::Plan| {
         if json {
-            bm::converge(&plan, &tree.files, &opts, &Quiet)
+            bm::converge(plan, &tree.files, &opts, &Quiet)
         } else if std::io::stderr().is_terminal() {
-            bm::converge(&plan, &tree.files, &opts, &TerminalProgress::new(mode))
+            bm::converge(plan, &tree.files, &opts, &TerminalProgress::new(mode))
         } else {
-            bm::converge(&plan, &tree.files, &opts, &LinePrinter { mode })
+            bm::converge(plan, &tree.files, &opts, &LinePrinter { mode })
         }
     };
-    let mut reports = run();
+    let mut reports = run(&plan);
     // The public certificate from the ACME CA: asked for once nginx serves the challenges, then
     // delivered by a second converge that changes only nginx's certificate.
     let mut certificate = None;
@@ -478,15 +478,16 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
                 if !json {
                     eprintln!("public certificate for {}: requesting it from {directory} ({reason})", public_names.join(", "));
                 }
-                let app_hosts: Vec<&str> = plan.hosts.iter().filter(|h| h.roles.contains(&model::Role::App)).map(|h| h.name.as_str()).collect();
-                let targets = crate::locality::hostfacts::targets(doc, &loaded.platform).unwrap_or_default();
+                // the application hosts serve the challenges, and alone receive the certificate
+                let mut app_plan = plan.clone();
+                app_plan.hosts.retain(|h| h.roles.contains(&model::Role::App));
                 let request = crate::acme::Request {
                     platform: &plan.platform,
                     directory,
                     ca_certificate: loaded.platform.spec.endpoints.acme_ca.as_ref().and_then(|e| e.ca_certificate.as_deref()),
                     contact: resolved.components.monitoring.alert_emails.first().map(String::as_str),
                     names: public_names.clone(),
-                    hosts: targets.into_iter().filter(|(name, _)| app_hosts.contains(&name.as_str())).collect(),
+                    hosts: app_plan.hosts.iter().map(|h| (h.name.clone(), bm::target(h, &opts))).collect(),
                 };
                 match crate::acme::obtain(&opts.secrets, &request) {
                     Ok(state) => {
@@ -495,8 +496,8 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
                             eprintln!("public certificate for {}: issued by {directory}, valid until {expires}; delivering it to nginx", public_names.join(", "));
                         }
                         certificate = Some(json!({"names": public_names, "issuer": directory, "action": "issued", "reason": reason, "expires": expires}));
-                        let again = run();
-                        for (r, a) in reports.iter_mut().zip(again) {
+                        for a in run(&app_plan) {
+                            let Some(r) = reports.iter_mut().find(|r| r.name == a.name) else { continue };
                             r.changed += a.changed;
                             r.failed += a.failed;
                             if r.error.is_none() {

@@ -139,8 +139,10 @@ pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, p
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
-    let target = Target {
+/// How the driver reaches `host`: the document's SSH settings as `opts` holds them (timeout,
+/// bastion, agent, whether new host keys are recorded).
+pub fn target(host: &HostPlan, opts: &Options) -> Target {
+    Target {
         address: host.address.clone(),
         port: opts.port,
         user: opts.user.clone(),
@@ -162,7 +164,11 @@ fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
                 jump: None,
             })
         }),
-    };
+    }
+}
+
+fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
+    let target = target(host, opts);
     let mut attempt = 0;
     loop {
         attempt += 1;
