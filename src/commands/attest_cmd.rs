@@ -111,37 +111,18 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
         }
     }
     if args.check.live {
-        match live_subjects(&check, &g) {
-            Ok(extra) => subjects.extend(extra),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::CheckFailed;
-            }
-        }
-        // what the hosts show of encryption at rest, beside what is declared
-        if p.spec.target.baremetal.is_some() {
-            match crate::locality::hostfacts::encryption_at_rest(file, p) {
-                Ok(observed) => {
+        // the target read back, and what it shows of encryption at rest beside what is declared
+        match live_facts(&check, &g) {
+            Ok((extra, observed)) => {
+                subjects.extend(extra);
+                if let Some(observed) = observed {
                     pred["security"]["encryptionAtRest"]["observed"] = serde_json::Value::Array(observed);
                     pred["security"]["encryptionAtRest"]["basis"] = "live".into();
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Outcome::CheckFailed;
-                }
             }
-        }
-        // on Kubernetes, what the volumes' storage class says
-        if let Some(k) = &p.spec.target.kubernetes {
-            match storage_encryption(&check, k) {
-                Ok(observed) => {
-                    pred["security"]["encryptionAtRest"]["observed"] = serde_json::Value::Array(vec![observed]);
-                    pred["security"]["encryptionAtRest"]["basis"] = "live".into();
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Outcome::CheckFailed;
-                }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::CheckFailed;
             }
         }
     }
@@ -238,14 +219,19 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
 /// What runs on a Kubernetes target, read back: each rendered object's identity (uid,
 /// resourceVersion) and the SHA-256 of its live state without server-managed fields. Secrets are
 /// never rendered, so never read.
-fn live_subjects(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<Vec<Value>, String> {
+/// What `--live` reads from the target: its objects or deployed files as subjects, and what it
+/// shows of encryption at rest (per host on bare metal; the volumes' storage class on a cluster,
+/// read over the same connection).
+fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<(Vec<Value>, Option<Vec<Value>>), String> {
     let p = &g.loaded.platform;
     if p.spec.target.baremetal.is_some() {
         let plan = crate::render::plan::Plan::from_tree(&g.tree)?;
-        return crate::locality::hostfacts::read_back(&args.file, p, &plan);
+        let subjects = crate::locality::hostfacts::read_back(&args.file, p, &plan)?;
+        let observed = crate::locality::hostfacts::encryption_at_rest(&args.file, p)?;
+        return Ok((subjects, Some(observed)));
     }
     let Some(k) = &p.spec.target.kubernetes else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let manifests = crate::cluster::manifests(&g.tree).map_err(|e| e.to_string())?;
     let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
@@ -268,18 +254,8 @@ fn live_subjects(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered)
                 "annotations": {"uid": live.metadata.uid, "resourceVersion": live.metadata.resource_version, "context": conn.context},
             }));
         }
-        Ok(out)
-    })
-}
-
-/// The storage class of the platform's volumes (`target.kubernetes.storageClass`, else the
-/// cluster's default), read from the cluster, and what it says of encryption at rest.
-fn storage_encryption(args: &crate::cli::VerifyArgs, k: &crate::model::KubernetesTarget) -> Result<Value, String> {
-    let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| e.to_string())?;
-        crate::locality::live::storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(|e| e.to_string())
+        let observed = crate::locality::live::storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(|e| e.to_string())?;
+        Ok((out, Some(vec![observed])))
     })
 }
 
