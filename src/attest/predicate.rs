@@ -234,18 +234,16 @@ pub fn predicate(p: &Platform, target_kind: &str, report: &Report, time: &str) -
         "criteria": criteria(p, report),
         "verdict": report.verdict,
         "attribution": report.attribution,
-        "security": security(p, target_kind),
+        "security": security(p),
     })
 }
 
 /// The security and data-protection baseline as deployed by terroir for this target: TLS inside
 /// the platform, the audit trail, secrets at rest, backups, tenants and encryption at rest (as
 /// declared; `attest --live` adds what the hosts show).
-pub fn security(p: &Platform, target_kind: &str) -> Value {
+pub fn security(p: &Platform) -> Value {
     let c = &p.spec.components;
     let on_hosts = p.spec.target.baremetal.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == crate::model::CloudDeploy::Vms);
-    let on_cluster = !on_hosts;
-    let enforced = |what: &str| if on_hosts || on_cluster { what.to_owned() } else { format!("not enforced by terroir on {target_kind} targets yet") };
     let declared = p.spec.sovereignty.declared.encryption_at_rest;
     let expected = if p.spec.target.kubernetes.is_some() { "storage-class" } else if p.spec.target.secnumcloud.is_some() { "provider" } else { "luks" };
     // pgaudit on a cluster only with an image the document declares to ship it.
@@ -253,9 +251,9 @@ pub fn security(p: &Platform, target_kind: &str) -> Value {
     let pgaudit = "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables";
     json!({
         "tls": {
-            "authority": if on_hosts { "a certificate authority per platform; every host has a server certificate from it".to_owned() } else { enforced("a certificate authority per platform, kept as a Secret in its namespace; every server has a certificate from it for its Service's names") },
-            "postgresql": if c.database.enabled && c.database.external.is_none() { enforced("TLS only (pg_hba.conf: hostssl; hostnossl rejected), TLS 1.2 or later; the application verifies the certificate and name (verify-full)") } else { "not deployed by terroir".into() },
-            "smtp": if c.mta.enabled { enforced("STARTTLS required from every client (smtpd_tls_security_level = encrypt); the application and Alertmanager verify the certificate") } else { "not deployed".into() },
+            "authority": if on_hosts { "a certificate authority per platform; every host has a server certificate from it".to_owned() } else { "a certificate authority per platform, kept as a Secret in its namespace; every server has a certificate from it for its Service's names".to_owned() },
+            "postgresql": if c.database.enabled && c.database.external.is_none() { "TLS only (pg_hba.conf: hostssl; hostnossl rejected), TLS 1.2 or later; the application verifies the certificate and name (verify-full)".to_owned() } else { "not deployed by terroir".into() },
+            "smtp": if c.mta.enabled { "STARTTLS required from every client (smtpd_tls_security_level = encrypt); the application and Alertmanager verify the certificate".to_owned() } else { "not deployed".into() },
             "monitoring": if on_hosts { "HTTPS only for Prometheus, Alertmanager and the node and PostgreSQL exporters (the platform's CA, verified by Prometheus); the Postfix exporter plain HTTP on the private network (nftables limits who may connect)" } else { "HTTPS for Alertmanager and the node and PostgreSQL exporters, verified by Prometheus against the platform's CA; Prometheus's page, the application's metrics and the Postfix exporter in plain HTTP inside the namespace (NetworkPolicies limit who may connect)" },
         },
         "audit": {
@@ -310,7 +308,7 @@ mod tests {
     /// never claimed as verified.
     #[test]
     fn a_cluster_states_what_holds_and_how_it_is_known() {
-        let sec = security(&kubernetes(|t| t), "kubernetes");
+        let sec = security(&kubernetes(|t| t));
         let pg = sec["audit"]["postgresql"].as_str().unwrap_or_default();
         assert!(pg.starts_with("none: the default PostgreSQL image (library/postgres) does not ship pgaudit"), "{pg}");
         let api = sec["audit"]["kubernetesApi"].as_str().unwrap_or_default();
@@ -319,7 +317,7 @@ mod tests {
         assert!(sec["tls"]["monitoring"].as_str().unwrap_or_default().starts_with("HTTPS"), "{sec}");
 
         let with = kubernetes(|t| t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n"));
-        let sec = security(&with, "kubernetes");
+        let sec = security(&with);
         let pg = sec["audit"]["postgresql"].as_str().unwrap_or_default();
         assert!(pg.starts_with("pgaudit: DDL and role changes") && pg.contains("declared by the document to ship pgaudit; not verified"), "{pg}");
     }
