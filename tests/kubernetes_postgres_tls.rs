@@ -6,129 +6,26 @@
 //! socket (peer, as the exporter sidecar connects), and the password script run at every start
 //! sets the roles' passwords without writing them to the server's log. It also makes the
 //! tenants' roles and databases, again harmlessly, and each tenant is refused on the others'
-//! databases and the application's. With an image declared to ship pgaudit (Debian's
-//! postgresql-15-pgaudit here), the rendered audit settings log the reads of a personal table.
+//! databases and the application's. The image ships pgaudit (Debian's postgresql-15-pgaudit
+//! here): the rendered audit settings log the reads of a personal table.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command as Std;
+use std::path::Path;
 
+use common::pg::*;
 use common::*;
-
-fn bin_dir() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed (apt-get install postgresql; scripts/test does it)").map(|e| e.unwrap().path().join("bin")).filter(|p| p.join("postgres").exists()).collect();
-    dirs.sort();
-    dirs.pop().expect("a PostgreSQL server under /usr/lib/postgresql/*/bin")
-}
-
-fn as_postgres(cmd: &Path) -> Std {
-    let mut c = Std::new("runuser");
-    c.args(["-u", "postgres", "--"]).arg(cmd);
-    c
-}
-
-fn chown(path: &Path, user: &str) {
-    assert!(Std::new("chown").arg(user).arg(path).status().unwrap().success(), "chown {user} {}", path.display());
-}
-
-/// psql's exit status and output for a connection string and a query.
-fn psql(conninfo: &str, password: &str, sql: &str) -> (bool, String) {
-    let out = Std::new("psql").arg(conninfo).args(["-Atc", sql]).env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "10").output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-struct Server {
-    bin: PathBuf,
-    data: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
-    }
-}
-
-/// A PostgreSQL server on loopback running the rendered settings (`data`: the ConfigMap's data),
-/// with a certificate for the Service's names as the Secret volume presents it.
-struct Started {
-    dir: PathBuf,
-    port: u16,
-    socket: String,
-    log: PathBuf,
-    names: Vec<String>,
-    _server: Server,
-}
-
-fn start(tmp: &Path, data: &serde_json::Value) -> Started {
-    let dir = tmp.join("pg");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-    chown(&dir, "postgres");
-    // The Secret volume: root's files, the server's group, 0440 (defaultMode 288 with fsGroup).
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).unwrap();
-    let ca = terroir::pki::new_ca("mutuelle-crm").unwrap();
-    let names: Vec<String> = ["mutuelle-crm-postgres", "mutuelle-crm-postgres.mutuelle-crm.svc", "mutuelle-crm-postgres.mutuelle-crm.svc.cluster.local"].map(String::from).to_vec();
-    let issued = terroir::pki::issue_server("mutuelle-crm", &ca.key_pem, &names, "test").unwrap();
-    std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
-    std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
-    std::fs::write(dir.join("ca.crt"), &ca.cert_pem).unwrap();
-    for f in ["tls.crt", "tls.key"] {
-        chown(&tls.join(f), "root:postgres");
-        std::fs::set_permissions(tls.join(f), std::fs::Permissions::from_mode(0o440)).unwrap();
-    }
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let socket = dir.display().to_string();
-    let conf = data["postgresql.conf"]
-        .as_str()
-        .unwrap()
-        .replace("/etc/postgresql-tls", &tls.display().to_string())
-        .replace("'/var/run/postgresql'", &format!("'{socket}'"))
-        .replace("listen_addresses = '*'", "listen_addresses = '127.0.0.1'")
-        .replace("port = 5432", &format!("port = {port}"))
-        .replace("shared_buffers = 1GB", "shared_buffers = 32MB");
-    assert!(conf.contains("ssl = on") && conf.contains("ssl_min_protocol_version = 'TLSv1.2'"), "{conf}");
-    let hba = data["pg_hba.conf"].as_str().unwrap();
-    std::fs::write(dir.join("hba.conf"), hba).unwrap();
-    std::fs::write(dir.join("pg.conf"), format!("{conf}\nhba_file = '{}'\nlog_statement = 'all'\nlog_destination = 'stderr'\n", dir.join("hba.conf").display())).unwrap();
-    for f in ["hba.conf", "pg.conf"] {
-        chown(&dir.join(f), "postgres");
-    }
-
-    let bin = bin_dir();
-    let data_dir = dir.join("data");
-    let init = as_postgres(&bin.join("initdb")).arg("-D").arg(&data_dir).args(["-U", "postgres"]).output().unwrap();
-    assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
-    let log = dir.join("server.log");
-    let start = as_postgres(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&data_dir)
-        .arg("-o")
-        .arg(format!("-c config_file={}", dir.join("pg.conf").display()))
-        .arg("-l")
-        .arg(&log)
-        .args(["-w", "-t", "60", "start"])
-        .output()
-        .unwrap();
-    let guard = Server { bin: bin.clone(), data: data_dir.clone() };
-    assert!(start.status.success(), "the server starts with the key file as the Secret volume has it:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-
-    Started { dir, port, socket, log, names, _server: guard }
-}
 
 #[test]
 fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| t.replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
+    let doc = variant("kubernetes.yaml", tmp.path(), "tenants.yaml", |t| without_backups(&t).replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta_co\n  endpoints:\n"));
     let out = render(&doc, tmp.path(), "out");
     let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
-    let Started { dir, port, socket, log, names, _server } = start(tmp.path(), &data);
+    let Started { dir, port, socket, log, names, _server, .. } = start(tmp.path(), &data, &[]);
 
     // The application's role and database, as the initdb script makes them (over the socket).
     let setup = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", "create role crm login password 'before'", "-c", "create database crm owner crm"]).output().unwrap();
@@ -136,7 +33,12 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
 
     // The password script: the Secret's values become the roles' passwords.
     let script = dir.join("sync-passwords.sh");
-    std::fs::write(&script, data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string())).unwrap();
+    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
+    )
+    .unwrap();
     // Twice: the second start finds everything made and changes nothing but the passwords.
     for _ in 0..2 {
         let sync = as_postgres(Path::new("/bin/sh"))
@@ -190,10 +92,10 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
 }
 
 #[test]
-fn with_an_image_declared_to_ship_pgaudit_a_personal_table_is_audited() {
+fn the_image_ships_pgaudit_and_a_personal_table_is_audited() {
     let tmp = tempfile::tempdir().unwrap();
     let doc = variant("kubernetes.yaml", tmp.path(), "pgaudit.yaml", |t| {
-        t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n")
+        without_backups(&t)
             .replace("      sharedBuffers: 1GB\n", "      sharedBuffers: 1GB\n      personalTables: [customers]\n")
             .replace("  endpoints:\n", "  tenants:\n    - name: alpha\n  endpoints:\n")
     });
@@ -201,7 +103,7 @@ fn with_an_image_declared_to_ship_pgaudit_a_personal_table_is_audited() {
     let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
-    let Started { dir, port, socket, log, _server, .. } = start(tmp.path(), &data);
+    let Started { dir, port, socket, log, _server, .. } = start(tmp.path(), &data, &[]);
     let sql = |db: &str, statement: &str| {
         let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", statement]).output().unwrap();
         assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));

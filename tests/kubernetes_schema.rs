@@ -39,7 +39,7 @@ fn minimal_variant_manifests_validate_against_kubernetes_1_33() {
     let tmp = tempfile::tempdir().unwrap();
     let doc = variant("kubernetes.yaml", tmp.path(), "min.yaml", |t| {
         t.replace("    database:\n      version: 16\n", "    database:\n      external: {host: pg.mutuelle.example.fr, port: 5432}\n      version: 16\n")
-            .replace("    backups:\n      schedule: \"30 1 * * *\"\n      retentionDays: 35\n", "    backups:\n      enabled: false\n")
+            .replace("    backups:\n      schedule: \"30 2 * * *\"\n      retentionDays: 35\n", "    backups:\n      enabled: false\n")
             .replace("    monitoring:\n      retention: 30d\n      storage: 50Gi\n      alertEmails: [exploitation@mutuelle.example.fr]\n", "    monitoring:\n      enabled: false\n")
     });
     let out = render(&doc, tmp.path(), "out");
@@ -69,19 +69,23 @@ fn tenant_manifests_validate_against_kubernetes_1_33() {
 }
 
 #[test]
-fn pgaudit_is_rendered_only_with_an_image_declared_to_ship_it() {
+fn the_postgres_image_is_terroirs_with_pgaudit_and_pgbackrest() {
     let tmp = tempfile::tempdir().unwrap();
-    let plain = render(&example("kubernetes.yaml"), tmp.path(), "plain");
-    let text = std::fs::read_to_string(plain.join("kubernetes/postgres.yaml")).unwrap();
-    assert!(!text.contains("pgaudit'") && text.contains("library/postgres:16-bookworm"), "no pgaudit with the default image");
-    let doc = variant("kubernetes.yaml", tmp.path(), "pgaudit.yaml", |t| {
-        t.replace("      environment: production\n", "      environment: production\n      postgresPgauditImage: \"terroir/postgres-pgaudit:{pgVersion}-bookworm\"\n")
-    });
-    let out = render(&doc, tmp.path(), "pgaudit");
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "plain");
     let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
     assert!(text.contains("shared_preload_libraries = 'pgaudit'") && text.contains("pgaudit.role = 'terroir_auditor'") && text.contains("pgaudit.sql: |"), "{text}");
-    assert!(text.contains("image: \"registry.mutuelle.example.fr/terroir/postgres-pgaudit:16-bookworm\""), "the declared image replaces library/postgres");
+    assert!(text.contains("archive_command = 'pgbackrest --stanza=mutuelle-crm archive-push %p'"), "{text}");
+    assert!(text.contains("image: \"registry.mutuelle.example.fr/terroir/postgres:16-bookworm\""), "the image built from images/postgres/Containerfile");
     assert!(!text.contains("library/postgres"));
+    // The image's Containerfile installs what the settings load.
+    let containerfile = std::fs::read_to_string(root().join("images/postgres/Containerfile")).unwrap();
+    assert!(containerfile.contains("FROM docker.io/library/postgres:${PG_MAJOR}-bookworm") && containerfile.contains("pgbackrest \"postgresql-${PG_MAJOR}-pgaudit\""), "{containerfile}");
+    // Without backups, no archiving and no pgBackRest sidecar.
+    let doc = variant("kubernetes.yaml", tmp.path(), "nobackups.yaml", |t| without_backups(&t));
+    let out = render(&doc, tmp.path(), "nobackups");
+    let text = std::fs::read_to_string(out.join("kubernetes/postgres.yaml")).unwrap();
+    assert!(!text.contains("archive_mode") && !text.contains("pgbackrest"), "{text}");
+    assert!(!out.join("kubernetes/backup.yaml").exists() || std::fs::read_to_string(out.join("kubernetes/backup.yaml")).unwrap().trim().is_empty());
     validate_dir(&out.join("kubernetes"));
 }
 

@@ -62,9 +62,64 @@ fn kubernetes_configmaps_pass_promtool_and_amtool() {
     std::fs::create_dir_all(&tls).unwrap();
     std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
     std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
-    for file in ["alertmanager.yaml", "postgres.yaml", "node-exporter.yaml"] {
+    for file in ["alertmanager.yaml", "postgres.yaml", "node-exporter.yaml", "backup.yaml"] {
         let web = tmp.path().join(format!("web-{file}"));
         std::fs::write(&web, data(file, "web.yml").replace("/etc/web-tls", &tls.display().to_string())).unwrap();
         run_ok(Std::new("promtool").arg("check").arg("web-config").arg(&web), &format!("promtool check web-config ({file})"));
     }
+}
+
+/// The Kubernetes backup alerts, run by promtool against the exporter's series: the age of the
+/// newest backup past the schedules' threshold (26 h for the example's daily incremental) fires
+/// BackupTooOld; a fresh one does not; no series at all fires BackupMissing after 26 h.
+#[test]
+fn kubernetes_backup_alerts_follow_the_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join("kubernetes/prometheus.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let rules = docs.iter().find_map(|d| d["data"]["terroir.yml"].as_str().map(str::to_owned)).unwrap();
+    assert!(rules.contains("> 93600"), "26 h for a daily incremental schedule: {rules}");
+    std::fs::write(tmp.path().join("rules.yml"), rules).unwrap();
+    let test = r#"rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'pgbackrest_backup_since_last_completion_seconds{stanza="mutuelle-crm",backup_type="incr"}'
+        values: '94000+60x30'
+      - series: 'pgbackrest_backup_since_last_completion_seconds{stanza="mutuelle-crm",backup_type="full"}'
+        values: '500000+60x30'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: BackupTooOld
+        exp_alerts:
+          - exp_labels: {severity: critical, stanza: mutuelle-crm}
+            exp_annotations:
+              summary: "The last successful backup of mutuelle-crm is older than 26h (schedules: full `30 1 * * 0`, incremental `30 2 * * *`)"
+      - eval_time: 15m
+        alertname: BackupMissing
+        exp_alerts: []
+  - interval: 1m
+    input_series:
+      - series: 'pgbackrest_backup_since_last_completion_seconds{stanza="mutuelle-crm",backup_type="incr"}'
+        values: '3600+60x30'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: BackupTooOld
+        exp_alerts: []
+  - interval: 10m
+    input_series:
+      - series: 'up{job="pgbackrest"}'
+        values: '1x200'
+    alert_rule_test:
+      - eval_time: 27h
+        alertname: BackupMissing
+        exp_alerts:
+          - exp_labels: {severity: critical, stanza: mutuelle-crm}
+            exp_annotations:
+              summary: "No backup of mutuelle-crm is known (none for 26h): check `terroir backup list` and the logs of the mutuelle-crm-backup-* jobs"
+"#;
+    std::fs::write(tmp.path().join("test.yml"), test).unwrap();
+    run_ok(Std::new("promtool").arg("test").arg("rules").arg(tmp.path().join("test.yml")), "promtool test rules");
 }

@@ -173,7 +173,7 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     generated_names.sort();
     assert_eq!(
         generated_names,
-        ["crm-ca", "crm-dkim-key", "crm-grafana-admin", "crm-monitoring-tls", "crm-mta-tls", "crm-node-exporter-tls", "crm-postgres-credentials", "crm-postgres-tls"]
+        ["crm-backup-cipher", "crm-backup-tls", "crm-ca", "crm-dkim-key", "crm-grafana-admin", "crm-monitoring-tls", "crm-mta-tls", "crm-node-exporter-tls", "crm-postgres-credentials", "crm-postgres-tls"]
     );
     assert!(generated.iter().all(|s| s["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none()));
     for (name, data) in [("crm-backup-s3-credentials", json!({"AWS_ACCESS_KEY_ID": "QQ==", "AWS_SECRET_ACCESS_KEY": "Qg=="})), ("crm-smtp-relay-credentials", json!({"sasl_passwd": "eA=="}))] {
@@ -196,7 +196,7 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     // Children exist, labelled as members of the Platform's set.
     let deployments = members(&state, &id, "apps/v1", "Deployment");
     assert!(deployments.len() >= 3, "{deployments:?}");
-    assert_eq!(members(&state, &id, "batch/v1", "CronJob").len(), 1);
+    assert_eq!(members(&state, &id, "batch/v1", "CronJob").len(), 2, "the full and the incremental backups");
     assert!(members(&state, &id, "v1", "Namespace").contains(&"crm".to_owned()));
     let on_cluster: usize = [
         ("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Service"), ("v1", "ServiceAccount"), ("v1", "PersistentVolumeClaim"),
@@ -226,9 +226,9 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
     let patch = json!({"spec": {"components": {"backups": {"enabled": false}}}});
     platforms.patch("crm", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let p = wait_ready(&platforms, "crm", 2).await;
-    assert!(members(&state, &id, "batch/v1", "CronJob").is_empty(), "the backup CronJob is pruned");
-    assert_eq!(state.list("v1", "Secret").len(), 10, "no Secret is pruned");
-    assert_eq!(members(&state, &id, "apps/v1", "Deployment").len(), deployments.len());
+    assert!(members(&state, &id, "batch/v1", "CronJob").is_empty(), "the backup CronJobs are pruned");
+    assert_eq!(state.list("v1", "Secret").len(), 12, "no Secret is pruned");
+    assert_eq!(members(&state, &id, "apps/v1", "Deployment").len(), deployments.len() - 1, "the backup exporter is pruned, and no other Deployment");
     let ready_since = p.status.unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().last_transition_time.clone();
     assert_eq!(
         ready_since,

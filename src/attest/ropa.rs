@@ -428,9 +428,6 @@ pub fn ropa(platform: &Platform) -> String {
     line("");
     if c.backups.enabled && p.spec.endpoints.backup_s3.is_some() && c.database.enabled {
         let mut s = format!("- Database backups: kept {} days", c.backups.retention_days);
-        if let Some(m) = p.spec.blueprint.parameters.get("backupKeepMonthly") {
-            s.push_str(&format!(", plus {} monthly copies", cell(&m.to_string())));
-        }
         s.push_str(" (spec.components.backups).");
         line(&s);
     } else {

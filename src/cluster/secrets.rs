@@ -200,6 +200,15 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
             kinds.insert(private.clone(), Kind::DkimPrivate);
             kinds.insert(format!("{}.txt", mta.dkim_selector), Kind::DkimRecord { selector: mta.dkim_selector.clone(), domain: mta.domain.clone() });
             (Origin::Generated, "the DKIM signing key, and the DNS TXT record to publish for it", vec![])
+        } else if name == names.backup_cipher {
+            (Origin::Generated, "pgBackRest's repository encryption key (`cipher-pass`, aes-256-cbc): never rotated, and needed to read any backup", vec![])
+        } else if name == names.backup_tls {
+            // a client certificate: its common name is what the database pod's pgBackRest server admits
+            let dns = vec![format!("{}-backup", resolved.platform.name)];
+            kinds.insert("tls.key".into(), Kind::ServerKey { names: dns.clone() });
+            kinds.insert("tls.crt".into(), Kind::ServerCert { names: dns });
+            kinds.insert("ca.crt".into(), Kind::CaBundle);
+            (Origin::Generated, "the backup jobs' client certificate from the platform's CA (admitted by the database pod's pgBackRest server), and the CA's certificate (`ca.crt`)", vec![])
         } else if [&names.postgres_tls, &names.mta_tls, &names.monitoring_tls, &names.node_exporter_tls].contains(&&name) {
             let platform = &resolved.platform.name;
             let services: Vec<String> = if name == names.postgres_tls {
@@ -210,6 +219,9 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
                 let mut s = vec![format!("{platform}-alertmanager")];
                 if resolved.components.database.managed {
                     s.push(format!("{platform}-postgres-exporter"));
+                }
+                if crate::backup::context(resolved).is_some() {
+                    s.push(format!("{platform}-backup-exporter"));
                 }
                 s
             } else {

@@ -268,6 +268,12 @@ pub struct SecretNames {
     pub dkim: String,
     pub grafana: String,
     pub backup: String,
+    /// Kubernetes: pgBackRest's repository encryption key (`cipher-pass`), generated once and
+    /// never rotated (the repository cannot change it).
+    pub backup_cipher: String,
+    /// Kubernetes: the backup jobs' client certificate, which the database pod's pgBackRest
+    /// server accepts (its common name is `<platform>-backup`).
+    pub backup_tls: String,
     pub smtp_relay: String,
 }
 
@@ -426,12 +432,9 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     for (key, path) in &bp.images {
         images.insert(key.clone(), format!("{registry}/{}", path.replace("{pgVersion}", &c.database.version.to_string())));
     }
-    // The image chosen for pgaudit replaces PostgreSQL's, so the gate judges the one deployed.
-    if let Some(image) = params.get("postgresPgauditImage").and_then(Value::as_str).filter(|i| on_kubernetes && !i.is_empty()) {
-        images.insert("postgres".into(), format!("{registry}/{}", image.replace("{pgVersion}", &c.database.version.to_string())));
-    }
 
-    let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, &name);
+    let pgbackrest = components.backups.enabled && components.database.managed && endpoints.backup_s3.is_some();
+    let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, pgbackrest, &name);
     let mut cloud_vms: Vec<CloudVmSpec> = p
         .spec
         .target
@@ -469,6 +472,8 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             dkim: svc("dkim-key"),
             grafana: svc("grafana-admin"),
             backup: svc("backup-s3-credentials"),
+            backup_cipher: svc("backup-cipher"),
+            backup_tls: svc("backup-tls"),
             smtp_relay: svc("smtp-relay-credentials"),
         },
         images,
@@ -563,7 +568,7 @@ fn endpoint(e: &Endpoint, default_port: u16) -> ResolvedEndpoint {
     ResolvedEndpoint { url: e.url.clone(), scheme, host, port, operator: e.operator.clone(), country: e.country.clone() }
 }
 
-fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bool, name: &str) -> Vec<ScrapeJob> {
+fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bool, pgbackrest: bool, name: &str) -> Vec<ScrapeJob> {
     let mut jobs = Vec::new();
     if !c.monitoring.enabled {
         return jobs;
@@ -579,6 +584,10 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         }
         if c.database.managed {
             push("postgres", format!("{name}-postgres-exporter:9187"), true);
+        }
+        if pgbackrest {
+            // the age of the newest backup in the repository (BackupTooOld)
+            push("pgbackrest", format!("{name}-backup-exporter:9854"), true);
         }
         if c.mta.enabled {
             push("postfix", format!("{name}-postfix-exporter:9154"), false);

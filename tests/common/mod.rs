@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod hosts;
+pub mod pg;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
