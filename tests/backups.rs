@@ -8,10 +8,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::hosts::TestHosts;
+use common::s3::Moto;
 use common::*;
 use serde_json::Value;
 
@@ -34,121 +35,17 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// moto's S3 server inside h3's network namespace behind a TLS front, both stopped when dropped.
-struct Moto(Vec<Child>);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// moto serves TLS itself, but closes each connection without TLS's close_notify, which
-/// OpenSSL 3 (pgBackRest) reports as an error: this front ends every connection properly.
-const TLS_FRONT: &str = r#"
-import select, socket, ssl, sys, threading
-host, port, upstream, cert, key = sys.argv[1:6]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-server = socket.create_server((host, int(port)))
-def handle(raw):
-    try:
-        tls = ctx.wrap_socket(raw, server_side=True)
-        up = socket.create_connection(("127.0.0.1", int(upstream)))
-    except OSError:
-        raw.close()
-        return
-    try:
-        while True:
-            ready, _, _ = select.select([tls, up], [], [], 600)
-            if not ready:
-                break
-            if tls in ready or tls.pending():
-                data = tls.recv(65536)
-                if not data:
-                    break
-                up.sendall(data)
-                while tls.pending():
-                    up.sendall(tls.recv(65536))
-            if up in ready:
-                data = up.recv(65536)
-                if not data:
-                    tls.unwrap()
-                    break
-                tls.sendall(data)
-    except OSError:
-        pass
-    for s in (tls, up):
-        try:
-            s.close()
-        except OSError:
-            pass
-while True:
-    conn, _ = server.accept()
-    threading.Thread(target=handle, args=(conn,), daemon=True).start()
-"#;
-
-/// A self-signed certificate for moto's address (it is its own CA): (certificate, key) paths.
-/// pgBackRest matches the endpoint against DNS names only: the address is one too.
-fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("s3.crt"), dir.join("s3.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=198.18.0.13"])
-        .args(["-addext", "subjectAltName=IP:198.18.0.13,DNS:198.18.0.13"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
 /// Run Python with boto3 against moto: `script` gets `s3`, a client trusting `ca`.
 fn s3(ca: &Path, script: &str) -> String {
     s3_try(ca, script).unwrap_or_else(|e| panic!("boto3: {e}"))
 }
 
 fn s3_try(ca: &Path, script: &str) -> Result<String, String> {
-    let program = format!(
-        "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='https://{MOTO}', region_name='{REGION}', aws_access_key_id='test-access', aws_secret_access_key='test-secret', verify={ca:?})\n{script}",
-        ca = ca.display().to_string()
-    );
-    let out = Command::new("python3").arg("-c").arg(program).output().unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    common::s3::boto3(&format!("https://{MOTO}"), REGION, ca, script)
 }
 
 fn start_moto(dir: &Path) -> (Moto, PathBuf) {
-    let (cert, key) = certificate(dir);
-    let moto_server = Command::new("ip")
-        .args(["netns", "exec", "terroir-h3", "moto_server", "-H", "127.0.0.1", "-p", "9001"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("moto.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut moto = Moto(vec![moto_server]);
-    let front = Command::new("ip")
-        .args(["netns", "exec", "terroir-h3", "python3", "-c", TLS_FRONT, "198.18.0.13", "9000", "9001"])
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("tls-front.log")).unwrap())
-        .spawn()
-        .unwrap();
-    moto.0.push(front);
-    eventually(Duration::from_secs(60), "moto listening", || std::net::TcpStream::connect_timeout(&MOTO.parse().unwrap(), Duration::from_secs(1)).map(|_| ()).map_err(|e| e.to_string()));
-    // moto itself may still be starting behind the front
-    eventually(Duration::from_secs(60), "the bucket created", || {
-        s3_try(&cert, &format!("s3.create_bucket(Bucket='{BUCKET}', CreateBucketConfiguration={{'LocationConstraint': '{REGION}'}})")).map(|_| ())
-    });
-    (moto, cert)
+    common::s3::start(dir, &["ip", "netns", "exec", "terroir-h3"], "198.18.0.13", 9000, 9001, BUCKET, REGION)
 }
 
 /// The bare-metal example as a one-host platform with every role, backing up into moto.
