@@ -112,6 +112,8 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
         would,
         [
             "mutuelle-crm-ca",
+            "mutuelle-crm-backup-cipher",
+            "mutuelle-crm-backup-tls",
             "mutuelle-crm-dkim-key",
             "mutuelle-crm-grafana-admin",
             "mutuelle-crm-monitoring-tls",
@@ -139,7 +141,7 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     );
     let state = cluster.state();
     let generated = state.list("v1", "Secret");
-    assert_eq!(generated.len(), 8, "{generated:?}");
+    assert_eq!(generated.len(), 10, "{generated:?}");
     for s in &generated {
         let labels = &s["metadata"]["labels"];
         assert_eq!(labels["terroir.eu/generated"], "true", "{s}");
@@ -205,11 +207,12 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
     assert!(report["missingSecrets"].as_array().unwrap().is_empty(), "{report}");
     // The workloads reading the client's Secrets were rolled out for them; the others not.
     let updated: Vec<String> = report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "update").map(|o| o["name"].as_str().unwrap().to_owned()).collect();
-    assert!(updated.iter().any(|n| n.ends_with("postfix")) && updated.iter().any(|n| n.ends_with("backup")), "{updated:?}");
+    assert!(updated.iter().any(|n| n.ends_with("postfix")) && updated.iter().any(|n| n.ends_with("backup-full")), "{updated:?}");
     assert!(!updated.iter().any(|n| n.ends_with("-app") || n.ends_with("prometheus")), "{updated:?}");
     let deployments = state.list("apps/v1", "Deployment");
     let versions: Vec<Value> = deployments.iter().map(|d| d["metadata"]["resourceVersion"].clone()).collect();
-    let generated_versions: Vec<Value> = state.list("v1", "Secret").iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
+    let versions_by_name = |state: &State| -> Vec<(String, Value)> { state.list("v1", "Secret").iter().map(|s| (s["metadata"]["name"].as_str().unwrap().to_owned(), s["metadata"]["resourceVersion"].clone())).collect() };
+    let generated_versions = versions_by_name(&state);
 
     // Second apply: nothing to do, and not a single write.
     state.clear_requests();
@@ -225,7 +228,7 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
 
     // Backups switched off: the plan shows the prune, apply deletes it and nothing else.
     let cronjobs_before = names(&state, "batch/v1", "CronJob");
-    assert_eq!(cronjobs_before.len(), 1, "{cronjobs_before:?}");
+    assert_eq!(cronjobs_before, ["mutuelle-crm-backup-full", "mutuelle-crm-backup-incr"]);
     let doc = cluster.document(|t| *t = t.replace("    backups:\n", "    backups:\n      enabled: false\n"));
     let (code, plan, stderr) = cluster.terroir(&["plan"], &doc);
     assert_eq!(code, 0, "{stderr}");
@@ -236,20 +239,27 @@ fn apply_creates_everything_then_changes_nothing_then_prunes_what_was_removed() 
         .filter(|o| o["action"] == "prune")
         .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
         .collect();
-    assert!(pruned.contains(&format!("CronJob/{}", cronjobs_before[0])), "{pruned:?}");
+    for c in &cronjobs_before {
+        assert!(pruned.contains(&format!("CronJob/{c}")), "{pruned:?}");
+    }
+    assert!(pruned.contains(&"Deployment/mutuelle-crm-backup-exporter".to_owned()), "{pruned:?}");
     assert_eq!(names(&state, "batch/v1", "CronJob"), cronjobs_before, "plan deletes nothing");
     let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(summary(&report, "prune"), pruned.len() as u64);
-    assert!(names(&state, "batch/v1", "CronJob").is_empty(), "the backup CronJob was pruned");
-    assert_eq!(state.list("apps/v1", "Deployment").len(), deployments.len(), "nothing else was deleted");
+    assert!(names(&state, "batch/v1", "CronJob").is_empty(), "the backup CronJobs were pruned");
+    assert_eq!(state.list("apps/v1", "Deployment").len(), deployments.len() - 1, "the backup exporter, and no other Deployment, was deleted");
     let parent = state.get("v1", "ConfigMap", Some("mutuelle-crm"), "terroir-mutuelle-crm").unwrap();
     let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"].as_str().unwrap();
     assert!(!kinds.contains("CronJob.batch"), "the parent lists exactly the kinds left: {kinds}");
     // Pruning never touches a Secret, generated or given.
-    let after: Vec<Value> = state.list("v1", "Secret").iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
-    assert_eq!(after.len(), 10);
-    assert!(generated_versions.iter().all(|v| after.contains(v)), "generated Secrets unchanged");
+    let after = versions_by_name(&state);
+    assert_eq!(after.len(), 12, "the ten generated and the two given");
+    // Only the monitoring certificate is made again: its names lose the backup exporter's.
+    let changed: Vec<&String> = generated_versions.iter().filter(|v| !after.contains(v)).map(|(n, _)| n).collect();
+    assert_eq!(changed, ["mutuelle-crm-monitoring-tls"], "generated Secrets unchanged but the reissued certificate");
+    let monitoring = state.get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-monitoring-tls").unwrap();
+    assert!(!monitoring["metadata"]["annotations"]["terroir.eu/tls-names"].as_str().unwrap().contains("backup-exporter"));
 }
 
 /// Whether `cert` (PEM) verifies for `name` against `ca` (PEM), as a TLS client checks it.
@@ -572,4 +582,171 @@ fn the_public_name_is_published_with_a_certificate_from_the_acme_ca() {
     assert_eq!(solver["spec"]["podSelector"]["matchLabels"]["acme.cert-manager.io/http01-solver"], "true");
     // the certificate's Secret is cert-manager's: terroir neither makes nor lists it as missing
     assert!(cluster.state().get("v1", "Secret", Some("mutuelle-crm"), "mutuelle-crm-public-tls").is_none());
+}
+
+/// The Job controller and the pods' runtime, for the backup commands: it watches Jobs over HTTP
+/// and, for each new one, writes the log its pod would print (a pod labelled `job-name`, whose
+/// log the double serves) and sets its outcome from `decide` (None: completes; Some(message):
+/// fails with it).
+struct JobController {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JobController {
+    fn start(url: String, log: String, decide: fn(&str) -> Option<String>) -> Self {
+        use std::io::BufRead;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let watch = ureq::get(&format!("{url}/apis/batch/v1/namespaces/mutuelle-crm/jobs?watch=true&timeoutSeconds=600")).call().unwrap();
+            for line in std::io::BufReader::new(watch.into_body().into_reader()).lines() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+                if event["type"] != "ADDED" {
+                    continue;
+                }
+                let name = event["object"]["metadata"]["name"].as_str().unwrap().to_owned();
+                let pod = json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("{name}-x1"), "labels": {"job-name": name}, "annotations": {terroir_kube_double::LOG_ANNOTATION: log}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                });
+                ureq::post(&format!("{url}/api/v1/namespaces/mutuelle-crm/pods")).header("content-type", "application/json").send(pod.to_string()).unwrap();
+                let condition = match decide(&name) {
+                    None => json!({"type": "Complete", "status": "True"}),
+                    Some(message) => json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": message}),
+                };
+                let status = json!({"status": {"conditions": [condition]}});
+                ureq::patch(&format!("{url}/apis/batch/v1/namespaces/mutuelle-crm/jobs/{name}/status")).header("content-type", "application/merge-patch+json").send(status.to_string()).unwrap();
+            }
+        });
+        JobController { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for JobController {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // the watch ends with the server; the thread is left to it
+        drop(self.thread.take());
+    }
+}
+
+/// The example applied to the double with the client's Secrets, and the database's volume (the
+/// double makes no claims from a StatefulSet's templates).
+fn applied_example() -> (Cluster, PathBuf) {
+    let cluster = Cluster::start(Options::default());
+    let doc = cluster.document(|_| {});
+    cluster.give_secrets();
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-mutuelle-crm-postgres-0"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}}});
+    ureq::post(&format!("{}/api/v1/namespaces/mutuelle-crm/persistentvolumeclaims", cluster.server.url())).header("content-type", "application/json").send(pvc.to_string()).unwrap();
+    (cluster, doc)
+}
+
+fn jobs(state: &State) -> Vec<Value> {
+    state.list("batch/v1", "Job")
+}
+
+#[test]
+fn backup_now_runs_a_job_from_the_cronjob_and_reports_its_failure() {
+    let (cluster, doc) = applied_example();
+    let _controller = JobController::start(cluster.server.url(), String::new(), |name| name.contains("-incr-").then(|| "pgbackrest exited with 56".to_owned()));
+
+    let (code, out, stderr) = cluster.terroir_then(&["backup", "now"], &doc, &["--type", "full"]);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    let job_name = out["backup"]["job"].as_str().unwrap().to_owned();
+    assert!(job_name.starts_with("mutuelle-crm-backup-full-"), "{out}");
+    let job = cluster.state().get("batch/v1", "Job", Some("mutuelle-crm"), &job_name).unwrap();
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["command"], json!(["/bin/sh", "/etc/pgbackrest/backup.sh", "full"]));
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "mutuelle-crm-backup-full", "owned by its CronJob, as `kubectl create job --from` does");
+    assert_eq!(job["metadata"]["labels"]["terroir.eu/started-by"], "backup-now");
+    let volumes = job["spec"]["template"]["spec"]["volumes"].to_string();
+    assert!(volumes.contains("mutuelle-crm-backup-tls") && volumes.contains("repo.conf"), "the CronJob's pod: {volumes}");
+
+    let (code, out, _) = cluster.terroir_then(&["backup", "now"], &doc, &["--type", "incr"]);
+    assert_eq!(code, 2, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("failed (BackoffLimitExceeded: pgbackrest exited with 56)") && error.contains("kubectl -n mutuelle-crm logs job/mutuelle-crm-backup-incr-"), "{error}");
+}
+
+#[test]
+fn backup_list_reads_the_repository_in_a_job() {
+    let (cluster, doc) = applied_example();
+    let info = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000005","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"database-ref":null,"error":false,"info":{"delta":23000000,"repository":{"delta":2900000,"size":2900000},"size":23000000},"label":"20261123-010203F","link":null,"lsn":{"start":"0/3000028","stop":"0/3000100"},"prior":null,"reference":null,"tablespace":null,"timestamp":{"start":1795482123,"stop":1795482130},"type":"full"}],"cipher":"aes-256-cbc","db":[{"id":1,"repo-key":1,"system-id":7300000000000000000,"version":"15"}],"name":"mutuelle-crm","repo":[{"cipher":"aes-256-cbc","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
+    let _controller = JobController::start(cluster.server.url(), info.to_owned(), |_| None);
+    let (code, out, stderr) = cluster.terroir(&["backup", "list"], &doc);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    assert_eq!(out["repository"]["stanza"], "mutuelle-crm", "{out}");
+    assert_eq!(out["repository"]["backups"][0]["label"], "20261123-010203F", "{out}");
+    assert_eq!(out["repository"]["cipher"], "aes-256-cbc");
+    assert!(jobs(&cluster.state()).is_empty(), "the one-off Job is removed: {:?}", jobs(&cluster.state()));
+    let created: Vec<String> = cluster.state().requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/jobs")).map(|r| r.path.clone()).collect();
+    assert_eq!(created.len(), 1, "one Job: {created:?}");
+}
+
+#[test]
+fn backup_restore_checks_first_then_stops_restores_and_starts_postgres() {
+    let (cluster, doc) = applied_example();
+    let _controller = JobController::start(cluster.server.url(), String::new(), |_| None);
+    let target = "2026-11-23 10:00:00+00";
+    let replicas = |c: &Cluster| c.state().get("apps/v1", "StatefulSet", Some("mutuelle-crm"), "mutuelle-crm-postgres").unwrap()["spec"]["replicas"].clone();
+
+    // Without --replace, and as a dry run: nothing is created or scaled.
+    cluster.state().clear_requests();
+    let (code, out, _) = cluster.terroir_then(&["backup", "restore"], &doc, &["--to-time", target]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("Add --replace"), "{out}");
+    let (code, out, stderr) = cluster.terroir_then(&["backup", "restore"], &doc, &["--to-time", target, "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(out["report"]["steps"].as_array().unwrap().len(), 4, "{out}");
+    assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
+    let (code, out, _) = cluster.terroir_then(&["backup", "restore"], &doc, &["--to-time", "yesterday", "--replace"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("expected `YYYY-MM-DD HH:MM:SS+00`"), "{out}");
+
+    let (code, out, stderr) = cluster.terroir_then(&["backup", "restore"], &doc, &["--to-time", target, "--replace"]);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    assert_eq!(out["report"]["targetTime"], target);
+    // In order: the check Job, PostgreSQL to 0, the restore Job, PostgreSQL to 1.
+    let writes: Vec<String> = cluster.writes().into_iter().filter(|w| w.contains("/jobs?") || w.contains("statefulsets/mutuelle-crm-postgres?")).map(|w| w.split('?').next().unwrap().to_owned()).collect();
+    assert_eq!(
+        writes,
+        [
+            "POST /apis/batch/v1/namespaces/mutuelle-crm/jobs",
+            "PATCH /apis/apps/v1/namespaces/mutuelle-crm/statefulsets/mutuelle-crm-postgres",
+            "POST /apis/batch/v1/namespaces/mutuelle-crm/jobs",
+            "PATCH /apis/apps/v1/namespaces/mutuelle-crm/statefulsets/mutuelle-crm-postgres",
+        ]
+    );
+    assert_eq!(replicas(&cluster), json!(1));
+    let all = jobs(&cluster.state());
+    let check = all.iter().find(|j| j["metadata"]["name"].as_str().unwrap().contains("-restore-check-")).unwrap();
+    let (_, epoch) = terroir::backup::ops::parse_time(target).unwrap();
+    assert_eq!(check["spec"]["template"]["spec"]["containers"][0]["command"], json!(["/bin/sh", "/etc/pgbackrest/restore-check.sh", target, epoch.to_string()]));
+    let restore = all.iter().find(|j| j["metadata"]["name"].as_str().unwrap().starts_with("mutuelle-crm-restore-1")).unwrap();
+    let pod = &restore["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["command"], json!(["/bin/sh", "/etc/pgbackrest/restore.sh", target]));
+    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "mutuelle-crm-postgres-0".replace("mutuelle", "data-mutuelle"));
+    assert_eq!(pod["securityContext"]["runAsUser"], 999);
+    assert_eq!(restore["metadata"]["labels"]["app.kubernetes.io/name"], "backup", "the backup jobs' NetworkPolicy applies to it");
+    // Then `apply` meets no conflict over the replicas the restore set back.
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+}
+
+#[test]
+fn a_restore_whose_check_fails_stops_nothing() {
+    let (cluster, doc) = applied_example();
+    let _controller = JobController::start(cluster.server.url(), String::new(), |name| name.contains("-restore-check-").then(|| "2020-01-01 00:00:00+00 is outside the window".to_owned()));
+    cluster.state().clear_requests();
+    let (code, out, _) = cluster.terroir_then(&["backup", "restore"], &doc, &["--to-time", "2020-01-01 00:00:00+00", "--replace"]);
+    assert_eq!(code, 2, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("outside the window") && error.contains("PostgreSQL was not stopped"), "{error}");
+    assert!(!cluster.writes().iter().any(|w| w.contains("statefulsets")), "{:?}", cluster.writes());
 }

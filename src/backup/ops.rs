@@ -70,7 +70,7 @@ pub struct Inventory {
     pub recoverable_to: Option<i64>,
 }
 
-fn parse_info(text: &str, stanza: &str) -> Result<Inventory, Error> {
+pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, Error> {
     let v: Value = serde_json::from_str(text.trim()).map_err(|e| Error::Failed(format!("pgbackrest info printed no JSON ({e}): {}", last_lines(text, 3))))?;
     let s = v.as_array().and_then(|a| a.iter().find(|s| s["name"] == stanza)).ok_or_else(|| Error::Failed(format!("pgbackrest info does not list stanza {stanza}")))?;
     let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();

@@ -14,6 +14,11 @@ pub enum BackupCmd {
     /// the node exporter (terroir_backup_last_success_timestamp_seconds), which the BackupTooOld
     /// alert watches.
     ///
+    /// On Kubernetes: a Job made from the backup CronJob of that type (`<platform>-backup-full`
+    /// or `-incr`), which runs pgBackRest against the database pod's pgBackRest server; the
+    /// command waits for it and says where its log is. The exporter publishes the result to the
+    /// BackupTooOld alert.
+    ///
     /// Example: terroir backup now platform.yaml --type full
     Now(BackupNowArgs),
     /// List the backups in the platform's repository: label, type, start and stop, sizes, WAL
@@ -35,6 +40,12 @@ pub enum BackupCmd {
     /// Refused, with nothing changed (exit 2): a time outside the recoverable window (see
     /// `terroir backup list`), an empty repository, or a destination holding data without
     /// --replace. --dry-run shows what would happen.
+    ///
+    /// On Kubernetes (FILE's own database only, --replace required): a Job from the backup
+    /// CronJob's pod checks that every WAL segment is archived and that the time is inside the
+    /// window (nothing is stopped if not); then PostgreSQL's StatefulSet is scaled to 0, a Job
+    /// on its volume restores it (pgBackRest, --delta), and the StatefulSet is scaled back to 1:
+    /// PostgreSQL replays the WAL up to the time and promotes itself.
     ///
     /// Example: terroir backup restore platform.yaml --to-time "2026-11-23 14:05:00+00" --into rehearsal.yaml --replace
     Restore(BackupRestoreArgs),
@@ -68,6 +79,22 @@ pub struct BackupNowArgs {
     /// What to back up (an incremental backup without a full one before it is taken as full).
     #[arg(long = "type", value_enum, default_value_t = BackupType::Incr)]
     pub kind: BackupType,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Where the platform's cluster is, for a document whose target is Kubernetes.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubernetes: kubeconfig file (default: the document's, else $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH", help_heading = "Kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context (default: the document's, else the current context).
+    #[arg(long, value_name = "NAME", help_heading = "Kubernetes")]
+    pub context: Option<String>,
+    /// Kubernetes: seconds to wait for each Job (and for PostgreSQL to stop and start again).
+    #[arg(long, default_value_t = 21600, value_name = "SECONDS", help_heading = "Kubernetes")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +102,8 @@ pub struct BackupListArgs {
     /// Platform document (YAML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,4 +124,6 @@ pub struct BackupRestoreArgs {
     /// Overwrite the destination's data (always needed to rewind FILE's own database).
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }

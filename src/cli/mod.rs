@@ -9,7 +9,7 @@ pub use secrets::{RotateArgs, SecretsCommand};
 mod backup;
 mod audit;
 pub use audit::{AuditArgs, AuditSource};
-pub use backup::{BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType};
+pub use backup::{BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType, ClusterArgs};
 
 #[derive(Debug, Parser)]
 #[command(

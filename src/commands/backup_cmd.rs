@@ -1,5 +1,7 @@
 //! `terroir backup now|list|restore` (see `crate::backup`).
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::Outcome;
@@ -24,6 +26,43 @@ fn time(seconds: i64) -> String {
     crate::rfc3339(seconds)
 }
 
+/// Whether the document deploys to Kubernetes (an unreadable one is left to the host path, which
+/// reports it).
+fn on_kubernetes(file: &Path, catalog: &Catalog) -> bool {
+    super::load_checked(file, catalog).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
+}
+
+fn print_inventory(inv: &ops::Inventory, file: &Path, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "repository": inv})).unwrap_or_default());
+        return;
+    }
+    println!("stanza {} ({}, {}): {} backup{}", inv.stanza, inv.status, inv.cipher, inv.backups.len(), if inv.backups.len() == 1 { "" } else { "s" });
+    if !inv.backups.is_empty() {
+        println!("{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  WAL", "LABEL", "TYPE", "STARTED", "STOPPED", "DATABASE", "STORED");
+    }
+    for b in &inv.backups {
+        println!(
+            "{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  {}..{}",
+            b.label,
+            b.kind,
+            time(b.started),
+            time(b.stopped),
+            human(b.database_bytes),
+            human(b.repository_bytes),
+            b.wal_start,
+            b.wal_stop
+        );
+    }
+    if !inv.wal_min.is_empty() {
+        println!("archived WAL: {} to {}", inv.wal_min, inv.wal_max);
+    }
+    match (inv.recoverable_from, inv.recoverable_to) {
+        (Some(a), Some(b)) => println!("point-in-time restore reaches {} to {}", time(a), time(b)),
+        _ => println!("no backup yet: take one with `terroir backup now {} --type full`", file.display()),
+    }
+}
+
 pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
     // progress goes to standard error, and only for people
     let shown = |line: &str| {
@@ -32,6 +71,17 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
         }
     };
     match cmd {
+        BackupCmd::Now(args) if on_kubernetes(&args.file, catalog) => match super::backup_kube::now(&args.file, args.kind.as_str(), &args.cluster, catalog, &shown) {
+            Ok(r) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "backup": r})).unwrap_or_default());
+                } else {
+                    println!("{} backup of {} done by Job {}/{} in {:.1} s; its log: {}", r.kind, r.platform, r.namespace, r.job, r.seconds, r.log);
+                }
+                Outcome::Success
+            }
+            Err(e) => fail(&e, json),
+        },
         BackupCmd::Now(args) => match Site::open(&args.file, catalog).and_then(|site| ops::now(&site, args.kind.as_str(), &shown)) {
             Ok(r) => {
                 if json {
@@ -52,40 +102,41 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
             }
             Err(e) => fail(&e, json),
         },
-        BackupCmd::List(args) => match Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) {
-            Ok(inv) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "repository": inv})).unwrap_or_default());
-                } else {
-                    println!("stanza {} ({}, {}): {} backup{}", inv.stanza, inv.status, inv.cipher, inv.backups.len(), if inv.backups.len() == 1 { "" } else { "s" });
-                    if !inv.backups.is_empty() {
-                        println!("{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  WAL", "LABEL", "TYPE", "STARTED", "STOPPED", "DATABASE", "STORED");
-                    }
-                    for b in &inv.backups {
-                        println!(
-                            "{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  {}..{}",
-                            b.label,
-                            b.kind,
-                            time(b.started),
-                            time(b.stopped),
-                            human(b.database_bytes),
-                            human(b.repository_bytes),
-                            b.wal_start,
-                            b.wal_stop
-                        );
-                    }
-                    if !inv.wal_min.is_empty() {
-                        println!("archived WAL: {} to {}", inv.wal_min, inv.wal_max);
-                    }
-                    match (inv.recoverable_from, inv.recoverable_to) {
-                        (Some(a), Some(b)) => println!("point-in-time restore reaches {} to {}", time(a), time(b)),
-                        _ => println!("no backup yet: take one with `terroir backup now {} --type full`", args.file.display()),
-                    }
+        BackupCmd::List(args) => {
+            let listed = if on_kubernetes(&args.file, catalog) { super::backup_kube::list(&args.file, &args.cluster, catalog) } else { Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) };
+            match listed {
+                Ok(inv) => {
+                    print_inventory(&inv, &args.file, json);
+                    Outcome::Success
                 }
-                Outcome::Success
+                Err(e) => fail(&e, json),
             }
-            Err(e) => fail(&e, json),
-        },
+        }
+        BackupCmd::Restore(args) if on_kubernetes(&args.file, catalog) => {
+            let opts = super::backup_kube::RestoreOptions { to_time: &args.to_time, dry_run: args.dry_run, replace: args.replace, into: args.into.is_some() };
+            match super::backup_kube::restore(&args.file, &opts, &args.cluster, catalog, &shown) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "restored": !r.dry_run, "report": r})).unwrap_or_default());
+                    } else {
+                        let verb = if r.dry_run { "would" } else { "did" };
+                        for s in &r.steps {
+                            println!("  {verb}: {s}");
+                        }
+                        if r.dry_run {
+                            println!("dry run: nothing was changed");
+                        } else {
+                            println!("restored {} as of {} in namespace {} in {:.1} s", r.platform, r.target_time, r.namespace, r.seconds);
+                            for n in &r.next_steps {
+                                println!("next: {n}");
+                            }
+                        }
+                    }
+                    Outcome::Success
+                }
+                Err(e) => fail(&e, json),
+            }
+        }
         BackupCmd::Restore(args) => {
             let run = || -> Result<ops::RestoreReport, Error> {
                 let from = Site::open(&args.file, catalog)?;

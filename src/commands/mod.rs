@@ -12,6 +12,7 @@ use crate::render::{self, RenderError};
 mod attest_cmd;
 mod audit_cmd;
 mod backup_cmd;
+mod backup_kube;
 mod cloud_cmd;
 mod geodata_cmd;
 mod kubernetes;

@@ -169,6 +169,9 @@ fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
         let what = if held.is_empty() { format!("it holds none yet (the first `terroir apply {}` generates them)", file.display()) } else { format!("it holds {}", held.join(", ")) };
         return fail(&format!("secret `{name}` is not in the store {}: {what}; only a secret that exists can be rotated (`terroir secrets set` adds one)", store.dir().display()), json);
     }
+    if name == crate::backup::CIPHER_PASS {
+        return fail(&format!("secret `{name}` cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable"), json);
+    }
     let certificate = is_certificate(name);
     let names = rotated_names(name, &held);
     let receivers = match receivers(&loaded, catalog) {

@@ -119,6 +119,9 @@ pub fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
         let generated: Vec<&str> = ctx.needed.iter().filter(|n| n.origin == Origin::Generated).map(|n| n.name.as_str()).collect();
         return fail(&format!("`{}` is not a Secret this platform reads; expected one terroir generates: {}", args.name, generated.join(", ")), json);
     };
+    if n.name == format!("{}-backup-cipher", ctx.platform) {
+        return fail(&format!("Secret {} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable", n.label()), json);
+    }
     let api: Api<Secret> = Api::namespaced(ctx.conn.client.clone(), &n.namespace);
     let live = match ctx.runtime.block_on(api.get_opt(&n.name)) {
         Ok(Some(s)) => s,

@@ -210,14 +210,21 @@ struct Target {
     ns: Option<String>,
     name: Option<String>,
     status: bool,
+    /// `pods/{name}/log`: the text of the pod's LOG_ANNOTATION.
+    log: bool,
 }
+
+/// The annotation whose text the double serves as a pod's log (`GET .../pods/{name}/log`): no
+/// container runs here, so a test writes the log its pod would have printed.
+pub const LOG_ANNOTATION: &str = "kube-double.terroir.eu/log";
 
 fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let finish =
         |ty: Arc<ResourceType>, ns: Option<&str>, name: Option<&&str>, sub: Option<&&str>| {
-            let status = match sub {
-                None => false,
-                Some(&"status") if ty.has_status(version) => true,
+            let (status, log) = match sub {
+                None => (false, false),
+                Some(&"status") if ty.has_status(version) => (true, false),
+                Some(&"log") if ty.gr.group.is_empty() && ty.gr.resource == "pods" => (false, true),
                 Some(_) => return None,
             };
             Some(Target {
@@ -225,6 +232,7 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
                 ns: ns.map(str::to_owned),
                 name: name.map(|n| (*n).to_owned()),
                 status,
+                log,
             })
         };
     if rest.len() >= 3
@@ -296,6 +304,15 @@ fn resource(
     let ty = &t.ty;
     let ns = t.ns.as_deref();
     let done = |(code, b): (u16, Bytes)| json_bytes(code, b);
+    if t.log {
+        let (Some(name), &Method::GET) = (t.name.as_deref(), method) else {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        };
+        let (_, body) = shared.store().get(ty, version, ns, name)?;
+        let pod: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let text = pod["metadata"]["annotations"][LOG_ANNOTATION].as_str().unwrap_or_default().to_owned();
+        return Ok(respond(200, "text/plain", Body::from(text)));
+    }
     match (t.name.as_deref(), method) {
         (None, &Method::GET) => {
             if q.bool("watch")?.unwrap_or(false) {

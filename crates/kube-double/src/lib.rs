@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::http::LOG_ANNOTATION;
 use crate::http::Shared;
 
 /// How the double behaves.
