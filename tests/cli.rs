@@ -114,3 +114,26 @@ fn yaml_1_1_booleans_do_not_eat_country_codes() {
     let doc = variant("baremetal.yaml", tmp.path(), "no.yaml", |t| t.replace("allowedCountries: [EU]", "allowedCountries: [EU, NO]"));
     terroir().arg("validate").arg(&doc).assert().success();
 }
+
+/// The backup repository's key cannot be rotated: the repository keeps the key it was made with.
+/// The store is left as it was.
+#[test]
+fn the_backup_repository_key_is_never_rotated() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = tmp.path().join("platform.yaml");
+    std::fs::copy(example("baremetal.yaml"), &doc).unwrap();
+    let store = tmp.path().join(".terroir/acme-crm/secrets");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("backup-cipher-pass"), "kept-value").unwrap();
+    std::fs::set_permissions(store.join("backup-cipher-pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    terroir()
+        .args(["secrets", "rotate"])
+        .arg(&doc)
+        .arg("backup-cipher-pass")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot be rotated").and(predicate::str::contains("every backup and archived WAL unreadable")));
+    assert_eq!(std::fs::read_to_string(store.join("backup-cipher-pass")).unwrap(), "kept-value");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1, "no previous value or new file written");
+}
