@@ -168,22 +168,12 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
     let hosts = t.join("hosts");
     std::fs::write(&hosts, format!("127.0.0.1 localhost\n127.0.0.1 {SERVICE}\n")).unwrap();
 
-    let sql = |db: &str, statement: &str| -> String {
-        let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-XAtqc", statement]).output().unwrap();
-        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let sql = |db: &str, statement: &str| -> String { sql(&socket, port, db, statement) };
     sql("postgres", "create role crm login password 'x'");
     sql("postgres", "create database crm owner crm");
 
     // The container's start script: passwords, audit, and the repository's stanza.
-    std::fs::write(dir.join("pgaudit.sql"), pg_data["pgaudit.sql"].as_str().unwrap()).unwrap();
-    let start_script = dir.join("start.sh");
-    std::fs::write(
-        &start_script,
-        pg_data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
-    )
-    .unwrap();
+    let start_script = start_script(&dir, &socket, port, &pg_data);
     let started = as_postgres(Path::new("/bin/sh"))
         .arg(&start_script)
         .envs(pg_env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -32,13 +32,7 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
     assert!(setup.status.success(), "the superuser is admitted on the socket (peer): {}", String::from_utf8_lossy(&setup.stderr));
 
     // The password script: the Secret's values become the roles' passwords.
-    let script = dir.join("sync-passwords.sh");
-    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
-    std::fs::write(
-        &script,
-        data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
-    )
-    .unwrap();
+    let script = start_script(&dir, &socket, port, &data);
     // Twice: the second start finds everything made and changes nothing but the passwords.
     for _ in 0..2 {
         let sync = as_postgres(Path::new("/bin/sh"))
@@ -104,21 +98,11 @@ fn the_image_ships_pgaudit_and_a_personal_table_is_audited() {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let data = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"].clone();
     let Started { dir, port, socket, log, _server, .. } = start(tmp.path(), &data, &[]);
-    let sql = |db: &str, statement: &str| {
-        let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", &socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", statement]).output().unwrap();
-        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let sql = |db: &str, statement: &str| sql(&socket, port, db, statement);
     sql("postgres", "create role crm login password 'x'");
     sql("postgres", "create database crm owner crm");
     // The start script, as the pod runs it, with pgaudit.sql where the ConfigMap mounts it.
-    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
-    let script = dir.join("start.sh");
-    std::fs::write(
-        &script,
-        data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", &socket).replace("5432", &port.to_string()).replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string()),
-    )
-    .unwrap();
+    let script = start_script(&dir, &socket, port, &data);
     let run = as_postgres(Path::new("/bin/sh"))
         .arg(&script)
         .env("POSTGRES_PASSWORD", "planted-superuser-value")

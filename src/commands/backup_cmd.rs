@@ -63,6 +63,22 @@ fn print_inventory(inv: &ops::Inventory, file: &Path, json: bool) {
     }
 }
 
+/// A restore's steps (done, or what a dry run would do), then its result and what comes next.
+fn print_restore(dry_run: bool, steps: &[String], done: &str, next_steps: &[String]) {
+    let verb = if dry_run { "would" } else { "did" };
+    for s in steps {
+        println!("  {verb}: {s}");
+    }
+    if dry_run {
+        println!("dry run: nothing was changed");
+        return;
+    }
+    println!("{done}");
+    for n in next_steps {
+        println!("next: {n}");
+    }
+}
+
 pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
     // progress goes to standard error, and only for people
     let shown = |line: &str| {
@@ -119,18 +135,8 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "restored": !r.dry_run, "report": r})).unwrap_or_default());
                     } else {
-                        let verb = if r.dry_run { "would" } else { "did" };
-                        for s in &r.steps {
-                            println!("  {verb}: {s}");
-                        }
-                        if r.dry_run {
-                            println!("dry run: nothing was changed");
-                        } else {
-                            println!("restored {} as of {} in namespace {} in {:.1} s", r.platform, r.target_time, r.namespace, r.seconds);
-                            for n in &r.next_steps {
-                                println!("next: {n}");
-                            }
-                        }
+                        let done = format!("restored {} as of {} in namespace {} in {:.1} s", r.platform, r.target_time, r.namespace, r.seconds);
+                        print_restore(r.dry_run, &r.steps, &done, &r.next_steps);
                     }
                     Outcome::Success
                 }
@@ -149,18 +155,8 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
                         println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "restored": !r.dry_run, "report": r})).unwrap_or_default());
                     } else {
                         println!("recoverable window of {}: {} to {}", r.source_platform, r.recoverable_from, r.recoverable_to);
-                        let verb = if r.dry_run { "would" } else { "did" };
-                        for s in &r.steps {
-                            println!("  {verb}: {s}");
-                        }
-                        if r.dry_run {
-                            println!("dry run: nothing was changed");
-                        } else {
-                            println!("restored {} as of {} into {} on {} (from backup {}) in {:.1} s", r.source_platform, r.target_time, r.platform, r.host, r.from_backup, r.seconds);
-                            for n in &r.next_steps {
-                                println!("next: {n}");
-                            }
-                        }
+                        let done = format!("restored {} as of {} into {} on {} (from backup {}) in {:.1} s", r.source_platform, r.target_time, r.platform, r.host, r.from_backup, r.seconds);
+                        print_restore(r.dry_run, &r.steps, &done, &r.next_steps);
                     }
                     Outcome::Success
                 }

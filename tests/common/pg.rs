@@ -113,3 +113,20 @@ pub fn start(tmp: &Path, data: &serde_json::Value, env: &[(&str, String)]) -> St
     Started { dir, port, socket, log, names, ca, tls, _server: guard }
 }
 
+
+/// A statement as the superuser over the server's socket (peer): its output, trimmed.
+pub fn sql(socket: &str, port: u16, db: &str, statement: &str) -> String {
+    let out = as_postgres(Path::new("/usr/bin/psql")).args(["-h", socket, "-p", &port.to_string(), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-XAtqc", statement]).output().unwrap();
+    assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The ConfigMap's start script (sync-passwords.sh) for the server in `dir`, with pgaudit.sql
+/// beside it where the script reads it.
+pub fn start_script(dir: &Path, socket: &str, port: u16, data: &serde_json::Value) -> PathBuf {
+    std::fs::write(dir.join("pgaudit.sql"), data["pgaudit.sql"].as_str().unwrap()).unwrap();
+    let script = dir.join("start.sh");
+    let text = data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", socket).replace("5432", &port.to_string());
+    std::fs::write(&script, text.replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string())).unwrap();
+    script
+}
