@@ -734,6 +734,19 @@ fn backup_restore_checks_first_then_stops_restores_and_starts_postgres() {
     assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "mutuelle-crm-postgres-0".replace("mutuelle", "data-mutuelle"));
     assert_eq!(pod["securityContext"]["runAsUser"], 999);
     assert_eq!(restore["metadata"]["labels"]["app.kubernetes.io/name"], "backup", "the backup jobs' NetworkPolicy applies to it");
+    // The Jobs terroir made pass the Kubernetes 1.33 schemas.
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = [check, restore]
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let path = dir.path().join(format!("job-{i}.yaml"));
+            std::fs::write(&path, job.to_string()).unwrap();
+            path
+        })
+        .collect();
+    let out = std::process::Command::new("kubernetes-validate").args(["-k", "1.33.0", "--strict", "--no-warn"]).args(&files).output().expect("kubernetes-validate is installed (.ci/run does it)");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Then `apply` meets no conflict over the replicas the restore set back.
     let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
     assert_eq!(code, 0, "{stderr}\n{report}");
