@@ -678,7 +678,9 @@ fn backup_now_runs_a_job_from_the_cronjob_and_reports_its_failure() {
 fn backup_list_reads_the_repository_in_a_job() {
     let (cluster, doc) = applied_example();
     let info = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000005","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"database-ref":null,"error":false,"info":{"delta":23000000,"repository":{"delta":2900000,"size":2900000},"size":23000000},"label":"20261123-010203F","link":null,"lsn":{"start":"0/3000028","stop":"0/3000100"},"prior":null,"reference":null,"tablespace":null,"timestamp":{"start":1795482123,"stop":1795482130},"type":"full"}],"cipher":"aes-256-cbc","db":[{"id":1,"repo-key":1,"system-id":7300000000000000000,"version":"15"}],"name":"mutuelle-crm","repo":[{"cipher":"aes-256-cbc","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
-    let _controller = JobController::start(cluster.server.url(), info.to_owned(), |_| None);
+    // A warning on standard error comes first in the pod's log.
+    let log = format!("WARN: repo1: [FileMissingError] unable to load info file\n{info}\n");
+    let _controller = JobController::start(cluster.server.url(), log, |_| None);
     let (code, out, stderr) = cluster.terroir(&["backup", "list"], &doc);
     assert_eq!(code, 0, "{stderr}\n{out}");
     assert_eq!(out["repository"]["stanza"], "mutuelle-crm", "{out}");

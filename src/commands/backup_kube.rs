@@ -240,7 +240,7 @@ pub fn list(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<ops
     let ctx = Ctx::open(file, cluster, catalog)?;
     let cron = ctx.cronjob("incr")?;
     let name = ctx.job_name("backup-list");
-    let command = ["pgbackrest", &format!("--stanza={}", ctx.backup.stanza), "--log-level-console=warn", "--output=json", "info"].map(String::from).to_vec();
+    let command = ["pgbackrest", &format!("--stanza={}", ctx.backup.stanza), "--log-level-console=off", "--output=json", "info"].map(String::from).to_vec();
     let mut job = ctx.job_from(&cron, &name, "backup-list", command)?;
     if let Some(spec) = job.spec.as_mut() {
         spec.backoff_limit = Some(0);
@@ -251,7 +251,10 @@ pub fn list(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<ops
     if outcome.is_ok() {
         ctx.delete_job(&name);
     }
-    ops::parse_info(&outcome?, &ctx.backup.stanza)
+    // The pod's log holds standard error too (a pgBackRest warning): the JSON is its own line.
+    let log = outcome?;
+    let json_line = log.lines().rev().find(|l| l.trim_start().starts_with('[')).unwrap_or(&log);
+    ops::parse_info(json_line, &ctx.backup.stanza)
 }
 
 /// What `backup restore` did, or would do.
