@@ -336,7 +336,11 @@ pub fn restore(file: &Path, opts: &RestoreOptions, cluster: &ClusterArgs, catalo
     // 2. PostgreSQL stopped: its volume free.
     progress(&format!("stopping PostgreSQL (StatefulSet {ns}/{sts} to 0 replicas)"));
     ctx.scale(&sts, 0)?;
-    ctx.wait_gone(&format!("{sts}-0"))?;
+    if let Err(e) = ctx.wait_gone(&format!("{sts}-0")) {
+        // Nothing was restored: PostgreSQL is given back its replica before reporting.
+        let back = ctx.scale(&sts, 1).err().map(|b| format!("; and it could not be scaled back to 1: {b}")).unwrap_or_default();
+        return Err(Error::Failed(format!("{e}: nothing was restored, StatefulSet {ns}/{sts} was scaled back to 1{back}")));
+    }
 
     // 3. The restore, on the volume. 4. PostgreSQL again, whatever the restore's outcome.
     let name = ctx.job_name("restore");
