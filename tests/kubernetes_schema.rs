@@ -104,3 +104,26 @@ fn public_ingress_manifests_validate_against_kubernetes_1_33() {
     let plain = render(&example("kubernetes.yaml"), tmp.path(), "plain");
     assert!(!plain.join("kubernetes/ingress.yaml").exists());
 }
+
+/// Prometheus and Grafana serve HTTPS only on a cluster, and Grafana verifies Prometheus.
+#[test]
+fn prometheus_and_grafana_serve_https_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let docs = |f: &str| -> Vec<serde_json::Value> { serde_saphyr::from_multiple(&std::fs::read_to_string(out.join("kubernetes").join(f)).unwrap()).unwrap() };
+    let prometheus = docs("prometheus.yaml");
+    let sts = prometheus.iter().find(|d| d["kind"] == "StatefulSet").unwrap();
+    let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["args"].as_array().unwrap().iter().any(|a| a == "--web.config.file=/etc/prometheus/web.yml"), "{c}");
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    let conf = prometheus.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"]["prometheus.yml"].as_str().unwrap().to_owned();
+    assert!(conf.contains("job_name: \"prometheus\"\n    scheme: https"), "Prometheus scrapes itself over HTTPS: {conf}");
+    let grafana = docs("grafana.yaml");
+    let deploy = grafana.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let c = &deploy["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<(String, String)> = c["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap_or_default().to_owned())).collect();
+    assert!(env.contains(&("GF_SERVER_PROTOCOL".into(), "https".into())), "{env:?}");
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    let datasource = grafana.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"]["prometheus.yaml"].as_str().unwrap().to_owned();
+    assert!(datasource.contains("url: https://mutuelle-crm-prometheus:9090") && datasource.contains("tlsCACert: $__file{/etc/grafana-ca/ca.crt}"), "{datasource}");
+}

@@ -62,7 +62,7 @@ fn kubernetes_configmaps_pass_promtool_and_amtool() {
     std::fs::create_dir_all(&tls).unwrap();
     std::fs::write(tls.join("tls.crt"), &issued.cert_pem).unwrap();
     std::fs::write(tls.join("tls.key"), &issued.key_pem).unwrap();
-    for file in ["alertmanager.yaml", "postgres.yaml", "node-exporter.yaml", "backup.yaml"] {
+    for file in ["prometheus.yaml", "alertmanager.yaml", "postgres.yaml", "node-exporter.yaml", "backup.yaml"] {
         let web = tmp.path().join(format!("web-{file}"));
         std::fs::write(&web, data(file, "web.yml").replace("/etc/web-tls", &tls.display().to_string())).unwrap();
         run_ok(Std::new("promtool").arg("check").arg("web-config").arg(&web), &format!("promtool check web-config ({file})"));

@@ -216,7 +216,10 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
             } else if name == names.mta_tls {
                 vec![mta.service_name.clone()]
             } else if name == names.monitoring_tls {
-                let mut s = vec![format!("{platform}-alertmanager")];
+                let mut s = vec![format!("{platform}-alertmanager"), format!("{platform}-prometheus")];
+                if resolved.components.monitoring.grafana {
+                    s.push(format!("{platform}-grafana"));
+                }
                 if resolved.components.database.managed {
                     s.push(format!("{platform}-postgres-exporter"));
                 }

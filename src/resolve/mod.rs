@@ -574,10 +574,11 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         return jobs;
     }
     if on_kubernetes {
-        // as on hosts: Alertmanager and the exporters that speak TLS (node, PostgreSQL) serve a
-        // certificate from the platform's CA (Secret <platform>-monitoring-tls)
+        // as on hosts: Prometheus, Alertmanager and the exporters that speak TLS (node,
+        // PostgreSQL, pgBackRest) serve a certificate from the platform's CA (Secret
+        // <platform>-monitoring-tls)
         let mut push = |job: &str, target: String, tls: bool| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls });
-        push("prometheus", format!("{name}-prometheus:9090"), false);
+        push("prometheus", format!("{name}-prometheus:9090"), true);
         push("alertmanager", format!("{name}-alertmanager:9093"), true);
         if c.app.enabled {
             push("app", format!("{}:{}", c.app.name, c.app.port), false);
