@@ -86,6 +86,29 @@ impl Cron {
     }
 }
 
+/// The first minute (over the same four calendar years) at which both schedules run, as
+/// `(weekday name, HH:MM)`: `None` when they never coincide.
+pub fn first_shared_run(a: &Cron, b: &Cron) -> Option<(&'static str, String)> {
+    const DAYS_IN_MONTH: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    let minutes = b.minutes_of_day();
+    let shared: Vec<u64> = a.minutes_of_day().into_iter().filter(|m| minutes.contains(m)).collect();
+    let first = *shared.first()?;
+    let mut weekday = 1u32; // 2024-01-01 was a Monday
+    for year in 2024..2028u32 {
+        for month in 1..=12u32 {
+            let len = if month == 2 && year % 4 == 0 { 29 } else { DAYS_IN_MONTH[month as usize - 1] };
+            for day in 1..=len {
+                if a.runs_on(month, day, weekday) && b.runs_on(month, day, weekday) {
+                    return Some((WEEKDAYS[weekday as usize], format!("{:02}:{:02}", first / 60, first % 60)));
+                }
+                weekday = (weekday + 1) % 7;
+            }
+        }
+    }
+    None
+}
+
 /// The longest time, in seconds, between two consecutive runs of any of `schedules`; `None` when
 /// they never run.
 pub fn longest_gap(schedules: &[&Cron]) -> Option<u64> {
@@ -117,6 +140,20 @@ pub fn longest_gap(schedules: &[&Cron]) -> Option<u64> {
     // four years hold every gap a schedule makes; one run in them (29 February) means years
     let gap = runs.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(day_index * 1440);
     Some(gap * 60)
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn schedules_that_fire_in_the_same_minute_are_found() {
+        let c = |e: &str| Cron::parse(e).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first_shared_run(&c("30 1 * * 0"), &c("30 1 * * *")), Some(("Sunday", "01:30".to_owned())));
+        assert_eq!(first_shared_run(&c("30 1 * * 0"), &c("15 2 * * *")), None);
+        assert_eq!(first_shared_run(&c("0 3 1 * *"), &c("0 3 * * 1-5")), Some(("Monday", "03:00".to_owned())), "the first of a month that is a weekday");
+        assert_eq!(first_shared_run(&c("0 3 * * 6"), &c("0 3 * * 1-5")), None, "the same minute on other days");
+    }
 }
 
 /// A Prometheus duration: `26h`, `90m`, `45s`.

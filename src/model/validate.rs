@@ -442,6 +442,19 @@ fn check_components(c: &mut Checker, p: &Platform) {
         if let Err(why) = check_cron(&comp.backups.full_schedule) {
             c.err(&format!("{base}/backups/fullSchedule"), format!("schedule `{}` is not a valid cron expression: {why}", comp.backups.full_schedule), "five cron fields: minute hour day-of-month month day-of-week, such as `30 1 * * 0`");
         }
+        // On a cluster the two schedules are two CronJobs, which nothing serializes (on hosts a
+        // lock does): a minute they share would start two backups of the same stanza at once.
+        let on_cluster = p.spec.target.kubernetes.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == crate::model::CloudDeploy::Kubernetes);
+        if on_cluster
+            && let (Ok(full), Ok(incr)) = (crate::backup::schedule::Cron::parse(&comp.backups.full_schedule), crate::backup::schedule::Cron::parse(&comp.backups.schedule))
+            && let Some((day, time)) = crate::backup::schedule::first_shared_run(&full, &incr)
+        {
+            c.err(
+                &format!("{base}/backups/schedule"),
+                format!("the incremental schedule `{}` and the full schedule `{}` both fire on {day} at {time}: on Kubernetes that starts two backups of the same database at once", comp.backups.schedule, comp.backups.full_schedule),
+                "schedules that never share a minute, such as `30 2 * * *` beside the full backups' `30 1 * * 0`",
+            );
+        }
         if !comp.database.enabled {
             c.key_err(&format!("{base}/backups"), "backups are enabled but there is no database to back up", "`spec.components.database.enabled: true`, or `backups.enabled: false`");
         }
