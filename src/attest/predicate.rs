@@ -243,7 +243,7 @@ pub fn predicate(p: &Platform, target_kind: &str, report: &Report, time: &str) -
 /// declared; `attest --live` adds what the hosts show).
 pub fn security(p: &Platform) -> Value {
     let c = &p.spec.components;
-    let on_hosts = p.spec.target.baremetal.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == crate::model::CloudDeploy::Vms);
+    let on_hosts = !p.spec.target.on_kubernetes();
     let declared = p.spec.sovereignty.declared.encryption_at_rest;
     let expected = if p.spec.target.kubernetes.is_some() { "storage-class" } else if p.spec.target.secnumcloud.is_some() { "provider" } else { "luks" };
     let pgaudit = "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables";

@@ -41,7 +41,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// Who certifies the public name on hosts, from the platform's secret store (never the key):
 /// the ACME CA that issued the certificate, or the platform's own CA until one did.
 fn public_certificate(file: &std::path::Path, p: &crate::model::Platform) -> Option<serde_json::Value> {
-    let on_hosts = p.spec.target.kubernetes.is_none() && p.spec.target.secnumcloud.as_ref().is_none_or(|s| s.deploy == crate::model::CloudDeploy::Vms);
+    let on_hosts = !p.spec.target.on_kubernetes();
     let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
     // on Kubernetes, published through an IngressClass, certified by cert-manager in the cluster
     if let Some(class) = p.spec.target.kubernetes.as_ref().and_then(|k| k.ingress_class_name.as_ref()) {

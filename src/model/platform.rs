@@ -154,6 +154,15 @@ pub struct Target {
     pub secnumcloud: Option<SecNumCloudTarget>,
 }
 
+impl Target {
+    /// Whether the platform runs in a Kubernetes cluster: the client's own, or one a SecNumCloud
+    /// provider runs for it (`deploy: kubernetes`). Otherwise it runs on hosts (bare metal or
+    /// SecNumCloud VMs).
+    pub fn on_kubernetes(&self) -> bool {
+        self.kubernetes.is_some() || self.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes)
+    }
+}
+
 /// The client's own Kubernetes cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -444,8 +444,7 @@ fn check_components(c: &mut Checker, p: &Platform) {
         }
         // On a cluster the two schedules are two CronJobs, which nothing serializes (on hosts a
         // lock does): a minute they share would start two backups of the same stanza at once.
-        let on_cluster = p.spec.target.kubernetes.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == crate::model::CloudDeploy::Kubernetes);
-        if on_cluster
+        if p.spec.target.on_kubernetes()
             && let (Ok(full), Ok(incr)) = (crate::backup::schedule::Cron::parse(&comp.backups.full_schedule), crate::backup::schedule::Cron::parse(&comp.backups.schedule))
             && let Some((day, time)) = crate::backup::schedule::first_shared_run(&full, &incr)
         {
@@ -480,8 +479,7 @@ fn check_tenants(c: &mut Checker, p: &Platform) {
         }
     }
     // On Kubernetes each tenant has a namespace of its own, named after the platform's.
-    let on_kubernetes = p.spec.target.kubernetes.is_some() || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes);
-    if on_kubernetes {
+    if p.spec.target.on_kubernetes() {
         let platform_ns = p.spec.target.kubernetes.as_ref().map(|k| k.namespace.clone()).unwrap_or_else(|| p.metadata.name.clone());
         for (i, t) in p.spec.tenants.iter().enumerate().filter(|(_, t)| is_sql_identifier(&t.name)) {
             let ns = crate::resolve::tenant_namespace(&platform_ns, &t.name);

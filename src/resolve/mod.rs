@@ -303,8 +303,7 @@ impl ResolvedPlatform {
 pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) -> ResolvedPlatform {
     let name = p.metadata.name.clone();
     let target_kind = ResolvedPlatform::target_kind_of(&p.spec.target);
-    let on_kubernetes = target_kind == "kubernetes"
-        || p.spec.target.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes);
+    let on_kubernetes = p.spec.target.on_kubernetes();
     let namespace = p
         .spec
         .target
