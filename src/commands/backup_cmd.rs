@@ -26,12 +26,6 @@ fn time(seconds: i64) -> String {
     crate::rfc3339(seconds)
 }
 
-/// Whether the document deploys to Kubernetes (an unreadable one is left to the host path, which
-/// reports it).
-fn on_kubernetes(file: &Path, catalog: &Catalog) -> bool {
-    super::load_checked(file, catalog).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
-}
-
 fn print_inventory(inv: &ops::Inventory, file: &Path, json: bool) {
     if json {
         println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "repository": inv})).unwrap_or_default());
@@ -87,7 +81,7 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
         }
     };
     match cmd {
-        BackupCmd::Now(args) if on_kubernetes(&args.file, catalog) => match super::backup_kube::now(&args.file, args.kind.as_str(), &args.cluster, catalog, &shown) {
+        BackupCmd::Now(args) if super::targets_a_cluster(&args.file) => match super::backup_kube::now(&args.file, args.kind.as_str(), &args.cluster, catalog, &shown) {
             Ok(r) => {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "backup": r})).unwrap_or_default());
@@ -119,7 +113,7 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
             Err(e) => fail(&e, json),
         },
         BackupCmd::List(args) => {
-            let listed = if on_kubernetes(&args.file, catalog) { super::backup_kube::list(&args.file, &args.cluster, catalog) } else { Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) };
+            let listed = if super::targets_a_cluster(&args.file) { super::backup_kube::list(&args.file, &args.cluster, catalog) } else { Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) };
             match listed {
                 Ok(inv) => {
                     print_inventory(&inv, &args.file, json);
@@ -128,7 +122,7 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
                 Err(e) => fail(&e, json),
             }
         }
-        BackupCmd::Restore(args) if on_kubernetes(&args.file, catalog) => {
+        BackupCmd::Restore(args) if super::targets_a_cluster(&args.file) => {
             let opts = super::backup_kube::RestoreOptions { to_time: &args.to_time, dry_run: args.dry_run, replace: args.replace, into: args.into.is_some() };
             match super::backup_kube::restore(&args.file, &opts, &args.cluster, catalog, &shown) {
                 Ok(r) => {

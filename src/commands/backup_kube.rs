@@ -40,9 +40,8 @@ struct Ctx {
 
 impl Ctx {
     fn open(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<Ctx, Error> {
-        let loaded = super::load_checked(file, catalog).map_err(|(diags, _)| Error::Input(diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+        let (_, loaded, resolved, _) = crate::reversibility::rendered(file, catalog)?;
         let target = loaded.platform.spec.target.kubernetes.clone().ok_or_else(|| Error::Input(format!("{}: the target is not Kubernetes", file.display())))?;
-        let (resolved, _) = crate::render::render(&loaded, catalog).map_err(|e| Error::Input(e.to_string()))?;
         let backup = crate::backup::context(&resolved).ok_or_else(|| {
             Error::Input(format!(
                 "{}: this platform takes no backups (they need spec.components.backups.enabled, a database terroir deploys, and spec.endpoints.backupS3)",

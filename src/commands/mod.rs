@@ -112,6 +112,13 @@ fn print_diagnostics(diags: &[Diagnostic], source: Option<&str>) {
 }
 
 /// Load a document and check its blueprint parameters too.
+/// Whether the document at `file` names a Kubernetes cluster as its target (`target.kubernetes`),
+/// which sends the `secrets` and `backup` commands to the cluster. An unreadable document goes the
+/// host way, whose loader reports it.
+fn targets_a_cluster(file: &std::path::Path) -> bool {
+    model::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
+}
+
 fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<model::Loaded, (Vec<Diagnostic>, Option<String>)> {
     let text = std::fs::read_to_string(path).ok();
     let loaded = model::load_file(path).map_err(|d| (d, text.clone()))?;

@@ -17,14 +17,14 @@ use crate::secrets::{SecretError, SecretStore};
 pub fn run(cmd: SecretsCommand, catalog: &Catalog, json: bool) -> Outcome {
     match cmd {
         SecretsCommand::List { file, kubeconfig, context } => {
-            if on_kubernetes(&file) {
+            if super::targets_a_cluster(&file) {
                 super::secrets_kube::list(&file, kubeconfig.as_ref(), context.as_ref(), catalog, json)
             } else {
                 list(&file, catalog, json)
             }
         }
         SecretsCommand::Rotate(args) => {
-            if on_kubernetes(&args.apply.file) {
+            if super::targets_a_cluster(&args.apply.file) {
                 super::secrets_kube::rotate(&args, catalog, json)
             } else {
                 rotate(&args, catalog, json)
@@ -34,12 +34,6 @@ pub fn run(cmd: SecretsCommand, catalog: &Catalog, json: bool) -> Outcome {
         SecretsCommand::Seal { file } => seal(&file, catalog, json),
         SecretsCommand::Keygen { out } => keygen(&out, json),
     }
-}
-
-/// Whether FILE deploys to a Kubernetes cluster (an unreadable document goes the host way, whose
-/// loader reports it).
-fn on_kubernetes(file: &Path) -> bool {
-    model::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
 }
 
 pub(super) fn fail(message: &str, json: bool) -> Outcome {

@@ -208,14 +208,22 @@ pub struct Site {
     pub secrets: crate::secrets::SecretStore,
 }
 
+/// The document read, checked and rendered, its errors as one input error: its text, what was
+/// loaded, the resolved platform and the rendered tree. What `Site::open` and the backup commands
+/// on a cluster start from.
+pub fn rendered(document: &Path, catalog: &Catalog) -> Result<(String, crate::model::Loaded, ResolvedPlatform, crate::render::RenderedTree), Error> {
+    let text = std::fs::read_to_string(document).map_err(|e| Error::Input(format!("{}: {e}", document.display())))?;
+    let loaded = crate::model::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let (resolved, tree) = crate::render::render(&loaded, catalog).map_err(|e| match e {
+        crate::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
+        other => Error::Input(other.to_string()),
+    })?;
+    Ok((text, loaded, resolved, tree))
+}
+
 impl Site {
     pub fn open(document: &Path, catalog: &Catalog) -> Result<Site, Error> {
-        let text = std::fs::read_to_string(document).map_err(|e| Error::Input(format!("{}: {e}", document.display())))?;
-        let loaded = crate::model::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
-        let (resolved, tree) = crate::render::render(&loaded, catalog).map_err(|e| match e {
-            crate::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
-            other => Error::Input(other.to_string()),
-        })?;
+        let (text, loaded, resolved, tree) = rendered(document, catalog)?;
         let p = &loaded.platform;
         if p.spec.target.baremetal.is_none() {
             return Err(Error::Input(format!(
