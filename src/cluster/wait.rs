@@ -80,27 +80,54 @@ pub fn pending(kind: &str, o: &DynamicObject) -> Option<String> {
     }
 }
 
-/// Wait, watching (not polling), until one workload has rolled out.
-pub async fn wait_rollout(api: Api<DynamicObject>, kind: &str, name: &str, timeout: Duration) -> Result<(), ClusterError> {
-    let label = format!("{kind} {name}");
-    let mut last = String::from("not found");
+/// Why a watch of one object stopped before its check decided.
+#[derive(Debug)]
+pub enum Unsettled {
+    /// The time allowed passed.
+    TimedOut,
+    /// The server closed the watch.
+    Ended,
+}
+
+/// Watch one object by name (not polling) until `check` decides: it sees each state (`Ok(None)`
+/// while the object does not exist, `Err` for an error of the watch) and returns `Some` to end
+/// the watch with that value, `None` to go on watching.
+pub async fn watch_until<K, T>(api: Api<K>, name: &str, timeout: Duration, mut check: impl FnMut(Result<Option<K>, String>) -> Option<T>) -> Result<T, Unsettled>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let stream = kube::runtime::watcher::watch_object(api, name);
     let fut = async {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            match event {
-                Ok(Some(o)) => match pending(kind, &o) {
-                    None => return Ok(()),
-                    Some(why) => last = why,
-                },
-                Ok(None) => last = "not found".into(),
-                Err(e) => last = e.to_string(),
+            if let Some(done) = check(event.map_err(|e| e.to_string())) {
+                return Ok(done);
             }
         }
-        Err(ClusterError::Api { object: label.clone(), message: "the watch ended".into() })
+        Err(Unsettled::Ended)
     };
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(ClusterError::Timeout { seconds: timeout.as_secs(), what: format!("{label} to roll out ({last})") }),
+    tokio::time::timeout(timeout, fut).await.unwrap_or(Err(Unsettled::TimedOut))
+}
+
+/// Wait, watching (not polling), until one workload has rolled out.
+pub async fn wait_rollout(api: Api<DynamicObject>, kind: &str, name: &str, timeout: Duration) -> Result<(), ClusterError> {
+    let label = format!("{kind} {name}");
+    let mut last = String::from("not found");
+    let settled = watch_until(api, name, timeout, |event| {
+        match event {
+            Ok(Some(o)) => match pending(kind, &o) {
+                None => return Some(()),
+                Some(why) => last = why,
+            },
+            Ok(None) => last = "not found".into(),
+            Err(e) => last = e,
+        }
+        None
+    })
+    .await;
+    match settled {
+        Ok(()) => Ok(()),
+        Err(Unsettled::Ended) => Err(ClusterError::Api { object: label, message: "the watch ended".into() }),
+        Err(Unsettled::TimedOut) => Err(ClusterError::Timeout { seconds: timeout.as_secs(), what: format!("{label} to roll out ({last})") }),
     }
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -18,6 +17,7 @@ use serde_json::json;
 use crate::backup::{BackupContext, ops};
 use crate::blueprint::Catalog;
 use crate::cli::ClusterArgs;
+use crate::cluster::wait::Unsettled;
 use crate::cluster::{self, Connection};
 use crate::resolve::ResolvedPlatform;
 use crate::reversibility::Error;
@@ -126,32 +126,22 @@ impl Ctx {
     fn wait_job(&self, name: &str) -> Result<(), Error> {
         let label = format!("Job {}/{name}", self.namespace);
         let logs = format!("its log: kubectl -n {} logs job/{name}", self.namespace);
-        let stream = kube::runtime::watcher::watch_object(self.api::<Job>(), name);
-        let fut = async {
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(Some(job)) => {
-                        for c in job.status.iter().flat_map(|s| s.conditions.iter().flatten()).filter(|c| c.status == "True") {
-                            match c.type_.as_str() {
-                                "Complete" | "SuccessCriteriaMet" => return Ok(()),
-                                "Failed" | "FailureTarget" => {
-                                    let why = [c.reason.clone(), c.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
-                                    return Err(Error::Failed(format!("{label} failed ({why}); {logs}")));
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    Ok(None) => return Err(Error::Failed(format!("{label} was deleted before it finished"))),
-                    Err(e) => return Err(Error::Failed(format!("{label}: {e}"))),
+        let settled = self.runtime.block_on(cluster::wait::watch_until(self.api::<Job>(), name, self.timeout, |event| match event {
+            Ok(Some(job)) => job.status.iter().flat_map(|s| s.conditions.iter().flatten()).filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
+                "Complete" | "SuccessCriteriaMet" => Some(Ok(())),
+                "Failed" | "FailureTarget" => {
+                    let why = [c.reason.clone(), c.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+                    Some(Err(Error::Failed(format!("{label} failed ({why}); {logs}"))))
                 }
-            }
-            Err(Error::Failed(format!("{label}: the watch ended")))
-        };
-        match self.runtime.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
+                _ => None,
+            }),
+            Ok(None) => Some(Err(Error::Failed(format!("{label} was deleted before it finished")))),
+            Err(e) => Some(Err(Error::Failed(format!("{label}: {e}")))),
+        }));
+        match settled {
             Ok(r) => r,
-            Err(_) => Err(Error::Failed(format!("{label} did not finish within {} s (it goes on; {logs})", self.timeout.as_secs()))),
+            Err(Unsettled::Ended) => Err(Error::Failed(format!("{label}: the watch ended"))),
+            Err(Unsettled::TimedOut) => Err(Error::Failed(format!("{label} did not finish within {} s (it goes on; {logs})", self.timeout.as_secs()))),
         }
     }
 
@@ -176,19 +166,11 @@ impl Ctx {
 
     /// Wait until the pod is gone (its volume free for another pod).
     fn wait_gone(&self, pod: &str) -> Result<(), Error> {
-        let stream = kube::runtime::watcher::watch_object(self.api::<Pod>(), pod);
-        let fut = async {
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                if let Ok(None) = event {
-                    return Ok(());
-                }
-            }
-            Err(Error::Failed(format!("pod {}/{pod}: the watch ended", self.namespace)))
-        };
-        match self.runtime.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
-            Ok(r) => r,
-            Err(_) => Err(Error::Failed(format!("pod {}/{pod} did not stop within {} s", self.namespace, self.timeout.as_secs()))),
+        let settled = self.runtime.block_on(cluster::wait::watch_until(self.api::<Pod>(), pod, self.timeout, |event| matches!(event, Ok(None)).then_some(())));
+        match settled {
+            Ok(()) => Ok(()),
+            Err(Unsettled::Ended) => Err(Error::Failed(format!("pod {}/{pod}: the watch ended", self.namespace))),
+            Err(Unsettled::TimedOut) => Err(Error::Failed(format!("pod {}/{pod} did not stop within {} s", self.namespace, self.timeout.as_secs()))),
         }
     }
 
