@@ -276,18 +276,8 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
     let restore = as_postgres(Path::new("/bin/sh")).arg(scripts.join("restore.sh")).arg(&target).envs(secret_env(&[("PGBACKREST_CONFIG", restore_conf.display().to_string())]).iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
     assert!(restore.status.success(), "restore.sh: {}", text(&restore));
     let log = restored_root.join("server.log");
-    let start = as_postgres(&_server.bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&restored)
-        .arg("-o")
-        .arg(format!("-c config_file={}", dir.join("pg.conf").display()))
-        .arg("-l")
-        .arg(&log)
-        .args(["-w", "-t", "120", "start"])
-        .envs(pg_env.iter().map(|(k, v)| (*k, v.replace("db.conf", "restore.conf"))))
-        .output()
-        .unwrap();
-    let _restored_server = Server { bin: _server.bin.clone(), data: restored.clone() };
+    let restored_env: Vec<(&str, String)> = pg_env.iter().map(|(k, v)| (*k, v.replace("db.conf", "restore.conf"))).collect();
+    let (start, _restored_server) = pg_ctl_start(&_server.bin, &restored, &dir.join("pg.conf"), &log, 120, &restored_env);
     assert!(start.status.success(), "the restored server starts: {}\n{}", text(&start), std::fs::read_to_string(&log).unwrap_or_default());
     eventually(Duration::from_secs(120), "recovery ended and promoted", || {
         let s = sql("postgres", "select pg_is_in_recovery()");

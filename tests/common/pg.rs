@@ -96,18 +96,7 @@ pub fn start(tmp: &Path, data: &serde_json::Value, env: &[(&str, String)]) -> St
     let init = as_postgres(&bin.join("initdb")).arg("-D").arg(&data_dir).args(["-U", "postgres"]).output().unwrap();
     assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
     let log = dir.join("server.log");
-    let start = as_postgres(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&data_dir)
-        .arg("-o")
-        .arg(format!("-c config_file={}", dir.join("pg.conf").display()))
-        .arg("-l")
-        .arg(&log)
-        .args(["-w", "-t", "60", "start"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    let guard = Server { bin: bin.clone(), data: data_dir.clone() };
+    let (start, guard) = pg_ctl_start(&bin, &data_dir, &dir.join("pg.conf"), &log, 60, env);
     assert!(start.status.success(), "the server starts with the key file as the Secret volume has it:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
 
     Started { dir, port, socket, log, names, ca, tls, _server: guard }
@@ -129,4 +118,21 @@ pub fn start_script(dir: &Path, socket: &str, port: u16, data: &serde_json::Valu
     let text = data["sync-passwords.sh"].as_str().unwrap().replace("/var/run/postgresql", socket).replace("5432", &port.to_string());
     std::fs::write(&script, text.replace("/etc/postgresql/pgaudit.sql", &dir.join("pgaudit.sql").display().to_string())).unwrap();
     script
+}
+
+/// `pg_ctl start` on `data` with the settings file `conf`, its log in `log`, waiting up to
+/// `seconds`, with `env` added to the environment: its output, and the guard that stops it.
+pub fn pg_ctl_start(bin: &Path, data: &Path, conf: &Path, log: &Path, seconds: u32, env: &[(&str, String)]) -> (std::process::Output, Server) {
+    let out = as_postgres(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(data)
+        .arg("-o")
+        .arg(format!("-c config_file={}", conf.display()))
+        .arg("-l")
+        .arg(log)
+        .args(["-w", "-t", &seconds.to_string(), "start"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    (out, Server { bin: bin.to_owned(), data: data.to_owned() })
 }
