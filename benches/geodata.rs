@@ -1,4 +1,4 @@
-//! Benchmark: the geodata index (`terroir::locality::geodata`).
+//! Benchmark: the geodata index (`terroir::policy::locality::geodata`).
 //!
 //! Reports the time to build the index from the two package tarballs, to load it from the cache
 //! (`GeoDb::open` end to end: finding the tarballs, recognising them, reading and checking the
@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use terroir::locality::geodata::{self, COUNTRY_PACKAGE, GeoDb};
+use terroir::policy::locality::geodata::{self, COUNTRY_PACKAGE, GeoDb};
 
 const LOOKUPS: usize = 1_000_000;
 
@@ -88,7 +88,7 @@ fn main() {
     black_box(found);
 
     // The full question `locate` answers: country, ASN, and the operator from the provider catalog.
-    let catalog = terroir::locality::catalog::Catalog::builtin();
+    let catalog = terroir::policy::locality::catalog::Catalog::builtin();
     let t = Instant::now();
     let mut with_operator = (0usize, 0usize);
     for &ip in &ips {

@@ -20,7 +20,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
 use serde_json::{json, Value};
-use terroir::model::PlatformResource;
+use terroir::document::PlatformResource;
 use terroir_kube_double::{Options, Server};
 
 fn vm_hwm_kib(pid: u32) -> u64 {
@@ -49,7 +49,7 @@ async fn main() {
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
     let client = Client::try_from(config).expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("platforms.terroir.eu", &PatchParams::apply("bench"), &Patch::Apply(terroir::model::crd::crd())).await.expect("CRD applied");
+    crds.patch("platforms.terroir.eu", &PatchParams::apply("bench"), &Patch::Apply(terroir::document::crd::crd())).await.expect("CRD applied");
 
     let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_terroir"))
         .args(["operator", "--kubeconfig"])

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use terroir::blueprint::Catalog;
-use terroir::model::load_str;
-use terroir::render::Renderer;
+use terroir::pipeline::blueprint::Catalog;
+use terroir::document::load_str;
+use terroir::pipeline::render::Renderer;
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("example readable")

@@ -1,25 +1,19 @@
 //! Terroir: render and apply blueprints that deploy a customer-engagement platform where its data
 //! must stay, and prove where everything runs.
 
-pub mod acme;
 pub mod attest;
 pub mod backup;
-pub mod blueprint;
-pub mod cloud;
 pub mod cli;
-pub mod cluster;
 pub mod commands;
-pub mod locality;
-pub mod model;
+pub mod deploy;
+pub mod document;
 pub mod operator;
+pub mod pipeline;
 pub mod pki;
-pub mod render;
-pub mod resolve;
+pub mod policy;
 pub mod reversibility;
 pub mod secrets;
 pub mod smoke;
-pub mod sovereignty;
-pub mod target;
 
 /// Unix seconds as an RFC 3339 UTC time (`2026-11-23T19:20:00Z`).
 pub fn rfc3339(seconds: i64) -> String {

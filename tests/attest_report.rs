@@ -318,7 +318,7 @@ fn chromium_renders_the_page_and_prints_it() {
 
 #[test]
 fn ropa_is_a_draft_from_the_document() {
-    let loaded = terroir::model::load_file(
+    let loaded = terroir::document::load_file(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml"),
     )
     .unwrap();
@@ -356,20 +356,20 @@ fn ropa_is_a_draft_from_the_document() {
 
 #[test]
 fn ropa_names_third_country_transfers_and_defaults_the_controller() {
-    let loaded = terroir::model::load_file(
+    let loaded = terroir::document::load_file(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml"),
     )
     .unwrap();
     let mut p = loaded.platform;
     p.spec.sovereignty.declared.publisher = None;
     p.spec.sovereignty.declared.purposes.clear();
-    p.spec.endpoints.smtp_relay = Some(terroir::model::Endpoint {
+    p.spec.endpoints.smtp_relay = Some(terroir::document::Endpoint {
         url: "smtp://smtp.sendgrid.net:587".into(),
         operator: Some("SendGrid".into()),
         country: Some("US".into()),
         ca_certificate: None,
     });
-    p.spec.endpoints.ai = Some(terroir::model::Endpoint {
+    p.spec.endpoints.ai = Some(terroir::document::Endpoint {
         url: "https://api.mistral.ai".into(),
         operator: None,
         country: None,

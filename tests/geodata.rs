@@ -13,7 +13,7 @@ use base64::Engine as _;
 use common::*;
 use predicates::prelude::*;
 use sha2::{Digest, Sha512};
-use terroir::locality::geodata::{self, ASN_PACKAGE, COUNTRY_PACKAGE, GeoDb};
+use terroir::policy::locality::geodata::{self, ASN_PACKAGE, COUNTRY_PACKAGE, GeoDb};
 
 fn shared() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/geodata"))
@@ -662,7 +662,7 @@ fn update_installs_packages_whose_integrity_matches() {
     {
         assert_eq!(p["name"], package);
         let bytes = std::fs::read(tarball(package)).unwrap();
-        assert_eq!(p["sha256"], terroir::render::sha256_hex(&bytes));
+        assert_eq!(p["sha256"], terroir::pipeline::render::sha256_hex(&bytes));
         let installed = home.data().join(geodata::tarball_file_name(
             package,
             p["version"].as_str().unwrap(),

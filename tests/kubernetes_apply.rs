@@ -728,7 +728,7 @@ fn backup_restore_checks_first_then_stops_restores_and_starts_postgres() {
     assert_eq!(replicas(&cluster), json!(1));
     let all = jobs(&cluster.state());
     let check = all.iter().find(|j| j["metadata"]["name"].as_str().unwrap().contains("-restore-check-")).unwrap();
-    let (_, epoch) = terroir::backup::ops::parse_time(target).unwrap();
+    let (_, epoch) = terroir::backup::hosts::parse_time(target).unwrap();
     assert_eq!(check["spec"]["template"]["spec"]["containers"][0]["command"], json!(["/bin/sh", "/etc/pgbackrest/restore-check.sh", target, epoch.to_string()]));
     let restore = all.iter().find(|j| j["metadata"]["name"].as_str().unwrap().starts_with("mutuelle-crm-restore-1")).unwrap();
     let pod = &restore["spec"]["template"]["spec"];

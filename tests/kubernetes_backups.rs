@@ -253,11 +253,11 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
     assert!(salted * 2 > keys.len(), "most objects carry the cipher's header ({salted} of {})", keys.len());
     // The check `terroir backup restore` runs first, while PostgreSQL runs: a time before the
     // oldest backup is refused (exit 3); the chosen one is reachable.
-    let (early, early_s) = terroir::backup::ops::parse_time("2020-01-01 00:00:00+00").unwrap();
+    let (early, early_s) = terroir::backup::hosts::parse_time("2020-01-01 00:00:00+00").unwrap();
     let refused = job(&repo_conf, "restore-check.sh", &[&early, &early_s.to_string()]);
     assert_eq!(refused.status.code(), Some(3), "a time before the oldest backup: {}", text(&refused));
     assert!(text(&refused).contains("outside the window"), "{}", text(&refused));
-    let (_, target_s) = terroir::backup::ops::parse_time(&target).unwrap();
+    let (_, target_s) = terroir::backup::hosts::parse_time(&target).unwrap();
     let checked = job(&repo_conf, "restore-check.sh", &[&target, &target_s.to_string()]);
     assert!(checked.status.success() && text(&checked).contains("restorable"), "the target is reachable: {}", text(&checked));
 

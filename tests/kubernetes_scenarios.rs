@@ -15,9 +15,9 @@ use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use serde_json::{json, Value};
-use terroir::blueprint::Catalog;
-use terroir::cluster::{self, Action, Applier, ApplyOptions, ApplySet, ClusterError};
-use terroir::model::PlatformResource;
+use terroir::pipeline::blueprint::Catalog;
+use terroir::deploy::kubernetes::{self, Action, Applier, ApplyOptions, ApplySet, ClusterError};
+use terroir::document::PlatformResource;
 use terroir::operator::metrics::Metrics;
 use terroir::operator::reconcile::{reconcile, Context};
 
@@ -79,9 +79,9 @@ fn api_versions() -> Value {
     json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
 }
 
-fn configmap(name: &str, data: Value) -> cluster::Manifest {
+fn configmap(name: &str, data: Value) -> kubernetes::Manifest {
     let doc = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "crm"}, "data": data});
-    cluster::manifest_from_value(doc, "kubernetes/test.yaml").unwrap()
+    kubernetes::manifest_from_value(doc, "kubernetes/test.yaml").unwrap()
 }
 
 fn live(name: &str, data: Value, set: &ApplySet) -> Value {
@@ -353,9 +353,9 @@ async fn deletion_prunes_every_member_then_releases_the_finalizer() {
 #[test]
 fn rendered_manifests_deserialize_into_the_typed_api() {
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core, networking::v1 as net, policy::v1 as policy};
-    let loaded = terroir::model::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
-    let (_, tree) = terroir::render::render(&loaded, &Catalog::new(vec![])).unwrap();
-    let manifests = cluster::manifests(&tree).unwrap();
+    let loaded = terroir::document::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
+    let (_, tree) = terroir::pipeline::render::render(&loaded, &Catalog::new(vec![])).unwrap();
+    let manifests = kubernetes::manifests(&tree).unwrap();
     assert!(manifests.len() > 40);
     for m in &manifests {
         let v = serde_json::to_value(&m.object).unwrap();
@@ -381,9 +381,9 @@ fn rendered_manifests_deserialize_into_the_typed_api() {
 /// and the creation (another apply, a person) is kept as it is, never replaced; none joins the set.
 #[tokio::test]
 async fn a_secret_created_meanwhile_is_kept_and_never_replaced() {
-    let loaded = terroir::model::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
-    let (resolved, tree) = terroir::render::render(&loaded, &Catalog::new(vec![])).unwrap();
-    let mut manifests = cluster::manifests(&tree).unwrap();
+    let loaded = terroir::document::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml")).unwrap();
+    let (resolved, tree) = terroir::pipeline::render::render(&loaded, &Catalog::new(vec![])).unwrap();
+    let mut manifests = kubernetes::manifests(&tree).unwrap();
     let theirs = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mutuelle-crm-postgres-credentials", "namespace": "mutuelle-crm", "resourceVersion": "41"},
         "data": {"password": "dGhlaXJz", "postgres-password": "dGhlaXJzdG9v"}});
     let raced = Arc::new(Mutex::new(false));
@@ -408,7 +408,7 @@ async fn a_secret_created_meanwhile_is_kept_and_never_replaced() {
     }));
     let applier = Applier::new(client, "terroir");
     let set = ApplySet::for_cli("mutuelle-crm", "mutuelle-crm");
-    let ensured = cluster::secrets::prepare(&applier, &resolved, &mut manifests, &set, false, true, false).await.unwrap();
+    let ensured = kubernetes::secrets::prepare(&applier, &resolved, &mut manifests, &set, false, true, false).await.unwrap();
     assert!(*raced.lock().unwrap());
     assert_eq!(ensured.versions.get(&("mutuelle-crm".to_owned(), "mutuelle-crm-postgres-credentials".to_owned())).map(String::as_str), Some("41"), "theirs is the one read");
     let sent = sent.lock().unwrap();
@@ -419,7 +419,7 @@ async fn a_secret_created_meanwhile_is_kept_and_never_replaced() {
         assert!(w.body["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none());
         assert!(w.query.contains("fieldManager=terroir"), "{}", w.query);
     }
-    assert!(ensured.missing().iter().all(|s| s.origin == cluster::secrets::Origin::Provided));
+    assert!(ensured.missing().iter().all(|s| s.origin == kubernetes::secrets::Origin::Provided));
     // The workloads reading it carry the version read, not one of a value never stored.
     let sts = manifests.iter().find(|m| m.gvk.kind == "StatefulSet" && m.name == "mutuelle-crm-postgres").unwrap();
     assert!(sts.object.data["spec"]["template"]["metadata"]["annotations"]["terroir.eu/secrets-version"].is_string());

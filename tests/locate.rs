@@ -122,7 +122,7 @@ fn the_corpus_covers_each_kind_of_case() {
             e.exposed == Some(true)
                 && e.country
                     .as_deref()
-                    .is_some_and(terroir::sovereignty::in_eu)
+                    .is_some_and(terroir::policy::sovereignty::in_eu)
         })
         .count();
     let us_soil = corpus
@@ -270,7 +270,7 @@ fn text_output_is_a_table_with_reasons_and_the_attribution() {
         "{out}"
     );
     assert!(
-        out.contains(terroir::locality::geodata::ATTRIBUTION),
+        out.contains(terroir::policy::locality::geodata::ATTRIBUTION),
         "the DB-IP/RouteViews attribution: {out}"
     );
     assert!(out.contains("DB-IP") && out.contains("RouteViews"), "{out}");

@@ -18,8 +18,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{json, Value};
-use terroir::cluster::ApplySet;
-use terroir::model::PlatformResource;
+use terroir::deploy::kubernetes::ApplySet;
+use terroir::document::PlatformResource;
 use terroir_kube_double::{Options, Server, State};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -90,7 +90,7 @@ async fn client(kubeconfig: &Path) -> Client {
 
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("platforms.terroir.eu", &PatchParams::apply("test"), &Patch::Apply(terroir::model::crd::crd())).await.unwrap();
+    crds.patch("platforms.terroir.eu", &PatchParams::apply("test"), &Patch::Apply(terroir::document::crd::crd())).await.unwrap();
 }
 
 fn example(name: &str) -> PlatformResource {

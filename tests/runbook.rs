@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use terroir::render::reversibility::{
+use terroir::pipeline::render::reversibility::{
     ARCHIVE_BYTES_PER_SEC, EXPORT_DATABASE_BYTES_PER_SEC, KUBERNETES_GRAFANA_VOLUME,
     KUBERNETES_MAIL_SPOOL_VOLUME, RESTORE_DATABASE_BYTES_PER_SEC, human_duration, seconds_for,
 };

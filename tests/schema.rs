@@ -15,7 +15,7 @@ fn committed_schema_matches_generated() {
 
 #[test]
 fn schema_refuses_unknown_keys_everywhere() {
-    let schema: serde_json::Value = serde_json::from_str(&terroir::model::schema::platform_schema_text()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&terroir::document::schema::platform_schema_text()).unwrap();
     let defs = schema["$defs"].as_object().unwrap();
     for (name, def) in defs {
         if def.get("properties").is_some() {

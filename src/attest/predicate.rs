@@ -2,11 +2,11 @@
 
 use serde_json::{json, Value};
 
-use crate::locality::catalog::Catalog as Providers;
-use crate::locality::verify::{Finding, Report, Verdict};
-use crate::model::{Platform, Qualification};
-use crate::render::{sha256_hex, RenderedTree};
-use crate::sovereignty::in_eu;
+use crate::policy::locality::catalog::Catalog as Providers;
+use crate::policy::locality::verify::{Finding, Report, Verdict};
+use crate::document::{Platform, Qualification};
+use crate::pipeline::render::{sha256_hex, RenderedTree};
+use crate::policy::sovereignty::in_eu;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://terroir.eu/attestation/sovereignty-assessment/v1";
@@ -56,7 +56,7 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         .or_else(|| p.spec.target.baremetal.as_ref().and_then(|b| b.location.as_ref().map(|l| l.country.clone())))
         .or_else(|| {
             p.spec.target.secnumcloud.as_ref().and_then(|c| {
-                crate::locality::verify::country_of_region(Providers::builtin(), crate::locality::verify::cloud_operator_id(c.provider), &c.region)
+                crate::policy::locality::verify::country_of_region(Providers::builtin(), crate::policy::locality::verify::cloud_operator_id(c.provider), &c.region)
             })
         });
     let mut criteria = Vec::new();
@@ -300,7 +300,7 @@ mod tests {
 
     fn kubernetes(edit: impl Fn(String) -> String) -> Platform {
         let text = edit(std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kubernetes.yaml")).unwrap_or_default());
-        crate::model::load_str("kubernetes.yaml", &text).map(|l| l.platform).unwrap_or_else(|d| panic!("{d:?}"))
+        crate::document::load_str("kubernetes.yaml", &text).map(|l| l.platform).unwrap_or_else(|d| panic!("{d:?}"))
     }
 
     /// On a cluster: pgaudit and pgBackRest from terroir's image, and the API audit declared,

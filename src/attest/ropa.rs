@@ -4,9 +4,9 @@
 //! cannot know is left "to be completed" for the controller. Only the document is read: nothing
 //! from files, and no secret.
 
-use crate::locality::catalog::{Catalog, Operator};
-use crate::model::{Endpoint, Platform, S3Endpoint};
-use crate::sovereignty::{EEA_EXTRA, EU};
+use crate::policy::locality::catalog::{Catalog, Operator};
+use crate::document::{Endpoint, Platform, S3Endpoint};
+use crate::policy::sovereignty::{EEA_EXTRA, EU};
 
 const TBC: &str = "to be completed";
 
@@ -182,7 +182,7 @@ fn recipients(p: &Platform) -> Vec<Recipient> {
 fn locations(p: &Platform) -> Vec<String> {
     let t = &p.spec.target;
     let mut out = Vec::new();
-    let declared = |what: &str, l: Option<&crate::model::DeclaredLocation>| match l {
+    let declared = |what: &str, l: Option<&crate::document::DeclaredLocation>| match l {
         Some(l) => {
             let mut s = format!("{what}: {}", cell(&l.country));
             if let Some(o) = &l.operator {

@@ -8,12 +8,13 @@
 //! the S3 endpoint split for pgBackRest, where things go on the host, the alert threshold from the
 //! schedules) and drives `terroir backup now|list|restore` over SSH (`ops`).
 
-pub mod ops;
-pub mod schedule;
+pub mod hosts;
+pub mod kubernetes;
+
 
 use serde::Serialize;
 
-use crate::resolve::ResolvedPlatform;
+use crate::pipeline::resolve::ResolvedPlatform;
 
 /// Names of the secrets pgBackRest needs, in the platform's secret store.
 pub const CIPHER_PASS: &str = "backup-cipher-pass";
@@ -72,11 +73,11 @@ pub fn context(resolved: &ResolvedPlatform) -> Option<BackupContext> {
         Err(_) => (s3.url.clone(), 443),
     };
     let is_address = s3_host.parse::<std::net::IpAddr>().is_ok();
-    let crons: Vec<schedule::Cron> = [&c.backups.schedule, &c.backups.full_schedule].into_iter().filter_map(|e| schedule::Cron::parse(e).ok()).collect();
-    let refs: Vec<&schedule::Cron> = crons.iter().collect();
+    let crons: Vec<crate::document::schedule::Cron> = [&c.backups.schedule, &c.backups.full_schedule].into_iter().filter_map(|e| crate::document::schedule::Cron::parse(e).ok()).collect();
+    let refs: Vec<&crate::document::schedule::Cron> = crons.iter().collect();
     // schedules that never run: the alert waits a week, and `absent()` still says no backup ran
-    let gap = schedule::longest_gap(&refs).unwrap_or(7 * 24 * 3600);
-    let alert = schedule::alert_after(gap);
+    let gap = crate::document::schedule::longest_gap(&refs).unwrap_or(7 * 24 * 3600);
+    let alert = crate::document::schedule::alert_after(gap);
     Some(BackupContext {
         stanza: name.clone(),
         repo_path: format!("/{name}"),
@@ -91,6 +92,6 @@ pub fn context(resolved: &ResolvedPlatform) -> Option<BackupContext> {
         textfile_dir: "/var/lib/prometheus/node-exporter".into(),
         longest_gap_seconds: gap,
         alert_after_seconds: alert,
-        alert_after: schedule::duration(alert),
+        alert_after: crate::document::schedule::duration(alert),
     })
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::Outcome;
 use crate::attest::{dsse, keys, predicate};
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::{AttestArgs, AttestCommand};
 
 pub fn keygen(out: &Path, json: bool) -> Outcome {
@@ -40,7 +40,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 /// Who certifies the public name on hosts, from the platform's secret store (never the key):
 /// the ACME CA that issued the certificate, or the platform's own CA until one did.
-fn public_certificate(file: &std::path::Path, p: &crate::model::Platform) -> Option<serde_json::Value> {
+fn public_certificate(file: &std::path::Path, p: &crate::document::Platform) -> Option<serde_json::Value> {
     let on_hosts = !p.spec.target.on_kubernetes();
     let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
     // on Kubernetes, published through an IngressClass, certified by cert-manager in the cluster
@@ -186,7 +186,7 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
         );
     }
     // The attestation records a failing verdict faithfully; the exit status says it too.
-    if g.report.verdict == crate::locality::verify::Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
+    if g.report.verdict == crate::policy::locality::verify::Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success }
 }
 
 /// A drill report cited as evidence: subjects for the report and the export manifest it names,
@@ -197,7 +197,7 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
     if r["kind"] != "terroir-drill-report/v1" {
         return Err(format!("{}: not a drill report (expected kind terroir-drill-report/v1, as `terroir drill` writes it)", path.display()));
     }
-    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::render::sha256_hex(&bytes)}})];
+    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::pipeline::render::sha256_hex(&bytes)}})];
     if let Some(m) = r["export"]["manifestSha256"].as_str().filter(|m| m.len() == 64) {
         subjects.push(json!({"name": "evidence://export/manifest.json", "digest": {"sha256": m}}));
     }
@@ -225,20 +225,20 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
 fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<(Vec<Value>, Option<Vec<Value>>), String> {
     let p = &g.loaded.platform;
     if p.spec.target.baremetal.is_some() {
-        let plan = crate::render::plan::Plan::from_tree(&g.tree)?;
-        let subjects = crate::locality::hostfacts::read_back(&args.file, p, &plan)?;
-        let observed = crate::locality::hostfacts::encryption_at_rest(&args.file, p)?;
+        let plan = crate::pipeline::render::plan::Plan::from_tree(&g.tree)?;
+        let subjects = crate::policy::locality::hostfacts::read_back(&args.file, p, &plan)?;
+        let observed = crate::policy::locality::hostfacts::encryption_at_rest(&args.file, p)?;
         return Ok((subjects, Some(observed)));
     }
     let Some(k) = &p.spec.target.kubernetes else {
         return Ok((Vec::new(), None));
     };
-    let manifests = crate::cluster::manifests(&g.tree).map_err(|e| e.to_string())?;
-    let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
+    let manifests = crate::deploy::kubernetes::manifests(&g.tree).map_err(|e| e.to_string())?;
+    let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| e.to_string())?;
-        let applier = crate::cluster::Applier::new(conn.client.clone(), "terroir");
+        let conn = crate::deploy::kubernetes::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| e.to_string())?;
+        let applier = crate::deploy::kubernetes::Applier::new(conn.client.clone(), "terroir");
         let mut out = Vec::new();
         for m in manifests.iter().filter(|m| m.gvk.kind != "Secret") {
             let (ar, scope) = applier.resource(&m.gvk).await.map_err(|e| e.to_string())?;
@@ -246,15 +246,15 @@ fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) ->
                 (kube::discovery::Scope::Namespaced, Some(ns)) => kube::Api::namespaced_with(conn.client.clone(), ns, &ar),
                 _ => kube::Api::all_with(conn.client.clone(), &ar),
             };
-            let Some(live) = api.get_opt(&m.name).await.map_err(|e| crate::cluster::describe(&e))? else { continue };
-            let digest = crate::render::sha256_hex(&serde_json::to_vec(&crate::cluster::apply::normalize(&live)).unwrap_or_default());
+            let Some(live) = api.get_opt(&m.name).await.map_err(|e| crate::deploy::kubernetes::describe(&e))? else { continue };
+            let digest = crate::pipeline::render::sha256_hex(&serde_json::to_vec(&crate::deploy::kubernetes::apply::normalize(&live)).unwrap_or_default());
             out.push(json!({
                 "name": format!("kubernetes://{}/{}/{}/{}", m.gvk.api_version(), m.gvk.kind, m.namespace.as_deref().unwrap_or("_cluster"), m.name),
                 "digest": {"sha256": digest},
                 "annotations": {"uid": live.metadata.uid, "resourceVersion": live.metadata.resource_version, "context": conn.context},
             }));
         }
-        let observed = crate::locality::live::storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(|e| e.to_string())?;
+        let observed = crate::policy::locality::live::storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(|e| e.to_string())?;
         Ok((out, Some(vec![observed])))
     })
 }
@@ -311,7 +311,7 @@ fn verify(attestation: &Path, pubkey: &Path, against: Option<&Path>, json: bool)
         for (name, digest) in &subjects {
             match std::fs::read(dir.join(name)) {
                 Ok(bytes) => {
-                    let actual = crate::render::sha256_hex(&bytes);
+                    let actual = crate::pipeline::render::sha256_hex(&bytes);
                     if &actual != digest {
                         problems.push(format!("{name}: SHA-256 {actual}, the attestation says {digest}"));
                     }
@@ -322,7 +322,7 @@ fn verify(attestation: &Path, pubkey: &Path, against: Option<&Path>, json: bool)
         // Files in DIR the attestation does not cover (SHA256SUMS is derived from the others).
         for entry in walk(dir) {
             let rel = entry.strip_prefix(dir).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
-            if rel != crate::render::SUMS_FILE && !subjects.contains_key(&rel) {
+            if rel != crate::pipeline::render::SUMS_FILE && !subjects.contains_key(&rel) {
                 problems.push(format!("{rel}: in {} but not attested", dir.display()));
             }
         }

@@ -8,9 +8,9 @@
 use serde::Serialize;
 
 use super::Outcome;
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::{AuditArgs, AuditSource};
-use crate::model::Role;
+use crate::document::Role;
 use crate::reversibility::Site;
 
 /// One event of the audit trail.

@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Outcome;
-use crate::backup::ops;
-use crate::blueprint::Catalog;
+use crate::backup::hosts as ops;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::BackupCmd;
 use crate::reversibility::{Error, Site, human_bytes as human};
 
@@ -81,7 +81,7 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
         }
     };
     match cmd {
-        BackupCmd::Now(args) if super::targets_a_cluster(&args.file) => match super::backup_kube::now(&args.file, args.kind.as_str(), &args.cluster, catalog, &shown) {
+        BackupCmd::Now(args) if super::targets_a_cluster(&args.file) => match crate::backup::kubernetes::now(&args.file, args.kind.as_str(), &args.cluster, catalog, &shown) {
             Ok(r) => {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "backup": r})).unwrap_or_default());
@@ -113,7 +113,7 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
             Err(e) => fail(&e, json),
         },
         BackupCmd::List(args) => {
-            let listed = if super::targets_a_cluster(&args.file) { super::backup_kube::list(&args.file, &args.cluster, catalog) } else { Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) };
+            let listed = if super::targets_a_cluster(&args.file) { crate::backup::kubernetes::list(&args.file, &args.cluster, catalog) } else { Site::open(&args.file, catalog).and_then(|site| ops::list(&site)) };
             match listed {
                 Ok(inv) => {
                     print_inventory(&inv, &args.file, json);
@@ -123,8 +123,8 @@ pub fn run(cmd: BackupCmd, catalog: &Catalog, json: bool) -> Outcome {
             }
         }
         BackupCmd::Restore(args) if super::targets_a_cluster(&args.file) => {
-            let opts = super::backup_kube::RestoreOptions { to_time: &args.to_time, dry_run: args.dry_run, replace: args.replace, into: args.into.is_some() };
-            match super::backup_kube::restore(&args.file, &opts, &args.cluster, catalog, &shown) {
+            let opts = crate::backup::kubernetes::RestoreOptions { to_time: &args.to_time, dry_run: args.dry_run, replace: args.replace, into: args.into.is_some() };
+            match crate::backup::kubernetes::restore(&args.file, &opts, &args.cluster, catalog, &shown) {
                 Ok(r) => {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&json!({"ok": true, "restored": !r.dry_run, "report": r})).unwrap_or_default());

@@ -7,14 +7,14 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::Outcome;
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::ApplyArgs;
-use crate::cloud::{self, CloudError, PLAN_FILE, Runner};
-use crate::locality::catalog::Catalog as Providers;
-use crate::locality::geodata::GeoDb;
-use crate::locality::verify::{self, Finding, Verdict, Verifier};
-use crate::model::{self, CloudDeploy, Loaded};
-use crate::render;
+use crate::deploy::secnumcloud::{self, CloudError, PLAN_FILE, Runner};
+use crate::policy::locality::catalog::Catalog as Providers;
+use crate::policy::locality::geodata::GeoDb;
+use crate::policy::locality::verify::{self, Finding, Verdict, Verifier};
+use crate::document::{self, CloudDeploy, Loaded};
+use crate::pipeline::render;
 
 fn fail(e: &CloudError, json: bool) -> Outcome {
     if json {
@@ -28,9 +28,9 @@ fn fail(e: &CloudError, json: bool) -> Outcome {
 }
 
 /// The public half of the document's SSH key, installed on the VMs by the provider module.
-fn public_key(doc: &Path, sc: &model::SecNumCloudTarget) -> Option<String> {
+fn public_key(doc: &Path, sc: &document::SecNumCloudTarget) -> Option<String> {
     let ssh = sc.ssh.as_ref()?;
-    let private = crate::target::baremetal::resolve_path(&ssh.identity_file, doc);
+    let private = crate::deploy::baremetal::resolve_path(&ssh.identity_file, doc);
     let public = std::path::PathBuf::from(format!("{}.pub", private.display()));
     std::fs::read_to_string(public).ok().map(|k| k.trim().to_owned())
 }
@@ -52,11 +52,11 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             return outcome;
         }
     }
-    let tool = match cloud::find_tool(args.tf_binary.as_deref()) {
+    let tool = match secnumcloud::find_tool(args.tf_binary.as_deref()) {
         Ok(t) => t,
         Err(e) => return fail(&e, json),
     };
-    let dir = cloud::workdir(doc, &resolved.platform.name);
+    let dir = secnumcloud::workdir(doc, &resolved.platform.name);
     let mut vars = serde_json::Map::new();
     if sc.deploy == CloudDeploy::Vms {
         match public_key(doc, &sc) {
@@ -66,7 +66,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             None => eprintln!("warning: no public key beside the document's identityFile (FILE.pub): the VMs get no key for terroir to log in with"),
         }
     }
-    if let Err(e) = cloud::prepare(&dir, &tree, sc.provider.as_str(), args.modules.as_deref(), &Value::Object(vars)) {
+    if let Err(e) = secnumcloud::prepare(&dir, &tree, sc.provider.as_str(), args.modules.as_deref(), &Value::Object(vars)) {
         return fail(&e, json);
     }
     let runner = Runner { tool: &tool, dir: &dir, quiet: json };
@@ -99,7 +99,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
         Ok(f) => f,
         Err(e) => return fail(&CloudError::Failed(e), json),
     };
-    match cloud::configured_backend(&dir) {
+    match secnumcloud::configured_backend(&dir) {
         Some((kind, config)) => findings.extend(verify::backend(&kind, &config, &v, "backend")),
         None => findings.push(Finding {
             subject: "Terraform state backend".into(),
@@ -111,8 +111,8 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
         }),
     }
     let failures: Vec<&Finding> = findings.iter().filter(|f| f.verdict == Verdict::Fail).collect();
-    let enforce = p.spec.sovereignty.policy.enforcement == model::Enforcement::Enforce;
-    let changes = cloud::changes(&plan);
+    let enforce = p.spec.sovereignty.policy.enforcement == document::Enforcement::Enforce;
+    let changes = secnumcloud::changes(&plan);
     let blocked = enforce && !failures.is_empty();
     if !json {
         println!("{} change{} in the plan:", changes.len(), if changes.len() == 1 { "" } else { "s" });
@@ -171,7 +171,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     if next.platform.spec.target.kubernetes.is_some() {
         super::kubernetes::run(args, next, catalog, json, true)
     } else {
-        super::baremetal_loaded(args, next, catalog, json, crate::target::baremetal::Mode::Apply)
+        super::baremetal_loaded(args, next, catalog, json, crate::deploy::baremetal::Mode::Apply)
     }
 }
 
@@ -182,26 +182,26 @@ fn changes_json(changes: &[(String, String)]) -> Value {
 /// The document as the next stage sees it: a bare-metal target on the created VMs, or a
 /// Kubernetes target on the created cluster (its kubeconfig written beside the working directory,
 /// mode 0600).
-pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value, dir: &Path) -> Result<Loaded, CloudError> {
+pub fn handover(loaded: &Loaded, sc: &document::SecNumCloudTarget, outputs: &Value, dir: &Path) -> Result<Loaded, CloudError> {
     let mut next = loaded.clone();
     let operator = verify::cloud_operator_id(sc.provider);
     let country = verify::country_of_region(Providers::builtin(), operator, &sc.region).unwrap_or_default();
-    let location = model::DeclaredLocation { country, operator: Providers::builtin().by_name(operator).map(|o| o.name.clone()), site: Some(sc.region.clone()) };
+    let location = document::DeclaredLocation { country, operator: Providers::builtin().by_name(operator).map(|o| o.name.clone()), site: Some(sc.region.clone()) };
     match sc.deploy {
         CloudDeploy::Vms => {
             let ssh = sc.ssh.clone().ok_or_else(|| CloudError::Input("`deploy: vms` needs `ssh` settings".into()))?;
             let mut hosts = Vec::new();
-            for (name, address, roles) in cloud::hosts_output(outputs)? {
+            for (name, address, roles) in secnumcloud::hosts_output(outputs)? {
                 let roles = roles
                     .iter()
-                    .map(|r| serde_json::from_value::<model::Role>(Value::String(r.clone())).map_err(|_| CloudError::Failed(format!("output hosts[\"{name}\"]: unknown role `{r}`"))))
+                    .map(|r| serde_json::from_value::<document::Role>(Value::String(r.clone())).map_err(|_| CloudError::Failed(format!("output hosts[\"{name}\"]: unknown role `{r}`"))))
                     .collect::<Result<Vec<_>, _>>()?;
-                hosts.push(model::Host { name, address, roles });
+                hosts.push(document::Host { name, address, roles });
             }
-            next.platform.spec.target = model::Target {
+            next.platform.spec.target = document::Target {
                 kubernetes: None,
                 secnumcloud: None,
-                baremetal: Some(model::BaremetalTarget { ssh, package_mirror: model::platform::default_debian_mirror(), hosts, location: Some(location) }),
+                baremetal: Some(document::BaremetalTarget { ssh, package_mirror: document::platform::default_debian_mirror(), hosts, location: Some(location) }),
             };
         }
         CloudDeploy::Kubernetes => {
@@ -210,10 +210,10 @@ pub fn handover(loaded: &Loaded, sc: &model::SecNumCloudTarget, outputs: &Value,
             })?;
             let path = dir.parent().unwrap_or(dir).join("kubeconfig");
             write_private(&path, config.as_bytes())?;
-            next.platform.spec.target = model::Target {
+            next.platform.spec.target = document::Target {
                 secnumcloud: None,
                 baremetal: None,
-                kubernetes: Some(model::KubernetesTarget {
+                kubernetes: Some(document::KubernetesTarget {
                     namespace: loaded.platform.metadata.name.clone(),
                     kubeconfig: Some(path.display().to_string()),
                     context: None,
@@ -258,7 +258,7 @@ mod tests {
         };
         let path = dir.join("platform.yaml");
         std::fs::write(&path, text).unwrap();
-        model::load_file(&path).unwrap()
+        document::load_file(&path).unwrap()
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `terroir geodata update|import|status`: the IP geolocation and ASN data behind `locate` and
-//! `verify` (see `crate::locality::geodata`).
+//! `verify` (see `crate::policy::locality::geodata`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::{GeodataArgs, GeodataCommand};
-use crate::locality::geodata::{self, ATTRIBUTION, GeoDb, GeodataError, PACKAGES, Staged};
-use crate::locality::npm;
+use crate::policy::locality::geodata::{self, ATTRIBUTION, GeoDb, GeodataError, PACKAGES, Staged};
+use crate::policy::locality::npm;
 
 pub fn run(cmd: GeodataCommand, json: bool) -> Outcome {
     match cmd {

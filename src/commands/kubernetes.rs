@@ -1,37 +1,19 @@
 //! `terroir plan` / `terroir apply` for `target: kubernetes`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::Outcome;
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::ApplyArgs;
-use crate::cluster::secrets::{Ensured, SecretAction};
-use crate::cluster::{self, wait, Action, Applier, ApplyOptions, ApplyReport, ApplySet, ClusterError};
-use crate::model::Loaded;
-use crate::render;
+use crate::deploy::kubernetes::secrets::{Ensured, SecretAction};
+use crate::deploy::kubernetes::{self, wait, Action, Applier, ApplyOptions, ApplyReport, ApplySet, ClusterError};
+use crate::document::Loaded;
+use crate::pipeline::render;
 
 pub const FIELD_MANAGER: &str = "terroir";
-
-/// The kubeconfig and context to use: the flags, else the document's (a kubeconfig path in the
-/// document is relative to the document), else the defaults `connect` applies.
-pub(super) fn connection_settings(
-    flag_kubeconfig: Option<&PathBuf>,
-    flag_context: Option<&String>,
-    target: &crate::model::KubernetesTarget,
-    document: &std::path::Path,
-) -> (Option<PathBuf>, Option<String>) {
-    let kubeconfig = flag_kubeconfig.cloned().or_else(|| {
-        target.kubeconfig.as_ref().map(|k| {
-            let p = PathBuf::from(k);
-            if p.is_absolute() { p } else { document.parent().map(|d| d.join(&p)).unwrap_or(p) }
-        })
-    });
-    (kubeconfig, flag_context.cloned().or_else(|| target.context.clone()))
-}
 
 pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, apply: bool) -> Outcome {
     let Some(target) = loaded.platform.spec.target.kubernetes.clone() else { return Outcome::Invalid };
@@ -48,14 +30,14 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             return outcome;
         }
     }
-    let mut manifests = match cluster::manifests(&tree) {
+    let mut manifests = match kubernetes::manifests(&tree) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::Invalid;
         }
     };
-    let (kubeconfig, context) = connection_settings(args.kubeconfig.as_ref(), args.context.as_ref(), &target, &args.file);
+    let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(args.kubeconfig.as_ref(), args.context.as_ref(), &target, &args.file);
     let set = ApplySet::for_cli(&loaded.platform.metadata.name, &target.namespace);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -66,7 +48,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     };
     let started = Instant::now();
     let result = runtime.block_on(async {
-        let conn = cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e))?;
+        let conn = kubernetes::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e))?;
         if !json {
             eprintln!(
                 "{} {} on context {} ({}), {} objects",
@@ -80,7 +62,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
         let applier = Applier::new(conn.client.clone(), FIELD_MANAGER);
         // The Secrets first: generated ones are created before anything reads them, and every
         // workload is marked with the versions of those it reads.
-        let secrets = cluster::secrets::prepare(&applier, &resolved, &mut manifests, &set, !apply, true, args.force_conflicts)
+        let secrets = kubernetes::secrets::prepare(&applier, &resolved, &mut manifests, &set, !apply, true, args.force_conflicts)
             .await
             .map_err(|e| (Outcome::CheckFailed, e))?;
         let opts = ApplyOptions {

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use super::Outcome;
 use crate::cli::LocateArgs;
-use crate::locality::catalog::Catalog;
-use crate::locality::geodata::{ATTRIBUTION, GeoDb};
-use crate::locality::locate::{self, Location};
+use crate::policy::locality::catalog::Catalog;
+use crate::policy::locality::geodata::{ATTRIBUTION, GeoDb};
+use crate::policy::locality::locate::{self, Location};
 
 pub fn run(args: &LocateArgs, json: bool) -> Outcome {
     // Names first: a typo is reported before the index is loaded.

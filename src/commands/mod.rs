@@ -4,22 +4,20 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::json;
 
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs};
-use crate::model::{self, Diagnostic};
-use crate::render::{self, RenderError};
+use crate::document::{self, Diagnostic};
+use crate::pipeline::render::{self, RenderError};
 
 mod attest_cmd;
 mod audit_cmd;
 mod backup_cmd;
-mod backup_kube;
 mod cloud_cmd;
 mod geodata_cmd;
 mod kubernetes;
 mod locate_cmd;
 mod reversibility_cmd;
-mod secrets_cmd;
-mod secrets_kube;
+pub(crate) mod secrets_cmd;
 mod verify_cmd;
 
 /// How a command ended, mapped to the exit status.
@@ -48,10 +46,10 @@ pub fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Validate(args) => validate(&args, &catalog, json),
         Command::Render(args) => render_cmd(&args, &catalog, json),
-        Command::Plan(args) => baremetal(&args, &catalog, json, crate::target::baremetal::Mode::Check),
-        Command::Apply(args) => baremetal(&args, &catalog, json, crate::target::baremetal::Mode::Apply),
+        Command::Plan(args) => baremetal(&args, &catalog, json, crate::deploy::baremetal::Mode::Check),
+        Command::Apply(args) => baremetal(&args, &catalog, json, crate::deploy::baremetal::Mode::Apply),
         Command::Schema => {
-            print!("{}", model::schema::platform_schema_text());
+            print!("{}", document::schema::platform_schema_text());
             Outcome::Success
         }
         Command::Operator(args) => match crate::operator::run(args, catalog) {
@@ -73,7 +71,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Keygen { out } => attest_cmd::keygen(&out, json),
         Command::Attest(args) => attest_cmd::run(&args, &catalog, json),
         Command::Crd => {
-            match crate::model::crd::crd_text(json) {
+            match crate::document::crd::crd_text(json) {
                 Ok(text) => {
                     print!("{text}");
                     Outcome::Success
@@ -96,7 +94,7 @@ pub fn run(cli: Cli) -> Outcome {
 }
 
 /// Print diagnostics for people: the line itself with a caret under the column.
-fn print_diagnostics(diags: &[Diagnostic], source: Option<&str>) {
+pub(crate) fn print_diagnostics(diags: &[Diagnostic], source: Option<&str>) {
     let mut err = std::io::stderr().lock();
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for d in diags {
@@ -116,20 +114,20 @@ fn print_diagnostics(diags: &[Diagnostic], source: Option<&str>) {
 /// which sends the `secrets` and `backup` commands to the cluster. An unreadable document goes the
 /// host way, whose loader reports it.
 fn targets_a_cluster(file: &std::path::Path) -> bool {
-    model::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
+    document::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
 }
 
-fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<model::Loaded, (Vec<Diagnostic>, Option<String>)> {
+pub(crate) fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<document::Loaded, (Vec<Diagnostic>, Option<String>)> {
     let text = std::fs::read_to_string(path).ok();
-    let loaded = model::load_file(path).map_err(|d| (d, text.clone()))?;
+    let loaded = document::load_file(path).map_err(|d| (d, text.clone()))?;
     match catalog.load(&loaded.platform.spec.blueprint.name) {
         Ok(bp) => bp.resolve_parameters(&loaded).map(|_| loaded).map_err(|d| (d, text)),
-        Err(crate::blueprint::BlueprintError::NotFound { .. }) => {
+        Err(crate::pipeline::blueprint::BlueprintError::NotFound { .. }) => {
             let ptr = "/spec/blueprint/name";
             let names = catalog.names();
             let wanted = &loaded.platform.spec.blueprint.name;
-            let mut expected = format!("the name of an available blueprint: {}", crate::model::diagnostic::one_of(&names));
-            if let Some(s) = crate::model::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str)).filter(|_| names.len() > 1) {
+            let mut expected = format!("the name of an available blueprint: {}", crate::document::diagnostic::one_of(&names));
+            if let Some(s) = crate::document::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str)).filter(|_| names.len() > 1) {
                 expected = format!("{expected} (did you mean `{s}`?)");
             }
             let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", format!("blueprint `{wanted}` not found"), expected);
@@ -150,7 +148,7 @@ fn validate(args: &ValidateArgs, catalog: &Catalog, json: bool) -> Outcome {
     for path in &args.files {
         match load_checked(path, catalog) {
             Ok(loaded) => {
-                let kind = crate::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target);
+                let kind = crate::pipeline::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target);
                 if json {
                     results.push(json!({"file": loaded.file, "valid": true, "name": loaded.platform.metadata.name, "target": kind, "errors": []}));
                 } else {
@@ -283,15 +281,15 @@ fn blueprints(catalog: &Catalog, json: bool) -> Outcome {
 }
 
 struct LinePrinter {
-    mode: crate::target::baremetal::Mode,
+    mode: crate::deploy::baremetal::Mode,
 }
 
-impl crate::target::baremetal::Progress for LinePrinter {
+impl crate::deploy::baremetal::Progress for LinePrinter {
     fn host_started(&self, host: &str) {
         eprintln!("[{host}] connecting");
     }
-    fn step(&self, host: &str, step: &crate::target::baremetal::StepReport) {
-        use crate::target::baremetal::{Mode, StepStatus};
+    fn step(&self, host: &str, step: &crate::deploy::baremetal::StepReport) {
+        use crate::deploy::baremetal::{Mode, StepStatus};
         let verb = match (step.status, self.mode) {
             (StepStatus::Unchanged, _) => return,
             (StepStatus::Changed, Mode::Apply) => "changed",
@@ -300,7 +298,7 @@ impl crate::target::baremetal::Progress for LinePrinter {
         };
         eprintln!("[{host}] {verb}: {} {}", step.id, step.detail);
     }
-    fn host_finished(&self, r: &crate::target::baremetal::HostReport) {
+    fn host_finished(&self, r: &crate::deploy::baremetal::HostReport) {
         match &r.error {
             Some(e) => eprintln!("[{}] error: {e}", r.name),
             None => eprintln!("[{}] done in {:.1} s: {} changed, {} unchanged, {} failed", r.name, r.duration_ms as f64 / 1000.0, r.changed, r.unchanged, r.failed),
@@ -312,11 +310,11 @@ impl crate::target::baremetal::Progress for LinePrinter {
 struct TerminalProgress {
     multi: indicatif::MultiProgress,
     bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
-    mode: crate::target::baremetal::Mode,
+    mode: crate::deploy::baremetal::Mode,
 }
 
 impl TerminalProgress {
-    fn new(mode: crate::target::baremetal::Mode) -> Self {
+    fn new(mode: crate::deploy::baremetal::Mode) -> Self {
         TerminalProgress { multi: indicatif::MultiProgress::new(), bars: std::sync::Mutex::new(Default::default()), mode }
     }
     fn bar(&self, host: &str) -> indicatif::ProgressBar {
@@ -333,12 +331,12 @@ impl TerminalProgress {
     }
 }
 
-impl crate::target::baremetal::Progress for TerminalProgress {
+impl crate::deploy::baremetal::Progress for TerminalProgress {
     fn host_started(&self, host: &str) {
         self.bar(host).set_message("connecting");
     }
-    fn step(&self, host: &str, step: &crate::target::baremetal::StepReport) {
-        use crate::target::baremetal::{Mode, StepStatus};
+    fn step(&self, host: &str, step: &crate::deploy::baremetal::StepReport) {
+        use crate::deploy::baremetal::{Mode, StepStatus};
         let bar = self.bar(host);
         match (step.status, self.mode) {
             (StepStatus::Failed, _) => bar.println(format!("[{host}] FAILED: {} {}", step.id, step.detail)),
@@ -347,7 +345,7 @@ impl crate::target::baremetal::Progress for TerminalProgress {
             (StepStatus::Unchanged, _) => bar.set_message(step.id.clone()),
         }
     }
-    fn host_finished(&self, r: &crate::target::baremetal::HostReport) {
+    fn host_finished(&self, r: &crate::deploy::baremetal::HostReport) {
         let bar = self.bar(&r.name);
         match &r.error {
             Some(e) => bar.finish_with_message(format!("error: {e}")),
@@ -358,14 +356,14 @@ impl crate::target::baremetal::Progress for TerminalProgress {
 
 struct Quiet;
 
-impl crate::target::baremetal::Progress for Quiet {
+impl crate::deploy::baremetal::Progress for Quiet {
     fn host_started(&self, _: &str) {}
-    fn step(&self, _: &str, _: &crate::target::baremetal::StepReport) {}
-    fn host_finished(&self, _: &crate::target::baremetal::HostReport) {}
+    fn step(&self, _: &str, _: &crate::deploy::baremetal::StepReport) {}
+    fn host_finished(&self, _: &crate::deploy::baremetal::HostReport) {}
 }
 
-fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::target::baremetal::Mode) -> Outcome {
-    use crate::target::baremetal::Mode;
+pub(crate) fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::deploy::baremetal::Mode) -> Outcome {
+    use crate::deploy::baremetal::Mode;
     let loaded = match load_checked(&args.file, catalog) {
         Ok(l) => l,
         Err((diags, text)) => {
@@ -383,13 +381,13 @@ fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: crate::targe
 }
 
 /// Plan or apply a bare-metal document already loaded (also the hand-over from a cloud target).
-pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog: &Catalog, json: bool, mode: crate::target::baremetal::Mode) -> Outcome {
-    use crate::target::baremetal::{self as bm, Mode};
+pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catalog: &Catalog, json: bool, mode: crate::deploy::baremetal::Mode) -> Outcome {
+    use crate::deploy::baremetal::{self as bm, Mode};
     let Some(target) = loaded.platform.spec.target.baremetal.clone() else {
         eprintln!(
             "error: {}: `plan` and `apply` drive bare-metal and Kubernetes targets so far; this document's target is {} (render it with `terroir render`)",
             loaded.file,
-            crate::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target)
+            crate::pipeline::resolve::ResolvedPlatform::target_kind_of(&loaded.platform.spec.target)
         );
         return Outcome::Invalid;
     };
@@ -406,7 +404,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
             return outcome;
         }
     }
-    let plan = match crate::render::plan::Plan::from_tree(&tree) {
+    let plan = match crate::pipeline::render::plan::Plan::from_tree(&tree) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -416,7 +414,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
     // Apply exactly what was rendered: every file step must match the tree's bytes.
     for host in &plan.hosts {
         for step in &host.steps {
-            if let crate::render::plan::Step::File { file, .. } = step {
+            if let crate::pipeline::render::plan::Step::File { file, .. } = step {
                 let key = format!("baremetal/hosts/{}/{}", host.name, file.source);
                 if tree.files.get(&key).map(|c| render::sha256_hex(c)) != Some(file.sha256.clone()) {
                     eprintln!("error: rendered file {key} does not match its SHA-256 in the plan; refusing to apply");
@@ -442,7 +440,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
     };
     // the public names nginx serves on the application hosts
     let public_names: Vec<String> = match &resolved.components.app.public_host {
-        Some(h) if resolved.components.app.enabled && plan.hosts.iter().any(|p| p.roles.contains(&model::Role::App)) => vec![h.clone()],
+        Some(h) if resolved.components.app.enabled && plan.hosts.iter().any(|p| p.roles.contains(&document::Role::App)) => vec![h.clone()],
         _ => Vec::new(),
     };
     // The platform's CA and every host's certificate, made or renewed before anything is written
@@ -454,7 +452,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
             return Outcome::CheckFailed;
         }
     }
-    let run = |plan: &crate::render::plan::Plan| {
+    let run = |plan: &crate::pipeline::render::plan::Plan| {
         if json {
             bm::converge(plan, &tree.files, &opts, &Quiet)
         } else if std::io::stderr().is_terminal() {
@@ -470,7 +468,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
     let mut acme_failed = false;
     if let (Some(acme), false) = (&resolved.endpoints.acme_ca, public_names.is_empty()) {
         let directory = acme.url.as_str();
-        match crate::acme::due(&opts.secrets, directory, &public_names) {
+        match crate::pki::acme::due(&opts.secrets, directory, &public_names) {
             Err(e) => {
                 eprintln!("error: public certificate: {e}");
                 acme_failed = true;
@@ -488,8 +486,8 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
                 }
                 // the application hosts serve the challenges, and alone receive the certificate
                 let mut app_plan = plan.clone();
-                app_plan.hosts.retain(|h| h.roles.contains(&model::Role::App));
-                let request = crate::acme::Request {
+                app_plan.hosts.retain(|h| h.roles.contains(&document::Role::App));
+                let request = crate::pki::acme::Request {
                     platform: &plan.platform,
                     directory,
                     ca_certificate: loaded.platform.spec.endpoints.acme_ca.as_ref().and_then(|e| e.ca_certificate.as_deref()),
@@ -497,7 +495,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: model::Loaded, catalog:
                     names: public_names.clone(),
                     hosts: app_plan.hosts.iter().map(|h| (h.name.clone(), bm::target(h, &opts))).collect(),
                 };
-                match crate::acme::obtain(&opts.secrets, &request) {
+                match crate::pki::acme::obtain(&opts.secrets, &request) {
                     Ok(state) => {
                         let expires = crate::rfc3339(state.expires);
                         if !json {

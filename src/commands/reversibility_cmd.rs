@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use serde_json::json;
 
 use super::Outcome;
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::{DrillArgs, ExportArgs, RecipientArgs, RestoreArgs};
 use crate::reversibility::export::Progress;
 use crate::reversibility::{Error, Item, Site, human_bytes as human};

@@ -9,23 +9,23 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Outcome;
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::{RotateArgs, SecretsCommand};
-use crate::model;
+use crate::document;
 use crate::secrets::{SecretError, SecretStore};
 
 pub fn run(cmd: SecretsCommand, catalog: &Catalog, json: bool) -> Outcome {
     match cmd {
         SecretsCommand::List { file, kubeconfig, context } => {
             if super::targets_a_cluster(&file) {
-                super::secrets_kube::list(&file, kubeconfig.as_ref(), context.as_ref(), catalog, json)
+                crate::secrets::kubernetes::list(&file, kubeconfig.as_ref(), context.as_ref(), catalog, json)
             } else {
                 list(&file, catalog, json)
             }
         }
         SecretsCommand::Rotate(args) => {
             if super::targets_a_cluster(&args.apply.file) {
-                super::secrets_kube::rotate(&args, catalog, json)
+                crate::secrets::kubernetes::rotate(&args, catalog, json)
             } else {
                 rotate(&args, catalog, json)
             }
@@ -36,7 +36,7 @@ pub fn run(cmd: SecretsCommand, catalog: &Catalog, json: bool) -> Outcome {
     }
 }
 
-pub(super) fn fail(message: &str, json: bool) -> Outcome {
+pub(crate) fn fail(message: &str, json: bool) -> Outcome {
     if json {
         println!("{}", json!({ "error": message }));
     }
@@ -45,7 +45,7 @@ pub(super) fn fail(message: &str, json: bool) -> Outcome {
 }
 
 /// The document, checked, and its store.
-fn open(file: &Path, catalog: &Catalog) -> Result<(model::Loaded, SecretStore), Outcome> {
+fn open(file: &Path, catalog: &Catalog) -> Result<(document::Loaded, SecretStore), Outcome> {
     match super::load_checked(file, catalog) {
         Ok(loaded) => {
             let store = SecretStore::for_platform(file, &loaded.platform);
@@ -60,16 +60,16 @@ fn open(file: &Path, catalog: &Catalog) -> Result<(model::Loaded, SecretStore), 
 
 /// Which hosts receive each secret, from the rendered bare-metal plan (empty for other targets:
 /// their secrets are not delivered from this store).
-fn receivers(loaded: &model::Loaded, catalog: &Catalog) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+fn receivers(loaded: &document::Loaded, catalog: &Catalog) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     if loaded.platform.spec.target.baremetal.is_none() {
         return Ok(out);
     }
-    let (_, tree) = crate::render::render(loaded, catalog).map_err(|e| e.to_string())?;
-    let plan = crate::render::plan::Plan::from_tree(&tree)?;
+    let (_, tree) = crate::pipeline::render::render(loaded, catalog).map_err(|e| e.to_string())?;
+    let plan = crate::pipeline::render::plan::Plan::from_tree(&tree)?;
     for host in &plan.hosts {
         for step in &host.steps {
-            if let crate::render::plan::Step::Secret { secret, .. } = step {
+            if let crate::pipeline::render::plan::Step::Secret { secret, .. } = step {
                 out.entry(secret.secret.clone()).or_default().insert(host.name.clone());
             }
         }
@@ -228,7 +228,7 @@ fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
     eprintln!("{message}; applying");
     // One converge: the new file reaches the hosts, then the commands guarded by it (a role's
     // password) see it fail their check and run, then the services that read it restart.
-    let outcome = super::baremetal(&args.apply, catalog, json, crate::target::baremetal::Mode::Apply);
+    let outcome = super::baremetal(&args.apply, catalog, json, crate::deploy::baremetal::Mode::Apply);
     if outcome != Outcome::Success {
         eprintln!("the new value is in the store but was not delivered everywhere: run `terroir apply {}` again (the previous value is in {kept})", file.display());
     }

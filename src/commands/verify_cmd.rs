@@ -5,12 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 
 use super::{load_checked, print_diagnostics, Outcome};
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::VerifyArgs;
-use crate::locality::catalog::Catalog as Providers;
-use crate::locality::geodata::GeoDb;
-use crate::locality::verify::{self, Finding, Report, Verdict, Verifier};
-use crate::render;
+use crate::policy::locality::catalog::Catalog as Providers;
+use crate::policy::locality::geodata::GeoDb;
+use crate::policy::locality::verify::{self, Finding, Report, Verdict, Verifier};
+use crate::pipeline::render;
 
 /// `HOST=ADDRESS` pins, as given on the command line.
 pub fn parse_pins(pins: &[String]) -> Result<HashMap<String, Vec<IpAddr>>, String> {
@@ -25,10 +25,10 @@ pub fn parse_pins(pins: &[String]) -> Result<HashMap<String, Vec<IpAddr>>, Strin
 
 /// What `verify` establishes, for `verify` itself and for `attest`.
 pub(super) struct Gathered {
-    pub loaded: crate::model::Loaded,
+    pub loaded: crate::document::Loaded,
     pub report: Report,
-    pub resolved: crate::resolve::ResolvedPlatform,
-    pub tree: crate::render::RenderedTree,
+    pub resolved: crate::pipeline::resolve::ResolvedPlatform,
+    pub tree: crate::pipeline::render::RenderedTree,
 }
 
 pub fn run(args: &VerifyArgs, catalog: &Catalog, json: bool) -> Outcome {
@@ -113,19 +113,19 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
     Ok(Gathered { loaded, report, resolved, tree })
 }
 
-fn live(args: &VerifyArgs, loaded: &crate::model::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
+fn live(args: &VerifyArgs, loaded: &crate::document::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
     let p = &loaded.platform;
     if let Some(k) = &p.spec.target.kubernetes {
-        let (kubeconfig, context) = super::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
+        let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (Outcome::CheckFailed, e.to_string()))?;
         return runtime.block_on(async {
-            let conn = crate::cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e.to_string()))?;
+            let conn = crate::deploy::kubernetes::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(|e| (Outcome::Invalid, e.to_string()))?;
             let declared_op = k.location.as_ref().and_then(|l| l.operator.clone());
-            crate::locality::live::kubernetes(&conn.client, &k.namespace, declared_op.as_deref(), v).await.map_err(|e| (Outcome::CheckFailed, e.to_string()))
+            crate::policy::locality::live::kubernetes(&conn.client, &k.namespace, declared_op.as_deref(), v).await.map_err(|e| (Outcome::CheckFailed, e.to_string()))
         });
     }
     if p.spec.target.baremetal.is_some() {
-        return crate::locality::hostfacts::verify_hosts(&args.file, p, v).map_err(|e| (Outcome::CheckFailed, e));
+        return crate::policy::locality::hostfacts::verify_hosts(&args.file, p, v).map_err(|e| (Outcome::CheckFailed, e));
     }
     Err((
         Outcome::Invalid,
@@ -178,7 +178,7 @@ pub(super) fn print_policy_failures(failures: &[&Finding], enforce: bool) {
 /// The policy gate of `terroir apply`: the declared checks (names judged by the provider catalog
 /// and the declaration, no DNS), before anything is changed. With `enforcement: enforce` a
 /// failing check stops the run; with `warn` it is reported and the run goes on.
-pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool) -> Result<(), Outcome> {
+pub(super) fn gate(loaded: &crate::document::Loaded, images: &[String], json: bool) -> Result<(), Outcome> {
     let p = &loaded.platform;
     // Addresses are judged only when geodata is there; the gate never downloads anything.
     let geo = GeoDb::open(None).ok();
@@ -188,7 +188,7 @@ pub(super) fn gate(loaded: &crate::model::Loaded, images: &[String], json: bool)
     if failures.is_empty() {
         return Ok(());
     }
-    let enforce = p.spec.sovereignty.policy.enforcement == crate::model::Enforcement::Enforce;
+    let enforce = p.spec.sovereignty.policy.enforcement == crate::document::Enforcement::Enforce;
     print_policy_failures(&failures, enforce);
     if enforce {
         eprintln!(

@@ -17,10 +17,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 
-use crate::blueprint::Catalog;
+use crate::pipeline::blueprint::Catalog;
 use crate::cli::OperatorArgs;
-use crate::cluster;
-use crate::model::PlatformResource;
+use crate::deploy::kubernetes;
+use crate::document::PlatformResource;
 
 pub use reconcile::{Context, FIELD_MANAGER, FINALIZER};
 
@@ -39,7 +39,7 @@ pub fn run(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
 }
 
 async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
-    let conn = cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| e.to_string())?;
+    let conn = kubernetes::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| e.to_string())?;
     let client = conn.client.clone();
     let metrics = Arc::new(metrics::Metrics::new());
     let bound = metrics::serve(args.metrics_addr, metrics.clone()).await.map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
@@ -55,7 +55,7 @@ async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
             kube::Error::Api(s) if s.code == 404 => {
                 "the cluster does not serve platforms.terroir.eu/v1alpha1: install the CRD first (`terroir crd | kubectl apply -f -`, or the Helm chart)".to_owned()
             }
-            _ => format!("cannot list Platform resources: {}", cluster::describe(&e)),
+            _ => format!("cannot list Platform resources: {}", kubernetes::describe(&e)),
         });
     }
     metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);

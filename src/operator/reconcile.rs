@@ -12,13 +12,13 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::metrics::Metrics;
-use crate::blueprint::Catalog;
-use crate::cluster::secrets::SecretAction;
-use crate::cluster::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
-use crate::locality::catalog::Catalog as Providers;
-use crate::locality::verify::{self, Verdict, Verifier};
-use crate::model::{self, Condition, Enforcement, Metadata, Platform, PlatformResource, PlatformStatus};
-use crate::render::{self, Renderer};
+use crate::pipeline::blueprint::Catalog;
+use crate::deploy::kubernetes::secrets::SecretAction;
+use crate::deploy::kubernetes::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
+use crate::policy::locality::catalog::Catalog as Providers;
+use crate::policy::locality::verify::{self, Verdict, Verifier};
+use crate::document::{self, Condition, Enforcement, Metadata, Platform, PlatformResource, PlatformStatus};
+use crate::pipeline::render::{self, Renderer};
 
 pub const FINALIZER: &str = "terroir.eu/prune";
 pub const FIELD_MANAGER: &str = "terroir-operator";
@@ -168,8 +168,8 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
 
     // Resolve and render, exactly as `terroir render` would for the same document.
     let doc = Platform {
-        api_version: model::API_VERSION.into(),
-        kind: model::KIND.into(),
+        api_version: document::API_VERSION.into(),
+        kind: document::KIND.into(),
         metadata: Metadata {
             name: name.clone(),
             namespace: Some(ns.clone()),
@@ -178,7 +178,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
         spec: p.spec.clone(),
     };
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    let rendered = match model::load_str(&format!("platforms/{ns}/{name}"), &text) {
+    let rendered = match document::load_str(&format!("platforms/{ns}/{name}"), &text) {
         Err(diags) => Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n"))),
         Ok(loaded) => match ctx.renderer(&loaded.platform.spec.blueprint.name) {
             Err(e) => Err(("BlueprintNotFound", e)),
@@ -187,7 +187,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
                     Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n")))
                 }
                 Err(e) => Err(("RenderFailed", e.to_string())),
-                Ok((resolved, tree)) => cluster::manifests(&tree)
+                Ok((resolved, tree)) => kubernetes::manifests(&tree)
                     .map(|m| {
                         let images = resolved.images.values().cloned().collect::<Vec<String>>();
                         (tree, m, images, resolved)
@@ -242,7 +242,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
     }
 
     // Secrets: generated ones created before anything reads them; given ones reported.
-    let secrets = match cluster::secrets::prepare(&ctx.applier, &resolved, &mut manifests, &set, false, ctx.manage_namespaces, false).await {
+    let secrets = match kubernetes::secrets::prepare(&ctx.applier, &resolved, &mut manifests, &set, false, ctx.manage_namespaces, false).await {
         Ok(s) => s,
         Err(e) => {
             let message = e.to_string();
@@ -296,7 +296,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
             return Ok(Action::requeue(ctx.requeue));
         }
     };
-    use crate::cluster::Action as A;
+    use crate::deploy::kubernetes::Action as A;
     let (created, updated, pruned) = (report.count(A::Create), report.count(A::Update), report.count(A::Prune));
     ctx.metrics.objects_applied.inc_by((created + updated) as u64);
     ctx.metrics.objects_pruned.inc_by(pruned as u64);
@@ -385,7 +385,7 @@ async fn write_status(ctx: &Context, ns: &str, name: &str, status: &PlatformStat
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
         .await
         .map(|_| ())
-        .map_err(|e| ReconcileError::Status(format!("{ns}/{name}"), cluster::describe(&e)))
+        .map_err(|e| ReconcileError::Status(format!("{ns}/{name}"), kubernetes::describe(&e)))
 }
 
 /// Record an Event on the Platform; failing to record one never fails the reconcile.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::export::{Progress, TSDB_DIR, secs};
 use super::{Error, Manifest, Site, human_bytes};
-use crate::model::Role;
+use crate::document::Role;
 
 pub struct Options {
     pub report: PathBuf,
@@ -172,7 +172,7 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
     let mut metrics = Vec::new();
     let mut application = Vec::new();
     let mut configuration = Vec::new();
-    let mut conns: BTreeMap<String, crate::target::baremetal::ssh::Connection> = BTreeMap::new();
+    let mut conns: BTreeMap<String, crate::deploy::baremetal::ssh::Connection> = BTreeMap::new();
     for h in into.targets.keys() {
         conns.insert(h.clone(), into.connect(h)?);
     }
@@ -244,8 +244,8 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let Some(src_host) = src_host else { continue };
         let src_conn = from.connect(&src_host)?;
         let files = into.deployed_files(h);
-        let digests = |c: &crate::target::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, Error> {
-            crate::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(Error::Failed)
+        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, Error> {
+            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(Error::Failed)
         };
         let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);
         for f in &files {

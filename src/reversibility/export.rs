@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::pgdump::{CsvSink, DumpSplitter};
 use super::{Error, HashingFile, Item, Mail, Manifest, SecretsEntry, Site, Skipped, Table, hex, run};
-use crate::model::Role;
-use crate::target::baremetal::ssh::{Connection, shell_quote};
+use crate::document::Role;
+use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 
 /// Shell function that drives a service whatever the init system.
 pub const SVC: &str = "svc() { if [ -d /run/systemd/system ]; then systemctl \"$2\" \"$1\"; else /etc/init.d/\"$1\" \"$2\"; fi; }; ";

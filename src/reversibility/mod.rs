@@ -36,11 +36,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::blueprint::Catalog;
-use crate::model::Role;
-use crate::render::plan::Plan;
-use crate::resolve::ResolvedPlatform;
-use crate::target::baremetal::ssh::{Connection, Target};
+use crate::pipeline::blueprint::Catalog;
+use crate::document::Role;
+use crate::pipeline::render::plan::Plan;
+use crate::pipeline::resolve::ResolvedPlatform;
+use crate::deploy::baremetal::ssh::{Connection, Target};
 
 pub const FORMAT: &str = "terroir-export/v1";
 
@@ -202,7 +202,7 @@ pub struct Site {
     pub document: PathBuf,
     pub document_text: Vec<u8>,
     pub resolved: ResolvedPlatform,
-    pub tree: crate::render::RenderedTree,
+    pub tree: crate::pipeline::render::RenderedTree,
     pub plan: Plan,
     pub targets: BTreeMap<String, Target>,
     pub secrets: crate::secrets::SecretStore,
@@ -211,11 +211,11 @@ pub struct Site {
 /// The document read, checked and rendered, its errors as one input error: its text, what was
 /// loaded, the resolved platform and the rendered tree. What `Site::open` and the backup commands
 /// on a cluster start from.
-pub fn rendered(document: &Path, catalog: &Catalog) -> Result<(String, crate::model::Loaded, ResolvedPlatform, crate::render::RenderedTree), Error> {
+pub fn rendered(document: &Path, catalog: &Catalog) -> Result<(String, crate::document::Loaded, ResolvedPlatform, crate::pipeline::render::RenderedTree), Error> {
     let text = std::fs::read_to_string(document).map_err(|e| Error::Input(format!("{}: {e}", document.display())))?;
-    let loaded = crate::model::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
-    let (resolved, tree) = crate::render::render(&loaded, catalog).map_err(|e| match e {
-        crate::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
+    let loaded = crate::document::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let (resolved, tree) = crate::pipeline::render::render(&loaded, catalog).map_err(|e| match e {
+        crate::pipeline::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
         other => Error::Input(other.to_string()),
     })?;
     Ok((text, loaded, resolved, tree))
@@ -233,7 +233,7 @@ impl Site {
             )));
         }
         let plan = Plan::from_tree(&tree).map_err(Error::Input)?;
-        let targets = crate::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
+        let targets = crate::policy::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
         let secrets = crate::secrets::SecretStore::for_platform(document, p);
         Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })
     }
@@ -260,7 +260,7 @@ impl Site {
 
     /// Destinations of the non-secret configuration files the plan installs on `host`.
     pub fn deployed_files(&self, host: &str) -> Vec<String> {
-        use crate::render::plan::Step;
+        use crate::pipeline::render::plan::Step;
         self.plan
             .hosts
             .iter()

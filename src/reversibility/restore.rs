@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::export::{Progress, SVC, TSDB_DIR, secs};
 use super::{Error, Manifest, Site, run};
-use crate::model::Role;
-use crate::target::baremetal::ssh::{Connection, shell_quote};
+use crate::document::Role;
+use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 
 pub struct Options {
     pub from: PathBuf,

@@ -1,0 +1,401 @@
+//! Live facts read over SSH from bare-metal hosts for `terroir verify --live`: the host's
+//! addresses, its default gateway, its hardware vendor (DMI), its DNS resolvers, its NTP servers
+//! and the MTA's relayhost. Read-only, as the deploy user, without sudo.
+//!
+//! The cloud metadata service is asked for the host's region or zone only when DMI says the host
+//! is a virtual machine of that cloud (Amazon EC2, Google Compute Engine, Azure, OpenStack,
+//! Scaleway, Hetzner): the link-local request then never leaves the provider's hypervisor, and
+//! a host that is not in a cloud is never probed.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use super::verify::{host_of, Finding, Verdict, Verifier};
+use crate::document::Platform;
+use crate::deploy::baremetal::resolve_path;
+use crate::deploy::baremetal::ssh::{Connection, Target};
+
+/// One script, one round trip; each line `key value...`.
+const SCRIPT: &str = r#"
+echo "addresses $(hostname -I 2>/dev/null)"
+echo "gateway $(awk '$2 == "00000000" { print $3; exit }' /proc/net/route 2>/dev/null)"
+echo "vendor $(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)"
+echo "product $(cat /sys/class/dmi/id/product_name 2>/dev/null)"
+echo "resolvers $(awk '/^nameserver/ { print $2 }' /etc/resolv.conf 2>/dev/null | tr '\n' ' ')"
+echo "ntp $( { grep -hsE '^(server|pool) ' /etc/chrony/chrony.conf /etc/chrony/sources.d/*.sources /etc/ntp.conf /etc/ntpsec/ntp.conf | awk '{ print $2 }'; grep -hsE '^NTP=' /etc/systemd/timesyncd.conf /etc/systemd/timesyncd.conf.d/*.conf | cut -d= -f2; } | tr '\n' ' ')"
+echo "relayhost $( (command -v postconf >/dev/null && postconf -h relayhost) 2>/dev/null)"
+md() { if command -v curl >/dev/null; then curl -fsS -m 2 "$@" 2>/dev/null; elif command -v wget >/dev/null; then wget -qO- -T 2 "$@" 2>/dev/null; fi; }
+case "$(cat /sys/class/dmi/id/sys_vendor /sys/class/dmi/id/product_name 2>/dev/null | tr '\n' ' ')" in
+  *"Amazon EC2"*) echo "metadata amazon $(md http://169.254.169.254/latest/meta-data/placement/region)" ;;
+  *Google*) echo "metadata google $(md -H 'Metadata-Flavor: Google' http://169.254.169.254/computeMetadata/v1/instance/zone | sed 's|.*/||')" ;;
+  *"Microsoft Corporation"*) echo "metadata microsoft $(md -H 'Metadata: true' 'http://169.254.169.254/metadata/instance/compute/location?api-version=2021-02-01&format=text')" ;;
+  *OpenStack*) echo "metadata openstack $(md http://169.254.169.254/openstack/latest/meta_data.json | tr -d '\n' | sed -n 's/.*"availability_zone": *"\([^"]*\)".*/\1/p')" ;;
+  *Scaleway*) echo "metadata scaleway $(md http://169.254.42.42/conf | sed -n 's/^ZONE=//p')" ;;
+  *Hetzner*) echo "metadata hetzner $(md http://169.254.169.254/hetzner/v1/metadata/availability-zone)" ;;
+esac
+"#;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    pub addresses: Vec<IpAddr>,
+    pub gateway: Option<IpAddr>,
+    pub vendor: String,
+    pub product: String,
+    pub resolvers: Vec<String>,
+    pub ntp: Vec<String>,
+    pub relayhost: String,
+    /// (cloud, region or zone) from the cloud's metadata service, when DMI names a cloud.
+    pub metadata: Option<(String, String)>,
+}
+
+/// `/proc/net/route` writes IPv4 gateways as little-endian hex.
+fn route_hex(hex: &str) -> Option<IpAddr> {
+    let n = u32::from_str_radix(hex.trim(), 16).ok()?;
+    (n != 0).then(|| IpAddr::V4(Ipv4Addr::from(n.swap_bytes())))
+}
+
+pub fn parse(output: &str) -> HostFacts {
+    let mut f = HostFacts::default();
+    for line in output.lines() {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let words = || rest.split_whitespace().map(str::to_owned);
+        match key {
+            "addresses" => f.addresses = rest.split_whitespace().filter_map(|a| a.parse().ok()).collect(),
+            "gateway" => f.gateway = route_hex(rest),
+            "vendor" => f.vendor = rest.trim().to_owned(),
+            "product" => f.product = rest.trim().to_owned(),
+            "resolvers" => f.resolvers = words().collect(),
+            "ntp" => f.ntp = words().collect(),
+            "relayhost" => f.relayhost = rest.trim().to_owned(),
+            "metadata" => {
+                let mut w = rest.split_whitespace();
+                if let Some(cloud) = w.next() {
+                    f.metadata = Some((cloud.to_owned(), w.next().unwrap_or_default().to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// `[host]:port`, `host:port` or `host` as Postfix writes relayhost.
+fn relay_host(relayhost: &str) -> Option<String> {
+    let r = relayhost.trim();
+    if r.is_empty() {
+        return None;
+    }
+    let r = r.strip_prefix('[').map(|s| s.split(']').next().unwrap_or(s)).unwrap_or_else(|| r.split(':').next().unwrap_or(r));
+    Some(r.to_ascii_lowercase())
+}
+
+/// Judge one host's facts.
+pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for ip in &f.addresses {
+        out.push(v.address(format!("host {host} address"), *ip, "live"));
+    }
+    if let Some(gw) = f.gateway {
+        out.push(v.address(format!("host {host} default gateway"), gw, "live"));
+    }
+    let hardware = [f.vendor.as_str(), f.product.as_str()].iter().find_map(|s| (!s.is_empty()).then(|| v.catalog.by_name(s)).flatten());
+    if let Some(op) = hardware {
+        out.push(v.place(format!("host {host} hardware"), None, Some(op), None, None, "live", format!("DMI vendor {:?}, product {:?}", f.vendor, f.product)));
+    }
+    if let Some((cloud, region)) = &f.metadata {
+        // OpenStack is run by many operators: the metadata names a zone, not who runs it.
+        let op = v.catalog.by_name(cloud);
+        let country = if region.is_empty() { None } else { super::verify::country_of_region(v.catalog, cloud, region) };
+        let region = (!region.is_empty()).then_some(region.as_str());
+        out.push(v.place(
+            format!("host {host} cloud placement"),
+            country.as_deref(),
+            op,
+            Some(cloud),
+            region,
+            "live",
+            format!("cloud metadata service: {cloud}, {}", region.unwrap_or("no region answered")),
+        ));
+    }
+    for r in &f.resolvers {
+        match r.parse::<IpAddr>() {
+            Ok(ip) => out.push(v.address(format!("host {host} DNS resolver"), ip, "live")),
+            Err(_) => out.extend(v.host(&format!("host {host} DNS resolver"), r, None, None)),
+        }
+    }
+    for n in &f.ntp {
+        let mut fs = match n.parse::<IpAddr>() {
+            Ok(ip) => vec![v.address(format!("host {host} NTP server"), ip, "live")],
+            Err(_) => v.host(&format!("host {host} NTP server"), n, None, None),
+        };
+        fs.iter_mut().for_each(|f| f.basis = "live");
+        out.extend(fs);
+    }
+    if let Some(relay) = relay_host(&f.relayhost) {
+        let declared: Vec<String> = [p.spec.endpoints.smtp_relay.as_ref(), p.spec.endpoints.smtp_fallback_relay.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|e| host_of(&e.url))
+            .collect();
+        if declared.contains(&relay) {
+            let mut fs = v.host(&format!("host {host} MTA relayhost"), &relay, None, None);
+            fs.iter_mut().for_each(|f| f.basis = "live");
+            out.extend(fs);
+        } else {
+            out.push(Finding {
+                subject: format!("host {host} MTA relayhost"),
+                observed: f.relayhost.clone(),
+                expected: format!("a declared SMTP relay ({})", if declared.is_empty() { "none declared".into() } else { declared.join(", ") }),
+                verdict: Verdict::Fail,
+                basis: "live",
+                evidence: "mail leaves through a relay the document does not declare".into(),
+            });
+        }
+    }
+    out
+}
+
+/// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
+pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, String> {
+    let b = p.spec.target.baremetal.as_ref().ok_or("not a bare-metal document")?;
+    let ssh = &b.ssh;
+    let port = u16::try_from(ssh.port).unwrap_or(22);
+    let identity = resolve_path(&ssh.identity_file, document);
+    let known_hosts = resolve_path(&ssh.known_hosts_file, document);
+    let timeout = Duration::from_secs(60);
+    let jump = ssh.jump_host.as_ref().map(|j| {
+        Box::new(Target {
+            address: j.address.clone(),
+            port: u16::try_from(j.port).unwrap_or(22),
+            user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
+            identity: identity.clone(),
+            known_hosts: known_hosts.clone(),
+            accept_new_host_keys: false,
+            timeout,
+            use_agent: ssh.use_agent,
+            jump: None,
+        })
+    });
+    Ok(b.hosts
+        .iter()
+        .map(|h| {
+            let target = Target {
+                address: h.address.clone(),
+                port,
+                user: ssh.user.clone(),
+                identity: identity.clone(),
+                known_hosts: known_hosts.clone(),
+                accept_new_host_keys: false,
+                timeout,
+                use_agent: ssh.use_agent,
+                jump: jump.clone(),
+            };
+            (h.name.clone(), target)
+        })
+        .collect())
+}
+
+/// Run `run` on every host in parallel, each with its own connection.
+fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Connection) -> Result<T, String> + Sync) -> Vec<Result<(String, T), String>> {
+    std::thread::scope(|s| {
+        let run = &run;
+        let handles: Vec<_> = targets
+            .into_iter()
+            .map(|(name, target)| {
+                s.spawn(move || {
+                    let conn = Connection::open(&target).map_err(|e| format!("host {name} ({}): {e}", target.address))?;
+                    run(&name, &conn).map(|t| (name, t))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a host check panicked".into()))).collect()
+    })
+}
+
+/// Connect to every host of a bare-metal document and judge what it reports.
+pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<Finding>, String> {
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let out = conn.exec(SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+        Ok(parse(&out.stdout_str()))
+    });
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok((name, facts)) => out.extend(judge(&name, &facts, p, v)),
+            Err(e) => out.push(Finding {
+                subject: e.split(':').next().unwrap_or("host").to_owned(),
+                observed: "unreachable".into(),
+                expected: v.expected(),
+                verdict: Verdict::Warn,
+                basis: "live",
+                evidence: e,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Where each host keeps the platform's data, and whether a probe can see it encrypted: the
+/// block devices under /var/lib (PostgreSQL, Prometheus, the application) and /var/spool (mail).
+const AT_REST_SCRIPT: &str = r#"
+for p in /var/lib /var/spool; do
+  src=$(findmnt -no SOURCE -T "$p" 2>/dev/null | head -n1)
+  fs=$(findmnt -no FSTYPE -T "$p" 2>/dev/null | head -n1)
+  types=$( [ -b "$src" ] && lsblk -rnso TYPE "$src" 2>/dev/null | tr '
+' ' ')
+  echo "$p|$src|$fs|$types"
+done
+"#;
+
+/// One line of `AT_REST_SCRIPT`: encrypted when a `crypt` device (dm-crypt, LUKS) is under the
+/// filesystem, not when it is a block device chain without one, unknown when it is not a block
+/// device at all (overlay, tmpfs, a network filesystem): the probe cannot see through it.
+pub fn at_rest_line(host: &str, line: &str) -> Option<serde_json::Value> {
+    let mut f = line.split('|');
+    let (path, source, fstype, types) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or_default());
+    let types: Vec<&str> = types.split_whitespace().collect();
+    let (encrypted, evidence) = if types.contains(&"crypt") {
+        (Some(true), format!("{source} ({fstype}) is on a dm-crypt device ({})", types.join(" < ")))
+    } else if !types.is_empty() {
+        (Some(false), format!("{source} ({fstype}) is on {} without dm-crypt", types.join(" < ")))
+    } else {
+        (None, format!("{source} ({fstype}) is not a block device: the probe cannot see whether what is under it is encrypted"))
+    };
+    Some(serde_json::json!({"host": host, "path": path, "filesystem": fstype, "source": source, "encrypted": encrypted, "evidence": evidence}))
+}
+
+/// Encryption at rest as the hosts show it (read-only, no sudo).
+pub fn encryption_at_rest(document: &Path, p: &Platform) -> Result<Vec<serde_json::Value>, String> {
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let out = conn.exec(AT_REST_SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+        Ok(out.stdout_str().lines().filter_map(|l| at_rest_line(name, l)).collect::<Vec<_>>())
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?.1);
+    }
+    Ok(out)
+}
+
+/// What is deployed, read back: the SHA-256 of every configuration file the plan installs, on
+/// each host (with sudo: some are root-only). Secret files are never hashed: a digest of a short
+/// secret is as good as the secret. Files not present are left out.
+pub fn read_back(document: &Path, p: &Platform, plan: &crate::pipeline::render::plan::Plan) -> Result<Vec<serde_json::Value>, String> {
+    use crate::pipeline::render::plan::Step;
+    let files: std::collections::HashMap<String, Vec<(String, String)>> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let f = h.steps.iter().filter_map(|s| if let Step::File { file, .. } = s { Some((file.dest.clone(), file.source.clone())) } else { None }).collect();
+            (h.name.clone(), f)
+        })
+        .collect();
+    let results = on_hosts(targets(document, p)?, |name, conn| {
+        let wanted = files.get(name).cloned().unwrap_or_default();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dests: Vec<String> = wanted.iter().map(|(d, _)| d.clone()).collect();
+        let digests = file_digests(conn, name, &dests)?;
+        Ok(digests
+            .into_iter()
+            .map(|(path, hex)| {
+                let source = wanted.iter().find(|(d, _)| *d == path).map(|(_, s)| s.clone()).unwrap_or_default();
+                serde_json::json!({
+                    "name": format!("host://{name}{path}"),
+                    "digest": {"sha256": hex},
+                    "annotations": {"rendered": format!("baremetal/hosts/{name}/{source}")},
+                })
+            })
+            .collect::<Vec<_>>())
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?.1);
+    }
+    Ok(out)
+}
+
+/// The SHA-256 of each of `files` present on a host, in one round trip (with sudo: some are
+/// root-only): (path, hex digest). Files not present are left out.
+pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<Vec<(String, String)>, String> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let script = files
+        .iter()
+        .map(|f| {
+            let q = crate::deploy::baremetal::ssh::shell_quote(f);
+            format!("if [ -f {q} ]; then sha256sum {q}; fi")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let out = conn.sudo(&script, None).map_err(|e| format!("host {host}: {e}"))?;
+    if !out.ok() {
+        return Err(format!("host {host}: reading the deployed files failed: {}", out.stderr_str().trim()));
+    }
+    Ok(out
+        .stdout_str()
+        .lines()
+        .filter_map(|l| {
+            let (hex, path) = l.split_once("  ")?;
+            Some((path.to_owned(), hex.to_owned()))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encryption_at_rest_is_read_from_the_device_chain() {
+        let luks = at_rest_line("db1", "/var/lib|/dev/mapper/data|ext4|crypt part disk ").unwrap();
+        assert_eq!(luks["encrypted"], true);
+        let plain = at_rest_line("db1", "/var/lib|/dev/sda2|ext4|part disk ").unwrap();
+        assert_eq!(plain["encrypted"], false);
+        let overlay = at_rest_line("h1", "/var/spool|overlay|overlay|").unwrap();
+        assert!(overlay["encrypted"].is_null() && overlay["evidence"].as_str().unwrap().contains("not a block device"));
+    }
+
+    #[test]
+    fn facts_are_parsed_from_one_round_trip() {
+        let f = parse(
+            "addresses 198.18.0.11 2001:db8::5 \ngateway 010012C6\nvendor QEMU\nproduct Standard PC\nresolvers 9.9.9.9 127.0.0.53 \nntp 0.debian.pool.ntp.org 192.0.2.1 \nrelayhost [smtp.example.fr]:587\n",
+        );
+        assert_eq!(f.addresses.len(), 2);
+        assert_eq!(f.gateway, Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(f.vendor, "QEMU");
+        assert_eq!(f.resolvers, ["9.9.9.9", "127.0.0.53"]);
+        assert_eq!(f.ntp, ["0.debian.pool.ntp.org", "192.0.2.1"]);
+        assert_eq!(relay_host(&f.relayhost).as_deref(), Some("smtp.example.fr"));
+        assert_eq!(relay_host("relay.example.fr:25").as_deref(), Some("relay.example.fr"));
+        assert_eq!(relay_host(""), None);
+    }
+
+    #[test]
+    fn cloud_placement_from_the_metadata_service_is_judged() {
+        use crate::policy::locality::catalog::Catalog;
+        use crate::document::{Enforcement, Policy};
+        let f = parse("metadata amazon eu-west-3\n");
+        assert_eq!(f.metadata, Some(("amazon".into(), "eu-west-3".into())));
+        let policy = Policy { allowed_countries: vec!["EU".into()], forbidden_jurisdictions: vec!["US".into()], required_qualifications: vec![], enforcement: Enforcement::Enforce };
+        let v = Verifier { policy: &policy, geo: None, catalog: Catalog::builtin(), pins: Default::default(), dns: false };
+        let doc = crate::document::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/baremetal.yaml")).map(|l| l.platform).unwrap();
+        let findings = judge("db1", &f, &doc, &v);
+        let placement = findings.iter().find(|x| x.subject == "host db1 cloud placement").unwrap();
+        assert_eq!(placement.verdict, Verdict::Fail, "Amazon's Paris region: France, and under US law");
+        assert!(placement.observed.starts_with("FR"), "{}", placement.observed);
+        let ovh = judge("db1", &parse("metadata ovhcloud GRA11\n"), &doc, &v);
+        assert_eq!(ovh.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Pass);
+        let unanswered = judge("db1", &parse("metadata openstack \n"), &doc, &v);
+        assert_eq!(unanswered.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn no_gateway_is_none() {
+        assert_eq!(route_hex("00000000"), None);
+        assert_eq!(parse("gateway \n").gateway, None);
+    }
+}

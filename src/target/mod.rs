@@ -1,3 +1,0 @@
-//! Drivers that change real targets from a rendered tree.
-
-pub mod baremetal;
