@@ -57,7 +57,7 @@ fn document_from(hosts: &TestHosts, dir: &Path, base_url: Option<&str>, edit: im
             Some(base) => format!("{base}/smoke-app.tar.gz"),
             None => format!("file://{}", archive.display()),
         };
-        (url, terroir::pipeline::render::sha256_hex(&std::fs::read(&archive).unwrap()))
+        (url, terroir::text::sha256_hex(&std::fs::read(&archive).unwrap()))
     } else {
         ("file:///nonexistent/smoke-app.tar.gz".to_owned(), "f".repeat(64))
     };

@@ -100,7 +100,7 @@ fn an_attestation_verifies_with_terroir_and_with_an_independent_implementation()
     let rendered: Vec<PathBuf> = walk(&s.path("rendered"));
     assert_eq!(subjects.len(), rendered.len() - 1, "every file but SHA256SUMS");
     let app = subjects.iter().find(|x| x["name"] == "kubernetes/app.yaml").unwrap();
-    assert_eq!(app["digest"]["sha256"].as_str().unwrap(), terroir::pipeline::render::sha256_hex(&std::fs::read(s.path("rendered/kubernetes/app.yaml")).unwrap()));
+    assert_eq!(app["digest"]["sha256"].as_str().unwrap(), terroir::text::sha256_hex(&std::fs::read(s.path("rendered/kubernetes/app.yaml")).unwrap()));
     assert_eq!(st["predicateType"], "https://terroir.eu/attestation/sovereignty-assessment/v1");
     let p = &st["predicate"];
     assert_eq!(p["platform"], "mutuelle-crm");
@@ -333,8 +333,8 @@ fn live_bare_metal_subjects_are_the_deployed_files_read_back() {
     let st = statement(&envelope(&s.path("attestation.json")));
     let live: Vec<&Value> = st["subject"].as_array().unwrap().iter().filter(|x| x["name"].as_str().unwrap().starts_with("host://")).collect();
     let digest = |dest: &str| live.iter().find(|x| x["name"] == format!("host://db1{dest}")).map(|x| x["digest"]["sha256"].as_str().unwrap().to_owned());
-    assert_eq!(digest(good_dest).as_deref(), Some(terroir::pipeline::render::sha256_hex(&good).as_str()), "the deployed file's digest equals the rendered one: {live:?}");
-    assert_eq!(digest(bad_dest).as_deref(), Some(terroir::pipeline::render::sha256_hex(b"changed by hand\n").as_str()), "a changed file is attested as it is");
+    assert_eq!(digest(good_dest).as_deref(), Some(terroir::text::sha256_hex(&good).as_str()), "the deployed file's digest equals the rendered one: {live:?}");
+    assert_eq!(digest(bad_dest).as_deref(), Some(terroir::text::sha256_hex(b"changed by hand\n").as_str()), "a changed file is attested as it is");
     for sec in &secrets {
         assert_eq!(digest(sec), None, "secret files are never hashed");
     }

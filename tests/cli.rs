@@ -52,7 +52,7 @@ fn render_json_lists_files_with_digests() {
     for f in files {
         let path = out_dir.join(f["path"].as_str().unwrap());
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(f["sha256"], terroir::pipeline::render::sha256_hex(&bytes), "{}", path.display());
+        assert_eq!(f["sha256"], terroir::text::sha256_hex(&bytes), "{}", path.display());
     }
 }
 

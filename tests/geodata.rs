@@ -662,7 +662,7 @@ fn update_installs_packages_whose_integrity_matches() {
     {
         assert_eq!(p["name"], package);
         let bytes = std::fs::read(tarball(package)).unwrap();
-        assert_eq!(p["sha256"], terroir::pipeline::render::sha256_hex(&bytes));
+        assert_eq!(p["sha256"], terroir::text::sha256_hex(&bytes));
         let installed = home.data().join(geodata::tarball_file_name(
             package,
             p["version"].as_str().unwrap(),

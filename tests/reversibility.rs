@@ -180,8 +180,8 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     use base64::Engine as _;
     let st: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
     let subject = |name: &str| st["subject"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["digest"]["sha256"].as_str().unwrap().to_owned());
-    assert_eq!(subject("evidence://drill-report.json").unwrap(), terroir::pipeline::render::sha256_hex(&std::fs::read(report.join("drill-report.json")).unwrap()));
-    assert_eq!(subject("evidence://export/manifest.json").unwrap(), terroir::pipeline::render::sha256_hex(&std::fs::read(report.join("export/manifest.json")).unwrap()));
+    assert_eq!(subject("evidence://drill-report.json").unwrap(), terroir::text::sha256_hex(&std::fs::read(report.join("drill-report.json")).unwrap()));
+    assert_eq!(subject("evidence://export/manifest.json").unwrap(), terroir::text::sha256_hex(&std::fs::read(report.join("export/manifest.json")).unwrap()));
     assert_eq!(st["predicate"]["reversibility"]["drill"]["passed"], true);
     let out = terroir().args(["attest", "verify"]).arg(dir.join("attestation.json")).arg("--pubkey").arg(dir.join("signing.key.pub")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use crate::policy::locality::catalog::Catalog as Providers;
 use crate::policy::locality::verify::{Finding, Report, Verdict};
 use crate::document::{Platform, Qualification};
-use crate::pipeline::render::{sha256_hex, RenderedTree};
+use crate::pipeline::render::RenderedTree;
+use crate::text::sha256_hex;
 use crate::policy::sovereignty::in_eu;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";

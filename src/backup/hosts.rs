@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::{BackupContext, CIPHER_PASS, S3_ACCESS_KEY, S3_SECRET_KEY, context, data_directory};
 use crate::document::Role;
 use crate::reversibility::export::SVC;
-use crate::reversibility::{Error, Site, last_lines, run};
+use crate::reversibility::{Error, Site, run};
+use crate::text::last_lines;
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 
 /// The platform's backup settings and its database host.

@@ -62,7 +62,7 @@ fn public_certificate(file: &std::path::Path, p: &crate::document::Platform) -> 
             "names": state.names,
             "issuer": if state.issuer == crate::pki::PublicState::INTERNAL { "the platform's own CA".to_owned() } else { state.issuer.clone() },
             "acme": state.issuer != crate::pki::PublicState::INTERNAL,
-            "expires": crate::rfc3339(state.expires),
+            "expires": crate::text::rfc3339(state.expires),
             "acmeCaDeclared": acme,
             "served": "nginx on the application hosts, TLS 1.2 or later, plain HTTP redirected",
         }),
@@ -92,7 +92,7 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
         Err(outcome) => return outcome,
     };
     let p = &g.loaded.platform;
-    let time = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
+    let time = crate::text::now_rfc3339();
     let mut pred = predicate::predicate(p, g.resolved.target_kind, &g.report, &time);
     if let Some(public) = public_certificate(file, p) {
         pred["security"]["publicCertificate"] = public;
@@ -197,7 +197,7 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
     if r["kind"] != "terroir-drill-report/v1" {
         return Err(format!("{}: not a drill report (expected kind terroir-drill-report/v1, as `terroir drill` writes it)", path.display()));
     }
-    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::pipeline::render::sha256_hex(&bytes)}})];
+    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::text::sha256_hex(&bytes)}})];
     if let Some(m) = r["export"]["manifestSha256"].as_str().filter(|m| m.len() == 64) {
         subjects.push(json!({"name": "evidence://export/manifest.json", "digest": {"sha256": m}}));
     }
@@ -247,7 +247,7 @@ fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) ->
                 _ => kube::Api::all_with(conn.client.clone(), &ar),
             };
             let Some(live) = api.get_opt(&m.name).await.map_err(|e| crate::deploy::kubernetes::describe(&e))? else { continue };
-            let digest = crate::pipeline::render::sha256_hex(&serde_json::to_vec(&crate::deploy::kubernetes::apply::normalize(&live)).unwrap_or_default());
+            let digest = crate::text::sha256_hex(&serde_json::to_vec(&crate::deploy::kubernetes::apply::normalize(&live)).unwrap_or_default());
             out.push(json!({
                 "name": format!("kubernetes://{}/{}/{}/{}", m.gvk.api_version(), m.gvk.kind, m.namespace.as_deref().unwrap_or("_cluster"), m.name),
                 "digest": {"sha256": digest},
@@ -311,7 +311,7 @@ fn verify(attestation: &Path, pubkey: &Path, against: Option<&Path>, json: bool)
         for (name, digest) in &subjects {
             match std::fs::read(dir.join(name)) {
                 Ok(bytes) => {
-                    let actual = crate::pipeline::render::sha256_hex(&bytes);
+                    let actual = crate::text::sha256_hex(&bytes);
                     if &actual != digest {
                         problems.push(format!("{name}: SHA-256 {actual}, the attestation says {digest}"));
                     }

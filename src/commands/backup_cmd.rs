@@ -8,7 +8,8 @@ use super::Outcome;
 use crate::backup::hosts as ops;
 use crate::pipeline::blueprint::Catalog;
 use crate::cli::BackupCmd;
-use crate::reversibility::{Error, Site, human_bytes as human};
+use crate::reversibility::{Error, Site};
+use crate::text::human_bytes as human;
 
 fn fail(e: &Error, json: bool) -> Outcome {
     if json {
@@ -23,7 +24,7 @@ fn fail(e: &Error, json: bool) -> Outcome {
 }
 
 fn time(seconds: i64) -> String {
-    crate::rfc3339(seconds)
+    crate::text::rfc3339(seconds)
 }
 
 fn print_inventory(inv: &ops::Inventory, file: &Path, json: bool) {

@@ -27,7 +27,7 @@ fn data_dir(args: &GeodataArgs) -> PathBuf {
 }
 
 fn fail(e: &GeodataError, json: bool) -> Outcome {
-    let message = crate::error_chain(e);
+    let message = crate::text::error_chain(e);
     if json {
         println!("{}", json!({ "error": message }));
     }
@@ -74,7 +74,7 @@ fn update(registry: &str, dir: &Path, json: bool) -> Outcome {
                 return fail(
                     &GeodataError::Registry {
                         url: dist.tarball.clone(),
-                        reason: crate::error_chain(&e),
+                        reason: crate::text::error_chain(&e),
                     },
                     json,
                 );

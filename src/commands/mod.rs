@@ -209,7 +209,7 @@ fn render_cmd(args: &RenderArgs, catalog: &Catalog, json: bool) -> Outcome {
         let files: Vec<_> = tree
             .files
             .iter()
-            .map(|(p, c)| json!({"path": p, "sha256": render::sha256_hex(c), "size": c.len()}))
+            .map(|(p, c)| json!({"path": p, "sha256": crate::text::sha256_hex(c), "size": c.len()}))
             .collect();
         let out = json!({
             "file": loaded.file,
@@ -218,7 +218,7 @@ fn render_cmd(args: &RenderArgs, catalog: &Catalog, json: bool) -> Outcome {
             "target": resolved.target_kind,
             "blueprint": {"name": resolved.blueprint.name, "version": resolved.blueprint.version},
             "out": args.out.display().to_string(),
-            "treeSha256": render::sha256_hex(sums.as_bytes()),
+            "treeSha256": crate::text::sha256_hex(sums.as_bytes()),
             "files": files,
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
@@ -238,7 +238,7 @@ fn render_cmd(args: &RenderArgs, catalog: &Catalog, json: bool) -> Outcome {
         for (section, n) in sections {
             println!("  {section:<28} {n} file{}", if n == 1 { "" } else { "s" });
         }
-        println!("Tree digest (sha256 of SHA256SUMS): {}", render::sha256_hex(sums.as_bytes()));
+        println!("Tree digest (sha256 of SHA256SUMS): {}", crate::text::sha256_hex(sums.as_bytes()));
         println!("Check it with: (cd {} && sha256sum -c SHA256SUMS)", args.out.display());
     }
     Outcome::Success
@@ -416,7 +416,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catal
         for step in &host.steps {
             if let crate::pipeline::render::plan::Step::File { file, .. } = step {
                 let key = format!("baremetal/hosts/{}/{}", host.name, file.source);
-                if tree.files.get(&key).map(|c| render::sha256_hex(c)) != Some(file.sha256.clone()) {
+                if tree.files.get(&key).map(|c| crate::text::sha256_hex(c)) != Some(file.sha256.clone()) {
                     eprintln!("error: rendered file {key} does not match its SHA-256 in the plan; refusing to apply");
                     return Outcome::Invalid;
                 }
@@ -497,7 +497,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catal
                 };
                 match crate::pki::acme::obtain(&opts.secrets, &request) {
                     Ok(state) => {
-                        let expires = crate::rfc3339(state.expires);
+                        let expires = crate::text::rfc3339(state.expires);
                         if !json {
                             eprintln!("public certificate for {}: issued by {directory}, valid until {expires}; delivering it to nginx", public_names.join(", "));
                         }

@@ -8,7 +8,8 @@ use super::Outcome;
 use crate::pipeline::blueprint::Catalog;
 use crate::cli::{DrillArgs, ExportArgs, RecipientArgs, RestoreArgs};
 use crate::reversibility::export::Progress;
-use crate::reversibility::{Error, Item, Site, human_bytes as human};
+use crate::reversibility::{Error, Item, Site};
+use crate::text::human_bytes as human;
 
 /// On a terminal: a live line with the file being written and its size and rate; otherwise one
 /// line per file. Nothing at all for JSON output.

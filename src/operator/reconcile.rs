@@ -119,7 +119,7 @@ struct Conditions<'a> {
 
 impl<'a> Conditions<'a> {
     fn new(old: &'a [Condition], generation: i64) -> Self {
-        Conditions { old, new: Vec::new(), generation, now: k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default() }
+        Conditions { old, new: Vec::new(), generation, now: crate::text::now_rfc3339() }
     }
 
     fn set(&mut self, type_: &str, ok: Option<bool>, reason: &str, message: impl Into<String>) {
@@ -210,7 +210,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
             return Ok(Action::requeue(ctx.requeue));
         }
     };
-    let digest = render::sha256_hex(
+    let digest = crate::text::sha256_hex(
         &tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")).flat_map(|(f, b)| [f.as_bytes(), b.as_slice()].concat()).collect::<Vec<u8>>(),
     );
     conds.set("Rendered", Some(true), "Rendered", format!("{} objects from blueprint {}", manifests.len(), p.spec.blueprint.name));

@@ -92,7 +92,7 @@ pub fn obtain(store: &SecretStore, req: &Request<'_>) -> Result<PublicState, Acm
 
 /// The error and its causes: the client keeps the reason (refused, certificate unknown) inside.
 fn chain(e: &instant_acme::Error) -> String {
-    crate::error_chain(e)
+    crate::text::error_chain(e)
 }
 
 fn ca(req: &Request<'_>, message: impl Into<String>) -> AcmeError {

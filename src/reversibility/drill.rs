@@ -8,7 +8,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::{Progress, TSDB_DIR, secs};
-use super::{Error, Manifest, Site, human_bytes};
+use super::{Error, Manifest, Site};
+use crate::text::human_bytes;
 use crate::document::Role;
 
 pub struct Options {
@@ -81,7 +82,7 @@ fn check(subject: impl Into<String>, source: impl Into<String>, destination: imp
 }
 
 fn digest_file(p: &std::path::Path) -> String {
-    std::fs::read(p).map(|b| super::hex(&<sha2::Sha256 as sha2::Digest>::digest(&b))).unwrap_or_default()
+    std::fs::read(p).map(|b| crate::text::hex(&<sha2::Sha256 as sha2::Digest>::digest(&b))).unwrap_or_default()
 }
 
 pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) -> Result<DrillReport, Error> {
@@ -95,7 +96,7 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
     let report_dir = &opts.report;
     std::fs::create_dir_all(report_dir).map_err(|e| Error::Failed(format!("{}: {e}", report_dir.display())))?;
     let export_dir = report_dir.join("export");
-    let started_at = super::now();
+    let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
     let mut phases = Vec::new();
 
@@ -132,7 +133,7 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
         destination_platform: into.name().into(),
         destination_document: into.document.display().to_string(),
         started_at,
-        finished_at: super::now(),
+        finished_at: crate::text::now_rfc3339(),
         passed,
         phases,
         total_seconds: secs(start),

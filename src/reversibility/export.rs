@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::pgdump::{CsvSink, DumpSplitter};
-use super::{Error, HashingFile, Item, Mail, Manifest, SecretsEntry, Site, Skipped, Table, hex, run};
+use super::{Error, HashingFile, Item, Mail, Manifest, SecretsEntry, Site, Skipped, Table, run};
+use crate::text::hex;
 use crate::document::Role;
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 
@@ -96,10 +97,10 @@ impl Exporter<'_> {
         let mut w = Counting { inner: file, n: 0, last: 0, progress: self.progress };
         let out = conn.sudo_to(script, &mut w).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
         if !ok.contains(&out.status) {
-            return Err(Error::Failed(format!("host {host}: {} failed (exit {}): {}", meta.0, out.status, super::last_lines(&out.stderr_str(), 6))));
+            return Err(Error::Failed(format!("host {host}: {} failed (exit {}): {}", meta.0, out.status, crate::text::last_lines(&out.stderr_str(), 6))));
         }
         if out.status != 0 {
-            self.progress.note(&format!("host {host}: {}: {}", meta.0, super::last_lines(&out.stderr_str(), 2)));
+            self.progress.note(&format!("host {host}: {}: {}", meta.0, crate::text::last_lines(&out.stderr_str(), 2)));
         }
         let (bytes, sha256) = w.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
         self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: Some(host.into()), source: meta.2.into(), bytes, sha256, seconds: secs(start) });
@@ -257,7 +258,7 @@ pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &P
     let out = out.map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
     finished.map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed (exit {}): {}", out.status, super::last_lines(&out.stderr_str(), 6))));
+        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed (exit {}): {}", out.status, crate::text::last_lines(&out.stderr_str(), 6))));
     }
     let (bytes, sha256) = file.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
     let (stats, files) = split.map_err(|e| Error::Failed(format!("reading the dump of `{db}`: {e}")))?;
@@ -297,7 +298,7 @@ pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<supe
     let script = format!("cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
     let out = conn.sudo_to(&script, &mut feed).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed: {}", super::last_lines(&out.stderr_str(), 6))));
+        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed: {}", crate::text::last_lines(&out.stderr_str(), 6))));
     }
     if let Some(e) = feed.1 {
         return Err(Error::Failed(format!("host {host}: reading the dump of `{db}`: {e}")));
@@ -363,7 +364,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         std::fs::remove_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
     }
     std::fs::create_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
-    let started_at = super::now();
+    let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
     let mut ex = Exporter { dir: partial.clone(), progress, items: Vec::new() };
     let mut tables = Vec::new();
@@ -449,7 +450,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
                     .ok()
                     .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
                     .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                    .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", super::last_lines(&answer, 3))))?;
+                    .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", crate::text::last_lines(&answer, 3))))?;
                 let snap = format!("{TSDB_DIR}/snapshots/{name}");
                 let blocks = tsdb_blocks(conn, &host, &snap)?;
                 let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
@@ -580,7 +581,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         blueprint_version: r.blueprint.version.clone(),
         target: r.target_kind.into(),
         started_at,
-        finished_at: super::now(),
+        finished_at: crate::text::now_rfc3339(),
         seconds: secs(start),
         terroir_version: env!("CARGO_PKG_VERSION").into(),
         tools,

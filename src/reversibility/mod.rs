@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::text::{hex, last_lines};
+
 use crate::pipeline::blueprint::Catalog;
 use crate::document::Role;
 use crate::pipeline::render::plan::Plan;
@@ -177,26 +179,6 @@ impl Write for HashingFile {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `1.5 GiB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
-}
-
-pub fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
-}
-
 /// A bare-metal platform, ready to be reached: its document rendered, its plan, its hosts.
 pub struct Site {
     pub document: PathBuf,
@@ -278,11 +260,6 @@ pub fn run(conn: &Connection, host: &str, what: &str, script: &str) -> Result<St
         return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, last_lines(&out.stderr_str(), 6))));
     }
     Ok(out.stdout_str())
-}
-
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The lines of a SHA256SUMS file: path → digest.

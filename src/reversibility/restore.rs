@@ -84,7 +84,7 @@ fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str,
     let mut r = Reading { inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?), n: 0, last: 0, progress };
     let out = conn.sudo_from(script, &mut r).map_err(|e| Error::Failed(format!("host {host}: {what}: {e}")))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, super::last_lines(&out.stderr_str(), 8))));
+        return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, crate::text::last_lines(&out.stderr_str(), 8))));
     }
     Ok(())
 }

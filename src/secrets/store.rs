@@ -398,7 +398,7 @@ pub fn new_identity() -> (String, String) {
     use age::secrecy::ExposeSecret;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
-    let created = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
+    let created = crate::text::now_rfc3339();
     (format!("# created: {created}\n# public key: {recipient}\n{}\n", identity.to_string().expose_secret()), recipient)
 }
 

@@ -71,7 +71,7 @@ pub fn smoke_release(dir: &Path, command: &str) -> (PathBuf, String) {
     let archive = dir.join("smoke-app.tar.gz");
     let ok = std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap();
     assert!(ok.success());
-    let sha = terroir::pipeline::render::sha256_hex(&std::fs::read(&archive).unwrap());
+    let sha = terroir::text::sha256_hex(&std::fs::read(&archive).unwrap());
     (archive, sha)
 }
 

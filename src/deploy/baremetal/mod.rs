@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::pipeline::render::plan::{HostPlan, Plan, Step};
-use crate::pipeline::render::sha256_hex;
+use crate::text::{last_lines, sha256_hex};
 use ssh::{shell_quote, Connection, SshError, Target};
 
 /// Check only (`terroir plan`) or make the changes (`terroir apply`).
@@ -602,11 +602,6 @@ fn fetch_artifact(url: &str) -> Result<Vec<u8>, String> {
         None => url,
     };
     std::fs::read(path).map_err(|e| format!("cannot read artifact {path}: {e}"))
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// Resolve `~/` and paths relative to the document's directory.

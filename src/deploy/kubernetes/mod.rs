@@ -51,7 +51,7 @@ impl ClusterError {
 pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
-        other => crate::error_chain(other),
+        other => crate::text::error_chain(other),
     }
 }
 

@@ -690,7 +690,7 @@ pub fn rotation(n: &Needed, live: &Secret, platform: &str) -> Result<Value, Clus
         }
         data.insert(k.clone(), v.clone().into());
     }
-    let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
+    let now = crate::text::now_rfc3339();
     Ok(json!({
         "metadata": {"resourceVersion": live.metadata.resource_version, "annotations": {ANNOTATION_ROTATED: now}},
         "data": data,
@@ -719,7 +719,7 @@ pub fn annotate_versions(manifests: &mut [Manifest], versions: &BTreeMap<(String
         }
         let Some(template) = pod_template(&kind, &mut m.object.data) else { continue };
         let lines: String = read.keys().map(|name| format!("{ns}/{name}={}\n", versions.get(&(ns.clone(), name.clone())).map(String::as_str).unwrap_or_default())).collect();
-        let digest = crate::pipeline::render::sha256_hex(lines.as_bytes());
+        let digest = crate::text::sha256_hex(lines.as_bytes());
         let Some(template) = template.as_object_mut() else { continue };
         let meta = template.entry("metadata").or_insert_with(|| json!({}));
         if let Some(meta) = meta.as_object_mut() {

@@ -210,7 +210,7 @@ impl Runner<'_> {
         let err = err_thread.join().unwrap_or_default();
         if !status.success() {
             let detail = if err.trim().is_empty() { out.clone() } else { err };
-            return Err(CloudError::Failed(format!("`{} {what}` failed ({status}):\n{}", self.tool.name, crate::reversibility::last_lines(detail.trim(), 15))));
+            return Err(CloudError::Failed(format!("`{} {what}` failed ({status}):\n{}", self.tool.name, crate::text::last_lines(detail.trim(), 15))));
         }
         Ok(out)
     }

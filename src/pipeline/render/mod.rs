@@ -21,11 +21,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
 
 use crate::pipeline::blueprint::{Blueprint, BlueprintError, Catalog};
 use crate::document::{Diagnostic, Loaded};
 use crate::pipeline::resolve::{resolve, ResolvedPlatform};
+use crate::text::sha256_hex;
 use crate::policy::sovereignty::preassess;
 
 pub const RESOLVED_FILE: &str = "platform.resolved.json";
@@ -61,7 +62,7 @@ pub struct Renderer {
 
 fn render_err(bp: &Blueprint, template: &str, e: &tera::Error) -> RenderError {
     // Tera's Display is a one-liner; the source chain holds the reason.
-    let message = crate::error_chain(e);
+    let message = crate::text::error_chain(e);
     RenderError::Template { blueprint: bp.name.clone(), template: template.to_owned(), message }
 }
 
@@ -157,15 +158,6 @@ impl Renderer {
 pub fn render(loaded: &Loaded, catalog: &Catalog) -> Result<(ResolvedPlatform, RenderedTree), RenderError> {
     let bp = catalog.load(&loaded.platform.spec.blueprint.name)?;
     Renderer::new(bp)?.render(loaded)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 impl RenderedTree {

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{sha256_hex, RenderError, RenderedTree};
+use super::{RenderError, RenderedTree};
+use crate::text::sha256_hex;
 use crate::pipeline::resolve::ResolvedPlatform;
 
 /// One host's steps as the blueprint writes them.

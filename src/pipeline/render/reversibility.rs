@@ -230,27 +230,6 @@ pub fn human_duration(seconds: u64) -> String {
     }
 }
 
-/// A size for people, in binary units: `200 GiB`, `1.5 TiB`, `512 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut unit = 0;
-    let mut scale = 1u64;
-    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
-        scale *= 1024;
-        unit += 1;
-    }
-    if unit == 0 {
-        return format!("{bytes} bytes");
-    }
-    // one decimal, rounded up, dropped when it is zero
-    let tenths = (u128::from(bytes) * 10).div_ceil(u128::from(scale));
-    if tenths % 10 == 0 {
-        format!("{} {}", tenths / 10, UNITS[unit])
-    } else {
-        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
-    }
-}
-
 /// A throughput for people: `120 MB/s`.
 pub fn human_rate(bytes_per_sec: u64) -> String {
     if bytes_per_sec >= 1_000_000 && bytes_per_sec.is_multiple_of(1_000_000) {
@@ -294,7 +273,7 @@ fn estimate(
         declared: declared.to_owned(),
         source,
         bytes,
-        size: human_bytes(bytes),
+        size: crate::text::human_bytes(bytes),
         export_seconds,
         restore_seconds,
         export: human_duration(export_seconds),
@@ -383,7 +362,7 @@ pub fn context(resolved: &ResolvedPlatform, file: &str) -> Reversibility {
     let switch_seconds = export_seconds + restore_seconds + verify_seconds;
     let total = Total {
         bytes,
-        size: human_bytes(bytes),
+        size: crate::text::human_bytes(bytes),
         export_seconds,
         restore_seconds,
         verify_seconds,
@@ -554,13 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_rates_read_in_their_units() {
-        assert_eq!(human_bytes(200 << 30), "200 GiB");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-        assert_eq!(human_bytes(2 << 40), "2 TiB");
-        assert_eq!(human_bytes((2000 << 30) + (50 << 30)), "2.1 TiB");
-        assert_eq!(human_bytes(1_000_000_000_000), "931.4 GiB");
-        assert_eq!(human_bytes(512), "512 bytes");
+    fn rates_read_in_their_units() {
         assert_eq!(human_rate(120_000_000), "120 MB/s");
         assert_eq!(human_rate(1500), "1500 bytes/s");
     }

@@ -623,17 +623,7 @@ pub fn sha256_file(path: &Path) -> Result<String, GeodataError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    Ok(crate::text::hex(&hasher.finalize()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,7 +636,7 @@ fn open_files(
 ) -> Result<GeoDb, GeodataError> {
     let mut stamps = cache_dir.map(Stamps::load).unwrap_or_default();
     let hashes = [stamps.sha256(&files[0])?, stamps.sha256(&files[1])?];
-    let key = hex(&Sha256::digest(
+    let key = crate::text::hex(&Sha256::digest(
         format!("{}:{}", hashes[0], hashes[1]).as_bytes(),
     ));
     let cache_path = cache_dir.map(|c| c.join(format!("{key}.idx")));
