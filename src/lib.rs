@@ -7,11 +7,20 @@ pub mod cli;
 pub mod commands;
 pub mod deploy;
 pub mod document;
+pub mod error;
 pub mod operator;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod printer;
 pub mod reversibility;
 pub mod secrets;
 pub mod smoke;
 pub mod text;
+
+pub use error::{Error, ExitStatus};
+
+/// The async runtime of a command or of the operator: built here only, once per process.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)
+}

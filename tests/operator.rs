@@ -238,7 +238,8 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
 
     // A Platform that breaks its own policy is not applied, and says why.
     let mut bad = example("offshore");
-    bad.spec.target.kubernetes.as_mut().unwrap().location.as_mut().unwrap().country = "US".into();
+    let terroir::document::Target::Kubernetes(k) = &mut bad.spec.target else { panic!("the example targets Kubernetes") };
+    k.location.as_mut().unwrap().country = "US".into();
     platforms.create(&PostParams::default(), &bad).await.unwrap();
     let cond = |p: Option<&PlatformResource>| p.is_some_and(|p| condition(p, "PolicyCompliant").is_some_and(|(s, _)| s == "False"));
     let bad = tokio::time::timeout(WAIT, await_condition(platforms.clone(), "offshore", cond)).await.unwrap().unwrap().unwrap();

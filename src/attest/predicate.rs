@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::policy::locality::catalog::Catalog as Providers;
 use crate::policy::locality::verify::{Finding, Report, Verdict};
-use crate::document::{Platform, Qualification};
+use crate::document::{Platform, Qualification, Target};
 use crate::pipeline::render::RenderedTree;
 use crate::text::sha256_hex;
 use crate::policy::sovereignty::in_eu;
@@ -48,18 +48,13 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         })
         .filter(|f| is_observed(f) && f.verdict != Verdict::Warn)
         .collect();
-    let declared_country = p
-        .spec
-        .target
-        .kubernetes
-        .as_ref()
-        .and_then(|k| k.location.as_ref().map(|l| l.country.clone()))
-        .or_else(|| p.spec.target.baremetal.as_ref().and_then(|b| b.location.as_ref().map(|l| l.country.clone())))
-        .or_else(|| {
-            p.spec.target.secnumcloud.as_ref().and_then(|c| {
-                crate::policy::locality::verify::country_of_region(Providers::builtin(), crate::policy::locality::verify::cloud_operator_id(c.provider), &c.region)
-            })
-        });
+    let declared_country = match &p.spec.target {
+        Target::Kubernetes(k) => k.location.as_ref().map(|l| l.country.clone()),
+        Target::Baremetal(b) => b.location.as_ref().map(|l| l.country.clone()),
+        Target::Secnumcloud(c) => {
+            crate::policy::locality::verify::country_of_region(Providers::builtin(), crate::policy::locality::verify::cloud_operator_id(c.provider), &c.region)
+        }
+    };
     let mut criteria = Vec::new();
     if placement.is_empty() {
         criteria.push(criterion(
@@ -246,7 +241,7 @@ pub fn security(p: &Platform) -> Value {
     let c = &p.spec.components;
     let on_hosts = !p.spec.target.on_kubernetes();
     let declared = p.spec.sovereignty.declared.encryption_at_rest;
-    let expected = if p.spec.target.kubernetes.is_some() { "storage-class" } else if p.spec.target.secnumcloud.is_some() { "provider" } else { "luks" };
+    let expected = if p.spec.target.kubernetes().is_some() { "storage-class" } else if p.spec.target.secnumcloud().is_some() { "provider" } else { "luks" };
     let pgaudit = "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables";
     json!({
         "tls": {

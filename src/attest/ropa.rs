@@ -5,7 +5,7 @@
 //! from files, and no secret.
 
 use crate::policy::locality::catalog::{Catalog, Operator};
-use crate::document::{Endpoint, Platform, S3Endpoint};
+use crate::document::{Endpoint, Platform, S3Endpoint, Target};
 use crate::policy::sovereignty::{EEA_EXTRA, EU};
 
 const TBC: &str = "to be completed";
@@ -195,19 +195,19 @@ fn locations(p: &Platform) -> Vec<String> {
         }
         None => format!("{what}: {TBC} (no location declared)"),
     };
-    if let Some(k) = &t.kubernetes {
+    if let Some(k) = t.kubernetes() {
         out.push(declared(
             &format!("Kubernetes cluster, namespace {}", cell(&k.namespace)),
             k.location.as_ref(),
         ));
     }
-    if let Some(b) = &t.baremetal {
+    if let Some(b) = t.baremetal() {
         out.push(declared(
             &format!("{} server(s)", b.hosts.len()),
             b.location.as_ref(),
         ));
     }
-    if let Some(s) = &t.secnumcloud {
+    if let Some(s) = t.secnumcloud() {
         out.push(format!(
             "SecNumCloud provider {}, region {}",
             s.provider.as_str(),
@@ -226,10 +226,11 @@ fn security(p: &Platform) -> Vec<String> {
     let e = &p.spec.endpoints;
     let t = &p.spec.target;
     let mut out = Vec::new();
-    let kubernetes = t.kubernetes.is_some()
-        || t.secnumcloud
-            .as_ref()
-            .is_some_and(|s| s.kubernetes.is_some());
+    let kubernetes = match t {
+        Target::Kubernetes(_) => true,
+        Target::Baremetal(_) => false,
+        Target::Secnumcloud(s) => s.kubernetes.is_some(),
+    };
     if kubernetes {
         out.push("Network: the namespace denies all traffic by default (NetworkPolicies); each component may accept and reach only what it needs.".to_owned());
     } else {

@@ -41,7 +41,7 @@ struct Ctx {
 impl Ctx {
     fn open(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<Ctx, Error> {
         let (_, loaded, resolved, _) = crate::reversibility::rendered(file, catalog)?;
-        let target = loaded.platform.spec.target.kubernetes.clone().ok_or_else(|| Error::Input(format!("{}: the target is not Kubernetes", file.display())))?;
+        let target = loaded.platform.spec.target.kubernetes().cloned().ok_or_else(|| Error::Input(format!("{}: the target is not Kubernetes", file.display())))?;
         let backup = crate::backup::context(&resolved).ok_or_else(|| {
             Error::Input(format!(
                 "{}: this platform takes no backups (they need spec.components.backups.enabled, a database terroir deploys, and spec.endpoints.backupS3)",

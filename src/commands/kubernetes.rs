@@ -16,7 +16,7 @@ use crate::pipeline::render;
 pub const FIELD_MANAGER: &str = "terroir";
 
 pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, apply: bool) -> Outcome {
-    let Some(target) = loaded.platform.spec.target.kubernetes.clone() else { return Outcome::Invalid };
+    let Some(target) = loaded.platform.spec.target.kubernetes().cloned() else { return Outcome::Invalid };
     let (resolved, tree) = match render::render(&loaded, catalog) {
         Ok(x) => x,
         Err(e) => {
@@ -26,7 +26,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     };
     if apply {
         let images: Vec<String> = resolved.images.values().cloned().collect();
-        if let Err(outcome) = super::verify_cmd::gate(&loaded, &images, json) {
+        if let Err(outcome) = super::verify::gate(&loaded, &images, json) {
             return outcome;
         }
     }

@@ -9,16 +9,16 @@ use crate::cli::{ApplyArgs, Cli, Command, OutputFormat, RenderArgs, ValidateArgs
 use crate::document::{self, Diagnostic};
 use crate::pipeline::render::{self, RenderError};
 
-mod attest_cmd;
-mod audit_cmd;
-mod backup_cmd;
-mod cloud_cmd;
-mod geodata_cmd;
+mod attest;
+mod audit;
+mod backup;
+mod secnumcloud;
+mod geodata;
 mod kubernetes;
-mod locate_cmd;
-mod reversibility_cmd;
-pub(crate) mod secrets_cmd;
-mod verify_cmd;
+mod locate;
+mod reversibility;
+pub(crate) mod secrets;
+mod verify;
 
 /// How a command ended, mapped to the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,17 +59,17 @@ pub fn run(cli: Cli) -> Outcome {
                 Outcome::CheckFailed
             }
         },
-        Command::Locate(args) => locate_cmd::run(&args, json),
-        Command::Verify(args) => verify_cmd::run(&args, &catalog, json),
-        Command::Geodata(cmd) => geodata_cmd::run(cmd, json),
-        Command::Backup(cmd) => backup_cmd::run(cmd, &catalog, json),
-        Command::Secrets(cmd) => secrets_cmd::run(cmd, &catalog, json),
-        Command::Audit(args) => audit_cmd::run(&args, &catalog, json),
-        Command::Export(args) => reversibility_cmd::export(&args, &catalog, json),
-        Command::Restore(args) => reversibility_cmd::restore(&args, &catalog, json),
-        Command::Drill(args) => reversibility_cmd::drill(&args, &catalog, json),
-        Command::Keygen { out } => attest_cmd::keygen(&out, json),
-        Command::Attest(args) => attest_cmd::run(&args, &catalog, json),
+        Command::Locate(args) => locate::run(&args, json),
+        Command::Verify(args) => verify::run(&args, &catalog, json),
+        Command::Geodata(cmd) => geodata::run(cmd, json),
+        Command::Backup(cmd) => backup::run(cmd, &catalog, json),
+        Command::Secrets(cmd) => secrets::run(cmd, &catalog, json),
+        Command::Audit(args) => audit::run(&args, &catalog, json),
+        Command::Export(args) => reversibility::export(&args, &catalog, json),
+        Command::Restore(args) => reversibility::restore(&args, &catalog, json),
+        Command::Drill(args) => reversibility::drill(&args, &catalog, json),
+        Command::Keygen { out } => attest::keygen(&out, json),
+        Command::Attest(args) => attest::run(&args, &catalog, json),
         Command::Crd => {
             match crate::document::crd::crd_text(json) {
                 Ok(text) => {
@@ -114,7 +114,7 @@ pub(crate) fn print_diagnostics(diags: &[Diagnostic], source: Option<&str>) {
 /// which sends the `secrets` and `backup` commands to the cluster. An unreadable document goes the
 /// host way, whose loader reports it.
 fn targets_a_cluster(file: &std::path::Path) -> bool {
-    document::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes.is_some())
+    document::load_file(file).is_ok_and(|l| l.platform.spec.target.kubernetes().is_some())
 }
 
 pub(crate) fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<document::Loaded, (Vec<Diagnostic>, Option<String>)> {
@@ -371,11 +371,11 @@ pub(crate) fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: c
             return Outcome::Invalid;
         }
     };
-    if loaded.platform.spec.target.kubernetes.is_some() {
+    if loaded.platform.spec.target.kubernetes().is_some() {
         return kubernetes::run(args, loaded, catalog, json, mode == Mode::Apply);
     }
-    if loaded.platform.spec.target.secnumcloud.is_some() {
-        return cloud_cmd::run(args, loaded, catalog, json, mode == Mode::Apply);
+    if loaded.platform.spec.target.secnumcloud().is_some() {
+        return secnumcloud::run(args, loaded, catalog, json, mode == Mode::Apply);
     }
     baremetal_loaded(args, loaded, catalog, json, mode)
 }
@@ -383,7 +383,7 @@ pub(crate) fn baremetal(args: &ApplyArgs, catalog: &Catalog, json: bool, mode: c
 /// Plan or apply a bare-metal document already loaded (also the hand-over from a cloud target).
 pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catalog: &Catalog, json: bool, mode: crate::deploy::baremetal::Mode) -> Outcome {
     use crate::deploy::baremetal::{self as bm, Mode};
-    let Some(target) = loaded.platform.spec.target.baremetal.clone() else {
+    let Some(target) = loaded.platform.spec.target.baremetal().cloned() else {
         eprintln!(
             "error: {}: `plan` and `apply` drive bare-metal and Kubernetes targets so far; this document's target is {} (render it with `terroir render`)",
             loaded.file,
@@ -400,7 +400,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catal
     };
     if mode == Mode::Apply {
         let images: Vec<String> = resolved.images.values().cloned().collect();
-        if let Err(outcome) = verify_cmd::gate(&loaded, &images, json) {
+        if let Err(outcome) = verify::gate(&loaded, &images, json) {
             return outcome;
         }
     }

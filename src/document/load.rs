@@ -114,8 +114,24 @@ pub fn check_structure(file: &str, raw: &Value, map: &SourceMap) -> Result<Platf
         diags.dedup();
         return Err(diags);
     }
+    check_one_target(file, raw, map)?;
     serde_json::from_value::<Platform>(raw.clone())
         .map_err(|e| vec![Diagnostic::new(file, Pos { line: 1, column: 1 }, "", format!("document does not match the Platform type: {e}"), "a document `terroir schema` accepts")])
+}
+
+/// `spec.target` names exactly one kind of place: the enum `Target` cannot hold none or two.
+fn check_one_target(file: &str, raw: &Value, map: &SourceMap) -> Result<(), Vec<Diagnostic>> {
+    let Some(target) = raw.pointer("/spec/target").and_then(Value::as_object) else { return Ok(()) };
+    let set: Vec<&str> = super::platform::TARGET_KINDS.into_iter().filter(|k| target.contains_key(*k)).collect();
+    let expected = "exactly one of `kubernetes`, `baremetal` or `secnumcloud` under `spec.target`";
+    match set.len() {
+        0 => Err(vec![Diagnostic::new(file, map.value("/spec/target"), "spec.target", "no target is set", expected)]),
+        1 => Ok(()),
+        _ => {
+            let pointer = format!("/spec/target/{}", set[1]);
+            Err(vec![Diagnostic::new(file, map.key(&pointer), &dotted(&pointer), format!("more than one target is set ({})", set.join(", ")), expected)])
+        }
+    }
 }
 
 fn describe(file: &str, pointer: &str, kind: &ValidationErrorKind, instance: &Value, schema_path: &str, map: &SourceMap) -> Vec<Diagnostic> {

@@ -12,3 +12,13 @@ pub mod validate;
 pub use diagnostic::Diagnostic;
 pub use load::{load_file, load_str, Loaded};
 pub use platform::*;
+
+/// A document that failed its checks: every problem found, each with file, line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: invalid document ({} error{})", diagnostics.len(), crate::text::plural(diagnostics.len()))]
+pub struct Invalid {
+    pub file: String,
+    /// The document's text, to show the lines the diagnostics point at.
+    pub text: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}

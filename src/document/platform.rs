@@ -142,24 +142,86 @@ pub struct BlueprintRef {
     pub parameters: BTreeMap<String, serde_json::Value>,
 }
 
+/// Where the platform runs: one kind of place, written as the one key under `spec.target`
+/// (`target: {baremetal: {...}}`, serde's external tagging).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    Kubernetes(KubernetesTarget),
+    Baremetal(BaremetalTarget),
+    Secnumcloud(SecNumCloudTarget),
+}
+
+/// The keys `spec.target` may hold, in the order messages name them.
+pub const TARGET_KINDS: [&str; 3] = ["kubernetes", "baremetal", "secnumcloud"];
+
+// The document's form of `Target` for the JSON Schema and the CRD: each kind an optional key, so
+// that unknown and misplaced keys are reported precisely. "Exactly one" is checked when the
+// document is loaded (`load::check_structure`).
 /// Where the platform runs: exactly one of `kubernetes`, `baremetal`, `secnumcloud`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Target {
+#[derive(JsonSchema)]
+#[schemars(rename = "Target", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct TargetKeys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes: Option<KubernetesTarget>,
+    kubernetes: Option<KubernetesTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baremetal: Option<BaremetalTarget>,
+    baremetal: Option<BaremetalTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secnumcloud: Option<SecNumCloudTarget>,
+    secnumcloud: Option<SecNumCloudTarget>,
+}
+
+impl JsonSchema for Target {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        TargetKeys::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TargetKeys::json_schema(generator)
+    }
 }
 
 impl Target {
+    /// `kubernetes`, `baremetal` or `secnumcloud`: the key the document names it by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Kubernetes(_) => "kubernetes",
+            Target::Baremetal(_) => "baremetal",
+            Target::Secnumcloud(_) => "secnumcloud",
+        }
+    }
+
     /// Whether the platform runs in a Kubernetes cluster: the client's own, or one a SecNumCloud
     /// provider runs for it (`deploy: kubernetes`). Otherwise it runs on hosts (bare metal or
     /// SecNumCloud VMs).
     pub fn on_kubernetes(&self) -> bool {
-        self.kubernetes.is_some() || self.secnumcloud.as_ref().is_some_and(|s| s.deploy == CloudDeploy::Kubernetes)
+        match self {
+            Target::Kubernetes(_) => true,
+            Target::Baremetal(_) => false,
+            Target::Secnumcloud(s) => s.deploy == CloudDeploy::Kubernetes,
+        }
+    }
+
+    pub fn kubernetes(&self) -> Option<&KubernetesTarget> {
+        match self {
+            Target::Kubernetes(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    pub fn baremetal(&self) -> Option<&BaremetalTarget> {
+        match self {
+            Target::Baremetal(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn secnumcloud(&self) -> Option<&SecNumCloudTarget> {
+        match self {
+            Target::Secnumcloud(s) => Some(s),
+            _ => None,
+        }
     }
 }
 

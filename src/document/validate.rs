@@ -162,21 +162,9 @@ pub fn role_ports(role: Role, components: &Components) -> Vec<(u32, &'static str
 }
 
 fn check_target(c: &mut Checker, p: &Platform) {
+    // exactly one kind is set: the loader refused the document otherwise
     let t = &p.spec.target;
-    let set: Vec<&str> = [
-        t.kubernetes.as_ref().map(|_| "kubernetes"),
-        t.baremetal.as_ref().map(|_| "baremetal"),
-        t.secnumcloud.as_ref().map(|_| "secnumcloud"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match set.len() {
-        0 => c.err("/spec/target", "no target is set", "exactly one of `kubernetes`, `baremetal` or `secnumcloud` under `spec.target`"),
-        1 => {}
-        _ => c.key_err(&format!("/spec/target/{}", set[1]), format!("more than one target is set ({})", set.join(", ")), "exactly one of `kubernetes`, `baremetal` or `secnumcloud` under `spec.target`"),
-    }
-    if let Some(k) = &t.kubernetes {
+    if let Some(k) = t.kubernetes() {
         // 49 leaves room for the `-node-exporter` namespace beside it
         c.dns_label("/spec/target/kubernetes/namespace", &k.namespace, 49, "namespace");
         if let Some(sc) = &k.storage_class
@@ -194,7 +182,7 @@ fn check_target(c: &mut Checker, p: &Platform) {
             c.country("/spec/target/kubernetes/location/country", &l.country, false);
         }
     }
-    if let Some(b) = &t.baremetal {
+    if let Some(b) = t.baremetal() {
         check_ssh(c, "/spec/target/baremetal/ssh", &b.ssh);
         c.url("/spec/target/baremetal/packageMirror", &b.package_mirror, &["http", "https"], "package mirror");
         if let Some(l) = &b.location {
@@ -221,7 +209,7 @@ fn check_target(c: &mut Checker, p: &Platform) {
         let hosts: Vec<(&str, &[Role])> = b.hosts.iter().map(|h| (h.name.as_str(), h.roles.as_slice())).collect();
         check_role_coverage(c, "/spec/target/baremetal/hosts", &hosts, &p.spec.components);
     }
-    if let Some(s) = &t.secnumcloud {
+    if let Some(s) = t.secnumcloud() {
         let base = "/spec/target/secnumcloud";
         if !s.region.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') || s.region.is_empty() {
             c.err(&format!("{base}/region"), format!("region `{}` is not a valid region name", s.region), "a provider region such as `cloudgouv-eu-west-1`");
@@ -357,7 +345,7 @@ fn check_components(c: &mut Checker, p: &Platform) {
             if !is_dns_name(h) {
                 c.err(&format!("{base}/app/publicHost"), format!("`{h}` is not a host name"), "a DNS name such as `crm.example.fr`");
             }
-            if p.spec.target.kubernetes.is_none() && (a.port == 80 || a.port == 443) {
+            if p.spec.target.kubernetes().is_none() && (a.port == 80 || a.port == 443) {
                 c.err(&format!("{base}/app/port"), format!("port {} is nginx's on the application hosts: with a public host name, nginx serves HTTPS on 443 and HTTP on 80 in front of the application", a.port), "another port for the application itself, such as 8080");
             }
         }
@@ -480,7 +468,7 @@ fn check_tenants(c: &mut Checker, p: &Platform) {
     }
     // On Kubernetes each tenant has a namespace of its own, named after the platform's.
     if p.spec.target.on_kubernetes() {
-        let platform_ns = p.spec.target.kubernetes.as_ref().map(|k| k.namespace.clone()).unwrap_or_else(|| p.metadata.name.clone());
+        let platform_ns = p.spec.target.kubernetes().map(|k| k.namespace.clone()).unwrap_or_else(|| p.metadata.name.clone());
         for (i, t) in p.spec.tenants.iter().enumerate().filter(|(_, t)| is_sql_identifier(&t.name)) {
             let ns = crate::pipeline::resolve::tenant_namespace(&platform_ns, &t.name);
             if ns.len() > 63 {

@@ -361,7 +361,7 @@ async fn cleanup(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconcil
     // the resource is deleted before its first apply completed).
     let mut kinds = BTreeSet::new();
     let mut namespaces = BTreeSet::new();
-    if let Some(k) = &p.spec.target.kubernetes {
+    if let Some(k) = p.spec.target.kubernetes() {
         namespaces.insert(k.namespace.clone());
     }
     for k in ["ConfigMap", "Service", "ServiceAccount", "PersistentVolumeClaim", "Deployment.apps", "StatefulSet.apps", "DaemonSet.apps", "CronJob.batch", "NetworkPolicy.networking.k8s.io", "PodDisruptionBudget.policy"] {

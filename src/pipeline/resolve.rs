@@ -288,13 +288,7 @@ pub struct ScrapeJob {
 
 impl ResolvedPlatform {
     pub fn target_kind_of(t: &Target) -> &'static str {
-        if t.kubernetes.is_some() {
-            "kubernetes"
-        } else if t.baremetal.is_some() {
-            "baremetal"
-        } else {
-            "secnumcloud"
-        }
+        t.kind()
     }
 }
 
@@ -307,8 +301,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     let namespace = p
         .spec
         .target
-        .kubernetes
-        .as_ref()
+        .kubernetes()
         .map(|k| k.namespace.clone())
         .unwrap_or_else(|| if on_kubernetes { name.clone() } else { String::new() });
 
@@ -318,16 +311,16 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     common_labels.insert("app.kubernetes.io/version".to_owned(), bp.version.clone());
 
     // Hosts: bare metal as declared; cloud VMs without addresses until provisioned.
-    let mut hosts: Vec<ResolvedHost> = match (&p.spec.target.baremetal, &p.spec.target.secnumcloud) {
-        (Some(b), _) => b
+    let mut hosts: Vec<ResolvedHost> = match &p.spec.target {
+        Target::Baremetal(b) => b
             .hosts
             .iter()
             .map(|h| host(&h.name, &h.address, &h.roles, &p.spec.components))
             .collect(),
-        (None, Some(s)) if s.deploy == CloudDeploy::Vms => {
+        Target::Secnumcloud(s) if s.deploy == CloudDeploy::Vms => {
             s.vms.iter().map(|v| host(&v.name, "", &v.roles, &p.spec.components)).collect()
         }
-        _ => Vec::new(),
+        Target::Secnumcloud(_) | Target::Kubernetes(_) => Vec::new(),
     };
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     let firewalls: Vec<Vec<FirewallRule>> = hosts.iter().map(|h| firewall(h, &hosts, &p.spec.components)).collect();
@@ -437,8 +430,8 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     let mut cloud_vms: Vec<CloudVmSpec> = p
         .spec
         .target
-        .secnumcloud
-        .iter()
+        .secnumcloud()
+        .into_iter()
         .filter(|s| s.deploy == CloudDeploy::Vms)
         .flat_map(|s| s.vms.iter())
         .map(|v| {

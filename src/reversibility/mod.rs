@@ -59,6 +59,23 @@ pub enum Error {
     Failed(String),
 }
 
+impl Error {
+    pub fn exit_status(&self) -> crate::error::ExitStatus {
+        match self {
+            Error::Input(_) => crate::error::ExitStatus::Invalid,
+            Error::Refused(_) | Error::Failed(_) => crate::error::ExitStatus::Failed,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Input(_) => "invalid-input",
+            Error::Refused(_) => "refused",
+            Error::Failed(_) => "failed",
+        }
+    }
+}
+
 /// One file of an export.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -207,7 +224,7 @@ impl Site {
     pub fn open(document: &Path, catalog: &Catalog) -> Result<Site, Error> {
         let (text, loaded, resolved, tree) = rendered(document, catalog)?;
         let p = &loaded.platform;
-        if p.spec.target.baremetal.is_none() {
+        if p.spec.target.baremetal().is_none() {
             return Err(Error::Input(format!(
                 "{}: target `{}`: this command reaches the platform's hosts over SSH, so it runs on bare-metal targets only (export, restore and drill: the rendered runbooks/reversibility.md gives the steps for this target)",
                 document.display(),

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::commands::secrets_cmd::fail;
+use crate::commands::secrets::fail;
 use crate::commands::Outcome;
 use crate::pipeline::blueprint::Catalog;
 use crate::cli::RotateArgs;
@@ -33,7 +33,7 @@ fn open(file: &Path, kubeconfig: Option<&PathBuf>, context: Option<&String>, cat
             return Err(Outcome::Invalid);
         }
     };
-    let Some(target) = loaded.platform.spec.target.kubernetes.clone() else { return Err(Outcome::Invalid) };
+    let Some(target) = loaded.platform.spec.target.kubernetes().cloned() else { return Err(Outcome::Invalid) };
     let (resolved, tree) = crate::pipeline::render::render(&loaded, catalog).map_err(|e| {
         eprintln!("error: {e}");
         Outcome::Invalid

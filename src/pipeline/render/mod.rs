@@ -133,7 +133,7 @@ impl Renderer {
             tree.files.insert("baremetal/plan.json".into(), plan);
         }
         // The provider module the root module calls: the rendered tree runs as it is.
-        if let Some(sc) = &loaded.platform.spec.target.secnumcloud {
+        if let Some(sc) = loaded.platform.spec.target.secnumcloud() {
             let provider = sc.provider.as_str();
             for (rel, content) in crate::deploy::secnumcloud::module_files(provider) {
                 tree.files.insert(format!("terraform/modules/{provider}/{rel}"), content.to_vec());

@@ -316,7 +316,7 @@ pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree:
         platform: resolved.platform.name.clone(),
         blueprint: resolved.blueprint.name.clone(),
         blueprint_version: resolved.blueprint.version.clone(),
-        package_mirror: resolved.target.baremetal.as_ref().map(|b| b.package_mirror.clone()).unwrap_or_default(),
+        package_mirror: resolved.target.baremetal().map(|b| b.package_mirror.clone()).unwrap_or_default(),
         hosts,
     };
     let mut bytes = serde_json::to_vec_pretty(&plan).expect("a plan serializes");

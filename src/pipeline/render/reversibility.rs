@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::document::Target;
 use crate::pipeline::resolve::ResolvedPlatform;
 
 /// Bytes of database (`pg_database_size`) per second that an export produces: `pg_dump` in plain
@@ -391,18 +392,11 @@ pub fn context(resolved: &ResolvedPlatform, file: &str) -> Reversibility {
         erasure_day: TRANSITION_DAYS + RETRIEVAL_DAYS + 1,
     };
 
-    let ssh = resolved
-        .target
-        .baremetal
-        .as_ref()
-        .map(|b| &b.ssh)
-        .or_else(|| {
-            resolved
-                .target
-                .secnumcloud
-                .as_ref()
-                .and_then(|s| s.ssh.as_ref())
-        });
+    let ssh = match &resolved.target {
+        Target::Baremetal(b) => Some(&b.ssh),
+        Target::Secnumcloud(s) => s.ssh.as_ref(),
+        Target::Kubernetes(_) => None,
+    };
     let hosts: Vec<HostAccess> = if on_kubernetes {
         Vec::new()
     } else {

@@ -158,7 +158,7 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
 
 /// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
 pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, String> {
-    let b = p.spec.target.baremetal.as_ref().ok_or("not a bare-metal document")?;
+    let b = p.spec.target.baremetal().ok_or("not a bare-metal document")?;
     let ssh = &b.ssh;
     let port = u16::try_from(ssh.port).unwrap_or(22);
     let identity = resolve_path(&ssh.identity_file, document);

@@ -388,7 +388,7 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
     let mut out = Vec::new();
     let catalog = v.catalog;
     let t = &p.spec.target;
-    if let Some(k) = &t.kubernetes {
+    if let Some(k) = t.kubernetes() {
         match &k.location {
             Some(loc) => {
                 let op = loc.operator.as_deref().and_then(|n| catalog.by_name(n));
@@ -398,7 +398,7 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
             None => out.push(v.place("Kubernetes cluster", None, None, None, None, "declared", "no target.kubernetes.location: use `verify --live` to read the nodes")),
         }
     }
-    if let Some(b) = &t.baremetal {
+    if let Some(b) = t.baremetal() {
         let (country, op_name, site) = match &b.location {
             Some(l) => (Some(l.country.as_str()), l.operator.as_deref(), l.site.as_deref()),
             None => (None, None, None),
@@ -407,7 +407,7 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
         out.push(v.place("bare-metal hosts", country, op, op_name, site, "declared", "target.baremetal.location"));
         out.extend(qualifications(v, "bare-metal hosts", op, site, "declared"));
     }
-    if let Some(c) = &t.secnumcloud {
+    if let Some(c) = t.secnumcloud() {
         let id = cloud_operator_id(c.provider);
         let op = catalog.by_name(id);
         let country = country_of_region(catalog, id, &c.region);

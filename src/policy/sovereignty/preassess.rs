@@ -103,19 +103,19 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
     let mut findings = Vec::new();
     let mut hosting_country: Option<String> = None;
     let t = &p.spec.target;
-    if let Some(k) = &t.kubernetes {
+    if let Some(k) = t.kubernetes() {
         let loc = k.location.as_ref();
         hosting_country = loc.map(|l| l.country.clone());
         findings.push(locate(format!("Kubernetes cluster (namespace {})", k.namespace), loc.map(|l| l.country.as_str()), loc.and_then(|l| l.operator.as_deref()), policy));
     }
-    if let Some(b) = &t.baremetal {
+    if let Some(b) = t.baremetal() {
         let loc = b.location.as_ref();
         hosting_country = loc.map(|l| l.country.clone());
         for h in &r.hosts {
             findings.push(locate(format!("host {} ({})", h.name, h.address), loc.map(|l| l.country.as_str()), loc.and_then(|l| l.operator.as_deref()), policy));
         }
     }
-    if let Some(s) = &t.secnumcloud {
+    if let Some(s) = t.secnumcloud() {
         let facts = cloud_facts(s.provider);
         hosting_country = Some(facts.country.into());
         findings.push(locate(format!("{} region {}", s.provider.as_str(), s.region), Some(facts.country), Some(facts.operator), policy));
@@ -132,7 +132,7 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         }
         findings.push(locate("Terraform state backend".into(), None, None, policy));
     }
-    if t.secnumcloud.is_none() {
+    if t.secnumcloud().is_none() {
         let certs = &p.spec.sovereignty.declared.datacentre_certifications;
         for q in &policy.required_qualifications {
             let name = serde_json::to_value(q).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -207,7 +207,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
     add("technology", "no dependency on a US cloud", 10, if us { Some(false) } else if unknown { None } else { Some(true) }, if us { "a dependency is declared in the US".into() } else if unknown { "some dependencies have no declared country".into() } else { "every dependency is declared outside the US".into() });
     add("legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions, which live verification establishes; declared locations alone cannot show it".into());
     let quals = &p.spec.sovereignty.policy.required_qualifications;
-    let qualified = p.spec.target.secnumcloud.is_some() || certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud);
+    let qualified = p.spec.target.secnumcloud().is_some() || certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud);
     add("legal", "SecNumCloud or HDS qualification", 10, if qualified || !quals.is_empty() { Some(qualified) } else { None }, "target provider and declared certifications".into());
     let total = criteria.iter().map(|c| c.points).sum();
     let max = criteria.iter().map(|c| c.max).sum();

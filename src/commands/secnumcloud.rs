@@ -36,7 +36,7 @@ fn public_key(doc: &Path, sc: &document::SecNumCloudTarget) -> Option<String> {
 }
 
 pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, apply: bool) -> Outcome {
-    let Some(sc) = loaded.platform.spec.target.secnumcloud.clone() else { return Outcome::Invalid };
+    let Some(sc) = loaded.platform.spec.target.secnumcloud().cloned() else { return Outcome::Invalid };
     let doc = args.file.as_path();
     let (resolved, tree) = match render::render(&loaded, catalog) {
         Ok(x) => x,
@@ -48,7 +48,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     // The declared checks first: nothing is run for a document that breaks its own policy.
     if apply {
         let images: Vec<String> = resolved.images.values().cloned().collect();
-        if let Err(outcome) = super::verify_cmd::gate(&loaded, &images, json) {
+        if let Err(outcome) = super::verify::gate(&loaded, &images, json) {
             return outcome;
         }
     }
@@ -125,7 +125,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
             };
             println!("  {mark} {address} ({actions})");
         }
-        super::verify_cmd::print_policy_failures(&failures, enforce);
+        super::verify::print_policy_failures(&failures, enforce);
         let warns = findings.iter().filter(|f| f.verdict == Verdict::Warn).count();
         println!(
             "policy gate: {} check{} passed, {warns} warning{}, {} failed",
@@ -168,7 +168,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     if !json {
         eprintln!("provisioned; deploying the platform on it");
     }
-    if next.platform.spec.target.kubernetes.is_some() {
+    if next.platform.spec.target.kubernetes().is_some() {
         super::kubernetes::run(args, next, catalog, json, true)
     } else {
         super::baremetal_loaded(args, next, catalog, json, crate::deploy::baremetal::Mode::Apply)
@@ -198,11 +198,7 @@ pub fn handover(loaded: &Loaded, sc: &document::SecNumCloudTarget, outputs: &Val
                     .collect::<Result<Vec<_>, _>>()?;
                 hosts.push(document::Host { name, address, roles });
             }
-            next.platform.spec.target = document::Target {
-                kubernetes: None,
-                secnumcloud: None,
-                baremetal: Some(document::BaremetalTarget { ssh, package_mirror: document::platform::default_debian_mirror(), hosts, location: Some(location) }),
-            };
+            next.platform.spec.target = document::Target::Baremetal(document::BaremetalTarget { ssh, package_mirror: document::platform::default_debian_mirror(), hosts, location: Some(location) });
         }
         CloudDeploy::Kubernetes => {
             let config = outputs.pointer("/kubeconfig/value").and_then(Value::as_str).filter(|k| !k.is_empty()).ok_or_else(|| {
@@ -210,18 +206,14 @@ pub fn handover(loaded: &Loaded, sc: &document::SecNumCloudTarget, outputs: &Val
             })?;
             let path = dir.parent().unwrap_or(dir).join("kubeconfig");
             write_private(&path, config.as_bytes())?;
-            next.platform.spec.target = document::Target {
-                secnumcloud: None,
-                baremetal: None,
-                kubernetes: Some(document::KubernetesTarget {
-                    namespace: loaded.platform.metadata.name.clone(),
-                    kubeconfig: Some(path.display().to_string()),
-                    context: None,
-                    storage_class: None,
-                    ingress_class_name: None,
-                    location: Some(location),
-                }),
-            };
+            next.platform.spec.target = document::Target::Kubernetes(document::KubernetesTarget {
+                namespace: loaded.platform.metadata.name.clone(),
+                kubeconfig: Some(path.display().to_string()),
+                context: None,
+                storage_class: None,
+                ingress_class_name: None,
+                location: Some(location),
+            });
         }
     }
     Ok(next)
@@ -265,13 +257,13 @@ mod tests {
     fn created_vms_become_a_bare_metal_target_in_the_same_place() {
         let dir = tempfile::tempdir().unwrap();
         let l = loaded(dir.path(), false);
-        let sc = l.platform.spec.target.secnumcloud.clone().unwrap();
+        let sc = l.platform.spec.target.secnumcloud().cloned().unwrap();
         let outputs = json!({"hosts": {"value": {
             "db1": {"address": "10.42.1.10", "private_address": "10.42.1.10", "roles": ["database"]},
             "app1": {"address": "203.0.113.7", "private_address": "10.42.0.10", "roles": ["app"]}}}});
         let next = handover(&l, &sc, &outputs, dir.path()).unwrap();
-        let b = next.platform.spec.target.baremetal.unwrap();
-        assert!(next.platform.spec.target.secnumcloud.is_none());
+        let b = next.platform.spec.target.baremetal().cloned().unwrap();
+        assert!(next.platform.spec.target.secnumcloud().is_none());
         assert_eq!(b.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str())).collect::<Vec<_>>(), [("app1", "203.0.113.7"), ("db1", "10.42.1.10")]);
         assert_eq!(b.ssh.user, "deploy");
         let loc = b.location.unwrap();
@@ -286,12 +278,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let l = loaded(dir.path(), true);
-        let sc = l.platform.spec.target.secnumcloud.clone().unwrap();
+        let sc = l.platform.spec.target.secnumcloud().cloned().unwrap();
         let work = dir.path().join(".terroir/collectivite-grc/terraform");
         std::fs::create_dir_all(&work).unwrap();
         let outputs = json!({"kubeconfig": {"sensitive": true, "value": "apiVersion: v1\nkind: Config\n"}});
         let next = handover(&l, &sc, &outputs, &work).unwrap();
-        let k = next.platform.spec.target.kubernetes.unwrap();
+        let k = next.platform.spec.target.kubernetes().cloned().unwrap();
         let path = std::path::PathBuf::from(k.kubeconfig.unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\nkind: Config\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

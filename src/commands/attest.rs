@@ -44,7 +44,7 @@ fn public_certificate(file: &std::path::Path, p: &crate::document::Platform) -> 
     let on_hosts = !p.spec.target.on_kubernetes();
     let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
     // on Kubernetes, published through an IngressClass, certified by cert-manager in the cluster
-    if let Some(class) = p.spec.target.kubernetes.as_ref().and_then(|k| k.ingress_class_name.as_ref()) {
+    if let Some(class) = p.spec.target.kubernetes().and_then(|k| k.ingress_class_name.as_ref()) {
         let name = p.spec.components.app.public_host.as_ref().filter(|_| p.spec.components.app.enabled)?;
         return Some(serde_json::json!({
             "names": [name],
@@ -87,7 +87,7 @@ pub fn run(args: &AttestArgs, catalog: &Catalog, json: bool) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    let g = match super::verify_cmd::gather(&check, catalog) {
+    let g = match super::verify::gather(&check, catalog) {
         Ok(g) => g,
         Err(outcome) => return outcome,
     };
@@ -222,15 +222,15 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
 /// What `--live` reads from the target: its objects or deployed files as subjects, and what it
 /// shows of encryption at rest (per host on bare metal; the volumes' storage class on a cluster,
 /// read over the same connection).
-fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify_cmd::Gathered) -> Result<(Vec<Value>, Option<Vec<Value>>), String> {
+fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify::Gathered) -> Result<(Vec<Value>, Option<Vec<Value>>), String> {
     let p = &g.loaded.platform;
-    if p.spec.target.baremetal.is_some() {
+    if p.spec.target.baremetal().is_some() {
         let plan = crate::pipeline::render::plan::Plan::from_tree(&g.tree)?;
         let subjects = crate::policy::locality::hostfacts::read_back(&args.file, p, &plan)?;
         let observed = crate::policy::locality::hostfacts::encryption_at_rest(&args.file, p)?;
         return Ok((subjects, Some(observed)));
     }
-    let Some(k) = &p.spec.target.kubernetes else {
+    let Some(k) = p.spec.target.kubernetes() else {
         return Ok((Vec::new(), None));
     };
     let manifests = crate::deploy::kubernetes::manifests(&g.tree).map_err(|e| e.to_string())?;

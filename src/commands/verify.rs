@@ -115,7 +115,7 @@ pub(super) fn gather(args: &VerifyArgs, catalog: &Catalog) -> Result<Gathered, O
 
 fn live(args: &VerifyArgs, loaded: &crate::document::Loaded, v: &Verifier) -> Result<Vec<Finding>, (Outcome, String)> {
     let p = &loaded.platform;
-    if let Some(k) = &p.spec.target.kubernetes {
+    if let Some(k) = p.spec.target.kubernetes() {
         let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(args.check.kubeconfig.as_ref(), args.check.context.as_ref(), k, &args.file);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (Outcome::CheckFailed, e.to_string()))?;
         return runtime.block_on(async {
@@ -124,7 +124,7 @@ fn live(args: &VerifyArgs, loaded: &crate::document::Loaded, v: &Verifier) -> Re
             crate::policy::locality::live::kubernetes(&conn.client, &k.namespace, declared_op.as_deref(), v).await.map_err(|e| (Outcome::CheckFailed, e.to_string()))
         });
     }
-    if p.spec.target.baremetal.is_some() {
+    if p.spec.target.baremetal().is_some() {
         return crate::policy::locality::hostfacts::verify_hosts(&args.file, p, v).map_err(|e| (Outcome::CheckFailed, e));
     }
     Err((

@@ -62,7 +62,7 @@ fn open(file: &Path, catalog: &Catalog) -> Result<(document::Loaded, SecretStore
 /// their secrets are not delivered from this store).
 fn receivers(loaded: &document::Loaded, catalog: &Catalog) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if loaded.platform.spec.target.baremetal.is_none() {
+    if loaded.platform.spec.target.baremetal().is_none() {
         return Ok(out);
     }
     let (_, tree) = crate::pipeline::render::render(loaded, catalog).map_err(|e| e.to_string())?;
