@@ -47,6 +47,10 @@ pub enum Error {
     Geodata(#[from] crate::policy::locality::geodata::GeodataError),
     #[error(transparent)]
     Smoke(#[from] crate::smoke::SmokeError),
+    #[error(transparent)]
+    Operator(#[from] crate::operator::OperatorError),
+    #[error(transparent)]
+    Key(#[from] crate::attest::keys::KeyError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
     Usage { message: String },
@@ -69,7 +73,8 @@ impl Error {
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
             Error::Geodata(_) => ExitStatus::Invalid,
-            Error::Smoke(_) => ExitStatus::Invalid,
+            Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
+            Error::Operator(_) => ExitStatus::Failed,
             Error::Output(_) | Error::Runtime(_) => ExitStatus::Failed,
         }
     }
@@ -84,6 +89,8 @@ impl Error {
             Error::Secrets(_) => "secrets",
             Error::Geodata(_) => "geodata",
             Error::Smoke(_) => "smoke-app",
+            Error::Operator(_) => "operator",
+            Error::Key(_) => "key",
             Error::Usage { .. } => "usage",
             Error::Output(_) => "output",
             Error::Runtime(_) => "runtime",

@@ -16,5 +16,10 @@ fn main() {
             std::process::exit(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    std::process::exit(terroir::commands::run(cli).code());
+    let printer = terroir::printer::Printer::new(cli.global.output.into());
+    let status = match terroir::commands::run(cli, &printer) {
+        Ok(status) => status,
+        Err(e) => printer.error(&e),
+    };
+    std::process::exit(i32::from(status.code()));
 }

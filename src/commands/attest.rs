@@ -10,23 +10,6 @@ use crate::attest::{dsse, keys, predicate};
 use crate::pipeline::blueprint::Catalog;
 use crate::cli::{AttestArgs, AttestCommand};
 
-pub fn keygen(out: &Path, json: bool) -> Outcome {
-    match keys::generate(out) {
-        Ok((public, id)) => {
-            if json {
-                println!("{}", json!({"privateKey": out, "publicKey": public, "keyId": id}));
-            } else {
-                println!("private key {} (mode 0600, PKCS#8 PEM)\npublic key  {} (SubjectPublicKeyInfo PEM)\nkey id      {id}", out.display(), public.display());
-            }
-            Outcome::Success
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Outcome::Invalid
-        }
-    }
-}
-
 /// `ATTESTATION` with its extension replaced: `a.json` -> `a.report.md`.
 fn beside(out: &Path, suffix: &str) -> PathBuf {
     let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "attestation".into());

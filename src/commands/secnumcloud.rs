@@ -171,7 +171,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     if next.platform.spec.target.kubernetes().is_some() {
         super::kubernetes::run(args, next, catalog, json, true)
     } else {
-        super::baremetal_loaded(args, next, catalog, json, crate::deploy::baremetal::Mode::Apply)
+        super::deploy::baremetal_loaded(args, next, catalog, json, crate::deploy::baremetal::Mode::Apply)
     }
 }
 

@@ -228,7 +228,7 @@ fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
     eprintln!("{message}; applying");
     // One converge: the new file reaches the hosts, then the commands guarded by it (a role's
     // password) see it fail their check and run, then the services that read it restart.
-    let outcome = super::baremetal(&args.apply, catalog, json, crate::deploy::baremetal::Mode::Apply);
+    let outcome = super::deploy::baremetal(&args.apply, catalog, json, crate::deploy::baremetal::Mode::Apply);
     if outcome != Outcome::Success {
         eprintln!("the new value is in the store but was not delivered everywhere: run `terroir apply {}` again (the previous value is in {kept})", file.display());
     }

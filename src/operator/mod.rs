@@ -24,6 +24,25 @@ use crate::document::PlatformResource;
 
 pub use reconcile::{Context, FIELD_MANAGER, FINALIZER};
 
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Connect(#[from] kubernetes::ClusterError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("the cluster does not serve platforms.terroir.eu/v1alpha1: install the CRD first (`terroir crd | kubectl apply -f -`, or the Helm chart)")]
+    NoCrd,
+    #[error("cannot list Platform resources: {0}")]
+    List(String),
+    #[error("leader election (Lease {lease}): {message}")]
+    Election { lease: String, message: String },
+    #[error("leader election stopped before this replica held the Lease")]
+    ElectionStopped,
+    #[error("lost the Lease; exiting so that another replica takes over")]
+    LostLease,
+}
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube_lease_manager=warn"));
@@ -32,17 +51,16 @@ fn init_tracing() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
-pub fn run(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
+pub fn run(args: OperatorArgs, catalog: Catalog) -> Result<(), crate::Error> {
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(operate(args, catalog))
+    crate::runtime()?.block_on(operate(args, catalog)).map_err(crate::Error::from)
 }
 
-async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
-    let conn = kubernetes::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| e.to_string())?;
+async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), OperatorError> {
+    let conn = kubernetes::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let client = conn.client.clone();
     let metrics = Arc::new(metrics::Metrics::new());
-    let bound = metrics::serve(args.metrics_addr, metrics.clone()).await.map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
+    let bound = metrics::serve(args.metrics_addr, metrics.clone()).await.map_err(|source| OperatorError::Listen { addr: args.metrics_addr, source })?;
     tracing::info!(server = %conn.server, metrics = %bound, "terroir operator starting");
 
     let api: Api<PlatformResource> = match &args.namespace {
@@ -52,10 +70,8 @@ async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
     // Fail early, and clearly, when the CRD is missing or RBAC forbids reading Platforms.
     if let Err(e) = api.list(&ListParams::default().limit(1)).await {
         return Err(match &e {
-            kube::Error::Api(s) if s.code == 404 => {
-                "the cluster does not serve platforms.terroir.eu/v1alpha1: install the CRD first (`terroir crd | kubectl apply -f -`, or the Helm chart)".to_owned()
-            }
-            _ => format!("cannot list Platform resources: {}", kubernetes::describe(&e)),
+            kube::Error::Api(s) if s.code == 404 => OperatorError::NoCrd,
+            _ => OperatorError::List(kubernetes::describe(&e)),
         });
     }
     metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -74,12 +90,12 @@ async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
             .with_grace(5)
             .build()
             .await
-            .map_err(|e| format!("leader election (Lease {lease_ns}/{}): {e}", args.lease_name))?;
+            .map_err(|e| OperatorError::Election { lease: format!("{lease_ns}/{}", args.lease_name), message: crate::text::error_chain(&e) })?;
         let (mut channel, task) = manager.watch().await;
         tracing::info!(lease = %format!("{lease_ns}/{}", args.lease_name), identity = %identity, "waiting to hold the Lease");
         while !*channel.borrow_and_update() {
             if channel.changed().await.is_err() {
-                return Err("leader election stopped before this replica held the Lease".into());
+                return Err(OperatorError::ElectionStopped);
             }
         }
         tracing::info!("holding the Lease: reconciling");
@@ -123,7 +139,7 @@ async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), String> {
             };
             let outcome = tokio::select! {
                 () = controller => Ok(()),
-                () = lost => Err("lost the Lease; exiting so that another replica takes over".to_owned()),
+                () = lost => Err(OperatorError::LostLease),
             };
             metrics.leader.set(0);
             drop(channel);
