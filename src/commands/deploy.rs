@@ -4,11 +4,18 @@ use std::io::IsTerminal;
 
 use serde_json::json;
 
-use super::{load_checked, print_diagnostics, Outcome};
+use super::{load_checked, print_diagnostics, Context, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::cli::ApplyArgs;
 use crate::document;
 use crate::pipeline::blueprint::Catalog;
 use crate::pipeline::render;
+
+/// `terroir plan FILE` or `terroir apply FILE`: render, gate, then drive the document's target.
+/// `secrets rotate` delivers a new value through it too.
+pub fn run(args: &ApplyArgs, mode: crate::deploy::Mode, cx: &Context) -> Result<ExitStatus, Error> {
+    Ok(baremetal(args, &cx.catalog, cx.legacy_json, mode).into())
+}
 
 struct LinePrinter {
     mode: crate::deploy::baremetal::Mode,
@@ -23,7 +30,7 @@ impl crate::deploy::baremetal::Progress for LinePrinter {
         let verb = match (step.status, self.mode) {
             (StepStatus::Unchanged, _) => return,
             (StepStatus::Changed, Mode::Apply) => "changed",
-            (StepStatus::Changed, Mode::Check) => "would change",
+            (StepStatus::Changed, Mode::Plan) => "would change",
             (StepStatus::Failed, _) => "FAILED",
         };
         eprintln!("[{host}] {verb}: {} {}", step.id, step.detail);
@@ -71,7 +78,7 @@ impl crate::deploy::baremetal::Progress for TerminalProgress {
         match (step.status, self.mode) {
             (StepStatus::Failed, _) => bar.println(format!("[{host}] FAILED: {} {}", step.id, step.detail)),
             (StepStatus::Changed, Mode::Apply) => bar.set_message(format!("changed {}", step.id)),
-            (StepStatus::Changed, Mode::Check) => bar.set_message(format!("would change {}", step.id)),
+            (StepStatus::Changed, Mode::Plan) => bar.set_message(format!("would change {}", step.id)),
             (StepStatus::Unchanged, _) => bar.set_message(step.id.clone()),
         }
     }

@@ -30,17 +30,19 @@ mod verify;
 pub struct Context<'a> {
     pub printer: &'a Printer,
     pub catalog: Catalog,
+    /// For the commands not yet moved to the printer only; goes with the last of them.
+    legacy_json: bool,
 }
 
 /// Run the command the line asks for. The caller prints the error, if any, once.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let cx = Context { printer, catalog: Catalog::new(cli.global.blueprints.clone()) };
     let json = cli.global.output == crate::cli::OutputFormat::Json;
+    let cx = Context { printer, catalog: Catalog::new(cli.global.blueprints.clone()), legacy_json: json };
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cx),
         Command::Render(args) => render::run(&args, &cx),
-        Command::Plan(args) => Ok(deploy::baremetal(&args, &cx.catalog, json, crate::deploy::baremetal::Mode::Check).into()),
-        Command::Apply(args) => Ok(deploy::baremetal(&args, &cx.catalog, json, crate::deploy::baremetal::Mode::Apply).into()),
+        Command::Plan(args) => deploy::run(&args, crate::deploy::Mode::Plan, &cx),
+        Command::Apply(args) => deploy::run(&args, crate::deploy::Mode::Apply, &cx),
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),

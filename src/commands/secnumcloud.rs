@@ -97,7 +97,7 @@ pub fn run(args: &ApplyArgs, loaded: Loaded, catalog: &Catalog, json: bool, appl
     let v = Verifier { policy: &p.spec.sovereignty.policy, geo: geo.as_ref(), catalog: Providers::builtin(), pins: HashMap::new(), dns: false };
     let mut findings: Vec<Finding> = match verify::plan(&plan, &v) {
         Ok(f) => f,
-        Err(e) => return fail(&CloudError::Failed(e), json),
+        Err(e) => return fail(&CloudError::Failed(e.to_string()), json),
     };
     match secnumcloud::configured_backend(&dir) {
         Some((kind, config)) => findings.extend(verify::backend(&kind, &config, &v, "backend")),

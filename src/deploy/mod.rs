@@ -4,3 +4,11 @@
 pub mod baremetal;
 pub mod kubernetes;
 pub mod secnumcloud;
+
+/// What a run does to the target: `plan` changes nothing and says what `apply` would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Plan,
+    Apply,
+}

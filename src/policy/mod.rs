@@ -2,5 +2,6 @@
 //! the gate every change passes first, locality (geodata, provider catalog, live facts) and the
 //! sovereignty assessments rendered with the platform.
 
+pub mod gate;
 pub mod locality;
 pub mod sovereignty;

@@ -20,12 +20,7 @@ use crate::pipeline::render::plan::{HostPlan, Plan, Step};
 use crate::text::{last_lines, sha256_hex};
 use ssh::{shell_quote, Connection, SshError, Target};
 
-/// Check only (`terroir plan`) or make the changes (`terroir apply`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Check,
-    Apply,
-}
+pub use crate::deploy::Mode;
 
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -475,12 +475,17 @@ fn terraform_operator(provider_name: &str, universe_domain: Option<&str>) -> Opt
     }
 }
 
+/// What `plan` was given is not a Terraform plan.
+#[derive(Debug, thiserror::Error)]
+#[error("not a Terraform plan in JSON: `format_version` is missing (write it with `terraform show -json PLAN`)")]
+pub struct NotAPlan;
+
 /// Findings from a Terraform plan in JSON (`terraform show -json`): the provider and region of
 /// every resource the plan creates or changes.
-pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, String> {
+pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, NotAPlan> {
     use serde_json::Value;
     if plan.get("format_version").is_none() {
-        return Err("not a Terraform plan in JSON: `format_version` is missing (write it with `terraform show -json PLAN`)".into());
+        return Err(NotAPlan);
     }
     let configs = plan.pointer("/configuration/provider_config").and_then(Value::as_object);
     // A provider setting: a constant, or a variable followed up through the module calls to
