@@ -3,6 +3,7 @@
 
 pub mod baremetal;
 pub mod kubernetes;
+pub mod lock;
 pub mod secnumcloud;
 
 /// What a run does to the target: `plan` changes nothing and says what `apply` would change.
