@@ -40,6 +40,8 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] crate::pipeline::render::RenderError),
     #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
+    #[error(transparent)]
     Reversibility(#[from] crate::reversibility::Error),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretError),
@@ -70,6 +72,7 @@ impl Error {
             Error::Document(_) | Error::Blueprint(_) | Error::Usage { .. } => ExitStatus::Invalid,
             // the document, its blueprint or the output directory: what the user gave
             Error::Render(_) => ExitStatus::Invalid,
+            Error::Deploy(e) => e.exit_status(),
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
             Error::Geodata(_) => ExitStatus::Invalid,
@@ -85,6 +88,7 @@ impl Error {
             Error::Document(_) => "invalid-document",
             Error::Blueprint(_) => "blueprint",
             Error::Render(_) => "render",
+            Error::Deploy(e) => e.kind(),
             Error::Reversibility(e) => e.kind(),
             Error::Secrets(_) => "secrets",
             Error::Geodata(_) => "geodata",
@@ -101,18 +105,24 @@ impl Error {
     pub fn diagnostics(&self) -> Option<(&[Diagnostic], Option<&str>)> {
         match self {
             Error::Document(e) => Some((&e.diagnostics, e.text.as_deref())),
-            Error::Render(crate::pipeline::render::RenderError::Invalid(d)) => Some((d, None)),
+            Error::Render(crate::pipeline::render::RenderError::Invalid(d)) | Error::Deploy(crate::deploy::DeployError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
             _ => None,
         }
     }
 
     /// What to do next, when the error alone does not say it.
     pub fn hints(&self) -> Vec<String> {
-        Vec::new()
+        match self {
+            Error::Deploy(e) => e.hints(),
+            _ => Vec::new(),
+        }
     }
 
     /// Facts particular to the failure, for scripts.
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
-        serde_json::Map::new()
+        match self {
+            Error::Deploy(e) => e.details(),
+            _ => serde_json::Map::new(),
+        }
     }
 }

@@ -79,7 +79,8 @@ impl Cluster {
         self.state()
             .requests()
             .into_iter()
-            .filter(|r| r.method != "GET" && !r.query.contains("dryRun=All"))
+            // the platform's own lock, taken and released around every apply (tested on its own)
+            .filter(|r| r.method != "GET" && !r.query.contains("dryRun=All") && !r.path.contains("/leases"))
             .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
             .collect()
     }
@@ -764,4 +765,50 @@ fn a_restore_whose_check_fails_stops_nothing() {
     let error = out["error"].as_str().unwrap();
     assert!(error.contains("outside the window") && error.contains("PostgreSQL was not stopped"), "{error}");
     assert!(!cluster.writes().iter().any(|w| w.contains("statefulsets")), "{:?}", cluster.writes());
+}
+
+/// One change at a time on a cluster: a Lease beside the ApplySet parent. Held by a run that
+/// still renews it, the apply stops at once (exit 1) and names the holder; no longer renewed, it
+/// is taken over with a message; a plan only says it is held. The apply gives it back at the end.
+#[test]
+fn a_platform_locked_by_another_run_is_refused_until_its_lease_lapses() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let doc = cluster.document(|_| {});
+    let url = cluster.server.url();
+    let lease = |renewed: &str| {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": "terroir-mutuelle-crm-lock",
+                "annotations": {"terroir.eu/holder": json!({"user": "alice", "machine": "ops-7", "pid": 4242, "since": renewed, "command": "apply"}).to_string()},
+            },
+            "spec": {"holderIdentity": "alice@ops-7/4242", "leaseDurationSeconds": 60, "acquireTime": renewed, "renewTime": renewed},
+        })
+    };
+    let now = terroir::text::now_rfc3339().replace('Z', ".000000Z");
+    let leases = format!("{url}/apis/coordination.k8s.io/v1/namespaces/mutuelle-crm/leases");
+    ureq::post(&leases).header("content-type", "application/json").send(lease(&now).to_string()).unwrap();
+
+    let (code, out, stderr) = cluster.terroir(&["apply", "--no-wait"], &doc);
+    assert_eq!(code, 1, "a held lock stops the apply: {out}\n{stderr}");
+    assert!(stderr.contains("locked by `terroir apply` by alice on ops-7 (process 4242)"), "{stderr}");
+    assert_eq!(out["kind"], "locked", "{out}");
+    assert_eq!(out["holder"]["machine"], "ops-7", "{out}");
+    assert!(names(&cluster.state(), "apps/v1", "Deployment").is_empty(), "nothing applied");
+
+    // a plan runs beside it, and says so
+    let (code, _, stderr) = cluster.terroir(&["plan"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("is locked by `terroir apply` by alice"), "{stderr}");
+
+    // a holder that stopped renewing is taken over, with a message
+    let old = "2026-01-01T00:00:00.000000Z";
+    ureq::put(&format!("{leases}/terroir-mutuelle-crm-lock")).header("content-type", "application/json").send(lease(old).to_string()).unwrap();
+    let (code, out, stderr) = cluster.terroir(&["apply", "--no-wait"], &doc);
+    assert_eq!(code, 0, "{out}\n{stderr}");
+    assert!(stderr.contains("taking over the lock of mutuelle-crm from `terroir apply` by alice") && stderr.contains("no longer renewed"), "{stderr}");
+    assert!(!names(&cluster.state(), "apps/v1", "Deployment").is_empty(), "applied");
+    assert!(cluster.state().get("coordination.k8s.io/v1", "Lease", Some("mutuelle-crm"), "terroir-mutuelle-crm-lock").is_none(), "released at the end");
 }

@@ -295,6 +295,11 @@ pub struct ApplyArgs {
     /// rollouts to finish (Kubernetes).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Take the platform's lock even from a holder terroir cannot show to be gone (a run on
+    /// another machine sharing this directory, or a cluster's Lease still renewed). A holder that
+    /// died on this machine, or a Lease no longer renewed, is taken over without it.
+    #[arg(long)]
+    pub force_unlock: bool,
     /// Kubernetes: kubeconfig file (default: the document's, else $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "PATH", help_heading = "Kubernetes")]
     pub kubeconfig: Option<PathBuf>,

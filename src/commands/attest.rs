@@ -208,7 +208,7 @@ fn drill_evidence(path: &Path) -> Result<(Vec<Value>, Value), String> {
 fn live_facts(args: &crate::cli::VerifyArgs, g: &super::verify::Gathered) -> Result<(Vec<Value>, Option<Vec<Value>>), String> {
     let p = &g.loaded.platform;
     if p.spec.target.baremetal().is_some() {
-        let plan = crate::pipeline::render::plan::Plan::from_tree(&g.tree)?;
+        let plan = crate::pipeline::render::plan::Plan::from_tree(&g.tree).map_err(|e| format!("{e}"))?;
         let subjects = crate::policy::locality::hostfacts::read_back(&args.file, p, &plan)?;
         let observed = crate::policy::locality::hostfacts::encryption_at_rest(&args.file, p)?;
         return Ok((subjects, Some(observed)));

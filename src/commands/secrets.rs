@@ -66,7 +66,7 @@ fn receivers(loaded: &document::Loaded, catalog: &Catalog) -> Result<BTreeMap<St
         return Ok(out);
     }
     let (_, tree) = crate::pipeline::render::render(loaded, catalog).map_err(|e| e.to_string())?;
-    let plan = crate::pipeline::render::plan::Plan::from_tree(&tree)?;
+    let plan = crate::pipeline::render::plan::Plan::from_tree(&tree).map_err(|e| format!("{e}"))?;
     for host in &plan.hosts {
         for step in &host.steps {
             if let crate::pipeline::render::plan::Step::Secret { secret, .. } = step {
@@ -228,7 +228,7 @@ fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
     eprintln!("{message}; applying");
     // One converge: the new file reaches the hosts, then the commands guarded by it (a role's
     // password) see it fail their check and run, then the services that read it restart.
-    let outcome = super::deploy::baremetal(&args.apply, catalog, json, crate::deploy::baremetal::Mode::Apply);
+    let outcome = super::deploy::apply_legacy(&args.apply, catalog, json);
     if outcome != Outcome::Success {
         eprintln!("the new value is in the store but was not delivered everywhere: run `terroir apply {}` again (the previous value is in {kept})", file.display());
     }

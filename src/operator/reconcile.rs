@@ -12,13 +12,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::metrics::Metrics;
+use crate::deploy::kubernetes::driver::{Connect, Parent, Rollouts, Settings as ClusterSettings};
+use crate::deploy::kubernetes::secrets::{Ensured, SecretAction};
+use crate::deploy::kubernetes::{self, wait, Applier, ApplySet, ClusterError};
+use crate::deploy::{self, DeployError, Events, Mode, Outcome};
+use crate::document::{self, Condition, Metadata, Platform, PlatformResource, PlatformStatus, Target};
 use crate::pipeline::blueprint::Catalog;
-use crate::deploy::kubernetes::secrets::SecretAction;
-use crate::deploy::kubernetes::{self, wait, Applier, ApplyOptions, ApplySet, ClusterError};
-use crate::policy::locality::catalog::Catalog as Providers;
-use crate::policy::locality::verify::{self, Verdict, Verifier};
-use crate::document::{self, Condition, Enforcement, Metadata, Platform, PlatformResource, PlatformStatus};
-use crate::pipeline::render::{self, Renderer};
+use crate::pipeline::render::{RenderError, Renderer};
+use crate::policy::gate::GateReport;
 
 pub const FINALIZER: &str = "terroir.eu/prune";
 pub const FIELD_MANAGER: &str = "terroir-operator";
@@ -61,12 +62,12 @@ impl Context {
     }
 
     /// Blueprints are compiled once and shared by every Platform that uses them.
-    fn renderer(&self, name: &str) -> Result<Arc<Renderer>, String> {
+    fn renderer(&self, name: &str) -> Result<Arc<Renderer>, RenderError> {
         if let Some(r) = self.renderers.lock().ok().and_then(|m| m.get(name).cloned()) {
             return Ok(r);
         }
-        let bp = self.catalog.load(name).map_err(|e| e.to_string())?;
-        let r = Arc::new(Renderer::new(bp).map_err(|e| e.to_string())?);
+        let bp = self.catalog.load(name)?;
+        let r = Arc::new(Renderer::new(bp)?);
         if let Ok(mut m) = self.renderers.lock() {
             m.insert(name.to_owned(), r.clone());
         }
@@ -76,11 +77,13 @@ impl Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("{0}")]
+    #[error(transparent)]
     Cluster(#[from] ClusterError),
-    #[error("cannot write the status of {0}: {1}")]
-    Status(String, String),
-    #[error("{0}")]
+    #[error(transparent)]
+    Deploy(Box<DeployError>),
+    #[error("cannot write the status of {platform}: {message}")]
+    Status { platform: String, message: String },
+    #[error("finalizer {FINALIZER}: {0}")]
     Finalizer(String),
 }
 
@@ -149,6 +152,32 @@ fn key(p: &PlatformResource) -> String {
     p.uid().unwrap_or_else(|| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()))
 }
 
+/// What a run told the operator as it went: the gate's verdict and the Secrets, which become
+/// conditions and Events whatever happens after them.
+#[derive(Default)]
+struct Heard {
+    gate: Mutex<Option<GateReport>>,
+    secrets: Mutex<Option<Ensured>>,
+}
+
+impl Events for Heard {
+    fn gate(&self, report: &GateReport) {
+        if let Ok(mut g) = self.gate.lock() {
+            *g = Some(report.clone());
+        }
+    }
+
+    fn cluster_secrets(&self, secrets: &Ensured, _mode: Mode) {
+        if let Ok(mut s) = self.secrets.lock() {
+            *s = Some(secrets.clone());
+        }
+    }
+}
+
+fn diagnostics_text(diags: &[crate::document::Diagnostic]) -> String {
+    diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n")
+}
+
 async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = p.name_any();
     let ns = p.namespace().unwrap_or_else(|| "default".into());
@@ -166,7 +195,7 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
     let set = ApplySet::for_resource(&name, &ns);
     let mut status = PlatformStatus { observed_generation: Some(generation), applyset: Some(set.id.clone()), ..old_status.clone() };
 
-    // Resolve and render, exactly as `terroir render` would for the same document.
+    // The document exactly as `terroir render` would read it, then its blueprint.
     let doc = Platform {
         api_version: document::API_VERSION.into(),
         kind: document::KIND.into(),
@@ -178,82 +207,85 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
         spec: p.spec.clone(),
     };
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    let rendered = match document::load_str(&format!("platforms/{ns}/{name}"), &text) {
-        Err(diags) => Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n"))),
-        Ok(loaded) => match ctx.renderer(&loaded.platform.spec.blueprint.name) {
-            Err(e) => Err(("BlueprintNotFound", e)),
-            Ok(r) => match r.render(&loaded) {
-                Err(render::RenderError::Invalid(diags)) => {
-                    Err(("InvalidSpec", diags.iter().map(|d| format!("{}: {}; expected {}", d.path, d.message, d.expected)).collect::<Vec<_>>().join("\n")))
-                }
-                Err(e) => Err(("RenderFailed", e.to_string())),
-                Ok((resolved, tree)) => kubernetes::manifests(&tree)
-                    .map(|m| {
-                        let images = resolved.images.values().cloned().collect::<Vec<String>>();
-                        (tree, m, images, resolved)
-                    })
-                    .map_err(|e| ("RenderFailed", e.to_string())),
-            },
-        },
-    };
-    let (tree, mut manifests, images, resolved) = match rendered {
-        Ok(x) => x,
-        Err((reason, message)) => {
-            conds.set("Rendered", Some(false), reason, message.clone());
-            conds.set("PolicyCompliant", None, "NotRendered", "");
-            conds.set("Applied", None, "NotRendered", "nothing was changed");
-            conds.set("Ready", Some(false), reason, message.clone());
-            status.conditions = conds.new;
-            publish(ctx, p, EventType::Warning, reason, "Render", &message).await;
-            write_status(ctx, &ns, &name, &status).await?;
-            ctx.metrics.count("invalid");
-            return Ok(Action::requeue(ctx.requeue));
+    let prepared = match document::load_str(&format!("platforms/{ns}/{name}"), &text) {
+        Err(diags) => Err(("InvalidSpec", diagnostics_text(&diags))),
+        Ok(loaded) if !matches!(loaded.platform.spec.target, Target::Kubernetes(_)) => {
+            Err(("UnsupportedTarget", DeployError::NotForTheOperator(loaded.platform.spec.target.kind()).to_string()))
         }
+        Ok(loaded) => ctx.renderer(&loaded.platform.spec.blueprint.name).map(|r| (loaded, r)).map_err(|e| ("BlueprintNotFound", crate::text::error_chain(&e))),
     };
-    let digest = crate::text::sha256_hex(
-        &tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")).flat_map(|(f, b)| [f.as_bytes(), b.as_slice()].concat()).collect::<Vec<u8>>(),
-    );
-    conds.set("Rendered", Some(true), "Rendered", format!("{} objects from blueprint {}", manifests.len(), p.spec.blueprint.name));
+    let (loaded, renderer) = match prepared {
+        Ok(x) => x,
+        Err((reason, message)) => return not_rendered(ctx, p, &ns, &name, conds, status, reason, message).await,
+    };
+
+    // Render, gate, Secrets, apply, a look at the rollouts: the pipeline of `terroir apply`, with
+    // the Platform as the ApplySet's parent and no waiting.
+    let mut settings = deploy::Settings { skip_geodata: true, ..Default::default() };
+    settings.cluster = ClusterSettings {
+        connect: Connect::Applier { applier: &ctx.applier, context: String::new() },
+        field_manager: FIELD_MANAGER.to_owned(),
+        parent: Parent::Platform { namespace: ns.clone() },
+        manage_namespaces: ctx.manage_namespaces,
+        rollouts: Rollouts::Check,
+        lease: false,
+        ..Default::default()
+    };
+    let heard = Heard::default();
+    let result = deploy::run(deploy::Request { loaded, document: None, renderer: &renderer, mode: Mode::Apply, settings: &settings, events: &heard, command: "operator" }).await;
+    let gate = heard.gate.lock().ok().and_then(|mut g| g.take());
+    let secrets = heard.secrets.lock().ok().and_then(|mut s| s.take());
+    let deployed = match result {
+        Err(DeployError::Render(RenderError::Invalid(diags))) => return not_rendered(ctx, p, &ns, &name, conds, status, "InvalidSpec", diagnostics_text(&diags)).await,
+        Err(DeployError::Render(e)) => return not_rendered(ctx, p, &ns, &name, conds, status, "RenderFailed", crate::text::error_chain(&e)).await,
+        Err(DeployError::Cluster(e @ ClusterError::Manifest { .. })) => return not_rendered(ctx, p, &ns, &name, conds, status, "RenderFailed", e.to_string()).await,
+        other => other,
+    };
+    // Rendered: everything after the render got this far.
+    let rendered = match &deployed {
+        Ok(d) => match &d.outcome {
+            Outcome::Cluster(r) => r.rendered,
+            _ => 0,
+        },
+        Err(_) => 0,
+    };
+    conds.set("Rendered", Some(true), "Rendered", if rendered > 0 { format!("{rendered} objects from blueprint {}", p.spec.blueprint.name) } else { format!("rendered from blueprint {}", p.spec.blueprint.name) });
 
     // Policy gate: the declared checks of `terroir verify` (provider catalog, no DNS, no geodata
     // inside the cluster). With `enforcement: enforce` a violation is not applied.
-    let policy = &p.spec.sovereignty.policy;
-    let verifier = Verifier { policy, geo: None, catalog: Providers::builtin(), pins: HashMap::new(), dns: false };
-    let failing: Vec<String> = verify::declared(&doc, &images, &verifier)
-        .into_iter()
-        .filter(|f| f.verdict == Verdict::Fail)
-        .map(|f| format!("{}: {} ({})", f.subject, f.observed, f.evidence))
-        .collect();
-    let enforce = policy.enforcement == Enforcement::Enforce;
-    if !failing.is_empty() {
-        let message = format!("{} check(s) fail the sovereignty policy: {}", failing.len(), failing.join("; "));
-        conds.set("PolicyCompliant", Some(false), "PolicyViolation", message.clone());
-        publish(ctx, p, EventType::Warning, "PolicyViolation", "Gate", &message).await;
-        if enforce {
-            conds.set("Applied", Some(false), "PolicyViolation", "not applied until the policy is met; objects already deployed are left as they are");
-            conds.set("Ready", Some(false), "PolicyViolation", message.clone());
-            status.conditions = conds.new;
-            write_status(ctx, &ns, &name, &status).await?;
-            ctx.metrics.count("policy");
-            return Ok(Action::requeue(ctx.requeue));
+    match gate.as_ref().map(|g| g.failures().map(|f| format!("{}: {} ({})", f.subject, f.observed, f.evidence)).collect::<Vec<_>>()) {
+        Some(failing) if !failing.is_empty() => {
+            let message = format!("{} check(s) fail the sovereignty policy: {}", failing.len(), failing.join("; "));
+            conds.set("PolicyCompliant", Some(false), "PolicyViolation", message.clone());
+            publish(ctx, p, EventType::Warning, "PolicyViolation", "Gate", &message).await;
+            if let Err(DeployError::Policy { .. }) = &deployed {
+                conds.set("Applied", Some(false), "PolicyViolation", "not applied until the policy is met; objects already deployed are left as they are");
+                conds.set("Ready", Some(false), "PolicyViolation", message.clone());
+                status.conditions = conds.new;
+                write_status(ctx, &ns, &name, &status).await?;
+                ctx.metrics.count("policy");
+                return Ok(Action::requeue(ctx.requeue));
+            }
         }
-    } else {
-        conds.set("PolicyCompliant", Some(true), "PolicyMet", "declared facts meet the policy (provider catalog)");
+        _ => conds.set("PolicyCompliant", Some(true), "PolicyMet", "declared facts meet the policy (provider catalog)"),
     }
 
     // Secrets: generated ones created before anything reads them; given ones reported.
-    let secrets = match kubernetes::secrets::prepare(&ctx.applier, &resolved, &mut manifests, &set, false, ctx.manage_namespaces, false).await {
-        Ok(s) => s,
-        Err(e) => {
-            let message = e.to_string();
-            conds.set("SecretsReady", Some(false), "SecretsFailed", message.clone());
-            conds.set("Applied", Some(false), "SecretsFailed", "nothing was applied");
-            conds.set("Ready", Some(false), "SecretsFailed", message.clone());
-            status.conditions = conds.new;
-            publish(ctx, p, EventType::Warning, "SecretsFailed", "Secrets", &message).await;
-            write_status(ctx, &ns, &name, &status).await?;
-            return Err(e.into());
-        }
+    let Some(secrets) = secrets else {
+        let message = match &deployed {
+            Err(e) => crate::text::error_chain(e),
+            Ok(_) => "the Secrets were not prepared".to_owned(),
+        };
+        conds.set("SecretsReady", Some(false), "SecretsFailed", message.clone());
+        conds.set("Applied", Some(false), "SecretsFailed", "nothing was applied");
+        conds.set("Ready", Some(false), "SecretsFailed", message.clone());
+        status.conditions = conds.new;
+        publish(ctx, p, EventType::Warning, "SecretsFailed", "Secrets", &message).await;
+        write_status(ctx, &ns, &name, &status).await?;
+        return match deployed {
+            Err(DeployError::Cluster(e)) => Err(e.into()),
+            _ => Ok(Action::requeue(ctx.requeue)),
+        };
     };
     let created: Vec<String> = secrets.secrets.iter().filter(|s| s.action == SecretAction::Create).map(|s| s.label()).collect();
     if !created.is_empty() {
@@ -270,78 +302,72 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
     }
 
     // Apply.
-    let opts = ApplyOptions { manage_namespaces: ctx.manage_namespaces, ..ApplyOptions::default() };
-    let report = match ctx.applier.apply(&manifests, &set, opts).await {
-        Ok(mut r) => {
-            r.mark_created_namespaces(&secrets.created_namespaces);
-            r
-        }
+    let report = match deployed {
+        Ok(d) => match d.outcome {
+            Outcome::Cluster(r) => (r, d.tree),
+            // a Kubernetes target is driven by the Kubernetes driver only
+            _ => return Ok(Action::requeue(ctx.requeue)),
+        },
         Err(e) => {
             let reason = match &e {
-                ClusterError::Conflicts(_) => "Conflict",
-                ClusterError::Refused(_) => "Refused",
-                ClusterError::NotServed(_) => "KindNotServed",
+                DeployError::Cluster(ClusterError::Conflicts(_)) => "Conflict",
+                DeployError::Cluster(ClusterError::Refused(_)) => "Refused",
+                DeployError::Cluster(ClusterError::NotServed(_)) => "KindNotServed",
                 _ => "ApplyFailed",
             };
-            let message = e.to_string();
+            let message = crate::text::error_chain(&e);
             conds.set("Applied", Some(false), reason, message.clone());
             conds.set("Ready", Some(false), reason, message.clone());
             status.conditions = conds.new;
             publish(ctx, p, EventType::Warning, reason, "Apply", &message).await;
             write_status(ctx, &ns, &name, &status).await?;
             if reason == "ApplyFailed" {
-                return Err(e.into());
+                return Err(match e {
+                    DeployError::Cluster(e) => e.into(),
+                    other => ReconcileError::Deploy(Box::new(other)),
+                });
             }
             ctx.metrics.count(if reason == "Conflict" { "conflict" } else { "error" });
             return Ok(Action::requeue(ctx.requeue));
         }
     };
+    let (r, tree) = report;
+    let digest = crate::text::sha256_hex(
+        &tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")).flat_map(|(f, b)| [f.as_bytes(), b.as_slice()].concat()).collect::<Vec<u8>>(),
+    );
     use crate::deploy::kubernetes::Action as A;
-    let (created, updated, pruned) = (report.count(A::Create), report.count(A::Update), report.count(A::Prune));
+    let (created, updated, pruned) = (r.count(A::Create), r.count(A::Update), r.count(A::Prune));
     ctx.metrics.objects_applied.inc_by((created + updated) as u64);
     ctx.metrics.objects_pruned.inc_by(pruned as u64);
-    let skipped = report.count(A::Skipped);
+    let skipped = r.count(A::Skipped);
     conds.set(
         "Applied",
         Some(true),
         "Applied",
         format!(
             "{} objects applied ({created} created, {updated} configured, {pruned} pruned){}",
-            report.applied_objects(),
+            r.report.applied_objects(),
             if skipped > 0 { format!("; {skipped} namespace(s) left to the cluster administrator") } else { String::new() }
         ),
     );
-    if report.changed() {
+    if r.report.changed() {
         publish(ctx, p, EventType::Normal, "Applied", "Apply", &format!("{created} created, {updated} configured, {pruned} pruned")).await;
     }
 
     // Verify: every workload rolled out.
-    let mut waiting = Vec::new();
-    for m in manifests.iter().filter(|m| wait::is_workload(m)) {
-        let (ar, _) = ctx.applier.resource(&m.gvk).await?;
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ctx.client.clone(), m.namespace.as_deref().unwrap_or_default(), &ar);
-        match api.get_opt(&m.name).await {
-            Ok(Some(o)) => {
-                if let Some(why) = wait::pending(&m.gvk.kind, &o) {
-                    waiting.push(format!("{}: {why}", m.label()));
-                }
-            }
-            Ok(None) => waiting.push(format!("{}: not found", m.label())),
-            Err(e) => return Err(ClusterError::api(m.label(), &e).into()),
-        }
-    }
+    let mut waiting = r.pending.clone();
     if !missing.is_empty() {
         waiting.push(format!("{} Secret(s) you give are missing (see condition SecretsReady)", missing.len()));
     }
     let ready = waiting.is_empty();
     if ready {
-        let workloads = manifests.iter().filter(|m| wait::is_workload(m)).count();
+        let workloads = crate::deploy::kubernetes::manifests(&tree).map(|m| m.iter().filter(|m| wait::is_workload(m)).count()).unwrap_or_default();
         conds.set("Ready", Some(true), "RolledOut", format!("{workloads} workloads rolled out"));
     } else {
         conds.set("Ready", Some(false), "RolloutInProgress", waiting.join("; "));
     }
     status.conditions = conds.new;
-    status.applied_objects = Some(report.applied_objects() as i64);
+    status.applied_objects = Some(r.report.applied_objects() as i64);
     status.rendered_digest = Some(digest);
     if status != old_status {
         write_status(ctx, &ns, &name, &status).await?;
@@ -351,6 +377,20 @@ async fn converge(p: &PlatformResource, ctx: &Context) -> Result<Action, Reconci
     }
     ctx.metrics.count("ok");
     Ok(Action::requeue(if ready { ctx.requeue } else { ROLLOUT_RECHECK }))
+}
+
+/// Nothing could be rendered: say why on every condition, and try again later.
+#[allow(clippy::too_many_arguments)]
+async fn not_rendered(ctx: &Context, p: &PlatformResource, ns: &str, name: &str, mut conds: Conditions<'_>, mut status: PlatformStatus, reason: &str, message: String) -> Result<Action, ReconcileError> {
+    conds.set("Rendered", Some(false), reason, message.clone());
+    conds.set("PolicyCompliant", None, "NotRendered", "");
+    conds.set("Applied", None, "NotRendered", "nothing was changed");
+    conds.set("Ready", Some(false), reason, message.clone());
+    status.conditions = conds.new;
+    publish(ctx, p, EventType::Warning, reason, "Render", &message).await;
+    write_status(ctx, ns, name, &status).await?;
+    ctx.metrics.count("invalid");
+    Ok(Action::requeue(ctx.requeue))
 }
 
 async fn cleanup(p: &PlatformResource, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -385,7 +425,7 @@ async fn write_status(ctx: &Context, ns: &str, name: &str, status: &PlatformStat
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
         .await
         .map(|_| ())
-        .map_err(|e| ReconcileError::Status(format!("{ns}/{name}"), kubernetes::describe(&e)))
+        .map_err(|e| ReconcileError::Status { platform: format!("{ns}/{name}"), message: kubernetes::describe(&e) })
 }
 
 /// Record an Event on the Platform; failing to record one never fails the reconcile.

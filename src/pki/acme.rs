@@ -75,15 +75,14 @@ pub fn due(store: &SecretStore, directory: &str, names: &[String]) -> Result<Opt
 
 /// Run one order to the end and store the certificate. The challenge files are removed from the
 /// hosts whatever happens.
-pub fn obtain(store: &SecretStore, req: &Request<'_>) -> Result<PublicState, AcmeError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| ca(req, format!("cannot start the HTTP client: {e}")))?;
+pub async fn obtain(store: &SecretStore, req: &Request<'_>) -> Result<PublicState, AcmeError> {
     let mut hosts = Vec::new();
     for (name, target) in &req.hosts {
         let conn = Connection::open(target).map_err(|e| AcmeError::Host { host: name.clone(), message: e.to_string() })?;
         hosts.push((name.clone(), conn));
     }
     let mut written = Vec::new();
-    let result = runtime.block_on(order(store, req, &hosts, &mut written));
+    let result = order(store, req, &hosts, &mut written).await;
     let cleaned = remove_challenges(req.platform, &hosts, &written);
     let state = result?;
     cleaned?;

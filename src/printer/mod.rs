@@ -5,10 +5,11 @@
 //! - standard output carries the data: a report's text, or its JSON;
 //! - standard error carries what happens meanwhile (notes, progress) for people only, warnings in
 //!   every format, and in text the error that ends the command;
-//! - with `--output json` the error that ends a command is one JSON object on standard output, of
-//!   the same shape for every command (`ErrorReport`).
+//! - the error that ends a command is said on standard error; with `--output json` it is also one
+//!   JSON object on standard output, of the same shape for every command (`ErrorReport`).
 
 
+mod deploy;
 mod progress;
 
 use std::fmt::Display;
@@ -16,6 +17,7 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+pub use deploy::DeployEvents;
 pub use progress::{Bar, Progress};
 
 use crate::document::Diagnostic;
@@ -132,26 +134,23 @@ impl Printer {
     }
 
     /// The error that ends a command, said once: its whole chain, the document's diagnostics with
-    /// their source lines, and hints. Returns the exit status it maps to.
+    /// their source lines, and hints, on standard error; with `--output json`, also as one object
+    /// on standard output for scripts. Returns the exit status it maps to.
     pub fn error(&self, e: &Error) -> ExitStatus {
         let status = e.exit_status();
-        match self.format {
-            Format::Json => {
-                let report = ErrorReport::new(e);
-                let mut stdout = std::io::stdout().lock();
-                let _ = serde_json::to_writer_pretty(&mut stdout, &report);
-                let _ = writeln!(stdout);
-            }
-            Format::Text => {
-                if let Some((diags, text)) = e.diagnostics() {
-                    self.diagnostics(diags, text);
-                }
-                let word = self.paint_err("31", "error");
-                eprintln!("{word}: {}", crate::text::error_chain(e));
-                for hint in e.hints() {
-                    eprintln!("{}: {hint}", self.paint_err("36", "hint"));
-                }
-            }
+        if self.format == Format::Json {
+            let report = ErrorReport::new(e);
+            let mut stdout = std::io::stdout().lock();
+            let _ = serde_json::to_writer_pretty(&mut stdout, &report);
+            let _ = writeln!(stdout);
+        } else if let Some((diags, text)) = e.diagnostics() {
+            // scripts find them in the JSON object
+            self.diagnostics(diags, text);
+        }
+        let word = self.paint_err("31", "error");
+        eprintln!("{word}: {}", crate::text::error_chain(e));
+        for hint in e.hints() {
+            eprintln!("{}: {hint}", self.paint_err("36", "hint"));
         }
         status
     }

@@ -231,7 +231,7 @@ impl Site {
                 resolved.target_kind
             )));
         }
-        let plan = Plan::from_tree(&tree).map_err(Error::Input)?;
+        let plan = Plan::from_tree(&tree).map_err(|e| Error::Input(e.to_string()))?;
         let targets = crate::policy::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
         let secrets = crate::secrets::SecretStore::for_platform(document, p);
         Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })

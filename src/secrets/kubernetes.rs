@@ -163,7 +163,7 @@ pub fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
     }
     // stdout is the apply's report
     eprintln!("{message}; applying");
-    let outcome = crate::commands::deploy::baremetal(&args.apply, catalog, json, crate::deploy::baremetal::Mode::Apply);
+    let outcome = crate::commands::deploy::apply_legacy(&args.apply, catalog, json);
     if outcome != Outcome::Success {
         eprintln!("the new values are in the Secret but not every workload rolled out: run `terroir apply {}` again", file.display());
     }

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod applyset;
+pub mod driver;
 pub mod secrets;
 pub mod wait;
 
@@ -39,9 +40,20 @@ pub enum ClusterError {
     Api { object: String, message: String },
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout { seconds: u64, what: String },
+    #[error("this document's target is not a Kubernetes cluster")]
+    NotAClusterTarget,
 }
 
 impl ClusterError {
+    /// The cluster cannot be reached as configured, or what was rendered cannot be read: the
+    /// input is at fault (exit 1). Everything else happened on the cluster (exit 2).
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        match self {
+            ClusterError::Config(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget => crate::ExitStatus::Invalid,
+            _ => crate::ExitStatus::Failed,
+        }
+    }
+
     pub(crate) fn api(object: impl Into<String>, e: &kube::Error) -> Self {
         ClusterError::Api { object: object.into(), message: describe(e) }
     }

@@ -15,6 +15,7 @@
 
 pub mod plan;
 pub mod reversibility;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -135,7 +136,7 @@ impl Renderer {
         // The provider module the root module calls: the rendered tree runs as it is.
         if let Some(sc) = loaded.platform.spec.target.secnumcloud() {
             let provider = sc.provider.as_str();
-            for (rel, content) in crate::deploy::secnumcloud::module_files(provider) {
+            for (rel, content) in terraform::module_files(provider) {
                 tree.files.insert(format!("terraform/modules/{provider}/{rel}"), content.to_vec());
             }
         }

@@ -220,10 +220,15 @@ pub struct Plan {
 
 impl Plan {
     /// The plan a bare-metal render wrote into its tree (`baremetal/plan.json`).
-    pub fn from_tree(tree: &RenderedTree) -> Result<Plan, String> {
-        tree.files.get("baremetal/plan.json").and_then(|b| serde_json::from_slice(b).ok()).ok_or_else(|| "the rendered tree has no valid baremetal/plan.json".to_owned())
+    pub fn from_tree(tree: &RenderedTree) -> Result<Plan, NoPlan> {
+        tree.files.get("baremetal/plan.json").and_then(|b| serde_json::from_slice(b).ok()).ok_or(NoPlan)
     }
 }
+
+/// A rendered tree without a bare-metal plan: the document does not target hosts.
+#[derive(Debug, thiserror::Error)]
+#[error("the rendered tree has no valid baremetal/plan.json")]
+pub struct NoPlan;
 
 pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree: &RenderedTree) -> Result<Vec<u8>, RenderError> {
     let mut hosts = Vec::new();
