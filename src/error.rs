@@ -58,6 +58,8 @@ pub enum Error {
     Usage { message: String },
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -79,6 +81,7 @@ impl Error {
             Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
             Error::Operator(_) => ExitStatus::Failed,
             Error::Output(_) | Error::Runtime(_) => ExitStatus::Failed,
+            Error::Write { .. } => ExitStatus::Invalid,
         }
     }
 
@@ -96,7 +99,7 @@ impl Error {
             Error::Operator(_) => "operator",
             Error::Key(_) => "key",
             Error::Usage { .. } => "usage",
-            Error::Output(_) => "output",
+            Error::Output(_) | Error::Write { .. } => "output",
             Error::Runtime(_) => "runtime",
         }
     }

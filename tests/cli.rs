@@ -137,3 +137,18 @@ fn the_backup_repository_key_is_never_rotated() {
     assert_eq!(std::fs::read_to_string(store.join("backup-cipher-pass")).unwrap(), "kept-value");
     assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1, "no previous value or new file written");
 }
+
+/// Shell completions and manual pages come from the same clap types as the command line.
+#[test]
+fn completions_and_manual_pages_follow_the_command_line() {
+    let bash = terroir().args(["completions", "bash"]).assert().success().get_output().stdout.clone();
+    let bash = String::from_utf8(bash).unwrap();
+    assert!(bash.contains("complete -F _terroir") && bash.contains("--force-unlock") && bash.contains("restore"), "{bash}");
+    terroir().args(["completions", "zsh"]).assert().success().stdout(predicate::str::contains("#compdef terroir"));
+    terroir().args(["completions", "tcsh"]).assert().code(1);
+    terroir().arg("man").assert().success().stdout(predicate::str::contains(".TH terroir 1").and(predicate::str::contains("apply")));
+    let tmp = tempfile::tempdir().unwrap();
+    terroir().args(["man", "--out"]).arg(tmp.path()).assert().success();
+    let restore = std::fs::read_to_string(tmp.path().join("terroir-backup-restore.1")).unwrap();
+    assert!(restore.contains(".TH terroir-backup-restore 1") && restore.contains("to\\-time"), "{restore}");
+}

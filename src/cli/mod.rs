@@ -183,6 +183,24 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// List the available blueprints and their parameters.
     Blueprints,
+    /// Print a shell completion script.
+    ///
+    /// bash:  terroir completions bash > /etc/bash_completion.d/terroir
+    /// zsh:   terroir completions zsh > "${fpath[1]}/_terroir"
+    /// fish:  terroir completions fish > ~/.config/fish/completions/terroir.fish
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print terroir's manual page (roff), or write one page per command into DIR.
+    ///
+    /// Read it with: terroir man | man -l -
+    Man {
+        /// Write terroir.1 and terroir-<command>.1 for every command into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Run the smoke application (for tests and demos): writes to PostgreSQL, sends mail through
     /// the platform's MTA, serves /metrics. Configured by the environment the blueprint renders.
     SmokeApp,

@@ -10,6 +10,7 @@ mod attest;
 mod audit;
 mod backup;
 mod blueprints;
+mod completions;
 mod crd;
 pub(crate) mod deploy;
 mod geodata;
@@ -57,6 +58,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Attest(args) => Ok(attest::run(&args, &cx.catalog, json).into()),
         Command::Blueprints => blueprints::run(&cx),
         Command::SmokeApp => smoke_app::run(),
+        Command::Completions { shell } => completions::completions(shell, &cx),
+        Command::Man { out } => completions::man(out.as_deref(), &cx),
     }
 }
 
