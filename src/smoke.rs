@@ -30,6 +30,25 @@ pub enum SmokeError {
     Ca { path: String, message: String },
 }
 
+/// Why a message could not be handed to the MTA; the HTTP answer says it.
+#[derive(Debug, thiserror::Error)]
+enum MailError {
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("expected {expected}, the server closed the connection")]
+    Closed { expected: String },
+    #[error("expected {expected}, got {got}")]
+    Reply { expected: String, got: String },
+    #[error("{host}: {source}")]
+    Name { host: String, source: rustls::pki_types::InvalidDnsNameError },
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+    #[error("after STARTTLS: {0}")]
+    AfterStartTls(Box<MailError>),
+}
+
 struct Config {
     port: String,
     db: String,
@@ -141,14 +160,14 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Read one SMTP reply (all its lines) and check its code.
-fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), String> {
+fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), MailError> {
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err(format!("expected {code}, the server closed the connection"));
+        if reader.read_line(&mut line)? == 0 {
+            return Err(MailError::Closed { expected: code.to_owned() });
         }
         if !line.starts_with(code) {
-            return Err(format!("expected {code}, got {}", line.trim()));
+            return Err(MailError::Reply { expected: code.to_owned(), got: line.trim().to_owned() });
         }
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok(());
@@ -156,34 +175,34 @@ fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), String> {
     }
 }
 
-fn command<S: std::io::Read + Write>(stream: &mut BufReader<S>, line: &str, code: &str) -> Result<(), String> {
-    stream.get_mut().write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-    stream.get_mut().flush().map_err(|e| e.to_string())?;
+fn command<S: std::io::Read + Write>(stream: &mut BufReader<S>, line: &str, code: &str) -> Result<(), MailError> {
+    stream.get_mut().write_all(line.as_bytes())?;
+    stream.get_mut().flush()?;
     expect(stream, code)
 }
 
 /// Send one message to the platform's own MTA: over STARTTLS with its certificate verified when
 /// the platform has a CA, in plain SMTP otherwise.
-fn send_mail(cfg: &Config, to: &str) -> Result<(), String> {
-    let stream = TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+fn send_mail(cfg: &Config, to: &str) -> Result<(), MailError> {
+    let stream = TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(MailError::Connect)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut plain = BufReader::new(stream);
     expect(&mut plain, "220")?;
     command(&mut plain, &format!("EHLO {}\r\n", cfg.from_domain), "250")?;
     match &cfg.tls {
         Some(tls) => {
             command(&mut plain, "STARTTLS\r\n", "220")?;
-            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(|e| format!("{}: {e}", cfg.smtp_host))?;
-            let conn = rustls::ClientConnection::new(tls.clone(), name).map_err(|e| e.to_string())?;
+            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(|source| MailError::Name { host: cfg.smtp_host.clone(), source })?;
+            let conn = rustls::ClientConnection::new(tls.clone(), name)?;
             let mut secure = BufReader::new(rustls::StreamOwned::new(conn, plain.into_inner()));
-            command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250").map_err(|e| format!("after STARTTLS: {e}"))?;
+            command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250").map_err(|e| MailError::AfterStartTls(Box::new(e)))?;
             message(&mut secure, cfg, to)
         }
         None => message(&mut plain, cfg, to),
     }
 }
 
-fn message<S: std::io::Read + Write>(stream: &mut BufReader<S>, cfg: &Config, to: &str) -> Result<(), String> {
+fn message<S: std::io::Read + Write>(stream: &mut BufReader<S>, cfg: &Config, to: &str) -> Result<(), MailError> {
     let from = format!("smoke@{}", cfg.from_domain);
     command(stream, &format!("MAIL FROM:<{from}>\r\n"), "250")?;
     command(stream, &format!("RCPT TO:<{to}>\r\n"), "250")?;

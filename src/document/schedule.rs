@@ -2,8 +2,8 @@
 //! runs of the cron schedules together, found by laying their runs over four calendar years (every
 //! weekday of every date, a leap year included). The BackupTooOld alert's threshold comes from it.
 
-/// One parsed five-field cron expression (numbers, ranges, lists, steps and `*`, as
-/// `crate::document::validate::check_cron` accepts).
+/// One parsed five-field cron expression (numbers, ranges, lists, steps and `*`): what
+/// validation accepts and what the backup alert's threshold is computed from.
 #[derive(Debug, Clone)]
 pub struct Cron {
     minutes: Vec<bool>,
@@ -15,25 +15,57 @@ pub struct Cron {
     days_or_weekdays: bool,
 }
 
-fn field(text: &str, lo: u32, hi: u32) -> Result<Vec<bool>, String> {
+/// Why a cron expression is refused, as `terroir validate` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error("it has {0} fields")]
+    FieldCount(usize),
+    #[error("the {name} step `{step}` is not a positive number")]
+    Step { name: &'static str, step: String },
+    #[error("the {name} field `{field}` is malformed")]
+    Malformed { name: &'static str, field: String },
+    #[error("the {name} {value} is outside {lo}-{hi}")]
+    OutOfRange { name: &'static str, value: u32, lo: u32, hi: u32 },
+    #[error("the {name} field `{field}` is not a number, range, list or `*`")]
+    NotANumber { name: &'static str, field: String },
+    #[error("the {name} range {from}-{to} runs backwards")]
+    Backwards { name: &'static str, from: u32, to: u32 },
+}
+
+/// The five fields: their names and ranges (day of week 7 is Sunday too).
+const FIELDS: [(&str, u32, u32); 5] = [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+
+/// One field's values: numbers, `*`, ranges, lists and steps (`5/15` is from 5 to the end).
+fn field(text: &str, (name, lo, hi): (&'static str, u32, u32)) -> Result<Vec<bool>, CronError> {
     let mut set = vec![false; hi as usize + 1];
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| format!("step `{s}` is not a positive number"))?),
+            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| CronError::Step { name, step: s.to_owned() })?),
             None => (part, 1),
         };
         let (from, to) = if range == "*" {
             (lo, hi)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (a.parse::<u32>().map_err(|_| format!("`{range}` is not a range"))?, b.parse::<u32>().map_err(|_| format!("`{range}` is not a range"))?)
         } else {
-            let n = range.parse::<u32>().map_err(|_| format!("`{range}` is not a number"))?;
-            // `5/15` means from 5 to the end, every 15
-            if part.contains('/') { (n, hi) } else { (n, n) }
+            let bounds: Vec<&str> = range.split('-').collect();
+            if bounds.len() > 2 {
+                return Err(CronError::Malformed { name, field: text.to_owned() });
+            }
+            let mut values = Vec::new();
+            for b in bounds {
+                match b.parse::<u32>() {
+                    Ok(n) if (lo..=hi).contains(&n) => values.push(n),
+                    Ok(n) => return Err(CronError::OutOfRange { name, value: n, lo, hi }),
+                    Err(_) => return Err(CronError::NotANumber { name, field: text.to_owned() }),
+                }
+            }
+            match values[..] {
+                [from, to] if from > to => return Err(CronError::Backwards { name, from, to }),
+                [from, to] => (from, to),
+                [n] if part.contains('/') => (n, hi),
+                [n] => (n, n),
+                _ => return Err(CronError::Malformed { name, field: text.to_owned() }),
+            }
         };
-        if from < lo || to > hi || from > to {
-            return Err(format!("`{part}` is outside {lo}-{hi}"));
-        }
         let mut v = from;
         while v <= to {
             set[v as usize] = true;
@@ -44,21 +76,21 @@ fn field(text: &str, lo: u32, hi: u32) -> Result<Vec<bool>, String> {
 }
 
 impl Cron {
-    pub fn parse(expr: &str) -> Result<Cron, String> {
+    pub fn parse(expr: &str) -> Result<Cron, CronError> {
         let f: Vec<&str> = expr.split_whitespace().collect();
         if f.len() != 5 {
-            return Err(format!("`{expr}` has {} fields, not 5", f.len()));
+            return Err(CronError::FieldCount(f.len()));
         }
-        let mut weekdays = field(f[4], 0, 7)?;
+        let mut weekdays = field(f[4], FIELDS[4])?;
         if weekdays[7] {
             weekdays[0] = true; // 7 is Sunday too
         }
         weekdays.truncate(7);
         Ok(Cron {
-            minutes: field(f[0], 0, 59)?,
-            hours: field(f[1], 0, 23)?,
-            days: field(f[2], 1, 31)?,
-            months: field(f[3], 1, 12)?,
+            minutes: field(f[0], FIELDS[0])?,
+            hours: field(f[1], FIELDS[1])?,
+            days: field(f[2], FIELDS[2])?,
+            months: field(f[3], FIELDS[3])?,
             weekdays,
             days_or_weekdays: !f[2].starts_with('*') && !f[4].starts_with('*'),
         })

@@ -424,10 +424,10 @@ fn check_components(c: &mut Checker, p: &Platform) {
         c.resources(&format!("{base}/monitoring/resources"), &m.resources);
     }
     if comp.backups.enabled {
-        if let Err(why) = check_cron(&comp.backups.schedule) {
+        if let Err(why) = super::schedule::Cron::parse(&comp.backups.schedule) {
             c.err(&format!("{base}/backups/schedule"), format!("schedule `{}` is not a valid cron expression: {why}", comp.backups.schedule), "five cron fields: minute hour day-of-month month day-of-week, such as `15 2 * * *`");
         }
-        if let Err(why) = check_cron(&comp.backups.full_schedule) {
+        if let Err(why) = super::schedule::Cron::parse(&comp.backups.full_schedule) {
             c.err(&format!("{base}/backups/fullSchedule"), format!("schedule `{}` is not a valid cron expression: {why}", comp.backups.full_schedule), "five cron fields: minute hour day-of-month month day-of-week, such as `30 1 * * 0`");
         }
         // On a cluster the two schedules are two CronJobs, which nothing serializes (on hosts a
@@ -736,48 +736,6 @@ pub fn parse_cpu(s: &str) -> Result<u64, &'static str> {
         return Err("is zero");
     }
     Ok(if milli { value as u64 } else { (value * 1000.0) as u64 })
-}
-
-/// Check a five-field cron expression (numbers, `*`, ranges, lists, steps, within each field's range).
-pub fn check_cron(expr: &str) -> Result<(), String> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("it has {} fields", fields.len()));
-    }
-    let ranges = [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
-    for (field, (name, lo, hi)) in fields.iter().zip(ranges) {
-        for part in field.split(',') {
-            let (range, step) = match part.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (part, None),
-            };
-            if let Some(s) = step
-                && s.parse::<u32>().map_or(true, |n| n == 0) {
-                    return Err(format!("the {name} step `{s}` is not a positive number"));
-                }
-            if range == "*" {
-                continue;
-            }
-            let bounds: Vec<&str> = range.split('-').collect();
-            if bounds.is_empty() || bounds.len() > 2 {
-                return Err(format!("the {name} field `{field}` is malformed"));
-            }
-            let mut values = Vec::new();
-            for b in bounds {
-                match b.parse::<u32>() {
-                    Ok(n) if (lo..=hi).contains(&n) => values.push(n),
-                    Ok(n) => return Err(format!("the {name} {n} is outside {lo}-{hi}")),
-                    Err(_) => return Err(format!("the {name} field `{field}` is not a number, range, list or `*`")),
-                }
-            }
-            if let [from, to] = values[..]
-                && from > to
-            {
-                return Err(format!("the {name} range {from}-{to} runs backwards"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// One or more PEM certificates, and nothing else that claims to be one.

@@ -212,7 +212,7 @@ impl Applier {
             let (ar, scope) = self.resource(&m.gvk).await?;
             let mut m = m.clone();
             if scope == Scope::Namespaced && m.namespace.is_none() {
-                return Err(ClusterError::Manifest { file: m.file.clone(), message: format!("{} {} has no namespace", m.gvk.kind, m.name) });
+                return Err(ClusterError::Manifest { file: m.file.clone(), source: Box::new(super::ManifestError::NoNamespace { kind: m.gvk.kind.clone(), name: m.name.clone() }) });
             }
             if scope == Scope::Cluster {
                 m.namespace = None;

@@ -243,11 +243,12 @@ async fn converge(work: &Work<'_>) -> Result<ClusterReport, DeployError> {
     let lease = match (apply, settings.lease) {
         (true, true) => {
             // on a first apply the Lease's namespace is the first thing made, as a member of the set
-            if settings.manage_namespaces && namespace_to_make(applier, &manifests, set.parent_namespace()).await? {
-                if let Some(m) = manifests.iter().find(|m| m.wave() == 1 && m.name == set.parent_namespace()) {
-                    applier.apply_namespace(m, &set, settings.force_conflicts).await?;
-                    lease_namespace = Some(m.name.clone());
-                }
+            if settings.manage_namespaces
+                && namespace_to_make(applier, &manifests, set.parent_namespace()).await?
+                && let Some(m) = manifests.iter().find(|m| m.wave() == 1 && m.name == set.parent_namespace())
+            {
+                applier.apply_namespace(m, &set, settings.force_conflicts).await?;
+                lease_namespace = Some(m.name.clone());
             }
             Some(crate::deploy::lock::Lease::take(applier.client(), set.parent_namespace(), platform, work.holder, work.settings.force_unlock, work.events).await?)
         }

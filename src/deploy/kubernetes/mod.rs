@@ -23,10 +23,18 @@ pub use applyset::ApplySet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("{0}")]
-    Config(String),
-    #[error("rendered manifest {file}: {message}")]
-    Manifest { file: String, message: String },
+    #[error("{what}: {source}")]
+    Kubeconfig { what: String, source: Box<kube::config::KubeconfigError> },
+    #[error("no kubeconfig ($KUBECONFIG, ~/.kube/config or --kubeconfig) and not running in a pod: {0}")]
+    NoConfig(#[source] kube::config::InClusterError),
+    #[error("cannot build a client: {0}")]
+    Client(String),
+    #[error("cannot generate Secret {secret}: {source}")]
+    Generate { secret: String, source: Box<GenerateError> },
+    #[error("Secret {secret}: {reason}")]
+    NotRotated { secret: String, reason: String },
+    #[error("rendered manifest {file}: {source}")]
+    Manifest { file: String, source: Box<ManifestError> },
     #[error("the cluster does not serve {0}; is its CustomResourceDefinition installed?")]
     NotServed(String),
     #[error(
@@ -49,7 +57,9 @@ impl ClusterError {
     /// input is at fault (exit 1). Everything else happened on the cluster (exit 2).
     pub fn exit_status(&self) -> crate::ExitStatus {
         match self {
-            ClusterError::Config(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget => crate::ExitStatus::Invalid,
+            ClusterError::Kubeconfig { .. } | ClusterError::NoConfig(_) | ClusterError::Client(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget | ClusterError::NotRotated { .. } => {
+                crate::ExitStatus::Invalid
+            }
             _ => crate::ExitStatus::Failed,
         }
     }
@@ -81,34 +91,27 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
     let options = KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
     let (config, ctx_name) = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| ClusterError::Config(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+            let kc = Kubeconfig::read_from(path).map_err(|source| ClusterError::Kubeconfig { what: format!("cannot read kubeconfig {}", path.display()), source: Box::new(source) })?;
             let name = context.map(str::to_owned).or_else(|| kc.current_context.clone()).unwrap_or_default();
-            let cfg = Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| ClusterError::Config(format!("kubeconfig {}: {e}", path.display())))?;
+            let cfg = Config::from_custom_kubeconfig(kc, &options).await.map_err(|source| ClusterError::Kubeconfig { what: format!("kubeconfig {}", path.display()), source: Box::new(source) })?;
             (cfg, name)
         }
         None => {
             let have_file = std::env::var_os("KUBECONFIG").is_some()
                 || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".kube/config").exists());
             if have_file || context.is_some() {
-                let kc = Kubeconfig::read().map_err(|e| ClusterError::Config(format!("cannot read kubeconfig: {e}")))?;
+                let kc = Kubeconfig::read().map_err(|source| ClusterError::Kubeconfig { what: "cannot read kubeconfig".into(), source: Box::new(source) })?;
                 let name = context.map(str::to_owned).or_else(|| kc.current_context.clone()).unwrap_or_default();
-                let cfg = Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(format!("kubeconfig: {e}")))?;
+                let cfg = Config::from_kubeconfig(&options).await.map_err(|source| ClusterError::Kubeconfig { what: "kubeconfig".into(), source: Box::new(source) })?;
                 (cfg, name)
             } else {
-                let cfg = Config::incluster().map_err(|e| {
-                    ClusterError::Config(format!(
-                        "no kubeconfig ($KUBECONFIG, ~/.kube/config or --kubeconfig) and not running in a pod: {e}"
-                    ))
-                })?;
+                let cfg = Config::incluster().map_err(ClusterError::NoConfig)?;
                 (cfg, "in-cluster".to_owned())
             }
         }
     };
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| ClusterError::Config(format!("cannot build a client: {}", describe(&e))))?;
+    let client = Client::try_from(config).map_err(|e| ClusterError::Client(describe(&e)))?;
     Ok(Connection { client, context: ctx_name, server })
 }
 
@@ -155,9 +158,9 @@ pub fn group_kind(gvk: &GroupVersionKind) -> String {
 pub fn manifests(tree: &RenderedTree) -> Result<Vec<Manifest>, ClusterError> {
     let mut out = Vec::new();
     for (file, bytes) in tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")) {
-        let err = |message: String| ClusterError::Manifest { file: file.clone(), message };
-        let text = std::str::from_utf8(bytes).map_err(|e| err(e.to_string()))?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| err(e.to_string()))?;
+        let err = |source: ManifestError| ClusterError::Manifest { file: file.clone(), source: Box::new(source) };
+        let text = std::str::from_utf8(bytes).map_err(|e| err(e.into()))?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| err(e.into()))?;
         for doc in docs.into_iter().filter(|d| !d.is_null()) {
             out.push(manifest_from_value(doc, file).map_err(err)?);
         }
@@ -165,11 +168,51 @@ pub fn manifests(tree: &RenderedTree) -> Result<Vec<Manifest>, ClusterError> {
     Ok(out)
 }
 
-pub fn manifest_from_value(doc: Value, file: &str) -> Result<Manifest, String> {
-    let api_version = doc.get("apiVersion").and_then(Value::as_str).ok_or("an object without apiVersion")?.to_owned();
-    let kind = doc.get("kind").and_then(Value::as_str).ok_or("an object without kind")?.to_owned();
-    let object: DynamicObject = serde_json::from_value(doc).map_err(|e| format!("{kind}: {e}"))?;
-    let name = object.metadata.name.clone().ok_or_else(|| format!("a {kind} without metadata.name"))?;
+/// Why a Secret's values could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("RSA key: {0}")]
+    Rsa(#[from] rsa::Error),
+    #[error("RSA key as PKCS#1: {0}")]
+    Pkcs1(#[from] rsa::pkcs1::Error),
+    #[error("RSA public key: {0}")]
+    Spki(#[from] rsa::pkcs8::spki::Error),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Random(#[from] crate::secrets::SecretError),
+    #[error("the platform CA is not there to sign it")]
+    NoCa,
+    #[error("key {key} of Secret {namespace}/{name}, which it copies, is not there")]
+    NoCopy { namespace: String, name: String, key: String },
+    #[error("not a Secret: {0}")]
+    Object(#[from] serde_json::Error),
+}
+
+/// Why a rendered file does not hold Kubernetes objects terroir can apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("not UTF-8: {0}")]
+    Utf8(#[from] std::str::Utf8Error),
+    #[error("not YAML: {0}")]
+    Yaml(#[from] serde_saphyr::Error),
+    #[error("an object without apiVersion")]
+    NoApiVersion,
+    #[error("an object without kind")]
+    NoKind,
+    #[error("{kind}: {source}")]
+    Invalid { kind: String, source: serde_json::Error },
+    #[error("a {0} without metadata.name")]
+    NoName(String),
+    #[error("{kind} {name} has no namespace")]
+    NoNamespace { kind: String, name: String },
+}
+
+pub fn manifest_from_value(doc: Value, file: &str) -> Result<Manifest, ManifestError> {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).ok_or(ManifestError::NoApiVersion)?.to_owned();
+    let kind = doc.get("kind").and_then(Value::as_str).ok_or(ManifestError::NoKind)?.to_owned();
+    let object: DynamicObject = serde_json::from_value(doc).map_err(|source| ManifestError::Invalid { kind: kind.clone(), source })?;
+    let name = object.metadata.name.clone().ok_or_else(|| ManifestError::NoName(kind.clone()))?;
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g.to_owned(), v.to_owned()),
         None => (String::new(), api_version.clone()),

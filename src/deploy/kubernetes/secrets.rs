@@ -538,7 +538,7 @@ where
         "type": if n.is_tls() { "kubernetes.io/tls" } else { "Opaque" },
         "data": values,
     }))
-    .map_err(|e| ClusterError::Config(format!("Secret {}: {e}", n.label())))?;
+    .map_err(|e| ClusterError::Generate { secret: n.label(), source: Box::new(e.into()) })?;
     let pp = PostParams { field_manager: Some("terroir".into()), ..PostParams::default() };
     for attempt in 0..2 {
         match api.create(&pp, &secret).await {
@@ -582,17 +582,17 @@ fn generate(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>) ->
 /// [`generate`], with the values copied from other Secrets (`copies`, by the source's key).
 fn generate_from(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair>, copies: &Values) -> Result<(Values, Values), ClusterError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let fail = |e: String| ClusterError::Config(format!("cannot generate Secret {}: {e}", n.label()));
+    let fail = |source: super::GenerateError| ClusterError::Generate { secret: n.label(), source: Box::new(source) };
     let mut out = BTreeMap::new();
     let mut annotations = BTreeMap::new();
     // The private key and its DNS record are made together, whichever of them is asked for.
     let dkim = if keys.iter().any(|k| matches!(n.kinds.get(k), Some(Kind::DkimPrivate | Kind::DkimRecord { .. }))) { Some(dkim_key().map_err(fail)?) } else { None };
     // So are a key and its certificate.
-    let new_ca = if n.is_ca() { Some(crate::pki::new_ca(platform).map_err(|e| fail(e.to_string()))?) } else { None };
+    let new_ca = if n.is_ca() { Some(crate::pki::new_ca(platform).map_err(|e| fail(e.into()))?) } else { None };
     let server = match n.server_names() {
         Some(names) => {
-            let ca = ca.ok_or_else(|| fail("the platform CA is not there to sign it".into()))?;
-            let issued = crate::pki::issue_server(platform, &ca.key_pem, names, &format!("Secret {}", n.label())).map_err(|e| fail(e.to_string()))?;
+            let ca = ca.ok_or_else(|| fail(super::GenerateError::NoCa))?;
+            let issued = crate::pki::issue_server(platform, &ca.key_pem, names, &format!("Secret {}", n.label())).map_err(|e| fail(e.into()))?;
             annotations.insert(ANNOTATION_TLS_NAMES.to_owned(), names.join(","));
             annotations.insert(ANNOTATION_TLS_NOT_AFTER.to_owned(), issued.not_after.to_string());
             Some(issued)
@@ -607,12 +607,12 @@ fn generate_from(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair
             (Some(Kind::CaCert), _, Some(c), _) => c.cert_pem.clone(),
             (Some(Kind::ServerKey { .. }), _, _, Some(i)) => i.key_pem.clone(),
             (Some(Kind::ServerCert { .. }), _, _, Some(i)) => i.cert_pem.clone(),
-            (Some(Kind::CaBundle), ..) => ca.map(|c| c.cert_pem.clone()).ok_or_else(|| fail("the platform CA is not there".into()))?,
+            (Some(Kind::CaBundle), ..) => ca.map(|c| c.cert_pem.clone()).ok_or_else(|| fail(super::GenerateError::NoCa))?,
             (Some(Kind::Fixed(v)), ..) => v.clone(),
             (Some(Kind::Copy { namespace, name, key }), ..) => {
-                copies.get(key.as_str()).cloned().ok_or_else(|| fail(format!("key {key} of Secret {namespace}/{name}, which it copies, is not there")))?
+                copies.get(key.as_str()).cloned().ok_or_else(|| fail(super::GenerateError::NoCopy { namespace: namespace.clone(), name: name.clone(), key: key.clone() }))?
             }
-            _ => crate::secrets::random_value().map_err(|e| fail(e.to_string()))?,
+            _ => crate::secrets::random_value().map_err(|e| fail(e.into()))?,
         })
     };
     let mut wanted: BTreeSet<String> = keys.iter().cloned().collect();
@@ -633,12 +633,12 @@ fn generate_from(n: &Needed, keys: &[String], platform: &str, ca: Option<&CaPair
 /// A 2048-bit RSA key: the PKCS#1 PEM of the private key, and the base64 DER of the public key
 /// (SubjectPublicKeyInfo), which is what a DKIM record's `p=` carries. RSA rather than Ed25519:
 /// receivers are not required to verify Ed25519 signatures (RFC 8463), and many do not.
-fn dkim_key() -> Result<(String, String), String> {
+fn dkim_key() -> Result<(String, String), super::GenerateError> {
     use rsa::pkcs1::EncodeRsaPrivateKey;
     use rsa::pkcs8::EncodePublicKey;
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
-    let private = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| e.to_string())?.to_string();
-    let public = key.to_public_key().to_public_key_der().map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)?;
+    let private = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?.to_string();
+    let public = key.to_public_key().to_public_key_der()?;
     Ok((private, base64::engine::general_purpose::STANDARD.encode(public.as_bytes())))
 }
 
@@ -654,32 +654,27 @@ fn dkim_record(selector: &str, domain: &str, public: &str) -> String {
 /// `<key>.previous`. The patch is made under the live resourceVersion.
 pub fn rotation(n: &Needed, live: &Secret, platform: &str) -> Result<Value, ClusterError> {
     if n.origin != Origin::Generated {
-        return Err(ClusterError::Config(format!(
-            "Secret {} is given by you, not generated ({}); replace it with: {}",
-            n.label(),
-            n.purpose,
-            n.replace_command()
-        )));
+        return Err(ClusterError::NotRotated { secret: n.label(), reason: format!("it is given by you, not generated ({}); replace it with: {}", n.purpose, n.replace_command()) });
     }
     if n.derived() {
         let source = n.kinds.values().find_map(|k| match k {
             Kind::Copy { name, .. } => Some(name.clone()),
             _ => None,
         });
-        return Err(ClusterError::Config(format!(
-            "Secret {} copies its password from Secret {}: rotate that one (`terroir secrets rotate FILE {}`), and the apply copies the new value here",
-            n.label(),
-            source.clone().unwrap_or_default(),
-            source.unwrap_or_default()
-        )));
+        let source = source.unwrap_or_default();
+        return Err(ClusterError::NotRotated {
+            secret: n.label(),
+            reason: format!("it copies its password from Secret {source}: rotate that one (`terroir secrets rotate FILE {source}`), and the apply copies the new value here"),
+        });
     }
     if n.server_names().is_some() {
-        return Err(ClusterError::Config(format!(
-            "Secret {} is a certificate: `terroir apply` issues it again when its names change, 30 days before its end, or when the platform CA is rotated; to issue it now, delete it (kubectl -n {} delete secret {}) and apply",
-            n.label(),
-            n.namespace,
-            n.name
-        )));
+        return Err(ClusterError::NotRotated {
+            secret: n.label(),
+            reason: format!(
+                "it is a certificate: `terroir apply` issues it again when its names change, 30 days before its end, or when the platform CA is rotated; to issue it now, delete it (kubectl -n {} delete secret {}) and apply",
+                n.namespace, n.name
+            ),
+        });
     }
     let (fresh, _) = generate(n, &n.keys, platform, None)?;
     let mut data = serde_json::Map::new();

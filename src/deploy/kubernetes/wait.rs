@@ -92,7 +92,7 @@ pub enum Unsettled {
 /// Watch one object by name (not polling) until `check` decides: it sees each state (`Ok(None)`
 /// while the object does not exist, `Err` for an error of the watch) and returns `Some` to end
 /// the watch with that value, `None` to go on watching.
-pub async fn watch_until<K, T>(api: Api<K>, name: &str, timeout: Duration, mut check: impl FnMut(Result<Option<K>, String>) -> Option<T>) -> Result<T, Unsettled>
+pub async fn watch_until<K, T>(api: Api<K>, name: &str, timeout: Duration, mut check: impl FnMut(Result<Option<K>, kube::runtime::watcher::Error>) -> Option<T>) -> Result<T, Unsettled>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -100,7 +100,7 @@ where
     let fut = async {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            if let Some(done) = check(event.map_err(|e| e.to_string())) {
+            if let Some(done) = check(event) {
                 return Ok(done);
             }
         }
@@ -120,7 +120,7 @@ pub async fn wait_rollout(api: Api<DynamicObject>, kind: &str, name: &str, timeo
                 Some(why) => last = why,
             },
             Ok(None) => last = "not found".into(),
-            Err(e) => last = e,
+            Err(e) => last = crate::text::error_chain(&e),
         }
         None
     })
