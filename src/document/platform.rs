@@ -131,6 +131,14 @@ pub struct Tenant {
     pub name: String,
 }
 
+impl Tenant {
+    /// On Kubernetes, the tenant's own namespace beside the platform's: a DNS label, so `_`
+    /// becomes `-`.
+    pub fn namespace(&self, platform_namespace: &str) -> String {
+        format!("{platform_namespace}-{}", self.name.replace('_', "-"))
+    }
+}
+
 /// Which blueprint renders this platform, and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -470,7 +470,7 @@ fn check_tenants(c: &mut Checker, p: &Platform) {
     if p.spec.target.on_kubernetes() {
         let platform_ns = p.spec.target.kubernetes().map(|k| k.namespace.clone()).unwrap_or_else(|| p.metadata.name.clone());
         for (i, t) in p.spec.tenants.iter().enumerate().filter(|(_, t)| is_sql_identifier(&t.name)) {
-            let ns = crate::pipeline::resolve::tenant_namespace(&platform_ns, &t.name);
+            let ns = t.namespace(&platform_ns);
             if ns.len() > 63 {
                 c.err(
                     &format!("/spec/tenants/{i}/name"),

@@ -48,15 +48,10 @@ pub struct ResolvedTenant {
     pub user: String,
     /// Name of the secret holding the role's password (`tenant-<name>-password`).
     pub secret: String,
-    /// Kubernetes: the tenant's own namespace (see [`tenant_namespace`]); empty elsewhere.
+    /// Kubernetes: the tenant's own namespace (see [`Tenant::namespace`](crate::document::Tenant::namespace)); empty elsewhere.
     pub namespace: String,
 }
 
-/// A tenant's namespace on Kubernetes: the platform's, a `-`, and the tenant's name with `_` as
-/// `-` (SQL identifiers have no `-`, so two tenants never share one).
-pub fn tenant_namespace(platform_namespace: &str, tenant: &str) -> String {
-    format!("{platform_namespace}-{}", tenant.replace('_', "-"))
-}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -481,7 +476,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
                     database: t.name.clone(),
                     user: t.name.clone(),
                     secret: format!("tenant-{}-password", t.name.replace('_', "-")),
-                    namespace: if on_kubernetes { tenant_namespace(&namespace, &t.name) } else { String::new() },
+                    namespace: if on_kubernetes { t.namespace(&namespace) } else { String::new() },
                 })
                 .collect();
             t.sort_by(|a, b| a.name.cmp(&b.name));
