@@ -72,7 +72,7 @@ impl Error {
             Error::Render(_) => ExitStatus::Invalid,
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
-            Error::Geodata(_) => ExitStatus::Invalid,
+            Error::Geodata(e) => e.exit_status(),
             Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
             Error::Operator(_) => ExitStatus::Failed,
             Error::Output(_) | Error::Runtime(_) => ExitStatus::Failed,
@@ -87,7 +87,7 @@ impl Error {
             Error::Render(_) => "render",
             Error::Reversibility(e) => e.kind(),
             Error::Secrets(_) => "secrets",
-            Error::Geodata(_) => "geodata",
+            Error::Geodata(e) => e.kind(),
             Error::Smoke(_) => "smoke-app",
             Error::Operator(_) => "operator",
             Error::Key(_) => "key",
@@ -113,6 +113,9 @@ impl Error {
 
     /// Facts particular to the failure, for scripts.
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
-        serde_json::Map::new()
+        match self {
+            Error::Geodata(e) => e.details(),
+            _ => serde_json::Map::new(),
+        }
     }
 }

@@ -48,7 +48,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Operator(args) => operator::run(args, &cx),
         Command::Locate(args) => Ok(locate::run(&args, json).into()),
         Command::Verify(args) => Ok(verify::run(&args, &cx.catalog, json).into()),
-        Command::Geodata(cmd) => Ok(geodata::run(cmd, json).into()),
+        Command::Geodata(cmd) => geodata::run(cmd, &cx),
         Command::Backup(cmd) => Ok(backup::run(cmd, &cx.catalog, json).into()),
         Command::Secrets(cmd) => Ok(secrets::run(cmd, &cx.catalog, json).into()),
         Command::Audit(args) => Ok(audit::run(&args, &cx.catalog, json).into()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::{Digest, Sha512};
 
-use super::geodata::{GeodataError, TempFile, temp_path};
+use super::geodata::{GeodataError, Staged, TempFile, temp_path};
 
 /// The latest version of a package as the registry describes it.
 #[derive(Debug, Clone)]
@@ -235,6 +235,30 @@ pub fn download(
     }
     std::mem::forget(guard);
     Ok(tmp)
+}
+
+/// Download `dist`'s tarball into `dir` (see [`download`]) and stage it for
+/// [`super::geodata::install`], once its package.json says it is the package and version the
+/// registry named.
+pub fn fetch(
+    agent: &ureq::Agent,
+    dist: &Dist,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<Staged, GeodataError> {
+    let tmp = download(agent, dist, dir, progress)?;
+    let staged = Staged::from_temp(tmp).map_err(|e| GeodataError::UnusableTarball {
+        url: dist.tarball.clone(),
+        source: Box::new(e),
+    })?;
+    if staged.package() != dist.package || staged.version() != dist.version {
+        return Err(GeodataError::WrongTarball {
+            url: dist.tarball.clone(),
+            expected: format!("{} {}", dist.package, dist.version),
+            found: format!("{} {}", staged.package(), staged.version()),
+        });
+    }
+    Ok(staged)
 }
 
 #[cfg(test)]
