@@ -51,6 +51,8 @@ pub enum Error {
     Operator(#[from] crate::operator::OperatorError),
     #[error(transparent)]
     Key(#[from] crate::attest::keys::KeyError),
+    #[error(transparent)]
+    Locate(#[from] crate::policy::locality::locate::LocateError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
     Usage { message: String },
@@ -73,6 +75,7 @@ impl Error {
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
             Error::Geodata(e) => e.exit_status(),
+            Error::Locate(e) => e.exit_status(),
             Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
             Error::Operator(_) => ExitStatus::Failed,
             Error::Output(_) | Error::Runtime(_) => ExitStatus::Failed,
@@ -88,6 +91,7 @@ impl Error {
             Error::Reversibility(e) => e.kind(),
             Error::Secrets(_) => "secrets",
             Error::Geodata(e) => e.kind(),
+            Error::Locate(e) => e.kind(),
             Error::Smoke(_) => "smoke-app",
             Error::Operator(_) => "operator",
             Error::Key(_) => "key",
@@ -115,6 +119,7 @@ impl Error {
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         match self {
             Error::Geodata(e) => e.details(),
+            Error::Locate(e) => e.details(),
             _ => serde_json::Map::new(),
         }
     }

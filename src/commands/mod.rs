@@ -46,7 +46,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),
-        Command::Locate(args) => Ok(locate::run(&args, json).into()),
+        Command::Locate(args) => locate::run(&args, &cx),
         Command::Verify(args) => Ok(verify::run(&args, &cx.catalog, json).into()),
         Command::Geodata(cmd) => geodata::run(cmd, &cx),
         Command::Backup(cmd) => Ok(backup::run(cmd, &cx.catalog, json).into()),
