@@ -52,6 +52,10 @@ pub enum Error {
     #[error(transparent)]
     Key(#[from] crate::attest::keys::KeyError),
     #[error(transparent)]
+    Attest(#[from] crate::attest::AttestError),
+    #[error(transparent)]
+    Assess(#[from] crate::policy::assess::AssessError),
+    #[error(transparent)]
     Locate(#[from] crate::policy::locality::locate::LocateError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
@@ -75,6 +79,8 @@ impl Error {
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
             Error::Geodata(e) => e.exit_status(),
+            Error::Attest(e) => e.exit_status(),
+            Error::Assess(e) => e.exit_status(),
             Error::Locate(e) => e.exit_status(),
             Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
             Error::Operator(_) => ExitStatus::Failed,
@@ -91,6 +97,8 @@ impl Error {
             Error::Reversibility(e) => e.kind(),
             Error::Secrets(_) => "secrets",
             Error::Geodata(e) => e.kind(),
+            Error::Attest(e) => e.kind(),
+            Error::Assess(e) => e.kind(),
             Error::Locate(e) => e.kind(),
             Error::Smoke(_) => "smoke-app",
             Error::Operator(_) => "operator",
@@ -106,6 +114,8 @@ impl Error {
         match self {
             Error::Document(e) => Some((&e.diagnostics, e.text.as_deref())),
             Error::Render(crate::pipeline::render::RenderError::Invalid(d)) => Some((d, None)),
+            Error::Assess(crate::policy::assess::AssessError::Document(e)) => Some((&e.diagnostics, e.text.as_deref())),
+            Error::Assess(crate::policy::assess::AssessError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
             _ => None,
         }
     }
@@ -119,6 +129,7 @@ impl Error {
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         match self {
             Error::Geodata(e) => e.details(),
+            Error::Attest(e) => e.details(),
             Error::Locate(e) => e.details(),
             _ => serde_json::Map::new(),
         }

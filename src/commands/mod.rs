@@ -47,7 +47,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),
         Command::Locate(args) => locate::run(&args, &cx),
-        Command::Verify(args) => Ok(verify::run(&args, &cx.catalog, json).into()),
+        Command::Verify(args) => verify::run(&args, &cx),
         Command::Geodata(cmd) => geodata::run(cmd, &cx),
         Command::Backup(cmd) => Ok(backup::run(cmd, &cx.catalog, json).into()),
         Command::Secrets(cmd) => Ok(secrets::run(cmd, &cx.catalog, json).into()),
@@ -56,7 +56,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Restore(args) => Ok(reversibility::restore(&args, &cx.catalog, json).into()),
         Command::Drill(args) => Ok(reversibility::drill(&args, &cx.catalog, json).into()),
         Command::Keygen { out } => keygen::run(&out, &cx),
-        Command::Attest(args) => Ok(attest::run(&args, &cx.catalog, json).into()),
+        Command::Attest(args) => attest::run(&args, &cx),
         Command::Blueprints => blueprints::run(&cx),
         Command::SmokeApp => smoke_app::run(),
     }
