@@ -95,6 +95,25 @@ pub enum GeodataError {
     NotGeodata { path: PathBuf, found: String },
     #[error("npm registry: {url}: {reason}")]
     Registry { url: String, reason: String },
+    #[error("npm registry: {url}: {what}")]
+    Http {
+        url: String,
+        what: &'static str,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("npm registry: {url}: the package metadata is not JSON")]
+    MetadataSyntax {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("npm registry: {url}: the download was interrupted")]
+    Interrupted {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("npm registry: {url}: the tarball is not a usable geodata package")]
     UnusableTarball {
         url: String,
