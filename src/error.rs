@@ -53,6 +53,12 @@ pub enum Error {
     Operator(#[from] crate::operator::OperatorError),
     #[error(transparent)]
     Key(#[from] crate::attest::keys::KeyError),
+    #[error(transparent)]
+    Attest(#[from] crate::attest::AttestError),
+    #[error(transparent)]
+    Assess(#[from] crate::policy::assess::AssessError),
+    #[error(transparent)]
+    Locate(#[from] crate::policy::locality::locate::LocateError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
     Usage { message: String },
@@ -77,7 +83,10 @@ impl Error {
             Error::Deploy(e) => e.exit_status(),
             Error::Reversibility(e) => e.exit_status(),
             Error::Secrets(_) => ExitStatus::Invalid,
-            Error::Geodata(_) => ExitStatus::Invalid,
+            Error::Geodata(e) => e.exit_status(),
+            Error::Attest(e) => e.exit_status(),
+            Error::Assess(e) => e.exit_status(),
+            Error::Locate(e) => e.exit_status(),
             Error::Smoke(_) | Error::Key(_) => ExitStatus::Invalid,
             Error::Operator(_) => ExitStatus::Failed,
             Error::Output(_) | Error::Runtime(_) => ExitStatus::Failed,
@@ -94,7 +103,10 @@ impl Error {
             Error::Deploy(e) => e.kind(),
             Error::Reversibility(e) => e.kind(),
             Error::Secrets(_) => "secrets",
-            Error::Geodata(_) => "geodata",
+            Error::Geodata(e) => e.kind(),
+            Error::Attest(e) => e.kind(),
+            Error::Assess(e) => e.kind(),
+            Error::Locate(e) => e.kind(),
             Error::Smoke(_) => "smoke-app",
             Error::Operator(_) => "operator",
             Error::Key(_) => "key",
@@ -109,6 +121,8 @@ impl Error {
         match self {
             Error::Document(e) => Some((&e.diagnostics, e.text.as_deref())),
             Error::Render(crate::pipeline::render::RenderError::Invalid(d)) | Error::Deploy(crate::deploy::DeployError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
+            Error::Assess(crate::policy::assess::AssessError::Document(e)) => Some((&e.diagnostics, e.text.as_deref())),
+            Error::Assess(crate::policy::assess::AssessError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
             _ => None,
         }
     }
@@ -125,6 +139,9 @@ impl Error {
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         match self {
             Error::Deploy(e) => e.details(),
+            Error::Geodata(e) => e.details(),
+            Error::Attest(e) => e.details(),
+            Error::Locate(e) => e.details(),
             _ => serde_json::Map::new(),
         }
     }

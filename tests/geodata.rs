@@ -651,9 +651,14 @@ fn update_installs_packages_whose_integrity_matches() {
         .success()
         .get_output()
         .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("integrity verified"), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // with --output json no progress is shown: the report says what was verified
+    let verified = v["verified"].as_array().unwrap();
+    assert_eq!(verified.len(), 2, "{v}");
+    for (p, package) in verified.iter().zip([COUNTRY_PACKAGE, ASN_PACKAGE]) {
+        assert_eq!(p["name"], package);
+        assert_eq!(p["integrity"], sri(&std::fs::read(tarball(package)).unwrap()), "integrity verified: {p}");
+    }
     for (p, package) in v["packages"]
         .as_array()
         .unwrap()

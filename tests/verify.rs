@@ -78,10 +78,11 @@ fn a_registry_that_resolves_to_amazon_in_paris_fails_the_cloud_act_check() {
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_eq!(verdicts(&report, "image registry (registry.mutuelle.example.fr)"), ["pass"]);
 
-    // A bad pin is a usage error.
-    let (code, _, stderr) = verify(&example("kubernetes.yaml"), &["--resolve", "registry.mutuelle.example.fr=not-an-ip"]);
+    // A bad pin is a usage error (with --output json, said in the JSON error on stdout).
+    let (code, error, stderr) = verify(&example("kubernetes.yaml"), &["--resolve", "registry.mutuelle.example.fr=not-an-ip"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("not-an-ip") && stderr.contains("HOST=ADDRESS"), "{stderr}");
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(message.contains("not-an-ip") && message.contains("HOST=ADDRESS"), "{error}\n{stderr}");
 }
 
 #[test]
@@ -128,13 +129,14 @@ fn terraform_plans_are_judged_resource_by_resource() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\n  \"format_version\": \"1.2\",\n  oops\n}\n").unwrap();
-    let (code, _, stderr) = verify(&doc, &["--no-dns", "--plan-json", bad.to_str().unwrap()]);
+    let (code, error, stderr) = verify(&doc, &["--no-dns", "--plan-json", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("bad.json:3:3") && stderr.contains("terraform show -json"), "{stderr}");
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(message.contains("bad.json:3:3") && message.contains("terraform show -json"), "{error}\n{stderr}");
     std::fs::write(&bad, "{\"resource_changes\": []}").unwrap();
-    let (code, _, stderr) = verify(&doc, &["--no-dns", "--plan-json", bad.to_str().unwrap()]);
+    let (code, error, stderr) = verify(&doc, &["--no-dns", "--plan-json", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("format_version"), "{stderr}");
+    assert!(error["error"].as_str().unwrap_or_default().contains("format_version"), "{error}\n{stderr}");
 }
 
 fn post(server: &BackgroundServer, path: &str, body: Value) -> Value {

@@ -42,36 +42,68 @@ pub fn sign(payload: &[u8], key: &SigningKey, keyid: &str) -> Envelope {
     }
 }
 
+/// Why an envelope does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("payloadType is {found:?}, expected {PAYLOAD_TYPE:?}")]
+    PayloadType { found: String },
+    #[error("the payload is not valid base64")]
+    Payload(#[source] base64::DecodeError),
+    #[error("the envelope has no signature")]
+    Unsigned,
+    #[error(
+        "the signature does not match: the payload or the signature was altered, or another key signed it ({})",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Mismatch { problems: Vec<SignatureProblem> },
+}
+
+/// Why one signature of an envelope was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureProblem {
+    #[error("signature {keyid:?} is not valid base64: {source}")]
+    NotBase64 {
+        keyid: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("signature {keyid:?} is not 64 bytes")]
+    WrongLength { keyid: String },
+    #[error("signature {keyid:?} does not verify with this public key")]
+    OtherKeyOrAltered { keyid: String },
+}
+
 /// Check that one signature verifies with `key`; returns the payload bytes.
-pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Vec<u8>, String> {
+pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Vec<u8>, EnvelopeError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(format!("payloadType is {:?}, expected {PAYLOAD_TYPE:?}", env.payload_type));
+        return Err(EnvelopeError::PayloadType { found: env.payload_type.clone() });
     }
-    let payload = b64.decode(&env.payload).map_err(|e| format!("the payload is not valid base64: {e}"))?;
+    let payload = b64.decode(&env.payload).map_err(EnvelopeError::Payload)?;
     if env.signatures.is_empty() {
-        return Err("the envelope has no signature".into());
+        return Err(EnvelopeError::Unsigned);
     }
     let message = pae(&env.payload_type, &payload);
     let mut problems = Vec::new();
     for s in &env.signatures {
+        let keyid = s.keyid.clone();
         let bytes = match b64.decode(&s.sig) {
             Ok(b) => b,
-            Err(e) => {
-                problems.push(format!("signature {:?} is not valid base64: {e}", s.keyid));
+            Err(source) => {
+                problems.push(SignatureProblem::NotBase64 { keyid, source });
                 continue;
             }
         };
         let Ok(sig) = Signature::from_slice(&bytes) else {
-            problems.push(format!("signature {:?} is not 64 bytes", s.keyid));
+            problems.push(SignatureProblem::WrongLength { keyid });
             continue;
         };
         if key.verify(&message, &sig).is_ok() {
             return Ok(payload);
         }
-        problems.push(format!("signature {:?} does not verify with this public key", s.keyid));
+        problems.push(SignatureProblem::OtherKeyOrAltered { keyid });
     }
-    Err(format!("the signature does not match: the payload or the signature was altered, or another key signed it ({})", problems.join("; ")))
+    Err(EnvelopeError::Mismatch { problems })
 }
 
 #[cfg(test)]
@@ -92,8 +124,23 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut tampered = env.clone();
         tampered.payload = b64.encode(b"{\"a\":2}");
-        assert!(verify(&tampered, &key.verifying_key()).is_err());
+        let e = verify(&tampered, &key.verifying_key()).unwrap_err();
+        assert!(matches!(&e, EnvelopeError::Mismatch { problems } if matches!(problems[..], [SignatureProblem::OtherKeyOrAltered { .. }])), "{e}");
+        assert!(e.to_string().contains("signature does not match"), "{e}");
         let other = SigningKey::from_bytes(&[8u8; 32]);
         assert!(verify(&env, &other.verifying_key()).is_err());
+    }
+
+    #[test]
+    fn an_envelope_without_a_usable_signature_says_why() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let env = sign(b"{}", &key, "k");
+        let unsigned = Envelope { signatures: Vec::new(), ..env.clone() };
+        assert!(matches!(verify(&unsigned, &key.verifying_key()), Err(EnvelopeError::Unsigned)));
+        let other_type = Envelope { payload_type: "text/plain".into(), ..env.clone() };
+        assert!(matches!(verify(&other_type, &key.verifying_key()), Err(EnvelopeError::PayloadType { .. })));
+        let short = Envelope { signatures: vec![EnvelopeSignature { keyid: "k".into(), sig: "AAAA".into() }], ..env };
+        let e = verify(&short, &key.verifying_key()).unwrap_err();
+        assert!(e.to_string().contains("\"k\" is not 64 bytes"), "{e}");
     }
 }

@@ -10,10 +10,42 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {message}")]
-    Io { path: PathBuf, message: String },
-    #[error("{path}: not an Ed25519 {what} in PEM ({message})")]
-    Format { path: PathBuf, what: &'static str, message: String },
+    #[error("{}: cannot read the key", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot write the key", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: no randomness to generate a key from", path.display())]
+    Randomness {
+        path: PathBuf,
+        #[source]
+        source: getrandom::Error,
+    },
+    #[error("{}: cannot encode the public key", path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: ed25519_dalek::pkcs8::spki::Error,
+    },
+    #[error("{}: not an Ed25519 private key (PKCS#8) in PEM", path.display())]
+    PrivateFormat {
+        path: PathBuf,
+        #[source]
+        source: ed25519_dalek::pkcs8::Error,
+    },
+    #[error("{}: not an Ed25519 public key (SubjectPublicKeyInfo) in PEM", path.display())]
+    PublicFormat {
+        path: PathBuf,
+        #[source]
+        source: ed25519_dalek::pkcs8::spki::Error,
+    },
     #[error("{0} exists; remove it or choose another --out (keys are never overwritten)")]
     Exists(PathBuf),
 }
@@ -34,17 +66,17 @@ pub fn generate(out: &Path) -> Result<(PathBuf, String), KeyError> {
         }
     }
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| KeyError::Io { path: out.to_owned(), message: format!("no randomness: {e}") })?;
+    getrandom::fill(&mut seed).map_err(|source| KeyError::Randomness { path: out.to_owned(), source })?;
     let key = SigningKey::from_bytes(&seed);
     let private_pem = pkcs8_v1_pem(&key);
-    let public_pem = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| KeyError::Io { path: public.clone(), message: e.to_string() })?;
+    let public_pem = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|source| KeyError::Encode { path: public.clone(), source })?;
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |e: std::io::Error| KeyError::Io { path: out.to_owned(), message: e.to_string() };
+        let err = |source: std::io::Error| KeyError::Write { path: out.to_owned(), source };
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(err)?;
         f.write_all(private_pem.as_bytes()).map_err(err)?;
     }
-    std::fs::write(&public, public_pem.as_bytes()).map_err(|e| KeyError::Io { path: public.clone(), message: e.to_string() })?;
+    std::fs::write(&public, public_pem.as_bytes()).map_err(|source| KeyError::Write { path: public.clone(), source })?;
     Ok((public, key_id(&key.verifying_key())))
 }
 
@@ -70,15 +102,47 @@ fn pkcs8_v1_pem(key: &SigningKey) -> String {
 pub fn key_id(key: &VerifyingKey) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(key.as_bytes());
-    format!("ed25519:{}", d.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+    format!("ed25519:{}", crate::text::hex(&d[..8]))
 }
 
 pub fn read_private(path: &Path) -> Result<SigningKey, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io { path: path.to_owned(), message: e.to_string() })?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| KeyError::Format { path: path.to_owned(), what: "private key (PKCS#8)", message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|source| KeyError::PrivateFormat { path: path.to_owned(), source })
 }
 
 pub fn read_public(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io { path: path.to_owned(), message: e.to_string() })?;
-    VerifyingKey::from_public_key_pem(&text).map_err(|e| KeyError::Format { path: path.to_owned(), what: "public key (SubjectPublicKeyInfo)", message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|source| KeyError::PublicFormat { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_generated_pair_reads_back_and_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("key");
+        let (public, id) = generate(&out).unwrap();
+        assert_eq!(public, dir.path().join("key.pub"));
+        let private = read_private(&out).unwrap();
+        assert_eq!(read_public(&public).unwrap(), private.verifying_key());
+        assert_eq!(id, key_id(&private.verifying_key()));
+        assert!(id.starts_with("ed25519:") && id.len() == "ed25519:".len() + 16, "{id}");
+        assert!(matches!(generate(&out), Err(KeyError::Exists(p)) if p == out));
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_kind_says_which_file_and_what_was_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("key");
+        generate(&out).unwrap();
+        let e = read_private(&dir.path().join("key.pub")).unwrap_err();
+        assert!(matches!(e, KeyError::PrivateFormat { .. }));
+        assert!(e.to_string().contains("key.pub") && e.to_string().contains("PKCS#8"), "{e}");
+        assert!(matches!(read_public(&out), Err(KeyError::PublicFormat { .. })));
+        assert!(matches!(read_public(&dir.path().join("absent")), Err(KeyError::Read { .. })));
+    }
 }

@@ -4,13 +4,121 @@
 //! - `keys`: Ed25519 keys in PKCS#8 / SubjectPublicKeyInfo PEM.
 //! - `dsse`: DSSE envelopes signed over the pre-authentication encoding.
 //! - `predicate`: the in-toto Statement v1 and its sovereignty-assessment predicate.
+//! - `live`: what the running target shows, read back (deployed files or objects, encryption at
+//!   rest).
+//! - `sign`: the statement signed and written with its reports; `verify` checks it offline.
 //! - `report`: the human report (Markdown, self-contained HTML).
 //! - `oscal`: the same assessment as an OSCAL assessment-results document.
 //! - `ropa`: a draft GDPR Art. 30 record of processing activities.
 
 pub mod dsse;
 pub mod keys;
+pub mod live;
 pub mod oscal;
 pub mod predicate;
 pub mod report;
 pub mod ropa;
+pub mod sign;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use crate::error::ExitStatus;
+
+/// Why an attestation could not be made, or does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    #[error("{}: cannot read the drill report", path.display())]
+    DrillReportRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a drill report", path.display())]
+    DrillReportSyntax {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: not a drill report (expected kind terroir-drill-report/v1, as `terroir drill` writes it)", path.display())]
+    NotADrillReport { path: PathBuf },
+    #[error("the rendered tree has no valid baremetal/plan.json")]
+    NoRenderedPlan,
+    #[error("cannot read the deployed files back from the hosts")]
+    Hosts(#[source] crate::policy::locality::hostfacts::ProbeError),
+    #[error("cannot read the deployed objects back from the cluster")]
+    Cluster(#[source] crate::deploy::kubernetes::ClusterError),
+    #[error("cannot encode the statement")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}", path.display())]
+    AttestationRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: not a DSSE envelope", path.display())]
+    NotAnEnvelope {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}", path.display())]
+    Signature {
+        path: PathBuf,
+        #[source]
+        source: dsse::EnvelopeError,
+    },
+    #[error("the signed payload is not an in-toto Statement")]
+    NotAStatement(#[source] serde_json::Error),
+    #[error("the payload is not a terroir sovereignty assessment (predicateType {predicate_type})")]
+    NotAnAssessment { predicate_type: String },
+}
+
+impl AttestError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            // what the user gave cannot be read
+            AttestError::DrillReportRead { .. }
+            | AttestError::DrillReportSyntax { .. }
+            | AttestError::NotADrillReport { .. }
+            | AttestError::AttestationRead { .. } => ExitStatus::Invalid,
+            // the target, the output, or the attestation itself failed its check
+            AttestError::NoRenderedPlan
+            | AttestError::Hosts(_)
+            | AttestError::Cluster(_)
+            | AttestError::Encode(_)
+            | AttestError::Write { .. }
+            | AttestError::NotAnEnvelope { .. }
+            | AttestError::Signature { .. }
+            | AttestError::NotAStatement(_)
+            | AttestError::NotAnAssessment { .. } => ExitStatus::Failed,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AttestError::DrillReportRead { .. } | AttestError::DrillReportSyntax { .. } | AttestError::NotADrillReport { .. } => "drill-report",
+            AttestError::NoRenderedPlan | AttestError::Hosts(_) | AttestError::Cluster(_) => "live",
+            AttestError::Encode(_) | AttestError::Write { .. } | AttestError::AttestationRead { .. } => "attestation",
+            AttestError::NotAnEnvelope { .. } | AttestError::Signature { .. } | AttestError::NotAStatement(_) | AttestError::NotAnAssessment { .. } => "invalid-attestation",
+        }
+    }
+
+    /// An attestation that does not verify is `valid: false` for scripts, as a verified one is
+    /// `valid: true`.
+    pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut details = serde_json::Map::new();
+        if self.kind() == "invalid-attestation" {
+            details.insert("valid".into(), false.into());
+        }
+        details
+    }
+}

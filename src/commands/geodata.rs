@@ -1,237 +1,164 @@
 //! `terroir geodata update|import|status`: the IP geolocation and ASN data behind `locate` and
 //! `verify` (see `crate::policy::locality::geodata`).
 
-use std::io::IsTerminal;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::Outcome;
+use super::Context;
 use crate::cli::{GeodataArgs, GeodataCommand};
-use crate::policy::locality::geodata::{self, ATTRIBUTION, GeoDb, GeodataError, PACKAGES, Staged};
+use crate::error::{Error, ExitStatus};
+use crate::policy::locality::geodata::{self, ATTRIBUTION, GeoDb, GeodataError, PackageInfo, Staged, PACKAGES};
 use crate::policy::locality::npm;
+use crate::printer::{Report, Text};
 
-pub fn run(cmd: GeodataCommand, json: bool) -> Outcome {
-    match cmd {
-        GeodataCommand::Update { registry, data } => update(&registry, &data_dir(&data), json),
-        GeodataCommand::Import { files, data } => import(&files, &data_dir(&data), json),
-        GeodataCommand::Status { data } => match GeoDb::open(Some(&data_dir(&data))) {
-            Ok(db) => report(&db, json, &[], &[]),
-            Err(e) => fail(&e, json),
-        },
-    }
+pub fn run(cmd: GeodataCommand, cx: &Context) -> Result<ExitStatus, Error> {
+    let status = match cmd {
+        GeodataCommand::Update { registry, data } => update(&registry, &data_dir(&data), cx)?,
+        GeodataCommand::Import { files, data } => import(&files, &data_dir(&data), cx)?,
+        GeodataCommand::Status { data } => Status::of(&GeoDb::open(Some(&data_dir(&data)))?),
+    };
+    cx.printer.report(&status)?;
+    Ok(ExitStatus::Success)
 }
 
 fn data_dir(args: &GeodataArgs) -> PathBuf {
     args.geodata.clone().unwrap_or_else(GeoDb::default_dir)
 }
 
-fn fail(e: &GeodataError, json: bool) -> Outcome {
-    let message = crate::text::error_chain(e);
-    if json {
-        println!("{}", json!({ "error": message }));
-    }
-    eprintln!("error: {message}");
-    match e {
-        GeodataError::Integrity { .. } => Outcome::CheckFailed,
-        _ => Outcome::Invalid,
-    }
-}
-
-fn update(registry: &str, dir: &Path, json: bool) -> Outcome {
+/// Fetch the latest version of each package unless the one installed is it, each checked
+/// against the registry's integrity hash, then install them together.
+fn update(registry: &str, dir: &Path, cx: &Context) -> Result<Status, GeodataError> {
     let agent = npm::agent();
-    let progress = Progress::new();
+    let progress = cx.printer.progress();
     let mut staged = Vec::new();
+    let mut verified = Vec::new();
     for package in PACKAGES {
-        let dist = match npm::latest(&agent, registry, package) {
-            Ok(d) => d,
-            Err(e) => return fail(&e, json),
-        };
+        let dist = npm::latest(&agent, registry, package)?;
         let current = dir.join(geodata::tarball_file_name(package, &dist.version));
         if current.is_file() && npm::file_matches(&current, &dist.integrity) {
-            progress.line(&format!(
-                "{package} {}: up to date (integrity verified)",
-                dist.version
-            ));
+            progress.line(format!("{package} {}: up to date (integrity verified)", dist.version));
+            verified.push(Verification::of(&dist));
             continue;
         }
-        progress.line(&format!(
-            "{package} {}: fetching {}",
-            dist.version, dist.tarball
-        ));
-        let bar = progress.bar(&format!("{package} {}", dist.version));
-        let tmp = npm::download(&agent, &dist, dir, &mut |done, total| {
-            bar.update(done, total)
-        });
-        bar.finish();
-        let tmp = match tmp {
-            Ok(t) => t,
-            Err(e) => return fail(&e, json),
-        };
-        let s = match Staged::from_temp(tmp) {
-            Ok(s) => s,
-            Err(e) => {
-                return fail(
-                    &GeodataError::Registry {
-                        url: dist.tarball.clone(),
-                        reason: crate::text::error_chain(&e),
-                    },
-                    json,
-                );
+        progress.line(format!("{package} {}: fetching {}", dist.version, dist.tarball));
+        let bar = progress.bytes(&format!("{package} {}", dist.version), Some(0));
+        let fetched = npm::fetch(&agent, &dist, dir, &mut |done, total| {
+            if let Some(total) = total {
+                bar.set_length(total);
             }
-        };
-        if s.package() != package || s.version() != dist.version {
-            let e = GeodataError::Registry {
-                url: dist.tarball.clone(),
-                reason: format!(
-                    "the tarball holds {} {}, not {package} {} as the metadata says",
-                    s.package(),
-                    s.version(),
-                    dist.version
-                ),
-            };
-            return fail(&e, json);
-        }
-        progress.line(&format!(
-            "{package} {}: sha512 integrity verified",
-            dist.version
-        ));
-        staged.push(s);
+            bar.set_position(done);
+        });
+        bar.clear();
+        staged.push(fetched?);
+        progress.line(format!("{package} {}: sha512 integrity verified", dist.version));
+        verified.push(Verification::of(&dist));
     }
     if !staged.is_empty() {
         progress.line("building the index");
     }
-    finish_install(dir, staged, json)
+    let mut status = install(dir, staged)?;
+    status.verified = verified;
+    Ok(status)
 }
 
-fn import(files: &[PathBuf], dir: &Path, json: bool) -> Outcome {
-    let progress = Progress::new();
+fn import(files: &[PathBuf], dir: &Path, cx: &Context) -> Result<Status, GeodataError> {
+    let progress = cx.printer.progress();
     let mut staged = Vec::new();
     for f in files {
-        match Staged::copy_in(dir, f) {
-            Ok(s) => {
-                progress.line(&format!("{}: {} {}", f.display(), s.package(), s.version()));
-                staged.push(s);
-            }
-            Err(e) => return fail(&e, json),
-        }
+        let s = Staged::copy_in(dir, f)?;
+        progress.line(format!("{}: {} {}", f.display(), s.package(), s.version()));
+        staged.push(s);
     }
     progress.line("building the index");
-    finish_install(dir, staged, json)
+    install(dir, staged)
 }
 
-fn finish_install(dir: &Path, staged: Vec<Staged>, json: bool) -> Outcome {
-    let installed = match geodata::install(dir, staged, Some(&GeoDb::cache_dir())) {
-        Ok(i) => i,
-        Err(e) => return fail(&e, json),
-    };
-    match &installed.db {
-        Ok(db) => report(db, json, &installed.installed, &installed.removed),
-        Err(e) => {
-            for p in &installed.installed {
-                eprintln!("installed {}", p.display());
-            }
-            fail(e, json)
+fn install(dir: &Path, staged: Vec<Staged>) -> Result<Status, GeodataError> {
+    let installed = geodata::install(dir, staged, Some(&GeoDb::cache_dir()))?;
+    let db = installed.db.map_err(|e| {
+        if installed.installed.is_empty() { e } else { GeodataError::Incomplete { installed: installed.installed.clone(), source: Box::new(e) } }
+    })?;
+    Ok(Status { installed: installed.installed, removed: installed.removed, ..Status::of(&db) })
+}
+
+/// A package whose tarball was checked against the registry's integrity hash.
+#[derive(Debug, Serialize)]
+struct Verification {
+    name: String,
+    version: String,
+    integrity: String,
+}
+
+impl Verification {
+    fn of(dist: &npm::Dist) -> Self {
+        Verification { name: dist.package.clone(), version: dist.version.clone(), integrity: dist.integrity.clone() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Ranges {
+    country: usize,
+    asn: usize,
+}
+
+/// The geodata in use, and what this run changed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    packages: Vec<PackageInfo>,
+    ranges: Ranges,
+    dir: String,
+    index: Option<String>,
+    from_cache: bool,
+    installed: Vec<PathBuf>,
+    removed: Vec<PathBuf>,
+    /// `update` only: each package checked against the registry's integrity hash.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    verified: Vec<Verification>,
+    attribution: &'static str,
+    #[serde(skip)]
+    cache_problem: Option<String>,
+}
+
+impl Status {
+    fn of(db: &GeoDb) -> Status {
+        let (country, asn) = db.ranges();
+        Status {
+            packages: db.packages().to_vec(),
+            ranges: Ranges { country, asn },
+            dir: db.dir().display().to_string(),
+            index: db.index_path().map(|p| p.display().to_string()),
+            from_cache: db.loaded_from_cache(),
+            installed: Vec::new(),
+            removed: Vec::new(),
+            verified: Vec::new(),
+            attribution: ATTRIBUTION,
+            cache_problem: db.cache_problem().map(str::to_owned),
         }
     }
 }
 
-fn report(db: &GeoDb, json: bool, installed: &[PathBuf], removed: &[PathBuf]) -> Outcome {
-    let (country, asn) = db.ranges();
-    let index = db.index_path().map(|p| p.display().to_string());
-    if json {
-        let out = json!({
-            "packages": db.packages(),
-            "ranges": {"country": country, "asn": asn},
-            "dir": db.dir().display().to_string(),
-            "index": index,
-            "fromCache": db.loaded_from_cache(),
-            "installed": installed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "removed": removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "attribution": ATTRIBUTION,
-        });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-        return Outcome::Success;
-    }
-    for p in installed {
-        println!("installed {}", p.display());
-    }
-    for p in removed {
-        println!("removed   {}", p.display());
-    }
-    println!("geodata in {}", db.dir().display());
-    let width = db
-        .packages()
-        .iter()
-        .map(|p| p.name.len())
-        .max()
-        .unwrap_or(0);
-    for p in db.packages() {
-        println!("  {:<width$}  {}  sha256 {}", p.name, p.version, p.sha256);
-    }
-    println!("ranges: {country} country, {asn} ASN (IPv4 and IPv6)");
-    match (&index, db.cache_problem()) {
-        (Some(i), _) => println!(
-            "index: {i} ({})",
-            if db.loaded_from_cache() {
-                "loaded from the cache"
-            } else {
-                "built now"
-            }
-        ),
-        (None, Some(problem)) => println!("index: in memory only: {problem}"),
-        (None, None) => println!("index: in memory only"),
-    }
-    println!("data: {ATTRIBUTION}");
-    Outcome::Success
-}
-
-/// Progress on stderr: a live bar on a terminal, plain lines otherwise.
-struct Progress {
-    terminal: bool,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            terminal: std::io::stderr().is_terminal(),
+impl Report for Status {
+    fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
+        for p in &self.installed {
+            writeln!(out, "installed {}", p.display())?;
         }
-    }
-
-    fn line(&self, text: &str) {
-        eprintln!("{text}");
-    }
-
-    fn bar(&self, label: &str) -> Bar {
-        if !self.terminal {
-            return Bar(None);
+        for p in &self.removed {
+            writeln!(out, "removed   {}", p.display())?;
         }
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(label.to_owned());
-        Bar(Some(bar))
-    }
-}
-
-struct Bar(Option<indicatif::ProgressBar>);
-
-impl Bar {
-    fn update(&self, done: u64, total: Option<u64>) {
-        if let Some(b) = &self.0 {
-            if let Some(t) = total {
-                b.set_length(t);
-            }
-            b.set_position(done);
+        writeln!(out, "geodata in {}", self.dir)?;
+        let width = self.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &self.packages {
+            writeln!(out, "  {:<width$}  {}  sha256 {}", p.name, p.version, p.sha256)?;
         }
-    }
-    fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish_and_clear();
+        writeln!(out, "ranges: {} country, {} ASN (IPv4 and IPv6)", self.ranges.country, self.ranges.asn)?;
+        match (&self.index, &self.cache_problem) {
+            (Some(i), _) => writeln!(out, "index: {i} ({})", if self.from_cache { "loaded from the cache" } else { "built now" })?,
+            (None, Some(problem)) => writeln!(out, "index: in memory only: {problem}")?,
+            (None, None) => writeln!(out, "index: in memory only")?,
         }
+        writeln!(out, "data: {ATTRIBUTION}")
     }
 }

@@ -2,87 +2,37 @@
 //! US CLOUD Act reaches it.
 
 use std::io::Write;
-use std::net::IpAddr;
 
-use super::Outcome;
+use serde::Serialize;
+
+use super::Context;
 use crate::cli::LocateArgs;
-use crate::policy::locality::catalog::Catalog;
-use crate::policy::locality::geodata::{ATTRIBUTION, GeoDb};
+use crate::error::{Error, ExitStatus};
+use crate::policy::locality::geodata::ATTRIBUTION;
 use crate::policy::locality::locate::{self, Location};
+use crate::printer::{Report, Text};
 
-pub fn run(args: &LocateArgs, json: bool) -> Outcome {
-    // Names first: a typo is reported before the index is loaded.
-    let mut targets: Vec<(Option<&str>, Vec<IpAddr>)> = Vec::new();
-    let mut failed = false;
-    for t in &args.targets {
-        match locate::resolve(t) {
-            Ok(ips) => {
-                let literal = ips.len() == 1
-                    && t.trim()
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<IpAddr>()
-                        .is_ok();
-                targets.push(((!literal).then_some(t.as_str()), ips));
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Outcome::Invalid;
-    }
-    let geo = match GeoDb::open(args.data.geodata.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: cannot load the geodata: {e}");
-            return Outcome::Invalid;
-        }
-    };
-    let catalog = Catalog::builtin();
-    let locations: Vec<Location> = targets
-        .into_iter()
-        .flat_map(|(host, ips)| {
-            let geo = &geo;
-            ips.into_iter().map(move |ip| Location {
-                hostname: host.map(str::to_owned),
-                ..locate::judge(ip, geo, catalog)
-            })
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    let written = if json {
-        serde_json::to_string_pretty(&locations)
-            .map_err(std::io::Error::other)
-            .and_then(|s| writeln!(out, "{s}"))
-    } else {
-        write!(out, "{}", text_report(&locations))
-    };
-    match written {
-        Ok(()) => Outcome::Success,
-        // stdout closed early (`| head`): nothing more to say
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
-        Err(e) => {
-            eprintln!("error: cannot write the report: {e}");
-            Outcome::Invalid
-        }
+pub fn run(args: &LocateArgs, cx: &Context) -> Result<ExitStatus, Error> {
+    let locations = locate::locate(&args.targets, args.data.geodata.as_deref())?;
+    cx.printer.report(&Located(locations))?;
+    Ok(ExitStatus::Success)
+}
+
+/// One location per address: a table for people, the list as it is for scripts.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Located(Vec<Location>);
+
+impl Report for Located {
+    fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
+        write!(out, "{}", table(&self.0))
     }
 }
 
 /// The table, one reason line per address, then the data's attribution.
-pub fn text_report(locations: &[Location]) -> String {
+fn table(locations: &[Location]) -> String {
     let with_host = locations.iter().any(|l| l.hostname.is_some());
-    let mut header = vec![
-        "ADDRESS",
-        "COUNTRY",
-        "ASN",
-        "ORGANISATION",
-        "OPERATOR",
-        "JURISDICTION",
-        "CLOUD ACT",
-    ];
+    let mut header = vec!["ADDRESS", "COUNTRY", "ASN", "ORGANISATION", "OPERATOR", "JURISDICTION", "CLOUD ACT"];
     if with_host {
         header.insert(0, "HOST");
     }
@@ -94,9 +44,7 @@ pub fn text_report(locations: &[Location]) -> String {
                 l.address.clone(),
                 l.country.clone().unwrap_or_else(dash),
                 l.asn.map_or_else(dash, |a| format!("AS{a}")),
-                l.organisation
-                    .as_deref()
-                    .map_or_else(dash, |o| shorten(o, 40)),
+                l.organisation.as_deref().map_or_else(dash, |o| crate::text::shorten(o, 40)),
                 l.operator.clone().unwrap_or_else(dash),
                 l.jurisdiction.clone().unwrap_or_else(dash),
                 match l.cloud_act_exposed {
@@ -143,10 +91,39 @@ pub fn text_report(locations: &[Location]) -> String {
     out
 }
 
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        s.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(address: &str, hostname: Option<&str>, organisation: Option<&str>) -> Location {
+        Location {
+            address: address.into(),
+            country: Some("FR".into()),
+            asn: Some(16276),
+            organisation: organisation.map(str::to_owned),
+            operator: Some("OVHcloud".into()),
+            jurisdiction: Some("FR".into()),
+            cloud_act_exposed: Some(false),
+            reason: "operated by OVHcloud".into(),
+            hostname: hostname.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_host_column_only_when_a_name_was_given() {
+        let text = table(&[location("51.38.1.1", None, Some("OVH SAS"))]);
+        let header = text.lines().next().unwrap_or_default();
+        assert!(header.starts_with("ADDRESS") && header.ends_with("CLOUD ACT"), "{header}");
+        assert!(text.contains("51.38.1.1: operated by OVHcloud\n") && text.ends_with(&format!("{ATTRIBUTION}\n")), "{text}");
+        let text = table(&[location("51.38.1.1", Some("crm.example.fr"), None), location("51.38.1.2", None, None)]);
+        assert!(text.starts_with("HOST"), "{text}");
+        assert!(text.lines().nth(2).unwrap_or_default().starts_with("-  "), "an address given as such has no host: {text}");
+    }
+
+    #[test]
+    fn long_organisations_are_cut() {
+        let long = "A".repeat(60);
+        let text = table(&[location("51.38.1.1", None, Some(&long))]);
+        assert!(text.contains(&format!("{}…", "A".repeat(39))) && !text.contains(&long), "{text}");
     }
 }

@@ -2,6 +2,7 @@
 //! the gate every change passes first, locality (geodata, provider catalog, live facts) and the
 //! sovereignty assessments rendered with the platform.
 
+pub mod assess;
 pub mod gate;
 pub mod locality;
 pub mod sovereignty;

@@ -246,7 +246,7 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let src_conn = from.connect(&src_host)?;
         let files = into.deployed_files(h);
         let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, Error> {
-            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(Error::Failed)
+            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(|e| Error::Failed(crate::text::error_chain(&e)))
         };
         let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);
         for f in &files {

@@ -232,7 +232,7 @@ impl Site {
             )));
         }
         let plan = Plan::from_tree(&tree).map_err(|e| Error::Input(e.to_string()))?;
-        let targets = crate::policy::locality::hostfacts::targets(document, p).map_err(Error::Input)?.into_iter().collect();
+        let targets = p.spec.target.baremetal().map(|b| crate::policy::locality::hostfacts::targets(document, b)).unwrap_or_default().into_iter().collect();
         let secrets = crate::secrets::SecretStore::for_platform(document, p);
         Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })
     }

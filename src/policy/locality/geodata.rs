@@ -95,6 +95,41 @@ pub enum GeodataError {
     NotGeodata { path: PathBuf, found: String },
     #[error("npm registry: {url}: {reason}")]
     Registry { url: String, reason: String },
+    #[error("npm registry: {url}: {what}")]
+    Http {
+        url: String,
+        what: &'static str,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("npm registry: {url}: the package metadata is not JSON")]
+    MetadataSyntax {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("npm registry: {url}: the download was interrupted")]
+    Interrupted {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("npm registry: {url}: the tarball is not a usable geodata package")]
+    UnusableTarball {
+        url: String,
+        #[source]
+        source: Box<GeodataError>,
+    },
+    /// `expected` and `found` are each a package and its version.
+    #[error("npm registry: {url}: the tarball holds {found}, not {expected} as the metadata says")]
+    WrongTarball { url: String, expected: String, found: String },
+    /// Some packages were installed, but the geodata cannot be used until the rest are.
+    #[error("installed {}; the geodata is still incomplete", installed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Incomplete {
+        installed: Vec<PathBuf>,
+        #[source]
+        source: Box<GeodataError>,
+    },
     #[error(
         "{package} {version}: the tarball from {url} does not match the registry's integrity hash (expected {expected}, got {actual}); it was discarded and nothing was replaced"
     )]
@@ -108,6 +143,32 @@ pub enum GeodataError {
 }
 
 impl GeodataError {
+    /// A download that does not match its registry's integrity hash is a failed check; the rest
+    /// is about what the user gave (a directory, a file, a registry).
+    pub fn exit_status(&self) -> crate::error::ExitStatus {
+        match self {
+            GeodataError::Integrity { .. } => crate::error::ExitStatus::Failed,
+            GeodataError::Incomplete { source, .. } | GeodataError::UnusableTarball { source, .. } => source.exit_status(),
+            _ => crate::error::ExitStatus::Invalid,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GeodataError::Integrity { .. } => "integrity",
+            _ => "geodata",
+        }
+    }
+
+    /// Facts for scripts: what was installed before the geodata turned out incomplete.
+    pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut details = serde_json::Map::new();
+        if let GeodataError::Incomplete { installed, .. } = self {
+            details.insert("installed".into(), installed.iter().map(|p| serde_json::Value::from(p.display().to_string())).collect());
+        }
+        details
+    }
+
     fn read(path: &Path, source: std::io::Error) -> Self {
         GeodataError::Read {
             path: path.to_owned(),
@@ -1604,6 +1665,20 @@ fn build_asn(path: &Path) -> Result<AsnPart, GeodataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tarball_that_fails_its_integrity_check_is_a_failed_check() {
+        use crate::error::ExitStatus;
+        let integrity = GeodataError::Integrity { package: "p".into(), version: "1".into(), url: "u".into(), expected: "e".into(), actual: "a".into() };
+        assert_eq!(integrity.exit_status(), ExitStatus::Failed);
+        assert_eq!(integrity.kind(), "integrity");
+        let missing = GeodataError::NoData { dir: PathBuf::from("/d") };
+        assert_eq!(missing.exit_status(), ExitStatus::Invalid);
+        let incomplete = GeodataError::Incomplete { installed: vec![PathBuf::from("/d/asn.tgz")], source: Box::new(missing) };
+        assert_eq!(incomplete.exit_status(), ExitStatus::Invalid);
+        assert_eq!(incomplete.details()["installed"], serde_json::json!(["/d/asn.tgz"]));
+        assert!(crate::text::error_chain(&incomplete).contains("no geodata in /d"), "{incomplete}");
+    }
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn v4(s: &str) -> u32 {

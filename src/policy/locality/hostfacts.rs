@@ -12,9 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::verify::{host_of, Finding, Verdict, Verifier};
-use crate::document::Platform;
+use crate::document::{BaremetalTarget, Platform};
 use crate::deploy::baremetal::resolve_path;
-use crate::deploy::baremetal::ssh::{Connection, Target};
+use crate::deploy::baremetal::ssh::{Connection, SshError, Target};
 
 /// One script, one round trip; each line `key value...`.
 const SCRIPT: &str = r#"
@@ -156,9 +156,40 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
     out
 }
 
+/// Why a read-only probe of a host gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("host {host} ({address})")]
+    Connect {
+        host: String,
+        address: String,
+        #[source]
+        source: Box<SshError>,
+    },
+    #[error("host {host}")]
+    Command {
+        host: String,
+        #[source]
+        source: Box<SshError>,
+    },
+    #[error("host {host}: {what} failed (exit status {status}): {stderr}")]
+    Failed { host: String, what: &'static str, status: i32, stderr: String },
+    #[error("the probe of host {host} stopped unexpectedly")]
+    Panicked { host: String },
+}
+
+impl ProbeError {
+    /// The host as a finding names it: with its address when it could not be reached.
+    pub fn subject(&self) -> String {
+        match self {
+            ProbeError::Connect { host, address, .. } => format!("host {host} ({address})"),
+            ProbeError::Command { host, .. } | ProbeError::Failed { host, .. } | ProbeError::Panicked { host } => format!("host {host}"),
+        }
+    }
+}
+
 /// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
-pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, String> {
-    let b = p.spec.target.baremetal().ok_or("not a bare-metal document")?;
+pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
     let ssh = &b.ssh;
     let port = u16::try_from(ssh.port).unwrap_or(22);
     let identity = resolve_path(&ssh.identity_file, document);
@@ -177,7 +208,7 @@ pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, S
             jump: None,
         })
     });
-    Ok(b.hosts
+    b.hosts
         .iter()
         .map(|h| {
             let target = Target {
@@ -193,30 +224,34 @@ pub fn targets(document: &Path, p: &Platform) -> Result<Vec<(String, Target)>, S
             };
             (h.name.clone(), target)
         })
-        .collect())
+        .collect()
 }
 
-/// Run `run` on every host in parallel, each with its own connection.
-fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Connection) -> Result<T, String> + Sync) -> Vec<Result<(String, T), String>> {
+/// Run `run` on every host in parallel, each with its own connection; one result per host, in
+/// the order of `targets`.
+pub fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Connection) -> Result<T, ProbeError> + Sync) -> Vec<Result<(String, T), ProbeError>> {
     std::thread::scope(|s| {
         let run = &run;
         let handles: Vec<_> = targets
             .into_iter()
             .map(|(name, target)| {
-                s.spawn(move || {
-                    let conn = Connection::open(&target).map_err(|e| format!("host {name} ({}): {e}", target.address))?;
+                let host = name.clone();
+                let handle = s.spawn(move || {
+                    let conn = Connection::open(&target).map_err(|source| ProbeError::Connect { host: name.clone(), address: target.address.clone(), source: Box::new(source) })?;
                     run(&name, &conn).map(|t| (name, t))
-                })
+                });
+                (host, handle)
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a host check panicked".into()))).collect()
+        handles.into_iter().map(|(host, h)| h.join().unwrap_or_else(|_| Err(ProbeError::Panicked { host }))).collect()
     })
 }
 
-/// Connect to every host of a bare-metal document and judge what it reports.
-pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<Finding>, String> {
-    let results = on_hosts(targets(document, p)?, |name, conn| {
-        let out = conn.exec(SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
+/// Connect to every host of a bare-metal document and judge what it reports; a host that cannot
+/// be read is a warning, never a pass.
+pub fn verify_hosts(document: &Path, b: &BaremetalTarget, p: &Platform, v: &Verifier) -> Vec<Finding> {
+    let results = on_hosts(targets(document, b), |name, conn| {
+        let out = conn.exec(SCRIPT, None).map_err(|source| ProbeError::Command { host: name.to_owned(), source: Box::new(source) })?;
         Ok(parse(&out.stdout_str()))
     });
     let mut out = Vec::new();
@@ -224,102 +259,21 @@ pub fn verify_hosts(document: &Path, p: &Platform, v: &Verifier) -> Result<Vec<F
         match r {
             Ok((name, facts)) => out.extend(judge(&name, &facts, p, v)),
             Err(e) => out.push(Finding {
-                subject: e.split(':').next().unwrap_or("host").to_owned(),
+                subject: e.subject(),
                 observed: "unreachable".into(),
                 expected: v.expected(),
                 verdict: Verdict::Warn,
                 basis: "live",
-                evidence: e,
+                evidence: crate::text::error_chain(&e),
             }),
         }
     }
-    Ok(out)
-}
-
-/// Where each host keeps the platform's data, and whether a probe can see it encrypted: the
-/// block devices under /var/lib (PostgreSQL, Prometheus, the application) and /var/spool (mail).
-const AT_REST_SCRIPT: &str = r#"
-for p in /var/lib /var/spool; do
-  src=$(findmnt -no SOURCE -T "$p" 2>/dev/null | head -n1)
-  fs=$(findmnt -no FSTYPE -T "$p" 2>/dev/null | head -n1)
-  types=$( [ -b "$src" ] && lsblk -rnso TYPE "$src" 2>/dev/null | tr '
-' ' ')
-  echo "$p|$src|$fs|$types"
-done
-"#;
-
-/// One line of `AT_REST_SCRIPT`: encrypted when a `crypt` device (dm-crypt, LUKS) is under the
-/// filesystem, not when it is a block device chain without one, unknown when it is not a block
-/// device at all (overlay, tmpfs, a network filesystem): the probe cannot see through it.
-pub fn at_rest_line(host: &str, line: &str) -> Option<serde_json::Value> {
-    let mut f = line.split('|');
-    let (path, source, fstype, types) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or_default());
-    let types: Vec<&str> = types.split_whitespace().collect();
-    let (encrypted, evidence) = if types.contains(&"crypt") {
-        (Some(true), format!("{source} ({fstype}) is on a dm-crypt device ({})", types.join(" < ")))
-    } else if !types.is_empty() {
-        (Some(false), format!("{source} ({fstype}) is on {} without dm-crypt", types.join(" < ")))
-    } else {
-        (None, format!("{source} ({fstype}) is not a block device: the probe cannot see whether what is under it is encrypted"))
-    };
-    Some(serde_json::json!({"host": host, "path": path, "filesystem": fstype, "source": source, "encrypted": encrypted, "evidence": evidence}))
-}
-
-/// Encryption at rest as the hosts show it (read-only, no sudo).
-pub fn encryption_at_rest(document: &Path, p: &Platform) -> Result<Vec<serde_json::Value>, String> {
-    let results = on_hosts(targets(document, p)?, |name, conn| {
-        let out = conn.exec(AT_REST_SCRIPT, None).map_err(|e| format!("host {name}: {e}"))?;
-        Ok(out.stdout_str().lines().filter_map(|l| at_rest_line(name, l)).collect::<Vec<_>>())
-    });
-    let mut out = Vec::new();
-    for r in results {
-        out.extend(r?.1);
-    }
-    Ok(out)
-}
-
-/// What is deployed, read back: the SHA-256 of every configuration file the plan installs, on
-/// each host (with sudo: some are root-only). Secret files are never hashed: a digest of a short
-/// secret is as good as the secret. Files not present are left out.
-pub fn read_back(document: &Path, p: &Platform, plan: &crate::pipeline::render::plan::Plan) -> Result<Vec<serde_json::Value>, String> {
-    use crate::pipeline::render::plan::Step;
-    let files: std::collections::HashMap<String, Vec<(String, String)>> = plan
-        .hosts
-        .iter()
-        .map(|h| {
-            let f = h.steps.iter().filter_map(|s| if let Step::File { file, .. } = s { Some((file.dest.clone(), file.source.clone())) } else { None }).collect();
-            (h.name.clone(), f)
-        })
-        .collect();
-    let results = on_hosts(targets(document, p)?, |name, conn| {
-        let wanted = files.get(name).cloned().unwrap_or_default();
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let dests: Vec<String> = wanted.iter().map(|(d, _)| d.clone()).collect();
-        let digests = file_digests(conn, name, &dests)?;
-        Ok(digests
-            .into_iter()
-            .map(|(path, hex)| {
-                let source = wanted.iter().find(|(d, _)| *d == path).map(|(_, s)| s.clone()).unwrap_or_default();
-                serde_json::json!({
-                    "name": format!("host://{name}{path}"),
-                    "digest": {"sha256": hex},
-                    "annotations": {"rendered": format!("baremetal/hosts/{name}/{source}")},
-                })
-            })
-            .collect::<Vec<_>>())
-    });
-    let mut out = Vec::new();
-    for r in results {
-        out.extend(r?.1);
-    }
-    Ok(out)
+    out
 }
 
 /// The SHA-256 of each of `files` present on a host, in one round trip (with sudo: some are
 /// root-only): (path, hex digest). Files not present are left out.
-pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<Vec<(String, String)>, String> {
+pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<Vec<(String, String)>, ProbeError> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -331,9 +285,9 @@ pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<V
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let out = conn.sudo(&script, None).map_err(|e| format!("host {host}: {e}"))?;
+    let out = conn.sudo(&script, None).map_err(|source| ProbeError::Command { host: host.to_owned(), source: Box::new(source) })?;
     if !out.ok() {
-        return Err(format!("host {host}: reading the deployed files failed: {}", out.stderr_str().trim()));
+        return Err(ProbeError::Failed { host: host.to_owned(), what: "reading the deployed files", status: out.status, stderr: crate::text::last_lines(&out.stderr_str(), 3) });
     }
     Ok(out
         .stdout_str()
@@ -348,16 +302,6 @@ pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encryption_at_rest_is_read_from_the_device_chain() {
-        let luks = at_rest_line("db1", "/var/lib|/dev/mapper/data|ext4|crypt part disk ").unwrap();
-        assert_eq!(luks["encrypted"], true);
-        let plain = at_rest_line("db1", "/var/lib|/dev/sda2|ext4|part disk ").unwrap();
-        assert_eq!(plain["encrypted"], false);
-        let overlay = at_rest_line("h1", "/var/spool|overlay|overlay|").unwrap();
-        assert!(overlay["encrypted"].is_null() && overlay["evidence"].as_str().unwrap().contains("not a block device"));
-    }
 
     #[test]
     fn facts_are_parsed_from_one_round_trip() {

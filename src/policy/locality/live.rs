@@ -35,7 +35,8 @@ fn provider_of(provider_id: &str) -> Option<&'static str> {
     })
 }
 
-async fn list<K>(api: Api<K>, what: &str) -> Result<Vec<K>, ClusterError>
+/// Every object `api` lists; none when the cluster does not serve the kind.
+pub(crate) async fn list<K>(api: Api<K>, what: &str) -> Result<Vec<K>, ClusterError>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
@@ -164,79 +165,4 @@ pub async fn kubernetes(client: &Client, namespace: &str, declared_operator: Opt
         }
     }
     Ok(out)
-}
-
-/// What a StorageClass says of encryption at rest: `encrypted` when one of its parameters turns
-/// encryption on or names a key (AWS EBS `encrypted: "true"`, Ceph RBD `encrypted: "true"`, GCE
-/// PD `disk-encryption-kms-key`, Azure Disk `diskEncryptionSetID`, a `kmsKeyId`...), `not
-/// encrypted` when such a parameter says false, otherwise `unknown`: many providers encrypt
-/// every volume without the class saying so, and the probe does not guess.
-pub fn storage_class_encryption(sc: &k8s_openapi::api::storage::v1::StorageClass) -> serde_json::Value {
-    let params = sc.parameters.clone().unwrap_or_default();
-    let is_key = |k: &str| {
-        let k = k.to_ascii_lowercase();
-        k.contains("encrypt") || k.contains("kms")
-    };
-    let on: Vec<String> = params.iter().filter(|(k, v)| is_key(k) && !matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "")).map(|(k, v)| format!("{k}: {v}")).collect();
-    let off: Vec<String> = params.iter().filter(|(k, v)| is_key(k) && matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0")).map(|(k, v)| format!("{k}: {v}")).collect();
-    let (state, evidence) = if !on.is_empty() {
-        ("encrypted", format!("parameters {}", on.join(", ")))
-    } else if !off.is_empty() {
-        ("not encrypted", format!("parameters {}", off.join(", ")))
-    } else {
-        ("unknown", "no parameter of the class speaks of encryption; the provider may still encrypt its volumes".to_owned())
-    };
-    serde_json::json!({
-        "storageClass": sc.name_any(),
-        "provisioner": sc.provisioner,
-        "state": state,
-        "evidence": evidence,
-    })
-}
-
-/// The storage class the platform's volumes use (`name`, else the cluster's default) and what it
-/// says of encryption at rest; a class that cannot be found is reported as such.
-pub async fn storage_encryption(client: &Client, name: Option<&str>) -> Result<serde_json::Value, ClusterError> {
-    use k8s_openapi::api::storage::v1::StorageClass;
-    let classes = list(Api::<StorageClass>::all(client.clone()), "storage classes").await?;
-    let default = |sc: &&StorageClass| sc.annotations().get("storageclass.kubernetes.io/is-default-class").is_some_and(|v| v == "true");
-    let found = match name {
-        Some(n) => classes.iter().find(|sc| sc.name_any() == n),
-        None => classes.iter().find(default),
-    };
-    Ok(match found {
-        Some(sc) => storage_class_encryption(sc),
-        None => serde_json::json!({
-            "storageClass": name,
-            "state": "unknown",
-            "evidence": match name {
-                Some(n) => format!("storage class `{n}` is not in the cluster"),
-                None => "the cluster has no default storage class".to_owned(),
-            },
-        }),
-    })
-}
-
-#[cfg(test)]
-mod encryption_tests {
-    use super::*;
-    use k8s_openapi::api::storage::v1::StorageClass;
-
-    fn class(params: &[(&str, &str)]) -> StorageClass {
-        StorageClass {
-            metadata: kube::api::ObjectMeta { name: Some("fast".into()), ..Default::default() },
-            provisioner: "ebs.csi.aws.com".into(),
-            parameters: Some(params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
-            ..Default::default()
-        }
-    }
-
-    /// Only what the class states is reported; silence is unknown, never "encrypted".
-    #[test]
-    fn storage_class_states_encryption_or_is_unknown() {
-        assert_eq!(storage_class_encryption(&class(&[("type", "gp3"), ("encrypted", "true")]))["state"], "encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("disk-encryption-kms-key", "projects/p/keys/k")]))["state"], "encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("encrypted", "false")]))["state"], "not encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("type", "gp3")]))["state"], "unknown");
-    }
 }

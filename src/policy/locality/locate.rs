@@ -266,37 +266,129 @@ fn special_v6(ip: Ipv6Addr) -> bool {
         .any(|&(net, len)| x >> (128 - len) == net >> (128 - len))
 }
 
+/// Why a name given to be located or judged stands for no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("an empty name: give an IP address or a host name")]
+    Empty,
+    /// RFC 6761: names under .invalid never resolve; answered without asking the network.
+    #[error("cannot resolve `{name}`: names under .invalid never resolve (RFC 6761); check the spelling, or give the address itself")]
+    Reserved { name: String },
+    #[error("cannot resolve `{name}` (check the spelling and the system resolver: /etc/resolv.conf, /etc/hosts; or give the address itself)")]
+    Lookup {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{name}` resolved to no address; check the name, or give the address itself")]
+    NoAddress { name: String },
+}
+
+impl ResolveError {
+    /// The name as it was given.
+    pub fn name(&self) -> &str {
+        match self {
+            ResolveError::Empty => "",
+            ResolveError::Reserved { name } | ResolveError::Lookup { name, .. } | ResolveError::NoAddress { name } => name,
+        }
+    }
+}
+
 /// The addresses a target stands for: a literal address as is (brackets allowed around IPv6), a
 /// name through the system resolver, deduplicated and sorted (IPv4 first).
-pub fn resolve(target: &str) -> Result<Vec<IpAddr>, String> {
+pub fn resolve(target: &str) -> Result<Vec<IpAddr>, ResolveError> {
     let t = target.trim();
-    let literal = t
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(t);
-    if let Ok(ip) = literal.parse::<IpAddr>() {
+    if let Some(ip) = literal(t) {
         return Ok(vec![ip]);
     }
     if t.is_empty() {
-        return Err("an empty name: give an IP address or a host name".to_owned());
+        return Err(ResolveError::Empty);
     }
     let name = t.trim_end_matches('.').to_ascii_lowercase();
-    // RFC 6761: names under .invalid never resolve; answer without asking the network.
     if name == "invalid" || name.ends_with(".invalid") {
-        return Err(format!(
-            "cannot resolve `{t}`: names under .invalid never resolve (RFC 6761); check the spelling, or give the address itself"
-        ));
+        return Err(ResolveError::Reserved { name: t.to_owned() });
     }
-    let addrs = (t, 0u16)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{t}`: {e}; check the spelling and the system resolver (/etc/resolv.conf, /etc/hosts), or give the address itself"))?;
+    let addrs = (t, 0u16).to_socket_addrs().map_err(|source| ResolveError::Lookup { name: t.to_owned(), source })?;
     let ips: BTreeSet<IpAddr> = addrs.map(|a| a.ip()).collect();
     if ips.is_empty() {
-        return Err(format!(
-            "`{t}` resolved to no address; check the name, or give the address itself"
-        ));
+        return Err(ResolveError::NoAddress { name: t.to_owned() });
     }
     Ok(ips.into_iter().collect())
+}
+
+/// `target` as an IP address, when it is one (brackets allowed around IPv6).
+fn literal(target: &str) -> Option<IpAddr> {
+    let t = target.trim();
+    t.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(t).parse().ok()
+}
+
+/// Why `terroir locate` judged nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    /// Every name that does not resolve, each with its reason.
+    #[error("{}", unresolved_message(.0))]
+    Unresolved(Vec<ResolveError>),
+    #[error("cannot load the geodata")]
+    Geodata(#[source] super::geodata::GeodataError),
+}
+
+fn unresolved_message(errors: &[ResolveError]) -> String {
+    match errors {
+        [one] => crate::text::error_chain(one),
+        many => format!("{} names do not resolve: {}", many.len(), many.iter().map(|e| crate::text::error_chain(e)).collect::<Vec<_>>().join("; ")),
+    }
+}
+
+impl LocateError {
+    pub fn exit_status(&self) -> crate::error::ExitStatus {
+        // a name or the geodata directory: what the user gave
+        crate::error::ExitStatus::Invalid
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LocateError::Unresolved(_) => "unresolved",
+            LocateError::Geodata(_) => "geodata",
+        }
+    }
+
+    /// Facts for scripts: the names that do not resolve.
+    pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut details = serde_json::Map::new();
+        if let LocateError::Unresolved(errors) = self {
+            details.insert("unresolved".into(), errors.iter().map(|e| serde_json::Value::from(e.name())).collect());
+        }
+        details
+    }
+}
+
+/// Locate every address `targets` stand for, with the geodata in `geodata` (None: the default
+/// directory). Names are resolved first: a typo is reported before the index is loaded.
+pub fn locate(targets: &[String], geodata: Option<&std::path::Path>) -> Result<Vec<Location>, LocateError> {
+    let mut resolved: Vec<(Option<&str>, Vec<IpAddr>)> = Vec::new();
+    let mut unresolved = Vec::new();
+    for t in targets {
+        match resolve(t) {
+            Ok(ips) => {
+                // a literal address is not a name: no `hostname` for it
+                let hostname = literal(t).is_none().then_some(t.as_str());
+                resolved.push((hostname, ips));
+            }
+            Err(e) => unresolved.push(e),
+        }
+    }
+    if !unresolved.is_empty() {
+        return Err(LocateError::Unresolved(unresolved));
+    }
+    let geo = GeoDb::open(geodata).map_err(LocateError::Geodata)?;
+    let catalog = Catalog::builtin();
+    Ok(resolved
+        .into_iter()
+        .flat_map(|(hostname, ips)| {
+            let geo = &geo;
+            ips.into_iter().map(move |ip| Location { hostname: hostname.map(str::to_owned), ..judge(ip, geo, catalog) })
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -369,12 +461,28 @@ mod tests {
 
     #[test]
     fn invalid_names_fail_without_asking_the_network() {
-        let e = resolve("no-such-host.invalid").unwrap_err();
+        let e = resolve("no-such-host.invalid").unwrap_err().to_string();
         assert!(
             e.contains("no-such-host.invalid") && e.contains("RFC 6761"),
             "{e}"
         );
-        assert!(resolve("").is_err());
+        assert!(matches!(resolve(""), Err(ResolveError::Empty)));
+    }
+
+    #[test]
+    fn names_are_resolved_before_the_geodata_is_loaded() {
+        let nowhere = std::path::Path::new("/nonexistent/geodata");
+        let e = locate(&["192.0.2.1".into(), "a.invalid".into(), "b.invalid".into()], Some(nowhere)).unwrap_err();
+        let LocateError::Unresolved(errors) = &e else { panic!("{e}") };
+        assert_eq!(errors.iter().map(ResolveError::name).collect::<Vec<_>>(), ["a.invalid", "b.invalid"]);
+        assert!(e.to_string().starts_with("2 names do not resolve: cannot resolve `a.invalid`"), "{e}");
+        assert_eq!(e.details()["unresolved"], serde_json::json!(["a.invalid", "b.invalid"]));
+        let one = locate(&["a.invalid".into()], Some(nowhere)).unwrap_err();
+        assert!(one.to_string().starts_with("cannot resolve `a.invalid`") && one.to_string().contains("give the address itself"), "{one}");
+        // every name resolves: then the missing geodata is the problem
+        let e = locate(&["192.0.2.1".into()], Some(nowhere)).unwrap_err();
+        assert!(matches!(e, LocateError::Geodata(_)));
+        assert!(crate::text::error_chain(&e).contains("terroir geodata update"), "{e}");
     }
 
     #[test]

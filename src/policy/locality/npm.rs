@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::{Digest, Sha512};
 
-use super::geodata::{GeodataError, TempFile, temp_path};
+use super::geodata::{GeodataError, Staged, TempFile, temp_path};
 
 /// The latest version of a package as the registry describes it.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ pub fn latest(agent: &ureq::Agent, registry: &str, package: &str) -> Result<Dist
             "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
         )
         .call()
-        .map_err(|e| err(format!("cannot fetch the package metadata: {e}")))?;
+        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot fetch the package metadata", source: Box::new(e) })?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("HTTP {status} for the package metadata")));
@@ -76,9 +76,9 @@ pub fn latest(agent: &ureq::Agent, registry: &str, package: &str) -> Result<Dist
         .with_config()
         .limit(64 << 20)
         .read_to_string()
-        .map_err(|e| err(format!("cannot read the package metadata: {e}")))?;
+        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot read the package metadata", source: Box::new(e) })?;
     let meta: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| err(format!("the package metadata is not JSON: {e}")))?;
+        .map_err(|source| GeodataError::MetadataSyntax { url: url.clone(), source })?;
     let version = meta["dist-tags"]["latest"]
         .as_str()
         .ok_or_else(|| err("no `dist-tags.latest` in the package metadata".into()))?;
@@ -169,7 +169,7 @@ pub fn download(
     let mut response = agent
         .get(url)
         .call()
-        .map_err(|e| err(format!("cannot download: {e}")))?;
+        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot download the tarball", source: Box::new(e) })?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("HTTP {status} for the tarball")));
@@ -203,7 +203,7 @@ pub fn download(
     loop {
         let n = reader
             .read(&mut buf)
-            .map_err(|e| err(format!("download interrupted: {e}")))?;
+            .map_err(|source| GeodataError::Interrupted { url: url.clone(), source })?;
         if n == 0 {
             break;
         }
@@ -235,6 +235,30 @@ pub fn download(
     }
     std::mem::forget(guard);
     Ok(tmp)
+}
+
+/// Download `dist`'s tarball into `dir` (see [`download`]) and stage it for
+/// [`super::geodata::install`], once its package.json says it is the package and version the
+/// registry named.
+pub fn fetch(
+    agent: &ureq::Agent,
+    dist: &Dist,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<Staged, GeodataError> {
+    let tmp = download(agent, dist, dir, progress)?;
+    let staged = Staged::from_temp(tmp).map_err(|e| GeodataError::UnusableTarball {
+        url: dist.tarball.clone(),
+        source: Box::new(e),
+    })?;
+    if staged.package() != dist.package || staged.version() != dist.version {
+        return Err(GeodataError::WrongTarball {
+            url: dist.tarball.clone(),
+            expected: format!("{} {}", dist.package, dist.version),
+            found: format!("{} {}", staged.package(), staged.version()),
+        });
+    }
+    Ok(staged)
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ impl<'a> Verifier<'a> {
     }
 
     /// Addresses of a host name: pinned, else DNS (when allowed). Literal addresses pass through.
-    pub fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+    pub fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, locate::ResolveError> {
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Ok(vec![ip]);
         }
@@ -189,7 +189,7 @@ impl<'a> Verifier<'a> {
                 expected: self.expected(),
                 verdict: Verdict::Warn,
                 basis: "dns",
-                evidence: e,
+                evidence: crate::text::error_chain(&e),
             }),
         }
         out
