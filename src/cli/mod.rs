@@ -291,10 +291,14 @@ pub struct ApplyArgs {
     /// Record the host keys of hosts missing from knownHostsFile (a changed key is always refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds allowed for connecting and for each remote command (bare metal), or for all
-    /// rollouts to finish (Kubernetes).
+    /// Seconds allowed for each remote command (bare metal), or for all rollouts to finish
+    /// (Kubernetes).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Seconds allowed for reaching a host: TCP connect and SSH handshake, through the bastion
+    /// too (bare metal; as OpenSSH's ConnectTimeout).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", env = "TERROIR_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
     /// Kubernetes: kubeconfig file (default: the document's, else $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "PATH", help_heading = "Kubernetes")]
     pub kubeconfig: Option<PathBuf>,

@@ -170,6 +170,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catal
         port: u16::try_from(target.ssh.port).unwrap_or(22),
         identity: bm::resolve_path(&target.ssh.identity_file, doc),
         known_hosts: bm::resolve_path(&target.ssh.known_hosts_file, doc),
+        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
         timeout: std::time::Duration::from_secs(args.timeout),
         secrets: crate::secrets::SecretStore::for_platform(doc, &loaded.platform),
         use_agent: target.ssh.use_agent,

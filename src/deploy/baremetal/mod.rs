@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::pipeline::render::plan::{HostPlan, Plan, Step};
-use crate::text::{last_lines, sha256_hex};
+use crate::text::sha256_hex;
 use ssh::{shell_quote, Connection, SshError, Target};
 
 pub use crate::deploy::Mode;
@@ -32,6 +32,9 @@ pub struct Options {
     pub port: u16,
     pub identity: PathBuf,
     pub known_hosts: PathBuf,
+    /// For reaching each host: TCP connect and SSH handshake, through the bastion too.
+    pub connect_timeout: Duration,
+    /// For each remote command.
     pub timeout: Duration,
     /// Where the platform's generated secrets are kept.
     pub secrets: crate::secrets::SecretStore,
@@ -144,6 +147,7 @@ pub fn target(host: &HostPlan, opts: &Options) -> Target {
         identity: opts.identity.clone(),
         known_hosts: opts.known_hosts.clone(),
         accept_new_host_keys: opts.accept_new_host_keys,
+        connect_timeout: opts.connect_timeout,
         timeout: opts.timeout,
         use_agent: opts.use_agent,
         jump: opts.jump.as_ref().map(|(address, port, user)| {
@@ -154,6 +158,7 @@ pub fn target(host: &HostPlan, opts: &Options) -> Target {
                 identity: opts.identity.clone(),
                 known_hosts: opts.known_hosts.clone(),
                 accept_new_host_keys: opts.accept_new_host_keys,
+                connect_timeout: opts.connect_timeout,
                 timeout: opts.timeout,
                 use_agent: opts.use_agent,
                 jump: None,
@@ -359,7 +364,7 @@ fn run_step(
             report.push(id, StepStatus::Changed, detail);
             Ok(true)
         } else {
-            report.push(id, StepStatus::Failed, format!("{detail}: {}", last_lines(&out.stderr_str(), 3)));
+            report.push(id, StepStatus::Failed, format!("{detail}: {}", out.failure()));
             Ok(false)
         }
     };
