@@ -175,6 +175,7 @@ pub(crate) fn baremetal_loaded(args: &ApplyArgs, loaded: document::Loaded, catal
         secrets: crate::secrets::SecretStore::for_platform(doc, &loaded.platform),
         use_agent: target.ssh.use_agent,
         jump: target.ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| target.ssh.user.clone()))),
+        holder: crate::deploy::lock::Holder::current(if mode == Mode::Apply { "apply" } else { "plan" }),
     };
     // the public names nginx serves on the application hosts
     let public_names: Vec<String> = match &resolved.components.app.public_host {

@@ -1,7 +1,8 @@
 //! The bare-metal driver: converge hosts over SSH to the rendered plan (`baremetal/plan.json`).
 //!
-//! On each host, in one SSH session: the probe gathers the facts the steps need in one round
-//! trip (`probe`), a pure diff turns the plan's steps and those facts into changes (`diff`), and converge makes
+//! On each host, in one SSH session: an apply takes the platform's lock on the host
+//! (`host_lock`), then the probe gathers the facts the steps need in one round trip (`probe`),
+//! a pure diff turns the plan's steps and those facts into changes (`diff`), and converge makes
 //! them, or in a plan only reports them (`converge`). Files go to a temporary path, are checked
 //! against their SHA-256, get their owner and mode, then are renamed into place, so an
 //! interrupted run never leaves a partial file. Services restart only when one of their files
@@ -9,6 +10,7 @@
 
 pub mod converge;
 pub mod diff;
+pub mod host_lock;
 pub mod probe;
 pub mod report;
 pub mod ssh;
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::deploy::lock::Holder;
 use crate::pipeline::render::plan::{HostPlan, Plan, Step};
 use crate::secrets::SecretStore;
 use crate::text::error_chain;
@@ -26,6 +29,7 @@ use diff::{Inputs, SecretValue};
 use ssh::{Connection, SshError, Target};
 
 pub use crate::deploy::Mode;
+pub use host_lock::HostLock;
 pub use report::{HostReport, Progress, StepReport, StepStatus};
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct Options {
     pub use_agent: bool,
     /// Bastion: address, port, user.
     pub jump: Option<(String, u16, String)>,
+    /// Who takes the platform's lock on each host in an apply (a plan takes none).
+    pub holder: Holder,
 }
 
 /// Converge every host of `plan`, reading file contents from the rendered `tree`.
@@ -124,10 +130,15 @@ fn converge_host(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>,
     report
 }
 
-/// One host's SSH session: probe, diff, converge.
+/// One host's SSH session: lock (apply), probe, diff, converge.
 fn session(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, report: &mut HostReport) -> Result<(), SshError> {
     let conn = connect(host, opts)?;
     conn.require_sudo()?;
+    // taken before the probe, so that the facts are not changing under another run's hands
+    let _lock = match opts.mode {
+        Mode::Apply => Some(conn.lock_platform(&plan.platform, &opts.holder)?),
+        Mode::Plan => None,
+    };
     let facts = probe::probe(&conn, host)?;
     let secrets = resolve_secrets(host, &opts.secrets, opts.mode);
     let inputs = Inputs { tree, secrets: &secrets, mirror: &plan.package_mirror, mode: opts.mode };

@@ -11,6 +11,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, HashType, KnownHostFileKind, KnownHostKeyFormat, MethodType, Session};
 
+use crate::deploy::lock::Holder;
 use crate::text::{last_lines, shorten};
 
 /// How long reaching a host may take (TCP connect, then the SSH handshake and authentication),
@@ -42,6 +43,12 @@ pub enum SshError {
     Local { address: String, command: String, doing: &'static str, source: std::io::Error },
     #[error("{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)")]
     NoSudo { user: String, address: String },
+    #[error("{address}: platform {platform} is being changed by {holder}; wait for it to finish (its lock on the host is released when its SSH session ends)")]
+    PlatformLocked { address: String, platform: String, holder: Box<Holder> },
+    #[error("{address}: platform {platform} is being changed by another run, which left no record of who it is ({answer})")]
+    PlatformLockedByUnknown { address: String, platform: String, answer: String },
+    #[error("{address}: cannot take the lock of platform {platform}: {reason}")]
+    PlatformLock { address: String, platform: String, reason: String },
 }
 
 impl SshError {
@@ -113,7 +120,7 @@ impl Output {
 }
 
 pub struct Connection {
-    session: Session,
+    pub(super) session: Session,
     pub target: Target,
     /// The bastion session carrying this one, kept alive as long as it is.
     _jump: Option<JumpTunnel>,
