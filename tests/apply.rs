@@ -192,7 +192,7 @@ fn faults_are_reported_per_host() {
     let tmp = tempfile::tempdir().unwrap();
     let doc = document(&hosts, tmp.path(), |t| t);
 
-    let (code, report) = run_json(&["apply", "--timeout", "3"], &doc);
+    let (code, report) = run_json(&["apply", "--connect-timeout", "3"], &doc);
     assert_eq!(code, 2, "a failed host makes the run fail");
     let unreachable = host(&report, "app1");
     assert!(unreachable["error"].as_str().unwrap().contains("cannot reach 198.18.0.13:22"), "{unreachable:#}");

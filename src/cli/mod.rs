@@ -309,10 +309,14 @@ pub struct ApplyArgs {
     /// Record the host keys of hosts missing from knownHostsFile (a changed key is always refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds allowed for connecting and for each remote command (bare metal), or for all
-    /// rollouts to finish (Kubernetes).
+    /// Seconds allowed for each remote command (bare metal), or for all rollouts to finish
+    /// (Kubernetes).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Seconds allowed for reaching a host: TCP connect and SSH handshake, through the bastion
+    /// too (bare metal; as OpenSSH's ConnectTimeout).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", env = "TERROIR_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
     /// Take the platform's lock even from a holder terroir cannot show to be gone (a run on
     /// another machine sharing this directory, or a cluster's Lease still renewed). A holder that
     /// died on this machine, or a Lease no longer renewed, is taken over without it.

@@ -16,6 +16,7 @@ fn settings(args: &ApplyArgs) -> Settings<'static> {
     s.hosts.concurrency = usize::from(args.concurrency);
     s.hosts.fail_fast = args.fail_fast;
     s.hosts.accept_new_host_keys = args.accept_new_host_keys;
+    s.hosts.connect_timeout = Duration::from_secs(args.connect_timeout);
     s.hosts.command_timeout = Duration::from_secs(args.timeout);
     s.cluster.kubeconfig = args.kubeconfig.clone();
     s.cluster.context = args.context.clone();

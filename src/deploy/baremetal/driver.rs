@@ -145,10 +145,12 @@ fn options(work: &Work<'_>) -> Result<Options, HostsError> {
         port: u16::try_from(ssh.port).unwrap_or(22),
         identity: super::resolve_path(&ssh.identity_file, &doc),
         known_hosts: super::resolve_path(&ssh.known_hosts_file, &doc),
+        connect_timeout: settings.connect_timeout,
         timeout: settings.command_timeout,
         secrets: SecretStore::for_platform(&doc, &work.loaded.platform),
         use_agent: ssh.use_agent,
         jump: ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| ssh.user.clone()))),
+        holder: work.holder.clone(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! SSH to a host with the ssh2 crate: strict host key checking against a known_hosts file, key
-//! authentication, commands with a timeout, and sudo.
+//! authentication, sudo, and two timeouts as OpenSSH has them: one for reaching the host
+//! (`ConnectTimeout`), one for each remote command.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -9,6 +10,13 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, HashType, KnownHostFileKind, KnownHostKeyFormat, MethodType, Session};
+
+use crate::deploy::lock::Holder;
+use crate::text::{last_lines, shorten};
+
+/// How long reaching a host may take (TCP connect, then the SSH handshake and authentication),
+/// as `--connect-timeout` defaults to.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -23,14 +31,24 @@ pub enum SshError {
     HostKeyChanged { address: String, known_hosts: String, presented: String, expected: String },
     #[error("host key of {address} ({presented}) is not in {known_hosts}; check it and pass --accept-new-host-keys to record it")]
     HostKeyUnknown { address: String, known_hosts: String, presented: String },
-    #[error("cannot read known_hosts file {path}: {message}")]
-    KnownHosts { path: String, message: String },
+    #[error("known_hosts file {path}: {source}")]
+    KnownHosts { path: String, source: ssh2::Error },
+    #[error("cannot check the host key of {address}: {reason}")]
+    HostKeyUnchecked { address: String, reason: &'static str },
     #[error("{user}@{address}: key authentication with {identity} failed: {source}")]
     Auth { user: String, address: String, identity: String, source: ssh2::Error },
-    #[error("{address}: `{command}` failed: {message}")]
-    Exec { address: String, command: String, message: String },
+    #[error("{address}: `{command}` failed: {source}")]
+    Exec { address: String, command: String, source: std::io::Error },
+    #[error("{address}: `{command}`: {doing} on this machine failed: {source}")]
+    Local { address: String, command: String, doing: &'static str, source: std::io::Error },
     #[error("{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)")]
     NoSudo { user: String, address: String },
+    #[error("{address}: platform {platform} is being changed by {holder}; wait for it to finish (its lock on the host is released when its SSH session ends)")]
+    PlatformLocked { address: String, platform: String, holder: Box<Holder> },
+    #[error("{address}: platform {platform} is being changed by another run, which left no record of who it is ({answer})")]
+    PlatformLockedByUnknown { address: String, platform: String, answer: String },
+    #[error("{address}: cannot take the lock of platform {platform}: {reason}")]
+    PlatformLock { address: String, platform: String, reason: String },
 }
 
 impl SshError {
@@ -56,6 +74,9 @@ pub struct Target {
     pub identity: PathBuf,
     pub known_hosts: PathBuf,
     pub accept_new_host_keys: bool,
+    /// For reaching the host: TCP connect, SSH handshake and authentication (each bastion hop too).
+    pub connect_timeout: Duration,
+    /// For each remote command, between two reads of its output.
     pub timeout: Duration,
     /// Also offer the keys of a running ssh-agent (`SSH_AUTH_SOCK`).
     pub use_agent: bool,
@@ -81,10 +102,25 @@ impl Output {
     pub fn stderr_str(&self) -> String {
         String::from_utf8_lossy(&self.stderr).trim().to_owned()
     }
+
+    /// Why the command failed, never empty: its exit status and the end of its standard error,
+    /// or the end of its standard output when standard error is empty (init scripts, for
+    /// instance, report failures there).
+    pub fn failure(&self) -> String {
+        let status = self.status;
+        let stderr = last_lines(&self.stderr_str(), 3);
+        if !stderr.is_empty() {
+            return format!("exit status {status}: {stderr}");
+        }
+        match last_lines(&self.stdout_str(), 3) {
+            stdout if stdout.is_empty() => format!("exit status {status}, with no output"),
+            stdout => format!("exit status {status}, nothing on standard error; standard output ends: {stdout}"),
+        }
+    }
 }
 
 pub struct Connection {
-    session: Session,
+    pub(super) session: Session,
     pub target: Target,
     /// The bastion session carrying this one, kept alive as long as it is.
     _jump: Option<JumpTunnel>,
@@ -109,6 +145,8 @@ impl Drop for JumpTunnel {
 fn open_tunnel(jump: &Target, address: &str, port: u16) -> Result<(std::net::SocketAddr, JumpTunnel), SshError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let bastion = Connection::open(jump)?;
+    // the bastion dialling the target is part of reaching it
+    bastion.session.set_timeout(millis(jump.connect_timeout));
     let io_err = |e: std::io::Error| SshError::Connect { address: address.to_owned(), port, source: e };
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err)?;
     let local = listener.local_addr().map_err(io_err)?;
@@ -211,12 +249,12 @@ impl Connection {
             port: target.port,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
         })?;
-        // connecting never needs the long per-command timeout
-        let tcp = TcpStream::connect_timeout(first, target.timeout.min(Duration::from_secs(15)))
+        let tcp = TcpStream::connect_timeout(first, target.connect_timeout)
             .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?;
         let mut session = Session::new().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
         session.set_tcp_stream(tcp);
-        session.set_timeout(u32::try_from(target.timeout.as_millis()).unwrap_or(u32::MAX));
+        // reaching the host is bounded by the connect timeout; commands, once in, by their own
+        session.set_timeout(millis(target.connect_timeout));
         // Prefer Ed25519, then ECDSA, then RSA with SHA-2: the order OpenSSH records keys in.
         let _ = session.method_pref(MethodType::HostKey, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
         // AES-GCM first: hardware-accelerated through OpenSSL, it carries dumps and archives
@@ -234,18 +272,17 @@ impl Connection {
                 return Err(SshError::Auth { user: target.user.clone(), address: address.clone(), identity, source });
             }
         }
+        session.set_timeout(millis(target.timeout));
         Ok(Connection { session, target: target.clone(), _jump: tunnel })
     }
 
     fn check_host_key(session: &Session, target: &Target) -> Result<(), SshError> {
         let kh_path = target.known_hosts.display().to_string();
-        let mut known = session.known_hosts().map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
+        let mut known = session.known_hosts().map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
         if target.known_hosts.exists() {
-            known
-                .read_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
-                .map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
+            known.read_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
         }
-        let (key, key_type) = session.host_key().ok_or_else(|| SshError::KnownHosts { path: kh_path.clone(), message: "the server sent no host key".into() })?;
+        let (key, key_type) = session.host_key().ok_or_else(|| SshError::HostKeyUnchecked { address: target.address.clone(), reason: "the server sent no host key" })?;
         let presented = fingerprint(session);
         match known.check_port(&target.address, target.port, key) {
             CheckResult::Match => Ok(()),
@@ -258,45 +295,58 @@ impl Connection {
             CheckResult::NotFound if target.accept_new_host_keys => {
                 let format: KnownHostKeyFormat = key_type.into();
                 let host = if target.port == 22 { target.address.clone() } else { format!("[{}]:{}", target.address, target.port) };
-                known.add(&host, key, "added by terroir", format).map_err(|e| SshError::KnownHosts { path: kh_path.clone(), message: e.to_string() })?;
-                known.write_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|e| SshError::KnownHosts { path: kh_path, message: e.to_string() })
+                known.add(&host, key, "added by terroir", format).map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
+                known.write_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|source| SshError::KnownHosts { path: kh_path, source })
             }
             CheckResult::NotFound => Err(SshError::HostKeyUnknown { address: target.address.clone(), known_hosts: kh_path, presented }),
-            CheckResult::Failure => Err(SshError::KnownHosts { path: kh_path, message: "libssh2 could not check the key".into() }),
+            CheckResult::Failure => Err(SshError::HostKeyUnchecked { address: target.address.clone(), reason: "libssh2 could not compare it with the recorded keys" }),
         }
     }
 
     /// Run a command, feeding `stdin` when given.
     pub fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
-        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(command), message: e.to_string() };
-        let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
-        channel.exec(command).map_err(|e| err(&e))?;
+        let err = self.exec_error(command);
+        let mut channel = self.session.channel_session().map_err(|e| err(e.into()))?;
+        channel.exec(command).map_err(|e| err(e.into()))?;
         if let Some(data) = stdin {
-            channel.write_all(data).map_err(|e| err(&e))?;
+            channel.write_all(data).map_err(&err)?;
         }
-        channel.send_eof().map_err(|e| err(&e))?;
-        collect(&mut channel).map_err(|e| err(&e))
+        channel.send_eof().map_err(|e| err(e.into()))?;
+        collect(&mut channel).map_err(err)
+    }
+
+    /// The error of `command` failing on this host's side of the session.
+    pub(super) fn exec_error(&self, command: &str) -> impl Fn(std::io::Error) -> SshError + use<> {
+        let (address, command) = (self.target.address.clone(), short(command));
+        move |source| SshError::Exec { address: address.clone(), command: command.clone(), source }
+    }
+
+    /// The error of `command`'s data failing on this machine's side (`doing`: reading, writing).
+    fn local_error(&self, command: &str, doing: &'static str) -> impl Fn(std::io::Error) -> SshError + use<> {
+        let (address, command) = (self.target.address.clone(), short(command));
+        move |source| SshError::Local { address: address.clone(), command: command.clone(), doing, source }
     }
 
     /// Run a command as root and stream its standard output into `sink` (never held in memory);
     /// returns the exit status and standard error. No per-read timeout: a long dump may pause.
     pub fn sudo_to(&self, script: &str, sink: &mut dyn Write) -> Result<Output, SshError> {
         let command = format!("sudo -n sh -c {}", shell_quote(script));
-        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
+        let err = self.exec_error(script);
+        let local = self.local_error(script, "writing");
         self.without_timeout(|| {
-            let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
-            channel.exec(&command).map_err(|e| err(&e))?;
-            channel.send_eof().map_err(|e| err(&e))?;
+            let mut channel = self.session.channel_session().map_err(|e| err(e.into()))?;
+            channel.exec(&command).map_err(|e| err(e.into()))?;
+            channel.send_eof().map_err(|e| err(e.into()))?;
             let mut buf = vec![0u8; 1 << 18];
             loop {
-                let n = channel.read(&mut buf).map_err(|e| err(&e))?;
+                let n = channel.read(&mut buf).map_err(&err)?;
                 if n == 0 {
                     break;
                 }
-                sink.write_all(&buf[..n]).map_err(|e| err(&format!("writing locally: {e}")))?;
+                sink.write_all(&buf[..n]).map_err(&local)?;
             }
             // standard output is drained: what remains is standard error and the status
-            collect(&mut channel).map_err(|e| err(&e))
+            collect(&mut channel).map_err(&err)
         })
     }
 
@@ -304,20 +354,21 @@ impl Connection {
     fn without_timeout<T>(&self, f: impl FnOnce() -> T) -> T {
         self.session.set_timeout(0);
         let result = f();
-        self.session.set_timeout(u32::try_from(self.target.timeout.as_millis()).unwrap_or(u32::MAX));
+        self.session.set_timeout(millis(self.target.timeout));
         result
     }
 
     /// Run a command as root with `source` streamed into its standard input.
     pub fn sudo_from(&self, script: &str, source: &mut dyn Read) -> Result<Output, SshError> {
         let command = format!("sudo -n sh -c {}", shell_quote(script));
-        let err = |e: &dyn std::fmt::Display| SshError::Exec { address: self.target.address.clone(), command: short(script), message: e.to_string() };
+        let err = self.exec_error(script);
+        let local = self.local_error(script, "reading");
         self.without_timeout(|| {
-            let mut channel = self.session.channel_session().map_err(|e| err(&e))?;
-            channel.exec(&command).map_err(|e| err(&e))?;
+            let mut channel = self.session.channel_session().map_err(|e| err(e.into()))?;
+            channel.exec(&command).map_err(|e| err(e.into()))?;
             let mut buf = vec![0u8; 1 << 18];
             loop {
-                let n = source.read(&mut buf).map_err(|e| err(&format!("reading locally: {e}")))?;
+                let n = source.read(&mut buf).map_err(&local)?;
                 if n == 0 {
                     break;
                 }
@@ -330,11 +381,11 @@ impl Connection {
                     if status != 0 || !stderr.is_empty() {
                         return Ok(Output { status: if status == 0 { -1 } else { status }, stdout: Vec::new(), stderr });
                     }
-                    return Err(err(&e));
+                    return Err(err(e));
                 }
             }
-            channel.send_eof().map_err(|e| err(&e))?;
-            collect(&mut channel).map_err(|e| err(&e))
+            channel.send_eof().map_err(|e| err(e.into()))?;
+            collect(&mut channel).map_err(&err)
         })
     }
 
@@ -356,7 +407,7 @@ impl Connection {
 
 /// What is left of a finished command: the rest of its standard output, its standard error and
 /// its exit status.
-fn collect(channel: &mut ssh2::Channel) -> Result<Output, Box<dyn std::error::Error>> {
+fn collect(channel: &mut ssh2::Channel) -> std::io::Result<Output> {
     let mut stdout = Vec::new();
     channel.read_to_end(&mut stdout)?;
     let mut stderr = Vec::new();
@@ -366,11 +417,36 @@ fn collect(channel: &mut ssh2::Channel) -> Result<Output, Box<dyn std::error::Er
     Ok(Output { status, stdout, stderr })
 }
 
+/// A command as an error names it: its first line, cut to 80 characters.
 fn short(command: &str) -> String {
-    let line = command.lines().next().unwrap_or_default();
-    if line.len() > 80 { format!("{}…", &line[..80]) } else { line.to_owned() }
+    shorten(command.lines().next().unwrap_or_default(), 81)
+}
+
+/// A timeout as libssh2 takes it: milliseconds, 0 meaning none.
+fn millis(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
 }
 
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_never_without_a_reason() {
+        let out = |status, stdout: &str, stderr: &str| Output { status, stdout: stdout.into(), stderr: stderr.into() };
+        assert_eq!(out(2, "progress\n", "a\nb\nc\nd\n").failure(), "exit status 2: b | c | d");
+        assert_eq!(out(1, "Restarting: main\nfailed!\n\n", "  \n").failure(), "exit status 1, nothing on standard error; standard output ends: Restarting: main | failed!");
+        assert_eq!(out(1, "", "").failure(), "exit status 1, with no output");
+    }
+
+    #[test]
+    fn a_command_is_named_by_its_first_line_cut_short() {
+        assert_eq!(short("set -e\nmore"), "set -e");
+        let long = "é".repeat(100);
+        assert_eq!(short(&long).chars().count(), 81, "cut on characters, not bytes");
+    }
 }

@@ -195,6 +195,7 @@ pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
     let identity = resolve_path(&ssh.identity_file, document);
     let known_hosts = resolve_path(&ssh.known_hosts_file, document);
     let timeout = Duration::from_secs(60);
+    let connect_timeout = crate::deploy::baremetal::ssh::DEFAULT_CONNECT_TIMEOUT;
     let jump = ssh.jump_host.as_ref().map(|j| {
         Box::new(Target {
             address: j.address.clone(),
@@ -203,6 +204,7 @@ pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
             identity: identity.clone(),
             known_hosts: known_hosts.clone(),
             accept_new_host_keys: false,
+            connect_timeout,
             timeout,
             use_agent: ssh.use_agent,
             jump: None,
@@ -218,6 +220,7 @@ pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
                 identity: identity.clone(),
                 known_hosts: known_hosts.clone(),
                 accept_new_host_keys: false,
+                connect_timeout,
                 timeout,
                 use_agent: ssh.use_agent,
                 jump: jump.clone(),

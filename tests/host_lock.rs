@@ -1,0 +1,78 @@
+//! The platform's lock on a host, against a real test host over real SSH: one session holds it,
+//! a second client is refused and told who holds it, the lock is free once that session is gone;
+//! `apply` stops at a held lock and `plan` takes none.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::hosts::TestHosts;
+use common::*;
+use terroir::deploy::baremetal::ssh::{Connection, SshError, Target};
+use terroir::deploy::lock::Holder;
+
+const ADDRESS: &str = "198.18.0.11";
+const PLATFORM: &str = "lock-test";
+
+fn target(hosts: &TestHosts) -> Target {
+    Target {
+        address: ADDRESS.into(),
+        port: 22,
+        user: "deploy".into(),
+        identity: hosts.identity(),
+        known_hosts: hosts.known_hosts(),
+        accept_new_host_keys: false,
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(60),
+        use_agent: false,
+        jump: None,
+    }
+}
+
+/// A holder on another machine, as a second operator's run would be.
+fn elsewhere() -> Holder {
+    Holder { user: "alice".into(), machine: "workstation-a".into(), pid: 4242, since: "2026-01-02T03:04:05Z".into(), command: "apply".into() }
+}
+
+#[test]
+fn one_session_at_a_time_holds_a_platform_on_a_host() {
+    let hosts = TestHosts::up(1);
+    let first = Connection::open(&target(&hosts)).unwrap();
+    let lock = first.lock_platform(PLATFORM, &elsewhere()).unwrap();
+
+    // a second client is refused at once, and told who holds the lock
+    let second = Connection::open(&target(&hosts)).unwrap();
+    let refused = second.lock_platform(PLATFORM, &Holder::current("apply")).err().expect("two sessions held the lock of one platform at once");
+    let message = refused.to_string();
+    assert!(matches!(&refused, SshError::PlatformLocked { address, holder, .. } if address == ADDRESS && **holder == elsewhere()), "{message}");
+    assert!(message.contains("platform lock-test is being changed by `apply` by alice on workstation-a (process 4242) since 2026-01-02T03:04:05Z"), "{message}");
+    // the lock is per platform
+    drop(second.lock_platform("another-platform", &Holder::current("apply")).unwrap());
+
+    // apply stops at the held lock before changing anything; plan takes none
+    let tmp = tempfile::tempdir().unwrap();
+    let release = ("file:///nonexistent/smoke-app.tar.gz".to_owned(), "f".repeat(64));
+    let doc = variant("baremetal.yaml", tmp.path(), "platform.yaml", |t| without_backups(&all_roles_on_one_host(&t, &hosts, PLATFORM, ("h1", ADDRESS), &release)));
+    let out = terroir().args(["--output", "json", "plan"]).arg(&doc).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["hosts"][0]["error"].is_null(), "plan takes no lock: {report:#}");
+    let out = terroir().args(["--output", "json", "apply"]).arg(&doc).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = report["hosts"][0]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("`apply` by alice on workstation-a (process 4242)"), "{report:#}");
+    assert_eq!(report["hosts"][0]["changed"], 0, "nothing changed under the lock: {report:#}");
+
+    // once the first session lets go, the lock is free
+    drop(lock);
+    drop(first);
+    drop(second.lock_platform(PLATFORM, &Holder::current("apply")).unwrap());
+    let out = on_host("h1", "ls /run/lock/");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(".holder.json"), "a released lock leaves no holder behind: {out:?}");
+}
+
+/// Run a command as root inside a test host.
+fn on_host(host: &str, script: &str) -> std::process::Output {
+    std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
+}
