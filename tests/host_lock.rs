@@ -46,7 +46,7 @@ fn one_session_at_a_time_holds_a_platform_on_a_host() {
     let refused = second.lock_platform(PLATFORM, &Holder::current("apply")).err().expect("two sessions held the lock of one platform at once");
     let message = refused.to_string();
     assert!(matches!(&refused, SshError::PlatformLocked { address, holder, .. } if address == ADDRESS && **holder == elsewhere()), "{message}");
-    assert!(message.contains("platform lock-test is being changed by `apply` by alice on workstation-a (process 4242) since 2026-01-02T03:04:05Z"), "{message}");
+    assert!(message.contains("platform lock-test is being changed by `terroir apply` by alice on workstation-a (process 4242) since 2026-01-02T03:04:05Z"), "{message}");
     // the lock is per platform
     drop(second.lock_platform("another-platform", &Holder::current("apply")).unwrap());
 

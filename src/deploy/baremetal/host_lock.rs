@@ -138,7 +138,7 @@ mod tests {
         let e = refusal("198.18.0.11".into(), "acme-crm", &record);
         assert!(matches!(&e, SshError::PlatformLocked { holder, .. } if **holder == self::holder()), "{e:?}");
         let message = e.to_string();
-        for part in ["198.18.0.11", "acme-crm", "`apply` by alice on laptop (process 4242) since 2026-01-02T03:04:05Z"] {
+        for part in ["198.18.0.11", "acme-crm", "`terroir apply` by alice on laptop (process 4242) since 2026-01-02T03:04:05Z"] {
             assert!(message.contains(part), "{message}");
         }
     }
