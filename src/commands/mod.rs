@@ -12,16 +12,18 @@ mod backup;
 mod blueprints;
 mod crd;
 pub(crate) mod deploy;
+mod drill;
+mod export;
 mod geodata;
 mod keygen;
 mod kubernetes;
 mod locate;
 mod operator;
 mod render;
-mod reversibility;
+mod restore;
 mod schema;
 mod secnumcloud;
-pub(crate) mod secrets;
+mod secrets;
 mod smoke_app;
 mod validate;
 mod verify;
@@ -49,12 +51,12 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Locate(args) => Ok(locate::run(&args, json).into()),
         Command::Verify(args) => Ok(verify::run(&args, &cx.catalog, json).into()),
         Command::Geodata(cmd) => Ok(geodata::run(cmd, json).into()),
-        Command::Backup(cmd) => Ok(backup::run(cmd, &cx.catalog, json).into()),
-        Command::Secrets(cmd) => Ok(secrets::run(cmd, &cx.catalog, json).into()),
-        Command::Audit(args) => Ok(audit::run(&args, &cx.catalog, json).into()),
-        Command::Export(args) => Ok(reversibility::export(&args, &cx.catalog, json).into()),
-        Command::Restore(args) => Ok(reversibility::restore(&args, &cx.catalog, json).into()),
-        Command::Drill(args) => Ok(reversibility::drill(&args, &cx.catalog, json).into()),
+        Command::Backup(cmd) => backup::run(cmd, &cx),
+        Command::Secrets(cmd) => secrets::run(cmd, &cx),
+        Command::Audit(args) => audit::run(&args, &cx),
+        Command::Export(args) => export::run(&args, &cx),
+        Command::Restore(args) => restore::run(&args, &cx),
+        Command::Drill(args) => drill::run(&args, &cx),
         Command::Keygen { out } => keygen::run(&out, &cx),
         Command::Attest(args) => Ok(attest::run(&args, &cx.catalog, json).into()),
         Command::Blueprints => blueprints::run(&cx),

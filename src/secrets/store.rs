@@ -49,6 +49,22 @@ pub enum SecretError {
     Both { name: String, clear: String, encrypted: String },
     #[error("`terroir secrets seal`: {document} lists no age recipients; add age public keys to spec.secrets.recipients (`terroir secrets keygen KEY` prints one)")]
     NothingToSealTo { document: String },
+    #[error(
+        "secret `{name}` is not in the store {}: {}; only a secret that exists can be rotated (`terroir secrets set` adds one)",
+        store.display(),
+        if held.is_empty() { format!("it holds none yet (the first `terroir apply {}` generates them)", document.display()) } else { format!("it holds {}", held.join(", ")) }
+    )]
+    NotInStore { name: String, store: PathBuf, held: Vec<String>, document: PathBuf },
+    #[error("{secret} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable")]
+    BackupKey { secret: String },
+    #[error("reading the value of `{name}` from stdin; expected UTF-8 text")]
+    Stdin { name: String, source: std::io::Error },
+    #[error("no value on stdin for `{name}`; expected the value itself, for example: printf '%s' \"$VALUE\" | terroir secrets set {} {name}", document.display())]
+    EmptyValue { name: String, document: PathBuf },
+    #[error("{} exists; an identity is never overwritten (it may be the only key to a store): choose another path", path.display())]
+    IdentityExists { path: PathBuf },
+    #[error("cannot write {}", path.display())]
+    WriteIdentity { path: PathBuf, source: std::io::Error },
 }
 
 /// One secret of a store, as `terroir secrets list` shows it: never its value.
@@ -402,10 +418,33 @@ pub fn new_identity() -> (String, String) {
     (format!("# created: {created}\n# public key: {recipient}\n{}\n", identity.to_string().expose_secret()), recipient)
 }
 
+/// Write a new age identity to `path` (mode 0600, never over an existing file); returns its
+/// recipient.
+pub fn write_identity(path: &Path) -> Result<String, SecretError> {
+    let (text, recipient) = new_identity();
+    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    match written {
+        Ok(()) => Ok(recipient),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SecretError::IdentityExists { path: path.to_owned() }),
+        Err(source) => Err(SecretError::WriteIdentity { path: path.to_owned(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn an_identity_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.txt");
+        let recipient = write_identity(&path).unwrap();
+        assert!(recipient.starts_with("age1"));
+        assert_eq!(mode(&path), 0o600);
+        let e = write_identity(&path).unwrap_err().to_string();
+        assert!(e.contains("never overwritten"), "{e}");
+    }
 
     fn keypair(dir: &Path, file: &str) -> (PathBuf, String) {
         let (text, recipient) = new_identity();

@@ -6,6 +6,7 @@
 //! interrupted run never leaves a partial file. Services restart only when one of their files
 //! changed. Hosts run in parallel.
 
+pub mod site;
 pub mod ssh;
 
 use std::collections::{BTreeMap, BTreeSet};
