@@ -127,10 +127,7 @@ impl Error {
 
     /// What to do next, when the error alone does not say it.
     pub fn hints(&self) -> Vec<String> {
-        match self.site() {
-            Some(SiteError::NotBareMetal { .. }) => vec!["`terroir render` writes runbooks/reversibility.md, the steps for this target".into()],
-            _ => Vec::new(),
-        }
+        Vec::new()
     }
 
     /// Facts particular to the failure, for scripts.

@@ -220,6 +220,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn postgres_logs_are_read_on_database_hosts_only() {
+        let plain = script(20, false);
+        assert!(plain.contains("/var/log/auth.log") && !plain.contains(PG_MARK), "{plain}");
+        let db = script(20, true);
+        assert!(db.contains(PG_MARK) && db.contains("AUDIT: ") && db.contains("tail -n 2000 "), "{db}");
+        assert!(script(100, true).contains("tail -n 5000 "), "enough raw lines for the events asked");
+    }
+
+    #[test]
     fn auth_log_lines() {
         let text = "2026-11-23T17:20:01.123456+00:00 h1 sshd[812]: Accepted publickey for deploy from 198.18.0.1 port 43210 ssh2: ED25519 SHA256:abc\n\
                     2026-11-23T17:20:02.000001+00:00 h1 sudo:   deploy : PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/sh -c id\n\

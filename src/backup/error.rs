@@ -90,3 +90,38 @@ pub enum BackupError {
     #[error("the volume was restored to {target}, but PostgreSQL did not come back")]
     NotRestarted { target: String, source: Box<BackupError> },
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::error::{Error, ExitStatus};
+
+    #[test]
+    fn a_restore_refused_says_why_and_that_nothing_changed() {
+        let e = BackupError::OutsideWindow { target: "2001-01-01 00:00:00+00".into(), platform: "acme".into(), from: "a".into(), to: "b".into(), archive_end_known: false };
+        assert_eq!(
+            e.to_string(),
+            "2001-01-01 00:00:00+00 is outside the recoverable window of acme: a to b (the end of the archived WAL is unknown: the source database did not answer); nothing was changed"
+        );
+        assert_eq!((e.exit_status(), e.kind()), (ExitStatus::Failed, "refused"));
+        let e = BackupError::HoldsData { platform: "next".into(), host: "db2".into(), held: vec!["crm: 3 tables".into()] };
+        assert!(e.to_string().contains("holds data (crm: 3 tables); pass --replace"), "{e}");
+    }
+
+    #[test]
+    fn input_errors_exit_1_and_target_failures_exit_2() {
+        let e = crate::backup::hosts::parse_time("yesterday").unwrap_err();
+        assert_eq!((e.exit_status(), e.kind()), (ExitStatus::Invalid, "invalid-input"));
+        assert!(crate::text::error_chain(&e).contains("expected `YYYY-MM-DD HH:MM:SS+00`"));
+        let remote = SiteError::Remote { host: "db1".into(), what: "pgbackrest restore".into(), status: 56, output: "ERROR: [056]: unable to find backup".into() };
+        let e = Error::from(BackupError::RestoreFailed { host: "db1".into(), source: remote });
+        assert_eq!(e.exit_status(), ExitStatus::Failed);
+        let chain = crate::text::error_chain(&e);
+        assert!(chain.starts_with("host db1: the restore stopped;") && chain.ends_with("host db1: pgbackrest restore failed (exit 56): ERROR: [056]: unable to find backup"), "{chain}");
+        assert_eq!(e.details()["remote"], serde_json::json!({"host": "db1", "command": "pgbackrest restore", "status": 56, "output": "ERROR: [056]: unable to find backup"}));
+        let e = BackupError::JobFailed { namespace: "ns".into(), name: "p-backup-incr-1".into(), reason: "BackoffLimitExceeded: pgbackrest exited with 56".into() };
+        assert_eq!(e.to_string(), "Job ns/p-backup-incr-1 failed (BackoffLimitExceeded: pgbackrest exited with 56); its log: kubectl -n ns logs job/p-backup-incr-1");
+        assert_eq!(e.exit_status(), ExitStatus::Failed);
+    }
+}

@@ -97,3 +97,51 @@ pub fn run(args: &AuditArgs, cx: &Context) -> Result<ExitStatus, Error> {
     cx.printer.report(&Trail { platform: site.name().to_owned(), retention_days: site.resolved.audit.retention_days, hosts })?;
     Ok(ExitStatus::checked(!failed))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(time: &str, source: Source, user: &str, detail: &str) -> Event {
+        Event { host: "h1".into(), time: time.into(), source, user: user.into(), action: "sudo".into(), object: "root".into(), detail: detail.into() }
+    }
+
+    fn args(sources: Vec<AuditSource>, grep: Option<&str>) -> AuditArgs {
+        AuditArgs { file: "p.yaml".into(), hosts: vec![], sources, lines: 20, grep: grep.map(str::to_owned) }
+    }
+
+    #[test]
+    fn the_latest_events_that_pass_the_filters_oldest_first() {
+        let events = vec![event("3", Source::Sudo, "deploy", "id"), event("1", Source::Ssh, "deploy", "login"), event("2", Source::Sudo, "eve", "cat /etc/shadow")];
+        let kept = latest(events.clone(), &args(vec![AuditSource::Sudo], None), 20);
+        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+        let kept = latest(events.clone(), &args(vec![], Some("shadow")), 20);
+        assert_eq!(kept.len(), 1);
+        let kept = latest(events, &args(vec![], None), 2);
+        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+    }
+
+    #[test]
+    fn a_host_that_could_not_be_read_says_why_among_the_others() {
+        let trail = Trail {
+            platform: "acme".into(),
+            retention_days: 365,
+            hosts: vec![
+                HostEvents { host: "h1".into(), address: "10.0.0.1".into(), events: vec![event("2026-11-23T17:20:02Z", Source::Sudo, "deploy", "/usr/bin/sh -c\nid")], error: None },
+                HostEvents { host: "h2".into(), address: "10.0.0.2".into(), events: vec![], error: Some("host h2: cannot reach 10.0.0.2:22".into()) },
+            ],
+        };
+        let mut buf = Vec::new();
+        trail.text(&mut Text::plain(&mut buf)).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "== h1 (10.0.0.1) ==\n  2026-11-23T17:20:02Z        sudo     deploy       sudo             root                     /usr/bin/sh -c id\n\
+             == h2 (10.0.0.2) ==\n  error: host h2: cannot reach 10.0.0.2:22\naudit logs are kept 365 days on the hosts (spec.audit.retentionDays)\n"
+        );
+        let json = serde_json::to_value(&trail).unwrap();
+        assert_eq!(json["retentionDays"], 365);
+        assert_eq!(json["hosts"][0]["events"][0]["source"], "sudo");
+        assert!(json["hosts"][0]["error"].is_null() && json["hosts"][1]["error"].is_string());
+    }
+}

@@ -91,3 +91,43 @@ pub fn run(args: &ExportArgs, cx: &Context) -> Result<ExitStatus, Error> {
     cx.printer.report(&Exported { exported: true, directory: args.to.display().to_string(), manifest, to: &args.to })?;
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::reversibility::{SecretsEntry, Skipped, Table};
+
+    #[test]
+    fn an_export_sums_itself_up_and_says_how_to_check_it() {
+        let table = |name: &str, rows| Table { database: "crm".into(), name: name.into(), columns: vec![], rows, checksum: String::new(), csv: String::new() };
+        let manifest = Manifest {
+            format: crate::reversibility::FORMAT.into(),
+            platform: "acme".into(),
+            blueprint: "b".into(),
+            blueprint_version: "1".into(),
+            target: "baremetal".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            seconds: 3.25,
+            terroir_version: String::new(),
+            tools: Default::default(),
+            items: vec![],
+            tables: vec![table("public.a", 2), table("public.b", 3)],
+            mail: vec![],
+            metrics_blocks: Default::default(),
+            secrets: SecretsEntry { exported: false, recipients: vec![], names: vec![] },
+            skipped: vec![Skipped { what: "secrets".into(), reason: "no --recipient given".into() }],
+            total_bytes: 3 << 20,
+        };
+        let exported = Exported { exported: true, directory: "out".into(), manifest, to: Path::new("out") };
+        let mut buf = Vec::new();
+        exported.text(&mut Text::plain(&mut buf)).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "exported acme into out: 2 files, 3 MiB, 2 tables (5 rows), in 3.2 s\n  not exported: secrets: no --recipient given\ncheck it anywhere with: (cd out && sha256sum -c SHA256SUMS)\n"
+        );
+        let json = serde_json::to_value(&exported).unwrap();
+        assert_eq!((json["exported"].clone(), json["directory"].clone(), json["manifest"]["platform"].clone()), (true.into(), "out".into(), "acme".into()));
+    }
+}

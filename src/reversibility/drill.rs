@@ -243,7 +243,7 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let Some(src_host) = src_host else { continue };
         let src_conn = from.connect(&src_host)?;
         let files = into.deployed_files(h);
-        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, ReversibilityError> {
+        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<super::Digests, ReversibilityError> {
             crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(|reason| ReversibilityError::Digests { host: host.to_owned(), reason })
         };
         let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);

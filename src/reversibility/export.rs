@@ -354,7 +354,7 @@ pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Sit
 }
 
 /// Digests of every file below a directory on a host (relative path → SHA-256).
-pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<BTreeMap<String, String>, SiteError> {
+pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<super::Digests, SiteError> {
     let q = shell_quote(dir);
     let out = run(conn, host, &format!("digests of {dir}"), &format!("[ -d {q} ] || exit 0; cd {q} && find . -type f -exec sha256sum {{}} +"))?;
     Ok(out
@@ -620,7 +620,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
     let manifest_path = partial.join("manifest.json");
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
     std::fs::write(&manifest_path, &json).map_err(write_error(&manifest_path))?;
-    let mut sums: BTreeMap<String, String> = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
+    let mut sums: super::Digests = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
     sums.insert("manifest.json".into(), crate::text::sha256_hex(&json));
     super::write_sums(&partial, &sums).map_err(write_error(&partial.join("SHA256SUMS")))?;
     if to.exists() {

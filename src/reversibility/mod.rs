@@ -41,6 +41,9 @@ use crate::text::hex;
 
 pub const FORMAT: &str = "terroir-export/v1";
 
+/// Relative path → SHA-256, as SHA256SUMS lists them.
+pub type Digests = BTreeMap<String, String>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReversibilityError {
     #[error(transparent)]
@@ -264,10 +267,10 @@ impl Write for HashingFile {
 }
 
 /// The lines of a SHA256SUMS file: path → digest.
-pub fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, ExportDefect> {
+pub fn read_sums(dir: &Path) -> Result<Digests, ExportDefect> {
     let path = dir.join("SHA256SUMS");
     let text = std::fs::read_to_string(&path).map_err(|source| ExportDefect::NoSums { path: path.clone(), source })?;
-    let mut sums = BTreeMap::new();
+    let mut sums = Digests::new();
     for (i, line) in text.lines().enumerate() {
         let (digest, name) = line
             .split_once("  ")
@@ -283,7 +286,7 @@ pub fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, ExportDefect> {
 }
 
 /// Write SHA256SUMS for the given digests (sorted, `sha256sum` format).
-pub fn write_sums(dir: &Path, digests: &BTreeMap<String, String>) -> std::io::Result<()> {
+pub fn write_sums(dir: &Path, digests: &Digests) -> std::io::Result<()> {
     let mut text = String::new();
     for (path, digest) in digests {
         text.push_str(&format!("{digest}  {path}\n"));
