@@ -4,7 +4,11 @@
 //! Each domain keeps its own error type (with its sources); this enum only gathers them, so that
 //! the printer can say any of them the same way.
 
+use crate::audit::AuditError;
+use crate::backup::error::BackupError;
+use crate::deploy::baremetal::site::SiteError;
 use crate::document::Diagnostic;
+use crate::reversibility::{ExportDefect, ReversibilityError};
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +46,17 @@ pub enum Error {
     #[error(transparent)]
     Deploy(#[from] crate::deploy::DeployError),
     #[error(transparent)]
-    Reversibility(#[from] crate::reversibility::Error),
+    Site(#[from] SiteError),
+    #[error(transparent)]
+    Reversibility(#[from] ReversibilityError),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    ClusterSecrets(#[from] crate::secrets::kubernetes::ClusterSecretError),
     #[error(transparent)]
     Geodata(#[from] crate::policy::locality::geodata::GeodataError),
     #[error(transparent)]
@@ -81,8 +93,12 @@ impl Error {
             // the document, its blueprint or the output directory: what the user gave
             Error::Render(_) => ExitStatus::Invalid,
             Error::Deploy(e) => e.exit_status(),
+            Error::Site(e) => e.exit_status(),
             Error::Reversibility(e) => e.exit_status(),
-            Error::Secrets(_) => ExitStatus::Invalid,
+            Error::Backup(e) => e.exit_status(),
+            Error::Audit(e) => e.exit_status(),
+            // a refused rotation or an unreachable cluster alike: the user's to fix (as always)
+            Error::Secrets(_) | Error::ClusterSecrets(_) => ExitStatus::Invalid,
             Error::Geodata(e) => e.exit_status(),
             Error::Attest(e) => e.exit_status(),
             Error::Assess(e) => e.exit_status(),
@@ -101,8 +117,11 @@ impl Error {
             Error::Blueprint(_) => "blueprint",
             Error::Render(_) => "render",
             Error::Deploy(e) => e.kind(),
+            Error::Site(e) => e.kind(),
             Error::Reversibility(e) => e.kind(),
-            Error::Secrets(_) => "secrets",
+            Error::Backup(e) => e.kind(),
+            Error::Audit(e) => e.kind(),
+            Error::Secrets(_) | Error::ClusterSecrets(_) => "secrets",
             Error::Geodata(e) => e.kind(),
             Error::Attest(e) => e.kind(),
             Error::Assess(e) => e.kind(),
@@ -119,10 +138,10 @@ impl Error {
     /// The document's diagnostics and its text, when the error is an invalid document.
     pub fn diagnostics(&self) -> Option<(&[Diagnostic], Option<&str>)> {
         match self {
-            Error::Document(e) => Some((&e.diagnostics, e.text.as_deref())),
-            Error::Render(crate::pipeline::render::RenderError::Invalid(d)) | Error::Deploy(crate::deploy::DeployError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
-            Error::Assess(crate::policy::assess::AssessError::Document(e)) => Some((&e.diagnostics, e.text.as_deref())),
-            Error::Assess(crate::policy::assess::AssessError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
+            Error::Document(e) | Error::Site(SiteError::Document(e)) | Error::Assess(crate::policy::assess::AssessError::Document(e)) => Some((&e.diagnostics, e.text.as_deref())),
+            Error::Render(crate::pipeline::render::RenderError::Invalid(d))
+            | Error::Deploy(crate::deploy::DeployError::Render(crate::pipeline::render::RenderError::Invalid(d)))
+            | Error::Assess(crate::policy::assess::AssessError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
             _ => None,
         }
     }
@@ -137,12 +156,143 @@ impl Error {
 
     /// Facts particular to the failure, for scripts.
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
-        match self {
+        let mut details = match self {
             Error::Deploy(e) => e.details(),
             Error::Geodata(e) => e.details(),
             Error::Attest(e) => e.details(),
             Error::Locate(e) => e.details(),
             _ => serde_json::Map::new(),
+        };
+        // a failure on a host: which one, what ran there, and how it ended
+        if let Some(SiteError::Remote { host, what, status, output }) = self.site() {
+            details.insert("remote".into(), serde_json::json!({ "host": host, "command": what, "status": status, "output": output }));
+        } else if let Some(SiteError::Connect { host, .. } | SiteError::Ssh { host, .. }) = self.site() {
+            details.insert("remote".into(), serde_json::json!({ "host": host }));
+        }
+        details
+    }
+
+    /// The bare-metal session's failure inside any domain's error.
+    fn site(&self) -> Option<&SiteError> {
+        match self {
+            Error::Site(e) | Error::Reversibility(ReversibilityError::Site(e)) | Error::Backup(BackupError::Site(e)) | Error::Audit(AuditError::Site(e)) => Some(e),
+            Error::Backup(BackupError::RestoreFailed { source, .. }) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+// What each domain's failures mean for the exit status and for scripts: said here, beside the one
+// mapping, so that the domains need not know the command line's statuses.
+
+impl SiteError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            SiteError::Document(_) | SiteError::Render(_) | SiteError::Read { .. } | SiteError::NotBareMetal { .. } | SiteError::Plan { .. } | SiteError::UnknownHost { .. } => ExitStatus::Invalid,
+            SiteError::Connect { .. } | SiteError::Ssh { .. } | SiteError::Remote { .. } => ExitStatus::Failed,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SiteError::Document(_) => "invalid-document",
+            SiteError::Render(_) | SiteError::Plan { .. } => "render",
+            SiteError::Read { .. } | SiteError::UnknownHost { .. } => "invalid-input",
+            SiteError::NotBareMetal { .. } => "unsupported-target",
+            SiteError::Connect { .. } | SiteError::Ssh { .. } => "unreachable",
+            SiteError::Remote { .. } => "remote-command",
+        }
+    }
+}
+
+impl ReversibilityError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            ReversibilityError::Site(e) => e.exit_status(),
+            ReversibilityError::Recipient { .. }
+            | ReversibilityError::RecipientsLine { .. }
+            | ReversibilityError::ExportExists { .. }
+            | ReversibilityError::NoExport { .. }
+            | ReversibilityError::NoIdentity { .. }
+            | ReversibilityError::Decrypt { .. }
+            | ReversibilityError::SharedHosts { .. }
+            | ReversibilityError::NoHostWithRole { .. }
+            | ReversibilityError::NoDatabase { .. }
+            | ReversibilityError::NoTenant { .. }
+            | ReversibilityError::Given { .. } => ExitStatus::Invalid,
+            ReversibilityError::Defect(_) | ReversibilityError::HoldsData { .. } => ExitStatus::Failed,
+            ReversibilityError::Read { .. }
+            | ReversibilityError::Write { .. }
+            | ReversibilityError::Dump { .. }
+            | ReversibilityError::Snapshot { .. }
+            | ReversibilityError::Secrets(_)
+            | ReversibilityError::Encrypt { .. }
+            | ReversibilityError::Digests { .. }
+            | ReversibilityError::Panicked { .. } => ExitStatus::Failed,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReversibilityError::Site(e) => e.kind(),
+            ReversibilityError::Defect(ExportDefect::Altered { .. }) => "export-altered",
+            ReversibilityError::Defect(ExportDefect::Missing { .. }) => "export-incomplete",
+            ReversibilityError::Defect(_) | ReversibilityError::HoldsData { .. } => "refused",
+            e if e.exit_status() == ExitStatus::Invalid => "invalid-input",
+            _ => "failed",
+        }
+    }
+}
+
+impl BackupError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            BackupError::Site(e) => e.exit_status(),
+            BackupError::Render(_)
+            | BackupError::NoBackups { .. }
+            | BackupError::NoManagedDatabase { .. }
+            | BackupError::NoDatabaseHost { .. }
+            | BackupError::Time { .. }
+            | BackupError::MajorVersion { .. }
+            | BackupError::MissingSecret { .. }
+            | BackupError::Secret { .. }
+            | BackupError::IntoOnCluster
+            | BackupError::Connect { .. } => ExitStatus::Invalid,
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackupError::Site(e) => e.kind(),
+            BackupError::Render(_) => "render",
+            BackupError::Connect { .. } => "unreachable",
+            BackupError::EmptyRepository { .. }
+            | BackupError::OutsideWindow { .. }
+            | BackupError::WouldRewind { .. }
+            | BackupError::WouldRewindCluster { .. }
+            | BackupError::HoldsData { .. }
+            | BackupError::NotApplied { .. }
+            | BackupError::NoVolume { .. }
+            | BackupError::CheckFailed { .. } => "refused",
+            e if e.exit_status() == ExitStatus::Invalid => "invalid-input",
+            _ => "failed",
+        }
+    }
+}
+
+impl AuditError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            AuditError::Site(e) => e.exit_status(),
+            AuditError::UnknownHost { .. } => ExitStatus::Invalid,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditError::Site(e) => e.kind(),
+            AuditError::UnknownHost { .. } => "invalid-input",
         }
     }
 }

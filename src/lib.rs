@@ -2,6 +2,7 @@
 //! must stay, and prove where everything runs.
 
 pub mod attest;
+pub mod audit;
 pub mod backup;
 pub mod cli;
 pub mod commands;

@@ -340,9 +340,10 @@ fn a_rotated_secret_keeps_its_previous_value_and_rolls_its_readers_out() {
     assert!(!deps.iter().any(|n| n.ends_with("grafana")) && !sts.iter().any(|n| n.ends_with("prometheus")), "{deps:?} {sts:?}");
 
     // A Secret the client gives is never rotated by terroir.
-    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["mutuelle-crm-smtp-relay-credentials"]);
+    let (code, out, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["mutuelle-crm-smtp-relay-credentials"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("given by you") && stderr.contains("kubectl -n mutuelle-crm create secret generic"), "{stderr}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("given by you") && error.contains("kubectl -n mutuelle-crm create secret generic"), "{error}");
 
     // The list shows names, keys and dates, never a value.
     let (code, listed, stderr) = cluster.terroir(&["secrets", "list"], &doc);
@@ -513,9 +514,10 @@ fn tenants_get_namespaces_policies_and_their_password_which_a_removal_keeps() {
     assert_ne!(rotated["data"]["alpha"], credentials["data"]["alpha"]);
     let alpha_now = state.get("v1", "Secret", Some("mutuelle-crm-alpha"), "tenant-alpha-password").unwrap();
     assert_eq!(alpha_now["data"]["password"], rotated["data"]["alpha"]);
-    let (code, _, stderr) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["tenant-alpha-password"]);
+    let (code, out, _) = cluster.terroir_then(&["secrets", "rotate"], &doc, &["tenant-alpha-password"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("copies its password from Secret mutuelle-crm-tenant-credentials"), "{stderr}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("copies its password from Secret mutuelle-crm-tenant-credentials"), "{error}");
 
     // beta_co leaves: its policies are pruned; its namespace, Secret and password are kept.
     let doc = with("    - name: alpha\n");

@@ -8,31 +8,26 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{BackupContext, CIPHER_PASS, S3_ACCESS_KEY, S3_SECRET_KEY, context, data_directory};
+use super::error::BackupError;
+use super::{BackupContext, CIPHER_PASS, RestoreReport, RestoredInto, S3_ACCESS_KEY, S3_SECRET_KEY, context, data_directory};
+use crate::deploy::baremetal::site::{Site, SiteError, run, why};
+use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 use crate::document::Role;
 use crate::reversibility::export::SVC;
-use crate::reversibility::{Error, Site, run};
 use crate::text::last_lines;
-use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 
 /// The platform's backup settings and its database host.
-fn backed_up(site: &Site) -> Result<(BackupContext, String), Error> {
-    let ctx = context(&site.resolved).ok_or_else(|| {
-        Error::Input(format!(
-            "{}: platform {} takes no backups: `spec.components.backups.enabled: true` with a managed database and `spec.endpoints.backupS3` are needed",
-            site.document.display(),
-            site.name()
-        ))
-    })?;
+fn backed_up(site: &Site) -> Result<(BackupContext, String), BackupError> {
+    let ctx = context(&site.resolved).ok_or_else(|| BackupError::NoBackups { document: site.document.clone(), platform: site.name().to_owned() })?;
     Ok((ctx, database_host(site)?))
 }
 
-fn database_host(site: &Site) -> Result<String, Error> {
+fn database_host(site: &Site) -> Result<String, BackupError> {
     let db = &site.resolved.components.database;
     if !db.enabled || !db.managed {
-        return Err(Error::Input(format!("{}: platform {} has no database managed by terroir", site.document.display(), site.name())));
+        return Err(BackupError::NoManagedDatabase { document: site.document.clone(), platform: site.name().to_owned() });
     }
-    site.hosts_with(Role::Database).into_iter().next().ok_or_else(|| Error::Input(format!("{}: no host has the `database` role", site.document.display())))
+    site.hosts_with(Role::Database).into_iter().next().ok_or_else(|| BackupError::NoDatabaseHost { document: site.document.clone() })
 }
 
 /// One backup in the repository.
@@ -71,9 +66,9 @@ pub struct Inventory {
     pub recoverable_to: Option<i64>,
 }
 
-pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, Error> {
-    let v: Value = serde_json::from_str(text.trim()).map_err(|e| Error::Failed(format!("pgbackrest info printed no JSON ({e}): {}", last_lines(text, 3))))?;
-    let s = v.as_array().and_then(|a| a.iter().find(|s| s["name"] == stanza)).ok_or_else(|| Error::Failed(format!("pgbackrest info does not list stanza {stanza}")))?;
+pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, BackupError> {
+    let v: Value = serde_json::from_str(text.trim()).map_err(|source| BackupError::InfoNotJson { output: last_lines(text, 3), source })?;
+    let s = v.as_array().and_then(|a| a.iter().find(|s| s["name"] == stanza)).ok_or_else(|| BackupError::NoStanza { stanza: stanza.to_owned() })?;
     let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let backups: Vec<Backup> = s["backup"]
         .as_array()
@@ -106,7 +101,7 @@ pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, Error> {
 }
 
 /// `pgbackrest info` of the platform's stanza, run on its database host.
-fn info(conn: &Connection, host: &str, ctx: &BackupContext) -> Result<Inventory, Error> {
+fn info(conn: &Connection, host: &str, ctx: &BackupContext) -> Result<Inventory, BackupError> {
     let out = run(conn, host, "pgbackrest info", &format!("runuser -u postgres -- pgbackrest --stanza={} --output=json info", shell_quote(&ctx.stanza)))?;
     parse_info(&out, &ctx.stanza)
 }
@@ -120,7 +115,7 @@ fn last_archived(conn: &Connection, port: u32) -> Option<i64> {
     out.stdout_str().trim().parse().ok()
 }
 
-pub fn list(site: &Site) -> Result<Inventory, Error> {
+pub fn list(site: &Site) -> Result<Inventory, BackupError> {
     let (ctx, host) = backed_up(site)?;
     let conn = site.connect(&host)?;
     let mut inv = info(&conn, &host, &ctx)?;
@@ -167,20 +162,21 @@ pub struct BackupRun {
 
 /// Run one backup now on the database host (`full`, `incr` or `diff`), showing pgBackRest's
 /// progress lines through `progress`.
-pub fn now(site: &Site, kind: &str, progress: &dyn Fn(&str)) -> Result<BackupRun, Error> {
+pub fn now(site: &Site, kind: &str, progress: &dyn Fn(&str)) -> Result<BackupRun, BackupError> {
     let (ctx, host) = backed_up(site)?;
     let conn = site.connect(&host)?;
     let started = Instant::now();
     let mut lines = Lines { pending: Vec::new(), tail: Vec::new(), each: progress };
+    let what = "the backup";
     let out = conn
         .sudo_to(&format!("[ -x {0} ] || {{ echo 'backups are not set up on this host yet: run terroir apply first' >&2; exit 3; }}; {0} {1} 2>&1", shell_quote(&ctx.script), shell_quote(kind)), &mut lines)
-        .map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+        .map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
-        let why = if out.stderr_str().trim().is_empty() { lines.tail.join("\n") } else { last_lines(&out.stderr_str(), 6) };
-        return Err(Error::Failed(format!("host {host}: the backup failed (exit {}):\n{why}", out.status)));
+        // its output went to standard output (2>&1): the streamed lines say why
+        return Err(SiteError::Remote { host, what: what.into(), status: out.status, output: why(&out.stderr_str(), &lines.tail.join("\n")) }.into());
     }
     let inv = info(&conn, &host, &ctx)?;
-    let backup = inv.backups.last().cloned().ok_or_else(|| Error::Failed(format!("host {host}: the backup ran but pgbackrest info lists none")))?;
+    let backup = inv.backups.last().cloned().ok_or_else(|| BackupError::NoneListed { host: host.clone() })?;
     Ok(BackupRun { platform: site.name().to_owned(), host, seconds: started.elapsed().as_secs_f64(), backup })
 }
 
@@ -191,32 +187,10 @@ pub struct RestoreOptions {
     pub replace: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreReport {
-    pub source_platform: String,
-    pub platform: String,
-    pub host: String,
-    /// The target time, in UTC, as given to pgBackRest.
-    pub target_time: String,
-    pub recoverable_from: String,
-    pub recoverable_to: String,
-    /// The backup the restore starts from.
-    pub from_backup: String,
-    pub dry_run: bool,
-    /// WAL archiving stays off on the restored database (restored into another platform).
-    pub archiving_off: bool,
-    pub steps: Vec<String>,
-    pub next_steps: Vec<String>,
-    pub seconds: f64,
-}
-
 /// Parse a target time into the UTC form pgBackRest takes and Unix seconds.
-pub fn parse_time(text: &str) -> Result<(String, i64), Error> {
+pub fn parse_time(text: &str) -> Result<(String, i64), BackupError> {
     use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
-    let t: Timestamp = text.trim().parse().map_err(|e| {
-        Error::Input(format!("--to-time `{text}` is not a time with its offset ({e}); expected `YYYY-MM-DD HH:MM:SS+00`, such as `2026-11-23 14:05:00+00`"))
-    })?;
+    let t: Timestamp = text.trim().parse().map_err(|source| BackupError::Time { text: text.to_owned(), source })?;
     let formatted = t.to_zoned(TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S%.f").to_string();
     Ok((format!("{formatted}+00"), t.as_second()))
 }
@@ -228,13 +202,13 @@ fn utc(seconds: i64) -> String {
 /// The source platform's repository as a pgBackRest configuration for another host: its
 /// settings, its secrets and the destination's cluster. Held in memory, sent through standard
 /// input only.
-fn repository_conf(from: &Site, ctx: &BackupContext, dir: &str, version: u32, port: u32) -> Result<String, Error> {
-    let s3 = from.resolved.endpoints.backup_s3.as_ref().ok_or_else(|| Error::Input(format!("{}: no spec.endpoints.backupS3", from.document.display())))?;
-    let secret = |name: &str| -> Result<String, Error> {
+fn repository_conf(from: &Site, ctx: &BackupContext, dir: &str, version: u32, port: u32) -> Result<String, BackupError> {
+    let s3 = from.resolved.endpoints.backup_s3.as_ref().ok_or_else(|| BackupError::NoBackups { document: from.document.clone(), platform: from.name().to_owned() })?;
+    let secret = |name: &'static str| -> Result<String, BackupError> {
         match from.secrets.get(name) {
             Ok(Some(v)) => Ok(v.trim().to_owned()),
-            Ok(None) => Err(Error::Input(format!("secret `{name}` of platform {} is not in its store {}: the backups cannot be read without it", from.name(), from.secrets.dir().display()))),
-            Err(e) => Err(Error::Input(format!("secret `{name}` of platform {}: {e}", from.name()))),
+            Ok(None) => Err(BackupError::MissingSecret { name, platform: from.name().to_owned(), store: from.secrets.dir().to_owned() }),
+            Err(source) => Err(BackupError::Secret { name, platform: from.name().to_owned(), source: Box::new(source) }),
         }
     };
     let mut conf = format!(
@@ -290,7 +264,7 @@ fn role_passwords(site: &Site, host: &str) -> Vec<(String, String)> {
 
 /// Restore `from`'s backups as of a time into `into`'s database host (`from`'s own when `into`
 /// is `None`). Every check runs before anything changes.
-pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress: &dyn Fn(&str)) -> Result<RestoreReport, Error> {
+pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress: &dyn Fn(&str)) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
     let (ctx, source_host) = backed_up(from)?;
     let dest = into.unwrap_or(from);
@@ -298,7 +272,7 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
     let host = database_host(dest)?;
     let (sv, dv) = (&from.resolved.components.database.version, &dest.resolved.components.database.version);
     if sv != dv {
-        return Err(Error::Input(format!("{} runs PostgreSQL {sv} and {} PostgreSQL {dv}: a physical backup restores into the same major version only", from.name(), dest.name())));
+        return Err(BackupError::MajorVersion { from: from.name().to_owned(), from_version: *sv, into: dest.name().to_owned(), into_version: *dv });
     }
     let (target, target_s) = parse_time(&opts.to_time)?;
     let port = dest.resolved.components.database.port;
@@ -311,15 +285,16 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
     let conn = dest.connect(&host)?;
     let q = |s: &str| shell_quote(s);
     let base = format!("runuser -u postgres -- pgbackrest --config={0}/pgbackrest.conf --config-include-path={0}/conf.d --stanza={1}", q(&dir), q(&ctx.stanza));
+    let what = format!("reading {}'s backup repository", from.name());
     let out = conn
         .sudo(&format!("command -v pgbackrest >/dev/null || {{ echo 'pgbackrest is not installed on this host (enable backups in its document and apply it)' >&2; exit 3; }}; {} trap 'rm -rf {}' EXIT; {base} --output=json info", install_conf(&dir), q(&dir)), Some(&input))
-        .map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+        .map_err(SiteError::ssh(&host, &what))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: cannot read {}'s backup repository: {}", from.name(), last_lines(&out.stderr_str(), 4))));
+        return Err(SiteError::remote(&host, what, &out).into());
     }
     let inv = parse_info(&out.stdout_str(), &ctx.stanza)?;
     let Some(first) = inv.recoverable_from else {
-        return Err(Error::Refused(format!("the backup repository of {} holds no backup (status: {}); nothing was changed. Take one with `terroir backup now {}`", from.name(), inv.status, from.document.display())));
+        return Err(BackupError::EmptyRepository { platform: from.name().to_owned(), status: inv.status, document: from.document.clone() });
     };
     // the end of the archived WAL, from the source database when it answers
     let archived = if source_host == host && !other {
@@ -329,13 +304,7 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
     };
     let last = inv.recoverable_to.unwrap_or(first).max(archived.unwrap_or(0));
     if target_s < first || target_s > last {
-        return Err(Error::Refused(format!(
-            "{target} is outside the recoverable window of {}: {} to {}{}; nothing was changed",
-            from.name(),
-            utc(first),
-            utc(last),
-            if archived.is_none() { " (the end of the archived WAL is unknown: the source database did not answer)" } else { "" }
-        )));
+        return Err(BackupError::OutsideWindow { target, platform: from.name().to_owned(), from: utc(first), to: utc(last), archive_end_known: archived.is_some() });
     }
     let from_backup = inv.backups.iter().rfind(|b| b.stopped <= target_s).map(|b| b.label.clone()).unwrap_or_default();
 
@@ -353,10 +322,10 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
     let held: Vec<String> = tables.lines().filter(|l| !l.trim().is_empty()).map(|l| l.replacen(' ', ": ", 1) + " tables").collect();
     if !opts.replace {
         if !other {
-            return Err(Error::Refused(format!("restoring {} into its own database rewinds it to {target}: everything written since is lost. Pass --replace to do so; nothing was changed", from.name())));
+            return Err(BackupError::WouldRewind { platform: from.name().to_owned(), target });
         }
         if !held.is_empty() {
-            return Err(Error::Refused(format!("the database of {} on {host} holds data ({}); pass --replace to overwrite it; nothing was changed", dest.name(), held.join(", "))));
+            return Err(BackupError::HoldsData { platform: dest.name().to_owned(), host, held });
         }
     }
 
@@ -377,18 +346,20 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
         vec![format!("take a full backup now: the restored database starts a new timeline (terroir backup now {} --type full)", from.document.display())]
     };
     let mut report = RestoreReport {
-        source_platform: from.name().to_owned(),
         platform: dest.name().to_owned(),
-        host: host.clone(),
         target_time: target.clone(),
-        recoverable_from: utc(first),
-        recoverable_to: utc(last),
-        from_backup,
         dry_run: opts.dry_run,
-        archiving_off: other,
         steps,
         next_steps,
         seconds: 0.0,
+        into: RestoredInto::Host {
+            source_platform: from.name().to_owned(),
+            host: host.clone(),
+            recoverable_from: utc(first),
+            recoverable_to: utc(last),
+            from_backup,
+            archiving_off: other,
+        },
     };
     if opts.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
@@ -397,9 +368,10 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
 
     progress(&format!("stopping PostgreSQL on {host} and restoring (up to {target})"));
     // the configuration stays until the promotion: recovery fetches WAL with it
-    let out = conn.sudo(&install_conf(&dir), Some(&input)).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    let what = "writing the temporary pgBackRest configuration";
+    let out = conn.sudo(&install_conf(&dir), Some(&input)).map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: cannot write the temporary configuration: {}", last_lines(&out.stderr_str(), 3))));
+        return Err(SiteError::remote(&host, what, &out).into());
     }
     let archive = if other { " --archive-mode=off" } else { "" };
     let script = format!(
@@ -410,20 +382,19 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
         q(&dir)
     );
     let mut lines = Lines { pending: Vec::new(), tail: Vec::new(), each: progress };
-    let out = conn.sudo_to(&script, &mut lines).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    let what = "pgbackrest restore";
+    let out = conn.sudo_to(&script, &mut lines).map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
-        return Err(Error::Failed(format!(
-            "host {host}: the restore failed (exit {}); PostgreSQL may be stopped with a partial data directory: fix the cause and run the restore again (with --replace):\n{}{}",
-            out.status,
-            lines.tail.join("\n"),
-            last_lines(&out.stderr_str(), 4)
-        )));
+        // pgBackRest's own lines were streamed (2>&1); the shell's errors are on standard error
+        let output = why(&format!("{}\n{}", lines.tail.join("\n"), out.stderr_str()), "");
+        let source = SiteError::Remote { host: host.clone(), what: what.into(), status: out.status, output };
+        return Err(BackupError::RestoreFailed { host, source });
     }
 
     progress("waiting for the recovery to reach the target time and promote");
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        let o = conn.sudo(&format!("runuser -u postgres -- psql -p {port} -XAtc 'select pg_is_in_recovery()'"), None).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+        let o = conn.sudo(&format!("runuser -u postgres -- psql -p {port} -XAtc 'select pg_is_in_recovery()'"), None).map_err(SiteError::ssh(&host, "waiting for the promotion"))?;
         if o.ok() && o.stdout_str().trim() == "f" {
             break;
         }
@@ -431,7 +402,7 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
         if down || Instant::now() > deadline {
             let log = conn.sudo(&format!("tail -n 8 /var/log/postgresql/postgresql-{dv}-main.log"), None).map(|o| o.stdout_str()).unwrap_or_default();
             let _ = conn.sudo(&format!("rm -rf {}", q(&dir)), None);
-            return Err(Error::Failed(format!("host {host}: PostgreSQL {} before the promotion; its log ends with:\n{log}", if down { "stopped" } else { "was still recovering after 15 minutes" })));
+            return Err(BackupError::NotPromoted { host, stopped: down, log });
         }
         std::thread::sleep(Duration::from_millis(500));
     }

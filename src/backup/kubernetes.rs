@@ -4,7 +4,7 @@
 //! (backup.yaml: backup.sh, restore-check.sh, restore.sh).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -14,13 +14,13 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, Po
 use serde::Serialize;
 use serde_json::json;
 
-use crate::backup::{BackupContext, hosts as ops};
-use crate::pipeline::blueprint::Catalog;
-use crate::cli::ClusterArgs;
+use super::error::BackupError;
+use super::{BackupContext, RestoreReport, RestoredInto, hosts as ops};
 use crate::deploy::kubernetes::wait::Unsettled;
-use crate::deploy::kubernetes::{self, Connection};
+use crate::deploy::kubernetes::{self, ClusterError, Connection};
+use crate::document::{KubernetesTarget, Loaded};
+use crate::pipeline::blueprint::Catalog;
 use crate::pipeline::resolve::ResolvedPlatform;
-use crate::reversibility::Error;
 
 /// The field manager of the replica changes a restore makes (stop, then start again). It sets
 /// the same value `terroir apply` does once done, so the next apply meets no conflict.
@@ -28,30 +28,32 @@ const FIELD_MANAGER: &str = "terroir-backup-restore";
 /// Jobs this command starts carry it, with the command's name.
 const LABEL_STARTED_BY: &str = "terroir.eu/started-by";
 
-struct Ctx {
-    document: std::path::PathBuf,
+/// How to reach the platform's cluster (the command line's choices, else the document's) and how
+/// long to wait for each Job.
+pub struct Access<'a> {
+    pub kubeconfig: Option<&'a PathBuf>,
+    pub context: Option<&'a String>,
+    pub timeout: Duration,
+}
+
+/// A platform on its cluster, reached: what the backup Jobs are made from.
+pub struct ClusterPlatform<'r> {
+    document: PathBuf,
     resolved: ResolvedPlatform,
     backup: BackupContext,
     namespace: String,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'r tokio::runtime::Runtime,
     conn: Connection,
     timeout: Duration,
 }
 
-impl Ctx {
-    fn open(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<Ctx, Error> {
-        let (_, loaded, resolved, _) = crate::reversibility::rendered(file, catalog)?;
-        let target = loaded.platform.spec.target.kubernetes().cloned().ok_or_else(|| Error::Input(format!("{}: the target is not Kubernetes", file.display())))?;
-        let backup = crate::backup::context(&resolved).ok_or_else(|| {
-            Error::Input(format!(
-                "{}: this platform takes no backups (they need spec.components.backups.enabled, a database terroir deploys, and spec.endpoints.backupS3)",
-                file.display()
-            ))
-        })?;
-        let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(cluster.kubeconfig.as_ref(), cluster.context.as_ref(), &target, file);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
-        let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref())).map_err(|e| Error::Input(e.to_string()))?;
-        Ok(Ctx { document: file.to_owned(), namespace: target.namespace.clone(), resolved, backup, runtime, conn, timeout: Duration::from_secs(cluster.timeout.max(1)) })
+impl<'r> ClusterPlatform<'r> {
+    pub fn open(runtime: &'r tokio::runtime::Runtime, document: &Path, loaded: &Loaded, target: &KubernetesTarget, catalog: &Catalog, access: &Access) -> Result<Self, BackupError> {
+        let (resolved, _) = crate::pipeline::render::render(loaded, catalog)?;
+        let backup = super::context(&resolved).ok_or_else(|| BackupError::NoBackups { document: document.to_owned(), platform: resolved.platform.name.clone() })?;
+        let (kubeconfig, context) = kubernetes::connection_settings(access.kubeconfig, access.context, target, document);
+        let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref())).map_err(|source| BackupError::Connect { source })?;
+        Ok(ClusterPlatform { document: document.to_owned(), namespace: target.namespace.clone(), resolved, backup, runtime, conn, timeout: access.timeout.max(Duration::from_secs(1)) })
     }
 
     fn name(&self) -> &str {
@@ -66,17 +68,17 @@ impl Ctx {
         Api::namespaced(self.conn.client.clone(), &self.namespace)
     }
 
-    fn api_error(&self, what: &str, e: &kube::Error) -> Error {
-        Error::Failed(format!("{what}: {}", kubernetes::describe(e)))
+    fn api_error(&self, what: &str, e: &kube::Error) -> BackupError {
+        ClusterError::api(what, e).into()
     }
 
     /// The backup CronJob of `kind` (`full`, or `incr` for incremental and differential), as
     /// `terroir apply` left it.
-    fn cronjob(&self, kind: &str) -> Result<CronJob, Error> {
+    fn cronjob(&self, kind: &str) -> Result<CronJob, BackupError> {
         let name = format!("{}-backup-{}", self.name(), if kind == "full" { "full" } else { "incr" });
         match self.runtime.block_on(self.api::<CronJob>().get_opt(&name)) {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(Error::Refused(format!("CronJob {}/{name} is not on the cluster: run `terroir apply {}` first", self.namespace, self.document.display()))),
+            Ok(None) => Err(BackupError::NotApplied { object: format!("CronJob {}/{name}", self.namespace), document: self.document.clone() }),
             Err(e) => Err(self.api_error(&format!("CronJob {}/{name}", self.namespace), &e)),
         }
     }
@@ -90,8 +92,9 @@ impl Ctx {
     }
 
     /// A Job from a backup CronJob's template, its container running `command`.
-    fn job_from(&self, cron: &CronJob, name: &str, started_by: &str, command: Vec<String>) -> Result<Job, Error> {
-        let template = cron.spec.as_ref().map(|s| s.job_template.clone()).ok_or_else(|| Error::Failed(format!("CronJob {} has no job template", cron.metadata.name.clone().unwrap_or_default())))?;
+    fn job_from(&self, cron: &CronJob, name: &str, started_by: &str, command: Vec<String>) -> Result<Job, BackupError> {
+        let cronjob = format!("{}/{}", self.namespace, cron.metadata.name.clone().unwrap_or_default());
+        let template = cron.spec.as_ref().map(|s| s.job_template.clone()).ok_or_else(|| BackupError::JobTemplate { cronjob: cronjob.clone(), what: "job template" })?;
         let mut job = json!({
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -112,43 +115,43 @@ impl Ctx {
         });
         job["metadata"]["labels"][LABEL_STARTED_BY] = json!(started_by);
         job["spec"]["template"]["metadata"]["labels"][LABEL_STARTED_BY] = json!(started_by);
-        let container = job["spec"]["template"]["spec"]["containers"].get_mut(0).ok_or_else(|| Error::Failed("the backup CronJob has no container".into()))?;
+        let container = job["spec"]["template"]["spec"]["containers"].get_mut(0).ok_or_else(|| BackupError::JobTemplate { cronjob: cronjob.clone(), what: "container" })?;
         container["command"] = json!(command);
-        serde_json::from_value(job).map_err(|e| Error::Failed(format!("the Job made from the CronJob is not valid: {e}")))
+        serde_json::from_value(job).map_err(|source| BackupError::InvalidJob { cronjob, source })
     }
 
-    fn create(&self, job: &Job) -> Result<(), Error> {
+    fn create(&self, job: &Job) -> Result<(), BackupError> {
         let name = job.metadata.name.clone().unwrap_or_default();
         self.runtime.block_on(self.api::<Job>().create(&PostParams::default(), job)).map(|_| ()).map_err(|e| self.api_error(&format!("cannot create Job {}/{name}", self.namespace), &e))
     }
 
     /// Wait, watching, until the Job completes (Ok) or fails (Err with the controller's reason).
-    fn wait_job(&self, name: &str) -> Result<(), Error> {
-        let label = format!("Job {}/{name}", self.namespace);
-        let logs = format!("its log: kubectl -n {} logs job/{name}", self.namespace);
+    fn wait_job(&self, name: &str) -> Result<(), BackupError> {
+        let (namespace, job) = (self.namespace.clone(), name.to_owned());
+        let label = format!("Job {namespace}/{name}");
         let settled = self.runtime.block_on(kubernetes::wait::watch_until(self.api::<Job>(), name, self.timeout, |event| match event {
-            Ok(Some(job)) => job.status.iter().flat_map(|s| s.conditions.iter().flatten()).filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
+            Ok(Some(j)) => j.status.iter().flat_map(|s| s.conditions.iter().flatten()).filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
                 "Complete" | "SuccessCriteriaMet" => Some(Ok(())),
                 "Failed" | "FailureTarget" => {
-                    let why = [c.reason.clone(), c.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
-                    Some(Err(Error::Failed(format!("{label} failed ({why}); {logs}"))))
+                    let reason = [c.reason.clone(), c.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+                    Some(Err(BackupError::JobFailed { namespace: namespace.clone(), name: job.clone(), reason }))
                 }
                 _ => None,
             }),
-            Ok(None) => Some(Err(Error::Failed(format!("{label} was deleted before it finished")))),
-            Err(e) => Some(Err(Error::Failed(format!("{label}: {e}")))),
+            Ok(None) => Some(Err(BackupError::Deleted { object: label.clone() })),
+            Err(e) => Some(Err(BackupError::Watch { object: label.clone(), reason: crate::text::error_chain(&e) })),
         }));
         match settled {
             Ok(r) => r,
-            Err(Unsettled::Ended) => Err(Error::Failed(format!("{label}: the watch ended"))),
-            Err(Unsettled::TimedOut) => Err(Error::Failed(format!("{label} did not finish within {} s (it goes on; {logs})", self.timeout.as_secs()))),
+            Err(Unsettled::Ended) => Err(BackupError::Watch { object: label, reason: String::new() }),
+            Err(Unsettled::TimedOut) => Err(BackupError::JobTimedOut { namespace: self.namespace.clone(), name: name.to_owned(), seconds: self.timeout.as_secs() }),
         }
     }
 
     /// The log of the Job's pod (the last one, when it was retried).
-    fn job_log(&self, name: &str) -> Result<String, Error> {
+    fn job_log(&self, name: &str) -> Result<String, BackupError> {
         let pods = self.runtime.block_on(self.api::<Pod>().list(&ListParams::default().labels(&format!("job-name={name}")))).map_err(|e| self.api_error(&format!("pods of Job {name}"), &e))?;
-        let pod = pods.items.iter().max_by_key(|p| p.metadata.creation_timestamp.clone()).and_then(|p| p.metadata.name.clone()).ok_or_else(|| Error::Failed(format!("Job {}/{name} has no pod", self.namespace)))?;
+        let pod = pods.items.iter().max_by_key(|p| p.metadata.creation_timestamp.clone()).and_then(|p| p.metadata.name.clone()).ok_or_else(|| BackupError::NoPod { namespace: self.namespace.clone(), name: name.to_owned() })?;
         self.runtime.block_on(self.api::<Pod>().logs(&pod, &LogParams::default())).map_err(|e| self.api_error(&format!("log of pod {}/{pod}", self.namespace), &e))
     }
 
@@ -156,7 +159,7 @@ impl Ctx {
         let _ = self.runtime.block_on(self.api::<Job>().delete(name, &DeleteParams::background()));
     }
 
-    fn scale(&self, sts: &str, replicas: i32) -> Result<(), Error> {
+    fn scale(&self, sts: &str, replicas: i32) -> Result<(), BackupError> {
         let patch = json!({"spec": {"replicas": replicas}});
         self.runtime
             .block_on(self.api::<StatefulSet>().patch(sts, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)))
@@ -165,20 +168,21 @@ impl Ctx {
     }
 
     /// Wait until the pod is gone (its volume free for another pod).
-    fn wait_gone(&self, pod: &str) -> Result<(), Error> {
+    fn wait_gone(&self, pod: &str) -> Result<(), BackupError> {
         let settled = self.runtime.block_on(kubernetes::wait::watch_until(self.api::<Pod>(), pod, self.timeout, |event| matches!(event, Ok(None)).then_some(())));
+        let object = format!("{}/{pod}", self.namespace);
         match settled {
             Ok(()) => Ok(()),
-            Err(Unsettled::Ended) => Err(Error::Failed(format!("pod {}/{pod}: the watch ended", self.namespace))),
-            Err(Unsettled::TimedOut) => Err(Error::Failed(format!("pod {}/{pod} did not stop within {} s", self.namespace, self.timeout.as_secs()))),
+            Err(Unsettled::Ended) => Err(BackupError::Watch { object: format!("pod {object}"), reason: String::new() }),
+            Err(Unsettled::TimedOut) => Err(BackupError::NotStopped { object, seconds: self.timeout.as_secs() }),
         }
     }
 
-    fn wait_ready(&self, sts: &str) -> Result<(), Error> {
+    fn wait_ready(&self, sts: &str) -> Result<(), BackupError> {
         let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "StatefulSet");
         let ar = kube::api::ApiResource::from_gvk(&gvk);
         let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.conn.client.clone(), &self.namespace, &ar);
-        self.runtime.block_on(kubernetes::wait::wait_rollout(api, "StatefulSet", sts, self.timeout)).map_err(|e| Error::Failed(e.to_string()))
+        Ok(self.runtime.block_on(kubernetes::wait::wait_rollout(api, "StatefulSet", sts, self.timeout))?)
     }
 }
 
@@ -195,154 +199,140 @@ pub struct NowReport {
     pub log: String,
 }
 
-pub fn now(file: &Path, kind: &str, cluster: &ClusterArgs, catalog: &Catalog, progress: &dyn Fn(&str)) -> Result<NowReport, Error> {
-    let ctx = Ctx::open(file, cluster, catalog)?;
-    let cron = ctx.cronjob(kind)?;
-    let name = ctx.job_name(&format!("backup-{kind}"));
-    let job = ctx.job_from(&cron, &name, "backup-now", vec!["/bin/sh".into(), "/etc/pgbackrest/backup.sh".into(), kind.into()])?;
-    let start = Instant::now();
-    ctx.create(&job)?;
-    progress(&format!("started Job {}/{name} ({kind} backup of stanza {}); waiting for it", ctx.namespace, ctx.backup.stanza));
-    ctx.wait_job(&name)?;
-    Ok(NowReport {
-        platform: ctx.name().to_owned(),
-        namespace: ctx.namespace.clone(),
-        job: name.clone(),
-        kind: kind.to_owned(),
-        seconds: start.elapsed().as_secs_f64(),
-        log: format!("kubectl -n {} logs job/{name}", ctx.namespace),
-    })
+/// What `backup restore` on a cluster is asked, checked before the cluster is reached.
+pub struct RestoreOptions {
+    /// The target time in UTC, as pgBackRest takes it, and in Unix seconds.
+    target: String,
+    epoch: i64,
+    dry_run: bool,
+    replace: bool,
 }
 
-/// `backup list`: `pgbackrest info` in a Job from the incremental CronJob's pod (the repository
-/// is read where the backups are made), its output read from the pod's log; the Job is removed
-/// afterwards.
-pub fn list(file: &Path, cluster: &ClusterArgs, catalog: &Catalog) -> Result<ops::Inventory, Error> {
-    let ctx = Ctx::open(file, cluster, catalog)?;
-    let cron = ctx.cronjob("incr")?;
-    let name = ctx.job_name("backup-list");
-    let command = ["pgbackrest", &format!("--stanza={}", ctx.backup.stanza), "--log-level-console=off", "--output=json", "info"].map(String::from).to_vec();
-    let mut job = ctx.job_from(&cron, &name, "backup-list", command)?;
-    if let Some(spec) = job.spec.as_mut() {
-        spec.backoff_limit = Some(0);
-        spec.ttl_seconds_after_finished = Some(600);
-    }
-    ctx.create(&job)?;
-    let outcome = ctx.wait_job(&name).and_then(|()| ctx.job_log(&name));
-    if outcome.is_ok() {
-        ctx.delete_job(&name);
-    }
-    // The pod's log holds standard error too (a pgBackRest warning): the JSON is its own line.
-    let log = outcome?;
-    let json_line = log.lines().rev().find(|l| l.trim_start().starts_with('[')).unwrap_or(&log);
-    ops::parse_info(json_line, &ctx.backup.stanza)
-}
-
-/// What `backup restore` did, or would do.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreReport {
-    pub platform: String,
-    pub namespace: String,
-    pub target_time: String,
-    pub dry_run: bool,
-    pub steps: Vec<String>,
-    pub next_steps: Vec<String>,
-    pub seconds: f64,
-}
-
-pub struct RestoreOptions<'a> {
-    pub to_time: &'a str,
-    pub dry_run: bool,
-    pub replace: bool,
-    pub into: bool,
-}
-
-pub fn restore(file: &Path, opts: &RestoreOptions, cluster: &ClusterArgs, catalog: &Catalog, progress: &dyn Fn(&str)) -> Result<RestoreReport, Error> {
-    if opts.into {
-        return Err(Error::Input("--into restores onto another platform's database host: it is for hosts; on Kubernetes a restore rewinds FILE's own database (with --replace)".into()));
-    }
-    let (target, epoch) = ops::parse_time(opts.to_time)?;
-    let ctx = Ctx::open(file, cluster, catalog)?;
-    let start = Instant::now();
-    let sts = ctx.resolved.components.database.service_name.clone();
-    let pvc = format!("data-{sts}-0");
-    let ns = ctx.namespace.clone();
-    let steps = vec![
-        format!("check, from a Job of CronJob {}-backup-incr, that every WAL segment is archived and that {target} is inside the repository's window", ctx.name()),
-        format!("scale StatefulSet {ns}/{sts} to 0 and wait for pod {sts}-0 to stop"),
-        format!("restore volume {pvc} to {target} in a Job (pgbackrest restore --delta --type=time)"),
-        format!("scale StatefulSet {ns}/{sts} back to 1: PostgreSQL replays the WAL up to {target} and promotes itself"),
-    ];
-    let mut report = RestoreReport {
-        platform: ctx.name().to_owned(),
-        namespace: ns.clone(),
-        target_time: target.clone(),
-        dry_run: opts.dry_run,
-        steps,
-        next_steps: vec![format!("take a full backup of the restored database: terroir backup now {} --type full", file.display())],
-        seconds: 0.0,
-    };
-    // What the restore needs is there, before anything is asked of the cluster.
-    if ctx.runtime.block_on(ctx.api::<StatefulSet>().get_opt(&sts)).map_err(|e| ctx.api_error(&format!("StatefulSet {ns}/{sts}"), &e))?.is_none() {
-        return Err(Error::Refused(format!("StatefulSet {ns}/{sts} is not on the cluster: nothing to restore into (run `terroir apply {}` first)", file.display())));
-    }
-    if ctx.runtime.block_on(ctx.api::<PersistentVolumeClaim>().get_opt(&pvc)).map_err(|e| ctx.api_error(&format!("PersistentVolumeClaim {ns}/{pvc}"), &e))?.is_none() {
-        return Err(Error::Refused(format!("PersistentVolumeClaim {ns}/{pvc} (the database's volume) is not on the cluster: nothing to restore into")));
-    }
-    let cron = ctx.cronjob("incr")?;
-    if opts.dry_run {
-        return Ok(report);
-    }
-    if !opts.replace {
-        return Err(Error::Refused(format!(
-            "restoring rewinds {}'s own database to {target}: what was written after it is lost. Add --replace to do it, or --dry-run to see the steps; nothing was changed",
-            ctx.name()
-        )));
-    }
-
-    // 1. While PostgreSQL runs: everything archived, and the time reachable. Nothing stops otherwise.
-    let check = ctx.job_name("restore-check");
-    let mut job = ctx.job_from(&cron, &check, "backup-restore", vec!["/bin/sh".into(), "/etc/pgbackrest/restore-check.sh".into(), target.clone(), epoch.to_string()])?;
-    if let Some(spec) = job.spec.as_mut() {
-        spec.backoff_limit = Some(0);
-    }
-    ctx.create(&job)?;
-    progress(&format!("checking the repository and the time in Job {ns}/{check}"));
-    ctx.wait_job(&check).map_err(|e| match e {
-        Error::Failed(m) => Error::Refused(format!("{m}; PostgreSQL was not stopped, nothing was changed")),
-        other => other,
-    })?;
-
-    // 2. PostgreSQL stopped: its volume free.
-    progress(&format!("stopping PostgreSQL (StatefulSet {ns}/{sts} to 0 replicas)"));
-    ctx.scale(&sts, 0)?;
-    if let Err(e) = ctx.wait_gone(&format!("{sts}-0")) {
-        // Nothing was restored: PostgreSQL is given back its replica before reporting.
-        let back = ctx.scale(&sts, 1).err().map(|b| format!("; and it could not be scaled back to 1: {b}")).unwrap_or_default();
-        return Err(Error::Failed(format!("{e}: nothing was restored, StatefulSet {ns}/{sts} was scaled back to 1{back}")));
-    }
-
-    // 3. The restore, on the volume. 4. PostgreSQL again, whatever the restore's outcome.
-    let name = ctx.job_name("restore");
-    let job = restore_job(&ctx.resolved, &ctx.backup, &ns, &name, &pvc, &target);
-    let restored = ctx.create(&job).and_then(|()| {
-        progress(&format!("restoring volume {pvc} to {target} in Job {ns}/{name}"));
-        ctx.wait_job(&name)
-    });
-    progress(&format!("starting PostgreSQL again (StatefulSet {ns}/{sts} to 1 replica)"));
-    let started = ctx.scale(&sts, 1).and_then(|()| ctx.wait_ready(&sts));
-    match (restored, started) {
-        (Ok(()), Ok(())) => {}
-        (Err(e), _) => {
-            return Err(Error::Failed(format!(
-                "{e}. PostgreSQL was started again on its volume: if the restore had begun writing to it, PostgreSQL may not start; run the same restore again"
-            )));
+impl RestoreOptions {
+    /// `into`: whether another platform was named to restore into (for hosts only).
+    pub fn new(to_time: &str, dry_run: bool, replace: bool, into: bool) -> Result<Self, BackupError> {
+        if into {
+            return Err(BackupError::IntoOnCluster);
         }
-        (Ok(()), Err(e)) => return Err(Error::Failed(format!("the volume was restored to {target}, but PostgreSQL did not come back: {e}"))),
+        let (target, epoch) = ops::parse_time(to_time)?;
+        Ok(RestoreOptions { target, epoch, dry_run, replace })
     }
-    report.seconds = start.elapsed().as_secs_f64();
-    Ok(report)
+}
+
+impl ClusterPlatform<'_> {
+    pub fn now(&self, kind: &str, progress: &dyn Fn(&str)) -> Result<NowReport, BackupError> {
+        let cron = self.cronjob(kind)?;
+        let name = self.job_name(&format!("backup-{kind}"));
+        let job = self.job_from(&cron, &name, "backup-now", vec!["/bin/sh".into(), "/etc/pgbackrest/backup.sh".into(), kind.into()])?;
+        let start = Instant::now();
+        self.create(&job)?;
+        progress(&format!("started Job {}/{name} ({kind} backup of stanza {}); waiting for it", self.namespace, self.backup.stanza));
+        self.wait_job(&name)?;
+        Ok(NowReport {
+            platform: self.name().to_owned(),
+            namespace: self.namespace.clone(),
+            job: name.clone(),
+            kind: kind.to_owned(),
+            seconds: start.elapsed().as_secs_f64(),
+            log: format!("kubectl -n {} logs job/{name}", self.namespace),
+        })
+    }
+
+    /// `backup list`: `pgbackrest info` in a Job from the incremental CronJob's pod (the
+    /// repository is read where the backups are made), its output read from the pod's log; the
+    /// Job is removed afterwards.
+    pub fn list(&self) -> Result<ops::Inventory, BackupError> {
+        let cron = self.cronjob("incr")?;
+        let name = self.job_name("backup-list");
+        let command = ["pgbackrest", &format!("--stanza={}", self.backup.stanza), "--log-level-console=off", "--output=json", "info"].map(String::from).to_vec();
+        let mut job = self.job_from(&cron, &name, "backup-list", command)?;
+        if let Some(spec) = job.spec.as_mut() {
+            spec.backoff_limit = Some(0);
+            spec.ttl_seconds_after_finished = Some(600);
+        }
+        self.create(&job)?;
+        let outcome = self.wait_job(&name).and_then(|()| self.job_log(&name));
+        if outcome.is_ok() {
+            self.delete_job(&name);
+        }
+        // The pod's log holds standard error too (a pgBackRest warning): the JSON is its own line.
+        let log = outcome?;
+        let json_line = log.lines().rev().find(|l| l.trim_start().starts_with('[')).unwrap_or(&log);
+        ops::parse_info(json_line, &self.backup.stanza)
+    }
+
+    pub fn restore(&self, opts: &RestoreOptions, progress: &dyn Fn(&str)) -> Result<RestoreReport, BackupError> {
+        let target = &opts.target;
+        let start = Instant::now();
+        let sts = self.resolved.components.database.service_name.clone();
+        let pvc = format!("data-{sts}-0");
+        let ns = self.namespace.clone();
+        let steps = vec![
+            format!("check, from a Job of CronJob {}-backup-incr, that every WAL segment is archived and that {target} is inside the repository's window", self.name()),
+            format!("scale StatefulSet {ns}/{sts} to 0 and wait for pod {sts}-0 to stop"),
+            format!("restore volume {pvc} to {target} in a Job (pgbackrest restore --delta --type=time)"),
+            format!("scale StatefulSet {ns}/{sts} back to 1: PostgreSQL replays the WAL up to {target} and promotes itself"),
+        ];
+        let mut report = RestoreReport {
+            platform: self.name().to_owned(),
+            target_time: target.clone(),
+            dry_run: opts.dry_run,
+            steps,
+            next_steps: vec![format!("take a full backup of the restored database: terroir backup now {} --type full", self.document.display())],
+            seconds: 0.0,
+            into: RestoredInto::Namespace { namespace: ns.clone() },
+        };
+        // What the restore needs is there, before anything is asked of the cluster.
+        if self.runtime.block_on(self.api::<StatefulSet>().get_opt(&sts)).map_err(|e| self.api_error(&format!("StatefulSet {ns}/{sts}"), &e))?.is_none() {
+            return Err(BackupError::NotApplied { object: format!("StatefulSet {ns}/{sts}"), document: self.document.clone() });
+        }
+        if self.runtime.block_on(self.api::<PersistentVolumeClaim>().get_opt(&pvc)).map_err(|e| self.api_error(&format!("PersistentVolumeClaim {ns}/{pvc}"), &e))?.is_none() {
+            return Err(BackupError::NoVolume { object: format!("{ns}/{pvc}") });
+        }
+        let cron = self.cronjob("incr")?;
+        if opts.dry_run {
+            return Ok(report);
+        }
+        if !opts.replace {
+            return Err(BackupError::WouldRewindCluster { platform: self.name().to_owned(), target: target.clone() });
+        }
+
+        // 1. While PostgreSQL runs: everything archived, and the time reachable. Nothing stops otherwise.
+        let check = self.job_name("restore-check");
+        let mut job = self.job_from(&cron, &check, "backup-restore", vec!["/bin/sh".into(), "/etc/pgbackrest/restore-check.sh".into(), target.clone(), opts.epoch.to_string()])?;
+        if let Some(spec) = job.spec.as_mut() {
+            spec.backoff_limit = Some(0);
+        }
+        self.create(&job)?;
+        progress(&format!("checking the repository and the time in Job {ns}/{check}"));
+        self.wait_job(&check).map_err(|e| BackupError::CheckFailed { source: Box::new(e) })?;
+
+        // 2. PostgreSQL stopped: its volume free.
+        progress(&format!("stopping PostgreSQL (StatefulSet {ns}/{sts} to 0 replicas)"));
+        self.scale(&sts, 0)?;
+        if let Err(e) = self.wait_gone(&format!("{sts}-0")) {
+            // Nothing was restored: PostgreSQL is given back its replica before reporting.
+            let scale_back = self.scale(&sts, 1).err().map(|b| crate::text::error_chain(&b));
+            return Err(BackupError::StopFailed { statefulset: format!("{ns}/{sts}"), scale_back, source: Box::new(e) });
+        }
+
+        // 3. The restore, on the volume. 4. PostgreSQL again, whatever the restore's outcome.
+        let name = self.job_name("restore");
+        let job = restore_job(&self.resolved, &self.backup, &ns, &name, &pvc, target);
+        let restored = self.create(&job).and_then(|()| {
+            progress(&format!("restoring volume {pvc} to {target} in Job {ns}/{name}"));
+            self.wait_job(&name)
+        });
+        progress(&format!("starting PostgreSQL again (StatefulSet {ns}/{sts} to 1 replica)"));
+        let started = self.scale(&sts, 1).and_then(|()| self.wait_ready(&sts));
+        match (restored, started) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), _) => return Err(BackupError::RestoreJob { source: Box::new(e) }),
+            (Ok(()), Err(e)) => return Err(BackupError::NotRestarted { target: target.clone(), source: Box::new(e) }),
+        }
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
 }
 
 /// The restore Job: the rendered restore.sh on the database's volume, with the database pod's

@@ -8,13 +8,48 @@
 //! the S3 endpoint split for pgBackRest, where things go on the host, the alert threshold from the
 //! schedules) and drives `terroir backup now|list|restore` over SSH (`ops`).
 
+pub mod error;
 pub mod hosts;
 pub mod kubernetes;
-
 
 use serde::Serialize;
 
 use crate::pipeline::resolve::ResolvedPlatform;
+
+/// What `backup restore` did, or would do, on hosts or on a cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    /// The platform whose database was restored.
+    pub platform: String,
+    /// The target time, in UTC, as given to pgBackRest.
+    pub target_time: String,
+    pub dry_run: bool,
+    pub steps: Vec<String>,
+    pub next_steps: Vec<String>,
+    pub seconds: f64,
+    #[serde(flatten)]
+    pub into: RestoredInto,
+}
+
+/// Where a restore went: a database host (possibly another platform's), or the platform's
+/// namespace.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum RestoredInto {
+    Host {
+        /// The platform whose backups were restored.
+        source_platform: String,
+        host: String,
+        recoverable_from: String,
+        recoverable_to: String,
+        /// The backup the restore starts from.
+        from_backup: String,
+        /// WAL archiving stays off on the restored database (restored into another platform).
+        archiving_off: bool,
+    },
+    Namespace { namespace: String },
+}
 
 /// Names of the secrets pgBackRest needs, in the platform's secret store.
 pub const CIPHER_PASS: &str = "backup-cipher-pass";

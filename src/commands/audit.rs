@@ -1,305 +1,147 @@
-//! `terroir audit`: the latest events of the platform's audit trail, per host.
-//!
-//! Sources, all kept on the hosts for spec.audit.retentionDays days (rendered logrotate rules):
-//! - /var/log/auth.log (rsyslog): sshd logins and failures, sudo commands;
-//! - PostgreSQL's log on the database host: pgaudit lines (`AUDIT: ...`: DDL, role changes,
-//!   statements on personal tables) and connections (`connection authorized`, refusals).
+//! `terroir audit FILE`: the latest events of the platform's audit trail, per host (see
+//! `crate::audit`).
+
+use std::io::Write;
 
 use serde::Serialize;
 
-use super::Outcome;
-use crate::pipeline::blueprint::Catalog;
+use super::Context;
+use crate::audit::{Event, Source};
 use crate::cli::{AuditArgs, AuditSource};
-use crate::document::Role;
-use crate::reversibility::Site;
+use crate::deploy::baremetal::site::Site;
+use crate::error::{Error, ExitStatus};
+use crate::printer::{Report, Text};
 
-/// One event of the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Serialize)]
+struct HostEvents {
+    host: String,
+    address: String,
+    events: Vec<Event>,
+    /// Why this host's logs could not be read.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
-    pub host: String,
-    /// RFC 3339, UTC when the log says so.
-    pub time: String,
-    pub source: AuditSource,
-    /// Who: the SSH or sudo user, or the PostgreSQL role.
-    pub user: String,
-    /// What: `login`, `login-failed`, `sudo`, `connect`, `connect-refused`, or pgaudit's class and
-    /// command (`READ SELECT`, `WRITE INSERT`, `DDL CREATE TABLE`, `ROLE ALTER ROLE`).
-    pub action: String,
-    /// On what: the table for pgaudit, the database for connections, the address for SSH.
-    pub object: String,
-    /// The statement, the command, or the log line's message.
-    pub detail: String,
+struct Trail {
+    platform: String,
+    retention_days: u32,
+    hosts: Vec<HostEvents>,
 }
 
-const PG_MARK: &str = "@@terroir-postgres@@";
-
-/// The script that prints the tails of the two logs on a host.
-fn script(lines: usize, database: bool) -> String {
-    // enough raw lines to find `lines` events after filtering
-    let raw = lines.saturating_mul(50).max(2000);
-    let mut s = format!("tail -n {raw} /var/log/auth.log 2>/dev/null | grep -E ' (sshd|sudo)(\\[[0-9]+\\])?: ' | tail -n {raw}\n");
-    if database {
-        s.push_str(&format!(
-            "echo '{PG_MARK}'\nfor f in /var/log/postgresql/postgresql-*-main.log; do [ -f \"$f\" ] && tail -n {raw} \"$f\"; done | grep -E 'AUDIT: |connection authorized|no pg_hba.conf entry|pg_hba.conf rejects|password authentication failed' | tail -n {raw}\n"
-        ));
-    }
-    s
-}
-
-/// Parse what `script` printed on `host`.
-pub fn parse(host: &str, text: &str) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut postgres = false;
-    for line in text.lines() {
-        if line == PG_MARK {
-            postgres = true;
-            continue;
+impl Report for Trail {
+    fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
+        for h in &self.hosts {
+            writeln!(out, "== {} ({}) ==", h.host, h.address)?;
+            if let Some(e) = &h.error {
+                writeln!(out, "  error: {e}")?;
+                continue;
+            }
+            if h.events.is_empty() {
+                writeln!(out, "  no event")?;
+            }
+            for e in &h.events {
+                writeln!(out, "  {:<27} {:<8} {:<12} {:<16} {:<24} {}", e.time, e.source.as_str(), e.user, e.action, e.object, e.detail.replace('\n', " "))?;
+            }
         }
-        let event = if postgres { parse_postgres(host, line) } else { parse_auth(host, line) };
-        out.extend(event);
-    }
-    out
-}
-
-/// A line of auth.log: `2026-11-23T17:20:01.123456+00:00 h1 sshd[12]: message` (rsyslog's
-/// default on Debian 12), or the traditional `Nov 23 17:20:01 h1 sshd[12]: message`.
-fn parse_auth(host: &str, line: &str) -> Option<Event> {
-    let (time, rest) = match line.split_once(' ') {
-        Some((t, rest)) if t.contains('T') && t.len() > 18 => (normalize_time(t), rest),
-        _ => {
-            let mut parts = line.splitn(4, ' ').filter(|p| !p.is_empty());
-            let (m, d, t) = (parts.next()?, parts.next()?, parts.next()?);
-            let rest = line.split_once(t).map(|(_, r)| r.trim_start())?;
-            (format!("{m} {d} {t}"), rest)
-        }
-    };
-    let (_hostname, rest) = rest.split_once(' ')?;
-    let (program, message) = rest.split_once(": ")?;
-    let program = program.split('[').next().unwrap_or_default();
-    let message = message.trim();
-    match program {
-        "sshd" => {
-            let (action, user, from) = if let Some(r) = message.strip_prefix("Accepted ") {
-                ("login", word_after(r, " for "), word_after(r, " from "))
-            } else if let Some(r) = message.strip_prefix("Failed ") {
-                ("login-failed", word_after(r, " for ").filter(|u| u != "invalid").or_else(|| word_after(r, " user ")), word_after(r, " from "))
-            } else if let Some(r) = message.strip_prefix("Invalid user ") {
-                ("login-failed", r.split(' ').next().map(str::to_owned), word_after(r, " from "))
-            } else if message.starts_with("Disconnected from user ") {
-                ("logout", word_after(message, " user "), word_after(message, " user ").and_then(|u| word_after(message, &format!(" {u} "))))
-            } else {
-                return None;
-            };
-            Some(Event {
-                host: host.to_owned(),
-                time,
-                source: AuditSource::Ssh,
-                user: user.unwrap_or_default(),
-                action: action.to_owned(),
-                object: from.unwrap_or_default(),
-                detail: message.to_owned(),
-            })
-        }
-        "sudo" => {
-            // `deploy : PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/sh -c ...`
-            let (user, fields) = message.split_once(" : ")?;
-            let field = |key: &str| fields.split(" ; ").find_map(|f| f.trim().strip_prefix(key)).map(str::to_owned);
-            let command = field("COMMAND=")?;
-            Some(Event {
-                host: host.to_owned(),
-                time,
-                source: AuditSource::Sudo,
-                user: user.trim().to_owned(),
-                action: "sudo".into(),
-                object: field("USER=").unwrap_or_default(),
-                detail: shorten(&command, 300),
-            })
-        }
-        _ => None,
+        writeln!(out, "audit logs are kept {} days on the hosts (spec.audit.retentionDays)", self.retention_days)
     }
 }
 
-/// A line of PostgreSQL's log with terroir's prefix `%m [%p] %q%u@%d `:
-/// `2026-11-23 17:20:01.123 UTC [1234] crm@crm LOG:  AUDIT: OBJECT,1,1,READ,SELECT,...`.
-fn parse_postgres(host: &str, line: &str) -> Option<Event> {
-    let mut parts = line.splitn(4, ' ');
-    let (date, clock, zone) = (parts.next()?, parts.next()?, parts.next()?);
-    let rest = parts.next()?;
-    let time = if zone == "UTC" { format!("{date}T{clock}Z") } else { format!("{date}T{clock} {zone}") };
-    let (_pid, rest) = rest.split_once("] ")?;
-    let (who, message) = rest.split_once(' ')?;
-    let (user, database) = who.split_once('@').unwrap_or((who, ""));
-    let message = message.split_once(":  ").map(|(_, m)| m).unwrap_or(message);
-    let event = |action: &str, object: &str, detail: &str| Event {
-        host: host.to_owned(),
-        time: time.clone(),
-        source: AuditSource::Postgres,
-        user: user.to_owned(),
-        action: action.to_owned(),
-        object: object.to_owned(),
-        detail: shorten(detail, 500),
-    };
-    if let Some(audit) = message.strip_prefix("AUDIT: ") {
-        // SESSION|OBJECT,statement id,substatement id,class,command,object type,object name,
-        // statement,parameter (CSV)
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(audit.as_bytes());
-        let record = reader.records().next()?.ok()?;
-        let f = |i: usize| record.get(i).unwrap_or_default();
-        let object = if f(6).is_empty() { database } else { f(6) };
-        return Some(event(&format!("{} {}", f(3), f(4)), object, f(7)));
+fn source(s: AuditSource) -> Source {
+    match s {
+        AuditSource::Ssh => Source::Ssh,
+        AuditSource::Sudo => Source::Sudo,
+        AuditSource::Postgres => Source::Postgres,
     }
-    if message.starts_with("connection authorized") {
-        return Some(event("connect", database, message));
-    }
-    if message.contains("no pg_hba.conf entry") || message.contains("pg_hba.conf rejects") || message.contains("password authentication failed") {
-        return Some(event("connect-refused", database, message));
-    }
-    None
 }
 
-fn word_after(text: &str, key: &str) -> Option<String> {
-    let (_, rest) = text.split_once(key)?;
-    rest.split(' ').next().filter(|w| !w.is_empty()).map(str::to_owned)
+/// The latest `lines` events that pass the filters, oldest first.
+fn latest(mut events: Vec<Event>, args: &AuditArgs, lines: usize) -> Vec<Event> {
+    let sources: Vec<Source> = args.sources.iter().copied().map(source).collect();
+    events.retain(|e| {
+        (sources.is_empty() || sources.contains(&e.source))
+            && args.grep.as_deref().is_none_or(|g| e.user.contains(g) || e.object.contains(g) || e.detail.contains(g) || e.action.contains(g))
+    });
+    events.sort_by(|a, b| a.time.cmp(&b.time));
+    let skip = events.len().saturating_sub(lines);
+    events.split_off(skip)
 }
 
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(max).collect();
-    format!("{cut}…")
-}
-
-/// `2026-11-23T17:20:01.123456+00:00` → `2026-11-23T17:20:01.123456Z`.
-fn normalize_time(t: &str) -> String {
-    t.strip_suffix("+00:00").map(|s| format!("{s}Z")).unwrap_or_else(|| t.to_owned())
-}
-
-pub fn run(args: &AuditArgs, catalog: &Catalog, json: bool) -> Outcome {
-    let site = match Site::open(&args.file, catalog) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Invalid;
-        }
-    };
-    let all: Vec<String> = site.plan.hosts.iter().map(|h| h.name.clone()).collect();
-    for h in &args.hosts {
-        if !all.contains(h) {
-            eprintln!("error: no host `{h}` in {}; its hosts are: {}", args.file.display(), all.join(", "));
-            return Outcome::Invalid;
-        }
-    }
-    let hosts: Vec<String> = all.into_iter().filter(|h| args.hosts.is_empty() || args.hosts.contains(h)).collect();
-    let databases = site.hosts_with(Role::Database);
+pub fn run(args: &AuditArgs, cx: &Context) -> Result<ExitStatus, Error> {
+    let site = Site::open(&args.file, &cx.catalog)?;
+    let hosts = crate::audit::hosts(&site, &args.hosts)?;
     let lines = args.lines.max(1);
     // every host at once: each read is one SSH round trip
-    let results: Vec<(String, Result<Vec<Event>, String>)> = std::thread::scope(|scope| {
+    let read: Vec<(String, Result<Vec<Event>, String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = hosts
             .iter()
             .map(|host| {
                 let site = &site;
-                let is_db = databases.contains(host);
-                scope.spawn(move || {
-                    let read = || -> Result<Vec<Event>, String> {
-                        let conn = site.connect(host).map_err(|e| e.to_string())?;
-                        let text = crate::reversibility::run(&conn, host, "read the audit logs", &script(lines, is_db)).map_err(|e| e.to_string())?;
-                        Ok(parse(host, &text))
-                    };
-                    (host.clone(), read())
-                })
+                scope.spawn(move || crate::audit::read(site, host, lines).map_err(|e| crate::text::error_chain(&e)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| (String::new(), Err("reader panicked".into())))).collect()
+        hosts.iter().cloned().zip(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the reader panicked".into())))).collect()
     });
-    let wanted = |e: &Event| {
-        (args.sources.is_empty() || args.sources.contains(&e.source))
-            && args.grep.as_deref().is_none_or(|g| e.user.contains(g) || e.object.contains(g) || e.detail.contains(g) || e.action.contains(g))
-    };
-    let mut failed = 0;
-    let mut per_host: Vec<(String, Vec<Event>, Option<String>)> = Vec::new();
-    for (host, result) in results {
-        match result {
-            Ok(mut events) => {
-                events.retain(|e| wanted(e));
-                events.sort_by(|a, b| a.time.cmp(&b.time));
-                let skip = events.len().saturating_sub(lines);
-                per_host.push((host, events.split_off(skip), None));
+    let failed = read.iter().any(|(_, r)| r.is_err());
+    let hosts = read
+        .into_iter()
+        .map(|(host, r)| {
+            let address = site.address(&host);
+            match r {
+                Ok(events) => HostEvents { host, address, events: latest(events, args, lines), error: None },
+                Err(e) => HostEvents { host, address, events: Vec::new(), error: Some(e) },
             }
-            Err(e) => {
-                failed += 1;
-                per_host.push((host, Vec::new(), Some(e)));
-            }
-        }
-    }
-    if json {
-        let hosts: Vec<serde_json::Value> = per_host
-            .iter()
-            .map(|(h, events, error)| serde_json::json!({ "host": h, "address": site.address(h), "events": events, "error": error }))
-            .collect();
-        let out = serde_json::json!({ "platform": site.name(), "retentionDays": site.resolved.audit.retention_days, "hosts": hosts });
-        println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
-    } else {
-        for (host, events, error) in &per_host {
-            println!("== {host} ({}) ==", site.address(host));
-            if let Some(e) = error {
-                println!("  error: {e}");
-                continue;
-            }
-            if events.is_empty() {
-                println!("  no event");
-            }
-            for e in events {
-                let source = match e.source {
-                    AuditSource::Ssh => "ssh",
-                    AuditSource::Sudo => "sudo",
-                    AuditSource::Postgres => "postgres",
-                };
-                println!("  {:<27} {:<8} {:<12} {:<16} {:<24} {}", e.time, source, e.user, e.action, e.object, e.detail.replace('\n', " "));
-            }
-        }
-        println!("audit logs are kept {} days on the hosts (spec.audit.retentionDays)", site.resolved.audit.retention_days);
-    }
-    if failed > 0 { Outcome::CheckFailed } else { Outcome::Success }
+        })
+        .collect();
+    cx.printer.report(&Trail { platform: site.name().to_owned(), retention_days: site.resolved.audit.retention_days, hosts })?;
+    Ok(ExitStatus::checked(!failed))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn auth_log_lines() {
-        let text = "2026-11-23T17:20:01.123456+00:00 h1 sshd[812]: Accepted publickey for deploy from 198.18.0.1 port 43210 ssh2: ED25519 SHA256:abc\n\
-                    2026-11-23T17:20:02.000001+00:00 h1 sudo:   deploy : PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/sh -c id\n\
-                    Nov 23 17:20:03 h1 sshd[813]: Invalid user eve from 198.18.0.9 port 5555\n\
-                    2026-11-23T17:20:04+00:00 h1 sshd[814]: Failed publickey for deploy from 198.18.0.9 port 5556 ssh2\n\
-                    2026-11-23T17:20:05+00:00 h1 sshd[815]: Received disconnect from 198.18.0.1 port 43210:11: disconnected by user\n";
-        let events = parse("h1", text);
-        assert_eq!(events.len(), 4, "{events:#?}");
-        assert_eq!((events[0].action.as_str(), events[0].user.as_str(), events[0].object.as_str(), events[0].time.as_str()), ("login", "deploy", "198.18.0.1", "2026-11-23T17:20:01.123456Z"));
-        assert_eq!((events[1].source, events[1].user.as_str(), events[1].object.as_str(), events[1].detail.as_str()), (AuditSource::Sudo, "deploy", "root", "/usr/bin/sh -c id"));
-        assert_eq!((events[2].action.as_str(), events[2].user.as_str(), events[2].time.as_str()), ("login-failed", "eve", "Nov 23 17:20:03"));
-        assert_eq!((events[3].action.as_str(), events[3].user.as_str(), events[3].object.as_str()), ("login-failed", "deploy", "198.18.0.9"));
+    fn event(time: &str, source: Source, user: &str, detail: &str) -> Event {
+        Event { host: "h1".into(), time: time.into(), source, user: user.into(), action: "sudo".into(), object: "root".into(), detail: detail.into() }
+    }
+
+    fn args(sources: Vec<AuditSource>, grep: Option<&str>) -> AuditArgs {
+        AuditArgs { file: "p.yaml".into(), hosts: vec![], sources, lines: 20, grep: grep.map(str::to_owned) }
     }
 
     #[test]
-    fn postgres_log_lines() {
-        let text = format!(
-            "{PG_MARK}\n\
-             2026-11-23 17:21:00.123 UTC [4242] crm@crm LOG:  AUDIT: OBJECT,3,1,READ,SELECT,TABLE,public.customers,\"select name, email from customers where id = 1\",<not logged>\n\
-             2026-11-23 17:21:01.000 UTC [4243] crm@crm LOG:  AUDIT: SESSION,1,1,DDL,CREATE TABLE,TABLE,public.customers,\"create table customers (id int, name text, email text)\",<not logged>\n\
-             2026-11-23 17:21:02.000 UTC [4244] crm@crm LOG:  connection authorized: user=crm database=crm SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)\n\
-             2026-11-23 17:21:03.000 UTC [4245] crm@crm FATAL:  no pg_hba.conf entry for host \"198.18.0.11\", user \"crm\", database \"crm\", no encryption\n\
-             2026-11-23 17:21:04.000 UTC [4246] [unknown]@[unknown] LOG:  connection received: host=198.18.0.11 port=5555\n"
+    fn the_latest_events_that_pass_the_filters_oldest_first() {
+        let events = vec![event("3", Source::Sudo, "deploy", "id"), event("1", Source::Ssh, "deploy", "login"), event("2", Source::Sudo, "eve", "cat /etc/shadow")];
+        let kept = latest(events.clone(), &args(vec![AuditSource::Sudo], None), 20);
+        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+        let kept = latest(events.clone(), &args(vec![], Some("shadow")), 20);
+        assert_eq!(kept.len(), 1);
+        let kept = latest(events, &args(vec![], None), 2);
+        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+    }
+
+    #[test]
+    fn a_host_that_could_not_be_read_says_why_among_the_others() {
+        let trail = Trail {
+            platform: "acme".into(),
+            retention_days: 365,
+            hosts: vec![
+                HostEvents { host: "h1".into(), address: "10.0.0.1".into(), events: vec![event("2026-11-23T17:20:02Z", Source::Sudo, "deploy", "/usr/bin/sh -c\nid")], error: None },
+                HostEvents { host: "h2".into(), address: "10.0.0.2".into(), events: vec![], error: Some("host h2: cannot reach 10.0.0.2:22".into()) },
+            ],
+        };
+        let mut buf = Vec::new();
+        trail.text(&mut Text::plain(&mut buf)).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "== h1 (10.0.0.1) ==\n  2026-11-23T17:20:02Z        sudo     deploy       sudo             root                     /usr/bin/sh -c id\n\
+             == h2 (10.0.0.2) ==\n  error: host h2: cannot reach 10.0.0.2:22\naudit logs are kept 365 days on the hosts (spec.audit.retentionDays)\n"
         );
-        let events = parse("db1", &text);
-        assert_eq!(events.len(), 4, "{events:#?}");
-        assert_eq!(events[0].time, "2026-11-23T17:21:00.123Z");
-        assert_eq!((events[0].user.as_str(), events[0].action.as_str(), events[0].object.as_str(), events[0].detail.as_str()), ("crm", "READ SELECT", "public.customers", "select name, email from customers where id = 1"));
-        assert_eq!((events[1].action.as_str(), events[1].object.as_str()), ("DDL CREATE TABLE", "public.customers"));
-        assert_eq!((events[2].action.as_str(), events[2].object.as_str()), ("connect", "crm"));
-        assert!(events[2].detail.contains("SSL enabled"));
-        assert_eq!(events[3].action, "connect-refused");
+        let json = serde_json::to_value(&trail).unwrap();
+        assert_eq!(json["retentionDays"], 365);
+        assert_eq!(json["hosts"][0]["events"][0]["source"], "sudo");
+        assert!(json["hosts"][0]["error"].is_null() && json["hosts"][1]["error"].is_string());
     }
 }

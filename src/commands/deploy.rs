@@ -54,18 +54,3 @@ pub fn run(args: &ApplyArgs, mode: Mode, cx: &Context) -> Result<ExitStatus, Err
     }
     Ok(ExitStatus::checked(deployed.ok()))
 }
-
-/// For the commands not yet moved to the printer only; goes with the last of them.
-pub(crate) fn apply_legacy(args: &ApplyArgs, catalog: &crate::pipeline::blueprint::Catalog, json: bool) -> super::Outcome {
-    let printer = crate::printer::Printer::new(if json { crate::printer::Format::Json } else { crate::printer::Format::Text });
-    let cx = Context { printer: &printer, catalog: catalog.clone(), legacy_json: json };
-    match run(args, Mode::Apply, &cx) {
-        Ok(ExitStatus::Success) => super::Outcome::Success,
-        Ok(ExitStatus::Invalid) => super::Outcome::Invalid,
-        Ok(ExitStatus::Failed) => super::Outcome::CheckFailed,
-        Err(e) => match printer.error(&e) {
-            ExitStatus::Invalid => super::Outcome::Invalid,
-            _ => super::Outcome::CheckFailed,
-        },
-    }
-}

@@ -13,14 +13,16 @@ mod blueprints;
 mod completions;
 mod crd;
 pub(crate) mod deploy;
+mod drill;
+mod export;
 mod geodata;
 mod keygen;
 mod locate;
 mod operator;
 mod render;
-mod reversibility;
+mod restore;
 mod schema;
-pub(crate) mod secrets;
+mod secrets;
 mod smoke_app;
 mod validate;
 mod verify;
@@ -29,14 +31,11 @@ mod verify;
 pub struct Context<'a> {
     pub printer: &'a Printer,
     pub catalog: Catalog,
-    /// For the commands not yet moved to the printer only; goes with the last of them.
-    legacy_json: bool,
 }
 
 /// Run the command the line asks for. The caller prints the error, if any, once.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let json = cli.global.output == crate::cli::OutputFormat::Json;
-    let cx = Context { printer, catalog: Catalog::new(cli.global.blueprints.clone()), legacy_json: json };
+    let cx = Context { printer, catalog: Catalog::new(cli.global.blueprints.clone()) };
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cx),
         Command::Render(args) => render::run(&args, &cx),
@@ -48,12 +47,12 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Locate(args) => locate::run(&args, &cx),
         Command::Verify(args) => verify::run(&args, &cx),
         Command::Geodata(cmd) => geodata::run(cmd, &cx),
-        Command::Backup(cmd) => Ok(backup::run(cmd, &cx.catalog, json).into()),
-        Command::Secrets(cmd) => Ok(secrets::run(cmd, &cx.catalog, json).into()),
-        Command::Audit(args) => Ok(audit::run(&args, &cx.catalog, json).into()),
-        Command::Export(args) => Ok(reversibility::export(&args, &cx.catalog, json).into()),
-        Command::Restore(args) => Ok(reversibility::restore(&args, &cx.catalog, json).into()),
-        Command::Drill(args) => Ok(reversibility::drill(&args, &cx.catalog, json).into()),
+        Command::Backup(cmd) => backup::run(cmd, &cx),
+        Command::Secrets(cmd) => secrets::run(cmd, &cx),
+        Command::Audit(args) => audit::run(&args, &cx),
+        Command::Export(args) => export::run(&args, &cx),
+        Command::Restore(args) => restore::run(&args, &cx),
+        Command::Drill(args) => drill::run(&args, &cx),
         Command::Keygen { out } => keygen::run(&out, &cx),
         Command::Attest(args) => attest::run(&args, &cx),
         Command::Blueprints => blueprints::run(&cx),
@@ -61,42 +60,4 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Completions { shell } => completions::completions(shell, &cx),
         Command::Man { out } => completions::man(out.as_deref(), &cx),
     }
-}
-
-// ---- What the commands not yet moved to the printer still use; goes with the last of them. ----
-
-/// How a command ended, mapped to the exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    /// Invalid input or usage (exit 1).
-    Invalid,
-    /// A check failed (exit 2).
-    CheckFailed,
-}
-
-impl From<Outcome> for ExitStatus {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Success => ExitStatus::Success,
-            Outcome::Invalid => ExitStatus::Invalid,
-            Outcome::CheckFailed => ExitStatus::Failed,
-        }
-    }
-}
-
-/// Print diagnostics for people: the line itself with a caret under the column.
-pub(crate) fn print_diagnostics(diags: &[crate::document::Diagnostic], source: Option<&str>) {
-    Printer::new(crate::printer::Format::Text).diagnostics(diags, source);
-}
-
-/// Whether the document at `file` names a Kubernetes cluster as its target (`target.kubernetes`),
-/// which sends the `secrets` and `backup` commands to the cluster. An unreadable document goes the
-/// host way, whose loader reports it.
-fn targets_a_cluster(file: &std::path::Path) -> bool {
-    crate::document::load_file(file).is_ok_and(|l| matches!(l.platform.spec.target, crate::document::Target::Kubernetes(_)))
-}
-
-pub(crate) fn load_checked(path: &std::path::Path, catalog: &Catalog) -> Result<crate::document::Loaded, (Vec<crate::document::Diagnostic>, Option<String>)> {
-    crate::pipeline::load(path, catalog).map_err(|e| (e.diagnostics, e.text))
 }

@@ -43,7 +43,12 @@ pub struct Text<'a> {
     color: bool,
 }
 
-impl Text<'_> {
+impl<'a> Text<'a> {
+    /// Text without colour into any writer (a file, a buffer).
+    pub fn plain(out: &'a mut dyn Write) -> Self {
+        Text { out, color: false }
+    }
+
     /// `s` in an ANSI colour (`"31"` red, `"32"` green, `"33"` yellow, `"35"` magenta, `"36"`
     /// cyan), or as it is when colour is off.
     pub fn paint(&self, code: &str, s: &str) -> String {

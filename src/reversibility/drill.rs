@@ -8,9 +8,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::{Progress, TSDB_DIR, secs};
-use super::{Error, Manifest, Site};
-use crate::text::human_bytes;
+use super::{Manifest, ReversibilityError, write_error};
+use crate::deploy::baremetal::site::Site;
 use crate::document::Role;
+use crate::text::human_bytes;
 
 pub struct Options {
     pub report: PathBuf,
@@ -82,19 +83,15 @@ fn check(subject: impl Into<String>, source: impl Into<String>, destination: imp
 }
 
 fn digest_file(p: &std::path::Path) -> String {
-    std::fs::read(p).map(|b| crate::text::hex(&<sha2::Sha256 as sha2::Digest>::digest(&b))).unwrap_or_default()
+    std::fs::read(p).map(|b| crate::text::sha256_hex(&b)).unwrap_or_default()
 }
 
-pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) -> Result<DrillReport, Error> {
+pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) -> Result<DrillReport, ReversibilityError> {
     if from.document == into.document || from.targets.values().any(|a| into.targets.values().any(|b| a.address == b.address)) {
-        return Err(Error::Input(format!(
-            "{} and {} share hosts: a drill restores into another platform, on other hosts",
-            from.document.display(),
-            into.document.display()
-        )));
+        return Err(ReversibilityError::SharedHosts { from: from.document.clone(), into: into.document.clone() });
     }
     let report_dir = &opts.report;
-    std::fs::create_dir_all(report_dir).map_err(|e| Error::Failed(format!("{}: {e}", report_dir.display())))?;
+    std::fs::create_dir_all(report_dir).map_err(write_error(report_dir))?;
     let export_dir = report_dir.join("export");
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
@@ -123,7 +120,7 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
     let manifest_sha256 = digest_file(&export_dir.join("manifest.json"));
     let sha256sums_sha256 = digest_file(&export_dir.join("SHA256SUMS"));
     if opts.discard_export {
-        std::fs::remove_dir_all(&export_dir).map_err(|e| Error::Failed(format!("{}: {e}", export_dir.display())))?;
+        std::fs::remove_dir_all(&export_dir).map_err(write_error(&export_dir))?;
     }
     let passed = tables.iter().chain(&mail).chain(&metrics).chain(&application).all(|c| c.matches) && (manifest.tables.is_empty() || !tables.is_empty());
     let report = DrillReport {
@@ -154,9 +151,10 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
         skipped: restore.skipped.clone(),
         restore,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Failed(e.to_string()))?;
-    std::fs::write(report_dir.join("drill-report.json"), json).map_err(|e| Error::Failed(e.to_string()))?;
-    std::fs::write(report_dir.join("drill-report.md"), markdown(&report)).map_err(|e| Error::Failed(e.to_string()))?;
+    let (json_path, md_path) = (report_dir.join("drill-report.json"), report_dir.join("drill-report.md"));
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| write_error(&json_path)(e.into()))?;
+    std::fs::write(&json_path, json).map_err(write_error(&json_path))?;
+    std::fs::write(&md_path, markdown(&report)).map_err(write_error(&md_path))?;
     Ok(report)
 }
 
@@ -167,7 +165,7 @@ fn rate(bytes: u64, seconds: f64) -> Option<f64> {
 type Compared = (Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>);
 
 /// Read the destination back and compare it with what the export recorded.
-pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared, Error> {
+pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared, ReversibilityError> {
     let mut tables = Vec::new();
     let mut mail = Vec::new();
     let mut metrics = Vec::new();
@@ -245,8 +243,8 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let Some(src_host) = src_host else { continue };
         let src_conn = from.connect(&src_host)?;
         let files = into.deployed_files(h);
-        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<BTreeMap<String, String>, Error> {
-            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(|e| Error::Failed(crate::text::error_chain(&e)))
+        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<super::Digests, ReversibilityError> {
+            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(|source| ReversibilityError::Digests { host: host.to_owned(), source })
         };
         let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);
         for f in &files {

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::pgdump::{CsvSink, DumpSplitter};
-use super::{Error, HashingFile, Item, Mail, Manifest, SecretsEntry, Site, Skipped, Table, run};
-use crate::text::hex;
-use crate::document::Role;
+use super::{HashingFile, Item, Mail, Manifest, ReversibilityError, SecretsEntry, Skipped, Table, given_error, write_error};
+use crate::deploy::baremetal::site::{Site, SiteError, run};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
+use crate::document::Role;
 
 /// Shell function that drives a service whatever the init system.
 pub const SVC: &str = "svc() { if [ -d /run/systemd/system ]; then systemctl \"$2\" \"$1\"; else /etc/init.d/\"$1\" \"$2\"; fi; }; ";
@@ -66,11 +66,27 @@ impl<W: Write> Write for Counting<'_, W> {
     }
 }
 
-pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>, Error> {
-    values
-        .iter()
-        .map(|r| r.trim().parse::<age::x25519::Recipient>().map_err(|e| Error::Input(format!("`{r}` is not an age recipient ({e}); expected a public key like age1…, as `age-keygen` prints it"))))
-        .collect()
+pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>, ReversibilityError> {
+    values.iter().map(|r| r.trim().parse::<age::x25519::Recipient>().map_err(|reason| ReversibilityError::Recipient { recipient: r.clone(), reason })).collect()
+}
+
+/// The age recipients given on the command line and in a file of them (one per line, `#`
+/// comments), each checked.
+pub fn recipients(given: &[String], file: Option<&Path>) -> Result<Vec<String>, ReversibilityError> {
+    let mut out = given.to_vec();
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(p).map_err(given_error(p))?;
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            parse_recipients(&[l.to_owned()]).map_err(|e| ReversibilityError::RecipientsLine { path: p.to_owned(), line: i + 1, source: Box::new(e) })?;
+            out.push(l.to_owned());
+        }
+    }
+    parse_recipients(&out)?;
+    Ok(out)
 }
 
 struct Exporter<'a> {
@@ -80,8 +96,9 @@ struct Exporter<'a> {
 }
 
 impl Exporter<'_> {
-    fn file(&self, rel: &str, mode: u32) -> Result<HashingFile, Error> {
-        HashingFile::create(&self.dir.join(rel), mode).map_err(|e| Error::Failed(format!("{}: {e}", self.dir.join(rel).display())))
+    fn file(&self, rel: &str, mode: u32) -> Result<HashingFile, ReversibilityError> {
+        let path = self.dir.join(rel);
+        HashingFile::create(&path, mode).map_err(write_error(&path))
     }
 
     fn push(&mut self, item: Item) {
@@ -90,28 +107,29 @@ impl Exporter<'_> {
     }
 
     /// Stream a remote command's output into `rel`; `ok` says which exit statuses are success.
-    fn stream(&mut self, conn: &Connection, host: &str, rel: &str, script: &str, meta: (&str, &str, &str), ok: &[i32]) -> Result<(), Error> {
+    fn stream(&mut self, conn: &Connection, host: &str, rel: &str, script: &str, meta: (&str, &str, &str), ok: &[i32]) -> Result<(), ReversibilityError> {
         let start = Instant::now();
         self.progress.start(rel);
         let file = self.file(rel, 0o600)?;
         let mut w = Counting { inner: file, n: 0, last: 0, progress: self.progress };
-        let out = conn.sudo_to(script, &mut w).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+        let out = conn.sudo_to(script, &mut w).map_err(SiteError::ssh(host, meta.0))?;
         if !ok.contains(&out.status) {
-            return Err(Error::Failed(format!("host {host}: {} failed (exit {}): {}", meta.0, out.status, crate::text::last_lines(&out.stderr_str(), 6))));
+            return Err(SiteError::remote(host, meta.0, &out).into());
         }
         if out.status != 0 {
             self.progress.note(&format!("host {host}: {}: {}", meta.0, crate::text::last_lines(&out.stderr_str(), 2)));
         }
-        let (bytes, sha256) = w.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
         self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: Some(host.into()), source: meta.2.into(), bytes, sha256, seconds: secs(start) });
         Ok(())
     }
 
-    fn bytes_file(&mut self, rel: &str, content: &[u8], meta: (&str, &str, Option<&str>, &str)) -> Result<(), Error> {
+    fn bytes_file(&mut self, rel: &str, content: &[u8], meta: (&str, &str, Option<&str>, &str)) -> Result<(), ReversibilityError> {
         let start = Instant::now();
         let mut f = self.file(rel, 0o600)?;
-        f.write_all(content).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-        let (bytes, sha256) = f.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+        let path = self.dir.join(rel);
+        f.write_all(content).map_err(write_error(&path))?;
+        let (bytes, sha256) = f.finish().map_err(write_error(&path))?;
         self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: meta.2.map(str::to_owned), source: meta.3.into(), bytes, sha256, seconds: secs(start) });
         Ok(())
     }
@@ -232,21 +250,22 @@ impl DumpTarget {
 
 /// A consistent logical dump (pg_dump takes one snapshot), its CSV files, counts and checksums,
 /// from one read of the database.
-pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), Error> {
+pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), ReversibilityError> {
     let db = target.database.as_str();
     let rel = format!("{}/{}.sql", target.base(), safe(db));
     let prefix = format!("{}/tables", target.base());
     let start = Instant::now();
     progress.start(&rel);
-    let file = HashingFile::create(&dir.join(&rel), 0o600).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+    let path = dir.join(&rel);
+    let file = HashingFile::create(&path, 0o600).map_err(write_error(&path))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let tables_dir = dir.to_owned();
-    let splitter = std::thread::spawn(move || -> Result<(Vec<super::pgdump::TableStats>, TableFiles), String> {
+    let splitter = std::thread::spawn(move || -> Result<(Vec<super::pgdump::TableStats>, TableFiles), super::pgdump::DumpError> {
         let mut s = DumpSplitter::new(TableFiles { dir: tables_dir, prefix, current: None, done: Vec::new(), used: Default::default() });
         for chunk in rx {
-            s.feed(&chunk).map_err(|e| e.to_string())?;
+            s.feed(&chunk)?;
         }
-        s.finish_with_sink().map_err(|e| e.to_string())
+        s.finish_with_sink()
     });
     let mut tee = DumpTee { file: Counting { inner: file, n: 0, last: 0, progress }, tx: Some(tx), filter: Default::default() };
     let script = format!("cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
@@ -254,14 +273,15 @@ pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &P
     let finished = tee.finish();
     let DumpTee { file, tx, .. } = tee;
     drop(tx);
-    let split = splitter.join().map_err(|_| Error::Failed("the dump splitter panicked".into()))?;
-    let out = out.map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
-    finished.map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+    let split = splitter.join().map_err(|_| ReversibilityError::Panicked { what: "the dump splitter" })?;
+    let what = format!("pg_dump of `{db}`");
+    let out = out.map_err(SiteError::ssh(host, &what))?;
+    finished.map_err(write_error(&path))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed (exit {}): {}", out.status, crate::text::last_lines(&out.stderr_str(), 6))));
+        return Err(SiteError::remote(host, what, &out).into());
     }
-    let (bytes, sha256) = file.inner.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-    let (stats, files) = split.map_err(|e| Error::Failed(format!("reading the dump of `{db}`: {e}")))?;
+    let (bytes, sha256) = file.inner.finish().map_err(write_error(&path))?;
+    let (stats, files) = split.map_err(|source| ReversibilityError::Dump { host: host.to_owned(), database: db.to_owned(), source })?;
     let component = target.component();
     let dump = Item { path: rel, kind: "database-dump".into(), component: component.clone(), host: Some(host.into()), source: format!("postgresql://{host}/{db}"), bytes, sha256, seconds: secs(start) };
     let mut tables = Vec::new();
@@ -279,14 +299,14 @@ pub fn safe(name: &str) -> String {
 }
 
 /// Figures read from a database without writing anything: every table's rows and checksum.
-pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<super::pgdump::TableStats>, Error> {
-    struct Feed(DumpSplitter<super::pgdump::NoCsv>, Option<String>);
+pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<super::pgdump::TableStats>, ReversibilityError> {
+    struct Feed(DumpSplitter<super::pgdump::NoCsv>, Option<super::pgdump::DumpError>);
     impl Write for Feed {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if self.1.is_none()
                 && let Err(e) = self.0.feed(buf)
             {
-                self.1 = Some(e.to_string());
+                self.1 = Some(e);
             }
             Ok(buf.len())
         }
@@ -296,18 +316,20 @@ pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<supe
     }
     let mut feed = Feed(DumpSplitter::new(super::pgdump::NoCsv), None);
     let script = format!("cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
-    let out = conn.sudo_to(&script, &mut feed).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+    let what = format!("pg_dump of `{db}`");
+    let out = conn.sudo_to(&script, &mut feed).map_err(SiteError::ssh(host, &what))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: pg_dump of `{db}` failed: {}", crate::text::last_lines(&out.stderr_str(), 6))));
+        return Err(SiteError::remote(host, what, &out).into());
     }
+    let dump = |source| ReversibilityError::Dump { host: host.to_owned(), database: db.to_owned(), source };
     if let Some(e) = feed.1 {
-        return Err(Error::Failed(format!("host {host}: reading the dump of `{db}`: {e}")));
+        return Err(dump(e));
     }
-    feed.0.finish().map_err(|e| Error::Failed(e.to_string()))
+    feed.0.finish().map_err(dump)
 }
 
 /// The queue (postqueue -j: one JSON object per message) and mailbox digests of an MTA host.
-pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Error> {
+pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), SiteError> {
     let queue = run(conn, host, "postqueue -j", "postqueue -j")?;
     let mut recipients = Vec::new();
     let mut queued = 0;
@@ -332,7 +354,7 @@ pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Err
 }
 
 /// Digests of every file below a directory on a host (relative path → SHA-256).
-pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<BTreeMap<String, String>, Error> {
+pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<super::Digests, SiteError> {
     let q = shell_quote(dir);
     let out = run(conn, host, &format!("digests of {dir}"), &format!("[ -d {q} ] || exit 0; cd {q} && find . -type f -exec sha256sum {{}} +"))?;
     Ok(out
@@ -345,25 +367,25 @@ pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<BTreeMap<
 }
 
 /// Blocks of a Prometheus TSDB directory (or snapshot).
-pub fn tsdb_blocks(conn: &Connection, host: &str, dir: &str) -> Result<Vec<String>, Error> {
+pub fn tsdb_blocks(conn: &Connection, host: &str, dir: &str) -> Result<Vec<String>, SiteError> {
     let out = run(conn, host, "TSDB blocks", &format!("cd {} 2>/dev/null && for d in */meta.json; do [ -f \"$d\" ] && echo \"${{d%/meta.json}}\"; done; true", shell_quote(dir)))?;
     let mut v: Vec<String> = out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect();
     v.sort();
     Ok(v)
 }
 
-pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Manifest, Error> {
+pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Manifest, ReversibilityError> {
     let recipients = parse_recipients(&opts.recipients)?;
     let to = &opts.to;
     if to.exists() && std::fs::read_dir(to).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(Error::Input(format!("{}: exists and is not empty; export into a new directory (nothing is overwritten)", to.display())));
+        return Err(ReversibilityError::ExportExists { path: to.clone() });
     }
     let partial = PathBuf::from(format!("{}.partial", to.display()));
     if partial.exists() {
         progress.note(&format!("removing {} left by an interrupted export", partial.display()));
-        std::fs::remove_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
+        std::fs::remove_dir_all(&partial).map_err(write_error(&partial))?;
     }
-    std::fs::create_dir_all(&partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
+    std::fs::create_dir_all(&partial).map_err(write_error(&partial))?;
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
     let mut ex = Exporter { dir: partial.clone(), progress, items: Vec::new() };
@@ -404,9 +426,9 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
     }
     let mut secrets_entry = None;
     let partial_dir = &partial;
-    std::thread::scope(|scope| -> Result<(), Error> {
+    std::thread::scope(|scope| -> Result<(), ReversibilityError> {
         let dump = db_host.map(|host| {
-            scope.spawn(move || -> Result<_, Error> {
+            scope.spawn(move || -> Result<_, ReversibilityError> {
                 let conn = site.connect(&host)?;
                 let version = run(&conn, &host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'").ok().map(|v| v.trim().to_owned());
                 let mut out = vec![dump_database(&conn, &host, &DumpTarget { database: db.name.clone(), tenant: None }, partial_dir, progress)?];
@@ -450,7 +472,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
                     .ok()
                     .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
                     .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                    .ok_or_else(|| Error::Failed(format!("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {}", crate::text::last_lines(&answer, 3))))?;
+                    .ok_or_else(|| ReversibilityError::Snapshot { host: host.clone(), answer: crate::text::last_lines(&answer, 3) })?;
                 let snap = format!("{TSDB_DIR}/snapshots/{name}");
                 let blocks = tsdb_blocks(conn, &host, &snap)?;
                 let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
@@ -496,7 +518,7 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
 
         // secrets: only encrypted
         // by name, as stored; an encrypted store's values are decrypted below (TERROIR_AGE_IDENTITY)
-        let mut names: Vec<String> = site.secrets.names().map_err(|e| Error::Failed(e.to_string()))?;
+        let mut names: Vec<String> = site.secrets.names()?;
         let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
         for h in &mta_hosts {
             names.push(format!("dkim/{h}"));
@@ -507,40 +529,42 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         } else {
             let start = Instant::now();
             let mut archive = tar::Builder::new(Vec::new());
-            let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
+            let rel = "secrets/secrets.tar.age";
+            let secrets_path = partial_dir.join(rel);
+            let mut add = |path: &str, data: &[u8]| -> Result<(), ReversibilityError> {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(data.len() as u64);
                 h.set_mode(0o600);
                 h.set_cksum();
-                archive.append_data(&mut h, path, data).map_err(|e| Error::Failed(e.to_string()))
+                archive.append_data(&mut h, path, data).map_err(write_error(&secrets_path))
             };
             for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
-                let value = site.secrets.get(n).map_err(|e| Error::Failed(e.to_string()))?.unwrap_or_default();
+                let value = site.secrets.get(n)?.unwrap_or_default();
                 add(&format!("store/{n}"), value.as_bytes())?;
             }
             for h in &mta_hosts {
                 let mut keys = Vec::new();
-                let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(|e| Error::Failed(format!("host {h}: {e}")))?;
+                let what = "reading the DKIM keys";
+                let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(SiteError::ssh(h, what))?;
                 if !out.ok() {
-                    return Err(Error::Failed(format!("host {h}: reading the DKIM keys failed: {}", out.stderr_str())));
+                    return Err(SiteError::remote(h, what, &out).into());
                 }
                 add(&format!("dkim/{h}.tar"), &keys)?;
             }
-            let plain = archive.into_inner().map_err(|e| Error::Failed(e.to_string()))?;
-            let rel = "secrets/secrets.tar.age";
+            let plain = archive.into_inner().map_err(write_error(&secrets_path))?;
             let file = ex.file(rel, 0o600)?;
             let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients.iter().cloned().map(|r| Box::new(r) as Box<dyn age::Recipient + Send>).collect();
-            let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|e| Error::Failed(format!("age: {e}")))?;
-            let mut w = encryptor.wrap_output(file).map_err(|e| Error::Failed(format!("age: {e}")))?;
-            w.write_all(&plain).map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-            let file = w.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
-            let (bytes, sha256) = file.finish().map_err(|e| Error::Failed(format!("{rel}: {e}")))?;
+            let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|source| ReversibilityError::Encrypt { path: secrets_path.clone(), source: Box::new(source) })?;
+            let mut w = encryptor.wrap_output(file).map_err(write_error(&secrets_path))?;
+            w.write_all(&plain).map_err(write_error(&secrets_path))?;
+            let file = w.finish().map_err(write_error(&secrets_path))?;
+            let (bytes, sha256) = file.finish().map_err(write_error(&secrets_path))?;
             ex.push(Item { path: rel.into(), kind: "secrets".into(), component: "secrets".into(), host: None, source: "secret store and DKIM keys".into(), bytes, sha256, seconds: secs(start) });
             SecretsEntry { exported: true, recipients: opts.recipients.iter().map(|s| s.trim().to_owned()).collect(), names }
         });
 
         if let Some(handle) = dump {
-            let (host, version, dumps) = handle.join().map_err(|_| Error::Failed("the database export panicked".into()))??;
+            let (host, version, dumps) = handle.join().map_err(|_| ReversibilityError::Panicked { what: "the database export" })??;
             if let Some(v) = version {
                 tools.insert(format!("{host}/postgresql"), v);
             }
@@ -593,14 +617,15 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         skipped,
         total_bytes,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Failed(e.to_string()))?;
-    std::fs::write(partial.join("manifest.json"), &json).map_err(|e| Error::Failed(e.to_string()))?;
-    let mut sums: BTreeMap<String, String> = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
-    sums.insert("manifest.json".into(), hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&json))));
-    super::write_sums(&partial, &sums).map_err(|e| Error::Failed(e.to_string()))?;
+    let manifest_path = partial.join("manifest.json");
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
+    std::fs::write(&manifest_path, &json).map_err(write_error(&manifest_path))?;
+    let mut sums: super::Digests = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
+    sums.insert("manifest.json".into(), crate::text::sha256_hex(&json));
+    super::write_sums(&partial, &sums).map_err(write_error(&partial.join("SHA256SUMS")))?;
     if to.exists() {
-        std::fs::remove_dir(to).map_err(|e| Error::Failed(format!("{}: {e}", to.display())))?;
+        std::fs::remove_dir(to).map_err(write_error(to))?;
     }
-    std::fs::rename(&partial, to).map_err(|e| Error::Failed(format!("{} → {}: {e}", partial.display(), to.display())))?;
+    std::fs::rename(&partial, to).map_err(write_error(to))?;
     Ok(manifest)
 }

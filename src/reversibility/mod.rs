@@ -36,44 +36,114 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::text::{hex, last_lines};
-
-use crate::pipeline::blueprint::Catalog;
-use crate::document::Role;
-use crate::pipeline::render::plan::Plan;
-use crate::pipeline::resolve::ResolvedPlatform;
-use crate::deploy::baremetal::ssh::{Connection, Target};
+use crate::deploy::baremetal::site::SiteError;
+use crate::text::hex;
 
 pub const FORMAT: &str = "terroir-export/v1";
 
+/// Relative path → SHA-256, as SHA256SUMS lists them.
+pub type Digests = BTreeMap<String, String>;
+
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The command or document cannot be used (exit 1).
-    #[error("{0}")]
-    Input(String),
-    /// The export is not intact: nothing was changed (exit 2).
-    #[error("{0}")]
-    Refused(String),
-    /// Something failed while running (exit 2).
-    #[error("{0}")]
-    Failed(String),
+pub enum ReversibilityError {
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    #[error(transparent)]
+    Defect(#[from] ExportDefect),
+    #[error("`{recipient}` is not an age recipient ({reason}); expected a public key like age1…, as `age-keygen` prints it")]
+    Recipient { recipient: String, reason: &'static str },
+    #[error("{}:{line}:1", path.display())]
+    RecipientsLine { path: PathBuf, line: usize, source: Box<ReversibilityError> },
+    /// A file named on the command line (recipients, identity) cannot be read.
+    #[error("cannot read {}", path.display())]
+    Given { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{}: exists and is not empty; export into a new directory (nothing is overwritten)", path.display())]
+    ExportExists { path: PathBuf },
+    #[error("{}: no such export directory", path.display())]
+    NoExport { path: PathBuf },
+    #[error("{}: no age identity (a line AGE-SECRET-KEY-…, as age-keygen writes it)", path.display())]
+    NoIdentity { path: PathBuf },
+    #[error("{}: cannot decrypt with the identity given", path.display())]
+    Decrypt { path: PathBuf, source: age::DecryptError },
+    #[error("{} and {} share hosts: a drill restores into another platform, on other hosts", from.display(), into.display())]
+    SharedHosts { from: PathBuf, into: PathBuf },
+    #[error("{}: the export holds {what} but this platform has no host with role `{role}`", document.display())]
+    NoHostWithRole { document: PathBuf, what: &'static str, role: &'static str },
+    #[error("{}: the export holds a database but this platform does not manage one", document.display())]
+    NoDatabase { document: PathBuf },
+    #[error("{}: the export holds tenant `{tenant}`'s database but this platform has no such tenant (add it to spec.tenants and apply first)", document.display())]
+    NoTenant { document: PathBuf, tenant: String },
+    #[error("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))]
+    HoldsData { conflicts: Vec<String> },
+    #[error("host {host}: reading the dump of `{database}`")]
+    Dump { host: String, database: String, source: pgdump::DumpError },
+    #[error("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {answer}")]
+    Snapshot { host: String, answer: String },
+    #[error("the platform's secret store")]
+    Secrets(#[source] Box<crate::secrets::SecretError>),
+    #[error("{}: cannot encrypt to the recipients", path.display())]
+    Encrypt { path: PathBuf, source: Box<age::EncryptError> },
+    #[error("host {host}: comparing the deployed files: {source}")]
+    Digests { host: String, source: crate::policy::locality::hostfacts::ProbeError },
+    #[error("{what} panicked")]
+    Panicked { what: &'static str },
 }
 
-impl Error {
-    pub fn exit_status(&self) -> crate::error::ExitStatus {
-        match self {
-            Error::Input(_) => crate::error::ExitStatus::Invalid,
-            Error::Refused(_) | Error::Failed(_) => crate::error::ExitStatus::Failed,
-        }
-    }
+/// Why an export is refused before anything is read from it: it is incomplete, altered, or not
+/// an export. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportDefect {
+    #[error("{}: not a complete export", path.display())]
+    NoSums { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}: not a `SHA256  PATH` line", path.display())]
+    SumsLine { path: PathBuf, line: usize },
+    #[error("{}:{line}: path `{name}` leaves the export directory", path.display())]
+    Escapes { path: PathBuf, line: usize, name: String },
+    #[error("{}: SHA256SUMS does not list manifest.json: not a terroir export", dir.display())]
+    NoManifest { dir: PathBuf },
+    #[error("{}: `{file}` is not listed in SHA256SUMS: refusing an export with unknown files", dir.display())]
+    Unlisted { dir: PathBuf, file: String },
+    #[error("{}: `{file}` is listed in SHA256SUMS but missing: the export is incomplete", dir.display())]
+    Missing { dir: PathBuf, file: String },
+    #[error("{}: `{file}` does not match SHA256SUMS (expected {expected}, found {found}): the export was altered", dir.display())]
+    Altered { dir: PathBuf, file: String, expected: String, found: String },
+    #[error("{}/manifest.json is not a manifest", dir.display())]
+    Manifest { dir: PathBuf, source: serde_json::Error },
+    #[error("{}/manifest.json: format `{found}`, expected `{FORMAT}`", dir.display())]
+    Format { dir: PathBuf, found: String },
+    #[error("{}: manifest.json and SHA256SUMS disagree on `{file}`", dir.display())]
+    Disagree { dir: PathBuf, file: String },
+    #[error("{}: `{file}` is in manifest.json but not in SHA256SUMS", dir.display())]
+    NotSummed { dir: PathBuf, file: String },
+    #[error("{}: the encrypted secrets are not a readable archive", path.display())]
+    Secrets { path: PathBuf, source: std::io::Error },
+    #[error("{}: not an age file", path.display())]
+    NotAge { path: PathBuf, source: age::DecryptError },
+}
 
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Input(_) => "invalid-input",
-            Error::Refused(_) => "refused",
-            Error::Failed(_) => "failed",
-        }
+impl From<crate::secrets::SecretError> for ReversibilityError {
+    fn from(e: crate::secrets::SecretError) -> Self {
+        ReversibilityError::Secrets(Box::new(e))
     }
+}
+
+fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReversibilityError {
+    let path = path.to_owned();
+    move |source| ReversibilityError::Read { path, source }
+}
+
+fn given_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReversibilityError {
+    let path = path.to_owned();
+    move |source| ReversibilityError::Given { path, source }
+}
+
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReversibilityError {
+    let path = path.to_owned();
+    move |source| ReversibilityError::Write { path, source }
 }
 
 /// One file of an export.
@@ -196,102 +266,19 @@ impl Write for HashingFile {
     }
 }
 
-/// A bare-metal platform, ready to be reached: its document rendered, its plan, its hosts.
-pub struct Site {
-    pub document: PathBuf,
-    pub document_text: Vec<u8>,
-    pub resolved: ResolvedPlatform,
-    pub tree: crate::pipeline::render::RenderedTree,
-    pub plan: Plan,
-    pub targets: BTreeMap<String, Target>,
-    pub secrets: crate::secrets::SecretStore,
-}
-
-/// The document read, checked and rendered, its errors as one input error: its text, what was
-/// loaded, the resolved platform and the rendered tree. What `Site::open` and the backup commands
-/// on a cluster start from.
-pub fn rendered(document: &Path, catalog: &Catalog) -> Result<(String, crate::document::Loaded, ResolvedPlatform, crate::pipeline::render::RenderedTree), Error> {
-    let text = std::fs::read_to_string(document).map_err(|e| Error::Input(format!("{}: {e}", document.display())))?;
-    let loaded = crate::document::load_str(&document.display().to_string(), &text).map_err(|diags| Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")))?;
-    let (resolved, tree) = crate::pipeline::render::render(&loaded, catalog).map_err(|e| match e {
-        crate::pipeline::render::RenderError::Invalid(diags) => Error::Input(diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
-        other => Error::Input(other.to_string()),
-    })?;
-    Ok((text, loaded, resolved, tree))
-}
-
-impl Site {
-    pub fn open(document: &Path, catalog: &Catalog) -> Result<Site, Error> {
-        let (text, loaded, resolved, tree) = rendered(document, catalog)?;
-        let p = &loaded.platform;
-        if p.spec.target.baremetal().is_none() {
-            return Err(Error::Input(format!(
-                "{}: target `{}`: this command reaches the platform's hosts over SSH, so it runs on bare-metal targets only (export, restore and drill: the rendered runbooks/reversibility.md gives the steps for this target)",
-                document.display(),
-                resolved.target_kind
-            )));
-        }
-        let plan = Plan::from_tree(&tree).map_err(|e| Error::Input(e.to_string()))?;
-        let targets = p.spec.target.baremetal().map(|b| crate::policy::locality::hostfacts::targets(document, b)).unwrap_or_default().into_iter().collect();
-        let secrets = crate::secrets::SecretStore::for_platform(document, p);
-        Ok(Site { document: document.to_owned(), document_text: text.into_bytes(), resolved, tree, plan, targets, secrets })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.resolved.platform.name
-    }
-
-    /// Hosts holding `role`, in document order (sorted by name).
-    pub fn hosts_with(&self, role: Role) -> Vec<String> {
-        self.resolved.roles.get(role.as_str()).cloned().unwrap_or_default()
-    }
-
-    pub fn address(&self, host: &str) -> String {
-        self.targets.get(host).map(|t| t.address.clone()).unwrap_or_default()
-    }
-
-    pub fn connect(&self, host: &str) -> Result<Connection, Error> {
-        let target = self.targets.get(host).ok_or_else(|| Error::Input(format!("no host {host} in {}", self.document.display())))?;
-        let conn = Connection::open(target).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
-        conn.require_sudo().map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
-        Ok(conn)
-    }
-
-    /// Destinations of the non-secret configuration files the plan installs on `host`.
-    pub fn deployed_files(&self, host: &str) -> Vec<String> {
-        use crate::pipeline::render::plan::Step;
-        self.plan
-            .hosts
-            .iter()
-            .filter(|h| h.name == host)
-            .flat_map(|h| h.steps.iter())
-            .filter_map(|s| if let Step::File { file, .. } = s { Some(file.dest.clone()) } else { None })
-            .collect()
-    }
-}
-
-/// Run a root script on a host and return its standard output, or fail with its standard error.
-pub fn run(conn: &Connection, host: &str, what: &str, script: &str) -> Result<String, Error> {
-    let out = conn.sudo(script, None).map_err(|e| Error::Failed(format!("host {host}: {what}: {e}")))?;
-    if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, last_lines(&out.stderr_str(), 6))));
-    }
-    Ok(out.stdout_str())
-}
-
 /// The lines of a SHA256SUMS file: path → digest.
-pub fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
+pub fn read_sums(dir: &Path) -> Result<Digests, ExportDefect> {
     let path = dir.join("SHA256SUMS");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Refused(format!("{}: {e}: not a complete export", path.display())))?;
-    let mut sums = BTreeMap::new();
+    let text = std::fs::read_to_string(&path).map_err(|source| ExportDefect::NoSums { path: path.clone(), source })?;
+    let mut sums = Digests::new();
     for (i, line) in text.lines().enumerate() {
         let (digest, name) = line
             .split_once("  ")
             .filter(|(d, _)| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| Error::Refused(format!("{}:{}: not a `SHA256  PATH` line", path.display(), i + 1)))?;
+            .ok_or_else(|| ExportDefect::SumsLine { path: path.clone(), line: i + 1 })?;
         let name = name.strip_prefix("./").unwrap_or(name);
         if name.starts_with('/') || name.split('/').any(|c| c == "..") {
-            return Err(Error::Refused(format!("{}:{}: path `{name}` leaves the export directory", path.display(), i + 1)));
+            return Err(ExportDefect::Escapes { path, line: i + 1, name: name.to_owned() });
         }
         sums.insert(name.to_owned(), digest.to_ascii_lowercase());
     }
@@ -299,7 +286,7 @@ pub fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
 }
 
 /// Write SHA256SUMS for the given digests (sorted, `sha256sum` format).
-pub fn write_sums(dir: &Path, digests: &BTreeMap<String, String>) -> std::io::Result<()> {
+pub fn write_sums(dir: &Path, digests: &Digests) -> std::io::Result<()> {
     let mut text = String::new();
     for (path, digest) in digests {
         text.push_str(&format!("{digest}  {path}\n"));
@@ -328,29 +315,32 @@ pub fn files_below(dir: &Path) -> std::io::Result<Vec<String>> {
 
 /// Check an export before anything is read from it: SHA256SUMS lists every file, every listed file
 /// is there with its digest, and the manifest is one of them. Returns the manifest.
-pub fn check_export(dir: &Path, progress: &dyn Fn(&str, u64, u64)) -> Result<Manifest, Error> {
+pub fn check_export(dir: &Path, progress: &dyn Fn(&str, u64, u64)) -> Result<Manifest, ReversibilityError> {
     if !dir.is_dir() {
-        return Err(Error::Input(format!("{}: no such export directory", dir.display())));
+        return Err(ReversibilityError::NoExport { path: dir.to_owned() });
     }
+    let defect = |d: ExportDefect| Err(ReversibilityError::Defect(d));
     let sums = read_sums(dir)?;
     if !sums.contains_key("manifest.json") {
-        return Err(Error::Refused(format!("{}: SHA256SUMS does not list manifest.json: not a terroir export", dir.display())));
+        return defect(ExportDefect::NoManifest { dir: dir.to_owned() });
     }
-    let present = files_below(dir).map_err(|e| Error::Failed(format!("{}: {e}", dir.display())))?;
+    let present = files_below(dir).map_err(read_error(dir))?;
     for f in &present {
         if f != "SHA256SUMS" && !sums.contains_key(f) {
-            return Err(Error::Refused(format!("{}: `{f}` is not listed in SHA256SUMS: refusing an export with unknown files", dir.display())));
+            return defect(ExportDefect::Unlisted { dir: dir.to_owned(), file: f.clone() });
         }
     }
     let total: u64 = sums.keys().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum();
     let mut done = 0u64;
     for (name, want) in &sums {
         let path = dir.join(name);
-        let mut file = std::fs::File::open(&path).map_err(|_| Error::Refused(format!("{}: `{name}` is listed in SHA256SUMS but missing: the export is incomplete", dir.display())))?;
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return defect(ExportDefect::Missing { dir: dir.to_owned(), file: name.clone() });
+        };
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 18];
         loop {
-            let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
+            let n = std::io::Read::read(&mut file, &mut buf).map_err(read_error(&path))?;
             if n == 0 {
                 break;
             }
@@ -360,19 +350,20 @@ pub fn check_export(dir: &Path, progress: &dyn Fn(&str, u64, u64)) -> Result<Man
         }
         let got = hex(&hasher.finalize());
         if &got != want {
-            return Err(Error::Refused(format!("{}: `{name}` does not match SHA256SUMS (expected {want}, found {got}): the export was altered", dir.display())));
+            return defect(ExportDefect::Altered { dir: dir.to_owned(), file: name.clone(), expected: want.clone(), found: got });
         }
     }
-    let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).map_err(|e| Error::Failed(e.to_string()))?)
-        .map_err(|e| Error::Refused(format!("{}/manifest.json: {e}", dir.display())))?;
+    let manifest_path = dir.join("manifest.json");
+    let bytes = std::fs::read(&manifest_path).map_err(read_error(&manifest_path))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| ExportDefect::Manifest { dir: dir.to_owned(), source })?;
     if manifest.format != FORMAT {
-        return Err(Error::Refused(format!("{}/manifest.json: format `{}`, expected `{FORMAT}`", dir.display(), manifest.format)));
+        return defect(ExportDefect::Format { dir: dir.to_owned(), found: manifest.format });
     }
     for item in &manifest.items {
         match sums.get(&item.path) {
             Some(d) if *d == item.sha256 => {}
-            Some(_) => return Err(Error::Refused(format!("{}: manifest.json and SHA256SUMS disagree on `{}`", dir.display(), item.path))),
-            None => return Err(Error::Refused(format!("{}: `{}` is in manifest.json but not in SHA256SUMS", dir.display(), item.path))),
+            Some(_) => return defect(ExportDefect::Disagree { dir: dir.to_owned(), file: item.path.clone() }),
+            None => return defect(ExportDefect::NotSummed { dir: dir.to_owned(), file: item.path.clone() }),
         }
     }
     Ok(manifest)

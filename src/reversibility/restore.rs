@@ -8,9 +8,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::{Progress, SVC, TSDB_DIR, secs};
-use super::{Error, Manifest, Site, run};
-use crate::document::Role;
+use super::{ExportDefect, Manifest, ReversibilityError, given_error, read_error};
+use crate::deploy::baremetal::site::{Site, SiteError, run};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
+use crate::document::Role;
 
 pub struct Options {
     pub from: PathBuf,
@@ -55,8 +56,9 @@ fn item_path(m: &Manifest, kind: &str, host: &str) -> Option<String> {
     m.items.iter().find(|i| i.kind == kind && i.host.as_deref() == Some(host)).map(|i| i.path.clone())
 }
 
-fn open(dir: &Path, rel: &str) -> Result<std::fs::File, Error> {
-    std::fs::File::open(dir.join(rel)).map_err(|e| Error::Failed(format!("{}: {e}", dir.join(rel).display())))
+fn open(dir: &Path, rel: &str) -> Result<std::fs::File, ReversibilityError> {
+    let path = dir.join(rel);
+    std::fs::File::open(&path).map_err(read_error(&path))
 }
 
 /// Counts bytes read, for progress.
@@ -79,18 +81,18 @@ impl<R: Read> Read for Reading<'_, R> {
     }
 }
 
-fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str, what: &str, progress: &dyn Progress) -> Result<(), Error> {
+fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str, what: &str, progress: &dyn Progress) -> Result<(), ReversibilityError> {
     progress.start(rel);
     let mut r = Reading { inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?), n: 0, last: 0, progress };
-    let out = conn.sudo_from(script, &mut r).map_err(|e| Error::Failed(format!("host {host}: {what}: {e}")))?;
+    let out = conn.sudo_from(script, &mut r).map_err(SiteError::ssh(host, what))?;
     if !out.ok() {
-        return Err(Error::Failed(format!("host {host}: {what} failed (exit {}): {}", out.status, crate::text::last_lines(&out.stderr_str(), 8))));
+        return Err(SiteError::remote(host, what, &out).into());
     }
     Ok(())
 }
 
 /// Verify the export, plan against the destination, and (unless a dry run) restore.
-pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
+pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Report, ReversibilityError> {
     let dir = &opts.from;
     let verify_start = Instant::now();
     progress.note(&format!("checking every file of {} against SHA256SUMS", dir.display()));
@@ -98,10 +100,10 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     let verify_seconds = secs(verify_start);
     let identity = match &opts.identity {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
+            let text = std::fs::read_to_string(p).map_err(given_error(p))?;
             let ids: Vec<age::x25519::Identity> = text.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-")).filter_map(|l| l.trim().parse().ok()).collect();
             if ids.is_empty() {
-                return Err(Error::Input(format!("{}: no age identity (a line AGE-SECRET-KEY-…, as age-keygen writes it)", p.display())));
+                return Err(ReversibilityError::NoIdentity { path: p.clone() });
             }
             Some(ids)
         }
@@ -111,13 +113,13 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     let name = site.name().to_owned();
     let mut actions = Vec::new();
     let mut skipped = manifest.skipped.clone();
-    let first = |role: Role, what: &str| -> Result<String, Error> {
-        site.hosts_with(role).first().cloned().ok_or_else(|| Error::Input(format!("{}: the export holds {what} but this platform has no host with role `{}`", site.document.display(), role.as_str())))
+    let first = |role: Role, what: &'static str| -> Result<String, ReversibilityError> {
+        site.hosts_with(role).first().cloned().ok_or_else(|| ReversibilityError::NoHostWithRole { document: site.document.clone(), what, role: role.as_str() })
     };
 
     // plan, reading the destination only
     let mut conns: std::collections::BTreeMap<String, Connection> = Default::default();
-    fn ensure(conns: &mut std::collections::BTreeMap<String, Connection>, site: &Site, host: &str) -> Result<(), Error> {
+    fn ensure(conns: &mut std::collections::BTreeMap<String, Connection>, site: &Site, host: &str) -> Result<(), SiteError> {
         if !conns.contains_key(host) {
             conns.insert(host.to_owned(), site.connect(host)?);
         }
@@ -125,15 +127,13 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     }
     for dump in manifest.items.iter().filter(|i| i.kind == "database-dump") {
         if !r.components.database.managed {
-            return Err(Error::Input(format!("{}: the export holds a database but this platform does not manage one", site.document.display())));
+            return Err(ReversibilityError::NoDatabase { document: site.document.clone() });
         }
         // the application's database into this platform's, each tenant's into the same tenant's
         let (db, role) = match dump.component.strip_prefix("tenant:") {
             None => (r.components.database.name.clone(), r.components.database.user.clone()),
             Some(t) => {
-                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| {
-                    Error::Input(format!("{}: the export holds tenant `{t}`'s database but this platform has no such tenant (add it to spec.tenants and apply first)", site.document.display()))
-                })?;
+                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| ReversibilityError::NoTenant { document: site.document.clone(), tenant: t.to_owned() })?;
                 (tenant.database.clone(), tenant.user.clone())
             }
         };
@@ -197,7 +197,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     if !app_items.is_empty() {
         let hosts = site.hosts_with(Role::App);
         if hosts.is_empty() {
-            return Err(Error::Input(format!("{}: the export holds application data but this platform has no host with role `app`", site.document.display())));
+            return Err(ReversibilityError::NoHostWithRole { document: site.document.clone(), what: "application data", role: Role::App.as_str() });
         }
         for (i, item) in app_items.iter().enumerate() {
             let host = hosts[i % hosts.len()].clone();
@@ -245,7 +245,7 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         return Ok(report);
     }
     if !conflicts.is_empty() && !opts.replace {
-        return Err(Error::Refused(format!("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))));
+        return Err(ReversibilityError::HoldsData { conflicts });
     }
 
     let restore_start = Instant::now();
@@ -290,14 +290,18 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                 let script = format!("{SVC}mkdir -p {data} && {wipe}tar -C {data} -xpf - --no-same-owner && chown -R terroir-app:terroir-app {data} && svc {} restart >/dev/null", shell_quote(&format!("{name}-app")));
                 stream_in(conn, &host, dir, &a.from, &script, "restoring the application data", progress)?;
             }
+            // planned only when an identity was given
             "DKIM keys" => {
-                let ids = identity.as_ref().ok_or_else(|| Error::Input("no identity".into()))?;
-                let keys = decrypt_dkim(&dir.join(&a.from), ids)?;
+                let keys = match identity.as_ref() {
+                    Some(ids) => decrypt_dkim(&dir.join(&a.from), ids)?,
+                    None => Vec::new(),
+                };
                 for (_, tarball) in keys.into_iter().take(1) {
+                    let what = "installing the DKIM keys";
                     let script = format!("{SVC}mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -xpf - --no-same-owner && chown -R opendkim:opendkim /etc/opendkim/keys && chmod 0600 /etc/opendkim/keys/*.private && svc opendkim restart >/dev/null");
-                    let out = conn.sudo_from(&script, &mut tarball.as_slice()).map_err(|e| Error::Failed(format!("host {host}: {e}")))?;
+                    let out = conn.sudo_from(&script, &mut tarball.as_slice()).map_err(SiteError::ssh(&host, what))?;
                     if !out.ok() {
-                        return Err(Error::Failed(format!("host {host}: installing the DKIM keys failed: {}", out.stderr_str())));
+                        return Err(SiteError::remote(&host, what, &out).into());
                     }
                 }
             }
@@ -312,22 +316,21 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
 }
 
 /// The DKIM key archives inside the encrypted secrets, by source host.
-fn decrypt_dkim(path: &Path, ids: &[age::x25519::Identity]) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
-    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
-    let mut reader = decryptor
-        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
-        .map_err(|e| Error::Input(format!("{}: cannot decrypt with the identity given: {e}", path.display())))?;
+fn decrypt_dkim(path: &Path, ids: &[age::x25519::Identity]) -> Result<Vec<(String, Vec<u8>)>, ReversibilityError> {
+    let file = std::fs::File::open(path).map_err(read_error(path))?;
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).map_err(|source| ExportDefect::NotAge { path: path.to_owned(), source })?;
+    let mut reader = decryptor.decrypt(ids.iter().map(|i| i as &dyn age::Identity)).map_err(|source| ReversibilityError::Decrypt { path: path.to_owned(), source })?;
+    let unreadable = |source| ExportDefect::Secrets { path: path.to_owned(), source };
     let mut plain = Vec::new();
-    reader.read_to_end(&mut plain).map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    reader.read_to_end(&mut plain).map_err(unreadable)?;
     let mut archive = tar::Archive::new(plain.as_slice());
     let mut out = Vec::new();
-    for entry in archive.entries().map_err(|e| Error::Refused(e.to_string()))? {
-        let mut entry = entry.map_err(|e| Error::Refused(e.to_string()))?;
-        let p = entry.path().map_err(|e| Error::Refused(e.to_string()))?.to_string_lossy().into_owned();
+    for entry in archive.entries().map_err(unreadable)? {
+        let mut entry = entry.map_err(unreadable)?;
+        let p = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
         if let Some(h) = p.strip_prefix("dkim/").and_then(|h| h.strip_suffix(".tar")) {
             let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(|e| Error::Refused(e.to_string()))?;
+            entry.read_to_end(&mut data).map_err(unreadable)?;
             out.push((h.to_owned(), data));
         }
     }

@@ -1,171 +1,107 @@
 //! `terroir secrets list|rotate` on a Kubernetes target: the platform's Secrets on the cluster
-//! (`crate::deploy::kubernetes::secrets`). Values are never printed.
+//! (`crate::deploy::kubernetes::secrets`). Values are never read out.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
 
-use crate::commands::secrets::fail;
-use crate::commands::Outcome;
+use super::SecretError;
+use crate::deploy::kubernetes::secrets::{self, Listed, Needed, Origin};
+use crate::pipeline::render::RenderError;
+use crate::deploy::kubernetes::{self, ClusterError, Connection};
+use crate::document::{KubernetesTarget, Loaded};
 use crate::pipeline::blueprint::Catalog;
-use crate::cli::RotateArgs;
-use crate::deploy::kubernetes::secrets::{self, Needed, Origin};
-use crate::deploy::kubernetes::{self, Connection};
 
-/// The document, the Secrets its rendered objects need, the namespaces they live in, and a
-/// connection to its cluster.
-struct Context {
-    platform: String,
-    needed: Vec<Needed>,
+/// Why the platform's Secrets on its cluster cannot be listed or rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterSecretError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Refused(#[from] SecretError),
+    #[error("`{name}` is not a Secret this platform reads; expected one terroir generates: {}", generated.join(", "))]
+    NotGenerated { name: String, generated: Vec<String> },
+    #[error("Secret {secret} does not exist yet: `terroir apply {}` generates it; only a Secret that exists can be rotated", document.display())]
+    NotCreated { secret: String, document: PathBuf },
+    #[error("Secret {secret} was not rotated")]
+    NotRotated { secret: String, source: ClusterError },
+}
+
+/// A platform's Secrets on its cluster: those its rendered objects need, the namespaces they live
+/// in, and a connection to the cluster.
+pub struct ClusterSecrets<'r> {
+    pub platform: String,
+    pub needed: Vec<Needed>,
     namespaces: BTreeSet<String>,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'r tokio::runtime::Runtime,
     conn: Connection,
 }
 
-fn open(file: &Path, kubeconfig: Option<&PathBuf>, context: Option<&String>, catalog: &Catalog) -> Result<Context, Outcome> {
-    let loaded = match crate::commands::load_checked(file, catalog) {
-        Ok(l) => l,
-        Err((diags, text)) => {
-            crate::commands::print_diagnostics(&diags, text.as_deref());
-            return Err(Outcome::Invalid);
-        }
-    };
-    let Some(target) = loaded.platform.spec.target.kubernetes().cloned() else { return Err(Outcome::Invalid) };
-    let (resolved, tree) = crate::pipeline::render::render(&loaded, catalog).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Invalid
-    })?;
-    let manifests = kubernetes::manifests(&tree).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Invalid
-    })?;
-    let needed = secrets::needed(&resolved, &manifests);
-    let mut namespaces: BTreeSet<String> = manifests.iter().filter_map(|m| m.namespace.clone()).collect();
-    namespaces.insert(target.namespace.clone());
-    let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(kubeconfig, context, &target, file);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        Outcome::CheckFailed
-    })?;
-    let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref())).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Invalid
-    })?;
-    Ok(Context { platform: resolved.platform.name.clone(), needed, namespaces, runtime, conn })
+/// A Secret's new values, computed from the live Secret and not yet written.
+pub struct Rotation {
+    /// `namespace/name`.
+    pub secret: String,
+    /// The keys given new values (each old value is kept as `<key>.previous`).
+    pub keys: Vec<String>,
+    name: String,
+    namespace: String,
+    patch: serde_json::Value,
 }
 
-pub fn list(file: &Path, kubeconfig: Option<&PathBuf>, context: Option<&String>, catalog: &Catalog, json: bool) -> Outcome {
-    let ctx = match open(file, kubeconfig, context, catalog) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let listed = match ctx.runtime.block_on(secrets::list(&ctx.conn.client, &ctx.platform, &ctx.needed, &ctx.namespaces)) {
-        Ok(l) => l,
-        Err(e) => return fail(&e.to_string(), json),
-    };
-    if json {
-        let out = json!({"platform": ctx.platform, "context": ctx.conn.context, "secrets": listed});
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-        return Outcome::Success;
+impl<'r> ClusterSecrets<'r> {
+    /// `kubeconfig` and `context` from the command line win over the document's.
+    pub fn open(runtime: &'r tokio::runtime::Runtime, document: &Path, loaded: &Loaded, target: &KubernetesTarget, catalog: &Catalog, access: (Option<&PathBuf>, Option<&String>)) -> Result<Self, ClusterSecretError> {
+        let (resolved, tree) = crate::pipeline::render::render(loaded, catalog)?;
+        let manifests = kubernetes::manifests(&tree)?;
+        let needed = secrets::needed(&resolved, &manifests);
+        let mut namespaces: BTreeSet<String> = manifests.iter().filter_map(|m| m.namespace.clone()).collect();
+        namespaces.insert(target.namespace.clone());
+        let (kubeconfig, context) = kubernetes::connection_settings(access.0, access.1, target, document);
+        let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref()))?;
+        Ok(ClusterSecrets { platform: resolved.platform.name.clone(), needed, namespaces, runtime, conn })
     }
-    println!("Secrets of {} on context {}", ctx.platform, if ctx.conn.context.is_empty() { "(current)" } else { &ctx.conn.context });
-    println!("{:<52} {:<10} {:<21} {:<21} KEYS", "NAMESPACE/NAME", "MADE BY", "CREATED", "ROTATED");
-    for l in &listed {
-        let by = match (l.origin, l.unused) {
-            (_, true) => "terroir*",
-            (Some(Origin::Generated), _) => "terroir",
-            _ => "you",
-        };
-        let state = if !l.exists {
-            " (missing)".to_owned()
-        } else if !l.missing_keys.is_empty() {
-            format!(" (missing keys: {})", l.missing_keys.join(", "))
-        } else {
-            String::new()
-        };
-        println!(
-            "{:<52} {:<10} {:<21} {:<21} {}{state}",
-            format!("{}/{}", l.namespace, l.name),
-            by,
-            l.created.as_deref().unwrap_or("-"),
-            l.rotated.as_deref().unwrap_or("-"),
-            if l.keys.is_empty() { "-".to_owned() } else { l.keys.join(",") }
-        );
-    }
-    if listed.iter().any(|l| l.unused) {
-        println!("* generated for this platform but no longer read by what it renders; kept until you delete it (kubectl delete secret)");
-    }
-    let missing: Vec<_> = ctx.needed.iter().filter(|n| listed.iter().any(|l| l.name == n.name && l.namespace == n.namespace && (!l.exists || !l.missing_keys.is_empty()))).collect();
-    for n in missing {
-        if n.origin == Origin::Provided {
-            println!("{} is given by you ({}): {}", n.label(), n.purpose, n.command(&n.keys));
-        } else {
-            println!("{} is generated by `terroir apply {}`", n.label(), file.display());
-        }
-    }
-    Outcome::Success
-}
 
-pub fn rotate(args: &RotateArgs, catalog: &Catalog, json: bool) -> Outcome {
-    let file = args.apply.file.as_path();
-    let ctx = match open(file, args.apply.kubeconfig.as_ref(), args.apply.context.as_ref(), catalog) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let Some(n) = ctx.needed.iter().find(|n| n.name == args.name) else {
-        let generated: Vec<&str> = ctx.needed.iter().filter(|n| n.origin == Origin::Generated).map(|n| n.name.as_str()).collect();
-        return fail(&format!("`{}` is not a Secret this platform reads; expected one terroir generates: {}", args.name, generated.join(", ")), json);
-    };
-    if n.name == format!("{}-backup-cipher", ctx.platform) {
-        return fail(&format!("Secret {} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable", n.label()), json);
+    /// The kubeconfig context used (empty for the current one).
+    pub fn context(&self) -> &str {
+        &self.conn.context
     }
-    let api: Api<Secret> = Api::namespaced(ctx.conn.client.clone(), &n.namespace);
-    let live = match ctx.runtime.block_on(api.get_opt(&n.name)) {
-        Ok(Some(s)) => s,
-        Ok(None) => return fail(&format!("Secret {} does not exist yet: `terroir apply {}` generates it; only a Secret that exists can be rotated", n.label(), file.display()), json),
-        Err(e) => return fail(&format!("Secret {}: {}", n.label(), kubernetes::describe(&e)), json),
-    };
-    let patch = match secrets::rotation(n, &live, &ctx.platform) {
-        Ok(p) => p,
-        Err(e) => return fail(&e.to_string(), json),
-    };
-    let keys: Vec<String> = patch["data"].as_object().map(|d| d.keys().filter(|k| !k.ends_with(secrets::PREVIOUS)).cloned().collect()).unwrap_or_default();
-    if args.dry_run {
-        if json {
-            println!("{}", serde_json::to_string_pretty(&json!({"dryRun": true, "secret": n.label(), "keys": keys, "apply": !args.no_apply})).unwrap_or_default());
-        } else {
-            println!("would replace {} of Secret {} with new values, keeping each old one as <key>{}", keys.join(", "), n.label(), secrets::PREVIOUS);
-            if !args.no_apply {
-                println!("then would run `terroir apply {}`, which rolls out the workloads reading it", file.display());
-            }
-            println!("(dry run: nothing changed)");
+
+    /// Every Secret the platform needs or generated, with its keys and dates, never a value.
+    pub fn list(&self) -> Result<Vec<Listed>, ClusterSecretError> {
+        Ok(self.runtime.block_on(secrets::list(&self.conn.client, &self.platform, &self.needed, &self.namespaces))?)
+    }
+
+    /// New values for the generated Secret `name`, checked against what is on the cluster.
+    pub fn rotation(&self, name: &str, document: &Path) -> Result<Rotation, ClusterSecretError> {
+        let Some(n) = self.needed.iter().find(|n| n.name == name) else {
+            let generated = self.needed.iter().filter(|n| n.origin == Origin::Generated).map(|n| n.name.clone()).collect();
+            return Err(ClusterSecretError::NotGenerated { name: name.to_owned(), generated });
+        };
+        if n.name == format!("{}-backup-cipher", self.platform) {
+            return Err(SecretError::BackupKey { secret: format!("Secret {}", n.label()) }.into());
         }
-        return Outcome::Success;
+        let api: Api<Secret> = Api::namespaced(self.conn.client.clone(), &n.namespace);
+        let live = match self.runtime.block_on(api.get_opt(&n.name)) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(ClusterSecretError::NotCreated { secret: n.label(), document: document.to_owned() }),
+            Err(e) => return Err(ClusterError::api(format!("Secret {}", n.label()), &e).into()),
+        };
+        let patch = secrets::rotation(n, &live, &self.platform)?;
+        let keys = patch["data"].as_object().map(|d| d.keys().filter(|k| !k.ends_with(secrets::PREVIOUS)).cloned().collect()).unwrap_or_default();
+        Ok(Rotation { secret: n.label(), keys, name: n.name.clone(), namespace: n.namespace.clone(), patch })
     }
-    // Under the resourceVersion just read: a concurrent change makes this fail, not lose a value.
-    if let Err(e) = ctx.runtime.block_on(api.patch(&n.name, &PatchParams::default(), &Patch::Merge(&patch))) {
-        return fail(&format!("Secret {} was not rotated: {}", n.label(), kubernetes::describe(&e)), json);
-    }
-    let label = n.label();
-    let message = format!("rotated {} of Secret {label} (previous values kept as <key>{})", keys.join(", "), secrets::PREVIOUS);
-    drop(ctx);
-    if args.no_apply {
-        if json {
-            println!("{}", serde_json::to_string_pretty(&json!({"secret": label, "keys": keys, "applied": false})).unwrap_or_default());
-        } else {
-            println!("{message}");
-            println!("Roll it out with: terroir apply {}", file.display());
+
+    /// Write the new values, under the resourceVersion read: a concurrent change makes this fail
+    /// rather than lose a value.
+    pub fn rotate(&self, rotation: &Rotation) -> Result<(), ClusterSecretError> {
+        let api: Api<Secret> = Api::namespaced(self.conn.client.clone(), &rotation.namespace);
+        match self.runtime.block_on(api.patch(&rotation.name, &PatchParams::default(), &Patch::Merge(&rotation.patch))) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ClusterSecretError::NotRotated { secret: rotation.secret.clone(), source: ClusterError::api("patch", &e) }),
         }
-        return Outcome::Success;
     }
-    // stdout is the apply's report
-    eprintln!("{message}; applying");
-    let outcome = crate::commands::deploy::apply_legacy(&args.apply, catalog, json);
-    if outcome != Outcome::Success {
-        eprintln!("the new values are in the Secret but not every workload rolled out: run `terroir apply {}` again", file.display());
-    }
-    outcome
 }

@@ -2,6 +2,7 @@
 //! terroir keeps in a cluster (Kubernetes).
 
 pub mod kubernetes;
+pub mod rotation;
 pub mod store;
 
 pub use store::*;

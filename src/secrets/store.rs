@@ -27,20 +27,20 @@ pub enum SecretError {
     Io { path: String, source: std::io::Error },
     #[error("secret store {path} is readable by others (mode {mode:o}); restrict it with chmod 700")]
     TooOpen { path: String, mode: u32 },
-    #[error("no randomness available: {0}")]
-    Random(String),
+    #[error("no randomness available")]
+    Random(#[source] getrandom::Error),
     #[error("`{0}` is not a valid secret name (letters, digits and `-`)")]
     Name(String),
     #[error("secret `{name}` is encrypted ({path}) and reading it needs an age identity: set {IDENTITY_ENV} to the path of an identity file (written by `terroir secrets keygen` or `age-keygen`) whose public key is one of spec.secrets.recipients")]
     NoIdentity { name: String, path: String },
-    #[error("{IDENTITY_ENV}={path}: {reason}; expected an age identity file (AGE-SECRET-KEY-1... lines, as `terroir secrets keygen` or `age-keygen` writes)")]
-    Identity { path: String, reason: String },
-    #[error("secret `{name}` ({path}) cannot be decrypted with the identity in {identity} ({IDENTITY_ENV}): {reason}; expected the identity of one of the recipients it was encrypted to")]
-    Decrypt { name: String, path: String, identity: String, reason: String },
+    #[error("{IDENTITY_ENV}={path} is not usable; expected an age identity file (AGE-SECRET-KEY-1... lines, as `terroir secrets keygen` or `age-keygen` writes)")]
+    Identity { path: String, source: Box<AgeFailure> },
+    #[error("secret `{name}` ({path}) cannot be decrypted with the identity in {identity} ({IDENTITY_ENV}); expected the identity of one of the recipients it was encrypted to")]
+    Decrypt { name: String, path: String, identity: String, source: Box<AgeFailure> },
     #[error("`{recipient}` is not an age recipient ({reason}); expected a public key such as age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p in spec.secrets.recipients")]
-    Recipient { recipient: String, reason: String },
-    #[error("secret `{name}` ({path}) could not be encrypted: {reason}")]
-    Encrypt { name: String, path: String, reason: String },
+    Recipient { recipient: String, reason: &'static str },
+    #[error("secret `{name}` ({path}) could not be encrypted")]
+    Encrypt { name: String, path: String, source: Box<AgeFailure> },
     #[error("secret store {dir} holds secrets in clear ({files}) while {document} lists age recipients in spec.secrets.recipients; encrypt them first with `terroir secrets seal {document}`")]
     ClearText { dir: String, files: String, document: String },
     #[error("secret store {dir} holds encrypted secrets ({files}) but {document} lists no age recipients; list the recipients they were encrypted to in spec.secrets.recipients")]
@@ -49,6 +49,37 @@ pub enum SecretError {
     Both { name: String, clear: String, encrypted: String },
     #[error("`terroir secrets seal`: {document} lists no age recipients; add age public keys to spec.secrets.recipients (`terroir secrets keygen KEY` prints one)")]
     NothingToSealTo { document: String },
+    #[error(
+        "secret `{name}` is not in the store {}: {}; only a secret that exists can be rotated (`terroir secrets set` adds one)",
+        store.display(),
+        if held.is_empty() { format!("it holds none yet (the first `terroir apply {}` generates them)", document.display()) } else { format!("it holds {}", held.join(", ")) }
+    )]
+    NotInStore { name: String, store: PathBuf, held: Vec<String>, document: PathBuf },
+    #[error("{secret} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable")]
+    BackupKey { secret: String },
+    #[error("reading the value of `{name}` from stdin; expected UTF-8 text")]
+    Stdin { name: String, source: std::io::Error },
+    #[error("no value on stdin for `{name}`; expected the value itself, for example: printf '%s' \"$VALUE\" | terroir secrets set {} {name}", document.display())]
+    EmptyValue { name: String, document: PathBuf },
+    #[error("{} exists; an identity is never overwritten (it may be the only key to a store): choose another path", path.display())]
+    IdentityExists { path: PathBuf },
+    #[error("cannot write {}", path.display())]
+    WriteIdentity { path: PathBuf, source: std::io::Error },
+}
+
+/// What age, or reading the file, said when a value could not be encrypted or decrypted.
+#[derive(Debug, thiserror::Error)]
+pub enum AgeFailure {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Encrypt(#[from] age::EncryptError),
+    #[error(transparent)]
+    Decrypt(#[from] age::DecryptError),
+    #[error("the value is not UTF-8 text")]
+    NotText,
+    #[error("it holds no identity")]
+    NoIdentity,
 }
 
 /// One secret of a store, as `terroir secrets list` shows it: never its value.
@@ -84,7 +115,7 @@ fn valid_name(name: &str) -> bool {
 /// 32 random bytes, base64url.
 pub(crate) fn random_value() -> Result<String, SecretError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(SecretError::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -179,7 +210,7 @@ impl SecretStore {
     fn parsed_recipients(&self) -> Result<Vec<age::x25519::Recipient>, SecretError> {
         self.recipients
             .iter()
-            .map(|r| r.parse::<age::x25519::Recipient>().map_err(|e| SecretError::Recipient { recipient: r.clone(), reason: e.to_string() }))
+            .map(|r| r.parse::<age::x25519::Recipient>().map_err(|reason| SecretError::Recipient { recipient: r.clone(), reason }))
             .collect()
     }
 
@@ -189,13 +220,15 @@ impl SecretStore {
             return Ok(value.to_vec());
         }
         let recipients = self.parsed_recipients()?;
-        let fail = |reason: String| SecretError::Encrypt { name: name.to_owned(), path: path.display().to_string(), reason };
-        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| fail(e.to_string()))?;
-        let mut out = Vec::new();
-        let mut w = encryptor.wrap_output(&mut out).map_err(|e| fail(e.to_string()))?;
-        w.write_all(value).map_err(|e| fail(e.to_string()))?;
-        w.finish().map_err(|e| fail(e.to_string()))?;
-        Ok(out)
+        let encrypted = || -> Result<Vec<u8>, AgeFailure> {
+            let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))?;
+            let mut out = Vec::new();
+            let mut w = encryptor.wrap_output(&mut out)?;
+            w.write_all(value)?;
+            w.finish()?;
+            Ok(out)
+        };
+        encrypted().map_err(|source| SecretError::Encrypt { name: name.to_owned(), path: path.display().to_string(), source: Box::new(source) })
     }
 
     /// The identities that decrypt the store: the file given, else the one `TERROIR_AGE_IDENTITY` names.
@@ -209,23 +242,27 @@ impl SecretStore {
             (None, Some(v)) if !v.is_empty() => PathBuf::from(v),
             _ => return Err(SecretError::NoIdentity { name: name.to_owned(), path: path.display().to_string() }),
         };
-        let bad = |reason: String| SecretError::Identity { path: file.display().to_string(), reason };
-        let ids = age::IdentityFile::from_file(file.display().to_string()).map_err(|e| bad(e.to_string()))?.into_identities().map_err(|e| bad(e.to_string()))?;
-        if ids.is_empty() {
-            return Err(bad("it holds no identity".into()));
+        let read = || -> Result<Vec<Box<dyn age::Identity>>, AgeFailure> {
+            let ids = age::IdentityFile::from_file(file.display().to_string())?.into_identities()?;
+            if ids.is_empty() { Err(AgeFailure::NoIdentity) } else { Ok(ids) }
+        };
+        match read() {
+            Ok(ids) => Ok((file, ids)),
+            Err(source) => Err(SecretError::Identity { path: file.display().to_string(), source: Box::new(source) }),
         }
-        Ok((file, ids))
     }
 
     /// Decrypt the `.age` file at `path`, holding secret `name`.
     fn open_sealed(&self, name: &str, path: &Path, ciphertext: &[u8]) -> Result<String, SecretError> {
         let (identity, ids) = self.identities(name, path)?;
-        let fail = |reason: String| SecretError::Decrypt { name: name.to_owned(), path: path.display().to_string(), identity: identity.display().to_string(), reason };
-        let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(ciphertext)).map_err(|e| fail(e.to_string()))?;
-        let mut reader = decryptor.decrypt(ids.iter().map(|i| i.as_ref())).map_err(|e| fail(e.to_string()))?;
-        let mut plain = Vec::new();
-        reader.read_to_end(&mut plain).map_err(|e| fail(e.to_string()))?;
-        String::from_utf8(plain).map_err(|_| fail("the value is not UTF-8 text".into()))
+        let decrypted = || -> Result<String, AgeFailure> {
+            let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(ciphertext))?;
+            let mut reader = decryptor.decrypt(ids.iter().map(|i| i.as_ref()))?;
+            let mut plain = Vec::new();
+            reader.read_to_end(&mut plain)?;
+            String::from_utf8(plain).map_err(|_| AgeFailure::NotText)
+        };
+        decrypted().map_err(|source| SecretError::Decrypt { name: name.to_owned(), path: path.display().to_string(), identity: identity.display().to_string(), source: Box::new(source) })
     }
 
     /// Write `bytes` to `path` atomically: a temporary file of mode 0600 beside it, then renamed
@@ -233,9 +270,9 @@ impl SecretStore {
     fn write_file(&self, path: &Path, bytes: &[u8], keep: bool) -> Result<bool, SecretError> {
         self.create_dir()?;
         let mut tag = [0u8; 8];
-        getrandom::fill(&mut tag).map_err(|e| SecretError::Random(e.to_string()))?;
+        getrandom::fill(&mut tag).map_err(SecretError::Random)?;
         let leaf = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = self.dir.join(format!(".{leaf}.tmp-{}", tag.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let tmp = self.dir.join(format!(".{leaf}.tmp-{}", crate::text::hex(&tag)));
         let written = (|| {
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;
@@ -402,10 +439,33 @@ pub fn new_identity() -> (String, String) {
     (format!("# created: {created}\n# public key: {recipient}\n{}\n", identity.to_string().expose_secret()), recipient)
 }
 
+/// Write a new age identity to `path` (mode 0600, never over an existing file); returns its
+/// recipient.
+pub fn write_identity(path: &Path) -> Result<String, SecretError> {
+    let (text, recipient) = new_identity();
+    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    match written {
+        Ok(()) => Ok(recipient),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SecretError::IdentityExists { path: path.to_owned() }),
+        Err(source) => Err(SecretError::WriteIdentity { path: path.to_owned(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn an_identity_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.txt");
+        let recipient = write_identity(&path).unwrap();
+        assert!(recipient.starts_with("age1"));
+        assert_eq!(mode(&path), 0o600);
+        let e = write_identity(&path).unwrap_err().to_string();
+        assert!(e.contains("never overwritten"), "{e}");
+    }
 
     fn keypair(dir: &Path, file: &str) -> (PathBuf, String) {
         let (text, recipient) = new_identity();

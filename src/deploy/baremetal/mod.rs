@@ -14,6 +14,7 @@ pub mod driver;
 pub mod host_lock;
 pub mod probe;
 pub mod report;
+pub mod site;
 pub mod ssh;
 
 use std::collections::BTreeMap;

@@ -43,6 +43,8 @@ pub enum RenderError {
     Template { blueprint: String, template: String, message: String },
     #[error("{0}")]
     Plan(String),
+    #[error(transparent)]
+    NoPlan(#[from] plan::NoPlan),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
