@@ -4,9 +4,17 @@
 //! Each domain keeps its own error type (with its sources); this enum only gathers them, so that
 //! the printer can say any of them the same way.
 
+use crate::attest::AttestError;
 use crate::audit::AuditError;
 use crate::backup::error::BackupError;
+use crate::deploy::baremetal::driver::HostsError;
 use crate::deploy::baremetal::site::SiteError;
+use crate::deploy::kubernetes::ClusterError;
+use crate::deploy::secnumcloud::CloudError;
+use crate::deploy::DeployError;
+use crate::policy::assess::AssessError;
+use crate::policy::locality::geodata::GeodataError;
+use crate::policy::locality::locate::LocateError;
 use crate::document::Diagnostic;
 use crate::reversibility::{ExportDefect, ReversibilityError};
 
@@ -293,6 +301,111 @@ impl AuditError {
         match self {
             AuditError::Site(e) => e.kind(),
             AuditError::UnknownHost { .. } => "invalid-input",
+        }
+    }
+}
+
+impl ClusterError {
+    /// The cluster cannot be reached as configured, or what was rendered cannot be read: the
+    /// input is at fault (exit 1). Everything else happened on the cluster (exit 2).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            ClusterError::Kubeconfig { .. } | ClusterError::NoConfig(_) | ClusterError::Client(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget | ClusterError::NotRotated { .. } => {
+                ExitStatus::Invalid
+            }
+            _ => ExitStatus::Failed,
+        }
+    }
+}
+
+impl DeployError {
+    pub fn exit_status(&self) -> ExitStatus {
+        use ExitStatus::{Failed, Invalid};
+        match self {
+            DeployError::Render(_) | DeployError::Locked(_) | DeployError::WrongTarget { .. } | DeployError::NotForTheOperator(_) => Invalid,
+            DeployError::Policy { .. } | DeployError::Plan(_) => Failed,
+            DeployError::Hosts(e) => e.exit_status(),
+            DeployError::Cluster(e) => e.exit_status(),
+            DeployError::Cloud(e) => e.exit_status(),
+        }
+    }
+}
+
+impl HostsError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            HostsError::NoPlan(_) | HostsError::TreeMismatch { .. } | HostsError::NotHosts => ExitStatus::Invalid,
+            HostsError::Certificates(_) => ExitStatus::Failed,
+        }
+    }
+}
+
+impl CloudError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CloudError::NoSuchTool(_) | CloudError::NotOnPath(_) | CloudError::NoTool | CloudError::Unrunnable { .. } | CloudError::NoModule { .. } | CloudError::NoShippedModule(_) | CloudError::NoSsh => {
+                ExitStatus::Invalid
+            }
+            _ => ExitStatus::Failed,
+        }
+    }
+}
+
+impl LocateError {
+    pub fn exit_status(&self) -> ExitStatus {
+        // a name or the geodata directory: what the user gave
+        ExitStatus::Invalid
+    }
+}
+
+impl GeodataError {
+    /// A download that does not match its registry's integrity hash is a failed check; the rest
+    /// is about what the user gave (a directory, a file, a registry).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            GeodataError::Integrity { .. } => ExitStatus::Failed,
+            GeodataError::Incomplete { source, .. } | GeodataError::UnusableTarball { source, .. } => source.exit_status(),
+            _ => ExitStatus::Invalid,
+        }
+    }
+}
+
+impl AssessError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            AssessError::Geodata(e) => e.exit_status(),
+            // what the user gave: the document, a flag, a file, a kubeconfig
+            AssessError::Document(_)
+            | AssessError::Pin(_)
+            | AssessError::Render(_)
+            | AssessError::PlanRead { .. }
+            | AssessError::PlanSyntax { .. }
+            | AssessError::NotAPlan { .. }
+            | AssessError::LiveOnCloud
+            | AssessError::Connect(_) => ExitStatus::Invalid,
+            AssessError::Cluster(_) => ExitStatus::Failed,
+        }
+    }
+}
+
+impl AttestError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            // what the user gave cannot be read
+            AttestError::DrillReportRead { .. }
+            | AttestError::DrillReportSyntax { .. }
+            | AttestError::NotADrillReport { .. }
+            | AttestError::AttestationRead { .. } => ExitStatus::Invalid,
+            // the target, the output, or the attestation itself failed its check
+            AttestError::NoRenderedPlan
+            | AttestError::Hosts(_)
+            | AttestError::Cluster(_)
+            | AttestError::Encode(_)
+            | AttestError::Write { .. }
+            | AttestError::NotAnEnvelope { .. }
+            | AttestError::Signature { .. }
+            | AttestError::NotAStatement(_)
+            | AttestError::NotAnAssessment { .. } => ExitStatus::Failed,
         }
     }
 }

@@ -23,7 +23,6 @@ pub mod verify;
 
 use std::path::PathBuf;
 
-use crate::error::ExitStatus;
 
 /// Why an attestation could not be made, or does not verify.
 #[derive(Debug, thiserror::Error)]
@@ -83,26 +82,6 @@ pub enum AttestError {
 }
 
 impl AttestError {
-    pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            // what the user gave cannot be read
-            AttestError::DrillReportRead { .. }
-            | AttestError::DrillReportSyntax { .. }
-            | AttestError::NotADrillReport { .. }
-            | AttestError::AttestationRead { .. } => ExitStatus::Invalid,
-            // the target, the output, or the attestation itself failed its check
-            AttestError::NoRenderedPlan
-            | AttestError::Hosts(_)
-            | AttestError::Cluster(_)
-            | AttestError::Encode(_)
-            | AttestError::Write { .. }
-            | AttestError::NotAnEnvelope { .. }
-            | AttestError::Signature { .. }
-            | AttestError::NotAStatement(_)
-            | AttestError::NotAnAssessment { .. } => ExitStatus::Failed,
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             AttestError::DrillReportRead { .. } | AttestError::DrillReportSyntax { .. } | AttestError::NotADrillReport { .. } => "drill-report",

@@ -514,12 +514,3 @@ pub enum AttestCommand {
         against: Option<PathBuf>,
     },
 }
-
-impl From<OutputFormat> for crate::printer::Format {
-    fn from(f: OutputFormat) -> Self {
-        match f {
-            OutputFormat::Text => crate::printer::Format::Text,
-            OutputFormat::Json => crate::printer::Format::Json,
-        }
-    }
-}

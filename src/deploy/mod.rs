@@ -228,17 +228,6 @@ impl DeployError {
         out
     }
 
-    pub fn exit_status(&self) -> crate::ExitStatus {
-        use crate::ExitStatus::{Failed, Invalid};
-        match self {
-            DeployError::Render(_) | DeployError::Locked(_) | DeployError::WrongTarget { .. } | DeployError::NotForTheOperator(_) => Invalid,
-            DeployError::Policy { .. } | DeployError::Plan(_) => Failed,
-            DeployError::Hosts(e) => e.exit_status(),
-            DeployError::Cluster(e) => e.exit_status(),
-            DeployError::Cloud(e) => e.exit_status(),
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             DeployError::Render(_) => "render",

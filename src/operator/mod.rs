@@ -18,7 +18,6 @@ use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::pipeline::blueprint::Catalog;
-use crate::cli::OperatorArgs;
 use crate::deploy::kubernetes;
 use crate::document::PlatformResource;
 
@@ -51,12 +50,30 @@ fn init_tracing() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
-pub fn run(args: OperatorArgs, catalog: Catalog) -> Result<(), crate::Error> {
-    init_tracing();
-    crate::runtime()?.block_on(operate(args, catalog)).map_err(crate::Error::from)
+/// How the operator runs: `terroir operator`'s flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch this namespace only (default: all).
+    pub namespace: Option<String>,
+    /// Apply the Namespace objects the blueprint renders.
+    pub manage_namespaces: bool,
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile without holding the Lease (a single replica).
+    pub no_leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease.
+    pub identity: Option<String>,
+    pub requeue_seconds: u64,
+    /// Platforms reconciled at the same time.
+    pub concurrency: u16,
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
 }
 
-async fn operate(args: OperatorArgs, catalog: Catalog) -> Result<(), OperatorError> {
+/// Run the operator until it is stopped or loses the Lease.
+pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> {
+    init_tracing();
     let conn = kubernetes::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let client = conn.client.clone();
     let metrics = Arc::new(metrics::Metrics::new());

@@ -13,7 +13,6 @@ use super::locality::verify::{self, Finding, NotAPlan, Report, Verifier};
 use super::locality::{hostfacts, live};
 use crate::deploy::kubernetes::{ClusterError, Connection};
 use crate::document::{KubernetesTarget, Loaded, Platform, Target};
-use crate::error::ExitStatus;
 use crate::pipeline::blueprint::Catalog;
 use crate::pipeline::render::{RenderError, RenderedTree};
 use crate::pipeline::resolve::ResolvedPlatform;
@@ -127,22 +126,6 @@ pub enum AssessError {
 }
 
 impl AssessError {
-    pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            AssessError::Geodata(e) => e.exit_status(),
-            // what the user gave: the document, a flag, a file, a kubeconfig
-            AssessError::Document(_)
-            | AssessError::Pin(_)
-            | AssessError::Render(_)
-            | AssessError::PlanRead { .. }
-            | AssessError::PlanSyntax { .. }
-            | AssessError::NotAPlan { .. }
-            | AssessError::LiveOnCloud
-            | AssessError::Connect(_) => ExitStatus::Invalid,
-            AssessError::Cluster(_) => ExitStatus::Failed,
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             AssessError::Document(_) => "invalid-document",
@@ -222,6 +205,7 @@ mod tests {
 
     #[test]
     fn what_the_user_gave_is_invalid_and_a_failing_cluster_is_a_failure() {
+        use crate::error::ExitStatus;
         assert_eq!(AssessError::LiveOnCloud.exit_status(), ExitStatus::Invalid);
         assert_eq!(AssessError::Connect(ClusterError::NotAClusterTarget).exit_status(), ExitStatus::Invalid);
         assert_eq!(AssessError::Cluster(ClusterError::Timeout { seconds: 1, what: "nodes".into() }).exit_status(), ExitStatus::Failed);

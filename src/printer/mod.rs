@@ -30,6 +30,15 @@ pub enum Format {
     Json,
 }
 
+impl From<crate::cli::OutputFormat> for Format {
+    fn from(f: crate::cli::OutputFormat) -> Self {
+        match f {
+            crate::cli::OutputFormat::Text => Format::Text,
+            crate::cli::OutputFormat::Json => Format::Json,
+        }
+    }
+}
+
 /// A command's result: serialized as it is for scripts, written as text for people.
 pub trait Report: Serialize {
     /// The report for people, on standard output.

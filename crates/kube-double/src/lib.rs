@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cause;
 mod fields;
 mod http;
 mod registry;

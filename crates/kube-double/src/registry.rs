@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::status::{Cause, cause};
+use crate::cause::{Cause, cause};
 
 /// Where objects of a type are stored: one map per group and resource, whatever the version asked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

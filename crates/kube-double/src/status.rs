@@ -2,15 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
+pub(crate) use crate::cause::Cause;
 use crate::registry::ResourceType;
-
-/// One entry of `details.causes`.
-#[derive(Debug, Clone)]
-pub(crate) struct Cause {
-    pub reason: String,
-    pub message: String,
-    pub field: String,
-}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Details {
@@ -203,13 +196,5 @@ impl ApiError {
         }
         v["code"] = json!(self.code);
         v
-    }
-}
-
-pub(crate) fn cause(reason: &str, field: &str, message: impl Into<String>) -> Cause {
-    Cause {
-        reason: reason.to_owned(),
-        message: message.into(),
-        field: field.to_owned(),
     }
 }

@@ -46,15 +46,6 @@ pub enum HostsError {
     NotHosts,
 }
 
-impl HostsError {
-    pub fn exit_status(&self) -> crate::ExitStatus {
-        match self {
-            HostsError::NoPlan(_) | HostsError::TreeMismatch { .. } | HostsError::NotHosts => crate::ExitStatus::Invalid,
-            HostsError::Certificates(_) => crate::ExitStatus::Failed,
-        }
-    }
-}
-
 /// The public name's certificate: what this run did about it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PublicCertificate {

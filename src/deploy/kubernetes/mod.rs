@@ -53,17 +53,6 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// The cluster cannot be reached as configured, or what was rendered cannot be read: the
-    /// input is at fault (exit 1). Everything else happened on the cluster (exit 2).
-    pub fn exit_status(&self) -> crate::ExitStatus {
-        match self {
-            ClusterError::Kubeconfig { .. } | ClusterError::NoConfig(_) | ClusterError::Client(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget | ClusterError::NotRotated { .. } => {
-                crate::ExitStatus::Invalid
-            }
-            _ => crate::ExitStatus::Failed,
-        }
-    }
-
     pub(crate) fn api(object: impl Into<String>, e: &kube::Error) -> Self {
         ClusterError::Api { object: object.into(), message: describe(e) }
     }

@@ -53,17 +53,6 @@ pub enum CloudError {
     NoSsh,
 }
 
-impl CloudError {
-    pub fn exit_status(&self) -> crate::ExitStatus {
-        match self {
-            CloudError::NoSuchTool(_) | CloudError::NotOnPath(_) | CloudError::NoTool | CloudError::Unrunnable { .. } | CloudError::NoModule { .. } | CloudError::NoShippedModule(_) | CloudError::NoSsh => {
-                crate::ExitStatus::Invalid
-            }
-            _ => crate::ExitStatus::Failed,
-        }
-    }
-}
-
 /// One resource the plan creates, changes or deletes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {

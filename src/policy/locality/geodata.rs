@@ -143,16 +143,6 @@ pub enum GeodataError {
 }
 
 impl GeodataError {
-    /// A download that does not match its registry's integrity hash is a failed check; the rest
-    /// is about what the user gave (a directory, a file, a registry).
-    pub fn exit_status(&self) -> crate::error::ExitStatus {
-        match self {
-            GeodataError::Integrity { .. } => crate::error::ExitStatus::Failed,
-            GeodataError::Incomplete { source, .. } | GeodataError::UnusableTarball { source, .. } => source.exit_status(),
-            _ => crate::error::ExitStatus::Invalid,
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             GeodataError::Integrity { .. } => "integrity",

@@ -340,11 +340,6 @@ fn unresolved_message(errors: &[ResolveError]) -> String {
 }
 
 impl LocateError {
-    pub fn exit_status(&self) -> crate::error::ExitStatus {
-        // a name or the geodata directory: what the user gave
-        crate::error::ExitStatus::Invalid
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
             LocateError::Unresolved(_) => "unresolved",
