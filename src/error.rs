@@ -334,7 +334,8 @@ impl DeployError {
 impl HostsError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            HostsError::NoPlan(_) | HostsError::TreeMismatch { .. } | HostsError::NotHosts => ExitStatus::Invalid,
+            // another run holds the platform: this one stops at once, as at the lock file
+            HostsError::NoPlan(_) | HostsError::TreeMismatch { .. } | HostsError::NotHosts | HostsError::Locked(_) => ExitStatus::Invalid,
             HostsError::Certificates(_) => ExitStatus::Failed,
         }
     }

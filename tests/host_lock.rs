@@ -57,12 +57,16 @@ fn one_session_at_a_time_holds_a_platform_on_a_host() {
     let out = terroir().args(["--output", "json", "plan"]).arg(&doc).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["hosts"][0]["error"].is_null(), "plan takes no lock: {report:#}");
+    // a second machine's apply stops at once (exit 1), naming the host and the holder
     let out = terroir().args(["--output", "json", "apply"]).arg(&doc).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(2), "{report:#}");
-    let error = report["hosts"][0]["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains("`apply` by alice on workstation-a (process 4242)"), "{report:#}");
-    assert_eq!(report["hosts"][0]["changed"], 0, "nothing changed under the lock: {report:#}");
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["kind"], "locked", "{report:#}");
+    assert_eq!(report["holder"]["machine"], "workstation-a", "{report:#}");
+    let error = report["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains(ADDRESS) && error.contains("`terroir apply` by alice on workstation-a (process 4242)"), "{report:#}");
+    let installed = on_host("h1", "dpkg-query -W postgresql-15 2>/dev/null");
+    assert!(!installed.status.success(), "nothing changed under the lock: {installed:?}");
 
     // once the first session lets go, the lock is free
     drop(lock);

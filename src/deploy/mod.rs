@@ -223,6 +223,12 @@ impl DeployError {
                     out.insert("holder".into(), serde_json::to_value(h).unwrap_or_default());
                 }
             }
+            DeployError::Hosts(baremetal::driver::HostsError::Locked(baremetal::HostLocked(e))) => {
+                if let baremetal::ssh::SshError::PlatformLocked { holder, address, .. } = e.as_ref() {
+                    out.insert("holder".into(), serde_json::to_value(holder).unwrap_or_default());
+                    out.insert("host".into(), serde_json::Value::String(address.clone()));
+                }
+            }
             _ => {}
         }
         out
@@ -234,6 +240,7 @@ impl DeployError {
             DeployError::Policy { .. } => "policy",
             DeployError::Plan(_) => "terraform-plan",
             DeployError::Locked(_) => "locked",
+            DeployError::Hosts(baremetal::driver::HostsError::Locked(_)) => "locked",
             DeployError::Hosts(_) => "hosts",
             DeployError::Cluster(_) => "kubernetes",
             DeployError::Cloud(_) => "secnumcloud",

@@ -44,6 +44,8 @@ pub enum HostsError {
     Certificates(#[from] crate::pki::PkiError),
     #[error("this document's target is not bare-metal hosts")]
     NotHosts,
+    #[error(transparent)]
+    Locked(#[from] super::HostLocked),
 }
 
 /// The public name's certificate: what this run did about it.
@@ -180,7 +182,7 @@ fn converge(work: &Work<'_>) -> Result<HostsReport, DeployError> {
         crate::pki::ensure(&opts.secrets, &plan.platform, &hosts).map_err(HostsError::from)?;
         crate::pki::ensure_public(&opts.secrets, &plan.platform, &public_names(work, &plan)).map_err(HostsError::from)?;
     }
-    let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts());
+    let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts()).map_err(HostsError::from)?;
     Ok(report(&plan, work.mode, hosts, None))
 }
 
@@ -238,7 +240,7 @@ async fn certify(work: &Work<'_>, mut done: HostsReport) -> Result<HostsReport, 
         Ok(state) => {
             let expires = crate::text::rfc3339(state.expires);
             work.events.note(&format!("public certificate for {}: issued by {directory}, valid until {expires}; delivering it to nginx", names.join(", ")));
-            let delivered = tokio::task::block_in_place(|| super::converge(&app_plan, &work.tree.files, &opts, work.events.hosts()));
+            let delivered = tokio::task::block_in_place(|| super::converge(&app_plan, &work.tree.files, &opts, work.events.hosts())).map_err(HostsError::from)?;
             for a in delivered {
                 let Some(r) = done.hosts.iter_mut().find(|r| r.name == a.name) else { continue };
                 r.changed += a.changed;

@@ -58,37 +58,122 @@ pub struct Options {
     pub holder: Holder,
 }
 
-/// Converge every host of `plan`, reading file contents from the rendered `tree`.
-pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> Vec<HostReport> {
+/// A host's lock is held by another run: nothing was changed on any host.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HostLocked(pub Box<SshError>);
+
+/// A host reached for this run: its session, and in an apply the platform's lock on it.
+struct Reached {
+    conn: Connection,
+    _lock: Option<HostLock>,
+    started: Instant,
+}
+
+/// Run `work` on every item of `items`, `workers` at a time, keeping the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], workers: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<(usize, HostReport)>> = Mutex::new(Vec::new());
-    let workers = opts.concurrency.clamp(1, plan.hosts.len().max(1));
+    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..workers {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(host) = plan.hosts.get(i) else { break };
-                let report = if stop.load(Ordering::SeqCst) {
-                    let mut r = HostReport::new(host);
-                    r.error = Some("skipped: another host failed and --fail-fast is set".into());
-                    r
-                } else {
-                    progress.host_started(&host.name);
-                    let r = converge_host(plan, host, tree, opts, progress);
-                    if !r.ok() && opts.fail_fast {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                    r
-                };
-                progress.host_finished(&report);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, report));
+                let Some(item) = items.get(i) else { break };
+                let r = work(i, item);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
             });
         }
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What the first phase of a run made of a host.
+enum Reach {
+    Reached(Reached),
+    Failed(SshError, Instant),
+    /// Not tried: another host failed and --fail-fast is set.
+    Skipped,
+}
+
+fn skipped(host: &HostPlan) -> HostReport {
+    let mut r = HostReport::new(host);
+    r.error = Some("skipped: another host failed and --fail-fast is set".into());
+    r
+}
+
+fn held_elsewhere(e: &SshError) -> bool {
+    matches!(e, SshError::PlatformLocked { .. } | SshError::PlatformLockedByUnknown { .. })
+}
+
+/// Converge every host of `plan`, reading file contents from the rendered `tree`. Every host is
+/// reached (and in an apply, locked) before any is changed: a host whose lock another run holds
+/// stops the whole run with nothing changed.
+pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> Result<Vec<HostReport>, HostLocked> {
+    let stop = AtomicBool::new(false);
+    let reached: Vec<Reach> = in_parallel(&plan.hosts, opts.concurrency, |_, host| {
+        if stop.load(Ordering::SeqCst) {
+            return Reach::Skipped;
+        }
+        progress.host_started(&host.name);
+        let started = Instant::now();
+        reach(plan, host, opts).map_or_else(
+            |e| {
+                if opts.fail_fast {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                Reach::Failed(e, started)
+            },
+            Reach::Reached,
+        )
+    });
+    if reached.iter().any(|r| matches!(r, Reach::Failed(e, _) if held_elsewhere(e))) {
+        // the other hosts' locks are given back as the rest of `reached` is dropped
+        if let Some(e) = reached.into_iter().find_map(|r| match r {
+            Reach::Failed(e, _) if held_elsewhere(&e) => Some(e),
+            _ => None,
+        }) {
+            return Err(HostLocked(Box::new(e)));
+        }
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<(&HostPlan, Mutex<Option<Reach>>)> = plan.hosts.iter().zip(reached).map(|(h, r)| (h, Mutex::new(Some(r)))).collect();
+    Ok(in_parallel(&pairs, opts.concurrency, |_, (host, reach)| {
+        let reach = reach.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(Reach::Skipped);
+        let report = match reach {
+            Reach::Skipped => skipped(host),
+            Reach::Reached(_) if stop.load(Ordering::SeqCst) => skipped(host),
+            Reach::Failed(e, started) => {
+                let mut r = HostReport::new(host);
+                r.error = Some(error_chain(&e));
+                r.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                r
+            }
+            Reach::Reached(reached) => {
+                let r = converge_host(plan, host, tree, opts, progress, reached);
+                if !r.ok() && opts.fail_fast {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                r
+            }
+        };
+        progress.host_finished(&report);
+        report
+    }))
+}
+
+/// Connect to `host`, check sudo, and in an apply take the platform's lock there: taken before
+/// the probe, so that the facts are not changing under another run's hands.
+fn reach(plan: &Plan, host: &HostPlan, opts: &Options) -> Result<Reached, SshError> {
+    let started = Instant::now();
+    let conn = connect(host, opts)?;
+    conn.require_sudo()?;
+    let lock = match opts.mode {
+        Mode::Apply => Some(conn.lock_platform(&plan.platform, &opts.holder)?),
+        Mode::Plan => None,
+    };
+    Ok(Reached { conn, _lock: lock, started })
 }
 
 /// How the driver reaches `host`: the document's SSH settings as `opts` holds them (timeouts,
@@ -122,30 +207,23 @@ fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
     }
 }
 
-fn converge_host(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> HostReport {
-    let started = Instant::now();
+fn converge_host(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, reached: Reached) -> HostReport {
     let mut report = HostReport::new(host);
-    if let Err(e) = session(plan, host, tree, opts, progress, &mut report) {
+    let started = reached.started;
+    if let Err(e) = session(plan, host, tree, opts, progress, &reached.conn, &mut report) {
         report.error = Some(error_chain(&e));
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
 }
 
-/// One host's SSH session: lock (apply), probe, diff, converge.
-fn session(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, report: &mut HostReport) -> Result<(), SshError> {
-    let conn = connect(host, opts)?;
-    conn.require_sudo()?;
-    // taken before the probe, so that the facts are not changing under another run's hands
-    let _lock = match opts.mode {
-        Mode::Apply => Some(conn.lock_platform(&plan.platform, &opts.holder)?),
-        Mode::Plan => None,
-    };
-    let facts = probe::probe(&conn, host)?;
+/// One host's converge over its session: probe, diff, execute.
+fn session(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, conn: &Connection, report: &mut HostReport) -> Result<(), SshError> {
+    let facts = probe::probe(conn, host)?;
     let secrets = resolve_secrets(host, &opts.secrets, opts.mode);
     let inputs = Inputs { tree, secrets: &secrets, mirror: &plan.package_mirror, mode: opts.mode };
     let changes = diff::diff(host, &facts, &inputs);
-    converge::execute(&conn, changes, opts.mode, report, progress)
+    converge::execute(conn, changes, opts.mode, report, progress)
 }
 
 /// The value of every secret `host`'s steps write. Apply generates the missing ones (except
