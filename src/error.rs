@@ -198,6 +198,8 @@ impl SiteError {
         match self {
             SiteError::Document(_) | SiteError::Render(_) | SiteError::Read { .. } | SiteError::NotBareMetal { .. } | SiteError::Plan { .. } | SiteError::UnknownHost { .. } => ExitStatus::Invalid,
             SiteError::Connect { .. } | SiteError::Ssh { .. } | SiteError::Remote { .. } => ExitStatus::Failed,
+            // another run holds the platform: this one stops at once
+            SiteError::Locked(_) => ExitStatus::Invalid,
         }
     }
 
@@ -209,6 +211,7 @@ impl SiteError {
             SiteError::NotBareMetal { .. } => "unsupported-target",
             SiteError::Connect { .. } | SiteError::Ssh { .. } => "unreachable",
             SiteError::Remote { .. } => "remote-command",
+            SiteError::Locked(_) => "locked",
         }
     }
 }

@@ -80,3 +80,55 @@ fn one_session_at_a_time_holds_a_platform_on_a_host() {
 fn on_host(host: &str, script: &str) -> std::process::Output {
     std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", host, "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
 }
+
+/// Two applies of one platform started together: one converges, the other stops at once (exit 1)
+/// naming the holder. After a `kill -9` of an apply, the next apply proceeds and says the lock it
+/// found was stale.
+#[test]
+fn one_apply_at_a_time_and_a_killed_one_leaves_a_stale_lock() {
+    let hosts = TestHosts::up(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let release = smoke_release(tmp.path(), "crm");
+    let release = (format!("file://{}", release.0.display()), release.1);
+    let doc = variant("baremetal.yaml", tmp.path(), "platform.yaml", |t| without_backups(&all_roles_on_one_host(&t, &hosts, PLATFORM, ("h1", ADDRESS), &release)));
+    let lock_file = tmp.path().join(".terroir").join(PLATFORM).join("lock");
+
+    // the first apply holds the lock beside the document while it installs the platform
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("terroir"))
+        .args(["--output", "json", "apply"])
+        .arg(&doc)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    eventually(Duration::from_secs(60), "the first apply to take the lock", || {
+        let text = std::fs::read_to_string(&lock_file).map_err(|e| e.to_string())?;
+        if text.contains(&format!("\"pid\":{pid}")) { Ok(()) } else { Err(text) }
+    });
+    let out = terroir().args(["--output", "json", "apply"]).arg(&doc).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "the second apply stops at once: {report:#}");
+    assert_eq!(report["kind"], "locked", "{report:#}");
+    assert_eq!(report["holder"]["pid"], pid, "{report:#}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is locked by `terroir apply` by") && stderr.contains(&format!("(process {pid})")), "{stderr}");
+    // a plan runs beside it, and says the platform is locked
+    let out = terroir().args(["plan"]).arg(&doc).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("(process {pid})")), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // killed, the first apply leaves its holder behind; the next apply takes over and says so
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(std::fs::read_to_string(&lock_file).unwrap().contains(&format!("\"pid\":{pid}")), "a killed apply cannot clean up");
+    let out = terroir().args(["--output", "json", "apply"]).arg(&doc).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "the next apply proceeds ({:?}): {stderr}\n{}", out.status, String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains("was stale") && stderr.contains(&format!("(process {pid}) since")) && stderr.contains("ended without releasing it"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&lock_file).unwrap(), "", "released at the end");
+    // the platform it converged works
+    eventually(Duration::from_secs(60), "the app's health check", || match http("GET", &format!("{ADDRESS}:8080"), "/healthz") {
+        Ok((200, _)) => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}

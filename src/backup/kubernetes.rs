@@ -60,6 +60,16 @@ impl<'r> ClusterPlatform<'r> {
         &self.resolved.platform.name
     }
 
+    /// Take the platform's Lease for a change (a restore), beside its ApplySet's parent.
+    pub fn lock(&self, holder: &crate::deploy::lock::Holder, force: bool, events: &dyn crate::deploy::Events) -> Result<crate::deploy::lock::Lease, crate::deploy::lock::LockError> {
+        self.runtime.block_on(crate::deploy::lock::Lease::take(&self.conn.client, &self.namespace, self.name(), holder, force, events))
+    }
+
+    /// Give the Lease back once the change is over.
+    pub fn unlock(&self, lease: crate::deploy::lock::Lease, events: &dyn crate::deploy::Events) {
+        self.runtime.block_on(lease.release(events));
+    }
+
     fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,

@@ -124,6 +124,9 @@ pub struct BackupRestoreArgs {
     /// Overwrite the destination's data (always needed to rewind FILE's own database).
     #[arg(long)]
     pub replace: bool,
+    /// Take the platform's lock even from a holder terroir cannot show to be gone.
+    #[arg(long)]
+    pub force_unlock: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -269,6 +269,9 @@ pub struct RestoreArgs {
     /// application's data). Without it, such a restore is refused before any change.
     #[arg(long)]
     pub replace: bool,
+    /// Take the platform's lock even from a holder terroir cannot show to be gone.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

@@ -160,13 +160,40 @@ pub fn run(cmd: BackupCmd, cx: &Context) -> Result<ExitStatus, Error> {
                 Target::Kubernetes(target) => {
                     let opts = crate::backup::kubernetes::RestoreOptions::new(&args.to_time, args.dry_run, args.replace, args.into.is_some())?;
                     let runtime = crate::runtime()?;
-                    on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?.restore(&opts, &shown)?
+                    let platform = on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?;
+                    // one change at a time: the platform's Lease, as `apply` takes it (not for a dry run)
+                    let events = cx.printer.deploy_events(crate::deploy::Mode::Apply);
+                    let _file = if args.dry_run { None } else { super::lock(&args.file, &loaded.platform.metadata.name, "backup restore", args.force_unlock, cx)? };
+                    let lease = if args.dry_run {
+                        None
+                    } else {
+                        let holder = crate::deploy::lock::Holder::current("backup restore");
+                        Some(platform.lock(&holder, args.force_unlock, &events).map_err(|e| Error::from(crate::deploy::DeployError::from(e)))?)
+                    };
+                    let restored = platform.restore(&opts, &shown);
+                    if let Some(lease) = lease {
+                        platform.unlock(lease, &events);
+                    }
+                    restored?
                 }
                 _ => {
                     let from = Site::new(&args.file, &loaded, &cx.catalog)?;
                     let into = match &args.into {
                         Some(p) => Some(Site::open(p, &cx.catalog)?),
                         None => None,
+                    };
+                    // the platform restored into is the one changed: it is locked (not for a dry run)
+                    let holder = crate::deploy::lock::Holder::current("backup restore");
+                    let (from, into, _lock) = match (args.dry_run, into) {
+                        (true, into) => (from, into, None),
+                        (false, Some(into)) => {
+                            let lock = super::lock(&into.document, into.name(), "backup restore", args.force_unlock, cx)?;
+                            (from, Some(into.changing(holder)), lock)
+                        }
+                        (false, None) => {
+                            let lock = super::lock(&args.file, from.name(), "backup restore", args.force_unlock, cx)?;
+                            (from.changing(holder), None, lock)
+                        }
                     };
                     let opts = hosts::RestoreOptions { to_time: args.to_time.clone(), dry_run: args.dry_run, replace: args.replace };
                     hosts::restore(&from, into.as_ref(), &opts, &shown)?

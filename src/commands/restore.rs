@@ -37,7 +37,14 @@ impl Report for Restored {
 }
 
 pub fn run(args: &RestoreArgs, cx: &Context) -> Result<ExitStatus, Error> {
-    let site = Site::open(&args.file, &cx.catalog)?;
+    let mut site = Site::open(&args.file, &cx.catalog)?;
+    // a dry run changes nothing and takes no lock
+    let _lock = if args.dry_run {
+        None
+    } else {
+        site = site.changing(crate::deploy::lock::Holder::current("restore"));
+        super::lock(&args.file, site.name(), "restore", args.force_unlock, cx)?
+    };
     let shown = Shown::new(cx);
     let opts = Options { from: args.from.clone(), identity: args.identity.clone(), dry_run: args.dry_run, replace: args.replace };
     let restored = crate::reversibility::restore::restore(&site, &opts, &shown);

@@ -295,7 +295,10 @@ fn rotate(args: &RotateArgs, loaded: &Loaded, cx: &Context) -> Result<ExitStatus
     if !args.no_apply {
         store.get(&rotation.name)?;
     }
+    // the store changes under the platform's lock; the apply takes it again to deliver
+    let lock = super::lock(file, &loaded.platform.metadata.name, "secrets rotate", args.apply.force_unlock, cx)?;
     rotation.perform(&store)?;
+    drop(lock);
     report.previous = rotation.previous_files(&store).iter().map(|f| store.dir().join(f).display().to_string()).collect::<Vec<_>>().join(", ");
     if args.no_apply {
         report.applied = Some(false);

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::host_lock::HostLock;
 use super::ssh::{Connection, Output, SshError, Target};
+use crate::deploy::lock::Holder;
 use crate::document::{Loaded, Role};
 use crate::pipeline::blueprint::Catalog;
 use crate::pipeline::render::plan::{Plan, Step};
@@ -35,6 +37,9 @@ pub enum SiteError {
     UnknownHost { host: String, document: PathBuf },
     #[error("host {host}")]
     Connect { host: String, source: Box<SshError> },
+    /// Another run holds the platform's lock on the host.
+    #[error(transparent)]
+    Locked(Box<SshError>),
     #[error("host {host}: {what}")]
     Ssh { host: String, what: String, source: Box<SshError> },
     /// The command ran and failed: its exit status and the last lines it wrote say why.
@@ -75,6 +80,10 @@ pub struct Site {
     pub plan: Plan,
     pub targets: BTreeMap<String, Target>,
     pub secrets: crate::secrets::SecretStore,
+    /// Who changes the platform, when this run changes it: each host it reaches is locked.
+    holder: Option<Holder>,
+    /// The locks taken, held until the site is dropped.
+    locks: std::sync::Mutex<BTreeMap<String, HostLock>>,
 }
 
 impl Site {
@@ -94,7 +103,14 @@ impl Site {
         let plan = Plan::from_tree(&tree).map_err(|reason| SiteError::Plan { document: document.to_owned(), reason })?;
         let targets = p.spec.target.baremetal().map(|b| crate::policy::locality::hostfacts::targets(document, b)).unwrap_or_default().into_iter().collect();
         let secrets = crate::secrets::SecretStore::for_platform(document, p);
-        Ok(Site { document: document.to_owned(), document_text, resolved, tree, plan, targets, secrets })
+        Ok(Site { document: document.to_owned(), document_text, resolved, tree, plan, targets, secrets, holder: None, locks: Default::default() })
+    }
+
+    /// This run changes the platform: every host it reaches is locked for `holder` until the site
+    /// is dropped, so that no other run changes it meanwhile.
+    pub fn changing(mut self, holder: Holder) -> Self {
+        self.holder = Some(holder);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -110,11 +126,23 @@ impl Site {
         self.targets.get(host).map(|t| t.address.clone()).unwrap_or_default()
     }
 
-    /// An SSH session to `host` whose user may use sudo.
+    /// An SSH session to `host` whose user may use sudo; when the site is being changed, the
+    /// host is locked first (once: the lock lives as long as the site).
     pub fn connect(&self, host: &str) -> Result<Connection, SiteError> {
         let target = self.targets.get(host).ok_or_else(|| SiteError::UnknownHost { host: host.to_owned(), document: self.document.clone() })?;
         let connected = Connection::open(target).and_then(|conn| conn.require_sudo().map(|()| conn));
-        connected.map_err(|source| SiteError::Connect { host: host.to_owned(), source: Box::new(source) })
+        let conn = connected.map_err(|source| SiteError::Connect { host: host.to_owned(), source: Box::new(source) })?;
+        if let Some(holder) = &self.holder {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            if !locks.contains_key(host) {
+                let lock = conn.lock_platform(self.name(), holder).map_err(|e| match e {
+                    e @ (SshError::PlatformLocked { .. } | SshError::PlatformLockedByUnknown { .. }) => SiteError::Locked(Box::new(e)),
+                    e => SiteError::Connect { host: host.to_owned(), source: Box::new(e) },
+                })?;
+                locks.insert(host.to_owned(), lock);
+            }
+        }
+        Ok(conn)
     }
 
     /// Destinations of the non-secret configuration files the plan installs on `host`.
