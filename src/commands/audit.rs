@@ -132,10 +132,8 @@ mod tests {
                 HostEvents { host: "h2".into(), address: "10.0.0.2".into(), events: vec![], error: Some("host h2: cannot reach 10.0.0.2:22".into()) },
             ],
         };
-        let mut buf = Vec::new();
-        trail.text(&mut Text::plain(&mut buf)).unwrap();
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
+            Text::of(&trail),
             "== h1 (10.0.0.1) ==\n  2026-11-23T17:20:02Z        sudo     deploy       sudo             root                     /usr/bin/sh -c id\n\
              == h2 (10.0.0.2) ==\n  error: host h2: cannot reach 10.0.0.2:22\naudit logs are kept 365 days on the hosts (spec.audit.retentionDays)\n"
         );

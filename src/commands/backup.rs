@@ -211,9 +211,7 @@ mod tests {
     use super::*;
 
     fn text(report: &impl Report) -> String {
-        let mut buf = Vec::new();
-        report.text(&mut Text::plain(&mut buf)).unwrap();
-        String::from_utf8(buf).unwrap()
+        Text::of(report)
     }
 
     fn restore_report(into: RestoredInto, dry_run: bool) -> RestoreReport {

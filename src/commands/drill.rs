@@ -93,10 +93,8 @@ mod tests {
             restore,
         };
         let drilled = Drilled { report, written: "r/drill-report.md".into() };
-        let mut buf = Vec::new();
-        drilled.text(&mut Text::plain(&mut buf)).unwrap();
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
+            Text::of(&drilled),
             "export        1.5 s\nMISMATCH table public.t content: source x destination y\ndrill FAILED: 2 of 3 checks match (1 tables, 7 rows); report r/drill-report.md\n"
         );
         let json = serde_json::to_value(&drilled).unwrap();

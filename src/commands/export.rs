@@ -121,10 +121,8 @@ mod tests {
             total_bytes: 3 << 20,
         };
         let exported = Exported { exported: true, directory: "out".into(), manifest, to: Path::new("out") };
-        let mut buf = Vec::new();
-        exported.text(&mut Text::plain(&mut buf)).unwrap();
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
+            Text::of(&exported),
             "exported acme into out: 2 files, 3 MiB, 2 tables (5 rows), in 3.2 s\n  not exported: secrets: no --recipient given\ncheck it anywhere with: (cd out && sha256sum -c SHA256SUMS)\n"
         );
         let json = serde_json::to_value(&exported).unwrap();

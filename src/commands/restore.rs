@@ -74,10 +74,8 @@ mod tests {
         };
         let report = Restore { platform: "b".into(), source_platform: "a".into(), dry_run: true, verify_seconds: 1.25, restore_seconds: 0.0, actions: vec![action], skipped: vec![] };
         let r = Restored { restored: false, report, from: "export".into() };
-        let mut buf = Vec::new();
-        r.text(&mut Text::plain(&mut buf)).unwrap();
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
+            Text::of(&r),
             "export export verified: every file matches SHA256SUMS (1.2 s)\n  would restore database on db2: load into `crm` as `crm` in one transaction (2 tables, 5 rows) [replaces: database `crm` on db2 already holds 3 relations]\ndry run: nothing was changed\n"
         );
         let json = serde_json::to_value(&r).unwrap();

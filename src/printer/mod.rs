@@ -58,6 +58,14 @@ impl<'a> Text<'a> {
         Text { out, color: false }
     }
 
+    /// A report's text for people, without colour, as a string.
+    pub fn of<R: Report + ?Sized>(report: &R) -> String {
+        let mut buf = Vec::new();
+        // writing into memory cannot fail
+        let _ = report.text(&mut Text::plain(&mut buf));
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
     /// `s` in an ANSI colour (`"31"` red, `"32"` green, `"33"` yellow, `"35"` magenta, `"36"`
     /// cyan), or as it is when colour is off.
     pub fn paint(&self, code: &str, s: &str) -> String {
