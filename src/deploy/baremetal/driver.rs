@@ -128,21 +128,14 @@ fn options(work: &Work<'_>) -> Result<Options, HostsError> {
     let doc = document(work);
     let settings = &work.settings.hosts;
     // a cloud's VMs arrive here handed over as a bare-metal target
-    let ssh = &work.loaded.platform.spec.target.baremetal().ok_or(HostsError::NotHosts)?.ssh;
+    let hosts = work.loaded.platform.spec.target.baremetal().ok_or(HostsError::NotHosts)?;
+    let reach = super::Reach { accept_new_host_keys: settings.accept_new_host_keys, connect_timeout: settings.connect_timeout, timeout: settings.command_timeout };
     Ok(Options {
         mode: work.mode,
         concurrency: settings.concurrency,
         fail_fast: settings.fail_fast,
-        accept_new_host_keys: settings.accept_new_host_keys,
-        user: ssh.user.clone(),
-        port: u16::try_from(ssh.port).unwrap_or(22),
-        identity: super::resolve_path(&ssh.identity_file, &doc),
-        known_hosts: super::resolve_path(&ssh.known_hosts_file, &doc),
-        connect_timeout: settings.connect_timeout,
-        timeout: settings.command_timeout,
+        targets: super::targets(&doc, hosts, reach),
         secrets: SecretStore::for_platform(&doc, &work.loaded.platform),
-        use_agent: ssh.use_agent,
-        jump: ssh.jump_host.as_ref().map(|j| (j.address.clone(), u16::try_from(j.port).unwrap_or(22), j.user.clone().unwrap_or_else(|| ssh.user.clone()))),
         holder: work.holder.clone(),
     })
 }
@@ -234,7 +227,7 @@ async fn certify(work: &Work<'_>, mut done: HostsReport) -> Result<HostsReport, 
         ca_certificate: work.loaded.platform.spec.endpoints.acme_ca.as_ref().and_then(|e| e.ca_certificate.as_deref()),
         contact: work.resolved.components.monitoring.alert_emails.first().map(String::as_str),
         names: names.clone(),
-        hosts: app_plan.hosts.iter().map(|h| (h.name.clone(), super::target(h, &opts))).collect(),
+        hosts: app_plan.hosts.iter().filter_map(|h| super::target(h, &opts).ok().map(|t| (h.name.clone(), t))).collect(),
     };
     match crate::pki::acme::obtain(&opts.secrets, &request).await {
         Ok(state) => {

@@ -39,23 +39,51 @@ pub struct Options {
     pub mode: Mode,
     pub concurrency: usize,
     pub fail_fast: bool,
-    pub accept_new_host_keys: bool,
-    pub user: String,
-    pub port: u16,
-    pub identity: PathBuf,
-    pub known_hosts: PathBuf,
-    /// For reaching each host: TCP connect and SSH handshake, through the bastion too.
-    pub connect_timeout: Duration,
-    /// For each remote command.
-    pub timeout: Duration,
+    /// How to reach each host, by name (`targets`).
+    pub targets: BTreeMap<String, Target>,
     /// Where the platform's generated secrets are kept.
     pub secrets: SecretStore,
-    /// Also offer the keys of a running ssh-agent.
-    pub use_agent: bool,
-    /// Bastion: address, port, user.
-    pub jump: Option<(String, u16, String)>,
     /// Who takes the platform's lock on each host in an apply (a plan takes none).
     pub holder: Holder,
+}
+
+/// How a run reaches hosts, beyond the document's SSH settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach {
+    /// Record the keys of hosts missing from knownHostsFile (a changed key is always refused).
+    pub accept_new_host_keys: bool,
+    /// TCP connect and SSH handshake, through the bastion too.
+    pub connect_timeout: Duration,
+    /// Each remote command.
+    pub timeout: Duration,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Reach { accept_new_host_keys: false, connect_timeout: ssh::DEFAULT_CONNECT_TIMEOUT, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// How to reach each host of a bare-metal document, by name: its SSH settings (key and
+/// known_hosts paths relative to the document), its bastion, and `reach`.
+pub fn targets(document: &Path, b: &crate::document::BaremetalTarget, reach: Reach) -> BTreeMap<String, Target> {
+    let ssh = &b.ssh;
+    let identity = resolve_path(&ssh.identity_file, document);
+    let known_hosts = resolve_path(&ssh.known_hosts_file, document);
+    let target = |address: &str, port: u32, user: &str, jump: Option<Box<Target>>| Target {
+        address: address.to_owned(),
+        port: u16::try_from(port).unwrap_or(22),
+        user: user.to_owned(),
+        identity: identity.clone(),
+        known_hosts: known_hosts.clone(),
+        accept_new_host_keys: reach.accept_new_host_keys,
+        connect_timeout: reach.connect_timeout,
+        timeout: reach.timeout,
+        use_agent: ssh.use_agent,
+        jump,
+    };
+    let bastion = ssh.jump_host.as_ref().map(|j| Box::new(target(&j.address, j.port, j.user.as_deref().unwrap_or(&ssh.user), None)));
+    b.hosts.iter().map(|h| (h.name.clone(), target(&h.address, ssh.port, &ssh.user, bastion.clone()))).collect()
 }
 
 /// A host's lock is held by another run: nothing was changed on any host.
@@ -90,7 +118,7 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], workers: usize, work: impl Fn(usiz
 }
 
 /// What the first phase of a run made of a host.
-enum Reach {
+enum Contact {
     Reached(Reached),
     Failed(SshError, Instant),
     /// Not tried: another host failed and --fail-fast is set.
@@ -112,9 +140,9 @@ fn held_elsewhere(e: &SshError) -> bool {
 /// stops the whole run with nothing changed.
 pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> Result<Vec<HostReport>, HostLocked> {
     let stop = AtomicBool::new(false);
-    let reached: Vec<Reach> = in_parallel(&plan.hosts, opts.concurrency, |_, host| {
+    let reached: Vec<Contact> = in_parallel(&plan.hosts, opts.concurrency, |_, host| {
         if stop.load(Ordering::SeqCst) {
-            return Reach::Skipped;
+            return Contact::Skipped;
         }
         progress.host_started(&host.name);
         let started = Instant::now();
@@ -123,34 +151,34 @@ pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, p
                 if opts.fail_fast {
                     stop.store(true, Ordering::SeqCst);
                 }
-                Reach::Failed(e, started)
+                Contact::Failed(e, started)
             },
-            Reach::Reached,
+            Contact::Reached,
         )
     });
-    if reached.iter().any(|r| matches!(r, Reach::Failed(e, _) if held_elsewhere(e))) {
+    if reached.iter().any(|r| matches!(r, Contact::Failed(e, _) if held_elsewhere(e))) {
         // the other hosts' locks are given back as the rest of `reached` is dropped
         if let Some(e) = reached.into_iter().find_map(|r| match r {
-            Reach::Failed(e, _) if held_elsewhere(&e) => Some(e),
+            Contact::Failed(e, _) if held_elsewhere(&e) => Some(e),
             _ => None,
         }) {
             return Err(HostLocked(Box::new(e)));
         }
         return Ok(Vec::new());
     }
-    let pairs: Vec<(&HostPlan, Mutex<Option<Reach>>)> = plan.hosts.iter().zip(reached).map(|(h, r)| (h, Mutex::new(Some(r)))).collect();
+    let pairs: Vec<(&HostPlan, Mutex<Option<Contact>>)> = plan.hosts.iter().zip(reached).map(|(h, r)| (h, Mutex::new(Some(r)))).collect();
     Ok(in_parallel(&pairs, opts.concurrency, |_, (host, reach)| {
-        let reach = reach.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(Reach::Skipped);
+        let reach = reach.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(Contact::Skipped);
         let report = match reach {
-            Reach::Skipped => skipped(host),
-            Reach::Reached(_) if stop.load(Ordering::SeqCst) => skipped(host),
-            Reach::Failed(e, started) => {
+            Contact::Skipped => skipped(host),
+            Contact::Reached(_) if stop.load(Ordering::SeqCst) => skipped(host),
+            Contact::Failed(e, started) => {
                 let mut r = HostReport::new(host);
                 r.error = Some(error_chain(&e));
                 r.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 r
             }
-            Reach::Reached(reached) => {
+            Contact::Reached(reached) => {
                 let r = converge_host(plan, host, tree, opts, progress, reached);
                 if !r.ok() && opts.fail_fast {
                     stop.store(true, Ordering::SeqCst);
@@ -176,27 +204,13 @@ fn reach(plan: &Plan, host: &HostPlan, opts: &Options) -> Result<Reached, SshErr
     Ok(Reached { conn, _lock: lock, started })
 }
 
-/// How the driver reaches `host`: the document's SSH settings as `opts` holds them (timeouts,
-/// bastion, agent, whether new host keys are recorded).
-pub fn target(host: &HostPlan, opts: &Options) -> Target {
-    let reach = |address: &str, port: u16, user: &str, jump: Option<Box<Target>>| Target {
-        address: address.to_owned(),
-        port,
-        user: user.to_owned(),
-        identity: opts.identity.clone(),
-        known_hosts: opts.known_hosts.clone(),
-        accept_new_host_keys: opts.accept_new_host_keys,
-        connect_timeout: opts.connect_timeout,
-        timeout: opts.timeout,
-        use_agent: opts.use_agent,
-        jump,
-    };
-    let bastion = opts.jump.as_ref().map(|(address, port, user)| Box::new(reach(address, *port, user, None)));
-    reach(&host.address, opts.port, &opts.user, bastion)
+/// How the driver reaches `host`: the document's SSH settings for it.
+pub fn target(host: &HostPlan, opts: &Options) -> Result<Target, SshError> {
+    opts.targets.get(&host.name).cloned().ok_or_else(|| SshError::NoSettings { host: host.name.clone() })
 }
 
 fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
-    let target = target(host, opts);
+    let target = target(host, opts)?;
     let mut attempt = 0;
     loop {
         attempt += 1;

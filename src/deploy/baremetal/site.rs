@@ -101,7 +101,7 @@ impl Site {
         }
         let document_text = std::fs::read(document).map_err(|source| SiteError::Read { path: document.to_owned(), source })?;
         let plan = Plan::from_tree(&tree).map_err(|reason| SiteError::Plan { document: document.to_owned(), reason })?;
-        let targets = p.spec.target.baremetal().map(|b| crate::policy::locality::hostfacts::targets(document, b)).unwrap_or_default().into_iter().collect();
+        let targets = p.spec.target.baremetal().map(|b| super::targets(document, b, super::Reach::default())).unwrap_or_default();
         let secrets = crate::secrets::SecretStore::for_platform(document, p);
         Ok(Site { document: document.to_owned(), document_text, resolved, tree, plan, targets, secrets, holder: None, locks: Default::default() })
     }

@@ -43,6 +43,8 @@ pub enum SshError {
     Local { address: String, command: String, doing: &'static str, source: std::io::Error },
     #[error("{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)")]
     NoSudo { user: String, address: String },
+    #[error("no SSH settings for host {host} in the document")]
+    NoSettings { host: String },
     #[error("{address}: platform {platform} is being changed by {holder}; wait for it to finish (its lock on the host is released when its SSH session ends)")]
     PlatformLocked { address: String, platform: String, holder: Box<Holder> },
     #[error("{address}: platform {platform} is being changed by another run, which left no record of who it is ({answer})")]

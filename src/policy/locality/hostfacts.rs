@@ -9,11 +9,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::Duration;
 
 use super::verify::{host_of, Finding, Verdict, Verifier};
 use crate::document::{BaremetalTarget, Platform};
-use crate::deploy::baremetal::resolve_path;
 use crate::deploy::baremetal::ssh::{Connection, SshError, Target};
 
 /// One script, one round trip; each line `key value...`.
@@ -190,44 +188,7 @@ impl ProbeError {
 
 /// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
 pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
-    let ssh = &b.ssh;
-    let port = u16::try_from(ssh.port).unwrap_or(22);
-    let identity = resolve_path(&ssh.identity_file, document);
-    let known_hosts = resolve_path(&ssh.known_hosts_file, document);
-    let timeout = Duration::from_secs(60);
-    let connect_timeout = crate::deploy::baremetal::ssh::DEFAULT_CONNECT_TIMEOUT;
-    let jump = ssh.jump_host.as_ref().map(|j| {
-        Box::new(Target {
-            address: j.address.clone(),
-            port: u16::try_from(j.port).unwrap_or(22),
-            user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
-            identity: identity.clone(),
-            known_hosts: known_hosts.clone(),
-            accept_new_host_keys: false,
-            connect_timeout,
-            timeout,
-            use_agent: ssh.use_agent,
-            jump: None,
-        })
-    });
-    b.hosts
-        .iter()
-        .map(|h| {
-            let target = Target {
-                address: h.address.clone(),
-                port,
-                user: ssh.user.clone(),
-                identity: identity.clone(),
-                known_hosts: known_hosts.clone(),
-                accept_new_host_keys: false,
-                connect_timeout,
-                timeout,
-                use_agent: ssh.use_agent,
-                jump: jump.clone(),
-            };
-            (h.name.clone(), target)
-        })
-        .collect()
+    crate::deploy::baremetal::targets(document, b, crate::deploy::baremetal::Reach::default()).into_iter().collect()
 }
 
 /// Run `run` on every host in parallel, each with its own connection; one result per host, in
