@@ -814,3 +814,23 @@ fn a_platform_locked_by_another_run_is_refused_until_its_lease_lapses() {
     assert!(!names(&cluster.state(), "apps/v1", "Deployment").is_empty(), "applied");
     assert!(cluster.state().get("coordination.k8s.io/v1", "Lease", Some("mutuelle-crm"), "terroir-mutuelle-crm-lock").is_none(), "released at the end");
 }
+
+/// `terroir status` looks and changes nothing: before the apply every workload is pending, after
+/// it (rollouts done) the platform is ready.
+#[test]
+fn status_says_what_is_not_rolled_out_yet() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let doc = cluster.document(|_| {});
+    cluster.state().clear_requests();
+    let (code, before, _) = cluster.terroir(&["status"], &doc);
+    assert_eq!(code, 2, "{before}");
+    assert_eq!(before["ready"], false);
+    assert!(before["pending"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("mutuelle-crm-postgres") && p.as_str().unwrap().contains("not found")), "{before}");
+    assert!(cluster.writes().is_empty(), "status wrote: {:?}", cluster.writes());
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, after, _) = cluster.terroir(&["status"], &doc);
+    assert_eq!(code, 0, "{after}");
+    assert_eq!((after["platform"].as_str(), after["target"].as_str(), after["ready"].as_bool()), (Some("mutuelle-crm"), Some("kubernetes"), Some(true)), "{after}");
+}

@@ -88,6 +88,12 @@ pub enum Command {
     ///
     /// Running it again changes nothing. Exit 2 when a host or the cluster failed.
     Apply(ApplyArgs),
+    /// Whether what runs is what the document renders, and ready; changes nothing.
+    ///
+    /// Bare metal: every host probed, every step that would change listed (as `plan` would),
+    /// unreachable hosts named. Kubernetes: every workload's rollout (ready replicas, updated
+    /// pods). SecNumCloud: what Terraform would still change. Exit 2 when anything is pending.
+    Status(ApplyArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
     /// Run the Kubernetes operator: keep every `Platform` resource rendered, checked and applied.

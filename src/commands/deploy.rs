@@ -11,7 +11,7 @@ use crate::error::{Error, ExitStatus};
 use crate::pipeline::render::Renderer;
 
 /// The command line's flags for every kind of target.
-fn settings(args: &ApplyArgs) -> Settings<'static> {
+pub(super) fn settings(args: &ApplyArgs) -> Settings<'static> {
     let mut s = Settings::default();
     s.hosts.concurrency = usize::from(args.concurrency);
     s.hosts.fail_fast = args.fail_fast;

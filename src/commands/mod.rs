@@ -24,6 +24,7 @@ mod restore;
 mod schema;
 mod secrets;
 mod smoke_app;
+mod status;
 mod validate;
 mod verify;
 
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Render(args) => render::run(&args, &cx),
         Command::Plan(args) => deploy::run(&args, crate::deploy::Mode::Plan, &cx),
         Command::Apply(args) => deploy::run(&args, crate::deploy::Mode::Apply, &cx),
+        Command::Status(args) => status::run(&args, &cx),
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),

@@ -294,6 +294,20 @@ pub async fn run(request: Request<'_>) -> Result<Deployed, DeployError> {
     }
 }
 
+/// Whether the deployed platform is what `request` renders, and ready: the target's driver looks,
+/// changing nothing and taking no lock.
+pub async fn status(request: Request<'_>) -> Result<Status, DeployError> {
+    let Request { loaded, document, renderer, settings, events, command, .. } = request;
+    let holder = lock::Holder::current(command);
+    let (resolved, tree) = renderer.render(&loaded)?;
+    let work = Work { loaded: &loaded, resolved: &resolved, tree: &tree, document, mode: Mode::Plan, settings, events, holder: &holder };
+    match &loaded.platform.spec.target {
+        Target::Baremetal(_) => baremetal::driver::Hosts.status(&work).await,
+        Target::Kubernetes(_) => kubernetes::driver::Cluster.status(&work).await,
+        Target::Secnumcloud(_) => secnumcloud::driver::Cloud.status(&work).await,
+    }
+}
+
 /// The document as messages name it.
 pub fn document_name(document: Option<&Path>) -> String {
     document.map(|d| d.display().to_string()).unwrap_or_else(|| "the Platform".to_owned())
