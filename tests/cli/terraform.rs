@@ -1,7 +1,7 @@
 //! The rendered Terraform root module is accepted by the real `terraform fmt -check`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command as Std;
 

@@ -1,7 +1,7 @@
 //! Rendering the shipped examples: complete, checksummed, deterministic, and snapshotted.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command as Std;
 

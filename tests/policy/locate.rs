@@ -3,7 +3,7 @@
 //! the attribution the data's licence requires. No name here is resolved through the network.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! Pebble's root and reaches the application. A second apply asks for nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! only through the apt proxy on the bridge.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command as Std;
 

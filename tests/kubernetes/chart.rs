@@ -3,7 +3,7 @@
 //! and pod security checked (scripts/helm-check), and its CRD kept identical to `terroir crd`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command as Std;
 

@@ -3,7 +3,7 @@
 //! that follow the declared sizes, and the Data Act's articles.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! node exporter, and the alert fires when it is older than the schedule allows (promtool).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! ../shared/geodata, and a fake npm registry on 127.0.0.1 for `update` (never the real one).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

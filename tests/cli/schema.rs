@@ -1,7 +1,7 @@
 //! The committed JSON Schema is the one generated from the Rust types (no drift).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! The command line as users meet it: help, exit codes, JSON output, safe writes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use predicates::prelude::*;

@@ -2,7 +2,7 @@
 //! schemas, strictly (unknown fields refused), with the kubernetes-validate tool.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command as Std;
 

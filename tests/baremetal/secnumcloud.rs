@@ -5,7 +5,7 @@
 //! started on the loopback interface (moto), as it would go to the client's bucket.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! Prometheus (promtool) and Alertmanager (amtool), for hosts and for Kubernetes ConfigMaps.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command as Std;

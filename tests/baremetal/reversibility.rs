@@ -5,7 +5,7 @@
 //! export is refused with the file named, and no secret is in clear anywhere in the export.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! nothing, one setting changes one file and restarts one service, and faults are reported per host.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

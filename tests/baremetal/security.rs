@@ -6,7 +6,7 @@
 //! rendered tree, the logs, the attestation or an export.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

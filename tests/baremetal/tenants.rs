@@ -3,7 +3,7 @@
 //! the tenants'. Bad tenant lists are refused at validation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

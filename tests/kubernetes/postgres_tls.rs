@@ -10,7 +10,7 @@
 //! here): the rendered audit settings log the reads of a personal table.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! that reaches PostgreSQL and the application while the old one is refused.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
