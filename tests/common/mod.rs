@@ -61,18 +61,49 @@ pub fn variant(example_name: &str, dir: &Path, file: &str, edit: impl Fn(String)
 /// The smoke application as a release archive in `dir`: `bin/<command>` starts `terroir
 /// smoke-app`. Returns the archive's path and SHA-256.
 pub fn smoke_release(dir: &Path, command: &str) -> (PathBuf, String) {
+    let (cached, sha) = cached_smoke_release(command);
+    let archive = dir.join("smoke-app.tar.gz");
+    std::fs::copy(&cached, &archive).unwrap();
+    (archive, sha)
+}
+
+/// Packing the debug binary costs seconds each time, so each test process packs it once per
+/// build of the binary (the build's size and time name the archive), beside the build.
+fn cached_smoke_release(command: &str) -> (PathBuf, String) {
     use std::os::unix::fs::PermissionsExt;
-    let stage = dir.join("release");
+    let bin = assert_cmd::cargo::cargo_bin("terroir");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smoke-release");
+    let name = format!("{command}-{}", build_identity(&bin));
+    let (archive, sha_file) = (cache.join(format!("{name}.tar.gz")), cache.join(format!("{name}.sha256")));
+    if let Ok(sha) = std::fs::read_to_string(&sha_file) {
+        return (archive, sha);
+    }
+    // staged under a name of this process's own, then renamed: test processes run side by side
+    let stage = cache.join(format!("{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(stage.join("bin")).unwrap();
-    std::fs::copy(assert_cmd::cargo::cargo_bin("terroir"), stage.join("bin/terroir")).unwrap();
+    // no symbols: a third smaller, and the application runs the same
+    let ok = std::process::Command::new("strip").arg("-o").arg(stage.join("bin/terroir")).arg(&bin).status().unwrap();
+    assert!(ok.success(), "strip {}", bin.display());
     let launcher = stage.join("bin").join(command);
     std::fs::write(&launcher, "#!/bin/sh\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n").unwrap();
     std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let archive = dir.join("smoke-app.tar.gz");
-    let ok = std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&stage).arg("bin").status().unwrap();
+    let packed = stage.join("smoke-app.tar.gz");
+    let ok = std::process::Command::new("tar").arg("-I").arg("gzip -1").arg("-cf").arg(&packed).arg("-C").arg(&stage).arg("bin").status().unwrap();
     assert!(ok.success());
-    let sha = terroir::text::sha256_hex(&std::fs::read(&archive).unwrap());
+    let sha = terroir::text::sha256_hex(&std::fs::read(&packed).unwrap());
+    std::fs::rename(&packed, &archive).unwrap();
+    std::fs::write(stage.join("sha256"), &sha).unwrap();
+    std::fs::rename(stage.join("sha256"), &sha_file).unwrap();
+    let _ = std::fs::remove_dir_all(&stage);
     (archive, sha)
+}
+
+/// Size and modification time of a built file: changes with every build of it.
+pub fn build_identity(path: &Path) -> String {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mtime = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}-{}.{}", meta.len(), mtime.as_secs(), mtime.subsec_nanos())
 }
 
 /// The bare-metal example as a one-host platform: every role on `address` (host `host`), the
