@@ -8,17 +8,11 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::hosts::TestHosts;
+use common::deployments::{OneHostPlatform, ADDRESS, PLANTED, PLATFORM};
 use common::*;
 use serde_json::Value;
-
-const PLATFORM: &str = "acme-crm";
-const ADDRESS: &str = "198.18.0.11";
-/// A value no generator would make, planted as the database password before the first apply.
-const PLANTED: &str = "Planted-Secret-7f3c9a1e-do-not-leak";
 
 fn on_host_output(script: &str) -> std::process::Output {
     std::process::Command::new(root().join("tests/hosts/hostctl")).args(["exec", "h1", "sh", "-c"]).arg(format!("cd / && {script}")).output().unwrap()
@@ -50,35 +44,16 @@ fn assert_no_planted(what: &str, bytes: &[u8]) {
     assert!(!bytes.windows(PLANTED.len()).any(|w| w == PLANTED.as_bytes()), "the planted secret is in {what}");
 }
 
-/// The bare-metal example on one host with every role, two tenants, the smoke application.
-fn platform(hosts: &TestHosts, dir: &Path) -> PathBuf {
-    let (archive, sha) = smoke_release(dir, "crm");
-    let artifact = (format!("file://{}", archive.display()), sha);
-    variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        without_backups(&all_roles_on_one_host(&t, hosts, PLATFORM, ("h1", ADDRESS), &artifact)).replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta\n  endpoints:\n")
-    })
-}
-
 #[test]
 fn tls_audit_and_secrets_on_a_real_host() {
-    let hosts = TestHosts::up(1);
+    // deployed with the planted secret as the database password (common/deployments.rs)
+    let platform = OneHostPlatform::get();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let doc = platform(&hosts, dir);
+    let doc = platform.doc.clone();
     assert!(std::fs::read_to_string(&doc).unwrap().contains("personalTables: [customers, interactions]"), "the example marks personal tables");
-
-    // the planted secret: the database password, in the store before anything runs
-    let store = dir.join(".terroir").join(PLATFORM).join("secrets");
-    {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&store).unwrap();
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(store.join("database-password")).unwrap();
-        std::io::Write::write_all(&mut f, PLANTED.as_bytes()).unwrap();
-    }
-
-    let out = terroir().arg("apply").arg(&doc).timeout(Duration::from_secs(1500)).output().unwrap();
-    assert!(out.status.success(), "apply: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let mut logs: Vec<(String, Vec<u8>)> = vec![("apply's output".into(), [out.stdout.clone(), out.stderr.clone()].concat())];
+    let store = platform.dir.join(".terroir").join(PLATFORM).join("secrets");
+    let mut logs: Vec<(String, Vec<u8>)> = vec![("apply's output".into(), platform.first_apply.clone())];
     // the CA and the host's certificate were made in the store, the CA's key never left it
     for name in ["tls-ca-cert", "tls-ca-key", "tls-h1-cert", "tls-h1-key"] {
         assert!(store.join(name).exists() || store.join(format!("{name}.age")).exists(), "{name} in the store");
@@ -224,5 +199,8 @@ fn tls_audit_and_secrets_on_a_real_host() {
     for (what, bytes) in &logs {
         assert_no_planted(what, bytes);
     }
-    drop(hosts);
+    // the platform as this test found it, for the next test on it
+    let (ok, text) = psql_as_app(&format!("sslmode=verify-full sslrootcert=/etc/{PLATFORM}/tls/ca.crt"), "drop table customers; drop table notes");
+    assert!(ok, "{text}");
+    drop(platform);
 }

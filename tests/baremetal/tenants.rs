@@ -7,7 +7,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::hosts::TestHosts;
+use common::deployments::OneHostPlatform;
 use common::*;
 
 fn on_host(host: &str, script: &str) -> std::process::Output {
@@ -53,25 +53,10 @@ fn a_tenant_list_is_checked() {
 
 #[test]
 fn each_tenant_is_refused_on_the_others_database() {
-    let hosts = TestHosts::up(1);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let doc = variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        let start = t.find("      hosts:\n").unwrap();
-        let end = t.find("  components:\n").unwrap();
-        let t = format!("{}      hosts:\n        - name: db1\n          address: 198.18.0.11\n          roles: [database]\n{}", &t[..start], &t[end..]);
-        // the database alone: no app, mail or monitoring to install
-        t.replace("identityFile: ~/.ssh/terroir_ed25519", &format!("identityFile: {}", hosts.identity().display()))
-            .replace("knownHostsFile: ./known_hosts", &format!("knownHostsFile: {}", hosts.known_hosts().display()))
-            .replace("  components:\n    app:\n", "  components:\n    app:\n      enabled: false\n")
-            .replace("    mta:\n", "    mta:\n      enabled: false\n")
-            .replace("    monitoring:\n", "    monitoring:\n      enabled: false\n")
-            .replace("  endpoints:\n", "  tenants:\n    - name: alpha\n    - name: beta\n  endpoints:\n")
-            // backups need an S3 endpoint the test host can reach: tested in tests/backups.rs
-            .replace("    backups:\n", "    backups:\n      enabled: false\n")
-    });
-    let out = terroir().arg("apply").arg(&doc).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // deployed once with tenants alpha and beta, and shared (common/deployments.rs)
+    let platform = OneHostPlatform::get();
+    let dir = platform.dir.as_path();
+    let doc = platform.doc.clone();
 
     let secret = |name: &str| std::fs::read_to_string(dir.join(".terroir/acme-crm/secrets").join(name)).unwrap();
     let (alpha, beta, app) = (secret("tenant-alpha-password"), secret("tenant-beta-password"), secret("database-password"));
@@ -95,5 +80,5 @@ fn each_tenant_is_refused_on_the_others_database() {
     assert!(!report.contains(alpha.trim()) && !report.contains(beta.trim()));
     let v: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(v["changed"], 0, "a second apply changes nothing: {v:#}");
-    drop(hosts);
+    drop(platform);
 }

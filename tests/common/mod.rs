@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+pub mod deployments;
 pub mod hosts;
 pub mod pg;
 pub mod s3;
