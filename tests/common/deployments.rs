@@ -13,6 +13,9 @@ pub const ADDRESS: &str = "198.18.0.11";
 /// A value no generator would make, planted as the database password before the first apply.
 pub const PLANTED: &str = "Planted-Secret-7f3c9a1e-do-not-leak";
 
+/// The name `OneHostPlatform` is deployed and handed over as.
+pub const ONE_HOST_PLATFORM: &str = "one host, every role, two tenants";
+
 /// The bare-metal example on one host (h1) with every role, two tenants (alpha and beta), the smoke
 /// application, no backups, and `PLANTED` as the database password.
 pub struct OneHostPlatform {
@@ -26,7 +29,9 @@ pub struct OneHostPlatform {
 
 impl OneHostPlatform {
     pub fn get() -> OneHostPlatform {
-        let (hosts, dir) = TestHosts::deployed("one host, every role, two tenants", 1, |hosts, dir| {
+        let hosts = TestHosts::deployed(ONE_HOST_PLATFORM, 1, |hosts| {
+            let dir = hosts.dir();
+            let dir = dir.as_path();
             let doc = platform(hosts, dir);
             // the planted secret: the database password, in the store before anything runs
             let store = dir.join(".terroir").join(PLATFORM).join("secrets");
@@ -40,6 +45,7 @@ impl OneHostPlatform {
             std::fs::write(dir.join("first-apply.out"), [out.stdout.clone(), out.stderr.clone()].concat()).unwrap();
             assert!(out.status.success(), "apply: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         });
+        let dir = hosts.dir();
         let first_apply = std::fs::read(dir.join("first-apply.out")).unwrap();
         OneHostPlatform { hosts, doc: dir.join("platform.yaml"), dir, first_apply }
     }
