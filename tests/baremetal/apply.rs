@@ -8,6 +8,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::deployments::AFTER_THE_APPLY;
 use common::hosts::TestHosts;
 use common::*;
 
@@ -94,7 +95,8 @@ fn on_host(host: &str, script: &str) -> std::process::Output {
 
 #[test]
 fn apply_converges_three_hosts_and_the_platform_works() {
-    let hosts = TestHosts::up(3);
+    let mut hosts = TestHosts::up(3);
+    hosts.hand_over(AFTER_THE_APPLY);
     let tmp = tempfile::tempdir().unwrap();
     smoke_artifact(tmp.path());
     // the release is downloaded over HTTP by terroir, then uploaded to the app host

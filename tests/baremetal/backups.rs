@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::deployments::{AFTER_THE_BACKUPS, AFTER_THE_DRILL};
 use common::hosts::TestHosts;
 use common::s3::Moto;
 use common::*;
@@ -85,7 +86,9 @@ fn http_get(address: &str, path: &str) -> Result<u16, String> {
 
 #[test]
 fn backups_are_encrypted_in_s3_and_restore_to_a_point_in_time_on_another_host() {
-    let hosts = TestHosts::up(3);
+    // the drill's hosts if they are up: this test's applies then configure rather than install
+    let mut hosts = TestHosts::take_over(AFTER_THE_DRILL, 3);
+    hosts.hand_over(AFTER_THE_BACKUPS);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (moto, ca) = start_moto(dir);

@@ -10,6 +10,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::deployments::AFTER_THE_DRILL;
 use common::hosts::TestHosts;
 use common::*;
 use serde_json::Value;
@@ -44,7 +45,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
-    let hosts = TestHosts::up(2);
+    // a third host for the backups test, which takes these over (common/deployments.rs)
+    let mut hosts = TestHosts::up(3);
+    hosts.hand_over(AFTER_THE_DRILL);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let artifact = smoke_artifact(dir);

@@ -13,6 +13,19 @@ pub const ADDRESS: &str = "198.18.0.11";
 /// A value no generator would make, planted as the database password before the first apply.
 pub const PLANTED: &str = "Planted-Secret-7f3c9a1e-do-not-leak";
 
+// Hosts handed over from one test to the next (`TestHosts::hand_over`, `take_over`), in the
+// order .config/nextest.toml runs them: each takes over the platform the previous one left, and
+// its apply then configures what the packages already installed there.
+
+/// reversibility -> backups: the two one-host platforms of the drill, on h1 and h2.
+pub const AFTER_THE_DRILL: &str = "after the drill: two one-host platforms";
+/// backups -> the export benchmark: the two one-host platforms of the restore, on h1 and h2.
+pub const AFTER_THE_BACKUPS: &str = "after the backups: two one-host platforms";
+/// apply -> the no-op benchmark: the example on three hosts.
+pub const AFTER_THE_APPLY: &str = "after the apply: the example on three hosts";
+/// secrets (the rotation, after the security and tenant tests) -> secnumcloud.
+pub const AFTER_THE_ROTATION: &str = "after the rotation: one host, every role";
+
 /// The name `OneHostPlatform` is deployed and handed over as.
 pub const ONE_HOST_PLATFORM: &str = "one host, every role, two tenants";
 

@@ -148,15 +148,3 @@ impl Drop for TestHosts {
         }
     }
 }
-
-/// The machine's hosts for a program that brings them up and down itself (a benchmark script):
-/// no test uses hosts while it is held.
-pub struct HostsLock {
-    _machine: std::fs::File,
-    _guard: MutexGuard<'static, ()>,
-}
-
-pub fn lock() -> HostsLock {
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    HostsLock { _machine: machine_lock(), _guard: guard }
-}
