@@ -8,6 +8,7 @@ mod common;
 mod acme;
 mod apply;
 mod backups;
+mod benches;
 mod hosts;
 mod reversibility;
 mod secnumcloud;
