@@ -93,16 +93,11 @@ fn platform(hosts: &TestHosts, dir: &Path, artifact: &(String, String), ca: &str
     })
 }
 
-/// The platform a failed order left (the next test): deployed, nginx with the platform's own
-/// certificate, and no public one yet. Deploying it again would cost both tests the whole apply.
-const AFTER_A_FAILED_ORDER: &str = "acme: one host with a public name, whose order failed";
-
 #[test]
 fn the_public_name_gets_its_certificate_from_the_acme_ca() {
-    // on the hosts the failed order left (its store: no public certificate yet), or fresh ones
-    let hosts = TestHosts::take_over(AFTER_A_FAILED_ORDER, 3);
-    let dir = hosts.dir();
-    let dir = dir.as_path();
+    let hosts = TestHosts::up(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let (pebble, pebble_tls) = start_pebble(dir, APP);
     let (archive, sha) = smoke_release(dir, "crm");
     let doc = platform(&hosts, dir, &(format!("file://{}", archive.display()), sha), &pebble_tls);
@@ -177,10 +172,9 @@ fn the_public_name_gets_its_certificate_from_the_acme_ca() {
 /// platform's own certificate in nginx and fails; the application stays up behind it.
 #[test]
 fn a_failed_order_keeps_the_internal_certificate_and_says_why() {
-    let mut hosts = TestHosts::up(3);
-    hosts.hand_over(AFTER_A_FAILED_ORDER);
-    let dir = hosts.dir();
-    let dir = dir.as_path();
+    let hosts = TestHosts::up(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     // the DNS server answers with an address where nothing listens
     let (pebble, pebble_tls) = start_pebble(dir, "198.18.0.99");
     let (archive, sha) = smoke_release(dir, "crm");

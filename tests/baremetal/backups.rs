@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::deployments::{AFTER_THE_BACKUPS, AFTER_THE_DRILL};
+use common::deployments::AFTER_THE_DRILL;
 use common::hosts::TestHosts;
 use common::s3::Moto;
 use common::*;
@@ -87,8 +87,7 @@ fn http_get(address: &str, path: &str) -> Result<u16, String> {
 #[test]
 fn backups_are_encrypted_in_s3_and_restore_to_a_point_in_time_on_another_host() {
     // the drill's hosts if they are up: this test's applies then configure rather than install
-    let mut hosts = TestHosts::take_over(AFTER_THE_DRILL, 3);
-    hosts.hand_over(AFTER_THE_BACKUPS);
+    let hosts = TestHosts::take_over(AFTER_THE_DRILL, 3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (moto, ca) = start_moto(dir);

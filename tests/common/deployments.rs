@@ -19,8 +19,6 @@ pub const PLANTED: &str = "Planted-Secret-7f3c9a1e-do-not-leak";
 
 /// reversibility -> backups: the two one-host platforms of the drill, on h1 and h2.
 pub const AFTER_THE_DRILL: &str = "after the drill: two one-host platforms";
-/// backups -> the export benchmark: the two one-host platforms of the restore, on h1 and h2.
-pub const AFTER_THE_BACKUPS: &str = "after the backups: two one-host platforms";
 /// apply -> the no-op benchmark: the example on three hosts.
 pub const AFTER_THE_APPLY: &str = "after the apply: the example on three hosts";
 /// secrets (the rotation, after the security and tenant tests) -> secnumcloud.
