@@ -27,11 +27,25 @@ impl CsvSink for Discard {
 fn main() {
     // rows shaped like benches/export.sh's `events` table
     let mut dump = Vec::new();
-    writeln!(dump, "COPY public.events (id, customer, kind, at, payload) FROM stdin;").unwrap();
+    writeln!(
+        dump,
+        "COPY public.events (id, customer, kind, at, payload) FROM stdin;"
+    )
+    .unwrap();
     let kinds = ["mail", "call", "chat", "visit"];
     for i in 0..2_000_000u64 {
-        let h = format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834));
-        writeln!(dump, "{i}\t{}\t{}\t2026-01-01 00:00:00+00\t{h} {h} {}", i % 100_000, kinds[(i % 4) as usize], "x".repeat((i % 40) as usize)).unwrap();
+        let h = format!(
+            "{:032x}",
+            (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)
+        );
+        writeln!(
+            dump,
+            "{i}\t{}\t{}\t2026-01-01 00:00:00+00\t{h} {h} {}",
+            i % 100_000,
+            kinds[(i % 4) as usize],
+            "x".repeat((i % 40) as usize)
+        )
+        .unwrap();
     }
     writeln!(dump, "\\.").unwrap();
     let mb = dump.len() as f64 / 1e6;
@@ -43,7 +57,11 @@ fn main() {
             f();
             best = best.min(t.elapsed().as_secs_f64());
         }
-        println!("{name:<40} {:>8.1} ms  {:>8.0} MB/s", best * 1000.0, mb / best);
+        println!(
+            "{name:<40} {:>8.1} ms  {:>8.0} MB/s",
+            best * 1000.0,
+            mb / best
+        );
     };
     println!("synthetic dump: {mb:.0} MB, 2,000,000 rows");
     time("sha256 of the stream", &mut || {

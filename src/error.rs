@@ -7,15 +7,15 @@
 use crate::attest::AttestError;
 use crate::audit::AuditError;
 use crate::backup::error::BackupError;
+use crate::deploy::DeployError;
 use crate::deploy::baremetal::driver::HostsError;
 use crate::deploy::baremetal::site::SiteError;
 use crate::deploy::kubernetes::ClusterError;
 use crate::deploy::secnumcloud::CloudError;
-use crate::deploy::DeployError;
+use crate::document::Diagnostic;
 use crate::policy::assess::AssessError;
 use crate::policy::locality::geodata::GeodataError;
 use crate::policy::locality::locate::LocateError;
-use crate::document::Diagnostic;
 use crate::reversibility::{ExportDefect, ReversibilityError};
 
 /// How a command ended.
@@ -39,7 +39,11 @@ impl ExitStatus {
 
     /// Success when `ok`, else a failed check.
     pub fn checked(ok: bool) -> Self {
-        if ok { ExitStatus::Success } else { ExitStatus::Failed }
+        if ok {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failed
+        }
     }
 }
 
@@ -85,14 +89,19 @@ pub enum Error {
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: std::path::PathBuf, source: std::io::Error },
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage { message: message.into() }
+        Error::Usage {
+            message: message.into(),
+        }
     }
 
     pub fn exit_status(&self) -> ExitStatus {
@@ -146,10 +155,18 @@ impl Error {
     /// The document's diagnostics and its text, when the error is an invalid document.
     pub fn diagnostics(&self) -> Option<(&[Diagnostic], Option<&str>)> {
         match self {
-            Error::Document(e) | Error::Site(SiteError::Document(e)) | Error::Assess(crate::policy::assess::AssessError::Document(e)) => Some((&e.diagnostics, e.text.as_deref())),
+            Error::Document(e)
+            | Error::Site(SiteError::Document(e))
+            | Error::Assess(crate::policy::assess::AssessError::Document(e)) => {
+                Some((&e.diagnostics, e.text.as_deref()))
+            }
             Error::Render(crate::pipeline::render::RenderError::Invalid(d))
-            | Error::Deploy(crate::deploy::DeployError::Render(crate::pipeline::render::RenderError::Invalid(d)))
-            | Error::Assess(crate::policy::assess::AssessError::Render(crate::pipeline::render::RenderError::Invalid(d))) => Some((d, None)),
+            | Error::Deploy(crate::deploy::DeployError::Render(
+                crate::pipeline::render::RenderError::Invalid(d),
+            ))
+            | Error::Assess(crate::policy::assess::AssessError::Render(
+                crate::pipeline::render::RenderError::Invalid(d),
+            )) => Some((d, None)),
             _ => None,
         }
     }
@@ -172,9 +189,17 @@ impl Error {
             _ => serde_json::Map::new(),
         };
         // a failure on a host: which one, what ran there, and how it ended
-        if let Some(SiteError::Remote { host, what, status, output }) = self.site() {
+        if let Some(SiteError::Remote {
+            host,
+            what,
+            status,
+            output,
+        }) = self.site()
+        {
             details.insert("remote".into(), serde_json::json!({ "host": host, "command": what, "status": status, "output": output }));
-        } else if let Some(SiteError::Connect { host, .. } | SiteError::Ssh { host, .. }) = self.site() {
+        } else if let Some(SiteError::Connect { host, .. } | SiteError::Ssh { host, .. }) =
+            self.site()
+        {
             details.insert("remote".into(), serde_json::json!({ "host": host }));
         }
         details
@@ -183,7 +208,10 @@ impl Error {
     /// The bare-metal session's failure inside any domain's error.
     fn site(&self) -> Option<&SiteError> {
         match self {
-            Error::Site(e) | Error::Reversibility(ReversibilityError::Site(e)) | Error::Backup(BackupError::Site(e)) | Error::Audit(AuditError::Site(e)) => Some(e),
+            Error::Site(e)
+            | Error::Reversibility(ReversibilityError::Site(e))
+            | Error::Backup(BackupError::Site(e))
+            | Error::Audit(AuditError::Site(e)) => Some(e),
             Error::Backup(BackupError::RestoreFailed { source, .. }) => Some(source),
             _ => None,
         }
@@ -196,8 +224,15 @@ impl Error {
 impl SiteError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            SiteError::Document(_) | SiteError::Render(_) | SiteError::Read { .. } | SiteError::NotBareMetal { .. } | SiteError::Plan { .. } | SiteError::UnknownHost { .. } => ExitStatus::Invalid,
-            SiteError::Connect { .. } | SiteError::Ssh { .. } | SiteError::Remote { .. } => ExitStatus::Failed,
+            SiteError::Document(_)
+            | SiteError::Render(_)
+            | SiteError::Read { .. }
+            | SiteError::NotBareMetal { .. }
+            | SiteError::Plan { .. }
+            | SiteError::UnknownHost { .. } => ExitStatus::Invalid,
+            SiteError::Connect { .. } | SiteError::Ssh { .. } | SiteError::Remote { .. } => {
+                ExitStatus::Failed
+            }
             // another run holds the platform: this one stops at once
             SiteError::Locked(_) => ExitStatus::Invalid,
         }
@@ -231,7 +266,9 @@ impl ReversibilityError {
             | ReversibilityError::NoDatabase { .. }
             | ReversibilityError::NoTenant { .. }
             | ReversibilityError::Given { .. } => ExitStatus::Invalid,
-            ReversibilityError::Defect(_) | ReversibilityError::HoldsData { .. } => ExitStatus::Failed,
+            ReversibilityError::Defect(_) | ReversibilityError::HoldsData { .. } => {
+                ExitStatus::Failed
+            }
             ReversibilityError::Read { .. }
             | ReversibilityError::Write { .. }
             | ReversibilityError::Dump { .. }
@@ -313,9 +350,12 @@ impl ClusterError {
     /// input is at fault (exit 1). Everything else happened on the cluster (exit 2).
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            ClusterError::Kubeconfig { .. } | ClusterError::NoConfig(_) | ClusterError::Client(_) | ClusterError::Manifest { .. } | ClusterError::NotAClusterTarget | ClusterError::NotRotated { .. } => {
-                ExitStatus::Invalid
-            }
+            ClusterError::Kubeconfig { .. }
+            | ClusterError::NoConfig(_)
+            | ClusterError::Client(_)
+            | ClusterError::Manifest { .. }
+            | ClusterError::NotAClusterTarget
+            | ClusterError::NotRotated { .. } => ExitStatus::Invalid,
             _ => ExitStatus::Failed,
         }
     }
@@ -325,7 +365,10 @@ impl DeployError {
     pub fn exit_status(&self) -> ExitStatus {
         use ExitStatus::{Failed, Invalid};
         match self {
-            DeployError::Render(_) | DeployError::Locked(_) | DeployError::WrongTarget { .. } | DeployError::NotForTheOperator(_) => Invalid,
+            DeployError::Render(_)
+            | DeployError::Locked(_)
+            | DeployError::WrongTarget { .. }
+            | DeployError::NotForTheOperator(_) => Invalid,
             DeployError::Policy { .. } | DeployError::Plan(_) => Failed,
             DeployError::Hosts(e) => e.exit_status(),
             DeployError::Cluster(e) => e.exit_status(),
@@ -338,7 +381,10 @@ impl HostsError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             // another run holds the platform: this one stops at once, as at the lock file
-            HostsError::NoPlan(_) | HostsError::TreeMismatch { .. } | HostsError::NotHosts | HostsError::Locked(_) => ExitStatus::Invalid,
+            HostsError::NoPlan(_)
+            | HostsError::TreeMismatch { .. }
+            | HostsError::NotHosts
+            | HostsError::Locked(_) => ExitStatus::Invalid,
             HostsError::Certificates(_) => ExitStatus::Failed,
         }
     }
@@ -347,9 +393,13 @@ impl HostsError {
 impl CloudError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            CloudError::NoSuchTool(_) | CloudError::NotOnPath(_) | CloudError::NoTool | CloudError::Unrunnable { .. } | CloudError::NoModule { .. } | CloudError::NoShippedModule(_) | CloudError::NoSsh => {
-                ExitStatus::Invalid
-            }
+            CloudError::NoSuchTool(_)
+            | CloudError::NotOnPath(_)
+            | CloudError::NoTool
+            | CloudError::Unrunnable { .. }
+            | CloudError::NoModule { .. }
+            | CloudError::NoShippedModule(_)
+            | CloudError::NoSsh => ExitStatus::Invalid,
             _ => ExitStatus::Failed,
         }
     }
@@ -368,7 +418,8 @@ impl GeodataError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             GeodataError::Integrity { .. } => ExitStatus::Failed,
-            GeodataError::Incomplete { source, .. } | GeodataError::UnusableTarball { source, .. } => source.exit_status(),
+            GeodataError::Incomplete { source, .. }
+            | GeodataError::UnusableTarball { source, .. } => source.exit_status(),
             _ => ExitStatus::Invalid,
         }
     }

@@ -23,5 +23,8 @@ pub use error::{Error, ExitStatus};
 
 /// The async runtime of a command or of the operator: built here only, once per process.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
 }

@@ -23,7 +23,10 @@ pub enum SmokeError {
     #[error("missing environment variable {0}")]
     Env(&'static str),
     #[error("cannot read the database password from {path}: {source}")]
-    Password { path: String, source: std::io::Error },
+    Password {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on port {port}: {message}")]
     Listen { port: String, message: String },
     #[error("cannot use the CA certificate {path}: {message}")]
@@ -42,7 +45,10 @@ enum MailError {
     #[error("expected {expected}, got {got}")]
     Reply { expected: String, got: String },
     #[error("{host}: {source}")]
-    Name { host: String, source: rustls::pki_types::InvalidDnsNameError },
+    Name {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
     #[error(transparent)]
     Tls(#[from] rustls::Error),
     #[error("after STARTTLS: {0}")]
@@ -62,10 +68,17 @@ struct Config {
 /// A rustls client configuration trusting only the certificates in `path`.
 pub fn client_tls(path: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, SmokeError> {
     use rustls::pki_types::pem::PemObject;
-    let err = |message: String| SmokeError::Ca { path: path.to_owned(), message };
+    let err = |message: String| SmokeError::Ca {
+        path: path.to_owned(),
+        message,
+    };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-        roots.add(cert.map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))?
+    {
+        roots
+            .add(cert.map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
     }
     if roots.is_empty() {
         return Err(err("no certificate in it".into()));
@@ -86,8 +99,12 @@ fn env(name: &'static str) -> Result<String, SmokeError> {
 fn config() -> Result<Config, SmokeError> {
     // A file on hosts; the environment (from a Secret) on Kubernetes.
     let password = match env("DATABASE_PASSWORD_FILE") {
-        Ok(file) => std::fs::read_to_string(&file).map_err(|source| SmokeError::Password { path: file.clone(), source })?,
-        Err(_) => env("DATABASE_PASSWORD").map_err(|_| SmokeError::Env("DATABASE_PASSWORD_FILE or DATABASE_PASSWORD"))?,
+        Ok(file) => std::fs::read_to_string(&file).map_err(|source| SmokeError::Password {
+            path: file.clone(),
+            source,
+        })?,
+        Err(_) => env("DATABASE_PASSWORD")
+            .map_err(|_| SmokeError::Env("DATABASE_PASSWORD_FILE or DATABASE_PASSWORD"))?,
     };
     // key=value connection string; values quoted so that any password works
     let quote = |v: &str| format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"));
@@ -134,7 +151,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -164,10 +183,15 @@ fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), MailError> {
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            return Err(MailError::Closed { expected: code.to_owned() });
+            return Err(MailError::Closed {
+                expected: code.to_owned(),
+            });
         }
         if !line.starts_with(code) {
-            return Err(MailError::Reply { expected: code.to_owned(), got: line.trim().to_owned() });
+            return Err(MailError::Reply {
+                expected: code.to_owned(),
+                got: line.trim().to_owned(),
+            });
         }
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok(());
@@ -175,7 +199,11 @@ fn expect(reader: &mut dyn BufRead, code: &str) -> Result<(), MailError> {
     }
 }
 
-fn command<S: std::io::Read + Write>(stream: &mut BufReader<S>, line: &str, code: &str) -> Result<(), MailError> {
+fn command<S: std::io::Read + Write>(
+    stream: &mut BufReader<S>,
+    line: &str,
+    code: &str,
+) -> Result<(), MailError> {
     stream.get_mut().write_all(line.as_bytes())?;
     stream.get_mut().flush()?;
     expect(stream, code)
@@ -184,7 +212,8 @@ fn command<S: std::io::Read + Write>(stream: &mut BufReader<S>, line: &str, code
 /// Send one message to the platform's own MTA: over STARTTLS with its certificate verified when
 /// the platform has a CA, in plain SMTP otherwise.
 fn send_mail(cfg: &Config, to: &str) -> Result<(), MailError> {
-    let stream = TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(MailError::Connect)?;
+    let stream =
+        TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(MailError::Connect)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut plain = BufReader::new(stream);
     expect(&mut plain, "220")?;
@@ -192,22 +221,34 @@ fn send_mail(cfg: &Config, to: &str) -> Result<(), MailError> {
     match &cfg.tls {
         Some(tls) => {
             command(&mut plain, "STARTTLS\r\n", "220")?;
-            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(|source| MailError::Name { host: cfg.smtp_host.clone(), source })?;
+            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(
+                |source| MailError::Name {
+                    host: cfg.smtp_host.clone(),
+                    source,
+                },
+            )?;
             let conn = rustls::ClientConnection::new(tls.clone(), name)?;
             let mut secure = BufReader::new(rustls::StreamOwned::new(conn, plain.into_inner()));
-            command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250").map_err(|e| MailError::AfterStartTls(Box::new(e)))?;
+            command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250")
+                .map_err(|e| MailError::AfterStartTls(Box::new(e)))?;
             message(&mut secure, cfg, to)
         }
         None => message(&mut plain, cfg, to),
     }
 }
 
-fn message<S: std::io::Read + Write>(stream: &mut BufReader<S>, cfg: &Config, to: &str) -> Result<(), MailError> {
+fn message<S: std::io::Read + Write>(
+    stream: &mut BufReader<S>,
+    cfg: &Config,
+    to: &str,
+) -> Result<(), MailError> {
     let from = format!("smoke@{}", cfg.from_domain);
     command(stream, &format!("MAIL FROM:<{from}>\r\n"), "250")?;
     command(stream, &format!("RCPT TO:<{to}>\r\n"), "250")?;
     command(stream, "DATA\r\n", "354")?;
-    let body = format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: terroir smoke test\r\n\r\nSent by the terroir smoke application.\r\n.\r\n");
+    let body = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: terroir smoke test\r\n\r\nSent by the terroir smoke application.\r\n.\r\n"
+    );
     command(stream, &body, "250")?;
     let _ = stream.get_mut().write_all(b"QUIT\r\n");
     Ok(())
@@ -220,20 +261,30 @@ fn respond(request: tiny_http::Request, code: u16, body: String) {
 /// Run the smoke application until the process is stopped.
 pub fn run() -> Result<(), SmokeError> {
     let cfg = config()?;
-    let server = tiny_http::Server::http(format!("0.0.0.0:{}", cfg.port)).map_err(|e| SmokeError::Listen { port: cfg.port.clone(), message: e.to_string() })?;
+    let server = tiny_http::Server::http(format!("0.0.0.0:{}", cfg.port)).map_err(|e| {
+        SmokeError::Listen {
+            port: cfg.port.clone(),
+            message: e.to_string(),
+        }
+    })?;
     eprintln!("smoke application listening on port {}", cfg.port);
     let connect = || match &cfg.tls {
-        Some(tls) => postgres::Client::connect(&cfg.db, tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone())),
+        Some(tls) => postgres::Client::connect(
+            &cfg.db,
+            tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone()),
+        ),
         None => postgres::Client::connect(&cfg.db, postgres::NoTls),
     };
     for request in server.incoming_requests() {
         let url = request.url().to_owned();
         let path = url.split('?').next().unwrap_or_default().to_owned();
         match (request.method(), path.as_str()) {
-            (tiny_http::Method::Get, "/healthz") => match connect().and_then(|mut c| c.simple_query("select 1").map(|_| ())) {
-                Ok(()) => respond(request, 200, "ok\n".into()),
-                Err(e) => respond(request, 503, format!("database: {e}\n")),
-            },
+            (tiny_http::Method::Get, "/healthz") => {
+                match connect().and_then(|mut c| c.simple_query("select 1").map(|_| ())) {
+                    Ok(()) => respond(request, 200, "ok\n".into()),
+                    Err(e) => respond(request, 503, format!("database: {e}\n")),
+                }
+            }
             (tiny_http::Method::Post, "/rows") => {
                 let value = query_param(&url, "value").unwrap_or_default();
                 let result = connect().and_then(|mut c| {
@@ -251,7 +302,10 @@ pub fn run() -> Result<(), SmokeError> {
                     }
                 }
             }
-            (tiny_http::Method::Get, "/rows/count") => match connect().and_then(|mut c| c.query_one("select count(*) from smoke_rows", &[]).map(|r| r.get::<_, i64>(0))) {
+            (tiny_http::Method::Get, "/rows/count") => match connect().and_then(|mut c| {
+                c.query_one("select count(*) from smoke_rows", &[])
+                    .map(|r| r.get::<_, i64>(0))
+            }) {
                 Ok(n) => respond(request, 200, format!("{n}\n")),
                 Err(e) => respond(request, 500, format!("database: {e}\n")),
             },

@@ -5,10 +5,12 @@ use std::fmt::Write as _;
 
 /// Lowercase hexadecimal, as `sha256sum` prints digests.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The SHA-256 of `bytes`, in hexadecimal.
@@ -31,13 +33,21 @@ pub fn human_bytes(bytes: u64) -> String {
         return format!("{bytes} bytes");
     }
     let tenths = (u128::from(bytes) * 10).div_ceil(u128::from(scale));
-    if tenths % 10 == 0 { format!("{} {}", tenths / 10, UNITS[unit]) } else { format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit]) }
+    if tenths % 10 == 0 {
+        format!("{} {}", tenths / 10, UNITS[unit])
+    } else {
+        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
 }
 
 /// The last `n` lines of a command's output that are not blank, joined with ` | `: enough to say
 /// why it failed on one line.
 pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
@@ -57,12 +67,17 @@ pub fn plural(n: usize) -> &'static str {
 
 /// Unix seconds as an RFC 3339 UTC time (`2026-11-23T19:20:00Z`).
 pub fn rfc3339(seconds: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_default()
+    k8s_openapi::jiff::Timestamp::from_second(seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Now, to the second, as an RFC 3339 UTC time.
 pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// An error and its sources on one line (`a: b: c`): many libraries keep the reason in the chain.
@@ -106,7 +121,10 @@ mod tests {
 
     #[test]
     fn digests_and_cuts() {
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(shorten("abc", 4), "abc");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -27,7 +27,13 @@ pub struct EnvelopeSignature {
 
 /// The pre-authentication encoding DSSE signs.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
     out.extend_from_slice(payload);
     out
 }
@@ -38,7 +44,10 @@ pub fn sign(payload: &[u8], key: &SigningKey, keyid: &str) -> Envelope {
     Envelope {
         payload: b64.encode(payload),
         payload_type: PAYLOAD_TYPE.into(),
-        signatures: vec![EnvelopeSignature { keyid: keyid.into(), sig: b64.encode(sig.to_bytes()) }],
+        signatures: vec![EnvelopeSignature {
+            keyid: keyid.into(),
+            sig: b64.encode(sig.to_bytes()),
+        }],
     }
 }
 
@@ -77,7 +86,9 @@ pub enum SignatureProblem {
 pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Vec<u8>, EnvelopeError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(EnvelopeError::PayloadType { found: env.payload_type.clone() });
+        return Err(EnvelopeError::PayloadType {
+            found: env.payload_type.clone(),
+        });
     }
     let payload = b64.decode(&env.payload).map_err(EnvelopeError::Payload)?;
     if env.signatures.is_empty() {
@@ -113,7 +124,10 @@ mod tests {
     #[test]
     fn pae_matches_the_specification_example() {
         // From the DSSE protocol document.
-        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec());
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
     }
 
     #[test]
@@ -125,7 +139,10 @@ mod tests {
         let mut tampered = env.clone();
         tampered.payload = b64.encode(b"{\"a\":2}");
         let e = verify(&tampered, &key.verifying_key()).unwrap_err();
-        assert!(matches!(&e, EnvelopeError::Mismatch { problems } if matches!(problems[..], [SignatureProblem::OtherKeyOrAltered { .. }])), "{e}");
+        assert!(
+            matches!(&e, EnvelopeError::Mismatch { problems } if matches!(problems[..], [SignatureProblem::OtherKeyOrAltered { .. }])),
+            "{e}"
+        );
         assert!(e.to_string().contains("signature does not match"), "{e}");
         let other = SigningKey::from_bytes(&[8u8; 32]);
         assert!(verify(&env, &other.verifying_key()).is_err());
@@ -135,11 +152,29 @@ mod tests {
     fn an_envelope_without_a_usable_signature_says_why() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let env = sign(b"{}", &key, "k");
-        let unsigned = Envelope { signatures: Vec::new(), ..env.clone() };
-        assert!(matches!(verify(&unsigned, &key.verifying_key()), Err(EnvelopeError::Unsigned)));
-        let other_type = Envelope { payload_type: "text/plain".into(), ..env.clone() };
-        assert!(matches!(verify(&other_type, &key.verifying_key()), Err(EnvelopeError::PayloadType { .. })));
-        let short = Envelope { signatures: vec![EnvelopeSignature { keyid: "k".into(), sig: "AAAA".into() }], ..env };
+        let unsigned = Envelope {
+            signatures: Vec::new(),
+            ..env.clone()
+        };
+        assert!(matches!(
+            verify(&unsigned, &key.verifying_key()),
+            Err(EnvelopeError::Unsigned)
+        ));
+        let other_type = Envelope {
+            payload_type: "text/plain".into(),
+            ..env.clone()
+        };
+        assert!(matches!(
+            verify(&other_type, &key.verifying_key()),
+            Err(EnvelopeError::PayloadType { .. })
+        ));
+        let short = Envelope {
+            signatures: vec![EnvelopeSignature {
+                keyid: "k".into(),
+                sig: "AAAA".into(),
+            }],
+            ..env
+        };
         let e = verify(&short, &key.verifying_key()).unwrap_err();
         assert!(e.to_string().contains("\"k\" is not 64 bytes"), "{e}");
     }

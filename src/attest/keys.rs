@@ -66,17 +66,37 @@ pub fn generate(out: &Path) -> Result<(PathBuf, String), KeyError> {
         }
     }
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|source| KeyError::Randomness { path: out.to_owned(), source })?;
+    getrandom::fill(&mut seed).map_err(|source| KeyError::Randomness {
+        path: out.to_owned(),
+        source,
+    })?;
     let key = SigningKey::from_bytes(&seed);
     let private_pem = pkcs8_v1_pem(&key);
-    let public_pem = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|source| KeyError::Encode { path: public.clone(), source })?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|source| KeyError::Encode {
+            path: public.clone(),
+            source,
+        })?;
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |source: std::io::Error| KeyError::Write { path: out.to_owned(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(err)?;
+        let err = |source: std::io::Error| KeyError::Write {
+            path: out.to_owned(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(err)?;
         f.write_all(private_pem.as_bytes()).map_err(err)?;
     }
-    std::fs::write(&public, public_pem.as_bytes()).map_err(|source| KeyError::Write { path: public.clone(), source })?;
+    std::fs::write(&public, public_pem.as_bytes()).map_err(|source| KeyError::Write {
+        path: public.clone(),
+        source,
+    })?;
     Ok((public, key_id(&key.verifying_key())))
 }
 
@@ -85,7 +105,10 @@ pub fn generate(out: &Path) -> Result<(PathBuf, String), KeyError> {
 fn pkcs8_v1_pem(key: &SigningKey) -> String {
     use base64::Engine as _;
     // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING seed } }
-    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     der.extend_from_slice(&key.to_bytes());
     let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
@@ -106,13 +129,25 @@ pub fn key_id(key: &VerifyingKey) -> String {
 }
 
 pub fn read_private(path: &Path) -> Result<SigningKey, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|source| KeyError::PrivateFormat { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|source| KeyError::PrivateFormat {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 pub fn read_public(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
-    VerifyingKey::from_public_key_pem(&text).map_err(|source| KeyError::PublicFormat { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|source| KeyError::PublicFormat {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -130,7 +165,10 @@ mod tests {
         let private = read_private(&out).unwrap();
         assert_eq!(read_public(&public).unwrap(), private.verifying_key());
         assert_eq!(id, key_id(&private.verifying_key()));
-        assert!(id.starts_with("ed25519:") && id.len() == "ed25519:".len() + 16, "{id}");
+        assert!(
+            id.starts_with("ed25519:") && id.len() == "ed25519:".len() + 16,
+            "{id}"
+        );
         assert!(matches!(generate(&out), Err(KeyError::Exists(p)) if p == out));
     }
 
@@ -141,8 +179,17 @@ mod tests {
         generate(&out).unwrap();
         let e = read_private(&dir.path().join("key.pub")).unwrap_err();
         assert!(matches!(e, KeyError::PrivateFormat { .. }));
-        assert!(e.to_string().contains("key.pub") && e.to_string().contains("PKCS#8"), "{e}");
-        assert!(matches!(read_public(&out), Err(KeyError::PublicFormat { .. })));
-        assert!(matches!(read_public(&dir.path().join("absent")), Err(KeyError::Read { .. })));
+        assert!(
+            e.to_string().contains("key.pub") && e.to_string().contains("PKCS#8"),
+            "{e}"
+        );
+        assert!(matches!(
+            read_public(&out),
+            Err(KeyError::PublicFormat { .. })
+        ));
+        assert!(matches!(
+            read_public(&dir.path().join("absent")),
+            Err(KeyError::Read { .. })
+        ));
     }
 }

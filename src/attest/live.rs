@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::AttestError;
 use crate::deploy::baremetal::ssh::Connection;
 use crate::document::{BaremetalTarget, KubernetesTarget, Target};
-use crate::pipeline::render::plan::{Plan, Step};
 use crate::pipeline::render::RenderedTree;
+use crate::pipeline::render::plan::{Plan, Step};
 use crate::policy::assess::{Assessed, Live};
 use crate::policy::locality::hostfacts::{self, ProbeError};
 
@@ -28,30 +28,58 @@ pub struct LiveFacts {
 
 /// Read the target `document` describes; nothing for a target that is not running yet (a cloud
 /// before its hand-over).
-pub fn read(document: &Path, assessed: &Assessed, live: &Live) -> Result<Option<LiveFacts>, AttestError> {
+pub fn read(
+    document: &Path,
+    assessed: &Assessed,
+    live: &Live,
+) -> Result<Option<LiveFacts>, AttestError> {
     match &assessed.loaded.platform.spec.target {
         Target::Baremetal(b) => on_hosts(document, b, &assessed.tree).map(Some),
-        Target::Kubernetes(k) => live.runtime.block_on(on_cluster(document, k, &assessed.tree, live)).map(Some),
+        Target::Kubernetes(k) => live
+            .runtime
+            .block_on(on_cluster(document, k, &assessed.tree, live))
+            .map(Some),
         Target::Secnumcloud(_) => Ok(None),
     }
 }
 
-fn on_hosts(document: &Path, b: &BaremetalTarget, tree: &RenderedTree) -> Result<LiveFacts, AttestError> {
+fn on_hosts(
+    document: &Path,
+    b: &BaremetalTarget,
+    tree: &RenderedTree,
+) -> Result<LiveFacts, AttestError> {
     let plan = Plan::from_tree(tree).map_err(|_| AttestError::NoRenderedPlan)?;
     let subjects = deployed_files(document, b, &plan).map_err(AttestError::Hosts)?;
     let encryption_at_rest = hosts_encryption_at_rest(document, b).map_err(AttestError::Hosts)?;
-    Ok(LiveFacts { subjects, encryption_at_rest })
+    Ok(LiveFacts {
+        subjects,
+        encryption_at_rest,
+    })
 }
 
 /// What is deployed, read back: the SHA-256 of every configuration file the plan installs, on
 /// each host (with sudo: some are root-only). Secret files are never hashed. Files not present
 /// are left out.
-fn deployed_files(document: &Path, b: &BaremetalTarget, plan: &Plan) -> Result<Vec<Value>, ProbeError> {
+fn deployed_files(
+    document: &Path,
+    b: &BaremetalTarget,
+    plan: &Plan,
+) -> Result<Vec<Value>, ProbeError> {
     let files: HashMap<String, Vec<(String, String)>> = plan
         .hosts
         .iter()
         .map(|h| {
-            let f = h.steps.iter().filter_map(|s| if let Step::File { file, .. } = s { Some((file.dest.clone(), file.source.clone())) } else { None }).collect();
+            let f = h
+                .steps
+                .iter()
+                .filter_map(|s| {
+                    if let Step::File { file, .. } = s {
+                        Some((file.dest.clone(), file.source.clone()))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             (h.name.clone(), f)
         })
         .collect();
@@ -65,7 +93,11 @@ fn deployed_files(document: &Path, b: &BaremetalTarget, plan: &Plan) -> Result<V
         Ok(digests
             .into_iter()
             .map(|(path, hex)| {
-                let source = wanted.iter().find(|(d, _)| *d == path).map(|(_, s)| s.clone()).unwrap_or_default();
+                let source = wanted
+                    .iter()
+                    .find(|(d, _)| *d == path)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
                 json!({
                     "name": format!("host://{name}{path}"),
                     "digest": {"sha256": hex},
@@ -98,24 +130,63 @@ done
 /// device at all (overlay, tmpfs, a network filesystem): the probe cannot see through it.
 pub fn at_rest_line(host: &str, line: &str) -> Option<Value> {
     let mut f = line.split('|');
-    let (path, source, fstype, types) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or_default());
+    let (path, source, fstype, types) = (
+        f.next()?,
+        f.next()?,
+        f.next()?,
+        f.next().unwrap_or_default(),
+    );
     let types: Vec<&str> = types.split_whitespace().collect();
     let (encrypted, evidence) = if types.contains(&"crypt") {
-        (Some(true), format!("{source} ({fstype}) is on a dm-crypt device ({})", types.join(" < ")))
+        (
+            Some(true),
+            format!(
+                "{source} ({fstype}) is on a dm-crypt device ({})",
+                types.join(" < ")
+            ),
+        )
     } else if !types.is_empty() {
-        (Some(false), format!("{source} ({fstype}) is on {} without dm-crypt", types.join(" < ")))
+        (
+            Some(false),
+            format!(
+                "{source} ({fstype}) is on {} without dm-crypt",
+                types.join(" < ")
+            ),
+        )
     } else {
-        (None, format!("{source} ({fstype}) is not a block device: the probe cannot see whether what is under it is encrypted"))
+        (
+            None,
+            format!(
+                "{source} ({fstype}) is not a block device: the probe cannot see whether what is under it is encrypted"
+            ),
+        )
     };
-    Some(json!({"host": host, "path": path, "filesystem": fstype, "source": source, "encrypted": encrypted, "evidence": evidence}))
+    Some(
+        json!({"host": host, "path": path, "filesystem": fstype, "source": source, "encrypted": encrypted, "evidence": evidence}),
+    )
 }
 
 /// Encryption at rest as the hosts show it (read-only, no sudo).
-fn hosts_encryption_at_rest(document: &Path, b: &BaremetalTarget) -> Result<Vec<Value>, ProbeError> {
-    let results = hostfacts::on_hosts(hostfacts::targets(document, b), |name, conn: &Connection| {
-        let out = conn.exec(AT_REST_SCRIPT, None).map_err(|source| ProbeError::Command { host: name.to_owned(), source: Box::new(source) })?;
-        Ok(out.stdout_str().lines().filter_map(|l| at_rest_line(name, l)).collect::<Vec<_>>())
-    });
+fn hosts_encryption_at_rest(
+    document: &Path,
+    b: &BaremetalTarget,
+) -> Result<Vec<Value>, ProbeError> {
+    let results = hostfacts::on_hosts(
+        hostfacts::targets(document, b),
+        |name, conn: &Connection| {
+            let out = conn
+                .exec(AT_REST_SCRIPT, None)
+                .map_err(|source| ProbeError::Command {
+                    host: name.to_owned(),
+                    source: Box::new(source),
+                })?;
+            Ok(out
+                .stdout_str()
+                .lines()
+                .filter_map(|l| at_rest_line(name, l))
+                .collect::<Vec<_>>())
+        },
+    );
     let mut out = Vec::new();
     for r in results {
         out.extend(r?.1);
@@ -126,28 +197,53 @@ fn hosts_encryption_at_rest(document: &Path, b: &BaremetalTarget) -> Result<Vec<
 /// Each rendered object as the cluster has it: its identity (uid, resourceVersion) and the
 /// SHA-256 of its live state without server-managed fields; and the volumes' storage class, read
 /// over the same connection. Secrets are never rendered, so never read.
-async fn on_cluster(document: &Path, k: &KubernetesTarget, tree: &RenderedTree, live: &Live) -> Result<LiveFacts, AttestError> {
+async fn on_cluster(
+    document: &Path,
+    k: &KubernetesTarget,
+    tree: &RenderedTree,
+    live: &Live,
+) -> Result<LiveFacts, AttestError> {
     use crate::deploy::kubernetes::{self, ClusterError};
     let manifests = kubernetes::manifests(tree).map_err(AttestError::Cluster)?;
-    let conn = live.connect(k, document).await.map_err(AttestError::Cluster)?;
+    let conn = live
+        .connect(k, document)
+        .await
+        .map_err(AttestError::Cluster)?;
     let applier = kubernetes::Applier::new(conn.client.clone(), "terroir");
     let mut subjects = Vec::new();
     for m in manifests.iter().filter(|m| m.gvk.kind != "Secret") {
-        let (ar, scope) = applier.resource(&m.gvk).await.map_err(AttestError::Cluster)?;
+        let (ar, scope) = applier
+            .resource(&m.gvk)
+            .await
+            .map_err(AttestError::Cluster)?;
         let api: kube::Api<kube::api::DynamicObject> = match (scope, &m.namespace) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => kube::Api::namespaced_with(conn.client.clone(), ns, &ar),
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                kube::Api::namespaced_with(conn.client.clone(), ns, &ar)
+            }
             _ => kube::Api::all_with(conn.client.clone(), &ar),
         };
-        let Some(object) = api.get_opt(&m.name).await.map_err(|e| AttestError::Cluster(ClusterError::api(m.label(), &e)))? else { continue };
-        let state = serde_json::to_vec(&kubernetes::apply::normalize(&object)).map_err(AttestError::Encode)?;
+        let Some(object) = api
+            .get_opt(&m.name)
+            .await
+            .map_err(|e| AttestError::Cluster(ClusterError::api(m.label(), &e)))?
+        else {
+            continue;
+        };
+        let state = serde_json::to_vec(&kubernetes::apply::normalize(&object))
+            .map_err(AttestError::Encode)?;
         subjects.push(json!({
             "name": format!("kubernetes://{}/{}/{}/{}", m.gvk.api_version(), m.gvk.kind, m.namespace.as_deref().unwrap_or("_cluster"), m.name),
             "digest": {"sha256": crate::text::sha256_hex(&state)},
             "annotations": {"uid": object.metadata.uid, "resourceVersion": object.metadata.resource_version, "context": conn.context},
         }));
     }
-    let observed = storage_encryption(&conn.client, k.storage_class.as_deref()).await.map_err(AttestError::Cluster)?;
-    Ok(LiveFacts { subjects, encryption_at_rest: vec![observed] })
+    let observed = storage_encryption(&conn.client, k.storage_class.as_deref())
+        .await
+        .map_err(AttestError::Cluster)?;
+    Ok(LiveFacts {
+        subjects,
+        encryption_at_rest: vec![observed],
+    })
 }
 
 /// What a StorageClass says of encryption at rest: `encrypted` when one of its parameters turns
@@ -162,8 +258,20 @@ pub fn storage_class_encryption(sc: &k8s_openapi::api::storage::v1::StorageClass
         let k = k.to_ascii_lowercase();
         k.contains("encrypt") || k.contains("kms")
     };
-    let on: Vec<String> = params.iter().filter(|(k, v)| is_key(k) && !matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "")).map(|(k, v)| format!("{k}: {v}")).collect();
-    let off: Vec<String> = params.iter().filter(|(k, v)| is_key(k) && matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0")).map(|(k, v)| format!("{k}: {v}")).collect();
+    let on: Vec<String> = params
+        .iter()
+        .filter(|(k, v)| {
+            is_key(k) && !matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "")
+        })
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let off: Vec<String> = params
+        .iter()
+        .filter(|(k, v)| {
+            is_key(k) && matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0")
+        })
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     let (state, evidence) = if !on.is_empty() {
         ("encrypted", format!("parameters {}", on.join(", ")))
     } else if !off.is_empty() {
@@ -181,11 +289,22 @@ pub fn storage_class_encryption(sc: &k8s_openapi::api::storage::v1::StorageClass
 
 /// The storage class the platform's volumes use (`name`, else the cluster's default) and what it
 /// says of encryption at rest; a class that cannot be found is reported as such.
-async fn storage_encryption(client: &kube::Client, name: Option<&str>) -> Result<Value, crate::deploy::kubernetes::ClusterError> {
+async fn storage_encryption(
+    client: &kube::Client,
+    name: Option<&str>,
+) -> Result<Value, crate::deploy::kubernetes::ClusterError> {
     use k8s_openapi::api::storage::v1::StorageClass;
     use kube::ResourceExt;
-    let classes = crate::policy::locality::live::list(kube::Api::<StorageClass>::all(client.clone()), "storage classes").await?;
-    let default = |sc: &&StorageClass| sc.annotations().get("storageclass.kubernetes.io/is-default-class").is_some_and(|v| v == "true");
+    let classes = crate::policy::locality::live::list(
+        kube::Api::<StorageClass>::all(client.clone()),
+        "storage classes",
+    )
+    .await?;
+    let default = |sc: &&StorageClass| {
+        sc.annotations()
+            .get("storageclass.kubernetes.io/is-default-class")
+            .is_some_and(|v| v == "true")
+    };
     let found = match name {
         Some(n) => classes.iter().find(|sc| sc.name_any() == n),
         None => classes.iter().find(default),
@@ -217,15 +336,29 @@ mod tests {
         let plain = at_rest_line("db1", "/var/lib|/dev/sda2|ext4|part disk ").unwrap();
         assert_eq!(plain["encrypted"], false);
         let overlay = at_rest_line("h1", "/var/spool|overlay|overlay|").unwrap();
-        assert!(overlay["encrypted"].is_null() && overlay["evidence"].as_str().unwrap().contains("not a block device"));
+        assert!(
+            overlay["encrypted"].is_null()
+                && overlay["evidence"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not a block device")
+        );
         assert_eq!(at_rest_line("h1", "not the script's output"), None);
     }
 
     fn class(params: &[(&str, &str)]) -> StorageClass {
         StorageClass {
-            metadata: kube::api::ObjectMeta { name: Some("fast".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("fast".into()),
+                ..Default::default()
+            },
             provisioner: "ebs.csi.aws.com".into(),
-            parameters: Some(params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            parameters: Some(
+                params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
             ..Default::default()
         }
     }
@@ -233,9 +366,21 @@ mod tests {
     /// Only what the class states is reported; silence is unknown, never "encrypted".
     #[test]
     fn storage_class_states_encryption_or_is_unknown() {
-        assert_eq!(storage_class_encryption(&class(&[("type", "gp3"), ("encrypted", "true")]))["state"], "encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("disk-encryption-kms-key", "projects/p/keys/k")]))["state"], "encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("encrypted", "false")]))["state"], "not encrypted");
-        assert_eq!(storage_class_encryption(&class(&[("type", "gp3")]))["state"], "unknown");
+        assert_eq!(
+            storage_class_encryption(&class(&[("type", "gp3"), ("encrypted", "true")]))["state"],
+            "encrypted"
+        );
+        assert_eq!(
+            storage_class_encryption(&class(&[("disk-encryption-kms-key", "projects/p/keys/k")]))["state"],
+            "encrypted"
+        );
+        assert_eq!(
+            storage_class_encryption(&class(&[("encrypted", "false")]))["state"],
+            "not encrypted"
+        );
+        assert_eq!(
+            storage_class_encryption(&class(&[("type", "gp3")]))["state"],
+            "unknown"
+        );
     }
 }

@@ -23,7 +23,6 @@ pub mod verify;
 
 use std::path::PathBuf;
 
-
 /// Why an attestation could not be made, or does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
@@ -84,10 +83,17 @@ pub enum AttestError {
 impl AttestError {
     pub fn kind(&self) -> &'static str {
         match self {
-            AttestError::DrillReportRead { .. } | AttestError::DrillReportSyntax { .. } | AttestError::NotADrillReport { .. } => "drill-report",
+            AttestError::DrillReportRead { .. }
+            | AttestError::DrillReportSyntax { .. }
+            | AttestError::NotADrillReport { .. } => "drill-report",
             AttestError::NoRenderedPlan | AttestError::Hosts(_) | AttestError::Cluster(_) => "live",
-            AttestError::Encode(_) | AttestError::Write { .. } | AttestError::AttestationRead { .. } => "attestation",
-            AttestError::NotAnEnvelope { .. } | AttestError::Signature { .. } | AttestError::NotAStatement(_) | AttestError::NotAnAssessment { .. } => "invalid-attestation",
+            AttestError::Encode(_)
+            | AttestError::Write { .. }
+            | AttestError::AttestationRead { .. } => "attestation",
+            AttestError::NotAnEnvelope { .. }
+            | AttestError::Signature { .. }
+            | AttestError::NotAStatement(_)
+            | AttestError::NotAnAssessment { .. } => "invalid-attestation",
         }
     }
 

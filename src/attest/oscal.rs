@@ -2,7 +2,7 @@
 //! finding becomes an observation (with its evidence and its basis) and a finding on a
 //! terroir objective, satisfied or not; the grid criteria become observations too.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub const OSCAL_VERSION: &str = "1.1.2";
@@ -21,7 +21,14 @@ fn uuid(parts: &[&str]) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
 fn slug(s: &str) -> String {
@@ -37,7 +44,9 @@ fn slug(s: &str) -> String {
 }
 
 fn text(v: &Value) -> String {
-    v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string())
 }
 
 pub fn assessment_results(predicate: &Value) -> Value {
@@ -46,11 +55,20 @@ pub fn assessment_results(predicate: &Value) -> Value {
     let version = text(&predicate["tool"]["version"]);
     let mut observations = Vec::new();
     let mut findings = Vec::new();
-    for (i, f) in predicate["findings"].as_array().into_iter().flatten().enumerate() {
+    for (i, f) in predicate["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let subject = text(&f["subject"]);
         let basis = text(&f["basis"]);
         let obs = uuid(&[&platform, &time, "observation", &i.to_string(), &subject]);
-        let method = if matches!(basis.as_str(), "live" | "dns" | "plan") { "TEST" } else { "EXAMINE" };
+        let method = if matches!(basis.as_str(), "live" | "dns" | "plan") {
+            "TEST"
+        } else {
+            "EXAMINE"
+        };
         observations.push(json!({
             "uuid": obs,
             "title": subject,
@@ -61,7 +79,11 @@ pub fn assessment_results(predicate: &Value) -> Value {
             "collected": time,
             "relevant-evidence": [{"description": if text(&f["evidence"]).is_empty() { "none recorded".to_owned() } else { text(&f["evidence"]) }}],
         }));
-        let state = if f["verdict"] == "fail" { "not-satisfied" } else { "satisfied" };
+        let state = if f["verdict"] == "fail" {
+            "not-satisfied"
+        } else {
+            "satisfied"
+        };
         findings.push(json!({
             "uuid": uuid(&[&platform, &time, "finding", &i.to_string(), &subject]),
             "title": subject,
@@ -75,7 +97,11 @@ pub fn assessment_results(predicate: &Value) -> Value {
             "related-observations": [{"observation-uuid": obs}],
         }));
     }
-    for c in predicate["grid"]["criteria"].as_array().into_iter().flatten() {
+    for c in predicate["grid"]["criteria"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let name = text(&c["criterion"]);
         observations.push(json!({
             "uuid": uuid(&[&platform, &time, "criterion", &name]),

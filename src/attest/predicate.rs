@@ -1,20 +1,23 @@
 //! The sovereignty-assessment predicate and the in-toto Statement v1 that carries it.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::policy::locality::catalog::Catalog as Providers;
-use crate::policy::locality::verify::{Finding, Report, Verdict};
 use crate::document::{Platform, Qualification, Target};
 use crate::pipeline::render::RenderedTree;
-use crate::text::sha256_hex;
+use crate::policy::locality::catalog::Catalog as Providers;
+use crate::policy::locality::verify::{Finding, Report, Verdict};
 use crate::policy::sovereignty::in_eu;
+use crate::text::sha256_hex;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://terroir.eu/attestation/sovereignty-assessment/v1";
 
 /// Every rendered file as an in-toto subject (name and sha256).
 pub fn subjects(tree: &RenderedTree) -> Vec<Value> {
-    tree.files.iter().map(|(name, bytes)| json!({"name": name, "digest": {"sha256": sha256_hex(bytes)}})).collect()
+    tree.files
+        .iter()
+        .map(|(name, bytes)| json!({"name": name, "digest": {"sha256": sha256_hex(bytes)}}))
+        .collect()
 }
 
 fn is_observed(f: &Finding) -> bool {
@@ -23,7 +26,14 @@ fn is_observed(f: &Finding) -> bool {
 
 /// One grid criterion: points, and whether they rest on what was verified, what the
 /// organisation declared, or nothing.
-fn criterion(axis: &str, name: &str, max: u32, fact: Option<bool>, basis: &str, reason: String) -> Value {
+fn criterion(
+    axis: &str,
+    name: &str,
+    max: u32,
+    fact: Option<bool>,
+    basis: &str,
+    reason: String,
+) -> Value {
     let (points, basis) = match fact {
         Some(true) => (max, basis),
         Some(false) => (0, basis),
@@ -41,7 +51,8 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         .findings
         .iter()
         .filter(|f| {
-            f.subject.starts_with("host ") && (f.subject.ends_with(" address") || f.subject.ends_with("cloud placement"))
+            f.subject.starts_with("host ")
+                && (f.subject.ends_with(" address") || f.subject.ends_with("cloud placement"))
                 || f.subject.starts_with("node ")
                 || f.subject.starts_with("volume ")
                 || f.subject.starts_with("resource ")
@@ -51,9 +62,11 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
     let declared_country = match &p.spec.target {
         Target::Kubernetes(k) => k.location.as_ref().map(|l| l.country.clone()),
         Target::Baremetal(b) => b.location.as_ref().map(|l| l.country.clone()),
-        Target::Secnumcloud(c) => {
-            crate::policy::locality::verify::country_of_region(Providers::builtin(), crate::policy::locality::verify::cloud_operator_id(c.provider), &c.region)
-        }
+        Target::Secnumcloud(c) => crate::policy::locality::verify::country_of_region(
+            Providers::builtin(),
+            crate::policy::locality::verify::cloud_operator_id(c.provider),
+            &c.region,
+        ),
     };
     let mut criteria = Vec::new();
     if placement.is_empty() {
@@ -63,10 +76,17 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
             10,
             declared_country.as_deref().map(in_eu),
             "declared",
-            declared_country.as_ref().map_or("no hosting country declared".into(), |c| format!("hosting declared in {c}; not observed (attest with --live)")),
+            declared_country
+                .as_ref()
+                .map_or("no hosting country declared".into(), |c| {
+                    format!("hosting declared in {c}; not observed (attest with --live)")
+                }),
         ));
     } else {
-        let failing: Vec<&&Finding> = placement.iter().filter(|f| f.verdict == Verdict::Fail).collect();
+        let failing: Vec<&&Finding> = placement
+            .iter()
+            .filter(|f| f.verdict == Verdict::Fail)
+            .collect();
         criteria.push(criterion(
             "hosting",
             "data hosted in France or the EU",
@@ -81,39 +101,133 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         ));
     }
     let certs = &d.datacentre_certifications;
-    criteria.push(criterion("hosting", "ISO 27001 certified datacentres", 5, if certs.is_empty() { None } else { Some(certs.contains(&Qualification::Iso27001)) }, "declared", "declared by the organisation (spec.sovereignty.declared.datacentreCertifications)".into()));
-    criteria.push(criterion("hosting", "geographic redundancy inside the EU only", 5, d.eu_only_redundancy, "declared", "declared by the organisation (euOnlyRedundancy)".into()));
+    criteria.push(criterion(
+        "hosting",
+        "ISO 27001 certified datacentres",
+        5,
+        if certs.is_empty() {
+            None
+        } else {
+            Some(certs.contains(&Qualification::Iso27001))
+        },
+        "declared",
+        "declared by the organisation (spec.sovereignty.declared.datacentreCertifications)".into(),
+    ));
+    criteria.push(criterion(
+        "hosting",
+        "geographic redundancy inside the EU only",
+        5,
+        d.eu_only_redundancy,
+        "declared",
+        "declared by the organisation (euOnlyRedundancy)".into(),
+    ));
     criteria.push(criterion(
         "hosting",
         "hosting contract under French law",
         10,
         d.hosting_contract_law.as_ref().map(|l| l == "FR"),
         "declared",
-        d.hosting_contract_law.as_ref().map_or("no governing law declared".into(), |l| format!("declared by the organisation: contract law {l}")),
+        d.hosting_contract_law
+            .as_ref()
+            .map_or("no governing law declared".into(), |l| {
+                format!("declared by the organisation: contract law {l}")
+            }),
     ));
     let pb = d.publisher.as_ref();
-    criteria.push(criterion("publisher", "company under EU law", 10, pb.map(|x| in_eu(&x.country)), "declared", pb.map_or("no publisher declared".into(), |x| format!("declared: {} incorporated in {}", x.name, x.country))));
-    criteria.push(criterion("publisher", "EU shareholding above 50%", 10, pb.map(|x| x.eu_shareholding_percent > 50), "declared", pb.map_or("no publisher declared".into(), |x| format!("declared: {}% EU shareholding", x.eu_shareholding_percent))));
-    criteria.push(criterion("publisher", "no US subsidiary", 5, pb.map(|x| !x.us_subsidiary), "declared", "declared by the organisation (publisher.usSubsidiary)".into()));
-    criteria.push(criterion("technology", "auditable source code", 10, d.source_code_auditable, "declared", "declared by the organisation (sourceCodeAuditable)".into()));
+    criteria.push(criterion(
+        "publisher",
+        "company under EU law",
+        10,
+        pb.map(|x| in_eu(&x.country)),
+        "declared",
+        pb.map_or("no publisher declared".into(), |x| {
+            format!("declared: {} incorporated in {}", x.name, x.country)
+        }),
+    ));
+    criteria.push(criterion(
+        "publisher",
+        "EU shareholding above 50%",
+        10,
+        pb.map(|x| x.eu_shareholding_percent > 50),
+        "declared",
+        pb.map_or("no publisher declared".into(), |x| {
+            format!("declared: {}% EU shareholding", x.eu_shareholding_percent)
+        }),
+    ));
+    criteria.push(criterion(
+        "publisher",
+        "no US subsidiary",
+        5,
+        pb.map(|x| !x.us_subsidiary),
+        "declared",
+        "declared by the organisation (publisher.usSubsidiary)".into(),
+    ));
+    criteria.push(criterion(
+        "technology",
+        "auditable source code",
+        10,
+        d.source_code_auditable,
+        "declared",
+        "declared by the organisation (sourceCodeAuditable)".into(),
+    ));
     // Dependencies: every endpoint, registry and resolver finding.
-    let deps: Vec<&Finding> = report.findings.iter().filter(|f| !f.subject.starts_with("host ") && !f.subject.starts_with("node ") && !f.subject.starts_with("volume ") && !f.subject.starts_with("resource ") && !f.subject.contains(": ")).collect();
+    let deps: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            !f.subject.starts_with("host ")
+                && !f.subject.starts_with("node ")
+                && !f.subject.starts_with("volume ")
+                && !f.subject.starts_with("resource ")
+                && !f.subject.contains(": ")
+        })
+        .collect();
     let dep_fail: Vec<&&Finding> = deps.iter().filter(|f| f.verdict == Verdict::Fail).collect();
-    let dep_basis = if deps.iter().any(|f| is_observed(f)) { "verified" } else { "declared" };
+    let dep_basis = if deps.iter().any(|f| is_observed(f)) {
+        "verified"
+    } else {
+        "declared"
+    };
     criteria.push(criterion(
         "technology",
         "no dependency on a US cloud",
         10,
-        if deps.is_empty() { None } else { Some(dep_fail.is_empty()) },
+        if deps.is_empty() {
+            None
+        } else {
+            Some(dep_fail.is_empty())
+        },
         dep_basis,
         if dep_fail.is_empty() {
-            format!("{} dependency checks: none under a forbidden jurisdiction (provider catalog{})", deps.len(), if dep_basis == "verified" { ", resolved addresses" } else { "" })
+            format!(
+                "{} dependency checks: none under a forbidden jurisdiction (provider catalog{})",
+                deps.len(),
+                if dep_basis == "verified" {
+                    ", resolved addresses"
+                } else {
+                    ""
+                }
+            )
         } else {
-            format!("failing: {}", dep_fail.iter().map(|f| format!("{} ({})", f.subject, f.observed)).collect::<Vec<_>>().join("; "))
+            format!(
+                "failing: {}",
+                dep_fail
+                    .iter()
+                    .map(|f| format!("{} ({})", f.subject, f.observed))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         },
     ));
-    let any_fail = report.findings.iter().any(|f| f.verdict == Verdict::Fail && !f.subject.contains(": "));
-    let all_known = report.findings.iter().filter(|f| !f.subject.contains(": ")).all(|f| f.verdict == Verdict::Pass);
+    let any_fail = report
+        .findings
+        .iter()
+        .any(|f| f.verdict == Verdict::Fail && !f.subject.contains(": "));
+    let all_known = report
+        .findings
+        .iter()
+        .filter(|f| !f.subject.contains(": "))
+        .all(|f| f.verdict == Verdict::Pass);
     let observed = report.findings.iter().any(is_observed);
     criteria.push(criterion(
         "legal",
@@ -129,18 +243,35 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
             "some places or dependencies could not be established (warnings in the findings)".into()
         },
     ));
-    let quals: Vec<&Finding> = report.findings.iter().filter(|f| f.subject.ends_with(": SecNumCloud") || f.subject.ends_with(": HDS")).collect();
+    let quals: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.subject.ends_with(": SecNumCloud") || f.subject.ends_with(": HDS"))
+        .collect();
     criteria.push(criterion(
         "legal",
         "SecNumCloud or HDS qualification",
         10,
         if quals.is_empty() {
-            (!certs.is_empty()).then(|| certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud))
+            (!certs.is_empty()).then(|| {
+                certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud)
+            })
         } else {
             Some(quals.iter().any(|f| f.verdict == Verdict::Pass))
         },
         "declared",
-        if quals.is_empty() { "declared certifications".into() } else { format!("provider catalog: {}", quals.iter().map(|f| format!("{} {:?}", f.observed, f.verdict).to_lowercase()).collect::<Vec<_>>().join("; ")) },
+        if quals.is_empty() {
+            "declared certifications".into()
+        } else {
+            format!(
+                "provider catalog: {}",
+                quals
+                    .iter()
+                    .map(|f| format!("{} {:?}", f.observed, f.verdict).to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        },
     ));
     let total: u64 = criteria.iter().filter_map(|c| c["points"].as_u64()).sum();
     let max: u64 = criteria.iter().filter_map(|c| c["max"].as_u64()).sum();
@@ -160,50 +291,135 @@ fn summarise(fs: &[&Finding]) -> (String, &'static str, String) {
     if fs.is_empty() {
         return ("not declared".into(), "unknown", String::new());
     }
-    let basis = if fs.iter().any(|f| is_observed(f)) { "verified" } else { "declared" };
-    let answer = fs.iter().map(|f| format!("{} [{}]", f.observed, format!("{:?}", f.verdict).to_lowercase())).collect::<Vec<_>>().join("; ");
-    let evidence = fs.iter().map(|f| f.evidence.clone()).filter(|e| !e.is_empty()).collect::<Vec<_>>().join("; ");
+    let basis = if fs.iter().any(|f| is_observed(f)) {
+        "verified"
+    } else {
+        "declared"
+    };
+    let answer = fs
+        .iter()
+        .map(|f| {
+            format!(
+                "{} [{}]",
+                f.observed,
+                format!("{:?}", f.verdict).to_lowercase()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let evidence = fs
+        .iter()
+        .map(|f| f.evidence.clone())
+        .filter(|e| !e.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     (answer, basis, evidence)
 }
 
 /// The customer-engagement-platform criteria table, answered from the deployment.
 pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
-    let by = |pred: &dyn Fn(&Finding) -> bool| -> Vec<&Finding> { report.findings.iter().filter(|f| pred(f)).collect() };
+    let by = |pred: &dyn Fn(&Finding) -> bool| -> Vec<&Finding> {
+        report.findings.iter().filter(|f| pred(f)).collect()
+    };
     let c = &p.spec.components;
     let e = &p.spec.endpoints;
     let mut out = Vec::new();
     let hosting = by(&|f| {
-        f.subject == "Kubernetes cluster" || f.subject == "bare-metal hosts" || f.subject.contains(" region ") || f.subject.starts_with("node ") || f.subject.starts_with("host ") && f.subject.ends_with(" address") || f.subject.starts_with("resource ")
+        f.subject == "Kubernetes cluster"
+            || f.subject == "bare-metal hosts"
+            || f.subject.contains(" region ")
+            || f.subject.starts_with("node ")
+            || f.subject.starts_with("host ") && f.subject.ends_with(" address")
+            || f.subject.starts_with("resource ")
     });
     let (a, b, ev) = summarise(&hosting);
-    out.push(answer("Where are the application servers hosted?", a.clone(), b, ev.clone()));
-    out.push(answer("Where are the databases hosted?", if c.database.enabled { format!("with the application: {a}") } else { "no database component".into() }, b, ev));
+    out.push(answer(
+        "Where are the application servers hosted?",
+        a.clone(),
+        b,
+        ev.clone(),
+    ));
+    out.push(answer(
+        "Where are the databases hosted?",
+        if c.database.enabled {
+            format!("with the application: {a}")
+        } else {
+            "no database component".into()
+        },
+        b,
+        ev,
+    ));
     let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("backup storage")));
-    out.push(answer("Where are backups stored?", if c.backups.enabled { a } else { "backups disabled".into() }, b, ev));
-    let (a, b, ev) = summarise(&by(&|f| f.subject == "Kubernetes cluster" || f.subject == "bare-metal hosts" || f.subject.contains(" region ") && !f.subject.contains(": ")));
-    out.push(answer("What is the hoster's nationality and shareholding?", a, b, ev));
-    let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("SMTP relay") || f.subject.starts_with("fallback SMTP relay")));
-    out.push(answer("Which relay sends the email, where and by whom?", a, b, ev));
-    let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("image registry") || f.subject.starts_with("container image registry") || f.subject.starts_with("CDN")));
+    out.push(answer(
+        "Where are backups stored?",
+        if c.backups.enabled {
+            a
+        } else {
+            "backups disabled".into()
+        },
+        b,
+        ev,
+    ));
+    let (a, b, ev) = summarise(&by(&|f| {
+        f.subject == "Kubernetes cluster"
+            || f.subject == "bare-metal hosts"
+            || f.subject.contains(" region ") && !f.subject.contains(": ")
+    }));
+    out.push(answer(
+        "What is the hoster's nationality and shareholding?",
+        a,
+        b,
+        ev,
+    ));
+    let (a, b, ev) = summarise(&by(&|f| {
+        f.subject.starts_with("SMTP relay") || f.subject.starts_with("fallback SMTP relay")
+    }));
+    out.push(answer(
+        "Which relay sends the email, where and by whom?",
+        a,
+        b,
+        ev,
+    ));
+    let (a, b, ev) = summarise(&by(&|f| {
+        f.subject.starts_with("image registry")
+            || f.subject.starts_with("container image registry")
+            || f.subject.starts_with("CDN")
+    }));
     out.push(answer("Are images and the CDN European?", a, b, ev));
     out.push(answer(
         "Is the MTA open source, with a fallback?",
         format!(
             "{}; fallback relay: {}",
-            if c.mta.enabled { "Postfix (IPL/EPL, open source)" } else { "no MTA component" },
-            e.smtp_fallback_relay.as_ref().map(|r| r.url.clone()).unwrap_or_else(|| "none".into())
+            if c.mta.enabled {
+                "Postfix (IPL/EPL, open source)"
+            } else {
+                "no MTA component"
+            },
+            e.smtp_fallback_relay
+                .as_ref()
+                .map(|r| r.url.clone())
+                .unwrap_or_else(|| "none".into())
         ),
         "verified",
         "the rendered configuration (subjects of this attestation)".into(),
     ));
     out.push(answer(
         "Is the database an open technology?",
-        if c.database.enabled { format!("PostgreSQL {} (PostgreSQL Licence)", c.database.version) } else { "no database component".into() },
+        if c.database.enabled {
+            format!("PostgreSQL {} (PostgreSQL Licence)", c.database.version)
+        } else {
+            "no database component".into()
+        },
         "verified",
         "the rendered configuration".into(),
     ));
     let (a, b, ev) = summarise(&by(&|f| f.subject.contains("registry")));
-    out.push(answer("Where do third-party bricks (container images) come from?", a, b, ev));
+    out.push(answer(
+        "Where do third-party bricks (container images) come from?",
+        a,
+        b,
+        ev,
+    ));
     out.push(answer(
         "Are dependencies documented, with a degraded mode?",
         "yes: sovereignty/dependencies.md lists each dependency, its fallback and its degraded mode".into(),
@@ -211,9 +427,28 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
         "a subject of this attestation".into(),
     ));
     let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("AI endpoint")));
-    out.push(answer("Which AI is embedded, and does customer data leave the EU for it?", if e.ai.is_none() { "no AI endpoint declared".into() } else { a }, if e.ai.is_none() { "declared" } else { b }, ev));
-    out.push(answer("Does the platform depend on proprietary channels (WhatsApp, RCS), with a plan B?", "not described by the Platform document".into(), "unknown", String::new()));
-    out.push(answer("Does the publisher contribute to open source?", "not described by the Platform document".into(), "unknown", String::new()));
+    out.push(answer(
+        "Which AI is embedded, and does customer data leave the EU for it?",
+        if e.ai.is_none() {
+            "no AI endpoint declared".into()
+        } else {
+            a
+        },
+        if e.ai.is_none() { "declared" } else { b },
+        ev,
+    ));
+    out.push(answer(
+        "Does the platform depend on proprietary channels (WhatsApp, RCS), with a plan B?",
+        "not described by the Platform document".into(),
+        "unknown",
+        String::new(),
+    ));
+    out.push(answer(
+        "Does the publisher contribute to open source?",
+        "not described by the Platform document".into(),
+        "unknown",
+        String::new(),
+    ));
     out
 }
 
@@ -241,7 +476,13 @@ pub fn security(p: &Platform) -> Value {
     let c = &p.spec.components;
     let on_hosts = !p.spec.target.on_kubernetes();
     let declared = p.spec.sovereignty.declared.encryption_at_rest;
-    let expected = if p.spec.target.kubernetes().is_some() { "storage-class" } else if p.spec.target.secnumcloud().is_some() { "provider" } else { "luks" };
+    let expected = if p.spec.target.kubernetes().is_some() {
+        "storage-class"
+    } else if p.spec.target.secnumcloud().is_some() {
+        "provider"
+    } else {
+        "luks"
+    };
     let pgaudit = "pgaudit: DDL and role changes in every database, connections, every statement on the personal tables";
     json!({
         "tls": {
@@ -295,8 +536,16 @@ mod tests {
     use super::*;
 
     fn kubernetes(edit: impl Fn(String) -> String) -> Platform {
-        let text = edit(std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kubernetes.yaml")).unwrap_or_default());
-        crate::document::load_str("kubernetes.yaml", &text).map(|l| l.platform).unwrap_or_else(|d| panic!("{d:?}"))
+        let text = edit(
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/kubernetes.yaml"
+            ))
+            .unwrap_or_default(),
+        );
+        crate::document::load_str("kubernetes.yaml", &text)
+            .map(|l| l.platform)
+            .unwrap_or_else(|d| panic!("{d:?}"))
     }
 
     /// On a cluster: pgaudit and pgBackRest from terroir's image, and the API audit declared,
@@ -305,12 +554,44 @@ mod tests {
     fn a_cluster_states_what_holds_and_how_it_is_known() {
         let sec = security(&kubernetes(|t| t));
         let pg = sec["audit"]["postgresql"].as_str().unwrap_or_default();
-        assert!(pg.starts_with("pgaudit: DDL and role changes") && pg.contains("terroir's PostgreSQL image"), "{pg}");
+        assert!(
+            pg.starts_with("pgaudit: DDL and role changes")
+                && pg.contains("terroir's PostgreSQL image"),
+            "{pg}"
+        );
         let api = sec["audit"]["kubernetesApi"].as_str().unwrap_or_default();
-        assert!(api.starts_with("declared, not verified") && api.contains("kubernetes-audit/audit-policy.yaml"), "{api}");
-        assert!(sec["tls"]["postgresql"].as_str().unwrap_or_default().starts_with("TLS only"), "{sec}");
-        assert!(sec["tls"]["monitoring"].as_str().unwrap_or_default().starts_with("HTTPS"), "{sec}");
-        assert!(sec["backups"]["encryption"].as_str().unwrap_or_default().starts_with("aes-256-cbc"), "{sec}");
-        assert!(sec["backups"]["tool"].as_str().unwrap_or_default().contains("point-in-time"), "{sec}");
+        assert!(
+            api.starts_with("declared, not verified")
+                && api.contains("kubernetes-audit/audit-policy.yaml"),
+            "{api}"
+        );
+        assert!(
+            sec["tls"]["postgresql"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("TLS only"),
+            "{sec}"
+        );
+        assert!(
+            sec["tls"]["monitoring"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("HTTPS"),
+            "{sec}"
+        );
+        assert!(
+            sec["backups"]["encryption"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("aes-256-cbc"),
+            "{sec}"
+        );
+        assert!(
+            sec["backups"]["tool"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("point-in-time"),
+            "{sec}"
+        );
     }
 }

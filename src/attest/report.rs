@@ -443,13 +443,29 @@ fn security_items(predicate: &Value) -> Option<Vec<(&'static str, String, Vec<St
         Value::String(s) => s.clone(),
         Value::Null => "not stated".into(),
         Value::Array(a) if a.is_empty() => "none".into(),
-        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", "),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
         other => other.to_string(),
     };
     let mut items = Vec::new();
-    for (key, label) in [("tls", "TLS"), ("audit", "Audit trail"), ("secretsAtRest", "Secrets at rest"), ("backups", "Backups")] {
+    for (key, label) in [
+        ("tls", "TLS"),
+        ("audit", "Audit trail"),
+        ("secretsAtRest", "Secrets at rest"),
+        ("backups", "Backups"),
+    ] {
         if let Some(obj) = sec.get(key).and_then(Value::as_object) {
-            let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k}: {}", text(v))).collect();
+            let parts: Vec<String> = obj
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", text(v)))
+                .collect();
             items.push((label, parts.join("; "), Vec::new()));
         }
     }
@@ -465,10 +481,23 @@ fn security_items(predicate: &Value) -> Option<Vec<(&'static str, String, Vec<St
                 Some(false) => "NOT encrypted",
                 None => "unknown",
             };
-            format!("{} {}: {state} ({})", text(&obs["host"]), text(&obs["path"]), text(&obs["evidence"]))
+            format!(
+                "{} {}: {state} ({})",
+                text(&obs["host"]),
+                text(&obs["path"]),
+                text(&obs["evidence"])
+            )
         })
         .collect();
-    items.push(("Encryption at rest", format!("declared {}, expected for this target {}", text(&at_rest["declared"]), text(&at_rest["expectedForTarget"])), observed));
+    items.push((
+        "Encryption at rest",
+        format!(
+            "declared {}, expected for this target {}",
+            text(&at_rest["declared"]),
+            text(&at_rest["expectedForTarget"])
+        ),
+        observed,
+    ));
     Some(items)
 }
 
@@ -789,9 +818,17 @@ footer { margin-top: 36px; padding-top: 8px; border-top: 1px solid #9aa1a9; font
 /// The report as one self-contained HTML page.
 /// One HTML table, a line per element: the columns' widths in percent (a last column takes the
 /// rest), the header cells, and the rows, each already rendered as its `<tr>…</tr>`.
-fn html_table(o: &mut String, widths: &[u32], headers: &[&str], rows: impl IntoIterator<Item = String>) {
+fn html_table(
+    o: &mut String,
+    widths: &[u32],
+    headers: &[&str],
+    rows: impl IntoIterator<Item = String>,
+) {
     let mut lines = vec!["<table>".to_owned()];
-    let cols: String = widths.iter().map(|w| format!("<col style=\"width:{w}%\">")).collect();
+    let cols: String = widths
+        .iter()
+        .map(|w| format!("<col style=\"width:{w}%\">"))
+        .collect();
     lines.push(format!("<colgroup>{cols}<col></colgroup>"));
     let ths: String = headers.iter().map(|h| format!("<th>{h}</th>")).collect();
     lines.push(format!("<thead><tr>{ths}</tr></thead>"));
@@ -917,7 +954,11 @@ pub fn html(predicate: &Value) -> String {
             ),
         );
         let rows = a.criteria.iter().map(|c| {
-            let note = if c.overclaimed { format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE)) } else { String::new() };
+            let note = if c.overclaimed {
+                format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE))
+            } else {
+                String::new()
+            };
             format!(
                 "<tr><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td><td>{}{note}</td></tr>",
                 esc(&c.criterion),
@@ -927,7 +968,12 @@ pub fn html(predicate: &Value) -> String {
                 esc(&c.reason)
             )
         });
-        html_table(&mut o, &[28, 9, 21], &["Criterion", "Points", "Basis", "Reason"], rows);
+        html_table(
+            &mut o,
+            &[28, 9, 21],
+            &["Criterion", "Points", "Basis", "Reason"],
+            rows,
+        );
     }
     push(&mut o, "</section>");
 
@@ -937,10 +983,25 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<p>No criteria in the attestation.</p>");
     } else {
         let rows = r.criteria.iter().map(|q| {
-            let note = if q.overclaimed { format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE)) } else { String::new() };
-            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{note}</td></tr>", esc(&q.question), esc(&q.answer), basis_badge(q.basis), esc(&q.evidence))
+            let note = if q.overclaimed {
+                format!("<span class=\"note\">{}</span>", esc(OVERCLAIM_NOTE))
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{note}</td></tr>",
+                esc(&q.question),
+                esc(&q.answer),
+                basis_badge(q.basis),
+                esc(&q.evidence)
+            )
         });
-        html_table(&mut o, &[25, 27, 19], &["Question", "Answer", "Basis", "Evidence"], rows);
+        html_table(
+            &mut o,
+            &[25, 27, 19],
+            &["Question", "Answer", "Basis", "Evidence"],
+            rows,
+        );
     }
     push(&mut o, "</section>");
 
@@ -962,7 +1023,14 @@ pub fn html(predicate: &Value) -> String {
                 esc(&f.evidence)
             )
         });
-        html_table(&mut o, &[11, 19, 16, 13, 13], &["Verdict", "Subject", "Observed", "Expected", "Basis", "Evidence"], rows);
+        html_table(
+            &mut o,
+            &[11, 19, 16, 13, 13],
+            &[
+                "Verdict", "Subject", "Observed", "Expected", "Basis", "Evidence",
+            ],
+            rows,
+        );
     }
     push(&mut o, "</section>");
 
@@ -996,7 +1064,16 @@ pub fn html(predicate: &Value) -> String {
         push(&mut o, "<h2>Security baseline</h2>");
         push(&mut o, "<ul class=\"kv\">");
         for (label, text, subs) in items {
-            let subs: String = if subs.is_empty() { String::new() } else { format!("<ul>{}</ul>", subs.iter().map(|s| format!("<li>{}</li>", esc(s))).collect::<String>()) };
+            let subs: String = if subs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<ul>{}</ul>",
+                    subs.iter()
+                        .map(|s| format!("<li>{}</li>", esc(s)))
+                        .collect::<String>()
+                )
+            };
             push(&mut o, &format!("<li>{label}: {}{subs}</li>", esc(&text)));
         }
         push(&mut o, "</ul>");

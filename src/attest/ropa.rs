@@ -4,8 +4,8 @@
 //! cannot know is left "to be completed" for the controller. Only the document is read: nothing
 //! from files, and no secret.
 
-use crate::policy::locality::catalog::{Catalog, Operator};
 use crate::document::{Endpoint, Platform, S3Endpoint, Target};
+use crate::policy::locality::catalog::{Catalog, Operator};
 use crate::policy::sovereignty::{EEA_EXTRA, EU};
 
 const TBC: &str = "to be completed";

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::live::LiveFacts;
-use super::{dsse, keys, predicate, AttestError};
+use super::{AttestError, dsse, keys, predicate};
 use crate::document::Platform;
 use crate::policy::assess::Assessed;
 
@@ -22,9 +22,18 @@ pub struct DrillEvidence {
 
 /// Read a drill report (`terroir drill` writes it) to cite it.
 pub fn drill_evidence(path: &Path) -> Result<DrillEvidence, AttestError> {
-    let bytes = std::fs::read(path).map_err(|source| AttestError::DrillReportRead { path: path.to_owned(), source })?;
-    let r: Value = serde_json::from_slice(&bytes).map_err(|source| AttestError::DrillReportSyntax { path: path.to_owned(), source })?;
-    drill_summary(&r, &bytes).ok_or_else(|| AttestError::NotADrillReport { path: path.to_owned() })
+    let bytes = std::fs::read(path).map_err(|source| AttestError::DrillReportRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let r: Value =
+        serde_json::from_slice(&bytes).map_err(|source| AttestError::DrillReportSyntax {
+            path: path.to_owned(),
+            source,
+        })?;
+    drill_summary(&r, &bytes).ok_or_else(|| AttestError::NotADrillReport {
+        path: path.to_owned(),
+    })
 }
 
 /// The evidence of a drill report `r` whose bytes are `bytes`; None when it is not one.
@@ -32,11 +41,20 @@ fn drill_summary(r: &Value, bytes: &[u8]) -> Option<DrillEvidence> {
     if r["kind"] != "terroir-drill-report/v1" {
         return None;
     }
-    let mut subjects = vec![json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::text::sha256_hex(bytes)}})];
-    if let Some(m) = r["export"]["manifestSha256"].as_str().filter(|m| m.len() == 64) {
+    let mut subjects = vec![
+        json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::text::sha256_hex(bytes)}}),
+    ];
+    if let Some(m) = r["export"]["manifestSha256"]
+        .as_str()
+        .filter(|m| m.len() == 64)
+    {
         subjects.push(json!({"name": "evidence://export/manifest.json", "digest": {"sha256": m}}));
     }
-    let checks = |k: &str| r[k].as_array().map(|a| (a.len(), a.iter().filter(|c| c["matches"] == true).count())).unwrap_or((0, 0));
+    let checks = |k: &str| {
+        r[k].as_array()
+            .map(|a| (a.len(), a.iter().filter(|c| c["matches"] == true).count()))
+            .unwrap_or((0, 0))
+    };
     let (tables, tables_ok) = checks("tables");
     let summary = json!({
         "drill": {
@@ -57,8 +75,19 @@ fn drill_summary(r: &Value, bytes: &[u8]) -> Option<DrillEvidence> {
 fn public_certificate(document: &Path, p: &Platform) -> Option<Value> {
     let on_hosts = !p.spec.target.on_kubernetes();
     let acme = p.spec.endpoints.acme_ca.as_ref().map(|e| e.url.clone());
-    if let Some(class) = p.spec.target.kubernetes().and_then(|k| k.ingress_class_name.as_ref()) {
-        let name = p.spec.components.app.public_host.as_ref().filter(|_| p.spec.components.app.enabled)?;
+    if let Some(class) = p
+        .spec
+        .target
+        .kubernetes()
+        .and_then(|k| k.ingress_class_name.as_ref())
+    {
+        let name = p
+            .spec
+            .components
+            .app
+            .public_host
+            .as_ref()
+            .filter(|_| p.spec.components.app.enabled)?;
         return Some(json!({
             "names": [name],
             "issuer": acme,
@@ -68,7 +97,13 @@ fn public_certificate(document: &Path, p: &Platform) -> Option<Value> {
             "state": if acme.is_some() { format!("rendered: cert-manager's Issuer {}-acme obtains and renews it (HTTP-01) into the Secret {}-public-tls; not verified by terroir", p.metadata.name, p.metadata.name) } else { "no ACME CA named: the ingress controller's own certificate answers".to_owned() },
         }));
     }
-    let name = p.spec.components.app.public_host.as_ref().filter(|_| on_hosts && p.spec.components.app.enabled)?;
+    let name = p
+        .spec
+        .components
+        .app
+        .public_host
+        .as_ref()
+        .filter(|_| on_hosts && p.spec.components.app.enabled)?;
     let store = crate::secrets::SecretStore::for_platform(document, p);
     Some(match crate::pki::public_state(&store) {
         Ok(Some(state)) => json!({
@@ -79,7 +114,9 @@ fn public_certificate(document: &Path, p: &Platform) -> Option<Value> {
             "acmeCaDeclared": acme,
             "served": "nginx on the application hosts, TLS 1.2 or later, plain HTTP redirected",
         }),
-        _ => json!({"names": [name], "issuer": null, "acmeCaDeclared": acme, "state": "not issued yet: `terroir apply` makes it"}),
+        _ => {
+            json!({"names": [name], "issuer": null, "acmeCaDeclared": acme, "state": "not issued yet: `terroir apply` makes it"})
+        }
     })
 }
 
@@ -97,7 +134,13 @@ impl Attestation {
 
 /// Sign what `assessed` establishes about the platform `document` describes: every rendered file
 /// as a subject, with a drill and what the running target shows when they are given.
-pub fn sign(document: &Path, assessed: &Assessed, key: &SigningKey, drill: Option<DrillEvidence>, live: Option<LiveFacts>) -> Result<Attestation, AttestError> {
+pub fn sign(
+    document: &Path,
+    assessed: &Assessed,
+    key: &SigningKey,
+    drill: Option<DrillEvidence>,
+    live: Option<LiveFacts>,
+) -> Result<Attestation, AttestError> {
     let p = &assessed.loaded.platform;
     let time = crate::text::now_rfc3339();
     let mut pred = predicate::predicate(p, assessed.resolved.target_kind, &assessed.report, &time);
@@ -117,7 +160,10 @@ pub fn sign(document: &Path, assessed: &Assessed, key: &SigningKey, drill: Optio
     let statement = predicate::statement(subjects, pred.clone());
     let payload = serde_json::to_vec(&statement).map_err(AttestError::Encode)?;
     let envelope = dsse::sign(&payload, key, &keys::key_id(&key.verifying_key()));
-    Ok(Attestation { envelope, predicate: pred })
+    Ok(Attestation {
+        envelope,
+        predicate: pred,
+    })
 }
 
 /// The files `write` made.
@@ -146,18 +192,29 @@ impl Written {
 
 /// `ATTESTATION` with its extension replaced: `a.json` -> `a.report.md`.
 fn beside(out: &Path, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "attestation".into());
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "attestation".into());
     out.with_file_name(format!("{stem}.{suffix}"))
 }
 
 /// Write the envelope to `out`, and beside it the reports, the record of processing activities
 /// and, with `oscal`, the OSCAL assessment results; each file whole or not at all.
-pub fn write(attestation: &Attestation, p: &Platform, out: &Path, oscal: bool) -> Result<Written, AttestError> {
+pub fn write(
+    attestation: &Attestation,
+    p: &Platform,
+    out: &Path,
+    oscal: bool,
+) -> Result<Written, AttestError> {
     let written = Written::beside(out, oscal);
     let pred = &attestation.predicate;
     let mut files = vec![
         (&written.attestation, pretty(&attestation.envelope)?),
-        (&written.markdown, super::report::markdown(pred).into_bytes()),
+        (
+            &written.markdown,
+            super::report::markdown(pred).into_bytes(),
+        ),
         (&written.html, super::report::html(pred).into_bytes()),
         (&written.ropa, super::ropa::ropa(p).into_bytes()),
     ];
@@ -165,7 +222,10 @@ pub fn write(attestation: &Attestation, p: &Platform, out: &Path, oscal: bool) -
         files.push((path, pretty(&super::oscal::assessment_results(pred))?));
     }
     for (path, bytes) in files {
-        write_whole(path, &bytes).map_err(|source| AttestError::Write { path: path.clone(), source })?;
+        write_whole(path, &bytes).map_err(|source| AttestError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(written)
 }
@@ -178,7 +238,12 @@ fn pretty(value: &impl serde::Serialize) -> Result<Vec<u8>, AttestError> {
 
 /// Through a hidden temporary file beside `path` and a rename: a reader never sees half a file.
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
 }
 
@@ -208,7 +273,10 @@ mod tests {
         let bytes = serde_json::to_vec(&report).unwrap();
         let e = drill_summary(&report, &bytes).unwrap();
         assert_eq!(e.subjects.len(), 2);
-        assert_eq!(e.subjects[0]["digest"]["sha256"], crate::text::sha256_hex(&bytes));
+        assert_eq!(
+            e.subjects[0]["digest"]["sha256"],
+            crate::text::sha256_hex(&bytes)
+        );
         assert_eq!(e.subjects[1]["name"], "evidence://export/manifest.json");
         assert_eq!(e.summary["drill"]["tableChecks"], 2);
         assert_eq!(e.summary["drill"]["tableChecksMatching"], 1);
@@ -219,11 +287,21 @@ mod tests {
     fn what_is_not_a_drill_report_is_refused_with_the_file_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("drill.json");
-        assert!(matches!(drill_evidence(&path), Err(AttestError::DrillReportRead { .. })));
+        assert!(matches!(
+            drill_evidence(&path),
+            Err(AttestError::DrillReportRead { .. })
+        ));
         std::fs::write(&path, "not json").unwrap();
-        assert!(matches!(drill_evidence(&path), Err(AttestError::DrillReportSyntax { .. })));
+        assert!(matches!(
+            drill_evidence(&path),
+            Err(AttestError::DrillReportSyntax { .. })
+        ));
         std::fs::write(&path, "{\"kind\": \"other\"}").unwrap();
         let e = drill_evidence(&path).unwrap_err();
-        assert!(e.to_string().contains("drill.json") && e.to_string().contains("terroir-drill-report/v1"), "{e}");
+        assert!(
+            e.to_string().contains("drill.json")
+                && e.to_string().contains("terroir-drill-report/v1"),
+            "{e}"
+        );
     }
 }

@@ -7,22 +7,46 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
-use super::{dsse, predicate, AttestError};
+use super::{AttestError, dsse, predicate};
 
 /// A file of the rendered tree that is not as attested.
 #[derive(Debug)]
 pub enum Mismatch {
-    Digest { name: String, actual: String, attested: String },
-    Missing { name: String, dir: PathBuf, source: std::io::Error },
-    Unattested { name: String, dir: PathBuf },
+    Digest {
+        name: String,
+        actual: String,
+        attested: String,
+    },
+    Missing {
+        name: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    Unattested {
+        name: String,
+        dir: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Mismatch::Digest { name, actual, attested } => write!(f, "{name}: SHA-256 {actual}, the attestation says {attested}"),
-            Mismatch::Missing { name, dir, source } => write!(f, "{name}: attested but missing from {} ({source})", dir.display()),
-            Mismatch::Unattested { name, dir } => write!(f, "{name}: in {} but not attested", dir.display()),
+            Mismatch::Digest {
+                name,
+                actual,
+                attested,
+            } => write!(
+                f,
+                "{name}: SHA-256 {actual}, the attestation says {attested}"
+            ),
+            Mismatch::Missing { name, dir, source } => write!(
+                f,
+                "{name}: attested but missing from {} ({source})",
+                dir.display()
+            ),
+            Mismatch::Unattested { name, dir } => {
+                write!(f, "{name}: in {} but not attested", dir.display())
+            }
         }
     }
 }
@@ -47,17 +71,38 @@ pub struct Verified {
 }
 
 /// Check the attestation at `path` with `key`, and with `against` the rendered tree there.
-pub fn verify(path: &Path, key: &VerifyingKey, against: Option<&Path>) -> Result<Verified, AttestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AttestError::AttestationRead { path: path.to_owned(), source })?;
-    let envelope: dsse::Envelope = serde_json::from_str(&text)
-        .map_err(|source| AttestError::NotAnEnvelope { path: path.to_owned(), line: source.line(), column: source.column(), source })?;
-    let payload = dsse::verify(&envelope, key).map_err(|source| AttestError::Signature { path: path.to_owned(), source })?;
+pub fn verify(
+    path: &Path,
+    key: &VerifyingKey,
+    against: Option<&Path>,
+) -> Result<Verified, AttestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AttestError::AttestationRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let envelope: dsse::Envelope =
+        serde_json::from_str(&text).map_err(|source| AttestError::NotAnEnvelope {
+            path: path.to_owned(),
+            line: source.line(),
+            column: source.column(),
+            source,
+        })?;
+    let payload = dsse::verify(&envelope, key).map_err(|source| AttestError::Signature {
+        path: path.to_owned(),
+        source,
+    })?;
     let statement: Value = serde_json::from_slice(&payload).map_err(AttestError::NotAStatement)?;
-    if statement["_type"] != predicate::STATEMENT_TYPE || statement["predicateType"] != predicate::PREDICATE_TYPE {
-        return Err(AttestError::NotAnAssessment { predicate_type: statement["predicateType"].to_string() });
+    if statement["_type"] != predicate::STATEMENT_TYPE
+        || statement["predicateType"] != predicate::PREDICATE_TYPE
+    {
+        return Err(AttestError::NotAnAssessment {
+            predicate_type: statement["predicateType"].to_string(),
+        });
     }
     let subjects = rendered_subjects(&statement);
-    let mismatches = against.map(|dir| compare(&subjects, dir)).unwrap_or_default();
+    let mismatches = against
+        .map(|dir| compare(&subjects, dir))
+        .unwrap_or_default();
     let pred = &statement["predicate"];
     Ok(Verified {
         key_id: envelope.signatures.first().map(|s| s.keyid.clone()),
@@ -76,7 +121,12 @@ fn rendered_subjects(statement: &Value) -> BTreeMap<String, String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["digest"]["sha256"].as_str()?.to_owned())))
+                .filter_map(|s| {
+                    Some((
+                        s["name"].as_str()?.to_owned(),
+                        s["digest"]["sha256"].as_str()?.to_owned(),
+                    ))
+                })
                 .filter(|(name, _)| !name.contains("://"))
                 .collect()
         })
@@ -92,16 +142,30 @@ fn compare(subjects: &BTreeMap<String, String>, dir: &Path) -> Vec<Mismatch> {
             Ok(bytes) => {
                 let actual = crate::text::sha256_hex(&bytes);
                 if &actual != attested {
-                    out.push(Mismatch::Digest { name: name.clone(), actual, attested: attested.clone() });
+                    out.push(Mismatch::Digest {
+                        name: name.clone(),
+                        actual,
+                        attested: attested.clone(),
+                    });
                 }
             }
-            Err(source) => out.push(Mismatch::Missing { name: name.clone(), dir: dir.to_owned(), source }),
+            Err(source) => out.push(Mismatch::Missing {
+                name: name.clone(),
+                dir: dir.to_owned(),
+                source,
+            }),
         }
     }
     for file in files_under(dir) {
-        let name = file.strip_prefix(dir).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .strip_prefix(dir)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name != crate::pipeline::render::SUMS_FILE && !subjects.contains_key(&name) {
-            out.push(Mismatch::Unattested { name, dir: dir.to_owned() });
+            out.push(Mismatch::Unattested {
+                name,
+                dir: dir.to_owned(),
+            });
         }
     }
     out
@@ -136,9 +200,20 @@ mod tests {
     use serde_json::json;
 
     /// An attestation of `files` (name, bytes) written to `dir/attestation.json`.
-    fn attested(dir: &Path, key: &SigningKey, files: &[(&str, &[u8])], predicate_type: &str) -> PathBuf {
-        let subjects: Vec<Value> = files.iter().map(|(n, b)| json!({"name": n, "digest": {"sha256": crate::text::sha256_hex(b)}})).collect();
-        let mut statement = predicate::statement(subjects, json!({"platform": "acme-crm", "time": "2026-01-01T00:00:00Z", "verdict": "pass"}));
+    fn attested(
+        dir: &Path,
+        key: &SigningKey,
+        files: &[(&str, &[u8])],
+        predicate_type: &str,
+    ) -> PathBuf {
+        let subjects: Vec<Value> = files
+            .iter()
+            .map(|(n, b)| json!({"name": n, "digest": {"sha256": crate::text::sha256_hex(b)}}))
+            .collect();
+        let mut statement = predicate::statement(
+            subjects,
+            json!({"platform": "acme-crm", "time": "2026-01-01T00:00:00Z", "verdict": "pass"}),
+        );
         statement["predicateType"] = predicate_type.into();
         let env = dsse::sign(&serde_json::to_vec(&statement).unwrap(), key, "k");
         let path = dir.join("attestation.json");
@@ -150,7 +225,12 @@ mod tests {
     fn a_tree_is_compared_file_by_file_both_ways() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::from_bytes(&[3u8; 32]);
-        let path = attested(dir.path(), &key, &[("a.yaml", b"a"), ("b.yaml", b"b"), ("gone.yaml", b"g")], predicate::PREDICATE_TYPE);
+        let path = attested(
+            dir.path(),
+            &key,
+            &[("a.yaml", b"a"), ("b.yaml", b"b"), ("gone.yaml", b"g")],
+            predicate::PREDICATE_TYPE,
+        );
         let tree = dir.path().join("rendered");
         std::fs::create_dir_all(tree.join("sub")).unwrap();
         std::fs::write(tree.join("a.yaml"), "a").unwrap();
@@ -162,11 +242,28 @@ mod tests {
         assert_eq!(v.subjects.len(), 3);
         let said: Vec<String> = v.mismatches.iter().map(ToString::to_string).collect();
         assert_eq!(said.len(), 3, "{said:?}");
-        assert!(said[0].starts_with("b.yaml: SHA-256 ") && said[0].contains("the attestation says"), "{said:?}");
-        assert!(said[1].starts_with("gone.yaml: attested but missing from"), "{said:?}");
-        assert!(said[2].starts_with("sub/extra.yaml: in ") && said[2].ends_with("but not attested"), "{said:?}");
-        assert_eq!(serde_json::to_value(&v.mismatches[0]).unwrap(), json!(said[0]));
-        assert!(verify(&path, &key.verifying_key(), None).unwrap().mismatches.is_empty());
+        assert!(
+            said[0].starts_with("b.yaml: SHA-256 ") && said[0].contains("the attestation says"),
+            "{said:?}"
+        );
+        assert!(
+            said[1].starts_with("gone.yaml: attested but missing from"),
+            "{said:?}"
+        );
+        assert!(
+            said[2].starts_with("sub/extra.yaml: in ") && said[2].ends_with("but not attested"),
+            "{said:?}"
+        );
+        assert_eq!(
+            serde_json::to_value(&v.mismatches[0]).unwrap(),
+            json!(said[0])
+        );
+        assert!(
+            verify(&path, &key.verifying_key(), None)
+                .unwrap()
+                .mismatches
+                .is_empty()
+        );
     }
 
     #[test]
@@ -177,10 +274,19 @@ mod tests {
         let other = SigningKey::from_bytes(&[4u8; 32]);
         let e = verify(&path, &other.verifying_key(), None).unwrap_err();
         assert!(matches!(e, AttestError::Signature { .. }));
-        assert!(crate::text::error_chain(&e).contains("signature does not match"), "{e}");
+        assert!(
+            crate::text::error_chain(&e).contains("signature does not match"),
+            "{e}"
+        );
         let path = attested(dir.path(), &key, &[], "https://example.com/other/v1");
-        assert!(matches!(verify(&path, &key.verifying_key(), None), Err(AttestError::NotAnAssessment { .. })));
+        assert!(matches!(
+            verify(&path, &key.verifying_key(), None),
+            Err(AttestError::NotAnAssessment { .. })
+        ));
         std::fs::write(&path, "{\n  oops").unwrap();
-        assert!(matches!(verify(&path, &key.verifying_key(), None), Err(AttestError::NotAnEnvelope { line: 2, .. })));
+        assert!(matches!(
+            verify(&path, &key.verifying_key(), None),
+            Err(AttestError::NotAnEnvelope { line: 2, .. })
+        ));
     }
 }

@@ -17,7 +17,11 @@ pub enum AuditError {
     #[error(transparent)]
     Site(#[from] SiteError),
     #[error("no host `{host}` in {}; its hosts are: {}", document.display(), hosts.join(", "))]
-    UnknownHost { host: String, document: PathBuf, hosts: Vec<String> },
+    UnknownHost {
+        host: String,
+        document: PathBuf,
+        hosts: Vec<String>,
+    },
 }
 
 /// Where an event was read.
@@ -65,9 +69,16 @@ pub struct Event {
 pub fn hosts(site: &Site, named: &[String]) -> Result<Vec<String>, AuditError> {
     let all: Vec<String> = site.plan.hosts.iter().map(|h| h.name.clone()).collect();
     if let Some(unknown) = named.iter().find(|h| !all.contains(h)) {
-        return Err(AuditError::UnknownHost { host: unknown.clone(), document: site.document.clone(), hosts: all });
+        return Err(AuditError::UnknownHost {
+            host: unknown.clone(),
+            document: site.document.clone(),
+            hosts: all,
+        });
     }
-    Ok(all.into_iter().filter(|h| named.is_empty() || named.contains(h)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|h| named.is_empty() || named.contains(h))
+        .collect())
 }
 
 /// The latest events of `host`'s logs (PostgreSQL's too on a database host), enough raw lines
@@ -75,7 +86,12 @@ pub fn hosts(site: &Site, named: &[String]) -> Result<Vec<String>, AuditError> {
 pub fn read(site: &Site, host: &str, lines: usize) -> Result<Vec<Event>, SiteError> {
     let database = site.hosts_with(Role::Database).iter().any(|h| h == host);
     let conn = site.connect(host)?;
-    let text = crate::deploy::baremetal::site::run(&conn, host, "read the audit logs", &script(lines, database))?;
+    let text = crate::deploy::baremetal::site::run(
+        &conn,
+        host,
+        "read the audit logs",
+        &script(lines, database),
+    )?;
     Ok(parse(host, &text))
 }
 
@@ -85,7 +101,9 @@ const PG_MARK: &str = "@@terroir-postgres@@";
 pub fn script(lines: usize, database: bool) -> String {
     // enough raw lines to find `lines` events after filtering
     let raw = lines.saturating_mul(50).max(2000);
-    let mut s = format!("tail -n {raw} /var/log/auth.log 2>/dev/null | grep -E ' (sshd|sudo)(\\[[0-9]+\\])?: ' | tail -n {raw}\n");
+    let mut s = format!(
+        "tail -n {raw} /var/log/auth.log 2>/dev/null | grep -E ' (sshd|sudo)(\\[[0-9]+\\])?: ' | tail -n {raw}\n"
+    );
     if database {
         s.push_str(&format!(
             "echo '{PG_MARK}'\nfor f in /var/log/postgresql/postgresql-*-main.log; do [ -f \"$f\" ] && tail -n {raw} \"$f\"; done | grep -E 'AUDIT: |connection authorized|no pg_hba.conf entry|pg_hba.conf rejects|password authentication failed' | tail -n {raw}\n"
@@ -103,7 +121,11 @@ pub fn parse(host: &str, text: &str) -> Vec<Event> {
             postgres = true;
             continue;
         }
-        let event = if postgres { parse_postgres(host, line) } else { parse_auth(host, line) };
+        let event = if postgres {
+            parse_postgres(host, line)
+        } else {
+            parse_auth(host, line)
+        };
         out.extend(event);
     }
     out
@@ -130,11 +152,26 @@ fn parse_auth(host: &str, line: &str) -> Option<Event> {
             let (action, user, from) = if let Some(r) = message.strip_prefix("Accepted ") {
                 ("login", word_after(r, " for "), word_after(r, " from "))
             } else if let Some(r) = message.strip_prefix("Failed ") {
-                ("login-failed", word_after(r, " for ").filter(|u| u != "invalid").or_else(|| word_after(r, " user ")), word_after(r, " from "))
+                (
+                    "login-failed",
+                    word_after(r, " for ")
+                        .filter(|u| u != "invalid")
+                        .or_else(|| word_after(r, " user ")),
+                    word_after(r, " from "),
+                )
             } else if let Some(r) = message.strip_prefix("Invalid user ") {
-                ("login-failed", r.split(' ').next().map(str::to_owned), word_after(r, " from "))
+                (
+                    "login-failed",
+                    r.split(' ').next().map(str::to_owned),
+                    word_after(r, " from "),
+                )
             } else if message.starts_with("Disconnected from user ") {
-                ("logout", word_after(message, " user "), word_after(message, " user ").and_then(|u| word_after(message, &format!(" {u} "))))
+                (
+                    "logout",
+                    word_after(message, " user "),
+                    word_after(message, " user ")
+                        .and_then(|u| word_after(message, &format!(" {u} "))),
+                )
             } else {
                 return None;
             };
@@ -151,7 +188,12 @@ fn parse_auth(host: &str, line: &str) -> Option<Event> {
         "sudo" => {
             // `deploy : PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/sh -c ...`
             let (user, fields) = message.split_once(" : ")?;
-            let field = |key: &str| fields.split(" ; ").find_map(|f| f.trim().strip_prefix(key)).map(str::to_owned);
+            let field = |key: &str| {
+                fields
+                    .split(" ; ")
+                    .find_map(|f| f.trim().strip_prefix(key))
+                    .map(str::to_owned)
+            };
             let command = field("COMMAND=")?;
             Some(Event {
                 host: host.to_owned(),
@@ -173,7 +215,11 @@ fn parse_postgres(host: &str, line: &str) -> Option<Event> {
     let mut parts = line.splitn(4, ' ');
     let (date, clock, zone) = (parts.next()?, parts.next()?, parts.next()?);
     let rest = parts.next()?;
-    let time = if zone == "UTC" { format!("{date}T{clock}Z") } else { format!("{date}T{clock} {zone}") };
+    let time = if zone == "UTC" {
+        format!("{date}T{clock}Z")
+    } else {
+        format!("{date}T{clock} {zone}")
+    };
     let (_pid, rest) = rest.split_once("] ")?;
     let (who, message) = rest.split_once(' ')?;
     let (user, database) = who.split_once('@').unwrap_or((who, ""));
@@ -190,7 +236,10 @@ fn parse_postgres(host: &str, line: &str) -> Option<Event> {
     if let Some(audit) = message.strip_prefix("AUDIT: ") {
         // SESSION|OBJECT,statement id,substatement id,class,command,object type,object name,
         // statement,parameter (CSV)
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(audit.as_bytes());
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(audit.as_bytes());
         let record = reader.records().next()?.ok()?;
         let f = |i: usize| record.get(i).unwrap_or_default();
         let object = if f(6).is_empty() { database } else { f(6) };
@@ -199,7 +248,10 @@ fn parse_postgres(host: &str, line: &str) -> Option<Event> {
     if message.starts_with("connection authorized") {
         return Some(event("connect", database, message));
     }
-    if message.contains("no pg_hba.conf entry") || message.contains("pg_hba.conf rejects") || message.contains("password authentication failed") {
+    if message.contains("no pg_hba.conf entry")
+        || message.contains("pg_hba.conf rejects")
+        || message.contains("password authentication failed")
+    {
         return Some(event("connect-refused", database, message));
     }
     None
@@ -207,12 +259,17 @@ fn parse_postgres(host: &str, line: &str) -> Option<Event> {
 
 fn word_after(text: &str, key: &str) -> Option<String> {
     let (_, rest) = text.split_once(key)?;
-    rest.split(' ').next().filter(|w| !w.is_empty()).map(str::to_owned)
+    rest.split(' ')
+        .next()
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
 }
 
 /// `2026-11-23T17:20:01.123456+00:00` → `2026-11-23T17:20:01.123456Z`.
 fn normalize_time(t: &str) -> String {
-    t.strip_suffix("+00:00").map(|s| format!("{s}Z")).unwrap_or_else(|| t.to_owned())
+    t.strip_suffix("+00:00")
+        .map(|s| format!("{s}Z"))
+        .unwrap_or_else(|| t.to_owned())
 }
 
 #[cfg(test)]
@@ -222,10 +279,19 @@ mod tests {
     #[test]
     fn postgres_logs_are_read_on_database_hosts_only() {
         let plain = script(20, false);
-        assert!(plain.contains("/var/log/auth.log") && !plain.contains(PG_MARK), "{plain}");
+        assert!(
+            plain.contains("/var/log/auth.log") && !plain.contains(PG_MARK),
+            "{plain}"
+        );
         let db = script(20, true);
-        assert!(db.contains(PG_MARK) && db.contains("AUDIT: ") && db.contains("tail -n 2000 "), "{db}");
-        assert!(script(100, true).contains("tail -n 5000 "), "enough raw lines for the events asked");
+        assert!(
+            db.contains(PG_MARK) && db.contains("AUDIT: ") && db.contains("tail -n 2000 "),
+            "{db}"
+        );
+        assert!(
+            script(100, true).contains("tail -n 5000 "),
+            "enough raw lines for the events asked"
+        );
     }
 
     #[test]
@@ -237,10 +303,45 @@ mod tests {
                     2026-11-23T17:20:05+00:00 h1 sshd[815]: Received disconnect from 198.18.0.1 port 43210:11: disconnected by user\n";
         let events = parse("h1", text);
         assert_eq!(events.len(), 4, "{events:#?}");
-        assert_eq!((events[0].action.as_str(), events[0].user.as_str(), events[0].object.as_str(), events[0].time.as_str()), ("login", "deploy", "198.18.0.1", "2026-11-23T17:20:01.123456Z"));
-        assert_eq!((events[1].source, events[1].user.as_str(), events[1].object.as_str(), events[1].detail.as_str()), (Source::Sudo, "deploy", "root", "/usr/bin/sh -c id"));
-        assert_eq!((events[2].action.as_str(), events[2].user.as_str(), events[2].time.as_str()), ("login-failed", "eve", "Nov 23 17:20:03"));
-        assert_eq!((events[3].action.as_str(), events[3].user.as_str(), events[3].object.as_str()), ("login-failed", "deploy", "198.18.0.9"));
+        assert_eq!(
+            (
+                events[0].action.as_str(),
+                events[0].user.as_str(),
+                events[0].object.as_str(),
+                events[0].time.as_str()
+            ),
+            (
+                "login",
+                "deploy",
+                "198.18.0.1",
+                "2026-11-23T17:20:01.123456Z"
+            )
+        );
+        assert_eq!(
+            (
+                events[1].source,
+                events[1].user.as_str(),
+                events[1].object.as_str(),
+                events[1].detail.as_str()
+            ),
+            (Source::Sudo, "deploy", "root", "/usr/bin/sh -c id")
+        );
+        assert_eq!(
+            (
+                events[2].action.as_str(),
+                events[2].user.as_str(),
+                events[2].time.as_str()
+            ),
+            ("login-failed", "eve", "Nov 23 17:20:03")
+        );
+        assert_eq!(
+            (
+                events[3].action.as_str(),
+                events[3].user.as_str(),
+                events[3].object.as_str()
+            ),
+            ("login-failed", "deploy", "198.18.0.9")
+        );
     }
 
     #[test]
@@ -256,9 +357,28 @@ mod tests {
         let events = parse("db1", &text);
         assert_eq!(events.len(), 4, "{events:#?}");
         assert_eq!(events[0].time, "2026-11-23T17:21:00.123Z");
-        assert_eq!((events[0].user.as_str(), events[0].action.as_str(), events[0].object.as_str(), events[0].detail.as_str()), ("crm", "READ SELECT", "public.customers", "select name, email from customers where id = 1"));
-        assert_eq!((events[1].action.as_str(), events[1].object.as_str()), ("DDL CREATE TABLE", "public.customers"));
-        assert_eq!((events[2].action.as_str(), events[2].object.as_str()), ("connect", "crm"));
+        assert_eq!(
+            (
+                events[0].user.as_str(),
+                events[0].action.as_str(),
+                events[0].object.as_str(),
+                events[0].detail.as_str()
+            ),
+            (
+                "crm",
+                "READ SELECT",
+                "public.customers",
+                "select name, email from customers where id = 1"
+            )
+        );
+        assert_eq!(
+            (events[1].action.as_str(), events[1].object.as_str()),
+            ("DDL CREATE TABLE", "public.customers")
+        );
+        assert_eq!(
+            (events[2].action.as_str(), events[2].object.as_str()),
+            ("connect", "crm")
+        );
         assert!(events[2].detail.contains("SSL enabled"));
         assert_eq!(events[3].action, "connect-refused");
     }

@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::BackupError;
-use super::{BackupContext, CIPHER_PASS, RestoreReport, RestoredInto, S3_ACCESS_KEY, S3_SECRET_KEY, context, data_directory};
+use super::{
+    BackupContext, CIPHER_PASS, RestoreReport, RestoredInto, S3_ACCESS_KEY, S3_SECRET_KEY, context,
+    data_directory,
+};
 use crate::deploy::baremetal::site::{Site, SiteError, run, why};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 use crate::document::Role;
@@ -18,16 +21,27 @@ use crate::text::last_lines;
 
 /// The platform's backup settings and its database host.
 fn backed_up(site: &Site) -> Result<(BackupContext, String), BackupError> {
-    let ctx = context(&site.resolved).ok_or_else(|| BackupError::NoBackups { document: site.document.clone(), platform: site.name().to_owned() })?;
+    let ctx = context(&site.resolved).ok_or_else(|| BackupError::NoBackups {
+        document: site.document.clone(),
+        platform: site.name().to_owned(),
+    })?;
     Ok((ctx, database_host(site)?))
 }
 
 fn database_host(site: &Site) -> Result<String, BackupError> {
     let db = &site.resolved.components.database;
     if !db.enabled || !db.managed {
-        return Err(BackupError::NoManagedDatabase { document: site.document.clone(), platform: site.name().to_owned() });
+        return Err(BackupError::NoManagedDatabase {
+            document: site.document.clone(),
+            platform: site.name().to_owned(),
+        });
     }
-    site.hosts_with(Role::Database).into_iter().next().ok_or_else(|| BackupError::NoDatabaseHost { document: site.document.clone() })
+    site.hosts_with(Role::Database)
+        .into_iter()
+        .next()
+        .ok_or_else(|| BackupError::NoDatabaseHost {
+            document: site.document.clone(),
+        })
 }
 
 /// One backup in the repository.
@@ -67,8 +81,17 @@ pub struct Inventory {
 }
 
 pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, BackupError> {
-    let v: Value = serde_json::from_str(text.trim()).map_err(|source| BackupError::InfoNotJson { output: last_lines(text, 3), source })?;
-    let s = v.as_array().and_then(|a| a.iter().find(|s| s["name"] == stanza)).ok_or_else(|| BackupError::NoStanza { stanza: stanza.to_owned() })?;
+    let v: Value =
+        serde_json::from_str(text.trim()).map_err(|source| BackupError::InfoNotJson {
+            output: last_lines(text, 3),
+            source,
+        })?;
+    let s = v
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == stanza))
+        .ok_or_else(|| BackupError::NoStanza {
+            stanza: stanza.to_owned(),
+        })?;
     let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let backups: Vec<Backup> = s["backup"]
         .as_array()
@@ -80,14 +103,20 @@ pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, BackupError> {
                     started: b["timestamp"]["start"].as_i64().unwrap_or_default(),
                     stopped: b["timestamp"]["stop"].as_i64().unwrap_or_default(),
                     database_bytes: b["info"]["size"].as_u64().unwrap_or_default(),
-                    repository_bytes: b["info"]["repository"]["delta"].as_u64().unwrap_or_default(),
+                    repository_bytes: b["info"]["repository"]["delta"]
+                        .as_u64()
+                        .unwrap_or_default(),
                     wal_start: str_of(&b["archive"]["start"]),
                     wal_stop: str_of(&b["archive"]["stop"]),
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let archive = s["archive"].as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null);
+    let archive = s["archive"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or(Value::Null);
     Ok(Inventory {
         stanza: stanza.to_owned(),
         status: str_of(&s["status"]["message"]),
@@ -102,7 +131,15 @@ pub fn parse_info(text: &str, stanza: &str) -> Result<Inventory, BackupError> {
 
 /// `pgbackrest info` of the platform's stanza, run on its database host.
 fn info(conn: &Connection, host: &str, ctx: &BackupContext) -> Result<Inventory, BackupError> {
-    let out = run(conn, host, "pgbackrest info", &format!("runuser -u postgres -- pgbackrest --stanza={} --output=json info", shell_quote(&ctx.stanza)))?;
+    let out = run(
+        conn,
+        host,
+        "pgbackrest info",
+        &format!(
+            "runuser -u postgres -- pgbackrest --stanza={} --output=json info",
+            shell_quote(&ctx.stanza)
+        ),
+    )?;
     parse_info(&out, &ctx.stanza)
 }
 
@@ -119,7 +156,10 @@ pub fn list(site: &Site) -> Result<Inventory, BackupError> {
     let (ctx, host) = backed_up(site)?;
     let conn = site.connect(&host)?;
     let mut inv = info(&conn, &host, &ctx)?;
-    if let (Some(to), Some(archived)) = (inv.recoverable_to, last_archived(&conn, site.resolved.components.database.port)) {
+    if let (Some(to), Some(archived)) = (
+        inv.recoverable_to,
+        last_archived(&conn, site.resolved.components.database.port),
+    ) {
         inv.recoverable_to = Some(to.max(archived));
     }
     Ok(inv)
@@ -166,18 +206,37 @@ pub fn now(site: &Site, kind: &str, progress: &dyn Fn(&str)) -> Result<BackupRun
     let (ctx, host) = backed_up(site)?;
     let conn = site.connect(&host)?;
     let started = Instant::now();
-    let mut lines = Lines { pending: Vec::new(), tail: Vec::new(), each: progress };
+    let mut lines = Lines {
+        pending: Vec::new(),
+        tail: Vec::new(),
+        each: progress,
+    };
     let what = "the backup";
     let out = conn
         .sudo_to(&format!("[ -x {0} ] || {{ echo 'backups are not set up on this host yet: run terroir apply first' >&2; exit 3; }}; {0} {1} 2>&1", shell_quote(&ctx.script), shell_quote(kind)), &mut lines)
         .map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
         // its output went to standard output (2>&1): the streamed lines say why
-        return Err(SiteError::Remote { host, what: what.into(), status: out.status, output: why(&out.stderr_str(), &lines.tail.join("\n")) }.into());
+        return Err(SiteError::Remote {
+            host,
+            what: what.into(),
+            status: out.status,
+            output: why(&out.stderr_str(), &lines.tail.join("\n")),
+        }
+        .into());
     }
     let inv = info(&conn, &host, &ctx)?;
-    let backup = inv.backups.last().cloned().ok_or_else(|| BackupError::NoneListed { host: host.clone() })?;
-    Ok(BackupRun { platform: site.name().to_owned(), host, seconds: started.elapsed().as_secs_f64(), backup })
+    let backup = inv
+        .backups
+        .last()
+        .cloned()
+        .ok_or_else(|| BackupError::NoneListed { host: host.clone() })?;
+    Ok(BackupRun {
+        platform: site.name().to_owned(),
+        host,
+        seconds: started.elapsed().as_secs_f64(),
+        backup,
+    })
 }
 
 pub struct RestoreOptions {
@@ -190,25 +249,59 @@ pub struct RestoreOptions {
 /// Parse a target time into the UTC form pgBackRest takes and Unix seconds.
 pub fn parse_time(text: &str) -> Result<(String, i64), BackupError> {
     use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
-    let t: Timestamp = text.trim().parse().map_err(|source| BackupError::Time { text: text.to_owned(), source })?;
-    let formatted = t.to_zoned(TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S%.f").to_string();
+    let t: Timestamp = text.trim().parse().map_err(|source| BackupError::Time {
+        text: text.to_owned(),
+        source,
+    })?;
+    let formatted = t
+        .to_zoned(TimeZone::UTC)
+        .strftime("%Y-%m-%d %H:%M:%S%.f")
+        .to_string();
     Ok((format!("{formatted}+00"), t.as_second()))
 }
 
 fn utc(seconds: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(seconds).map(|t| t.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S+00").to_string()).unwrap_or_default()
+    k8s_openapi::jiff::Timestamp::from_second(seconds)
+        .map(|t| {
+            t.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+                .strftime("%Y-%m-%d %H:%M:%S+00")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// The source platform's repository as a pgBackRest configuration for another host: its
 /// settings, its secrets and the destination's cluster. Held in memory, sent through standard
 /// input only.
-fn repository_conf(from: &Site, ctx: &BackupContext, dir: &str, version: u32, port: u32) -> Result<String, BackupError> {
-    let s3 = from.resolved.endpoints.backup_s3.as_ref().ok_or_else(|| BackupError::NoBackups { document: from.document.clone(), platform: from.name().to_owned() })?;
+fn repository_conf(
+    from: &Site,
+    ctx: &BackupContext,
+    dir: &str,
+    version: u32,
+    port: u32,
+) -> Result<String, BackupError> {
+    let s3 = from
+        .resolved
+        .endpoints
+        .backup_s3
+        .as_ref()
+        .ok_or_else(|| BackupError::NoBackups {
+            document: from.document.clone(),
+            platform: from.name().to_owned(),
+        })?;
     let secret = |name: &'static str| -> Result<String, BackupError> {
         match from.secrets.get(name) {
             Ok(Some(v)) => Ok(v.trim().to_owned()),
-            Ok(None) => Err(BackupError::MissingSecret { name, platform: from.name().to_owned(), store: from.secrets.dir().to_owned() }),
-            Err(source) => Err(BackupError::Secret { name, platform: from.name().to_owned(), source: Box::new(source) }),
+            Ok(None) => Err(BackupError::MissingSecret {
+                name,
+                platform: from.name().to_owned(),
+                store: from.secrets.dir().to_owned(),
+            }),
+            Err(source) => Err(BackupError::Secret {
+                name,
+                platform: from.name().to_owned(),
+                source: Box::new(source),
+            }),
         }
     };
     let mut conf = format!(
@@ -218,7 +311,12 @@ fn repository_conf(from: &Site, ctx: &BackupContext, dir: &str, version: u32, po
     if s3.ca_certificate.is_some() {
         conf.push_str(&format!("repo1-storage-ca-file={dir}/ca.pem\n"));
     }
-    conf.push_str(&format!("repo1-s3-key={}\nrepo1-s3-key-secret={}\nrepo1-cipher-pass={}\n", secret(S3_ACCESS_KEY)?, secret(S3_SECRET_KEY)?, secret(CIPHER_PASS)?));
+    conf.push_str(&format!(
+        "repo1-s3-key={}\nrepo1-s3-key-secret={}\nrepo1-cipher-pass={}\n",
+        secret(S3_ACCESS_KEY)?,
+        secret(S3_SECRET_KEY)?,
+        secret(CIPHER_PASS)?
+    ));
     conf.push_str(&format!("log-path=/var/log/pgbackrest\nprocess-max=2\n\n[{}]\npg1-path={}\npg1-port={port}\npg1-socket-path=/var/run/postgresql\n", ctx.stanza, data_directory(version)));
     Ok(conf)
 }
@@ -252,39 +350,70 @@ fn role_passwords(site: &Site, host: &str) -> Vec<(String, String)> {
         .filter(|h| h.name == host)
         .flat_map(|h| &h.steps)
         .filter_map(|s| match s {
-            Step::Secret { secret, .. } if secret.group == "postgres" => Some((secret.secret.as_str(), secret.dest.as_str())),
+            Step::Secret { secret, .. } if secret.group == "postgres" => {
+                Some((secret.secret.as_str(), secret.dest.as_str()))
+            }
             _ => None,
         })
         .collect();
     std::iter::once((&r.components.database.user, "database-password"))
         .chain(r.tenants.iter().map(|t| (&t.user, t.secret.as_str())))
-        .filter_map(|(role, secret)| files.get(secret).map(|dest| (role.clone(), (*dest).to_owned())))
+        .filter_map(|(role, secret)| {
+            files
+                .get(secret)
+                .map(|dest| (role.clone(), (*dest).to_owned()))
+        })
         .collect()
 }
 
 /// Restore `from`'s backups as of a time into `into`'s database host (`from`'s own when `into`
 /// is `None`). Every check runs before anything changes.
-pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress: &dyn Fn(&str)) -> Result<RestoreReport, BackupError> {
+pub fn restore(
+    from: &Site,
+    into: Option<&Site>,
+    opts: &RestoreOptions,
+    progress: &dyn Fn(&str),
+) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
     let (ctx, source_host) = backed_up(from)?;
     let dest = into.unwrap_or(from);
     let other = into.is_some();
     let host = database_host(dest)?;
-    let (sv, dv) = (&from.resolved.components.database.version, &dest.resolved.components.database.version);
+    let (sv, dv) = (
+        &from.resolved.components.database.version,
+        &dest.resolved.components.database.version,
+    );
     if sv != dv {
-        return Err(BackupError::MajorVersion { from: from.name().to_owned(), from_version: *sv, into: dest.name().to_owned(), into_version: *dv });
+        return Err(BackupError::MajorVersion {
+            from: from.name().to_owned(),
+            from_version: *sv,
+            into: dest.name().to_owned(),
+            into_version: *dv,
+        });
     }
     let (target, target_s) = parse_time(&opts.to_time)?;
     let port = dest.resolved.components.database.port;
     let dir = format!("/var/lib/postgresql/.terroir-restore-{}", ctx.stanza);
     let conf = repository_conf(from, &ctx, &dir, *dv, port)?;
-    let ca = from.resolved.endpoints.backup_s3.as_ref().and_then(|s| s.ca_certificate.clone());
+    let ca = from
+        .resolved
+        .endpoints
+        .backup_s3
+        .as_ref()
+        .and_then(|s| s.ca_certificate.clone());
     let input = conf_input(&conf, ca.as_deref());
 
-    progress(&format!("checking {}'s repository from {host}", from.name()));
+    progress(&format!(
+        "checking {}'s repository from {host}",
+        from.name()
+    ));
     let conn = dest.connect(&host)?;
     let q = |s: &str| shell_quote(s);
-    let base = format!("runuser -u postgres -- pgbackrest --config={0}/pgbackrest.conf --config-include-path={0}/conf.d --stanza={1}", q(&dir), q(&ctx.stanza));
+    let base = format!(
+        "runuser -u postgres -- pgbackrest --config={0}/pgbackrest.conf --config-include-path={0}/conf.d --stanza={1}",
+        q(&dir),
+        q(&ctx.stanza)
+    );
     let what = format!("reading {}'s backup repository", from.name());
     let out = conn
         .sudo(&format!("command -v pgbackrest >/dev/null || {{ echo 'pgbackrest is not installed on this host (enable backups in its document and apply it)' >&2; exit 3; }}; {} trap 'rm -rf {}' EXIT; {base} --output=json info", install_conf(&dir), q(&dir)), Some(&input))
@@ -294,19 +423,39 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
     }
     let inv = parse_info(&out.stdout_str(), &ctx.stanza)?;
     let Some(first) = inv.recoverable_from else {
-        return Err(BackupError::EmptyRepository { platform: from.name().to_owned(), status: inv.status, document: from.document.clone() });
+        return Err(BackupError::EmptyRepository {
+            platform: from.name().to_owned(),
+            status: inv.status,
+            document: from.document.clone(),
+        });
     };
     // the end of the archived WAL, from the source database when it answers
     let archived = if source_host == host && !other {
         last_archived(&conn, port)
     } else {
-        from.connect(&source_host).ok().and_then(|c| last_archived(&c, from.resolved.components.database.port))
+        from.connect(&source_host)
+            .ok()
+            .and_then(|c| last_archived(&c, from.resolved.components.database.port))
     };
-    let last = inv.recoverable_to.unwrap_or(first).max(archived.unwrap_or(0));
+    let last = inv
+        .recoverable_to
+        .unwrap_or(first)
+        .max(archived.unwrap_or(0));
     if target_s < first || target_s > last {
-        return Err(BackupError::OutsideWindow { target, platform: from.name().to_owned(), from: utc(first), to: utc(last), archive_end_known: archived.is_some() });
+        return Err(BackupError::OutsideWindow {
+            target,
+            platform: from.name().to_owned(),
+            from: utc(first),
+            to: utc(last),
+            archive_end_known: archived.is_some(),
+        });
     }
-    let from_backup = inv.backups.iter().rfind(|b| b.stopped <= target_s).map(|b| b.label.clone()).unwrap_or_default();
+    let from_backup = inv
+        .backups
+        .iter()
+        .rfind(|b| b.stopped <= target_s)
+        .map(|b| b.label.clone())
+        .unwrap_or_default();
 
     // the destination's data
     let tables = run(
@@ -319,31 +468,64 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
              [ \"$n\" = 0 ] || echo \"$d $n\"; done"
         ),
     )?;
-    let held: Vec<String> = tables.lines().filter(|l| !l.trim().is_empty()).map(|l| l.replacen(' ', ": ", 1) + " tables").collect();
+    let held: Vec<String> = tables
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.replacen(' ', ": ", 1) + " tables")
+        .collect();
     if !opts.replace {
         if !other {
-            return Err(BackupError::WouldRewind { platform: from.name().to_owned(), target });
+            return Err(BackupError::WouldRewind {
+                platform: from.name().to_owned(),
+                target,
+            });
         }
         if !held.is_empty() {
-            return Err(BackupError::HoldsData { platform: dest.name().to_owned(), host, held });
+            return Err(BackupError::HoldsData {
+                platform: dest.name().to_owned(),
+                host,
+                held,
+            });
         }
     }
 
     let mut steps = vec![
         format!("stop PostgreSQL on {host}"),
-        format!("restore {}'s backup {from_backup} and replay its archived WAL up to {target} into {} (pgbackrest restore --type=time --delta)", from.name(), data_directory(*dv)),
+        format!(
+            "restore {}'s backup {from_backup} and replay its archived WAL up to {target} into {} (pgbackrest restore --type=time --delta)",
+            from.name(),
+            data_directory(*dv)
+        ),
         format!("start PostgreSQL and wait for the promotion at {target}"),
     ];
     if other {
-        steps.push(format!("leave WAL archiving off: {}'s stanza must not receive this database's WAL", from.name()));
+        steps.push(format!(
+            "leave WAL archiving off: {}'s stanza must not receive this database's WAL",
+            from.name()
+        ));
     }
-    steps.push(format!("set the passwords of {}'s roles ({}) from its own secrets", dest.name(), role_passwords(dest, &host).iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")));
+    steps.push(format!(
+        "set the passwords of {}'s roles ({}) from its own secrets",
+        dest.name(),
+        role_passwords(dest, &host)
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     let next_steps = if other {
-        vec![
-            format!("archiving is off on {host}; to back this database up as {}: remove `archive_mode` from postgresql.auto.conf (ALTER SYSTEM RESET archive_mode), delete and recreate its stanza (runuser -u postgres -- pgbackrest --stanza={} stanza-delete --force, then terroir apply {}), and take a full backup (terroir backup now {} --type full)", dest.name(), dest.name(), dest.document.display(), dest.document.display()),
-        ]
+        vec![format!(
+            "archiving is off on {host}; to back this database up as {}: remove `archive_mode` from postgresql.auto.conf (ALTER SYSTEM RESET archive_mode), delete and recreate its stanza (runuser -u postgres -- pgbackrest --stanza={} stanza-delete --force, then terroir apply {}), and take a full backup (terroir backup now {} --type full)",
+            dest.name(),
+            dest.name(),
+            dest.document.display(),
+            dest.document.display()
+        )]
     } else {
-        vec![format!("take a full backup now: the restored database starts a new timeline (terroir backup now {} --type full)", from.document.display())]
+        vec![format!(
+            "take a full backup now: the restored database starts a new timeline (terroir backup now {} --type full)",
+            from.document.display()
+        )]
     };
     let mut report = RestoreReport {
         platform: dest.name().to_owned(),
@@ -366,10 +548,14 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
         return Ok(report);
     }
 
-    progress(&format!("stopping PostgreSQL on {host} and restoring (up to {target})"));
+    progress(&format!(
+        "stopping PostgreSQL on {host} and restoring (up to {target})"
+    ));
     // the configuration stays until the promotion: recovery fetches WAL with it
     let what = "writing the temporary pgBackRest configuration";
-    let out = conn.sudo(&install_conf(&dir), Some(&input)).map_err(SiteError::ssh(&host, what))?;
+    let out = conn
+        .sudo(&install_conf(&dir), Some(&input))
+        .map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
         return Err(SiteError::remote(&host, what, &out).into());
     }
@@ -381,28 +567,65 @@ pub fn restore(from: &Site, into: Option<&Site>, opts: &RestoreOptions, progress
         q(&target),
         q(&dir)
     );
-    let mut lines = Lines { pending: Vec::new(), tail: Vec::new(), each: progress };
+    let mut lines = Lines {
+        pending: Vec::new(),
+        tail: Vec::new(),
+        each: progress,
+    };
     let what = "pgbackrest restore";
-    let out = conn.sudo_to(&script, &mut lines).map_err(SiteError::ssh(&host, what))?;
+    let out = conn
+        .sudo_to(&script, &mut lines)
+        .map_err(SiteError::ssh(&host, what))?;
     if !out.ok() {
         // pgBackRest's own lines were streamed (2>&1); the shell's errors are on standard error
-        let output = why(&format!("{}\n{}", lines.tail.join("\n"), out.stderr_str()), "");
-        let source = SiteError::Remote { host: host.clone(), what: what.into(), status: out.status, output };
+        let output = why(
+            &format!("{}\n{}", lines.tail.join("\n"), out.stderr_str()),
+            "",
+        );
+        let source = SiteError::Remote {
+            host: host.clone(),
+            what: what.into(),
+            status: out.status,
+            output,
+        };
         return Err(BackupError::RestoreFailed { host, source });
     }
 
     progress("waiting for the recovery to reach the target time and promote");
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        let o = conn.sudo(&format!("runuser -u postgres -- psql -p {port} -XAtc 'select pg_is_in_recovery()'"), None).map_err(SiteError::ssh(&host, "waiting for the promotion"))?;
+        let o = conn
+            .sudo(
+                &format!(
+                    "runuser -u postgres -- psql -p {port} -XAtc 'select pg_is_in_recovery()'"
+                ),
+                None,
+            )
+            .map_err(SiteError::ssh(&host, "waiting for the promotion"))?;
         if o.ok() && o.stdout_str().trim() == "f" {
             break;
         }
-        let down = conn.sudo(&format!("{SVC} svc postgresql status >/dev/null 2>&1"), None).map(|o| !o.ok()).unwrap_or(false);
+        let down = conn
+            .sudo(
+                &format!("{SVC} svc postgresql status >/dev/null 2>&1"),
+                None,
+            )
+            .map(|o| !o.ok())
+            .unwrap_or(false);
         if down || Instant::now() > deadline {
-            let log = conn.sudo(&format!("tail -n 8 /var/log/postgresql/postgresql-{dv}-main.log"), None).map(|o| o.stdout_str()).unwrap_or_default();
+            let log = conn
+                .sudo(
+                    &format!("tail -n 8 /var/log/postgresql/postgresql-{dv}-main.log"),
+                    None,
+                )
+                .map(|o| o.stdout_str())
+                .unwrap_or_default();
             let _ = conn.sudo(&format!("rm -rf {}", q(&dir)), None);
-            return Err(BackupError::NotPromoted { host, stopped: down, log });
+            return Err(BackupError::NotPromoted {
+                host,
+                stopped: down,
+                log,
+            });
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -437,9 +660,18 @@ mod tests {
 
     #[test]
     fn target_times_are_read_with_their_offset_and_given_in_utc() {
-        assert_eq!(parse_time("2026-11-23 14:05:00+00").unwrap(), ("2026-11-23 14:05:00+00".into(), 1_795_442_700));
-        assert_eq!(parse_time("2026-11-23 15:05:00+01").unwrap().0, "2026-11-23 14:05:00+00");
-        assert_eq!(parse_time("2026-11-23T14:05:00.25Z").unwrap().0, "2026-11-23 14:05:00.25+00");
+        assert_eq!(
+            parse_time("2026-11-23 14:05:00+00").unwrap(),
+            ("2026-11-23 14:05:00+00".into(), 1_795_442_700)
+        );
+        assert_eq!(
+            parse_time("2026-11-23 15:05:00+01").unwrap().0,
+            "2026-11-23 14:05:00+00"
+        );
+        assert_eq!(
+            parse_time("2026-11-23T14:05:00.25Z").unwrap().0,
+            "2026-11-23 14:05:00.25+00"
+        );
         let e = parse_time("yesterday").unwrap_err().to_string();
         assert!(e.contains("expected `YYYY-MM-DD HH:MM:SS+00`"), "{e}");
         // a time without its offset is ambiguous
@@ -456,8 +688,14 @@ mod tests {
         assert_eq!(inv.backups.len(), 2);
         assert_eq!(inv.backups[1].kind, "incr");
         assert_eq!(inv.backups[0].repository_bytes, 40);
-        assert_eq!((inv.recoverable_from, inv.recoverable_to), (Some(1_795_442_410), Some(1_795_446_005)));
-        assert_eq!((inv.wal_min.as_str(), inv.cipher.as_str()), ("000000010000000000000002", "aes-256-cbc"));
+        assert_eq!(
+            (inv.recoverable_from, inv.recoverable_to),
+            (Some(1_795_442_410), Some(1_795_446_005))
+        );
+        assert_eq!(
+            (inv.wal_min.as_str(), inv.cipher.as_str()),
+            ("000000010000000000000002", "aes-256-cbc")
+        );
         assert!(parse_info(text, "other").is_err());
     }
 }

@@ -48,12 +48,36 @@ pub struct ClusterPlatform<'r> {
 }
 
 impl<'r> ClusterPlatform<'r> {
-    pub fn open(runtime: &'r tokio::runtime::Runtime, document: &Path, loaded: &Loaded, target: &KubernetesTarget, catalog: &Catalog, access: &Access) -> Result<Self, BackupError> {
+    pub fn open(
+        runtime: &'r tokio::runtime::Runtime,
+        document: &Path,
+        loaded: &Loaded,
+        target: &KubernetesTarget,
+        catalog: &Catalog,
+        access: &Access,
+    ) -> Result<Self, BackupError> {
         let (resolved, _) = crate::pipeline::render::render(loaded, catalog)?;
-        let backup = super::context(&resolved).ok_or_else(|| BackupError::NoBackups { document: document.to_owned(), platform: resolved.platform.name.clone() })?;
-        let (kubeconfig, context) = kubernetes::connection_settings(access.kubeconfig, access.context, target, document);
-        let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref())).map_err(|source| BackupError::Connect { source })?;
-        Ok(ClusterPlatform { document: document.to_owned(), namespace: target.namespace.clone(), resolved, backup, runtime, conn, timeout: access.timeout.max(Duration::from_secs(1)) })
+        let backup = super::context(&resolved).ok_or_else(|| BackupError::NoBackups {
+            document: document.to_owned(),
+            platform: resolved.platform.name.clone(),
+        })?;
+        let (kubeconfig, context) =
+            kubernetes::connection_settings(access.kubeconfig, access.context, target, document);
+        let conn = runtime
+            .block_on(kubernetes::connect(
+                kubeconfig.as_deref(),
+                context.as_deref(),
+            ))
+            .map_err(|source| BackupError::Connect { source })?;
+        Ok(ClusterPlatform {
+            document: document.to_owned(),
+            namespace: target.namespace.clone(),
+            resolved,
+            backup,
+            runtime,
+            conn,
+            timeout: access.timeout.max(Duration::from_secs(1)),
+        })
     }
 
     fn name(&self) -> &str {
@@ -61,8 +85,20 @@ impl<'r> ClusterPlatform<'r> {
     }
 
     /// Take the platform's Lease for a change (a restore), beside its ApplySet's parent.
-    pub fn lock(&self, holder: &crate::deploy::lock::Holder, force: bool, events: &dyn crate::deploy::Events) -> Result<crate::deploy::lock::Lease, crate::deploy::lock::LockError> {
-        self.runtime.block_on(crate::deploy::lock::Lease::take(&self.conn.client, &self.namespace, self.name(), holder, force, events))
+    pub fn lock(
+        &self,
+        holder: &crate::deploy::lock::Holder,
+        force: bool,
+        events: &dyn crate::deploy::Events,
+    ) -> Result<crate::deploy::lock::Lease, crate::deploy::lock::LockError> {
+        self.runtime.block_on(crate::deploy::lock::Lease::take(
+            &self.conn.client,
+            &self.namespace,
+            self.name(),
+            holder,
+            force,
+            events,
+        ))
     }
 
     /// Give the Lease back once the change is over.
@@ -85,10 +121,17 @@ impl<'r> ClusterPlatform<'r> {
     /// The backup CronJob of `kind` (`full`, or `incr` for incremental and differential), as
     /// `terroir apply` left it.
     fn cronjob(&self, kind: &str) -> Result<CronJob, BackupError> {
-        let name = format!("{}-backup-{}", self.name(), if kind == "full" { "full" } else { "incr" });
+        let name = format!(
+            "{}-backup-{}",
+            self.name(),
+            if kind == "full" { "full" } else { "incr" }
+        );
         match self.runtime.block_on(self.api::<CronJob>().get_opt(&name)) {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(BackupError::NotApplied { object: format!("CronJob {}/{name}", self.namespace), document: self.document.clone() }),
+            Ok(None) => Err(BackupError::NotApplied {
+                object: format!("CronJob {}/{name}", self.namespace),
+                document: self.document.clone(),
+            }),
             Err(e) => Err(self.api_error(&format!("CronJob {}/{name}", self.namespace), &e)),
         }
     }
@@ -102,9 +145,26 @@ impl<'r> ClusterPlatform<'r> {
     }
 
     /// A Job from a backup CronJob's template, its container running `command`.
-    fn job_from(&self, cron: &CronJob, name: &str, started_by: &str, command: Vec<String>) -> Result<Job, BackupError> {
-        let cronjob = format!("{}/{}", self.namespace, cron.metadata.name.clone().unwrap_or_default());
-        let template = cron.spec.as_ref().map(|s| s.job_template.clone()).ok_or_else(|| BackupError::JobTemplate { cronjob: cronjob.clone(), what: "job template" })?;
+    fn job_from(
+        &self,
+        cron: &CronJob,
+        name: &str,
+        started_by: &str,
+        command: Vec<String>,
+    ) -> Result<Job, BackupError> {
+        let cronjob = format!(
+            "{}/{}",
+            self.namespace,
+            cron.metadata.name.clone().unwrap_or_default()
+        );
+        let template = cron
+            .spec
+            .as_ref()
+            .map(|s| s.job_template.clone())
+            .ok_or_else(|| BackupError::JobTemplate {
+                cronjob: cronjob.clone(),
+                what: "job template",
+            })?;
         let mut job = json!({
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -125,74 +185,161 @@ impl<'r> ClusterPlatform<'r> {
         });
         job["metadata"]["labels"][LABEL_STARTED_BY] = json!(started_by);
         job["spec"]["template"]["metadata"]["labels"][LABEL_STARTED_BY] = json!(started_by);
-        let container = job["spec"]["template"]["spec"]["containers"].get_mut(0).ok_or_else(|| BackupError::JobTemplate { cronjob: cronjob.clone(), what: "container" })?;
+        let container = job["spec"]["template"]["spec"]["containers"]
+            .get_mut(0)
+            .ok_or_else(|| BackupError::JobTemplate {
+                cronjob: cronjob.clone(),
+                what: "container",
+            })?;
         container["command"] = json!(command);
         serde_json::from_value(job).map_err(|source| BackupError::InvalidJob { cronjob, source })
     }
 
     fn create(&self, job: &Job) -> Result<(), BackupError> {
         let name = job.metadata.name.clone().unwrap_or_default();
-        self.runtime.block_on(self.api::<Job>().create(&PostParams::default(), job)).map(|_| ()).map_err(|e| self.api_error(&format!("cannot create Job {}/{name}", self.namespace), &e))
+        self.runtime
+            .block_on(self.api::<Job>().create(&PostParams::default(), job))
+            .map(|_| ())
+            .map_err(|e| {
+                self.api_error(&format!("cannot create Job {}/{name}", self.namespace), &e)
+            })
     }
 
     /// Wait, watching, until the Job completes (Ok) or fails (Err with the controller's reason).
     fn wait_job(&self, name: &str) -> Result<(), BackupError> {
         let (namespace, job) = (self.namespace.clone(), name.to_owned());
         let label = format!("Job {namespace}/{name}");
-        let settled = self.runtime.block_on(kubernetes::wait::watch_until(self.api::<Job>(), name, self.timeout, |event| match event {
-            Ok(Some(j)) => j.status.iter().flat_map(|s| s.conditions.iter().flatten()).filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
-                "Complete" | "SuccessCriteriaMet" => Some(Ok(())),
-                "Failed" | "FailureTarget" => {
-                    let reason = [c.reason.clone(), c.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
-                    Some(Err(BackupError::JobFailed { namespace: namespace.clone(), name: job.clone(), reason }))
-                }
-                _ => None,
-            }),
-            Ok(None) => Some(Err(BackupError::Deleted { object: label.clone() })),
-            Err(e) => Some(Err(BackupError::Watch { object: label.clone(), reason: crate::text::error_chain(&e) })),
-        }));
+        let settled = self.runtime.block_on(kubernetes::wait::watch_until(
+            self.api::<Job>(),
+            name,
+            self.timeout,
+            |event| match event {
+                Ok(Some(j)) => j
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .filter(|c| c.status == "True")
+                    .find_map(|c| match c.type_.as_str() {
+                        "Complete" | "SuccessCriteriaMet" => Some(Ok(())),
+                        "Failed" | "FailureTarget" => {
+                            let reason = [c.reason.clone(), c.message.clone()]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(": ");
+                            Some(Err(BackupError::JobFailed {
+                                namespace: namespace.clone(),
+                                name: job.clone(),
+                                reason,
+                            }))
+                        }
+                        _ => None,
+                    }),
+                Ok(None) => Some(Err(BackupError::Deleted {
+                    object: label.clone(),
+                })),
+                Err(e) => Some(Err(BackupError::Watch {
+                    object: label.clone(),
+                    reason: crate::text::error_chain(&e),
+                })),
+            },
+        ));
         match settled {
             Ok(r) => r,
-            Err(Unsettled::Ended) => Err(BackupError::Watch { object: label, reason: String::new() }),
-            Err(Unsettled::TimedOut) => Err(BackupError::JobTimedOut { namespace: self.namespace.clone(), name: name.to_owned(), seconds: self.timeout.as_secs() }),
+            Err(Unsettled::Ended) => Err(BackupError::Watch {
+                object: label,
+                reason: String::new(),
+            }),
+            Err(Unsettled::TimedOut) => Err(BackupError::JobTimedOut {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                seconds: self.timeout.as_secs(),
+            }),
         }
     }
 
     /// The log of the Job's pod (the last one, when it was retried).
     fn job_log(&self, name: &str) -> Result<String, BackupError> {
-        let pods = self.runtime.block_on(self.api::<Pod>().list(&ListParams::default().labels(&format!("job-name={name}")))).map_err(|e| self.api_error(&format!("pods of Job {name}"), &e))?;
-        let pod = pods.items.iter().max_by_key(|p| p.metadata.creation_timestamp.clone()).and_then(|p| p.metadata.name.clone()).ok_or_else(|| BackupError::NoPod { namespace: self.namespace.clone(), name: name.to_owned() })?;
-        self.runtime.block_on(self.api::<Pod>().logs(&pod, &LogParams::default())).map_err(|e| self.api_error(&format!("log of pod {}/{pod}", self.namespace), &e))
+        let pods = self
+            .runtime
+            .block_on(
+                self.api::<Pod>()
+                    .list(&ListParams::default().labels(&format!("job-name={name}"))),
+            )
+            .map_err(|e| self.api_error(&format!("pods of Job {name}"), &e))?;
+        let pod = pods
+            .items
+            .iter()
+            .max_by_key(|p| p.metadata.creation_timestamp.clone())
+            .and_then(|p| p.metadata.name.clone())
+            .ok_or_else(|| BackupError::NoPod {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+            })?;
+        self.runtime
+            .block_on(self.api::<Pod>().logs(&pod, &LogParams::default()))
+            .map_err(|e| self.api_error(&format!("log of pod {}/{pod}", self.namespace), &e))
     }
 
     fn delete_job(&self, name: &str) {
-        let _ = self.runtime.block_on(self.api::<Job>().delete(name, &DeleteParams::background()));
+        let _ = self
+            .runtime
+            .block_on(self.api::<Job>().delete(name, &DeleteParams::background()));
     }
 
     fn scale(&self, sts: &str, replicas: i32) -> Result<(), BackupError> {
         let patch = json!({"spec": {"replicas": replicas}});
         self.runtime
-            .block_on(self.api::<StatefulSet>().patch(sts, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)))
+            .block_on(self.api::<StatefulSet>().patch(
+                sts,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(&patch),
+            ))
             .map(|_| ())
-            .map_err(|e| self.api_error(&format!("cannot scale StatefulSet {}/{sts} to {replicas}", self.namespace), &e))
+            .map_err(|e| {
+                self.api_error(
+                    &format!(
+                        "cannot scale StatefulSet {}/{sts} to {replicas}",
+                        self.namespace
+                    ),
+                    &e,
+                )
+            })
     }
 
     /// Wait until the pod is gone (its volume free for another pod).
     fn wait_gone(&self, pod: &str) -> Result<(), BackupError> {
-        let settled = self.runtime.block_on(kubernetes::wait::watch_until(self.api::<Pod>(), pod, self.timeout, |event| matches!(event, Ok(None)).then_some(())));
+        let settled = self.runtime.block_on(kubernetes::wait::watch_until(
+            self.api::<Pod>(),
+            pod,
+            self.timeout,
+            |event| matches!(event, Ok(None)).then_some(()),
+        ));
         let object = format!("{}/{pod}", self.namespace);
         match settled {
             Ok(()) => Ok(()),
-            Err(Unsettled::Ended) => Err(BackupError::Watch { object: format!("pod {object}"), reason: String::new() }),
-            Err(Unsettled::TimedOut) => Err(BackupError::NotStopped { object, seconds: self.timeout.as_secs() }),
+            Err(Unsettled::Ended) => Err(BackupError::Watch {
+                object: format!("pod {object}"),
+                reason: String::new(),
+            }),
+            Err(Unsettled::TimedOut) => Err(BackupError::NotStopped {
+                object,
+                seconds: self.timeout.as_secs(),
+            }),
         }
     }
 
     fn wait_ready(&self, sts: &str) -> Result<(), BackupError> {
         let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "StatefulSet");
         let ar = kube::api::ApiResource::from_gvk(&gvk);
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.conn.client.clone(), &self.namespace, &ar);
-        Ok(self.runtime.block_on(kubernetes::wait::wait_rollout(api, "StatefulSet", sts, self.timeout))?)
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.conn.client.clone(), &self.namespace, &ar);
+        Ok(self.runtime.block_on(kubernetes::wait::wait_rollout(
+            api,
+            "StatefulSet",
+            sts,
+            self.timeout,
+        ))?)
     }
 }
 
@@ -220,12 +367,22 @@ pub struct RestoreOptions {
 
 impl RestoreOptions {
     /// `into`: whether another platform was named to restore into (for hosts only).
-    pub fn new(to_time: &str, dry_run: bool, replace: bool, into: bool) -> Result<Self, BackupError> {
+    pub fn new(
+        to_time: &str,
+        dry_run: bool,
+        replace: bool,
+        into: bool,
+    ) -> Result<Self, BackupError> {
         if into {
             return Err(BackupError::IntoOnCluster);
         }
         let (target, epoch) = ops::parse_time(to_time)?;
-        Ok(RestoreOptions { target, epoch, dry_run, replace })
+        Ok(RestoreOptions {
+            target,
+            epoch,
+            dry_run,
+            replace,
+        })
     }
 }
 
@@ -233,10 +390,22 @@ impl ClusterPlatform<'_> {
     pub fn now(&self, kind: &str, progress: &dyn Fn(&str)) -> Result<NowReport, BackupError> {
         let cron = self.cronjob(kind)?;
         let name = self.job_name(&format!("backup-{kind}"));
-        let job = self.job_from(&cron, &name, "backup-now", vec!["/bin/sh".into(), "/etc/pgbackrest/backup.sh".into(), kind.into()])?;
+        let job = self.job_from(
+            &cron,
+            &name,
+            "backup-now",
+            vec![
+                "/bin/sh".into(),
+                "/etc/pgbackrest/backup.sh".into(),
+                kind.into(),
+            ],
+        )?;
         let start = Instant::now();
         self.create(&job)?;
-        progress(&format!("started Job {}/{name} ({kind} backup of stanza {}); waiting for it", self.namespace, self.backup.stanza));
+        progress(&format!(
+            "started Job {}/{name} ({kind} backup of stanza {}); waiting for it",
+            self.namespace, self.backup.stanza
+        ));
         self.wait_job(&name)?;
         Ok(NowReport {
             platform: self.name().to_owned(),
@@ -254,7 +423,15 @@ impl ClusterPlatform<'_> {
     pub fn list(&self) -> Result<ops::Inventory, BackupError> {
         let cron = self.cronjob("incr")?;
         let name = self.job_name("backup-list");
-        let command = ["pgbackrest", &format!("--stanza={}", self.backup.stanza), "--log-level-console=off", "--output=json", "info"].map(String::from).to_vec();
+        let command = [
+            "pgbackrest",
+            &format!("--stanza={}", self.backup.stanza),
+            "--log-level-console=off",
+            "--output=json",
+            "info",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut job = self.job_from(&cron, &name, "backup-list", command)?;
         if let Some(spec) = job.spec.as_mut() {
             spec.backoff_limit = Some(0);
@@ -267,78 +444,153 @@ impl ClusterPlatform<'_> {
         }
         // The pod's log holds standard error too (a pgBackRest warning): the JSON is its own line.
         let log = outcome?;
-        let json_line = log.lines().rev().find(|l| l.trim_start().starts_with('[')).unwrap_or(&log);
+        let json_line = log
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['))
+            .unwrap_or(&log);
         ops::parse_info(json_line, &self.backup.stanza)
     }
 
-    pub fn restore(&self, opts: &RestoreOptions, progress: &dyn Fn(&str)) -> Result<RestoreReport, BackupError> {
+    pub fn restore(
+        &self,
+        opts: &RestoreOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<RestoreReport, BackupError> {
         let target = &opts.target;
         let start = Instant::now();
         let sts = self.resolved.components.database.service_name.clone();
         let pvc = format!("data-{sts}-0");
         let ns = self.namespace.clone();
         let steps = vec![
-            format!("check, from a Job of CronJob {}-backup-incr, that every WAL segment is archived and that {target} is inside the repository's window", self.name()),
+            format!(
+                "check, from a Job of CronJob {}-backup-incr, that every WAL segment is archived and that {target} is inside the repository's window",
+                self.name()
+            ),
             format!("scale StatefulSet {ns}/{sts} to 0 and wait for pod {sts}-0 to stop"),
-            format!("restore volume {pvc} to {target} in a Job (pgbackrest restore --delta --type=time)"),
-            format!("scale StatefulSet {ns}/{sts} back to 1: PostgreSQL replays the WAL up to {target} and promotes itself"),
+            format!(
+                "restore volume {pvc} to {target} in a Job (pgbackrest restore --delta --type=time)"
+            ),
+            format!(
+                "scale StatefulSet {ns}/{sts} back to 1: PostgreSQL replays the WAL up to {target} and promotes itself"
+            ),
         ];
         let mut report = RestoreReport {
             platform: self.name().to_owned(),
             target_time: target.clone(),
             dry_run: opts.dry_run,
             steps,
-            next_steps: vec![format!("take a full backup of the restored database: terroir backup now {} --type full", self.document.display())],
+            next_steps: vec![format!(
+                "take a full backup of the restored database: terroir backup now {} --type full",
+                self.document.display()
+            )],
             seconds: 0.0,
-            into: RestoredInto::Namespace { namespace: ns.clone() },
+            into: RestoredInto::Namespace {
+                namespace: ns.clone(),
+            },
         };
         // What the restore needs is there, before anything is asked of the cluster.
-        if self.runtime.block_on(self.api::<StatefulSet>().get_opt(&sts)).map_err(|e| self.api_error(&format!("StatefulSet {ns}/{sts}"), &e))?.is_none() {
-            return Err(BackupError::NotApplied { object: format!("StatefulSet {ns}/{sts}"), document: self.document.clone() });
+        if self
+            .runtime
+            .block_on(self.api::<StatefulSet>().get_opt(&sts))
+            .map_err(|e| self.api_error(&format!("StatefulSet {ns}/{sts}"), &e))?
+            .is_none()
+        {
+            return Err(BackupError::NotApplied {
+                object: format!("StatefulSet {ns}/{sts}"),
+                document: self.document.clone(),
+            });
         }
-        if self.runtime.block_on(self.api::<PersistentVolumeClaim>().get_opt(&pvc)).map_err(|e| self.api_error(&format!("PersistentVolumeClaim {ns}/{pvc}"), &e))?.is_none() {
-            return Err(BackupError::NoVolume { object: format!("{ns}/{pvc}") });
+        if self
+            .runtime
+            .block_on(self.api::<PersistentVolumeClaim>().get_opt(&pvc))
+            .map_err(|e| self.api_error(&format!("PersistentVolumeClaim {ns}/{pvc}"), &e))?
+            .is_none()
+        {
+            return Err(BackupError::NoVolume {
+                object: format!("{ns}/{pvc}"),
+            });
         }
         let cron = self.cronjob("incr")?;
         if opts.dry_run {
             return Ok(report);
         }
         if !opts.replace {
-            return Err(BackupError::WouldRewindCluster { platform: self.name().to_owned(), target: target.clone() });
+            return Err(BackupError::WouldRewindCluster {
+                platform: self.name().to_owned(),
+                target: target.clone(),
+            });
         }
 
         // 1. While PostgreSQL runs: everything archived, and the time reachable. Nothing stops otherwise.
         let check = self.job_name("restore-check");
-        let mut job = self.job_from(&cron, &check, "backup-restore", vec!["/bin/sh".into(), "/etc/pgbackrest/restore-check.sh".into(), target.clone(), opts.epoch.to_string()])?;
+        let mut job = self.job_from(
+            &cron,
+            &check,
+            "backup-restore",
+            vec![
+                "/bin/sh".into(),
+                "/etc/pgbackrest/restore-check.sh".into(),
+                target.clone(),
+                opts.epoch.to_string(),
+            ],
+        )?;
         if let Some(spec) = job.spec.as_mut() {
             spec.backoff_limit = Some(0);
         }
         self.create(&job)?;
-        progress(&format!("checking the repository and the time in Job {ns}/{check}"));
-        self.wait_job(&check).map_err(|e| BackupError::CheckFailed { source: Box::new(e) })?;
+        progress(&format!(
+            "checking the repository and the time in Job {ns}/{check}"
+        ));
+        self.wait_job(&check)
+            .map_err(|e| BackupError::CheckFailed {
+                source: Box::new(e),
+            })?;
 
         // 2. PostgreSQL stopped: its volume free.
-        progress(&format!("stopping PostgreSQL (StatefulSet {ns}/{sts} to 0 replicas)"));
+        progress(&format!(
+            "stopping PostgreSQL (StatefulSet {ns}/{sts} to 0 replicas)"
+        ));
         self.scale(&sts, 0)?;
         if let Err(e) = self.wait_gone(&format!("{sts}-0")) {
             // Nothing was restored: PostgreSQL is given back its replica before reporting.
-            let scale_back = self.scale(&sts, 1).err().map(|b| crate::text::error_chain(&b));
-            return Err(BackupError::StopFailed { statefulset: format!("{ns}/{sts}"), scale_back, source: Box::new(e) });
+            let scale_back = self
+                .scale(&sts, 1)
+                .err()
+                .map(|b| crate::text::error_chain(&b));
+            return Err(BackupError::StopFailed {
+                statefulset: format!("{ns}/{sts}"),
+                scale_back,
+                source: Box::new(e),
+            });
         }
 
         // 3. The restore, on the volume. 4. PostgreSQL again, whatever the restore's outcome.
         let name = self.job_name("restore");
         let job = restore_job(&self.resolved, &self.backup, &ns, &name, &pvc, target);
         let restored = self.create(&job).and_then(|()| {
-            progress(&format!("restoring volume {pvc} to {target} in Job {ns}/{name}"));
+            progress(&format!(
+                "restoring volume {pvc} to {target} in Job {ns}/{name}"
+            ));
             self.wait_job(&name)
         });
-        progress(&format!("starting PostgreSQL again (StatefulSet {ns}/{sts} to 1 replica)"));
+        progress(&format!(
+            "starting PostgreSQL again (StatefulSet {ns}/{sts} to 1 replica)"
+        ));
         let started = self.scale(&sts, 1).and_then(|()| self.wait_ready(&sts));
         match (restored, started) {
             (Ok(()), Ok(())) => {}
-            (Err(e), _) => return Err(BackupError::RestoreJob { source: Box::new(e) }),
-            (Ok(()), Err(e)) => return Err(BackupError::NotRestarted { target: target.clone(), source: Box::new(e) }),
+            (Err(e), _) => {
+                return Err(BackupError::RestoreJob {
+                    source: Box::new(e),
+                });
+            }
+            (Ok(()), Err(e)) => {
+                return Err(BackupError::NotRestarted {
+                    target: target.clone(),
+                    source: Box::new(e),
+                });
+            }
         }
         report.seconds = start.elapsed().as_secs_f64();
         Ok(report)
@@ -347,9 +599,19 @@ impl ClusterPlatform<'_> {
 
 /// The restore Job: the rendered restore.sh on the database's volume, with the database pod's
 /// pgBackRest settings and the repository's secrets, as the database's user.
-pub fn restore_job(resolved: &ResolvedPlatform, backup: &BackupContext, namespace: &str, name: &str, pvc: &str, target: &str) -> Job {
+pub fn restore_job(
+    resolved: &ResolvedPlatform,
+    backup: &BackupContext,
+    namespace: &str,
+    name: &str,
+    pvc: &str,
+    target: &str,
+) -> Job {
     let p = &resolved.platform.name;
-    let mut items = vec![json!({"key": "pgbackrest.conf", "path": "pgbackrest.conf"}), json!({"key": "restore.sh", "path": "restore.sh"})];
+    let mut items = vec![
+        json!({"key": "pgbackrest.conf", "path": "pgbackrest.conf"}),
+        json!({"key": "restore.sh", "path": "restore.sh"}),
+    ];
     if let Some(ca) = &backup.ca_file {
         let file = ca.rsplit('/').next().unwrap_or_default();
         items.push(json!({"key": file, "path": file}));

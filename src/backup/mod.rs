@@ -48,7 +48,9 @@ pub enum RestoredInto {
         /// WAL archiving stays off on the restored database (restored into another platform).
         archiving_off: bool,
     },
-    Namespace { namespace: String },
+    Namespace {
+        namespace: String,
+    },
 }
 
 /// Names of the secrets pgBackRest needs, in the platform's secret store.
@@ -104,11 +106,21 @@ pub fn context(resolved: &ResolvedPlatform) -> Option<BackupContext> {
     }
     let name = &resolved.platform.name;
     let (s3_host, s3_port) = match url::Url::parse(&s3.url) {
-        Ok(u) => (u.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned(), u.port_or_known_default().unwrap_or(443)),
+        Ok(u) => (
+            u.host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned(),
+            u.port_or_known_default().unwrap_or(443),
+        ),
         Err(_) => (s3.url.clone(), 443),
     };
     let is_address = s3_host.parse::<std::net::IpAddr>().is_ok();
-    let crons: Vec<crate::document::schedule::Cron> = [&c.backups.schedule, &c.backups.full_schedule].into_iter().filter_map(|e| crate::document::schedule::Cron::parse(e).ok()).collect();
+    let crons: Vec<crate::document::schedule::Cron> =
+        [&c.backups.schedule, &c.backups.full_schedule]
+            .into_iter()
+            .filter_map(|e| crate::document::schedule::Cron::parse(e).ok())
+            .collect();
     let refs: Vec<&crate::document::schedule::Cron> = crons.iter().collect();
     // schedules that never run: the alert waits a week, and `absent()` still says no backup ran
     let gap = crate::document::schedule::longest_gap(&refs).unwrap_or(7 * 24 * 3600);
@@ -119,7 +131,10 @@ pub fn context(resolved: &ResolvedPlatform) -> Option<BackupContext> {
         s3_host,
         s3_port,
         s3_uri_style: if is_address { "path" } else { "host" },
-        ca_file: s3.ca_certificate.as_ref().map(|_| format!("/etc/pgbackrest/{name}-s3-ca.pem")),
+        ca_file: s3
+            .ca_certificate
+            .as_ref()
+            .map(|_| format!("/etc/pgbackrest/{name}-s3-ca.pem")),
         script: format!("/usr/local/sbin/{name}-backup"),
         secrets_conf: format!("/etc/pgbackrest/conf.d/{name}-secrets.conf"),
         secrets_script: format!("/usr/local/sbin/{name}-backup-secrets"),

@@ -93,7 +93,12 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "NAME", help_heading = "Kubernetes")]
     pub context: Option<String>,
     /// Kubernetes: seconds to wait for each Job (and for PostgreSQL to stop and start again).
-    #[arg(long, default_value_t = 21600, value_name = "SECONDS", help_heading = "Kubernetes")]
+    #[arg(
+        long,
+        default_value_t = 21600,
+        value_name = "SECONDS",
+        help_heading = "Kubernetes"
+    )]
     pub timeout: u64,
 }
 

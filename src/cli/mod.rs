@@ -6,10 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod secrets;
 pub use secrets::{RotateArgs, SecretsCommand};
-mod backup;
 mod audit;
+mod backup;
 pub use audit::{AuditArgs, AuditSource};
-pub use backup::{BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType, ClusterArgs};
+pub use backup::{
+    BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType, ClusterArgs,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -349,7 +351,12 @@ pub struct ApplyArgs {
     #[arg(long, help_heading = "Kubernetes")]
     pub no_wait: bool,
     /// SecNumCloud: the Terraform or OpenTofu binary (default: `tofu`, else `terraform`, on PATH).
-    #[arg(long, value_name = "PATH", help_heading = "SecNumCloud", env = "TERROIR_TF_BINARY")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "SecNumCloud",
+        env = "TERROIR_TF_BINARY"
+    )]
     pub tf_binary: Option<PathBuf>,
     /// SecNumCloud: take the provider module from DIR/<provider> instead of the shipped one
     /// (same inputs and outputs).
@@ -371,13 +378,23 @@ pub struct OperatorArgs {
     #[arg(long, env = "TERROIR_MANAGE_NAMESPACES")]
     pub manage_namespaces: bool,
     /// Address serving /metrics (Prometheus), /healthz and /readyz.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080", env = "TERROIR_METRICS_ADDR")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "TERROIR_METRICS_ADDR"
+    )]
     pub metrics_addr: std::net::SocketAddr,
     /// Reconcile without holding the Lease (only safe with a single replica).
     #[arg(long, env = "TERROIR_NO_LEADER_ELECTION")]
     pub no_leader_election: bool,
     /// Name of the Lease used for leader election.
-    #[arg(long, value_name = "NAME", default_value = "terroir-operator", env = "TERROIR_LEASE_NAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "terroir-operator",
+        env = "TERROIR_LEASE_NAME"
+    )]
     pub lease_name: String,
     /// Namespace of the Lease (default: the pod's namespace, else `default`).
     #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
@@ -457,7 +474,11 @@ pub enum GeodataCommand {
     /// package metadata, verified before use) and build the lookup index.
     Update {
         /// npm registry to fetch from.
-        #[arg(long, default_value = "https://registry.npmjs.org", env = "TERROIR_NPM_REGISTRY")]
+        #[arg(
+            long,
+            default_value = "https://registry.npmjs.org",
+            env = "TERROIR_NPM_REGISTRY"
+        )]
         registry: String,
         #[command(flatten)]
         data: GeodataArgs,

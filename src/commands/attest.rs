@@ -16,7 +16,12 @@ use crate::policy::locality::verify::Verdict;
 use crate::printer::{Report, Text};
 
 pub fn run(args: &AttestArgs, cx: &Context) -> Result<ExitStatus, Error> {
-    if let Some(AttestCommand::Verify { attestation, pubkey, against }) = &args.command {
+    if let Some(AttestCommand::Verify {
+        attestation,
+        pubkey,
+        against,
+    }) = &args.command
+    {
         return verify(attestation, pubkey, against.as_deref(), cx);
     }
     let (Some(file), Some(key_path), Some(out)) = (&args.file, &args.key, &args.out) else {
@@ -28,26 +33,44 @@ pub fn run(args: &AttestArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let key = keys::read_private(key_path)?;
     let checks = super::verify::checks(&args.check)?;
     let assessed = assess::assess(file, &cx.catalog, &checks)?;
-    let drill = args.drill_report.as_deref().map(sign::drill_evidence).transpose()?;
+    let drill = args
+        .drill_report
+        .as_deref()
+        .map(sign::drill_evidence)
+        .transpose()?;
     let live = match &checks.live {
         Some(l) => live::read(file, &assessed, l)?,
         None => None,
     };
     let attestation = sign::sign(file, &assessed, &key, drill, live)?;
-    let written = sign::write(&attestation, &assessed.loaded.platform, out, args.format == AttestFormat::Oscal)?;
+    let written = sign::write(
+        &attestation,
+        &assessed.loaded.platform,
+        out,
+        args.format == AttestFormat::Oscal,
+    )?;
     let grid = &attestation.predicate["grid"];
     cx.printer.report(&Signed {
         attestation: written.attestation.clone(),
-        report: ReportFiles { markdown: written.markdown.clone(), html: written.html.clone() },
+        report: ReportFiles {
+            markdown: written.markdown.clone(),
+            html: written.html.clone(),
+        },
         ropa: written.ropa.clone(),
         oscal: written.oscal.clone(),
         subjects: assessed.tree.files.len(),
         verdict: assessed.report.verdict,
-        score: Score { total: grid["total"].clone(), max: grid["max"].clone(), band: grid["band"].clone() },
+        score: Score {
+            total: grid["total"].clone(),
+            max: grid["max"].clone(),
+            band: grid["band"].clone(),
+        },
         key_id: attestation.key_id().map(str::to_owned),
     })?;
     // The attestation records a failing verdict faithfully; the exit status says it too.
-    Ok(ExitStatus::checked(assessed.report.verdict != Verdict::Fail))
+    Ok(ExitStatus::checked(
+        assessed.report.verdict != Verdict::Fail,
+    ))
 }
 
 #[derive(Serialize)]
@@ -90,8 +113,17 @@ impl Report for Signed {
             self.score.max,
             self.score.band.as_str().unwrap_or("")
         )?;
-        writeln!(out, "report {} and {}", self.report.markdown.display(), self.report.html.display())?;
-        writeln!(out, "record of processing activities (draft) {}", self.ropa.display())?;
+        writeln!(
+            out,
+            "report {} and {}",
+            self.report.markdown.display(),
+            self.report.html.display()
+        )?;
+        writeln!(
+            out,
+            "record of processing activities (draft) {}",
+            self.ropa.display()
+        )?;
         if let Some(oscal) = &self.oscal {
             writeln!(out, "OSCAL assessment results {}", oscal.display())?;
         }
@@ -99,7 +131,12 @@ impl Report for Signed {
     }
 }
 
-fn verify(attestation: &Path, pubkey: &Path, against: Option<&Path>, cx: &Context) -> Result<ExitStatus, Error> {
+fn verify(
+    attestation: &Path,
+    pubkey: &Path,
+    against: Option<&Path>,
+    cx: &Context,
+) -> Result<ExitStatus, Error> {
     let key = keys::read_public(pubkey)?;
     let v = crate::attest::verify::verify(attestation, &key, against)?;
     let mismatched = v.mismatches.len();
@@ -114,7 +151,8 @@ fn verify(attestation: &Path, pubkey: &Path, against: Option<&Path>, cx: &Contex
         against: against.map(Path::to_path_buf),
     })?;
     if mismatched > 0 {
-        cx.printer.problem(format!("{mismatched} file(s) do not match the attestation"));
+        cx.printer
+            .problem(format!("{mismatched} file(s) do not match the attestation"));
         return Ok(ExitStatus::Failed);
     }
     Ok(ExitStatus::Success)
@@ -148,7 +186,11 @@ impl Report for Checked {
             "valid signature by {} over {} subjects{}: platform {}, attested {}, verdict {}",
             self.key_id.as_deref().unwrap_or("?"),
             self.subjects,
-            if self.against.is_some() { ", all matching" } else { "" },
+            if self.against.is_some() {
+                ", all matching"
+            } else {
+                ""
+            },
             self.platform.as_str().unwrap_or("?"),
             self.time.as_str().unwrap_or("?"),
             self.verdict.as_str().unwrap_or("?")

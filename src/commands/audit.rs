@@ -41,10 +41,23 @@ impl Report for Trail {
                 writeln!(out, "  no event")?;
             }
             for e in &h.events {
-                writeln!(out, "  {:<27} {:<8} {:<12} {:<16} {:<24} {}", e.time, e.source.as_str(), e.user, e.action, e.object, e.detail.replace('\n', " "))?;
+                writeln!(
+                    out,
+                    "  {:<27} {:<8} {:<12} {:<16} {:<24} {}",
+                    e.time,
+                    e.source.as_str(),
+                    e.user,
+                    e.action,
+                    e.object,
+                    e.detail.replace('\n', " ")
+                )?;
             }
         }
-        writeln!(out, "audit logs are kept {} days on the hosts (spec.audit.retentionDays)", self.retention_days)
+        writeln!(
+            out,
+            "audit logs are kept {} days on the hosts (spec.audit.retentionDays)",
+            self.retention_days
+        )
     }
 }
 
@@ -61,7 +74,12 @@ fn latest(mut events: Vec<Event>, args: &AuditArgs, lines: usize) -> Vec<Event> 
     let sources: Vec<Source> = args.sources.iter().copied().map(source).collect();
     events.retain(|e| {
         (sources.is_empty() || sources.contains(&e.source))
-            && args.grep.as_deref().is_none_or(|g| e.user.contains(g) || e.object.contains(g) || e.detail.contains(g) || e.action.contains(g))
+            && args.grep.as_deref().is_none_or(|g| {
+                e.user.contains(g)
+                    || e.object.contains(g)
+                    || e.detail.contains(g)
+                    || e.action.contains(g)
+            })
     });
     events.sort_by(|a, b| a.time.cmp(&b.time));
     let skip = events.len().saturating_sub(lines);
@@ -78,10 +96,19 @@ pub fn run(args: &AuditArgs, cx: &Context) -> Result<ExitStatus, Error> {
             .iter()
             .map(|host| {
                 let site = &site;
-                scope.spawn(move || crate::audit::read(site, host, lines).map_err(|e| crate::text::error_chain(&e)))
+                scope.spawn(move || {
+                    crate::audit::read(site, host, lines).map_err(|e| crate::text::error_chain(&e))
+                })
             })
             .collect();
-        hosts.iter().cloned().zip(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the reader panicked".into())))).collect()
+        hosts
+            .iter()
+            .cloned()
+            .zip(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("the reader panicked".into()))
+            }))
+            .collect()
     });
     let failed = read.iter().any(|(_, r)| r.is_err());
     let hosts = read
@@ -89,12 +116,26 @@ pub fn run(args: &AuditArgs, cx: &Context) -> Result<ExitStatus, Error> {
         .map(|(host, r)| {
             let address = site.address(&host);
             match r {
-                Ok(events) => HostEvents { host, address, events: latest(events, args, lines), error: None },
-                Err(e) => HostEvents { host, address, events: Vec::new(), error: Some(e) },
+                Ok(events) => HostEvents {
+                    host,
+                    address,
+                    events: latest(events, args, lines),
+                    error: None,
+                },
+                Err(e) => HostEvents {
+                    host,
+                    address,
+                    events: Vec::new(),
+                    error: Some(e),
+                },
             }
         })
         .collect();
-    cx.printer.report(&Trail { platform: site.name().to_owned(), retention_days: site.resolved.audit.retention_days, hosts })?;
+    cx.printer.report(&Trail {
+        platform: site.name().to_owned(),
+        retention_days: site.resolved.audit.retention_days,
+        hosts,
+    })?;
     Ok(ExitStatus::checked(!failed))
 }
 
@@ -104,22 +145,46 @@ mod tests {
     use super::*;
 
     fn event(time: &str, source: Source, user: &str, detail: &str) -> Event {
-        Event { host: "h1".into(), time: time.into(), source, user: user.into(), action: "sudo".into(), object: "root".into(), detail: detail.into() }
+        Event {
+            host: "h1".into(),
+            time: time.into(),
+            source,
+            user: user.into(),
+            action: "sudo".into(),
+            object: "root".into(),
+            detail: detail.into(),
+        }
     }
 
     fn args(sources: Vec<AuditSource>, grep: Option<&str>) -> AuditArgs {
-        AuditArgs { file: "p.yaml".into(), hosts: vec![], sources, lines: 20, grep: grep.map(str::to_owned) }
+        AuditArgs {
+            file: "p.yaml".into(),
+            hosts: vec![],
+            sources,
+            lines: 20,
+            grep: grep.map(str::to_owned),
+        }
     }
 
     #[test]
     fn the_latest_events_that_pass_the_filters_oldest_first() {
-        let events = vec![event("3", Source::Sudo, "deploy", "id"), event("1", Source::Ssh, "deploy", "login"), event("2", Source::Sudo, "eve", "cat /etc/shadow")];
+        let events = vec![
+            event("3", Source::Sudo, "deploy", "id"),
+            event("1", Source::Ssh, "deploy", "login"),
+            event("2", Source::Sudo, "eve", "cat /etc/shadow"),
+        ];
         let kept = latest(events.clone(), &args(vec![AuditSource::Sudo], None), 20);
-        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(
+            kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(),
+            ["2", "3"]
+        );
         let kept = latest(events.clone(), &args(vec![], Some("shadow")), 20);
         assert_eq!(kept.len(), 1);
         let kept = latest(events, &args(vec![], None), 2);
-        assert_eq!(kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(
+            kept.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(),
+            ["2", "3"]
+        );
     }
 
     #[test]
@@ -128,8 +193,23 @@ mod tests {
             platform: "acme".into(),
             retention_days: 365,
             hosts: vec![
-                HostEvents { host: "h1".into(), address: "10.0.0.1".into(), events: vec![event("2026-11-23T17:20:02Z", Source::Sudo, "deploy", "/usr/bin/sh -c\nid")], error: None },
-                HostEvents { host: "h2".into(), address: "10.0.0.2".into(), events: vec![], error: Some("host h2: cannot reach 10.0.0.2:22".into()) },
+                HostEvents {
+                    host: "h1".into(),
+                    address: "10.0.0.1".into(),
+                    events: vec![event(
+                        "2026-11-23T17:20:02Z",
+                        Source::Sudo,
+                        "deploy",
+                        "/usr/bin/sh -c\nid",
+                    )],
+                    error: None,
+                },
+                HostEvents {
+                    host: "h2".into(),
+                    address: "10.0.0.2".into(),
+                    events: vec![],
+                    error: Some("host h2: cannot reach 10.0.0.2:22".into()),
+                },
             ],
         };
         assert_eq!(

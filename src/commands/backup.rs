@@ -7,9 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Context;
+use crate::backup::error::BackupError;
 use crate::backup::hosts::{self, BackupRun, Inventory};
 use crate::backup::kubernetes::{Access, ClusterPlatform, NowReport};
-use crate::backup::error::BackupError;
 use crate::backup::{RestoreReport, RestoredInto};
 use crate::cli::{BackupCmd, ClusterArgs};
 use crate::deploy::baremetal::site::Site;
@@ -46,7 +46,11 @@ impl Report for Now {
                 human_bytes(r.backup.repository_bytes),
                 r.seconds
             ),
-            Taken::Cluster(r) => writeln!(out, "{} backup of {} done by Job {}/{} in {:.1} s; its log: {}", r.kind, r.platform, r.namespace, r.job, r.seconds, r.log),
+            Taken::Cluster(r) => writeln!(
+                out,
+                "{} backup of {} done by Job {}/{} in {:.1} s; its log: {}",
+                r.kind, r.platform, r.namespace, r.job, r.seconds, r.log
+            ),
         }
     }
 }
@@ -62,9 +66,21 @@ struct Listed<'a> {
 impl Report for Listed<'_> {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let inv = &self.repository;
-        writeln!(out, "stanza {} ({}, {}): {} backup{}", inv.stanza, inv.status, inv.cipher, inv.backups.len(), plural(inv.backups.len()))?;
+        writeln!(
+            out,
+            "stanza {} ({}, {}): {} backup{}",
+            inv.stanza,
+            inv.status,
+            inv.cipher,
+            inv.backups.len(),
+            plural(inv.backups.len())
+        )?;
         if !inv.backups.is_empty() {
-            writeln!(out, "{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  WAL", "LABEL", "TYPE", "STARTED", "STOPPED", "DATABASE", "STORED")?;
+            writeln!(
+                out,
+                "{:<36} {:<5} {:<21} {:<21} {:>10} {:>10}  WAL",
+                "LABEL", "TYPE", "STARTED", "STOPPED", "DATABASE", "STORED"
+            )?;
         }
         for b in &inv.backups {
             writeln!(
@@ -84,8 +100,17 @@ impl Report for Listed<'_> {
             writeln!(out, "archived WAL: {} to {}", inv.wal_min, inv.wal_max)?;
         }
         match (inv.recoverable_from, inv.recoverable_to) {
-            (Some(a), Some(b)) => writeln!(out, "point-in-time restore reaches {} to {}", rfc3339(a), rfc3339(b)),
-            _ => writeln!(out, "no backup yet: take one with `terroir backup now {} --type full`", self.document.display()),
+            (Some(a), Some(b)) => writeln!(
+                out,
+                "point-in-time restore reaches {} to {}",
+                rfc3339(a),
+                rfc3339(b)
+            ),
+            _ => writeln!(
+                out,
+                "no backup yet: take one with `terroir backup now {} --type full`",
+                self.document.display()
+            ),
         }
     }
 }
@@ -101,11 +126,27 @@ impl Report for Restored {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let r = &self.report;
         let done = match &r.into {
-            RestoredInto::Host { source_platform, host, recoverable_from, recoverable_to, from_backup, .. } => {
-                writeln!(out, "recoverable window of {source_platform}: {recoverable_from} to {recoverable_to}")?;
-                format!("restored {source_platform} as of {} into {} on {host} (from backup {from_backup}) in {:.1} s", r.target_time, r.platform, r.seconds)
+            RestoredInto::Host {
+                source_platform,
+                host,
+                recoverable_from,
+                recoverable_to,
+                from_backup,
+                ..
+            } => {
+                writeln!(
+                    out,
+                    "recoverable window of {source_platform}: {recoverable_from} to {recoverable_to}"
+                )?;
+                format!(
+                    "restored {source_platform} as of {} into {} on {host} (from backup {from_backup}) in {:.1} s",
+                    r.target_time, r.platform, r.seconds
+                )
             }
-            RestoredInto::Namespace { namespace } => format!("restored {} as of {} in namespace {namespace} in {:.1} s", r.platform, r.target_time, r.seconds),
+            RestoredInto::Namespace { namespace } => format!(
+                "restored {} as of {} in namespace {namespace} in {:.1} s",
+                r.platform, r.target_time, r.seconds
+            ),
         };
         let verb = if r.dry_run { "would" } else { "did" };
         for s in &r.steps {
@@ -123,8 +164,19 @@ impl Report for Restored {
 }
 
 /// The platform's cluster, for a document whose target is Kubernetes.
-fn on_cluster<'r>(runtime: &'r tokio::runtime::Runtime, file: &Path, loaded: &crate::document::Loaded, target: &KubernetesTarget, cluster: &ClusterArgs, cx: &Context) -> Result<ClusterPlatform<'r>, BackupError> {
-    let access = Access { kubeconfig: cluster.kubeconfig.as_ref(), context: cluster.context.as_ref(), timeout: std::time::Duration::from_secs(cluster.timeout) };
+fn on_cluster<'r>(
+    runtime: &'r tokio::runtime::Runtime,
+    file: &Path,
+    loaded: &crate::document::Loaded,
+    target: &KubernetesTarget,
+    cluster: &ClusterArgs,
+    cx: &Context,
+) -> Result<ClusterPlatform<'r>, BackupError> {
+    let access = Access {
+        kubeconfig: cluster.kubeconfig.as_ref(),
+        context: cluster.context.as_ref(),
+        timeout: std::time::Duration::from_secs(cluster.timeout),
+    };
     ClusterPlatform::open(runtime, file, loaded, target, &cx.catalog, &access)
 }
 
@@ -137,9 +189,16 @@ pub fn run(cmd: BackupCmd, cx: &Context) -> Result<ExitStatus, Error> {
             let backup = match &loaded.platform.spec.target {
                 Target::Kubernetes(target) => {
                     let runtime = crate::runtime()?;
-                    Taken::Cluster(on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?.now(args.kind.as_str(), &shown)?)
+                    Taken::Cluster(
+                        on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?
+                            .now(args.kind.as_str(), &shown)?,
+                    )
                 }
-                _ => Taken::Host(hosts::now(&Site::new(&args.file, &loaded, &cx.catalog)?, args.kind.as_str(), &shown)?),
+                _ => Taken::Host(hosts::now(
+                    &Site::new(&args.file, &loaded, &cx.catalog)?,
+                    args.kind.as_str(),
+                    &shown,
+                )?),
             };
             cx.printer.report(&Now { ok: true, backup })?;
         }
@@ -152,23 +211,47 @@ pub fn run(cmd: BackupCmd, cx: &Context) -> Result<ExitStatus, Error> {
                 }
                 _ => hosts::list(&Site::new(&args.file, &loaded, &cx.catalog)?)?,
             };
-            cx.printer.report(&Listed { ok: true, repository, document: &args.file })?;
+            cx.printer.report(&Listed {
+                ok: true,
+                repository,
+                document: &args.file,
+            })?;
         }
         BackupCmd::Restore(args) => {
             let loaded = crate::pipeline::load(&args.file, &cx.catalog)?;
             let report = match &loaded.platform.spec.target {
                 Target::Kubernetes(target) => {
-                    let opts = crate::backup::kubernetes::RestoreOptions::new(&args.to_time, args.dry_run, args.replace, args.into.is_some())?;
+                    let opts = crate::backup::kubernetes::RestoreOptions::new(
+                        &args.to_time,
+                        args.dry_run,
+                        args.replace,
+                        args.into.is_some(),
+                    )?;
                     let runtime = crate::runtime()?;
-                    let platform = on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?;
+                    let platform =
+                        on_cluster(&runtime, &args.file, &loaded, target, &args.cluster, cx)?;
                     // one change at a time: the platform's Lease, as `apply` takes it (not for a dry run)
                     let events = cx.printer.deploy_events(crate::deploy::Mode::Apply);
-                    let _file = if args.dry_run { None } else { super::lock(&args.file, &loaded.platform.metadata.name, "backup restore", args.force_unlock, cx)? };
+                    let _file = if args.dry_run {
+                        None
+                    } else {
+                        super::lock(
+                            &args.file,
+                            &loaded.platform.metadata.name,
+                            "backup restore",
+                            args.force_unlock,
+                            cx,
+                        )?
+                    };
                     let lease = if args.dry_run {
                         None
                     } else {
                         let holder = crate::deploy::lock::Holder::current("backup restore");
-                        Some(platform.lock(&holder, args.force_unlock, &events).map_err(|e| Error::from(crate::deploy::DeployError::from(e)))?)
+                        Some(
+                            platform
+                                .lock(&holder, args.force_unlock, &events)
+                                .map_err(|e| Error::from(crate::deploy::DeployError::from(e)))?,
+                        )
                     };
                     let restored = platform.restore(&opts, &shown);
                     if let Some(lease) = lease {
@@ -187,19 +270,39 @@ pub fn run(cmd: BackupCmd, cx: &Context) -> Result<ExitStatus, Error> {
                     let (from, into, _lock) = match (args.dry_run, into) {
                         (true, into) => (from, into, None),
                         (false, Some(into)) => {
-                            let lock = super::lock(&into.document, into.name(), "backup restore", args.force_unlock, cx)?;
+                            let lock = super::lock(
+                                &into.document,
+                                into.name(),
+                                "backup restore",
+                                args.force_unlock,
+                                cx,
+                            )?;
                             (from, Some(into.changing(holder)), lock)
                         }
                         (false, None) => {
-                            let lock = super::lock(&args.file, from.name(), "backup restore", args.force_unlock, cx)?;
+                            let lock = super::lock(
+                                &args.file,
+                                from.name(),
+                                "backup restore",
+                                args.force_unlock,
+                                cx,
+                            )?;
                             (from.changing(holder), None, lock)
                         }
                     };
-                    let opts = hosts::RestoreOptions { to_time: args.to_time.clone(), dry_run: args.dry_run, replace: args.replace };
+                    let opts = hosts::RestoreOptions {
+                        to_time: args.to_time.clone(),
+                        dry_run: args.dry_run,
+                        replace: args.replace,
+                    };
                     hosts::restore(&from, into.as_ref(), &opts, &shown)?
                 }
             };
-            cx.printer.report(&Restored { ok: true, restored: !report.dry_run, report })?;
+            cx.printer.report(&Restored {
+                ok: true,
+                restored: !report.dry_run,
+                report,
+            })?;
         }
     }
     Ok(ExitStatus::Success)
@@ -239,20 +342,43 @@ mod tests {
 
     #[test]
     fn a_restore_on_a_host_says_its_window_steps_result_and_next_steps() {
-        let r = Restored { ok: true, restored: true, report: restore_report(on_host(), false) };
+        let r = Restored {
+            ok: true,
+            restored: true,
+            report: restore_report(on_host(), false),
+        };
         assert_eq!(
             text(&r),
             "recoverable window of acme: 2026-11-23 10:00:00+00 to 2026-11-23 15:00:00+00\n  did: stop PostgreSQL on db2\n\
              restored acme as of 2026-11-23 14:05:00+00 into acme-next on db2 (from backup 20261123-100000F) in 12.3 s\nnext: take a full backup\n"
         );
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!((json["restored"].clone(), json["report"]["sourcePlatform"].clone(), json["report"]["archivingOff"].clone()), (true.into(), "acme".into(), true.into()));
+        assert_eq!(
+            (
+                json["restored"].clone(),
+                json["report"]["sourcePlatform"].clone(),
+                json["report"]["archivingOff"].clone()
+            ),
+            (true.into(), "acme".into(), true.into())
+        );
     }
 
     #[test]
     fn a_dry_run_on_a_cluster_says_what_it_would_do() {
-        let r = Restored { ok: true, restored: false, report: restore_report(RestoredInto::Namespace { namespace: "acme".into() }, true) };
-        assert_eq!(text(&r), "  would: stop PostgreSQL on db2\ndry run: nothing was changed\n");
+        let r = Restored {
+            ok: true,
+            restored: false,
+            report: restore_report(
+                RestoredInto::Namespace {
+                    namespace: "acme".into(),
+                },
+                true,
+            ),
+        };
+        assert_eq!(
+            text(&r),
+            "  would: stop PostgreSQL on db2\ndry run: nothing was changed\n"
+        );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["report"]["namespace"], "acme");
         assert_eq!(json["report"]["steps"].as_array().unwrap().len(), 1);
@@ -261,8 +387,24 @@ mod tests {
 
     #[test]
     fn an_empty_repository_says_how_to_take_a_backup() {
-        let inv = Inventory { stanza: "acme".into(), status: "ok".into(), cipher: "aes-256-cbc".into(), backups: vec![], wal_min: String::new(), wal_max: String::new(), recoverable_from: None, recoverable_to: None };
-        let listed = Listed { ok: true, repository: inv, document: Path::new("p.yaml") };
-        assert_eq!(text(&listed), "stanza acme (ok, aes-256-cbc): 0 backups\nno backup yet: take one with `terroir backup now p.yaml --type full`\n");
+        let inv = Inventory {
+            stanza: "acme".into(),
+            status: "ok".into(),
+            cipher: "aes-256-cbc".into(),
+            backups: vec![],
+            wal_min: String::new(),
+            wal_max: String::new(),
+            recoverable_from: None,
+            recoverable_to: None,
+        };
+        let listed = Listed {
+            ok: true,
+            repository: inv,
+            document: Path::new("p.yaml"),
+        };
+        assert_eq!(
+            text(&listed),
+            "stanza acme (ok, aes-256-cbc): 0 backups\nno backup yet: take one with `terroir backup now p.yaml --type full`\n"
+        );
     }
 }

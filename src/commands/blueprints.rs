@@ -35,10 +35,18 @@ struct Blueprints(Vec<Listed>);
 impl Report for Blueprints {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         for bp in &self.0 {
-            writeln!(out, "{} {} ({})\n  {}", bp.name, bp.version, bp.origin, bp.description)?;
+            writeln!(
+                out,
+                "{} {} ({})\n  {}",
+                bp.name, bp.version, bp.origin, bp.description
+            )?;
             writeln!(out, "  parameters:")?;
             for (k, p) in &bp.parameters {
-                writeln!(out, "    {k:<20} {:<8} default {}  {}", p.kind, p.default, p.description)?;
+                writeln!(
+                    out,
+                    "    {k:<20} {:<8} default {}  {}",
+                    p.kind, p.default, p.description
+                )?;
             }
         }
         Ok(())
@@ -53,11 +61,22 @@ pub fn run(cx: &Context) -> Result<ExitStatus, Error> {
             .parameters
             .iter()
             .map(|(k, p)| {
-                let param = Parameter { kind: format!("{:?}", p.kind).to_lowercase(), default: p.default.clone(), allowed: p.allowed.clone(), description: p.description.clone() };
+                let param = Parameter {
+                    kind: format!("{:?}", p.kind).to_lowercase(),
+                    default: p.default.clone(),
+                    allowed: p.allowed.clone(),
+                    description: p.description.clone(),
+                };
                 (k.clone(), param)
             })
             .collect();
-        list.push(Listed { name: bp.name, version: bp.version, origin: bp.origin, description: bp.description, parameters });
+        list.push(Listed {
+            name: bp.name,
+            version: bp.version,
+            origin: bp.origin,
+            description: bp.description,
+            parameters,
+        });
     }
     cx.printer.report(&Blueprints(list))?;
     Ok(ExitStatus::Success)

@@ -26,7 +26,8 @@ impl Report for Generated {
 pub fn completions(shell: clap_complete::Shell, cx: &Context) -> Result<ExitStatus, Error> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "terroir", &mut script);
-    cx.printer.report(&Generated(String::from_utf8_lossy(&script).into_owned()))?;
+    cx.printer
+        .report(&Generated(String::from_utf8_lossy(&script).into_owned()))?;
     Ok(ExitStatus::Success)
 }
 
@@ -39,22 +40,38 @@ struct Pages {
 
 impl Report for Pages {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        writeln!(out, "wrote {} manual pages into {} (read one with: man -l {}/terroir.1)", self.pages.len(), self.directory.display(), self.directory.display())
+        writeln!(
+            out,
+            "wrote {} manual pages into {} (read one with: man -l {}/terroir.1)",
+            self.pages.len(),
+            self.directory.display(),
+            self.directory.display()
+        )
     }
 }
 
 fn page(cmd: &clap::Command) -> Result<Vec<u8>, Error> {
     let mut roff = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut roff).map_err(Error::Output)?;
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut roff)
+        .map_err(Error::Output)?;
     Ok(roff)
 }
 
-fn write_pages(cmd: &clap::Command, prefix: &str, dir: &Path, pages: &mut Vec<String>) -> Result<(), Error> {
+fn write_pages(
+    cmd: &clap::Command,
+    prefix: &str,
+    dir: &Path,
+    pages: &mut Vec<String>,
+) -> Result<(), Error> {
     let name = format!("{prefix}.1");
     let path = dir.join(&name);
     std::fs::write(&path, page(cmd)?).map_err(|source| Error::Write { path, source })?;
     pages.push(name);
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         // a page is named after the command's whole path: terroir-backup-restore.1
         let full = format!("{prefix}-{}", sub.get_name());
         write_pages(&sub.clone().name(full.clone()), &full, dir, pages)?;
@@ -66,12 +83,20 @@ pub fn man(out: Option<&Path>, cx: &Context) -> Result<ExitStatus, Error> {
     let mut cmd = Cli::command();
     cmd.build();
     match out {
-        None => cx.printer.report(&Generated(String::from_utf8_lossy(&page(&cmd)?).into_owned()))?,
+        None => cx.printer.report(&Generated(
+            String::from_utf8_lossy(&page(&cmd)?).into_owned(),
+        ))?,
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
             let mut pages = Vec::new();
             write_pages(&cmd, "terroir", dir, &mut pages)?;
-            cx.printer.report(&Pages { directory: dir.to_owned(), pages })?;
+            cx.printer.report(&Pages {
+                directory: dir.to_owned(),
+                pages,
+            })?;
         }
     }
     Ok(ExitStatus::Success)

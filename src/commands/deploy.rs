@@ -22,7 +22,11 @@ pub(super) fn settings(args: &ApplyArgs) -> Settings<'static> {
     s.cluster.context = args.context.clone();
     s.cluster.force_conflicts = args.force_conflicts;
     s.cluster.prune = !args.no_prune;
-    s.cluster.rollouts = if args.no_wait { Rollouts::Skip } else { Rollouts::Wait(Duration::from_secs(args.timeout)) };
+    s.cluster.rollouts = if args.no_wait {
+        Rollouts::Skip
+    } else {
+        Rollouts::Wait(Duration::from_secs(args.timeout))
+    };
     s.cloud.tf_binary = args.tf_binary.clone();
     s.cloud.modules = args.modules.clone();
     s.cloud.backend_config = args.backend_config.clone();
@@ -40,7 +44,15 @@ pub fn run(args: &ApplyArgs, mode: Mode, cx: &Context) -> Result<ExitStatus, Err
         Mode::Plan => "plan",
         Mode::Apply => "apply",
     };
-    let request = Request { loaded, document: Some(&args.file), renderer: &renderer, mode, settings: &settings, events: &events, command };
+    let request = Request {
+        loaded,
+        document: Some(&args.file),
+        renderer: &renderer,
+        mode,
+        settings: &settings,
+        events: &events,
+        command,
+    };
     let deployed = crate::runtime()?.block_on(deploy::run(request))?;
     cx.printer.report(&deployed)?;
     if let deploy::Outcome::Cluster(r) = &deployed.outcome

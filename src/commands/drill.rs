@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::Context;
 use super::export::Shown;
-use crate::deploy::baremetal::site::Site;
 use crate::cli::DrillArgs;
+use crate::deploy::baremetal::site::Site;
 use crate::error::{Error, ExitStatus};
 use crate::printer::{Report, Text};
 use crate::reversibility::drill::{DrillReport, Options};
@@ -27,10 +27,20 @@ impl Report for Drilled {
         for p in &r.phases {
             writeln!(out, "{:<8} {:>8.1} s", p.name, p.seconds)?;
         }
-        let all: Vec<_> = r.tables.iter().chain(&r.mail).chain(&r.metrics).chain(&r.application).collect();
+        let all: Vec<_> = r
+            .tables
+            .iter()
+            .chain(&r.mail)
+            .chain(&r.metrics)
+            .chain(&r.application)
+            .collect();
         let bad: Vec<_> = all.iter().filter(|c| !c.matches).collect();
         for c in &bad {
-            writeln!(out, "MISMATCH {}: source {} destination {}", c.subject, c.source, c.destination)?;
+            writeln!(
+                out,
+                "MISMATCH {}: source {} destination {}",
+                c.subject, c.source, c.destination
+            )?;
         }
         writeln!(
             out,
@@ -46,16 +56,28 @@ impl Report for Drilled {
 }
 
 pub fn run(args: &DrillArgs, cx: &Context) -> Result<ExitStatus, Error> {
-    let recipients = crate::reversibility::export::recipients(&args.recipients.recipient, args.recipients.recipients_file.as_deref())?;
+    let recipients = crate::reversibility::export::recipients(
+        &args.recipients.recipient,
+        args.recipients.recipients_file.as_deref(),
+    )?;
     let from = Site::open(&args.file, &cx.catalog)?;
     let into = Site::open(&args.into, &cx.catalog)?;
     let shown = Shown::new(cx);
-    let opts = Options { report: args.report.clone(), recipients, identity: args.identity.clone(), replace: args.replace, discard_export: args.discard_export };
+    let opts = Options {
+        report: args.report.clone(),
+        recipients,
+        identity: args.identity.clone(),
+        replace: args.replace,
+        discard_export: args.discard_export,
+    };
     let drilled = crate::reversibility::drill::drill(&from, &into, &opts, &shown);
     shown.done();
     let report = drilled?;
     let passed = report.passed;
-    cx.printer.report(&Drilled { report, written: args.report.join("drill-report.md").display().to_string() })?;
+    cx.printer.report(&Drilled {
+        report,
+        written: args.report.join("drill-report.md").display().to_string(),
+    })?;
     Ok(ExitStatus::checked(passed))
 }
 
@@ -66,12 +88,25 @@ mod tests {
     use crate::reversibility::drill::{Check, ExportSummary, Phase};
 
     fn check(subject: &str, source: &str, destination: &str) -> Check {
-        Check { subject: subject.into(), source: source.into(), destination: destination.into(), matches: source == destination }
+        Check {
+            subject: subject.into(),
+            source: source.into(),
+            destination: destination.into(),
+            matches: source == destination,
+        }
     }
 
     #[test]
     fn a_failed_drill_names_each_mismatch() {
-        let restore = crate::reversibility::restore::Report { platform: "b".into(), source_platform: "a".into(), dry_run: false, verify_seconds: 0.5, restore_seconds: 2.0, actions: vec![], skipped: vec![] };
+        let restore = crate::reversibility::restore::Report {
+            platform: "b".into(),
+            source_platform: "a".into(),
+            dry_run: false,
+            verify_seconds: 0.5,
+            restore_seconds: 2.0,
+            actions: vec![],
+            skipped: vec![],
+        };
         let report = DrillReport {
             kind: "terroir-drill-report/v1",
             source_platform: "a".into(),
@@ -81,10 +116,26 @@ mod tests {
             started_at: String::new(),
             finished_at: String::new(),
             passed: false,
-            phases: vec![Phase { name: "export".into(), seconds: 1.5, bytes: None, bytes_per_second: None }],
+            phases: vec![Phase {
+                name: "export".into(),
+                seconds: 1.5,
+                bytes: None,
+                bytes_per_second: None,
+            }],
             total_seconds: 4.0,
-            export: ExportSummary { directory: "r/export".into(), kept: true, files: 3, bytes: 10, rows: 7, manifest_sha256: String::new(), sha256sums_sha256: String::new() },
-            tables: vec![check("table public.t rows", "7", "7"), check("table public.t content", "x", "y")],
+            export: ExportSummary {
+                directory: "r/export".into(),
+                kept: true,
+                files: 3,
+                bytes: 10,
+                rows: 7,
+                manifest_sha256: String::new(),
+                sha256sums_sha256: String::new(),
+            },
+            tables: vec![
+                check("table public.t rows", "7", "7"),
+                check("table public.t content", "x", "y"),
+            ],
             mail: vec![check("queued messages", "1", "1")],
             metrics: vec![],
             application: vec![],
@@ -92,12 +143,18 @@ mod tests {
             skipped: vec![],
             restore,
         };
-        let drilled = Drilled { report, written: "r/drill-report.md".into() };
+        let drilled = Drilled {
+            report,
+            written: "r/drill-report.md".into(),
+        };
         assert_eq!(
             Text::of(&drilled),
             "export        1.5 s\nMISMATCH table public.t content: source x destination y\ndrill FAILED: 2 of 3 checks match (1 tables, 7 rows); report r/drill-report.md\n"
         );
         let json = serde_json::to_value(&drilled).unwrap();
-        assert_eq!((json["passed"].clone(), json["kind"].clone()), (false.into(), "terroir-drill-report/v1".into()));
+        assert_eq!(
+            (json["passed"].clone(), json["kind"].clone()),
+            (false.into(), "terroir-drill-report/v1".into())
+        );
     }
 }

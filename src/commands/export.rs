@@ -22,7 +22,9 @@ pub(super) struct Shown {
 
 impl Shown {
     pub(super) fn new(cx: &Context) -> Self {
-        Shown { bar: cx.printer.progress().bytes("", None) }
+        Shown {
+            bar: cx.printer.progress().bytes("", None),
+        }
     }
 
     pub(super) fn done(&self) {
@@ -41,7 +43,12 @@ impl crate::reversibility::export::Progress for Shown {
         if item.kind == "rendered-configuration" {
             return; // dozens of small files: the rendered tree is summed up at the end
         }
-        self.bar.println(format!("{:<48} {:>12}  {:.1} s", item.path, human_bytes(item.bytes), item.seconds));
+        self.bar.println(format!(
+            "{:<48} {:>12}  {:.1} s",
+            item.path,
+            human_bytes(item.bytes),
+            item.seconds
+        ));
     }
     fn note(&self, message: &str) {
         self.bar.println(message);
@@ -74,21 +81,43 @@ impl Report for Exported<'_> {
         for s in &m.skipped {
             writeln!(out, "  not exported: {}: {}", s.what, s.reason)?;
         }
-        writeln!(out, "check it anywhere with: (cd {} && sha256sum -c SHA256SUMS)", self.to.display())
+        writeln!(
+            out,
+            "check it anywhere with: (cd {} && sha256sum -c SHA256SUMS)",
+            self.to.display()
+        )
     }
 }
 
 pub fn run(args: &ExportArgs, cx: &Context) -> Result<ExitStatus, Error> {
-    let recipients = crate::reversibility::export::recipients(&args.recipients.recipient, args.recipients.recipients_file.as_deref())?;
+    let recipients = crate::reversibility::export::recipients(
+        &args.recipients.recipient,
+        args.recipients.recipients_file.as_deref(),
+    )?;
     let site = Site::open(&args.file, &cx.catalog)?;
     let shown = Shown::new(cx);
     if recipients.is_empty() {
-        crate::reversibility::export::Progress::note(&shown, "note: no --recipient given: secrets are not exported (they are exported only encrypted)");
+        crate::reversibility::export::Progress::note(
+            &shown,
+            "note: no --recipient given: secrets are not exported (they are exported only encrypted)",
+        );
     }
-    let exported = crate::reversibility::export::export(&site, &crate::reversibility::export::Options { to: args.to.clone(), recipients }, &shown);
+    let exported = crate::reversibility::export::export(
+        &site,
+        &crate::reversibility::export::Options {
+            to: args.to.clone(),
+            recipients,
+        },
+        &shown,
+    );
     shown.done();
     let manifest = exported?;
-    cx.printer.report(&Exported { exported: true, directory: args.to.display().to_string(), manifest, to: &args.to })?;
+    cx.printer.report(&Exported {
+        exported: true,
+        directory: args.to.display().to_string(),
+        manifest,
+        to: &args.to,
+    })?;
     Ok(ExitStatus::Success)
 }
 
@@ -100,7 +129,14 @@ mod tests {
 
     #[test]
     fn an_export_sums_itself_up_and_says_how_to_check_it() {
-        let table = |name: &str, rows| Table { database: "crm".into(), name: name.into(), columns: vec![], rows, checksum: String::new(), csv: String::new() };
+        let table = |name: &str, rows| Table {
+            database: "crm".into(),
+            name: name.into(),
+            columns: vec![],
+            rows,
+            checksum: String::new(),
+            csv: String::new(),
+        };
         let manifest = Manifest {
             format: crate::reversibility::FORMAT.into(),
             platform: "acme".into(),
@@ -116,16 +152,35 @@ mod tests {
             tables: vec![table("public.a", 2), table("public.b", 3)],
             mail: vec![],
             metrics_blocks: Default::default(),
-            secrets: SecretsEntry { exported: false, recipients: vec![], names: vec![] },
-            skipped: vec![Skipped { what: "secrets".into(), reason: "no --recipient given".into() }],
+            secrets: SecretsEntry {
+                exported: false,
+                recipients: vec![],
+                names: vec![],
+            },
+            skipped: vec![Skipped {
+                what: "secrets".into(),
+                reason: "no --recipient given".into(),
+            }],
             total_bytes: 3 << 20,
         };
-        let exported = Exported { exported: true, directory: "out".into(), manifest, to: Path::new("out") };
+        let exported = Exported {
+            exported: true,
+            directory: "out".into(),
+            manifest,
+            to: Path::new("out"),
+        };
         assert_eq!(
             Text::of(&exported),
             "exported acme into out: 2 files, 3 MiB, 2 tables (5 rows), in 3.2 s\n  not exported: secrets: no --recipient given\ncheck it anywhere with: (cd out && sha256sum -c SHA256SUMS)\n"
         );
         let json = serde_json::to_value(&exported).unwrap();
-        assert_eq!((json["exported"].clone(), json["directory"].clone(), json["manifest"]["platform"].clone()), (true.into(), "out".into(), "acme".into()));
+        assert_eq!(
+            (
+                json["exported"].clone(),
+                json["directory"].clone(),
+                json["manifest"]["platform"].clone()
+            ),
+            (true.into(), "out".into(), "acme".into())
+        );
     }
 }

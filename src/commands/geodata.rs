@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::{GeodataArgs, GeodataCommand};
 use crate::error::{Error, ExitStatus};
-use crate::policy::locality::geodata::{self, ATTRIBUTION, GeoDb, GeodataError, PackageInfo, Staged, PACKAGES};
+use crate::policy::locality::geodata::{
+    self, ATTRIBUTION, GeoDb, GeodataError, PACKAGES, PackageInfo, Staged,
+};
 use crate::policy::locality::npm;
 use crate::printer::{Report, Text};
 
@@ -38,11 +40,17 @@ fn update(registry: &str, dir: &Path, cx: &Context) -> Result<Status, GeodataErr
         let dist = npm::latest(&agent, registry, package)?;
         let current = dir.join(geodata::tarball_file_name(package, &dist.version));
         if current.is_file() && npm::file_matches(&current, &dist.integrity) {
-            progress.line(format!("{package} {}: up to date (integrity verified)", dist.version));
+            progress.line(format!(
+                "{package} {}: up to date (integrity verified)",
+                dist.version
+            ));
             verified.push(Verification::of(&dist));
             continue;
         }
-        progress.line(format!("{package} {}: fetching {}", dist.version, dist.tarball));
+        progress.line(format!(
+            "{package} {}: fetching {}",
+            dist.version, dist.tarball
+        ));
         let bar = progress.bytes(&format!("{package} {}", dist.version), Some(0));
         let fetched = npm::fetch(&agent, &dist, dir, &mut |done, total| {
             if let Some(total) = total {
@@ -52,7 +60,10 @@ fn update(registry: &str, dir: &Path, cx: &Context) -> Result<Status, GeodataErr
         });
         bar.clear();
         staged.push(fetched?);
-        progress.line(format!("{package} {}: sha512 integrity verified", dist.version));
+        progress.line(format!(
+            "{package} {}: sha512 integrity verified",
+            dist.version
+        ));
         verified.push(Verification::of(&dist));
     }
     if !staged.is_empty() {
@@ -78,9 +89,20 @@ fn import(files: &[PathBuf], dir: &Path, cx: &Context) -> Result<Status, Geodata
 fn install(dir: &Path, staged: Vec<Staged>) -> Result<Status, GeodataError> {
     let installed = geodata::install(dir, staged, Some(&GeoDb::cache_dir()))?;
     let db = installed.db.map_err(|e| {
-        if installed.installed.is_empty() { e } else { GeodataError::Incomplete { installed: installed.installed.clone(), source: Box::new(e) } }
+        if installed.installed.is_empty() {
+            e
+        } else {
+            GeodataError::Incomplete {
+                installed: installed.installed.clone(),
+                source: Box::new(e),
+            }
+        }
     })?;
-    Ok(Status { installed: installed.installed, removed: installed.removed, ..Status::of(&db) })
+    Ok(Status {
+        installed: installed.installed,
+        removed: installed.removed,
+        ..Status::of(&db)
+    })
 }
 
 /// A package whose tarball was checked against the registry's integrity hash.
@@ -93,7 +115,11 @@ struct Verification {
 
 impl Verification {
     fn of(dist: &npm::Dist) -> Self {
-        Verification { name: dist.package.clone(), version: dist.version.clone(), integrity: dist.integrity.clone() }
+        Verification {
+            name: dist.package.clone(),
+            version: dist.version.clone(),
+            integrity: dist.integrity.clone(),
+        }
     }
 }
 
@@ -149,13 +175,34 @@ impl Report for Status {
             writeln!(out, "removed   {}", p.display())?;
         }
         writeln!(out, "geodata in {}", self.dir)?;
-        let width = self.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let width = self
+            .packages
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(0);
         for p in &self.packages {
-            writeln!(out, "  {:<width$}  {}  sha256 {}", p.name, p.version, p.sha256)?;
+            writeln!(
+                out,
+                "  {:<width$}  {}  sha256 {}",
+                p.name, p.version, p.sha256
+            )?;
         }
-        writeln!(out, "ranges: {} country, {} ASN (IPv4 and IPv6)", self.ranges.country, self.ranges.asn)?;
+        writeln!(
+            out,
+            "ranges: {} country, {} ASN (IPv4 and IPv6)",
+            self.ranges.country, self.ranges.asn
+        )?;
         match (&self.index, &self.cache_problem) {
-            (Some(i), _) => writeln!(out, "index: {i} ({})", if self.from_cache { "loaded from the cache" } else { "built now" })?,
+            (Some(i), _) => writeln!(
+                out,
+                "index: {i} ({})",
+                if self.from_cache {
+                    "loaded from the cache"
+                } else {
+                    "built now"
+                }
+            )?,
             (None, Some(problem)) => writeln!(out, "index: in memory only: {problem}")?,
             (None, None) => writeln!(out, "index: in memory only")?,
         }

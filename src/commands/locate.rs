@@ -32,7 +32,15 @@ impl Report for Located {
 /// The table, one reason line per address, then the data's attribution.
 fn table(locations: &[Location]) -> String {
     let with_host = locations.iter().any(|l| l.hostname.is_some());
-    let mut header = vec!["ADDRESS", "COUNTRY", "ASN", "ORGANISATION", "OPERATOR", "JURISDICTION", "CLOUD ACT"];
+    let mut header = vec![
+        "ADDRESS",
+        "COUNTRY",
+        "ASN",
+        "ORGANISATION",
+        "OPERATOR",
+        "JURISDICTION",
+        "CLOUD ACT",
+    ];
     if with_host {
         header.insert(0, "HOST");
     }
@@ -44,7 +52,9 @@ fn table(locations: &[Location]) -> String {
                 l.address.clone(),
                 l.country.clone().unwrap_or_else(dash),
                 l.asn.map_or_else(dash, |a| format!("AS{a}")),
-                l.organisation.as_deref().map_or_else(dash, |o| crate::text::shorten(o, 40)),
+                l.organisation
+                    .as_deref()
+                    .map_or_else(dash, |o| crate::text::shorten(o, 40)),
                 l.operator.clone().unwrap_or_else(dash),
                 l.jurisdiction.clone().unwrap_or_else(dash),
                 match l.cloud_act_exposed {
@@ -113,17 +123,33 @@ mod tests {
     fn the_table_has_a_host_column_only_when_a_name_was_given() {
         let text = table(&[location("51.38.1.1", None, Some("OVH SAS"))]);
         let header = text.lines().next().unwrap_or_default();
-        assert!(header.starts_with("ADDRESS") && header.ends_with("CLOUD ACT"), "{header}");
-        assert!(text.contains("51.38.1.1: operated by OVHcloud\n") && text.ends_with(&format!("{ATTRIBUTION}\n")), "{text}");
-        let text = table(&[location("51.38.1.1", Some("crm.example.fr"), None), location("51.38.1.2", None, None)]);
+        assert!(
+            header.starts_with("ADDRESS") && header.ends_with("CLOUD ACT"),
+            "{header}"
+        );
+        assert!(
+            text.contains("51.38.1.1: operated by OVHcloud\n")
+                && text.ends_with(&format!("{ATTRIBUTION}\n")),
+            "{text}"
+        );
+        let text = table(&[
+            location("51.38.1.1", Some("crm.example.fr"), None),
+            location("51.38.1.2", None, None),
+        ]);
         assert!(text.starts_with("HOST"), "{text}");
-        assert!(text.lines().nth(2).unwrap_or_default().starts_with("-  "), "an address given as such has no host: {text}");
+        assert!(
+            text.lines().nth(2).unwrap_or_default().starts_with("-  "),
+            "an address given as such has no host: {text}"
+        );
     }
 
     #[test]
     fn long_organisations_are_cut() {
         let long = "A".repeat(60);
         let text = table(&[location("51.38.1.1", None, Some(&long))]);
-        assert!(text.contains(&format!("{}…", "A".repeat(39))) && !text.contains(&long), "{text}");
+        assert!(
+            text.contains(&format!("{}…", "A".repeat(39))) && !text.contains(&long),
+            "{text}"
+        );
     }
 }

@@ -35,15 +35,32 @@ pub struct Context<'a> {
 }
 
 /// The platform's lock beside `file`, for a command that changes it: released when dropped.
-fn lock(file: &std::path::Path, platform: &str, command: &str, force: bool, cx: &Context) -> Result<Option<crate::deploy::lock::Platform>, Error> {
+fn lock(
+    file: &std::path::Path,
+    platform: &str,
+    command: &str,
+    force: bool,
+    cx: &Context,
+) -> Result<Option<crate::deploy::lock::Platform>, Error> {
     let events = cx.printer.deploy_events(crate::deploy::Mode::Apply);
     let holder = crate::deploy::lock::Holder::current(command);
-    crate::deploy::lock::Platform::take(Some(file), platform, crate::deploy::Mode::Apply, force, &holder, &events).map_err(|e| Error::from(crate::deploy::DeployError::from(e)))
+    crate::deploy::lock::Platform::take(
+        Some(file),
+        platform,
+        crate::deploy::Mode::Apply,
+        force,
+        &holder,
+        &events,
+    )
+    .map_err(|e| Error::from(crate::deploy::DeployError::from(e)))
 }
 
 /// Run the command the line asks for. The caller prints the error, if any, once.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let cx = Context { printer, catalog: Catalog::new(cli.global.blueprints.clone()) };
+    let cx = Context {
+        printer,
+        catalog: Catalog::new(cli.global.blueprints.clone()),
+    };
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cx),
         Command::Render(args) => render::run(&args, &cx),

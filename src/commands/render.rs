@@ -41,14 +41,28 @@ impl Report for Rendered {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let mut sections: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &self.files {
-            *sections.entry(f.path.split('/').next().unwrap_or_default()).or_default() += 1;
+            *sections
+                .entry(f.path.split('/').next().unwrap_or_default())
+                .or_default() += 1;
         }
-        writeln!(out, "Rendered platform {} (target {}, blueprint {} {}) into {}", self.platform, self.target, self.blueprint.name, self.blueprint.version, self.out)?;
+        writeln!(
+            out,
+            "Rendered platform {} (target {}, blueprint {} {}) into {}",
+            self.platform, self.target, self.blueprint.name, self.blueprint.version, self.out
+        )?;
         for (section, n) in sections {
             writeln!(out, "  {section:<28} {n} file{}", crate::text::plural(n))?;
         }
-        writeln!(out, "Tree digest (sha256 of SHA256SUMS): {}", self.tree_sha256)?;
-        writeln!(out, "Check it with: (cd {} && sha256sum -c SHA256SUMS)", self.out)
+        writeln!(
+            out,
+            "Tree digest (sha256 of SHA256SUMS): {}",
+            self.tree_sha256
+        )?;
+        writeln!(
+            out,
+            "Check it with: (cd {} && sha256sum -c SHA256SUMS)",
+            self.out
+        )
     }
 }
 
@@ -56,13 +70,24 @@ pub fn run(args: &RenderArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let loaded = crate::pipeline::load(&args.file, &cx.catalog)?;
     let (resolved, tree) = crate::pipeline::render::render(&loaded, &cx.catalog)?;
     tree.write_to(&args.out, args.force)?;
-    let files = tree.files.iter().map(|(p, c)| RenderedFile { path: p.clone(), sha256: sha256_hex(c), size: c.len() }).collect();
+    let files = tree
+        .files
+        .iter()
+        .map(|(p, c)| RenderedFile {
+            path: p.clone(),
+            sha256: sha256_hex(c),
+            size: c.len(),
+        })
+        .collect();
     cx.printer.report(&Rendered {
         file: loaded.file.clone(),
         rendered: true,
         platform: resolved.platform.name.clone(),
         target: resolved.target_kind,
-        blueprint: BlueprintRef { name: resolved.blueprint.name.clone(), version: resolved.blueprint.version.clone() },
+        blueprint: BlueprintRef {
+            name: resolved.blueprint.name.clone(),
+            version: resolved.blueprint.version.clone(),
+        },
         out: args.out.display().to_string(),
         tree_sha256: sha256_hex(tree.sha256sums().as_bytes()),
         files,

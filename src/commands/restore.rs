@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::Context;
 use super::export::Shown;
-use crate::deploy::baremetal::site::Site;
 use crate::cli::RestoreArgs;
+use crate::deploy::baremetal::site::Site;
 use crate::error::{Error, ExitStatus};
 use crate::printer::{Report, Text};
 use crate::reversibility::restore::{Options, Report as Restore};
@@ -24,15 +24,41 @@ struct Restored {
 impl Report for Restored {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let r = &self.report;
-        writeln!(out, "export {} verified: every file matches SHA256SUMS ({:.1} s)", self.from, r.verify_seconds)?;
-        let verb = if r.dry_run { "would restore" } else { "restored" };
+        writeln!(
+            out,
+            "export {} verified: every file matches SHA256SUMS ({:.1} s)",
+            self.from, r.verify_seconds
+        )?;
+        let verb = if r.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
         for a in &r.actions {
-            writeln!(out, "  {verb} {} on {}: {}{}", a.what, a.host, a.detail, a.conflict.as_ref().map(|c| format!(" [replaces: {c}]")).unwrap_or_default())?;
+            writeln!(
+                out,
+                "  {verb} {} on {}: {}{}",
+                a.what,
+                a.host,
+                a.detail,
+                a.conflict
+                    .as_ref()
+                    .map(|c| format!(" [replaces: {c}]"))
+                    .unwrap_or_default()
+            )?;
         }
         for s in &r.skipped {
             writeln!(out, "  not restored: {}: {}", s.what, s.reason)?;
         }
-        if r.dry_run { writeln!(out, "dry run: nothing was changed") } else { writeln!(out, "restored {} into {} in {:.1} s", r.source_platform, r.platform, r.restore_seconds) }
+        if r.dry_run {
+            writeln!(out, "dry run: nothing was changed")
+        } else {
+            writeln!(
+                out,
+                "restored {} into {} in {:.1} s",
+                r.source_platform, r.platform, r.restore_seconds
+            )
+        }
     }
 }
 
@@ -46,11 +72,20 @@ pub fn run(args: &RestoreArgs, cx: &Context) -> Result<ExitStatus, Error> {
         super::lock(&args.file, site.name(), "restore", args.force_unlock, cx)?
     };
     let shown = Shown::new(cx);
-    let opts = Options { from: args.from.clone(), identity: args.identity.clone(), dry_run: args.dry_run, replace: args.replace };
+    let opts = Options {
+        from: args.from.clone(),
+        identity: args.identity.clone(),
+        dry_run: args.dry_run,
+        replace: args.replace,
+    };
     let restored = crate::reversibility::restore::restore(&site, &opts, &shown);
     shown.done();
     let report = restored?;
-    cx.printer.report(&Restored { restored: !report.dry_run, report, from: args.from.display().to_string() })?;
+    cx.printer.report(&Restored {
+        restored: !report.dry_run,
+        report,
+        from: args.from.display().to_string(),
+    })?;
     Ok(ExitStatus::Success)
 }
 
@@ -72,8 +107,20 @@ mod tests {
             seconds: 0.0,
             database: None,
         };
-        let report = Restore { platform: "b".into(), source_platform: "a".into(), dry_run: true, verify_seconds: 1.25, restore_seconds: 0.0, actions: vec![action], skipped: vec![] };
-        let r = Restored { restored: false, report, from: "export".into() };
+        let report = Restore {
+            platform: "b".into(),
+            source_platform: "a".into(),
+            dry_run: true,
+            verify_seconds: 1.25,
+            restore_seconds: 0.0,
+            actions: vec![action],
+            skipped: vec![],
+        };
+        let r = Restored {
+            restored: false,
+            report,
+            from: "export".into(),
+        };
         assert_eq!(
             Text::of(&r),
             "export export verified: every file matches SHA256SUMS (1.2 s)\n  would restore database on db2: load into `crm` as `crm` in one transaction (2 tables, 5 rows) [replaces: database `crm` on db2 already holds 3 relations]\ndry run: nothing was changed\n"

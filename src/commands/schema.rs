@@ -20,6 +20,7 @@ impl Report for Schema {
 }
 
 pub fn run(cx: &Context) -> Result<ExitStatus, Error> {
-    cx.printer.report(&Schema(crate::document::schema::platform_schema()))?;
+    cx.printer
+        .report(&Schema(crate::document::schema::platform_schema()))?;
     Ok(ExitStatus::Success)
 }

@@ -19,12 +19,23 @@ use crate::secrets::{SecretEntry, SecretError, SecretStore};
 
 pub fn run(cmd: SecretsCommand, cx: &Context) -> Result<ExitStatus, Error> {
     match cmd {
-        SecretsCommand::List { file, kubeconfig, context } => {
+        SecretsCommand::List {
+            file,
+            kubeconfig,
+            context,
+        } => {
             let loaded = crate::pipeline::load(&file, &cx.catalog)?;
             match &loaded.platform.spec.target {
                 Target::Kubernetes(target) => {
                     let runtime = crate::runtime()?;
-                    let secrets = ClusterSecrets::open(&runtime, &file, &loaded, target, &cx.catalog, (kubeconfig.as_ref(), context.as_ref()))?;
+                    let secrets = ClusterSecrets::open(
+                        &runtime,
+                        &file,
+                        &loaded,
+                        target,
+                        &cx.catalog,
+                        (kubeconfig.as_ref(), context.as_ref()),
+                    )?;
                     cx.printer.report(&ClusterList::new(&secrets, &file)?)?;
                 }
                 _ => list(&file, &loaded, cx)?,
@@ -37,7 +48,14 @@ pub fn run(cmd: SecretsCommand, cx: &Context) -> Result<ExitStatus, Error> {
                 Target::Kubernetes(target) => {
                     let runtime = crate::runtime()?;
                     let access = (args.apply.kubeconfig.as_ref(), args.apply.context.as_ref());
-                    let secrets = ClusterSecrets::open(&runtime, &args.apply.file, &loaded, target, &cx.catalog, access)?;
+                    let secrets = ClusterSecrets::open(
+                        &runtime,
+                        &args.apply.file,
+                        &loaded,
+                        target,
+                        &cx.catalog,
+                        access,
+                    )?;
                     rotate_on_cluster(&args, &secrets, cx)
                 }
                 _ => rotate(&args, &loaded, cx),
@@ -47,7 +65,10 @@ pub fn run(cmd: SecretsCommand, cx: &Context) -> Result<ExitStatus, Error> {
         SecretsCommand::Seal { file } => {
             let store = store(&file, cx)?;
             let sealed = store.seal()?;
-            cx.printer.report(&Sealed { store: store.dir().to_owned(), sealed })?;
+            cx.printer.report(&Sealed {
+                store: store.dir().to_owned(),
+                sealed,
+            })?;
             Ok(ExitStatus::Success)
         }
         SecretsCommand::Keygen { out } => {
@@ -57,7 +78,10 @@ pub fn run(cmd: SecretsCommand, cx: &Context) -> Result<ExitStatus, Error> {
                 out.display(),
                 out.display()
             ));
-            cx.printer.report(&Identity { identity: out, recipient })?;
+            cx.printer.report(&Identity {
+                identity: out,
+                recipient,
+            })?;
             Ok(ExitStatus::Success)
         }
     }
@@ -70,7 +94,11 @@ fn store(file: &Path, cx: &Context) -> Result<SecretStore, Error> {
 }
 
 fn hosts_text(hosts: &[String]) -> String {
-    if hosts.is_empty() { "-".into() } else { hosts.join(",") }
+    if hosts.is_empty() {
+        "-".into()
+    } else {
+        hosts.join(",")
+    }
 }
 
 #[derive(Serialize)]
@@ -99,11 +127,27 @@ struct StoreList {
 
 impl Report for StoreList {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        let how = if self.encrypted { "encrypted with age to spec.secrets.recipients" } else { "in clear, files of mode 0600 (no spec.secrets.recipients)" };
+        let how = if self.encrypted {
+            "encrypted with age to spec.secrets.recipients"
+        } else {
+            "in clear, files of mode 0600 (no spec.secrets.recipients)"
+        };
         writeln!(out, "Secret store {} ({how})", self.store.display())?;
-        writeln!(out, "{:<28} {:<10} {:<21} {:<9} HOSTS", "NAME", "STORED", "MODIFIED", "PREVIOUS")?;
+        writeln!(
+            out,
+            "{:<28} {:<10} {:<21} {:<9} HOSTS",
+            "NAME", "STORED", "MODIFIED", "PREVIOUS"
+        )?;
         for e in &self.secrets {
-            writeln!(out, "{:<28} {:<10} {:<21} {:<9} {}", e.name, if e.encrypted { "encrypted" } else { "clear" }, e.modified, if e.previous { "kept" } else { "-" }, hosts_text(&e.hosts))?;
+            writeln!(
+                out,
+                "{:<28} {:<10} {:<21} {:<9} {}",
+                e.name,
+                if e.encrypted { "encrypted" } else { "clear" },
+                e.modified,
+                if e.previous { "kept" } else { "-" },
+                hosts_text(&e.hosts)
+            )?;
         }
         if self.secrets.is_empty() {
             writeln!(out, "(no secret yet)")?;
@@ -124,13 +168,27 @@ fn list(file: &Path, loaded: &Loaded, cx: &Context) -> Result<(), Error> {
     let store = SecretStore::for_platform(file, &loaded.platform);
     let receivers = crate::secrets::rotation::receivers(loaded, &cx.catalog)?;
     let entries: Vec<SecretEntry> = store.entries()?;
-    let not_in_store = receivers.keys().filter(|n| !entries.iter().any(|e| &e.name == *n)).cloned().collect();
+    let not_in_store = receivers
+        .keys()
+        .filter(|n| !entries.iter().any(|e| &e.name == *n))
+        .cloned()
+        .collect();
     let unsealed = store.encrypted() && entries.iter().any(|e| !e.encrypted);
     let secrets = entries
         .into_iter()
         .map(|e| {
-            let hosts = receivers.get(&e.name).map(|h| h.iter().cloned().collect()).unwrap_or_default();
-            StoreEntry { name: e.name, encrypted: e.encrypted, modified: e.modified, previous: e.previous, path: e.path, hosts }
+            let hosts = receivers
+                .get(&e.name)
+                .map(|h| h.iter().cloned().collect())
+                .unwrap_or_default();
+            StoreEntry {
+                name: e.name,
+                encrypted: e.encrypted,
+                modified: e.modified,
+                previous: e.previous,
+                path: e.path,
+                hosts,
+            }
         })
         .collect();
     cx.printer.report(&StoreList {
@@ -160,24 +218,57 @@ struct ClusterList<'a> {
 impl<'a> ClusterList<'a> {
     fn new(secrets: &'a ClusterSecrets, file: &Path) -> Result<Self, ClusterSecretError> {
         let listed = secrets.list()?;
-        let incomplete = |name: &str, namespace: &str| listed.iter().any(|l| l.name == name && l.namespace == namespace && (!l.exists || !l.missing_keys.is_empty()));
+        let incomplete = |name: &str, namespace: &str| {
+            listed.iter().any(|l| {
+                l.name == name
+                    && l.namespace == namespace
+                    && (!l.exists || !l.missing_keys.is_empty())
+            })
+        };
         let missing = secrets
             .needed
             .iter()
             .filter(|n| incomplete(&n.name, &n.namespace))
             .map(|n| match n.origin {
-                Origin::Provided => format!("{} is given by you ({}): {}", n.label(), n.purpose, n.command(&n.keys)),
-                _ => format!("{} is generated by `terroir apply {}`", n.label(), file.display()),
+                Origin::Provided => format!(
+                    "{} is given by you ({}): {}",
+                    n.label(),
+                    n.purpose,
+                    n.command(&n.keys)
+                ),
+                _ => format!(
+                    "{} is generated by `terroir apply {}`",
+                    n.label(),
+                    file.display()
+                ),
             })
             .collect();
-        Ok(ClusterList { platform: &secrets.platform, context: secrets.context(), secrets: listed, missing })
+        Ok(ClusterList {
+            platform: &secrets.platform,
+            context: secrets.context(),
+            secrets: listed,
+            missing,
+        })
     }
 }
 
 impl Report for ClusterList<'_> {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        writeln!(out, "Secrets of {} on context {}", self.platform, if self.context.is_empty() { "(current)" } else { self.context })?;
-        writeln!(out, "{:<52} {:<10} {:<21} {:<21} KEYS", "NAMESPACE/NAME", "MADE BY", "CREATED", "ROTATED")?;
+        writeln!(
+            out,
+            "Secrets of {} on context {}",
+            self.platform,
+            if self.context.is_empty() {
+                "(current)"
+            } else {
+                self.context
+            }
+        )?;
+        writeln!(
+            out,
+            "{:<52} {:<10} {:<21} {:<21} KEYS",
+            "NAMESPACE/NAME", "MADE BY", "CREATED", "ROTATED"
+        )?;
         for l in &self.secrets {
             let by = match (l.origin, l.unused) {
                 (_, true) => "terroir*",
@@ -198,11 +289,18 @@ impl Report for ClusterList<'_> {
                 by,
                 l.created.as_deref().unwrap_or("-"),
                 l.rotated.as_deref().unwrap_or("-"),
-                if l.keys.is_empty() { "-".to_owned() } else { l.keys.join(",") }
+                if l.keys.is_empty() {
+                    "-".to_owned()
+                } else {
+                    l.keys.join(",")
+                }
             )?;
         }
         if self.secrets.iter().any(|l| l.unused) {
-            writeln!(out, "* generated for this platform but no longer read by what it renders; kept until you delete it (kubectl delete secret)")?;
+            writeln!(
+                out,
+                "* generated for this platform but no longer read by what it renders; kept until you delete it (kubectl delete secret)"
+            )?;
         }
         for m in &self.missing {
             writeln!(out, "{m}")?;
@@ -239,15 +337,38 @@ struct Rotated {
 impl Rotated {
     /// Which hosts receive what was rotated, for people.
     fn hosts_line(&self) -> String {
-        if self.hosts.is_empty() { "no host receives it from this store".to_owned() } else { format!("delivered to {}", self.hosts.iter().map(String::as_str).collect::<Vec<_>>().join(", ")) }
+        if self.hosts.is_empty() {
+            "no host receives it from this store".to_owned()
+        } else {
+            format!(
+                "delivered to {}",
+                self.hosts
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     }
 
     /// What was done, for people.
     fn done(&self) -> String {
         if self.certificate {
-            format!("removed {} from {} (previous kept in {}); {}", self.secrets.join(" and "), self.store.display(), self.previous, self.hosts_line())
+            format!(
+                "removed {} from {} (previous kept in {}); {}",
+                self.secrets.join(" and "),
+                self.store.display(),
+                self.previous,
+                self.hosts_line()
+            )
         } else {
-            format!("rotated `{}` in {} (previous value kept in {}); {}", self.name, self.store.display(), self.previous, self.hosts_line())
+            format!(
+                "rotated `{}` in {} (previous value kept in {}); {}",
+                self.name,
+                self.store.display(),
+                self.previous,
+                self.hosts_line()
+            )
         }
     }
 }
@@ -255,15 +376,35 @@ impl Rotated {
 impl Report for Rotated {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         if self.dry_run.is_some() {
-            let what = if self.certificate { format!("would remove {} (the apply issues new ones)", self.secrets.join(" and ")) } else { format!("would replace `{}` with a new random value", self.name) };
-            writeln!(out, "{what}, keeping the old value as {}; {}", self.previous, self.hosts_line())?;
+            let what = if self.certificate {
+                format!(
+                    "would remove {} (the apply issues new ones)",
+                    self.secrets.join(" and ")
+                )
+            } else {
+                format!("would replace `{}` with a new random value", self.name)
+            };
+            writeln!(
+                out,
+                "{what}, keeping the old value as {}; {}",
+                self.previous,
+                self.hosts_line()
+            )?;
             if self.apply == Some(true) {
-                writeln!(out, "then would run `terroir apply {}`", self.document.display())?;
+                writeln!(
+                    out,
+                    "then would run `terroir apply {}`",
+                    self.document.display()
+                )?;
             }
             return writeln!(out, "(dry run: nothing changed)");
         }
         writeln!(out, "{}", self.done())?;
-        writeln!(out, "Deliver it with: terroir apply {}", self.document.display())
+        writeln!(
+            out,
+            "Deliver it with: terroir apply {}",
+            self.document.display()
+        )
     }
 }
 
@@ -296,10 +437,21 @@ fn rotate(args: &RotateArgs, loaded: &Loaded, cx: &Context) -> Result<ExitStatus
         store.get(&rotation.name)?;
     }
     // the store changes under the platform's lock; the apply takes it again to deliver
-    let lock = super::lock(file, &loaded.platform.metadata.name, "secrets rotate", args.apply.force_unlock, cx)?;
+    let lock = super::lock(
+        file,
+        &loaded.platform.metadata.name,
+        "secrets rotate",
+        args.apply.force_unlock,
+        cx,
+    )?;
     rotation.perform(&store)?;
     drop(lock);
-    report.previous = rotation.previous_files(&store).iter().map(|f| store.dir().join(f).display().to_string()).collect::<Vec<_>>().join(", ");
+    report.previous = rotation
+        .previous_files(&store)
+        .iter()
+        .map(|f| store.dir().join(f).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     if args.no_apply {
         report.applied = Some(false);
         cx.printer.report(&report)?;
@@ -338,28 +490,56 @@ struct RotatedOnCluster {
 
 impl RotatedOnCluster {
     fn done(&self) -> String {
-        format!("rotated {} of Secret {} (previous values kept as <key>{PREVIOUS})", self.keys.join(", "), self.secret)
+        format!(
+            "rotated {} of Secret {} (previous values kept as <key>{PREVIOUS})",
+            self.keys.join(", "),
+            self.secret
+        )
     }
 }
 
 impl Report for RotatedOnCluster {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         if self.dry_run.is_some() {
-            writeln!(out, "would replace {} of Secret {} with new values, keeping each old one as <key>{PREVIOUS}", self.keys.join(", "), self.secret)?;
+            writeln!(
+                out,
+                "would replace {} of Secret {} with new values, keeping each old one as <key>{PREVIOUS}",
+                self.keys.join(", "),
+                self.secret
+            )?;
             if self.apply == Some(true) {
-                writeln!(out, "then would run `terroir apply {}`, which rolls out the workloads reading it", self.document.display())?;
+                writeln!(
+                    out,
+                    "then would run `terroir apply {}`, which rolls out the workloads reading it",
+                    self.document.display()
+                )?;
             }
             return writeln!(out, "(dry run: nothing changed)");
         }
         writeln!(out, "{}", self.done())?;
-        writeln!(out, "Roll it out with: terroir apply {}", self.document.display())
+        writeln!(
+            out,
+            "Roll it out with: terroir apply {}",
+            self.document.display()
+        )
     }
 }
 
-fn rotate_on_cluster(args: &RotateArgs, secrets: &ClusterSecrets, cx: &Context) -> Result<ExitStatus, Error> {
+fn rotate_on_cluster(
+    args: &RotateArgs,
+    secrets: &ClusterSecrets,
+    cx: &Context,
+) -> Result<ExitStatus, Error> {
     let file = args.apply.file.as_path();
     let rotation = secrets.rotation(&args.name, file)?;
-    let mut report = RotatedOnCluster { dry_run: None, secret: rotation.secret.clone(), keys: rotation.keys.clone(), apply: None, applied: None, document: file.to_owned() };
+    let mut report = RotatedOnCluster {
+        dry_run: None,
+        secret: rotation.secret.clone(),
+        keys: rotation.keys.clone(),
+        apply: None,
+        applied: None,
+        document: file.to_owned(),
+    };
     if args.dry_run {
         report.dry_run = Some(true);
         report.apply = Some(!args.no_apply);
@@ -394,9 +574,23 @@ struct Set {
 
 impl Report for Set {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        let how = if self.encrypted { "encrypted with age" } else { "in clear, mode 0600" };
-        let prev = if self.previous { " (the value it replaced is kept as its .previous)" } else { "" };
-        writeln!(out, "set `{}` in {} ({how}){prev}; deliver it with: terroir apply {}", self.secret, self.store.display(), self.document.display())
+        let how = if self.encrypted {
+            "encrypted with age"
+        } else {
+            "in clear, mode 0600"
+        };
+        let prev = if self.previous {
+            " (the value it replaced is kept as its .previous)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "set `{}` in {} ({how}){prev}; deliver it with: terroir apply {}",
+            self.secret,
+            self.store.display(),
+            self.document.display()
+        )
     }
 }
 
@@ -414,17 +608,34 @@ fn value_from(mut text: String) -> String {
 fn set(file: &Path, name: &str, cx: &Context) -> Result<ExitStatus, Error> {
     let store = store(file, cx)?;
     if std::io::stdin().is_terminal() {
-        cx.printer.note(format!("reading the value of `{name}` from stdin (end with Ctrl-D)"));
+        cx.printer.note(format!(
+            "reading the value of `{name}` from stdin (end with Ctrl-D)"
+        ));
     }
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).map_err(|source| SecretError::Stdin { name: name.to_owned(), source })?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|source| SecretError::Stdin {
+            name: name.to_owned(),
+            source,
+        })?;
     let value = value_from(text);
     if value.is_empty() {
-        return Err(SecretError::EmptyValue { name: name.to_owned(), document: file.to_owned() }.into());
+        return Err(SecretError::EmptyValue {
+            name: name.to_owned(),
+            document: file.to_owned(),
+        }
+        .into());
     }
     let previous = store.keep_previous(name)?;
     store.put(name, &value)?;
-    cx.printer.report(&Set { secret: name.to_owned(), encrypted: store.encrypted(), previous, store: store.dir().to_owned(), document: file.to_owned() })?;
+    cx.printer.report(&Set {
+        secret: name.to_owned(),
+        encrypted: store.encrypted(),
+        previous,
+        store: store.dir().to_owned(),
+        document: file.to_owned(),
+    })?;
     Ok(ExitStatus::Success)
 }
 
@@ -437,10 +648,20 @@ struct Sealed {
 impl Report for Sealed {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         if self.sealed.is_empty() {
-            return writeln!(out, "nothing to seal: every file of {} is already encrypted", self.store.display());
+            return writeln!(
+                out,
+                "nothing to seal: every file of {} is already encrypted",
+                self.store.display()
+            );
         }
         let n = self.sealed.len();
-        writeln!(out, "sealed {n} file{} of {} with age ({}); the clear files are removed", crate::text::plural(n), self.store.display(), self.sealed.join(", "))
+        writeln!(
+            out,
+            "sealed {n} file{} of {} with age ({}); the clear files are removed",
+            crate::text::plural(n),
+            self.store.display(),
+            self.sealed.join(", ")
+        )
     }
 }
 
@@ -476,13 +697,21 @@ mod tests {
     fn rotated(certificate: bool) -> Rotated {
         Rotated {
             dry_run: None,
-            secrets: if certificate { vec!["tls-db1-key".into(), "tls-db1-cert".into()] } else { vec!["database-password".into()] },
+            secrets: if certificate {
+                vec!["tls-db1-key".into(), "tls-db1-cert".into()]
+            } else {
+                vec!["database-password".into()]
+            },
             certificate,
             previous: "database-password.previous.age".into(),
             hosts: BTreeSet::from(["app1".to_owned(), "db1".to_owned()]),
             apply: None,
             applied: None,
-            name: if certificate { "tls-db1-cert".into() } else { "database-password".into() },
+            name: if certificate {
+                "tls-db1-cert".into()
+            } else {
+                "database-password".into()
+            },
             store: PathBuf::from(".terroir/p/secrets"),
             document: PathBuf::from("p.yaml"),
         }
@@ -498,7 +727,10 @@ mod tests {
             "would replace `database-password` with a new random value, keeping the old value as database-password.previous.age; delivered to app1, db1\nthen would run `terroir apply p.yaml`\n(dry run: nothing changed)\n"
         );
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json, serde_json::json!({"dryRun": true, "secrets": ["database-password"], "certificate": false, "previous": "database-password.previous.age", "hosts": ["app1", "db1"], "apply": true}));
+        assert_eq!(
+            json,
+            serde_json::json!({"dryRun": true, "secrets": ["database-password"], "certificate": false, "previous": "database-password.previous.age", "hosts": ["app1", "db1"], "apply": true})
+        );
     }
 
     #[test]
@@ -515,8 +747,21 @@ mod tests {
 
     #[test]
     fn a_cluster_rotation_names_the_secret_and_its_keys() {
-        let r = RotatedOnCluster { dry_run: Some(true), secret: "ns/db".into(), keys: vec!["password".into()], apply: Some(false), applied: None, document: PathBuf::from("p.yaml") };
-        assert_eq!(text(&r), "would replace password of Secret ns/db with new values, keeping each old one as <key>.previous\n(dry run: nothing changed)\n");
-        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"dryRun": true, "secret": "ns/db", "keys": ["password"], "apply": false}));
+        let r = RotatedOnCluster {
+            dry_run: Some(true),
+            secret: "ns/db".into(),
+            keys: vec!["password".into()],
+            apply: Some(false),
+            applied: None,
+            document: PathBuf::from("p.yaml"),
+        };
+        assert_eq!(
+            text(&r),
+            "would replace password of Secret ns/db with new values, keeping each old one as <key>.previous\n(dry run: nothing changed)\n"
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"dryRun": true, "secret": "ns/db", "keys": ["password"], "apply": false})
+        );
     }
 }

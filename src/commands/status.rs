@@ -27,10 +27,20 @@ impl Report for Looked {
             writeln!(out, "  pending: {p}")?;
         }
         if self.status.ready {
-            writeln!(out, "{} ({}): as rendered, and ready", self.platform, self.target)
+            writeln!(
+                out,
+                "{} ({}): as rendered, and ready",
+                self.platform, self.target
+            )
         } else {
             let n = self.status.pending.len();
-            writeln!(out, "{} ({}): {n} thing{} differ from the render or are not ready; `terroir plan` shows the changes", self.platform, self.target, crate::text::plural(n))
+            writeln!(
+                out,
+                "{} ({}): {n} thing{} differ from the render or are not ready; `terroir plan` shows the changes",
+                self.platform,
+                self.target,
+                crate::text::plural(n)
+            )
         }
     }
 }
@@ -42,9 +52,21 @@ pub fn run(args: &ApplyArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let events = cx.printer.deploy_events(Mode::Plan);
     let platform = loaded.platform.metadata.name.clone();
     let target = loaded.platform.spec.target.kind();
-    let request = Request { loaded, document: Some(&args.file), renderer: &renderer, mode: Mode::Plan, settings: &settings, events: &events, command: "status" };
+    let request = Request {
+        loaded,
+        document: Some(&args.file),
+        renderer: &renderer,
+        mode: Mode::Plan,
+        settings: &settings,
+        events: &events,
+        command: "status",
+    };
     let status = crate::runtime()?.block_on(deploy::status(request))?;
     let ready = status.ready;
-    cx.printer.report(&Looked { platform, target, status })?;
+    cx.printer.report(&Looked {
+        platform,
+        target,
+        status,
+    })?;
     Ok(ExitStatus::checked(ready))
 }

@@ -30,8 +30,16 @@ impl Report for Validated {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         for c in &self.0 {
             match (&c.name, c.target) {
-                (Some(name), Some(target)) if c.valid => writeln!(out, "{}: valid (platform {name}, target {target})", c.file)?,
-                _ => writeln!(out, "{}: invalid, {} error{}", c.file, c.errors.len(), crate::text::plural(c.errors.len()))?,
+                (Some(name), Some(target)) if c.valid => {
+                    writeln!(out, "{}: valid (platform {name}, target {target})", c.file)?
+                }
+                _ => writeln!(
+                    out,
+                    "{}: invalid, {} error{}",
+                    c.file,
+                    c.errors.len(),
+                    crate::text::plural(c.errors.len())
+                )?,
             }
         }
         Ok(())
@@ -51,12 +59,23 @@ pub fn run(args: &ValidateArgs, cx: &Context) -> Result<ExitStatus, Error> {
             },
             Err(invalid) => {
                 // for people, each problem with its line; scripts find them in the report
-                cx.printer.diagnostics(&invalid.diagnostics, invalid.text.as_deref());
-                Checked { file: path.display().to_string(), valid: false, name: None, target: None, errors: invalid.diagnostics }
+                cx.printer
+                    .diagnostics(&invalid.diagnostics, invalid.text.as_deref());
+                Checked {
+                    file: path.display().to_string(),
+                    valid: false,
+                    name: None,
+                    target: None,
+                    errors: invalid.diagnostics,
+                }
             }
         });
     }
     let all_valid = checked.iter().all(|c| c.valid);
     cx.printer.report(&Validated(checked))?;
-    Ok(if all_valid { ExitStatus::Success } else { ExitStatus::Invalid })
+    Ok(if all_valid {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Invalid
+    })
 }

@@ -16,13 +16,23 @@ pub fn run(args: &VerifyArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let checks = checks(&args.check)?;
     let assessed = assess::assess(&args.file, &cx.catalog, &checks)?;
     cx.printer.report(&Verified(&assessed.report))?;
-    Ok(ExitStatus::checked(assessed.report.verdict != Verdict::Fail))
+    Ok(ExitStatus::checked(
+        assessed.report.verdict != Verdict::Fail,
+    ))
 }
 
 /// What `verify` and `attest` judge beyond the declarations, from their shared flags. With
 /// `--live`, the command's one async runtime is built here.
 pub(super) fn checks(args: &CheckArgs) -> Result<Checks, Error> {
-    let live = if args.live { Some(Live { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), runtime: crate::runtime()? }) } else { None };
+    let live = if args.live {
+        Some(Live {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            runtime: crate::runtime()?,
+        })
+    } else {
+        None
+    };
     Ok(Checks {
         pins: assess::parse_pins(&args.resolve).map_err(AssessError::Pin)?,
         geodata: args.data.geodata.clone(),
@@ -40,8 +50,18 @@ struct Verified<'a>(&'a Report);
 impl crate::printer::Report for Verified<'_> {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let report = self.0;
-        let w = report.findings.iter().map(|f| f.subject.chars().count()).max().unwrap_or(7).clamp(7, 48);
-        writeln!(out, "{:<6} {:<8} {:<w$} OBSERVED", "VERDICT", "BASIS", "SUBJECT")?;
+        let w = report
+            .findings
+            .iter()
+            .map(|f| f.subject.chars().count())
+            .max()
+            .unwrap_or(7)
+            .clamp(7, 48);
+        writeln!(
+            out,
+            "{:<6} {:<8} {:<w$} OBSERVED",
+            "VERDICT", "BASIS", "SUBJECT"
+        )?;
         for f in &report.findings {
             let (label, code) = match f.verdict {
                 Verdict::Pass => ("pass", "32"),
@@ -49,7 +69,11 @@ impl crate::printer::Report for Verified<'_> {
                 Verdict::Fail => ("FAIL", "31"),
             };
             let label = out.paint(code, &format!("{label:<7}"));
-            writeln!(out, "{label} {:<8} {:<w$} {}", f.basis, f.subject, f.observed)?;
+            writeln!(
+                out,
+                "{label} {:<8} {:<w$} {}",
+                f.basis, f.subject, f.observed
+            )?;
             if f.verdict != Verdict::Pass && !f.evidence.is_empty() {
                 writeln!(out, "{:16}{:w$} {}", "", "", f.evidence)?;
             }
@@ -62,7 +86,11 @@ impl crate::printer::Report for Verified<'_> {
             count(Verdict::Pass),
             count(Verdict::Warn),
             count(Verdict::Fail),
-            report.findings.first().map(|f| f.expected.as_str()).unwrap_or("")
+            report
+                .findings
+                .first()
+                .map(|f| f.expected.as_str())
+                .unwrap_or("")
         )?;
         writeln!(out, "{}", report.attribution)
     }

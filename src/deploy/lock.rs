@@ -29,14 +29,26 @@ pub struct Holder {
 impl Holder {
     /// This process, about to run `command`.
     pub fn current(command: &str) -> Self {
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| format!("uid {}", uid()));
-        Holder { user, machine: machine(), pid: std::process::id(), since: crate::text::now_rfc3339(), command: command.to_owned() }
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| format!("uid {}", uid()));
+        Holder {
+            user,
+            machine: machine(),
+            pid: std::process::id(),
+            since: crate::text::now_rfc3339(),
+            command: command.to_owned(),
+        }
     }
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`terroir {}` by {} on {} (process {}) since {}", self.command, self.user, self.machine, self.pid, self.since)
+        write!(
+            f,
+            "`terroir {}` by {} on {} (process {}) since {}",
+            self.command, self.user, self.machine, self.pid, self.since
+        )
     }
 }
 
@@ -46,28 +58,49 @@ fn uid() -> u32 {
 }
 
 fn machine() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("{platform} is locked by {holder} ({place}): one change at a time; run it again once that one has finished")]
-    Held { platform: String, holder: Box<Holder>, place: String },
+    #[error(
+        "{platform} is locked by {holder} ({place}): one change at a time; run it again once that one has finished"
+    )]
+    Held {
+        platform: String,
+        holder: Box<Holder>,
+        place: String,
+    },
     #[error(
         "{platform} is locked by {holder} ({place}), on another machine, where terroir cannot tell whether it still runs; \
          if it does not, run again with --force-unlock"
     )]
-    ElsewhereHeld { platform: String, holder: Box<Holder>, place: String },
+    ElsewhereHeld {
+        platform: String,
+        holder: Box<Holder>,
+        place: String,
+    },
     #[error("cannot take the lock {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("Lease {namespace}/{name}: {message}")]
-    Lease { namespace: String, name: String, message: String },
+    Lease {
+        namespace: String,
+        name: String,
+        message: String,
+    },
 }
 
 impl LockError {
     pub fn hints(&self) -> Vec<String> {
         match self {
-            LockError::Held { .. } => vec!["`terroir plan` runs beside it, and shows what is left to change".into()],
+            LockError::Held { .. } => {
+                vec!["`terroir plan` runs beside it, and shows what is left to change".into()]
+            }
             _ => Vec::new(),
         }
     }
@@ -75,7 +108,9 @@ impl LockError {
     /// Who holds it, when the refusal is about a holder.
     pub fn holder(&self) -> Option<&Holder> {
         match self {
-            LockError::Held { holder, .. } | LockError::ElsewhereHeld { holder, .. } => Some(holder),
+            LockError::Held { holder, .. } | LockError::ElsewhereHeld { holder, .. } => {
+                Some(holder)
+            }
             _ => None,
         }
     }
@@ -83,7 +118,10 @@ impl LockError {
 
 /// `.terroir/<platform>/lock` beside the document, where its secret store lives too.
 pub fn lock_file(document: &Path, platform: &str) -> PathBuf {
-    let base = document.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = document
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     base.join(".terroir").join(platform).join("lock")
 }
 
@@ -115,10 +153,22 @@ fn flock(file: &std::fs::File, how: libc::c_int) -> bool {
 impl Platform {
     /// In apply mode, take the lock beside `document` (none for a Platform resource, which the
     /// operator's leader election serialises). In plan mode, only say when it is held.
-    pub fn take(document: Option<&Path>, platform: &str, mode: Mode, force: bool, holder: &Holder, events: &dyn Events) -> Result<Option<Platform>, LockError> {
-        let Some(document) = document else { return Ok(None) };
+    pub fn take(
+        document: Option<&Path>,
+        platform: &str,
+        mode: Mode,
+        force: bool,
+        holder: &Holder,
+        events: &dyn Events,
+    ) -> Result<Option<Platform>, LockError> {
+        let Some(document) = document else {
+            return Ok(None);
+        };
         let path = lock_file(document, platform);
-        let io = |source| LockError::Io { path: path.clone(), source };
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
         if mode == Mode::Plan {
             if let Ok(mut file) = std::fs::File::open(&path)
                 && !flock(&file, libc::LOCK_SH)
@@ -130,18 +180,43 @@ impl Platform {
         }
         if let Some(dir) = path.parent() {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
         }
         let mut file = {
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?
         };
         let place = format!("lock file {}", path.display());
         if !flock(&file, libc::LOCK_EX) {
             return Err(match read_holder(&mut file) {
-                Some(h) => LockError::Held { platform: platform.to_owned(), holder: Box::new(h), place },
+                Some(h) => LockError::Held {
+                    platform: platform.to_owned(),
+                    holder: Box::new(h),
+                    place,
+                },
                 // taken a moment ago, its holder not written yet
-                None => LockError::Held { platform: platform.to_owned(), holder: Box::new(Holder { user: "?".into(), machine: machine(), pid: 0, since: "now".into(), command: "?".into() }), place },
+                None => LockError::Held {
+                    platform: platform.to_owned(),
+                    holder: Box::new(Holder {
+                        user: "?".into(),
+                        machine: machine(),
+                        pid: 0,
+                        since: "now".into(),
+                        command: "?".into(),
+                    }),
+                    place,
+                },
             });
         }
         if let Some(previous) = read_holder(&mut file) {
@@ -149,15 +224,23 @@ impl Platform {
                 // the kernel released its flock: that process is gone
                 events.warn(&format!("the lock of {platform} was stale: {previous} ended without releasing it; taking it over"));
             } else if force {
-                events.warn(&format!("taking over the lock of {platform} from {previous} (--force-unlock)"));
+                events.warn(&format!(
+                    "taking over the lock of {platform} from {previous} (--force-unlock)"
+                ));
             } else {
-                return Err(LockError::ElsewhereHeld { platform: platform.to_owned(), holder: Box::new(previous), place });
+                return Err(LockError::ElsewhereHeld {
+                    platform: platform.to_owned(),
+                    holder: Box::new(previous),
+                    place,
+                });
             }
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         let text = serde_json::to_string(holder).unwrap_or_default();
-        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
         Ok(Some(Platform { file }))
     }
 }
@@ -190,7 +273,9 @@ fn identity(h: &Holder) -> String {
     format!("{}@{}/{}", h.user, h.machine, h.pid)
 }
 
-fn micro_time(t: k8s_openapi::jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {
+fn micro_time(
+    t: k8s_openapi::jiff::Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(t)
 }
 
@@ -204,19 +289,42 @@ fn lease_holder(lease: &k8s_openapi::api::coordination::v1::Lease) -> Option<(Ho
         .as_ref()
         .and_then(|a| a.get(HOLDER_ANNOTATION))
         .and_then(|h| serde_json::from_str::<Holder>(h).ok())
-        .unwrap_or_else(|| Holder { user: identity.clone(), machine: "?".into(), pid: 0, since: "?".into(), command: "?".into() });
+        .unwrap_or_else(|| Holder {
+            user: identity.clone(),
+            machine: "?".into(),
+            pid: 0,
+            since: "?".into(),
+            command: "?".into(),
+        });
     let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
-    let alive = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).is_some_and(|t| k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second() < seconds);
+    let alive = spec
+        .renew_time
+        .as_ref()
+        .or(spec.acquire_time.as_ref())
+        .is_some_and(|t| {
+            k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second() < seconds
+        });
     Some((holder, alive))
 }
 
 impl Lease {
     fn error(namespace: &str, name: &str, e: &kube::Error) -> LockError {
-        LockError::Lease { namespace: namespace.to_owned(), name: name.to_owned(), message: super::kubernetes::describe(e) }
+        LockError::Lease {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            message: super::kubernetes::describe(e),
+        }
     }
 
     /// Take the platform's Lease in `namespace`, or say who holds it.
-    pub async fn take(client: &kube::Client, namespace: &str, platform: &str, holder: &Holder, force: bool, events: &dyn Events) -> Result<Lease, LockError> {
+    pub async fn take(
+        client: &kube::Client,
+        namespace: &str,
+        platform: &str,
+        holder: &Holder,
+        force: bool,
+        events: &dyn Events,
+    ) -> Result<Lease, LockError> {
         use k8s_openapi::api::coordination::v1::{Lease as K8sLease, LeaseSpec};
         use kube::api::{ObjectMeta, PostParams};
         let api: kube::Api<K8sLease> = kube::Api::namespaced(client.clone(), namespace);
@@ -228,8 +336,20 @@ impl Lease {
                 name: Some(name.clone()),
                 namespace: Some(namespace.to_owned()),
                 resource_version,
-                annotations: Some([(HOLDER_ANNOTATION.to_owned(), serde_json::to_string(holder).unwrap_or_default())].into()),
-                labels: Some([("app.kubernetes.io/managed-by".to_owned(), "terroir".to_owned())].into()),
+                annotations: Some(
+                    [(
+                        HOLDER_ANNOTATION.to_owned(),
+                        serde_json::to_string(holder).unwrap_or_default(),
+                    )]
+                    .into(),
+                ),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "terroir".to_owned(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             spec: Some(LeaseSpec {
@@ -240,29 +360,59 @@ impl Lease {
                 ..Default::default()
             }),
         };
-        let taken = match api.get_opt(&name).await.map_err(|e| Self::error(namespace, &name, &e))? {
+        let taken = match api
+            .get_opt(&name)
+            .await
+            .map_err(|e| Self::error(namespace, &name, &e))?
+        {
             None => api.create(&PostParams::default(), &ours(None)).await,
             Some(live) => {
                 if let Some((previous, alive)) = lease_holder(&live) {
                     if alive && !force {
-                        return Err(LockError::Held { platform: platform.to_owned(), holder: Box::new(previous), place });
+                        return Err(LockError::Held {
+                            platform: platform.to_owned(),
+                            holder: Box::new(previous),
+                            place,
+                        });
                     }
-                    let why = if alive { "--force-unlock" } else { "it was no longer renewed" };
-                    events.warn(&format!("taking over the lock of {platform} from {previous} ({why})"));
+                    let why = if alive {
+                        "--force-unlock"
+                    } else {
+                        "it was no longer renewed"
+                    };
+                    events.warn(&format!(
+                        "taking over the lock of {platform} from {previous} ({why})"
+                    ));
                 }
                 // the resourceVersion makes it ours only if nobody took it meanwhile
-                api.replace(&name, &PostParams::default(), &ours(live.metadata.resource_version.clone())).await
+                api.replace(
+                    &name,
+                    &PostParams::default(),
+                    &ours(live.metadata.resource_version.clone()),
+                )
+                .await
             }
         };
         match taken {
             Ok(_) => {}
             // another run took it between our read and our write
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let live = api.get_opt(&name).await.map_err(|e| Self::error(namespace, &name, &e))?;
+                let live = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| Self::error(namespace, &name, &e))?;
                 let previous = live.as_ref().and_then(lease_holder).map(|(h, _)| h);
                 return Err(match previous {
-                    Some(h) => LockError::Held { platform: platform.to_owned(), holder: Box::new(h), place },
-                    None => LockError::Lease { namespace: namespace.to_owned(), name, message: "taken by another run at the same moment".into() },
+                    Some(h) => LockError::Held {
+                        platform: platform.to_owned(),
+                        holder: Box::new(h),
+                        place,
+                    },
+                    None => LockError::Lease {
+                        namespace: namespace.to_owned(),
+                        name,
+                        message: "taken by another run at the same moment".into(),
+                    },
                 });
             }
             Err(e) => return Err(Self::error(namespace, &name, &e)),
@@ -273,7 +423,14 @@ impl Lease {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
                 let patch = serde_json::json!({"spec": {"renewTime": micro_time(k8s_openapi::jiff::Timestamp::now())}});
-                if let Err(e) = renew_api.patch(&renew_name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+                if let Err(e) = renew_api
+                    .patch(
+                        &renew_name,
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await
+                {
                     tracing::warn!(lease = %renew_name, error = %super::kubernetes::describe(&e), "cannot renew the platform's Lease");
                 }
             }
@@ -285,17 +442,29 @@ impl Lease {
     pub async fn release(self, events: &dyn Events) {
         self.renewal.abort();
         if let Err(e) = self.api.delete(&self.name, &Default::default()).await {
-            events.warn(&format!("cannot release Lease {}: {}", self.name, super::kubernetes::describe(&e)));
+            events.warn(&format!(
+                "cannot release Lease {}: {}",
+                self.name,
+                super::kubernetes::describe(&e)
+            ));
         }
     }
 
     /// For a plan: say when the platform's Lease is held.
-    pub async fn report_holder(client: &kube::Client, namespace: &str, platform: &str, events: &dyn Events) {
-        let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(client.clone(), namespace);
+    pub async fn report_holder(
+        client: &kube::Client,
+        namespace: &str,
+        platform: &str,
+        events: &dyn Events,
+    ) {
+        let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(client.clone(), namespace);
         if let Ok(Some(live)) = api.get_opt(&lease_name(platform)).await
             && let Some((h, true)) = lease_holder(&live)
         {
-            events.warn(&format!("{platform} is locked by {h}: a change is under way, this plan may not show its end"));
+            events.warn(&format!(
+                "{platform} is locked by {h}: a change is under way, this plan may not show its end"
+            ));
         }
     }
 }
@@ -321,15 +490,37 @@ mod tests {
         let first = Holder::current("apply");
         let held = Platform::take(Some(&doc), "p", Mode::Apply, false, &first, &told).unwrap();
         assert!(held.is_some());
-        let second = Holder { pid: first.pid + 1, ..Holder::current("apply") };
-        let e = Platform::take(Some(&doc), "p", Mode::Apply, false, &second, &told).err().unwrap();
+        let second = Holder {
+            pid: first.pid + 1,
+            ..Holder::current("apply")
+        };
+        let e = Platform::take(Some(&doc), "p", Mode::Apply, false, &second, &told)
+            .err()
+            .unwrap();
         assert_eq!(e.holder(), Some(&first), "{e}");
-        assert!(e.to_string().contains(&format!("process {}", first.pid)), "{e}");
+        assert!(
+            e.to_string().contains(&format!("process {}", first.pid)),
+            "{e}"
+        );
         // a plan is not refused, and says who holds it
-        assert!(Platform::take(Some(&doc), "p", Mode::Plan, false, &second, &told).unwrap().is_none());
-        assert!(told.0.lock().unwrap().iter().any(|l| l.contains("is locked by")));
+        assert!(
+            Platform::take(Some(&doc), "p", Mode::Plan, false, &second, &told)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            told.0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("is locked by"))
+        );
         drop(held);
-        assert!(Platform::take(Some(&doc), "p", Mode::Apply, false, &second, &told).unwrap().is_some());
+        assert!(
+            Platform::take(Some(&doc), "p", Mode::Apply, false, &second, &told)
+                .unwrap()
+                .is_some()
+        );
         // released cleanly: nothing stale was reported
         assert!(!told.0.lock().unwrap().iter().any(|l| l.contains("stale")));
     }
@@ -343,15 +534,37 @@ mod tests {
         let told = Told(Default::default());
         let me = Holder::current("apply");
         // what a killed run leaves: its holder written, no flock held
-        let dead = Holder { pid: 1, ..me.clone() };
+        let dead = Holder {
+            pid: 1,
+            ..me.clone()
+        };
         std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
-        assert!(Platform::take(Some(&doc), "p", Mode::Apply, false, &me, &told).unwrap().is_some());
-        assert!(told.0.lock().unwrap().iter().any(|l| l.contains("stale") && l.contains("process 1")));
+        assert!(
+            Platform::take(Some(&doc), "p", Mode::Apply, false, &me, &told)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            told.0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("stale") && l.contains("process 1"))
+        );
         // a holder on another machine (a shared directory) cannot be checked
-        let remote = Holder { machine: "elsewhere".into(), ..me.clone() };
+        let remote = Holder {
+            machine: "elsewhere".into(),
+            ..me.clone()
+        };
         std::fs::write(&path, serde_json::to_string(&remote).unwrap()).unwrap();
-        let e = Platform::take(Some(&doc), "p", Mode::Apply, false, &me, &told).err().unwrap();
+        let e = Platform::take(Some(&doc), "p", Mode::Apply, false, &me, &told)
+            .err()
+            .unwrap();
         assert!(matches!(e, LockError::ElsewhereHeld { .. }), "{e}");
-        assert!(Platform::take(Some(&doc), "p", Mode::Apply, true, &me, &told).unwrap().is_some());
+        assert!(
+            Platform::take(Some(&doc), "p", Mode::Apply, true, &me, &told)
+                .unwrap()
+                .is_some()
+        );
     }
 }

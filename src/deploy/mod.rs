@@ -119,7 +119,10 @@ pub trait Driver {
 pub enum Driven {
     Done(Outcome),
     /// Provisioned: the same platform, now on the created hosts or cluster.
-    HandOver { cloud: secnumcloud::CloudReport, next: Box<Loaded> },
+    HandOver {
+        cloud: secnumcloud::CloudReport,
+        next: Box<Loaded>,
+    },
 }
 
 /// Each driver's report.
@@ -183,7 +186,10 @@ pub enum DeployError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error("{} violates its sovereignty policy ({} failing check{}); nothing was changed", report.platform, report.failures().count(), crate::text::plural(report.failures().count()))]
-    Policy { report: Box<GateReport>, document: String },
+    Policy {
+        report: Box<GateReport>,
+        document: String,
+    },
     #[error(transparent)]
     Plan(#[from] crate::policy::locality::verify::NotAPlan),
     #[error(transparent)]
@@ -195,8 +201,13 @@ pub enum DeployError {
     #[error(transparent)]
     Cloud(#[from] secnumcloud::CloudError),
     #[error("the {driver} driver cannot deploy a `{kind}` target")]
-    WrongTarget { driver: &'static str, kind: &'static str },
-    #[error("the operator deploys Platforms whose target is `kubernetes`; this one's is `{0}` (deploy it with `terroir apply`)")]
+    WrongTarget {
+        driver: &'static str,
+        kind: &'static str,
+    },
+    #[error(
+        "the operator deploys Platforms whose target is `kubernetes`; this one's is `{0}` (deploy it with `terroir apply`)"
+    )]
     NotForTheOperator(&'static str),
 }
 
@@ -204,7 +215,9 @@ impl DeployError {
     /// What to do next, when the error alone does not say it.
     pub fn hints(&self) -> Vec<String> {
         match self {
-            DeployError::Policy { document, .. } => vec![format!("`terroir verify {document}` shows every check; `enforcement: warn` reports without stopping")],
+            DeployError::Policy { document, .. } => vec![format!(
+                "`terroir verify {document}` shows every check; `enforcement: warn` reports without stopping"
+            )],
             DeployError::Locked(e) => e.hints(),
             _ => Vec::new(),
         }
@@ -216,7 +229,10 @@ impl DeployError {
         match self {
             DeployError::Policy { report, .. } => {
                 let failures: Vec<_> = report.failures().collect();
-                out.insert("findings".into(), serde_json::to_value(failures).unwrap_or_default());
+                out.insert(
+                    "findings".into(),
+                    serde_json::to_value(failures).unwrap_or_default(),
+                );
             }
             DeployError::Locked(e) => {
                 if let Some(h) = e.holder() {
@@ -224,8 +240,14 @@ impl DeployError {
                 }
             }
             DeployError::Hosts(baremetal::driver::HostsError::Locked(baremetal::HostLocked(e))) => {
-                if let baremetal::ssh::SshError::PlatformLocked { holder, address, .. } = e.as_ref() {
-                    out.insert("holder".into(), serde_json::to_value(holder).unwrap_or_default());
+                if let baremetal::ssh::SshError::PlatformLocked {
+                    holder, address, ..
+                } = e.as_ref()
+                {
+                    out.insert(
+                        "holder".into(),
+                        serde_json::to_value(holder).unwrap_or_default(),
+                    );
                     out.insert("host".into(), serde_json::Value::String(address.clone()));
                 }
             }
@@ -252,7 +274,15 @@ impl DeployError {
 /// Take a document to its target: render, gate, lock, drive, and when a cloud hands the platform
 /// over, render the handed-over document and drive again.
 pub async fn run(request: Request<'_>) -> Result<Deployed, DeployError> {
-    let Request { loaded, document, renderer, mode, settings, events, command } = request;
+    let Request {
+        loaded,
+        document,
+        renderer,
+        mode,
+        settings,
+        events,
+        command,
+    } = request;
     let holder = lock::Holder::current(command);
     let platform = loaded.platform.metadata.name.clone();
     let mut current = loaded;
@@ -264,27 +294,69 @@ pub async fn run(request: Request<'_>) -> Result<Deployed, DeployError> {
         // The declared checks come first: nothing is touched for a document that breaks its own
         // policy. A cloud's driver gates again with its Terraform plan; a hand-over is the same
         // platform in the same place, already judged.
-        if gate.is_none() && mode == Mode::Apply && !matches!(current.platform.spec.target, Target::Secnumcloud(_)) {
+        if gate.is_none()
+            && mode == Mode::Apply
+            && !matches!(current.platform.spec.target, Target::Secnumcloud(_))
+        {
             let images: Vec<String> = resolved.images.values().cloned().collect();
-            let geo = if settings.skip_geodata { None } else { crate::policy::locality::geodata::GeoDb::open(None).ok() };
-            let report = crate::policy::gate::gate(&current.platform, &images, &crate::policy::gate::Evidence { geo: geo.as_ref(), terraform: None })?;
+            let geo = if settings.skip_geodata {
+                None
+            } else {
+                crate::policy::locality::geodata::GeoDb::open(None).ok()
+            };
+            let report = crate::policy::gate::gate(
+                &current.platform,
+                &images,
+                &crate::policy::gate::Evidence {
+                    geo: geo.as_ref(),
+                    terraform: None,
+                },
+            )?;
             events.gate(&report);
             if report.blocks() {
-                return Err(DeployError::Policy { report: Box::new(report), document: document_name(document) });
+                return Err(DeployError::Policy {
+                    report: Box::new(report),
+                    document: document_name(document),
+                });
             }
             gate = Some(report);
         }
         if lock.is_none() {
-            lock = Some(lock::Platform::take(document, &current.platform.metadata.name, mode, settings.force_unlock, &holder, events)?);
+            lock = Some(lock::Platform::take(
+                document,
+                &current.platform.metadata.name,
+                mode,
+                settings.force_unlock,
+                &holder,
+                events,
+            )?);
         }
-        let work = Work { loaded: &current, resolved: &resolved, tree: &tree, document, mode, settings, events, holder: &holder };
+        let work = Work {
+            loaded: &current,
+            resolved: &resolved,
+            tree: &tree,
+            document,
+            mode,
+            settings,
+            events,
+            holder: &holder,
+        };
         let driven = match &current.platform.spec.target {
             Target::Baremetal(_) => drive(&baremetal::driver::Hosts, &work).await?,
             Target::Kubernetes(_) => drive(&kubernetes::driver::Cluster, &work).await?,
             Target::Secnumcloud(_) => drive(&secnumcloud::driver::Cloud, &work).await?,
         };
         match driven {
-            Driven::Done(outcome) => return Ok(Deployed { platform, mode, gate, provisioned, outcome, tree }),
+            Driven::Done(outcome) => {
+                return Ok(Deployed {
+                    platform,
+                    mode,
+                    gate,
+                    provisioned,
+                    outcome,
+                    tree,
+                });
+            }
             Driven::HandOver { cloud, next } => {
                 events.note("provisioned; deploying the platform on it");
                 provisioned = Some(cloud);
@@ -297,10 +369,27 @@ pub async fn run(request: Request<'_>) -> Result<Deployed, DeployError> {
 /// Whether the deployed platform is what `request` renders, and ready: the target's driver looks,
 /// changing nothing and taking no lock.
 pub async fn status(request: Request<'_>) -> Result<Status, DeployError> {
-    let Request { loaded, document, renderer, settings, events, command, .. } = request;
+    let Request {
+        loaded,
+        document,
+        renderer,
+        settings,
+        events,
+        command,
+        ..
+    } = request;
     let holder = lock::Holder::current(command);
     let (resolved, tree) = renderer.render(&loaded)?;
-    let work = Work { loaded: &loaded, resolved: &resolved, tree: &tree, document, mode: Mode::Plan, settings, events, holder: &holder };
+    let work = Work {
+        loaded: &loaded,
+        resolved: &resolved,
+        tree: &tree,
+        document,
+        mode: Mode::Plan,
+        settings,
+        events,
+        holder: &holder,
+    };
     match &loaded.platform.spec.target {
         Target::Baremetal(_) => baremetal::driver::Hosts.status(&work).await,
         Target::Kubernetes(_) => kubernetes::driver::Cluster.status(&work).await,
@@ -310,7 +399,9 @@ pub async fn status(request: Request<'_>) -> Result<Status, DeployError> {
 
 /// The document as messages name it.
 pub fn document_name(document: Option<&Path>) -> String {
-    document.map(|d| d.display().to_string()).unwrap_or_else(|| "the Platform".to_owned())
+    document
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "the Platform".to_owned())
 }
 
 async fn drive(driver: &impl Driver, work: &Work<'_>) -> Result<Driven, DeployError> {

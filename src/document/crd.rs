@@ -1,9 +1,9 @@
 //! The `platforms.terroir.eu` CustomResourceDefinition, generated from the Platform types.
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
+use kube::CustomResourceExt;
 
 use super::platform::PlatformResource;
 
@@ -11,7 +11,11 @@ use super::platform::PlatformResource;
 pub fn crd() -> CustomResourceDefinition {
     let mut crd = PlatformResource::crd();
     for version in &mut crd.spec.versions {
-        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
             make_structural(schema);
         }
     }
@@ -22,7 +26,10 @@ pub fn crd() -> CustomResourceDefinition {
 /// `additionalProperties: true`; free-form maps (blueprint parameters) keep their values with
 /// `x-kubernetes-preserve-unknown-fields` instead.
 fn make_structural(schema: &mut JSONSchemaProps) {
-    if matches!(schema.additional_properties, Some(JSONSchemaPropsOrBool::Bool(true))) {
+    if matches!(
+        schema.additional_properties,
+        Some(JSONSchemaPropsOrBool::Bool(true))
+    ) {
         schema.additional_properties = None;
         schema.x_kubernetes_preserve_unknown_fields = Some(true);
     }

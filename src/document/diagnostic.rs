@@ -21,7 +21,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: &str, pos: Pos, path: &str, message: impl Into<String>, expected: impl Into<String>) -> Self {
+    pub fn new(
+        file: &str,
+        pos: Pos,
+        path: &str,
+        message: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             file: file.to_owned(),
             line: pos.line,
@@ -35,7 +41,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}; expected {}", self.file, self.line, self.column, self.message, self.expected)
+        write!(
+            f,
+            "{}:{}:{}: {}; expected {}",
+            self.file, self.line, self.column, self.message, self.expected
+        )
     }
 }
 
@@ -53,17 +63,28 @@ pub fn dotted(pointer: &str) -> String {
             out.push_str(&seg);
         }
     }
-    if out.is_empty() { "(document)".to_owned() } else { out }
+    if out.is_empty() {
+        "(document)".to_owned()
+    } else {
+        out
+    }
 }
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
         .map(|c| {
             let cl = c.to_ascii_lowercase();
-            (strsim::osa_distance(&lower, &cl), strsim::jaro_winkler(&lower, &cl), c)
+            (
+                strsim::osa_distance(&lower, &cl),
+                strsim::jaro_winkler(&lower, &cl),
+                c,
+            )
         })
         .filter(|(dist, jw, _)| (*dist <= 2 && *dist < word.len().max(2)) || *jw >= 0.85)
         .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))

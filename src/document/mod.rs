@@ -10,7 +10,7 @@ pub mod source;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use load::{load_file, load_str, Loaded};
+pub use load::{Loaded, load_file, load_str};
 pub use platform::*;
 
 /// A document that failed its checks: every problem found, each with file, line and column.

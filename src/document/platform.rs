@@ -109,7 +109,9 @@ pub struct AuditSpec {
 
 impl Default for AuditSpec {
     fn default() -> Self {
-        AuditSpec { retention_days: default_audit_retention() }
+        AuditSpec {
+            retention_days: default_audit_retention(),
+        }
     }
 }
 
@@ -325,7 +327,9 @@ pub struct Host {
     pub roles: Vec<Role>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     App,
@@ -501,7 +505,12 @@ pub struct Resources {
 
 impl Resources {
     fn new(cpu: &str, memory: &str) -> Self {
-        Resources { cpu: cpu.into(), memory: memory.into(), cpu_limit: None, memory_limit: None }
+        Resources {
+            cpu: cpu.into(),
+            memory: memory.into(),
+            cpu_limit: None,
+            memory_limit: None,
+        }
     }
 }
 
@@ -794,7 +803,12 @@ pub struct Backups {
 
 impl Default for Backups {
     fn default() -> Self {
-        Backups { enabled: true, schedule: default_backup_schedule(), full_schedule: default_full_backup_schedule(), retention_days: default_backup_retention() }
+        Backups {
+            enabled: true,
+            schedule: default_backup_schedule(),
+            full_schedule: default_full_backup_schedule(),
+            retention_days: default_backup_retention(),
+        }
     }
 }
 
@@ -961,17 +975,44 @@ impl Endpoints {
         const HTTPS: &[&str] = &["https"];
         const REGISTRY: &[&str] = &["https", "oci"];
         const SMTP: &[&str] = &["smtp", "smtps", "submission"];
-        let all: [(&'static str, &'static str, &'static [&'static str], Option<&Endpoint>); 7] = [
-            ("imageRegistry", "image registry", REGISTRY, Some(&self.image_registry)),
-            ("imageRegistryMirror", "image registry mirror", REGISTRY, self.image_registry_mirror.as_ref()),
+        let all: [(
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+            Option<&Endpoint>,
+        ); 7] = [
+            (
+                "imageRegistry",
+                "image registry",
+                REGISTRY,
+                Some(&self.image_registry),
+            ),
+            (
+                "imageRegistryMirror",
+                "image registry mirror",
+                REGISTRY,
+                self.image_registry_mirror.as_ref(),
+            ),
             ("smtpRelay", "SMTP relay", SMTP, self.smtp_relay.as_ref()),
-            ("smtpFallbackRelay", "fallback SMTP relay", SMTP, self.smtp_fallback_relay.as_ref()),
+            (
+                "smtpFallbackRelay",
+                "fallback SMTP relay",
+                SMTP,
+                self.smtp_fallback_relay.as_ref(),
+            ),
             ("acmeCa", "ACME CA", HTTPS, self.acme_ca.as_ref()),
             ("ai", "AI endpoint", HTTPS, self.ai.as_ref()),
             ("cdn", "CDN", HTTPS, self.cdn.as_ref()),
         ];
         all.into_iter()
-            .filter_map(|(key, label, schemes, e)| e.map(|endpoint| NamedEndpoint { key, label, schemes, endpoint }))
+            .filter_map(|(key, label, schemes, e)| {
+                e.map(|endpoint| NamedEndpoint {
+                    key,
+                    label,
+                    schemes,
+                    endpoint,
+                })
+            })
             .collect()
     }
 }

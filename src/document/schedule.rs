@@ -25,22 +25,46 @@ pub enum CronError {
     #[error("the {name} field `{field}` is malformed")]
     Malformed { name: &'static str, field: String },
     #[error("the {name} {value} is outside {lo}-{hi}")]
-    OutOfRange { name: &'static str, value: u32, lo: u32, hi: u32 },
+    OutOfRange {
+        name: &'static str,
+        value: u32,
+        lo: u32,
+        hi: u32,
+    },
     #[error("the {name} field `{field}` is not a number, range, list or `*`")]
     NotANumber { name: &'static str, field: String },
     #[error("the {name} range {from}-{to} runs backwards")]
-    Backwards { name: &'static str, from: u32, to: u32 },
+    Backwards {
+        name: &'static str,
+        from: u32,
+        to: u32,
+    },
 }
 
 /// The five fields: their names and ranges (day of week 7 is Sunday too).
-const FIELDS: [(&str, u32, u32); 5] = [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
 
 /// One field's values: numbers, `*`, ranges, lists and steps (`5/15` is from 5 to the end).
 fn field(text: &str, (name, lo, hi): (&'static str, u32, u32)) -> Result<Vec<bool>, CronError> {
     let mut set = vec![false; hi as usize + 1];
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| CronError::Step { name, step: s.to_owned() })?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| CronError::Step {
+                        name,
+                        step: s.to_owned(),
+                    })?,
+            ),
             None => (part, 1),
         };
         let (from, to) = if range == "*" {
@@ -48,14 +72,29 @@ fn field(text: &str, (name, lo, hi): (&'static str, u32, u32)) -> Result<Vec<boo
         } else {
             let bounds: Vec<&str> = range.split('-').collect();
             if bounds.len() > 2 {
-                return Err(CronError::Malformed { name, field: text.to_owned() });
+                return Err(CronError::Malformed {
+                    name,
+                    field: text.to_owned(),
+                });
             }
             let mut values = Vec::new();
             for b in bounds {
                 match b.parse::<u32>() {
                     Ok(n) if (lo..=hi).contains(&n) => values.push(n),
-                    Ok(n) => return Err(CronError::OutOfRange { name, value: n, lo, hi }),
-                    Err(_) => return Err(CronError::NotANumber { name, field: text.to_owned() }),
+                    Ok(n) => {
+                        return Err(CronError::OutOfRange {
+                            name,
+                            value: n,
+                            lo,
+                            hi,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(CronError::NotANumber {
+                            name,
+                            field: text.to_owned(),
+                        });
+                    }
                 }
             }
             match values[..] {
@@ -63,7 +102,12 @@ fn field(text: &str, (name, lo, hi): (&'static str, u32, u32)) -> Result<Vec<boo
                 [from, to] => (from, to),
                 [n] if part.contains('/') => (n, hi),
                 [n] => (n, n),
-                _ => return Err(CronError::Malformed { name, field: text.to_owned() }),
+                _ => {
+                    return Err(CronError::Malformed {
+                        name,
+                        field: text.to_owned(),
+                    });
+                }
             }
         };
         let mut v = from;
@@ -101,7 +145,11 @@ impl Cron {
             return false;
         }
         let (d, w) = (self.days[day as usize], self.weekdays[weekday as usize]);
-        if self.days_or_weekdays { d || w } else { d && w }
+        if self.days_or_weekdays {
+            d || w
+        } else {
+            d && w
+        }
     }
 
     /// Minutes of the day it runs at, in order.
@@ -122,17 +170,36 @@ impl Cron {
 /// `(weekday name, HH:MM)`: `None` when they never coincide.
 pub fn first_shared_run(a: &Cron, b: &Cron) -> Option<(&'static str, String)> {
     const DAYS_IN_MONTH: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const WEEKDAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
     let minutes = b.minutes_of_day();
-    let shared: Vec<u64> = a.minutes_of_day().into_iter().filter(|m| minutes.contains(m)).collect();
+    let shared: Vec<u64> = a
+        .minutes_of_day()
+        .into_iter()
+        .filter(|m| minutes.contains(m))
+        .collect();
     let first = *shared.first()?;
     let mut weekday = 1u32; // 2024-01-01 was a Monday
     for year in 2024..2028u32 {
         for month in 1..=12u32 {
-            let len = if month == 2 && year % 4 == 0 { 29 } else { DAYS_IN_MONTH[month as usize - 1] };
+            let len = if month == 2 && year % 4 == 0 {
+                29
+            } else {
+                DAYS_IN_MONTH[month as usize - 1]
+            };
             for day in 1..=len {
                 if a.runs_on(month, day, weekday) && b.runs_on(month, day, weekday) {
-                    return Some((WEEKDAYS[weekday as usize], format!("{:02}:{:02}", first / 60, first % 60)));
+                    return Some((
+                        WEEKDAYS[weekday as usize],
+                        format!("{:02}:{:02}", first / 60, first % 60),
+                    ));
                 }
                 weekday = (weekday + 1) % 7;
             }
@@ -158,7 +225,11 @@ pub fn longest_gap(schedules: &[&Cron]) -> Option<u64> {
             for day in 1..=len {
                 for cron in schedules {
                     if cron.runs_on(month, day, weekday) {
-                        runs.extend(cron.minutes_of_day().into_iter().map(|m| day_index * 1440 + m));
+                        runs.extend(
+                            cron.minutes_of_day()
+                                .into_iter()
+                                .map(|m| day_index * 1440 + m),
+                        );
                     }
                 }
                 day_index += 1;
@@ -170,7 +241,11 @@ pub fn longest_gap(schedules: &[&Cron]) -> Option<u64> {
     runs.dedup();
     runs.first()?;
     // four years hold every gap a schedule makes; one run in them (29 February) means years
-    let gap = runs.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(day_index * 1440);
+    let gap = runs
+        .windows(2)
+        .map(|p| p[1] - p[0])
+        .max()
+        .unwrap_or(day_index * 1440);
     Some(gap * 60)
 }
 
@@ -181,10 +256,21 @@ mod shared_tests {
     #[test]
     fn schedules_that_fire_in_the_same_minute_are_found() {
         let c = |e: &str| Cron::parse(e).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(first_shared_run(&c("30 1 * * 0"), &c("30 1 * * *")), Some(("Sunday", "01:30".to_owned())));
+        assert_eq!(
+            first_shared_run(&c("30 1 * * 0"), &c("30 1 * * *")),
+            Some(("Sunday", "01:30".to_owned()))
+        );
         assert_eq!(first_shared_run(&c("30 1 * * 0"), &c("15 2 * * *")), None);
-        assert_eq!(first_shared_run(&c("0 3 1 * *"), &c("0 3 * * 1-5")), Some(("Monday", "03:00".to_owned())), "the first of a month that is a weekday");
-        assert_eq!(first_shared_run(&c("0 3 * * 6"), &c("0 3 * * 1-5")), None, "the same minute on other days");
+        assert_eq!(
+            first_shared_run(&c("0 3 1 * *"), &c("0 3 * * 1-5")),
+            Some(("Monday", "03:00".to_owned())),
+            "the first of a month that is a weekday"
+        );
+        assert_eq!(
+            first_shared_run(&c("0 3 * * 6"), &c("0 3 * * 1-5")),
+            None,
+            "the same minute on other days"
+        );
     }
 }
 

@@ -38,8 +38,11 @@ fn drop_null_alternatives(v: &mut Value) {
                 }
             }
             if let Some(Value::Array(alts)) = obj.get("anyOf") {
-                let non_null: Vec<Value> =
-                    alts.iter().filter(|a| a.get("type").and_then(Value::as_str) != Some("null")).cloned().collect();
+                let non_null: Vec<Value> = alts
+                    .iter()
+                    .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                    .cloned()
+                    .collect();
                 if non_null.len() == 1 && alts.len() == 2 {
                     obj.remove("anyOf");
                     if let Value::Object(inner) = &non_null[0] {

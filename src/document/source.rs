@@ -22,7 +22,10 @@ impl fmt::Display for Pos {
 
 impl Pos {
     fn of(loc: &serde_saphyr::Location) -> Self {
-        Pos { line: loc.line(), column: loc.column() }
+        Pos {
+            line: loc.line(),
+            column: loc.column(),
+        }
     }
 }
 
@@ -120,12 +123,18 @@ impl SourceMap {
                 return *pos;
             }
         }
-        self.values.get("").copied().unwrap_or(Pos { line: 1, column: 1 })
+        self.values
+            .get("")
+            .copied()
+            .unwrap_or(Pos { line: 1, column: 1 })
     }
 
     /// Position of the key that introduces `pointer` (falls back to the value's position).
     pub fn key(&self, pointer: &str) -> Pos {
-        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value(pointer))
     }
 }
 
@@ -147,7 +156,8 @@ pub fn to_json(
         map: &mut SourceMap,
         duplicates: &mut Vec<(String, Pos, Pos)>,
     ) -> serde_json::Value {
-        map.values.insert(pointer.clone(), Pos::of(&node.referenced));
+        map.values
+            .insert(pointer.clone(), Pos::of(&node.referenced));
         match node.value {
             Node::Null => serde_json::Value::Null,
             Node::Bool(b) => serde_json::Value::Bool(b),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,21 +35,55 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("terroir_operator");
         let reconciliations = Family::<ResultLabels, Counter>::default();
-        registry.register("reconciliations", "Reconciliations of Platform resources, by result", reconciliations.clone());
+        registry.register(
+            "reconciliations",
+            "Reconciliations of Platform resources, by result",
+            reconciliations.clone(),
+        );
         // 5 ms .. ~82 s
-        let duration = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 15));
-        registry.register("reconcile_duration_seconds", "Time to reconcile one Platform resource", duration.clone());
+        let duration = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.005, 2.0, 15,
+        ));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile one Platform resource",
+            duration.clone(),
+        );
         let objects_applied = Counter::default();
-        registry.register("objects_written", "Objects created or changed by server-side apply", objects_applied.clone());
+        registry.register(
+            "objects_written",
+            "Objects created or changed by server-side apply",
+            objects_applied.clone(),
+        );
         let objects_pruned = Counter::default();
-        registry.register("objects_pruned", "Objects deleted because no longer rendered, or with their Platform", objects_pruned.clone());
+        registry.register(
+            "objects_pruned",
+            "Objects deleted because no longer rendered, or with their Platform",
+            objects_pruned.clone(),
+        );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the Lease and reconciles", leader.clone());
-        Metrics { registry, reconciliations, duration, objects_applied, objects_pruned, leader, ready: AtomicBool::new(false) }
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease and reconciles",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciliations,
+            duration,
+            objects_applied,
+            objects_pruned,
+            leader,
+            ready: AtomicBool::new(false),
+        }
     }
 
     pub fn count(&self, result: &str) {
-        self.reconciliations.get_or_create(&ResultLabels { result: result.to_owned() }).inc();
+        self.reconciliations
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {
@@ -67,7 +101,13 @@ impl Default for Metrics {
 }
 
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -75,7 +115,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+    if m.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
 }
 
 /// Bind and serve until the process ends. Returns the bound address (port 0 picks one).

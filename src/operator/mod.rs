@@ -17,9 +17,9 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube_lease_manager::LeaseManagerBuilder;
 
-use crate::pipeline::blueprint::Catalog;
 use crate::deploy::kubernetes;
 use crate::document::PlatformResource;
+use crate::pipeline::blueprint::Catalog;
 
 pub use reconcile::{Context, FIELD_MANAGER, FINALIZER};
 
@@ -29,8 +29,13 @@ pub enum OperatorError {
     #[error(transparent)]
     Connect(#[from] kubernetes::ClusterError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
-    #[error("the cluster does not serve platforms.terroir.eu/v1alpha1: install the CRD first (`terroir crd | kubectl apply -f -`, or the Helm chart)")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "the cluster does not serve platforms.terroir.eu/v1alpha1: install the CRD first (`terroir crd | kubectl apply -f -`, or the Helm chart)"
+    )]
     NoCrd,
     #[error("cannot list Platform resources: {0}")]
     List(String),
@@ -44,10 +49,17 @@ pub enum OperatorError {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube_lease_manager=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_lease_manager=warn"));
     let json = std::env::var("TERROIR_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// How the operator runs: `terroir operator`'s flags.
@@ -77,7 +89,12 @@ pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> 
     let conn = kubernetes::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let client = conn.client.clone();
     let metrics = Arc::new(metrics::Metrics::new());
-    let bound = metrics::serve(args.metrics_addr, metrics.clone()).await.map_err(|source| OperatorError::Listen { addr: args.metrics_addr, source })?;
+    let bound = metrics::serve(args.metrics_addr, metrics.clone())
+        .await
+        .map_err(|source| OperatorError::Listen {
+            addr: args.metrics_addr,
+            source,
+        })?;
     tracing::info!(server = %conn.server, metrics = %bound, "terroir operator starting");
 
     let api: Api<PlatformResource> = match &args.namespace {
@@ -91,15 +108,22 @@ pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> 
             _ => OperatorError::List(kubernetes::describe(&e)),
         });
     }
-    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "terroir".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "terroir".into());
         format!("{host}-{}", std::process::id())
     });
     let mut leadership = None;
     if !args.no_leader_election {
-        let lease_ns = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let lease_ns = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&lease_ns)
             .with_identity(&identity)
@@ -107,7 +131,10 @@ pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> 
             .with_grace(5)
             .build()
             .await
-            .map_err(|e| OperatorError::Election { lease: format!("{lease_ns}/{}", args.lease_name), message: crate::text::error_chain(&e) })?;
+            .map_err(|e| OperatorError::Election {
+                lease: format!("{lease_ns}/{}", args.lease_name),
+                message: crate::text::error_chain(&e),
+            })?;
         let (mut channel, task) = manager.watch().await;
         tracing::info!(lease = %format!("{lease_ns}/{}", args.lease_name), identity = %identity, "waiting to hold the Lease");
         while !*channel.borrow_and_update() {
@@ -120,7 +147,10 @@ pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> 
     }
     metrics.leader.set(1);
 
-    let reporter = Reporter { controller: "terroir-operator".into(), instance: Some(identity) };
+    let reporter = Reporter {
+        controller: "terroir-operator".into(),
+        instance: Some(identity),
+    };
     let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -137,7 +167,9 @@ pub async fn run(args: Settings, catalog: Catalog) -> Result<(), OperatorError> 
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(platform = %obj, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e, obj)) => tracing::warn!(platform = %obj, error = %e, "reconcile failed"),
+                Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::warn!(platform = %obj, error = %e, "reconcile failed")
+                }
                 Err(e) => tracing::warn!(error = %e, "controller"),
             }
         });

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use include_dir::{include_dir, Dir};
+use include_dir::{Dir, include_dir};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::document::diagnostic::{did_you_mean, one_of, Diagnostic};
-use crate::document::source::pointer_segment;
 use crate::document::Loaded;
+use crate::document::diagnostic::{Diagnostic, did_you_mean, one_of};
+use crate::document::source::pointer_segment;
 
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/blueprints");
 
@@ -68,7 +68,10 @@ pub enum BlueprintError {
     #[error("blueprint `{name}` not found; available: {available}")]
     NotFound { name: String, available: String },
     #[error("cannot read blueprint at {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid blueprint manifest: {message}")]
     Manifest { path: String, message: String },
 }
@@ -88,7 +91,11 @@ impl Catalog {
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = EMBEDDED
             .dirs()
-            .filter_map(|d| d.path().file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter_map(|d| {
+                d.path()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
             .collect();
         for dir in &self.dirs {
             if let Ok(entries) = std::fs::read_dir(dir) {
@@ -99,9 +106,10 @@ impl Catalog {
                 }
             }
             if dir.join("blueprint.yaml").is_file()
-                && let Some(n) = dir.file_name() {
-                    names.push(n.to_string_lossy().into_owned());
-                }
+                && let Some(n) = dir.file_name()
+            {
+                names.push(n.to_string_lossy().into_owned());
+            }
         }
         names.sort();
         names.dedup();
@@ -111,7 +119,9 @@ impl Catalog {
     pub fn load(&self, name: &str) -> Result<Blueprint, BlueprintError> {
         for dir in &self.dirs {
             for candidate in [dir.join(name), dir.clone()] {
-                if candidate.join("blueprint.yaml").is_file() && (candidate != *dir || dir.file_name().is_some_and(|n| n == name)) {
+                if candidate.join("blueprint.yaml").is_file()
+                    && (candidate != *dir || dir.file_name().is_some_and(|n| n == name))
+                {
                     return load_dir(&candidate);
                 }
             }
@@ -119,20 +129,28 @@ impl Catalog {
         if let Some(dir) = EMBEDDED.get_dir(name) {
             return load_embedded(dir);
         }
-        Err(BlueprintError::NotFound { name: name.to_owned(), available: self.names().join(", ") })
+        Err(BlueprintError::NotFound {
+            name: name.to_owned(),
+            available: self.names().join(", "),
+        })
     }
 }
 
 fn parse_manifest(origin: &str, text: &str) -> Result<Manifest, BlueprintError> {
-    serde_saphyr::from_str::<Manifest>(text).map_err(|e| BlueprintError::Manifest { path: origin.to_owned(), message: e.without_snippet().to_string() })
+    serde_saphyr::from_str::<Manifest>(text).map_err(|e| BlueprintError::Manifest {
+        path: origin.to_owned(),
+        message: e.without_snippet().to_string(),
+    })
 }
 
 fn load_embedded(dir: &'static Dir<'static>) -> Result<Blueprint, BlueprintError> {
     let base = dir.path();
-    let manifest_file = dir.get_file(base.join("blueprint.yaml")).ok_or_else(|| BlueprintError::Manifest {
-        path: format!("(embedded) {}", base.display()),
-        message: "blueprint.yaml is missing".into(),
-    })?;
+    let manifest_file =
+        dir.get_file(base.join("blueprint.yaml"))
+            .ok_or_else(|| BlueprintError::Manifest {
+                path: format!("(embedded) {}", base.display()),
+                message: "blueprint.yaml is missing".into(),
+            })?;
     let origin = format!("(embedded) {}/blueprint.yaml", base.display());
     let manifest = parse_manifest(&origin, manifest_file.contents_utf8().unwrap_or_default())?;
     let mut templates = BTreeMap::new();
@@ -143,7 +161,10 @@ fn load_embedded(dir: &'static Dir<'static>) -> Result<Blueprint, BlueprintError
 fn collect_embedded(dir: &'static Dir<'static>, root: &Path, out: &mut BTreeMap<String, String>) {
     for f in dir.files() {
         if let Ok(rel) = f.path().strip_prefix(root) {
-            out.insert(rel.to_string_lossy().replace('\\', "/"), f.contents_utf8().unwrap_or_default().to_owned());
+            out.insert(
+                rel.to_string_lossy().replace('\\', "/"),
+                f.contents_utf8().unwrap_or_default().to_owned(),
+            );
         }
     }
     for d in dir.dirs() {
@@ -152,14 +173,22 @@ fn collect_embedded(dir: &'static Dir<'static>, root: &Path, out: &mut BTreeMap<
 }
 
 fn load_dir(dir: &Path) -> Result<Blueprint, BlueprintError> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| BlueprintError::Read { path: p.to_owned(), source });
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| BlueprintError::Read {
+            path: p.to_owned(),
+            source,
+        })
+    };
     let manifest_path = dir.join("blueprint.yaml");
     let manifest = parse_manifest(&manifest_path.display().to_string(), &read(&manifest_path)?)?;
     let mut templates = BTreeMap::new();
     let root = dir.join("templates");
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| BlueprintError::Read { path: d.clone(), source })?;
+        let entries = std::fs::read_dir(&d).map_err(|source| BlueprintError::Read {
+            path: d.clone(),
+            source,
+        })?;
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -173,12 +202,23 @@ fn load_dir(dir: &Path) -> Result<Blueprint, BlueprintError> {
 }
 
 fn finish(m: Manifest, templates: BTreeMap<String, String>, origin: String) -> Blueprint {
-    Blueprint { name: m.name, version: m.version, description: m.description, parameters: m.parameters, images: m.images, templates, origin }
+    Blueprint {
+        name: m.name,
+        version: m.version,
+        description: m.description,
+        parameters: m.parameters,
+        images: m.images,
+        templates,
+        origin,
+    }
 }
 
 impl Blueprint {
     /// The document's parameters checked against the declared ones, with defaults filled in.
-    pub fn resolve_parameters(&self, loaded: &Loaded) -> Result<BTreeMap<String, Value>, Vec<Diagnostic>> {
+    pub fn resolve_parameters(
+        &self,
+        loaded: &Loaded,
+    ) -> Result<BTreeMap<String, Value>, Vec<Diagnostic>> {
         let given = &loaded.platform.spec.blueprint.parameters;
         let mut diags = Vec::new();
         let mut out = BTreeMap::new();
@@ -186,11 +226,21 @@ impl Blueprint {
             let ptr = format!("/spec/blueprint/parameters/{}", pointer_segment(key));
             let Some(decl) = self.parameters.get(key) else {
                 let names: Vec<&str> = self.parameters.keys().map(String::as_str).collect();
-                let mut expected = format!("a parameter of blueprint `{}`: {}", self.name, one_of(&names));
+                let mut expected = format!(
+                    "a parameter of blueprint `{}`: {}",
+                    self.name,
+                    one_of(&names)
+                );
                 if let Some(s) = did_you_mean(key, names.iter().copied()) {
                     expected = format!("{expected} (did you mean `{s}`?)");
                 }
-                diags.push(Diagnostic::new(&loaded.file, loaded.source_map.key(&ptr), &crate::document::diagnostic::dotted(&ptr), format!("unknown blueprint parameter `{key}`"), expected));
+                diags.push(Diagnostic::new(
+                    &loaded.file,
+                    loaded.source_map.key(&ptr),
+                    &crate::document::diagnostic::dotted(&ptr),
+                    format!("unknown blueprint parameter `{key}`"),
+                    expected,
+                ));
                 continue;
             };
             let type_ok = match decl.kind {
@@ -199,19 +249,45 @@ impl Blueprint {
                 ParamType::Boolean => value.is_boolean(),
             };
             if !type_ok {
-                diags.push(Diagnostic::new(&loaded.file, loaded.source_map.value(&ptr), &crate::document::diagnostic::dotted(&ptr), format!("parameter `{key}` is `{value}`"), format!("a {:?} value", decl.kind).to_lowercase()));
+                diags.push(Diagnostic::new(
+                    &loaded.file,
+                    loaded.source_map.value(&ptr),
+                    &crate::document::diagnostic::dotted(&ptr),
+                    format!("parameter `{key}` is `{value}`"),
+                    format!("a {:?} value", decl.kind).to_lowercase(),
+                ));
                 continue;
             }
             if !decl.allowed.is_empty() && !decl.allowed.contains(value) {
-                let opts: Vec<String> = decl.allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
-                diags.push(Diagnostic::new(&loaded.file, loaded.source_map.value(&ptr), &crate::document::diagnostic::dotted(&ptr), format!("parameter `{key}` has unsupported value `{}`", value.as_str().map_or_else(|| value.to_string(), str::to_owned)), one_of(&opts)));
+                let opts: Vec<String> = decl
+                    .allowed
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect();
+                diags.push(Diagnostic::new(
+                    &loaded.file,
+                    loaded.source_map.value(&ptr),
+                    &crate::document::diagnostic::dotted(&ptr),
+                    format!(
+                        "parameter `{key}` has unsupported value `{}`",
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned)
+                    ),
+                    one_of(&opts),
+                ));
                 continue;
             }
             out.insert(key.clone(), value.clone());
         }
         for (key, decl) in &self.parameters {
-            out.entry(key.clone()).or_insert_with(|| decl.default.clone());
+            out.entry(key.clone())
+                .or_insert_with(|| decl.default.clone());
         }
-        if diags.is_empty() { Ok(out) } else { Err(diags) }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
     }
 }

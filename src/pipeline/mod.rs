@@ -14,24 +14,49 @@ use blueprint::{BlueprintError, Catalog};
 /// a document starts from.
 pub fn load(path: &Path, catalog: &Catalog) -> Result<Loaded, Invalid> {
     let text = std::fs::read_to_string(path).ok();
-    let invalid = |diagnostics: Vec<Diagnostic>, text: Option<String>| Invalid { file: path.display().to_string(), text, diagnostics };
+    let invalid = |diagnostics: Vec<Diagnostic>, text: Option<String>| Invalid {
+        file: path.display().to_string(),
+        text,
+        diagnostics,
+    };
     let loaded = document::load_file(path).map_err(|d| invalid(d, text.clone()))?;
     let ptr = "/spec/blueprint/name";
     match catalog.load(&loaded.platform.spec.blueprint.name) {
-        Ok(bp) => bp.resolve_parameters(&loaded).map(|_| loaded).map_err(|d| invalid(d, text)),
+        Ok(bp) => bp
+            .resolve_parameters(&loaded)
+            .map(|_| loaded)
+            .map_err(|d| invalid(d, text)),
         Err(BlueprintError::NotFound { .. }) => {
             let names = catalog.names();
             let wanted = &loaded.platform.spec.blueprint.name;
-            let mut expected = format!("the name of an available blueprint: {}", document::diagnostic::one_of(&names));
-            if let Some(s) = document::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str)).filter(|_| names.len() > 1) {
+            let mut expected = format!(
+                "the name of an available blueprint: {}",
+                document::diagnostic::one_of(&names)
+            );
+            if let Some(s) =
+                document::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str))
+                    .filter(|_| names.len() > 1)
+            {
                 expected = format!("{expected} (did you mean `{s}`?)");
             }
-            let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", format!("blueprint `{wanted}` not found"), expected);
+            let d = Diagnostic::new(
+                &loaded.file,
+                loaded.source_map.value(ptr),
+                "spec.blueprint.name",
+                format!("blueprint `{wanted}` not found"),
+                expected,
+            );
             Err(invalid(vec![d], text))
         }
         // the blueprint exists but cannot be read: say so where the document names it
         Err(e) => {
-            let d = Diagnostic::new(&loaded.file, loaded.source_map.value(ptr), "spec.blueprint.name", e.to_string(), "a readable blueprint with a valid blueprint.yaml");
+            let d = Diagnostic::new(
+                &loaded.file,
+                loaded.source_map.value(ptr),
+                "spec.blueprint.name",
+                e.to_string(),
+                "a readable blueprint with a valid blueprint.yaml",
+            );
             Err(invalid(vec![d], text))
         }
     }

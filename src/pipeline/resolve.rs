@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pipeline::blueprint::Blueprint;
 use crate::document::validate::{required_roles, role_ports};
 use crate::document::*;
+use crate::pipeline::blueprint::Blueprint;
 
 /// The fully explicit platform. Serialized, it is the template context and `platform.resolved.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,6 @@ pub struct ResolvedTenant {
     /// Kubernetes: the tenant's own namespace (see [`Tenant::namespace`](crate::document::Tenant::namespace)); empty elsewhere.
     pub namespace: String,
 }
-
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,7 +106,11 @@ impl From<&Resources> for ResolvedResources {
     fn from(r: &Resources) -> Self {
         let cpu_limit = r.cpu_limit.clone().unwrap_or_else(|| {
             let m = crate::document::validate::parse_cpu(&r.cpu).unwrap_or(250) * 2;
-            if m.is_multiple_of(1000) { (m / 1000).to_string() } else { format!("{m}m") }
+            if m.is_multiple_of(1000) {
+                (m / 1000).to_string()
+            } else {
+                format!("{m}m")
+            }
         });
         ResolvedResources {
             cpu: r.cpu.clone(),
@@ -298,11 +301,20 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
         .target
         .kubernetes()
         .map(|k| k.namespace.clone())
-        .unwrap_or_else(|| if on_kubernetes { name.clone() } else { String::new() });
+        .unwrap_or_else(|| {
+            if on_kubernetes {
+                name.clone()
+            } else {
+                String::new()
+            }
+        });
 
     let mut common_labels = BTreeMap::new();
     common_labels.insert("app.kubernetes.io/part-of".to_owned(), name.clone());
-    common_labels.insert("app.kubernetes.io/managed-by".to_owned(), "terroir".to_owned());
+    common_labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        "terroir".to_owned(),
+    );
     common_labels.insert("app.kubernetes.io/version".to_owned(), bp.version.clone());
 
     // Hosts: bare metal as declared; cloud VMs without addresses until provisioned.
@@ -312,26 +324,44 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             .iter()
             .map(|h| host(&h.name, &h.address, &h.roles, &p.spec.components))
             .collect(),
-        Target::Secnumcloud(s) if s.deploy == CloudDeploy::Vms => {
-            s.vms.iter().map(|v| host(&v.name, "", &v.roles, &p.spec.components)).collect()
-        }
+        Target::Secnumcloud(s) if s.deploy == CloudDeploy::Vms => s
+            .vms
+            .iter()
+            .map(|v| host(&v.name, "", &v.roles, &p.spec.components))
+            .collect(),
         Target::Secnumcloud(_) | Target::Kubernetes(_) => Vec::new(),
     };
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
-    let firewalls: Vec<Vec<FirewallRule>> = hosts.iter().map(|h| firewall(h, &hosts, &p.spec.components)).collect();
+    let firewalls: Vec<Vec<FirewallRule>> = hosts
+        .iter()
+        .map(|h| firewall(h, &hosts, &p.spec.components))
+        .collect();
     for (h, fw) in hosts.iter_mut().zip(firewalls) {
         h.firewall = fw;
     }
     let mut roles: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for role in Role::ALL {
-        roles.insert(role.as_str(), hosts.iter().filter(|h| h.roles.contains(&role)).map(|h| h.name.clone()).collect());
+        roles.insert(
+            role.as_str(),
+            hosts
+                .iter()
+                .filter(|h| h.roles.contains(&role))
+                .map(|h| h.name.clone())
+                .collect(),
+        );
     }
     let first_address = |role: Role| -> String {
         // cloud VMs have no address until provisioned: their name stands in
         hosts
             .iter()
             .find(|h| h.roles.contains(&role))
-            .map(|h| if h.address.is_empty() { h.name.clone() } else { h.address.clone() })
+            .map(|h| {
+                if h.address.is_empty() {
+                    h.name.clone()
+                } else {
+                    h.address.clone()
+                }
+            })
             .unwrap_or_default()
     };
 
@@ -345,7 +375,11 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     let (mta_host, prom_host, am_host) = if on_kubernetes {
         (svc("postfix"), svc("prometheus"), svc("alertmanager"))
     } else {
-        (first_address(Role::Mta), first_address(Role::Monitoring), first_address(Role::Monitoring))
+        (
+            first_address(Role::Mta),
+            first_address(Role::Monitoring),
+            first_address(Role::Monitoring),
+        )
     };
 
     let components = ResolvedComponents {
@@ -375,7 +409,18 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             shared_buffers: c.database.shared_buffers.clone(),
             settings: c.database.settings.clone(),
             resources: (&c.database.resources).into(),
-            personal_tables: c.database.personal_tables.iter().map(|t| if t.contains('.') { t.clone() } else { format!("public.{t}") }).collect(),
+            personal_tables: c
+                .database
+                .personal_tables
+                .iter()
+                .map(|t| {
+                    if t.contains('.') {
+                        t.clone()
+                    } else {
+                        format!("public.{t}")
+                    }
+                })
+                .collect(),
         },
         mta: ResolvedMta {
             enabled: c.mta.enabled,
@@ -383,7 +428,11 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             host: mta_host,
             port: 25,
             domain: c.mta.domain.clone(),
-            hostname: c.mta.hostname.clone().unwrap_or_else(|| format!("mail.{}", c.mta.domain)),
+            hostname: c
+                .mta
+                .hostname
+                .clone()
+                .unwrap_or_else(|| format!("mail.{}", c.mta.domain)),
             dkim_selector: c.mta.dkim_selector.clone(),
             relay_networks: c.mta.relay_networks.clone(),
             resources: (&c.mta.resources).into(),
@@ -417,10 +466,17 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     let registry = endpoints.image_registry.host.clone();
     let mut images = BTreeMap::new();
     for (key, path) in &bp.images {
-        images.insert(key.clone(), format!("{registry}/{}", path.replace("{pgVersion}", &c.database.version.to_string())));
+        images.insert(
+            key.clone(),
+            format!(
+                "{registry}/{}",
+                path.replace("{pgVersion}", &c.database.version.to_string())
+            ),
+        );
     }
 
-    let pgbackrest = components.backups.enabled && components.database.managed && endpoints.backup_s3.is_some();
+    let pgbackrest =
+        components.backups.enabled && components.database.managed && endpoints.backup_s3.is_some();
     let scrape_jobs = scrape_jobs(&components, &hosts, on_kubernetes, pgbackrest, &name);
     let mut cloud_vms: Vec<CloudVmSpec> = p
         .spec
@@ -433,14 +489,28 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             let bytes = crate::document::validate::parse_size(&v.disk).unwrap_or(0);
             let mut roles = v.roles.clone();
             roles.sort();
-            CloudVmSpec { name: v.name.clone(), instance_type: v.instance_type.clone(), roles, disk_gb: bytes.div_ceil(1 << 30) as u64 }
+            CloudVmSpec {
+                name: v.name.clone(),
+                instance_type: v.instance_type.clone(),
+                roles,
+                disk_gb: bytes.div_ceil(1 << 30) as u64,
+            }
         })
         .collect();
     cloud_vms.sort_by(|a, b| a.name.cmp(&b.name));
 
     ResolvedPlatform {
-        platform: PlatformInfo { name: name.clone(), namespace: namespace.clone(), labels: p.metadata.labels.clone(), common_labels },
-        blueprint: BlueprintInfo { name: bp.name.clone(), version: bp.version.clone(), parameters: params },
+        platform: PlatformInfo {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            labels: p.metadata.labels.clone(),
+            common_labels,
+        },
+        blueprint: BlueprintInfo {
+            name: bp.name.clone(),
+            version: bp.version.clone(),
+            parameters: params,
+        },
         target_kind,
         target: p.spec.target.clone(),
         components,
@@ -476,7 +546,11 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
                     database: t.name.clone(),
                     user: t.name.clone(),
                     secret: format!("tenant-{}-password", t.name.replace('_', "-")),
-                    namespace: if on_kubernetes { t.namespace(&namespace) } else { String::new() },
+                    namespace: if on_kubernetes {
+                        t.namespace(&namespace)
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect();
             t.sort_by(|a, b| a.name.cmp(&b.name));
@@ -490,9 +564,25 @@ fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHo
     let mut roles = roles.to_vec();
     roles.sort();
     let needed = required_roles(c);
-    let mut ports: Vec<HostPort> = vec![HostPort { port: 22, service: "ssh".into() }, HostPort { port: 9100, service: "node exporter".into() }];
+    let mut ports: Vec<HostPort> = vec![
+        HostPort {
+            port: 22,
+            service: "ssh".into(),
+        },
+        HostPort {
+            port: 9100,
+            service: "node exporter".into(),
+        },
+    ];
     for role in roles.iter().filter(|r| needed.contains(r)) {
-        ports.extend(role_ports(*role, c).into_iter().map(|(port, what)| HostPort { port, service: what.to_owned() }));
+        ports.extend(
+            role_ports(*role, c)
+                .into_iter()
+                .map(|(port, what)| HostPort {
+                    port,
+                    service: what.to_owned(),
+                }),
+        );
     }
     ports.sort_by_key(|p| p.port);
     let cidr = match address.parse::<std::net::IpAddr>() {
@@ -500,25 +590,49 @@ fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHo
         Ok(std::net::IpAddr::V6(_)) => format!("{address}/128"),
         Err(_) => address.to_owned(),
     };
-    ResolvedHost { name: name.to_owned(), address: address.to_owned(), roles, cidr, ports, firewall: Vec::new() }
+    ResolvedHost {
+        name: name.to_owned(),
+        address: address.to_owned(),
+        roles,
+        cidr,
+        ports,
+        firewall: Vec::new(),
+    }
 }
 
 /// Who may reach each port of `host`: public ports from anywhere, internal ones only from the
 /// platform hosts that use them.
 fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<FirewallRule> {
     let with_role = |role: Role| -> Vec<String> {
-        hosts.iter().filter(|h| h.roles.contains(&role) && !h.cidr.is_empty()).map(|h| h.cidr.clone()).collect()
+        hosts
+            .iter()
+            .filter(|h| h.roles.contains(&role) && !h.cidr.is_empty())
+            .map(|h| h.cidr.clone())
+            .collect()
     };
-    let all: Vec<String> = hosts.iter().filter(|h| !h.cidr.is_empty()).map(|h| h.cidr.clone()).collect();
+    let all: Vec<String> = hosts
+        .iter()
+        .filter(|h| !h.cidr.is_empty())
+        .map(|h| h.cidr.clone())
+        .collect();
     let mut rules = Vec::new();
     for p in &host.ports {
         let from = match p.port {
             22 => Vec::new(),
-            80 | 443 if c.app.public_host.is_some() && host.roles.contains(&Role::App) => Vec::new(),
+            80 | 443 if c.app.public_host.is_some() && host.roles.contains(&Role::App) => {
+                Vec::new()
+            }
             // behind nginx, only Prometheus reaches the application directly
-            port if port == c.app.port && host.roles.contains(&Role::App) && c.app.public_host.is_some() => with_role(Role::Monitoring),
+            port if port == c.app.port
+                && host.roles.contains(&Role::App)
+                && c.app.public_host.is_some() =>
+            {
+                with_role(Role::Monitoring)
+            }
             port if port == c.app.port && host.roles.contains(&Role::App) => Vec::new(),
-            port if port == c.database.port && host.roles.contains(&Role::Database) => with_role(Role::App),
+            port if port == c.database.port && host.roles.contains(&Role::Database) => {
+                with_role(Role::App)
+            }
             25 | 587 => {
                 let mut v = all.clone();
                 v.extend(c.mta.relay_networks.iter().cloned());
@@ -526,8 +640,15 @@ fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<
             }
             _ => with_role(Role::Monitoring),
         };
-        let (from_v6, from_v4): (Vec<String>, Vec<String>) = from.iter().cloned().partition(|a| a.contains(':'));
-        rules.push(FirewallRule { port: p.port, service: p.service.clone(), from, from_v4, from_v6 });
+        let (from_v6, from_v4): (Vec<String>, Vec<String>) =
+            from.iter().cloned().partition(|a| a.contains(':'));
+        rules.push(FirewallRule {
+            port: p.port,
+            service: p.service.clone(),
+            from,
+            from_v4,
+            from_v6,
+        });
     }
     rules
 }
@@ -542,20 +663,39 @@ fn endpoint(e: &Endpoint, default_port: u16) -> ResolvedEndpoint {
                 "http" => 80,
                 _ => default_port,
             };
-            (u.scheme().to_owned(), u.host_str().unwrap_or_default().to_owned(), u.port().unwrap_or(default))
+            (
+                u.scheme().to_owned(),
+                u.host_str().unwrap_or_default().to_owned(),
+                u.port().unwrap_or(default),
+            )
         }
         _ => {
             let (h, port) = match e.url.rsplit_once(':') {
-                Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), p.parse().unwrap_or(default_port)),
+                Some((h, p)) if p.parse::<u16>().is_ok() => {
+                    (h.to_owned(), p.parse().unwrap_or(default_port))
+                }
                 _ => (e.url.clone(), default_port),
             };
             (String::new(), h, port)
         }
     };
-    ResolvedEndpoint { url: e.url.clone(), scheme, host, port, operator: e.operator.clone(), country: e.country.clone() }
+    ResolvedEndpoint {
+        url: e.url.clone(),
+        scheme,
+        host,
+        port,
+        operator: e.operator.clone(),
+        country: e.country.clone(),
+    }
 }
 
-fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bool, pgbackrest: bool, name: &str) -> Vec<ScrapeJob> {
+fn scrape_jobs(
+    c: &ResolvedComponents,
+    hosts: &[ResolvedHost],
+    on_kubernetes: bool,
+    pgbackrest: bool,
+    name: &str,
+) -> Vec<ScrapeJob> {
     let mut jobs = Vec::new();
     if !c.monitoring.enabled {
         return jobs;
@@ -564,7 +704,13 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         // as on hosts: Prometheus, Alertmanager and the exporters that speak TLS (node,
         // PostgreSQL, pgBackRest) serve a certificate from the platform's CA (Secret
         // <platform>-monitoring-tls)
-        let mut push = |job: &str, target: String, tls: bool| jobs.push(ScrapeJob { job: job.to_owned(), targets: vec![target], tls });
+        let mut push = |job: &str, target: String, tls: bool| {
+            jobs.push(ScrapeJob {
+                job: job.to_owned(),
+                targets: vec![target],
+                tls,
+            })
+        };
         push("prometheus", format!("{name}-prometheus:9090"), true);
         push("alertmanager", format!("{name}-alertmanager:9093"), true);
         if c.app.enabled {
@@ -587,7 +733,16 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
         hosts
             .iter()
             .filter(|h| role.is_none_or(|r| h.roles.contains(&r)))
-            .map(|h| format!("{}:{port}", if h.address.is_empty() { &h.name } else { &h.address }))
+            .map(|h| {
+                format!(
+                    "{}:{port}",
+                    if h.address.is_empty() {
+                        &h.name
+                    } else {
+                        &h.address
+                    }
+                )
+            })
             .collect()
     };
     // the exporters that speak TLS (node, PostgreSQL), Prometheus and Alertmanager serve the
@@ -595,7 +750,11 @@ fn scrape_jobs(c: &ResolvedComponents, hosts: &[ResolvedHost], on_kubernetes: bo
     // Postfix exporter (no TLS in Debian 12's version) stay plain HTTP on the private network
     let mut add = |job: &str, t: Vec<String>, tls: bool| {
         if !t.is_empty() {
-            jobs.push(ScrapeJob { job: job.to_owned(), targets: t, tls });
+            jobs.push(ScrapeJob {
+                job: job.to_owned(),
+                targets: t,
+                tls,
+            });
         }
     };
     add("node", targets(None, 9100), true);

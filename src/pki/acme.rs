@@ -14,11 +14,14 @@
 
 use std::time::Duration;
 
-use instant_acme::{Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
+};
 
+use crate::deploy::baremetal::ssh::{Connection, Target, shell_quote};
 use crate::pki::{self, PublicState};
 use crate::secrets::SecretStore;
-use crate::deploy::baremetal::ssh::{Connection, Target, shell_quote};
 
 /// The secret holding the ACME account (its key and URL) and the directory it belongs to.
 pub const ACCOUNT: &str = "acme-account";
@@ -58,8 +61,14 @@ pub fn webroot(platform: &str) -> String {
 }
 
 /// Why a certificate must be requested now, or `None` when the stored one serves.
-pub fn due(store: &SecretStore, directory: &str, names: &[String]) -> Result<Option<&'static str>, AcmeError> {
-    let Some(state) = pki::public_state(store)? else { return Ok(Some("no certificate yet")) };
+pub fn due(
+    store: &SecretStore,
+    directory: &str,
+    names: &[String],
+) -> Result<Option<&'static str>, AcmeError> {
+    let Some(state) = pki::public_state(store)? else {
+        return Ok(Some("no certificate yet"));
+    };
     Ok(if state.names != names {
         Some("the public names changed")
     } else if state.issuer == PublicState::INTERNAL {
@@ -78,7 +87,10 @@ pub fn due(store: &SecretStore, directory: &str, names: &[String]) -> Result<Opt
 pub async fn obtain(store: &SecretStore, req: &Request<'_>) -> Result<PublicState, AcmeError> {
     let mut hosts = Vec::new();
     for (name, target) in &req.hosts {
-        let conn = Connection::open(target).map_err(|e| AcmeError::Host { host: name.clone(), message: e.to_string() })?;
+        let conn = Connection::open(target).map_err(|e| AcmeError::Host {
+            host: name.clone(),
+            message: e.to_string(),
+        })?;
         hosts.push((name.clone(), conn));
     }
     let mut written = Vec::new();
@@ -95,7 +107,10 @@ fn chain(e: &instant_acme::Error) -> String {
 }
 
 fn ca(req: &Request<'_>, message: impl Into<String>) -> AcmeError {
-    AcmeError::Ca { directory: req.directory.to_owned(), message: message.into() }
+    AcmeError::Ca {
+        directory: req.directory.to_owned(),
+        message: message.into(),
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -107,14 +122,18 @@ struct StoredAccount {
 async fn account(store: &SecretStore, req: &Request<'_>) -> Result<Account, AcmeError> {
     let builder = || -> Result<instant_acme::AccountBuilder, AcmeError> {
         match req.ca_certificate {
-            None => Account::builder().map_err(|e| ca(req, format!("cannot set up HTTPS: {}", chain(&e)))),
+            None => Account::builder()
+                .map_err(|e| ca(req, format!("cannot set up HTTPS: {}", chain(&e)))),
             Some(pem) => {
                 // the client takes its root from a file: a private one, removed right after
                 let dir = std::env::temp_dir().join(format!("terroir-acme-{}", std::process::id()));
-                std::fs::create_dir_all(&dir).map_err(|e| ca(req, format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ca(req, format!("{}: {e}", dir.display())))?;
                 let file = dir.join("ca.pem");
-                std::fs::write(&file, pem).map_err(|e| ca(req, format!("{}: {e}", file.display())))?;
-                let built = Account::builder_with_root(&file).map_err(|e| ca(req, format!("its `caCertificate`: {}", chain(&e))));
+                std::fs::write(&file, pem)
+                    .map_err(|e| ca(req, format!("{}: {e}", file.display())))?;
+                let built = Account::builder_with_root(&file)
+                    .map_err(|e| ca(req, format!("its `caCertificate`: {}", chain(&e))));
                 let _ = std::fs::remove_dir_all(&dir);
                 built
             }
@@ -124,55 +143,121 @@ async fn account(store: &SecretStore, req: &Request<'_>) -> Result<Account, Acme
         && let Ok(saved) = serde_json::from_str::<StoredAccount>(&text)
         && saved.directory == req.directory
     {
-        return builder()?.from_credentials(saved.credentials).await.map_err(|e| ca(req, format!("the stored account: {}", chain(&e))));
+        return builder()?
+            .from_credentials(saved.credentials)
+            .await
+            .map_err(|e| ca(req, format!("the stored account: {}", chain(&e))));
     }
     let contact = req.contact.map(|c| format!("mailto:{c}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-    let new = NewAccount { contact: &contacts, terms_of_service_agreed: true, only_return_existing: false };
-    let (account, credentials) = builder()?.create(&new, req.directory.to_owned(), None).await.map_err(|e| ca(req, format!("creating the account: {}", chain(&e))))?;
-    let saved = StoredAccount { directory: req.directory.to_owned(), credentials };
+    let new = NewAccount {
+        contact: &contacts,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (account, credentials) = builder()?
+        .create(&new, req.directory.to_owned(), None)
+        .await
+        .map_err(|e| ca(req, format!("creating the account: {}", chain(&e))))?;
+    let saved = StoredAccount {
+        directory: req.directory.to_owned(),
+        credentials,
+    };
     store.put(ACCOUNT, &serde_json::to_string(&saved).expect("serializes"))?;
     Ok(account)
 }
 
-async fn order(store: &SecretStore, req: &Request<'_>, hosts: &[(String, Connection)], written: &mut Vec<String>) -> Result<PublicState, AcmeError> {
+async fn order(
+    store: &SecretStore,
+    req: &Request<'_>,
+    hosts: &[(String, Connection)],
+    written: &mut Vec<String>,
+) -> Result<PublicState, AcmeError> {
     let account = account(store, req).await?;
     let identifiers: Vec<Identifier> = req.names.iter().cloned().map(Identifier::Dns).collect();
-    let mut order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| ca(req, format!("new order: {}", chain(&e))))?;
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| ca(req, format!("new order: {}", chain(&e))))?;
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz.map_err(|e| ca(req, format!("authorization: {}", chain(&e))))?;
         match authz.status {
             AuthorizationStatus::Pending => {}
             AuthorizationStatus::Valid => continue,
-            other => return Err(ca(req, format!("authorization for {} is {other:?}", authz.identifier()))),
+            other => {
+                return Err(ca(
+                    req,
+                    format!("authorization for {} is {other:?}", authz.identifier()),
+                ));
+            }
         }
         let identifier = authz.identifier().to_string();
-        let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| ca(req, format!("offers no HTTP-01 challenge for {identifier}")))?;
+        let mut challenge = authz
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| ca(req, format!("offers no HTTP-01 challenge for {identifier}")))?;
         let token = challenge.token.clone();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(ca(req, format!("challenge token `{token}` is not base64url")));
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ca(
+                req,
+                format!("challenge token `{token}` is not base64url"),
+            ));
         }
         let proof = challenge.key_authorization().as_str().to_owned();
         let dir = webroot(req.platform);
-        let script = format!("install -d -m 0755 {d} && umask 022 && cat > {d}/{t}", d = shell_quote(&dir), t = token);
+        let script = format!(
+            "install -d -m 0755 {d} && umask 022 && cat > {d}/{t}",
+            d = shell_quote(&dir),
+            t = token
+        );
         written.push(token.clone());
         for (name, conn) in hosts {
-            let out = conn.sudo(&script, Some(proof.as_bytes())).map_err(|e| AcmeError::Host { host: name.clone(), message: e.to_string() })?;
+            let out = conn
+                .sudo(&script, Some(proof.as_bytes()))
+                .map_err(|e| AcmeError::Host {
+                    host: name.clone(),
+                    message: e.to_string(),
+                })?;
             if !out.ok() {
-                return Err(AcmeError::Host { host: name.clone(), message: format!("writing the ACME challenge: {}", out.stderr_str().trim()) });
+                return Err(AcmeError::Host {
+                    host: name.clone(),
+                    message: format!("writing the ACME challenge: {}", out.stderr_str().trim()),
+                });
             }
         }
-        challenge.set_ready().await.map_err(|e| ca(req, format!("challenge for {identifier}: {}", chain(&e))))?;
+        challenge
+            .set_ready()
+            .await
+            .map_err(|e| ca(req, format!("challenge for {identifier}: {}", chain(&e))))?;
     }
     let retries = RetryPolicy::new().timeout(VALIDATION);
-    let status = order.poll_ready(&retries).await.map_err(|e| ca(req, format!("validating the challenge: {}", chain(&e))))?;
+    let status = order
+        .poll_ready(&retries)
+        .await
+        .map_err(|e| ca(req, format!("validating the challenge: {}", chain(&e))))?;
     if status != OrderStatus::Ready {
-        return Err(ca(req, format!("the order is {status:?}: {}", problems(&mut order).await)));
+        return Err(ca(
+            req,
+            format!("the order is {status:?}: {}", problems(&mut order).await),
+        ));
     }
-    let key = order.finalize().await.map_err(|e| ca(req, format!("finalizing: {}", chain(&e))))?;
-    let chain = order.poll_certificate(&retries).await.map_err(|e| ca(req, format!("downloading the certificate: {}", chain(&e))))?;
-    let state = PublicState { names: req.names.clone(), issuer: req.directory.to_owned(), expires: pki::not_after(&chain)? };
+    let key = order
+        .finalize()
+        .await
+        .map_err(|e| ca(req, format!("finalizing: {}", chain(&e))))?;
+    let chain = order
+        .poll_certificate(&retries)
+        .await
+        .map_err(|e| ca(req, format!("downloading the certificate: {}", chain(&e))))?;
+    let state = PublicState {
+        names: req.names.clone(),
+        issuer: req.directory.to_owned(),
+        expires: pki::not_after(&chain)?,
+    };
     pki::store_public(store, &key, &chain, &state)?;
     Ok(state)
 }
@@ -192,20 +277,37 @@ async fn problems(order: &mut instant_acme::Order) -> String {
             }
         }
     }
-    if out.is_empty() { "the CA gave no reason".to_owned() } else { out.join("; ") }
+    if out.is_empty() {
+        "the CA gave no reason".to_owned()
+    } else {
+        out.join("; ")
+    }
 }
 
-fn remove_challenges(platform: &str, hosts: &[(String, Connection)], tokens: &[String]) -> Result<(), AcmeError> {
+fn remove_challenges(
+    platform: &str,
+    hosts: &[(String, Connection)],
+    tokens: &[String],
+) -> Result<(), AcmeError> {
     if tokens.is_empty() {
         return Ok(());
     }
     let dir = webroot(platform);
-    let files: Vec<String> = tokens.iter().map(|t| shell_quote(&format!("{dir}/{t}"))).collect();
+    let files: Vec<String> = tokens
+        .iter()
+        .map(|t| shell_quote(&format!("{dir}/{t}")))
+        .collect();
     let script = format!("rm -f {}", files.join(" "));
     for (name, conn) in hosts {
-        let out = conn.sudo(&script, None).map_err(|e| AcmeError::Host { host: name.clone(), message: e.to_string() })?;
+        let out = conn.sudo(&script, None).map_err(|e| AcmeError::Host {
+            host: name.clone(),
+            message: e.to_string(),
+        })?;
         if !out.ok() {
-            return Err(AcmeError::Host { host: name.clone(), message: format!("removing the ACME challenges: {}", out.stderr_str().trim()) });
+            return Err(AcmeError::Host {
+                host: name.clone(),
+                message: format!("removing the ACME challenges: {}", out.stderr_str().trim()),
+            });
         }
     }
     Ok(())
@@ -225,13 +327,45 @@ mod tests {
         let ca = "https://acme.example/dir";
         assert_eq!(due(&store, ca, &names).unwrap(), Some("no certificate yet"));
         pki::ensure_public(&store, "demo", &names).unwrap();
-        assert_eq!(due(&store, ca, &names).unwrap(), Some("the platform's own CA issued the current one"));
+        assert_eq!(
+            due(&store, ca, &names).unwrap(),
+            Some("the platform's own CA issued the current one")
+        );
         let later = time::OffsetDateTime::now_utc().unix_timestamp() + 60 * 86_400;
-        pki::store_public(&store, "k", "c", &PublicState { names: names.clone(), issuer: ca.into(), expires: later }).unwrap();
+        pki::store_public(
+            &store,
+            "k",
+            "c",
+            &PublicState {
+                names: names.clone(),
+                issuer: ca.into(),
+                expires: later,
+            },
+        )
+        .unwrap();
         assert_eq!(due(&store, ca, &names).unwrap(), None);
-        assert_eq!(due(&store, "https://other.example/dir", &names).unwrap(), Some("another ACME CA issued the current one"));
-        assert_eq!(due(&store, ca, &["www.example.fr".to_owned()]).unwrap(), Some("the public names changed"));
-        pki::store_public(&store, "k", "c", &PublicState { names: names.clone(), issuer: ca.into(), expires: later - 40 * 86_400 }).unwrap();
-        assert_eq!(due(&store, ca, &names).unwrap(), Some("the current one ends within 30 days"));
+        assert_eq!(
+            due(&store, "https://other.example/dir", &names).unwrap(),
+            Some("another ACME CA issued the current one")
+        );
+        assert_eq!(
+            due(&store, ca, &["www.example.fr".to_owned()]).unwrap(),
+            Some("the public names changed")
+        );
+        pki::store_public(
+            &store,
+            "k",
+            "c",
+            &PublicState {
+                names: names.clone(),
+                issuer: ca.into(),
+                expires: later - 40 * 86_400,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            due(&store, ca, &names).unwrap(),
+            Some("the current one ends within 30 days")
+        );
     }
 }

@@ -38,11 +38,18 @@ pub enum PinError {
 pub fn parse_pins(pins: &[String]) -> Result<Pins, PinError> {
     let mut out = Pins::new();
     for given in pins {
-        let (host, address) = given.split_once('=').ok_or_else(|| PinError::NotAPin { given: given.clone() })?;
-        let ip: IpAddr = address
-            .trim_matches(['[', ']'])
-            .parse()
-            .map_err(|source| PinError::NotAnAddress { given: given.clone(), address: address.to_owned(), source })?;
+        let (host, address) = given.split_once('=').ok_or_else(|| PinError::NotAPin {
+            given: given.clone(),
+        })?;
+        let ip: IpAddr =
+            address
+                .trim_matches(['[', ']'])
+                .parse()
+                .map_err(|source| PinError::NotAnAddress {
+                    given: given.clone(),
+                    address: address.to_owned(),
+                    source,
+                })?;
         out.entry(host.to_ascii_lowercase()).or_default().push(ip);
     }
     Ok(out)
@@ -59,8 +66,17 @@ pub struct Live {
 
 impl Live {
     /// Connect to the cluster a Kubernetes document names.
-    pub async fn connect(&self, target: &KubernetesTarget, document: &Path) -> Result<Connection, ClusterError> {
-        let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(self.kubeconfig.as_ref(), self.context.as_ref(), target, document);
+    pub async fn connect(
+        &self,
+        target: &KubernetesTarget,
+        document: &Path,
+    ) -> Result<Connection, ClusterError> {
+        let (kubeconfig, context) = crate::deploy::kubernetes::connection_settings(
+            self.kubeconfig.as_ref(),
+            self.context.as_ref(),
+            target,
+            document,
+        );
         crate::deploy::kubernetes::connect(kubeconfig.as_deref(), context.as_deref()).await
     }
 }
@@ -117,7 +133,9 @@ pub enum AssessError {
         #[source]
         source: NotAPlan,
     },
-    #[error("--live reads a running target: bare-metal hosts or a Kubernetes cluster; for a SecNumCloud target, judge its Terraform plan with --plan-json")]
+    #[error(
+        "--live reads a running target: bare-metal hosts or a Kubernetes cluster; for a SecNumCloud target, judge its Terraform plan with --plan-json"
+    )]
     LiveOnCloud,
     #[error("cannot connect to the Kubernetes cluster")]
     Connect(#[source] ClusterError),
@@ -132,7 +150,9 @@ impl AssessError {
             AssessError::Pin(_) | AssessError::LiveOnCloud => "usage",
             AssessError::Geodata(_) => "geodata",
             AssessError::Render(_) => "render",
-            AssessError::PlanRead { .. } | AssessError::PlanSyntax { .. } | AssessError::NotAPlan { .. } => "plan",
+            AssessError::PlanRead { .. }
+            | AssessError::PlanSyntax { .. }
+            | AssessError::NotAPlan { .. } => "plan",
             AssessError::Connect(_) => "cluster-unreachable",
             AssessError::Cluster(_) => "live",
         }
@@ -140,12 +160,22 @@ impl AssessError {
 }
 
 /// Load, render and judge the platform `document` describes.
-pub fn assess(document: &Path, catalog: &Catalog, checks: &Checks) -> Result<Assessed, AssessError> {
+pub fn assess(
+    document: &Path,
+    catalog: &Catalog,
+    checks: &Checks,
+) -> Result<Assessed, AssessError> {
     let loaded = crate::pipeline::load(document, catalog)?;
     let geo = GeoDb::open(checks.geodata.as_deref())?;
     let (resolved, tree) = crate::pipeline::render::render(&loaded, catalog)?;
     let p = &loaded.platform;
-    let v = Verifier { policy: &p.spec.sovereignty.policy, geo: Some(&geo), catalog: Providers::builtin(), pins: checks.pins.clone(), dns: checks.dns };
+    let v = Verifier {
+        policy: &p.spec.sovereignty.policy,
+        geo: Some(&geo),
+        catalog: Providers::builtin(),
+        pins: checks.pins.clone(),
+        dns: checks.dns,
+    };
     let images: Vec<String> = resolved.images.values().cloned().collect();
     let mut findings = verify::declared(p, &images, &v);
     if let Some(path) = &checks.plan_json {
@@ -155,24 +185,50 @@ pub fn assess(document: &Path, catalog: &Catalog, checks: &Checks) -> Result<Ass
         findings.extend(live_findings(document, p, &v, live)?);
     }
     let report = Report::new(&p.metadata.name, findings);
-    Ok(Assessed { loaded, resolved, tree, report })
+    Ok(Assessed {
+        loaded,
+        resolved,
+        tree,
+        report,
+    })
 }
 
 /// The resources a saved Terraform plan would create or change, judged.
 fn plan(path: &Path, v: &Verifier) -> Result<Vec<Finding>, AssessError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AssessError::PlanRead { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| AssessError::PlanRead {
+        path: path.to_owned(),
+        source,
+    })?;
     let plan: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| AssessError::PlanSyntax { path: path.to_owned(), line: source.line(), column: source.column(), source })?;
-    verify::plan(&plan, v).map_err(|source| AssessError::NotAPlan { path: path.to_owned(), source })
+        serde_json::from_str(&text).map_err(|source| AssessError::PlanSyntax {
+            path: path.to_owned(),
+            line: source.line(),
+            column: source.column(),
+            source,
+        })?;
+    verify::plan(&plan, v).map_err(|source| AssessError::NotAPlan {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// What the running target shows, judged.
-fn live_findings(document: &Path, p: &Platform, v: &Verifier, live: &Live) -> Result<Vec<Finding>, AssessError> {
+fn live_findings(
+    document: &Path,
+    p: &Platform,
+    v: &Verifier,
+    live: &Live,
+) -> Result<Vec<Finding>, AssessError> {
     match &p.spec.target {
         Target::Kubernetes(k) => live.runtime.block_on(async {
-            let conn = live.connect(k, document).await.map_err(AssessError::Connect)?;
+            let conn = live
+                .connect(k, document)
+                .await
+                .map_err(AssessError::Connect)?;
             let declared_operator = k.location.as_ref().and_then(|l| l.operator.as_deref());
-            live::kubernetes(&conn.client, &k.namespace, declared_operator, v).await.map_err(AssessError::Cluster)
+            live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
+                .await
+                .map_err(AssessError::Cluster)
         }),
         Target::Baremetal(b) => Ok(hostfacts::verify_hosts(document, b, p, v)),
         Target::Secnumcloud(_) => Err(AssessError::LiveOnCloud),
@@ -187,8 +243,18 @@ mod tests {
 
     #[test]
     fn pins_map_lowercase_names_to_every_address_given() {
-        let pins = parse_pins(&["Registry.example.fr=192.0.2.1".into(), "registry.example.fr=[2001:db8::1]".into()]).unwrap();
-        assert_eq!(pins["registry.example.fr"], ["192.0.2.1".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]);
+        let pins = parse_pins(&[
+            "Registry.example.fr=192.0.2.1".into(),
+            "registry.example.fr=[2001:db8::1]".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            pins["registry.example.fr"],
+            [
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
         assert!(parse_pins(&[]).unwrap().is_empty());
     }
 
@@ -200,16 +266,35 @@ mod tests {
         let e = parse_pins(&["registry.example.fr=not-an-ip".into()]).unwrap_err();
         assert!(matches!(&e, PinError::NotAnAddress { address, .. } if address == "not-an-ip"));
         let message = e.to_string();
-        assert!(message.contains("not-an-ip") && message.contains("HOST=ADDRESS"), "{message}");
+        assert!(
+            message.contains("not-an-ip") && message.contains("HOST=ADDRESS"),
+            "{message}"
+        );
     }
 
     #[test]
     fn what_the_user_gave_is_invalid_and_a_failing_cluster_is_a_failure() {
         use crate::error::ExitStatus;
         assert_eq!(AssessError::LiveOnCloud.exit_status(), ExitStatus::Invalid);
-        assert_eq!(AssessError::Connect(ClusterError::NotAClusterTarget).exit_status(), ExitStatus::Invalid);
-        assert_eq!(AssessError::Cluster(ClusterError::Timeout { seconds: 1, what: "nodes".into() }).exit_status(), ExitStatus::Failed);
-        assert_eq!(AssessError::Geodata(GeodataError::NoData { dir: PathBuf::from("/nowhere") }).exit_status(), ExitStatus::Invalid);
+        assert_eq!(
+            AssessError::Connect(ClusterError::NotAClusterTarget).exit_status(),
+            ExitStatus::Invalid
+        );
+        assert_eq!(
+            AssessError::Cluster(ClusterError::Timeout {
+                seconds: 1,
+                what: "nodes".into()
+            })
+            .exit_status(),
+            ExitStatus::Failed
+        );
+        assert_eq!(
+            AssessError::Geodata(GeodataError::NoData {
+                dir: PathBuf::from("/nowhere")
+            })
+            .exit_status(),
+            ExitStatus::Invalid
+        );
     }
 
     #[test]
@@ -223,13 +308,38 @@ mod tests {
             required_qualifications: vec![],
             enforcement: crate::document::Enforcement::Enforce,
         };
-        let v = Verifier { policy: &policy, geo: None, catalog: Providers::builtin(), pins: Pins::new(), dns: false };
+        let v = Verifier {
+            policy: &policy,
+            geo: None,
+            catalog: Providers::builtin(),
+            pins: Pins::new(),
+            dns: false,
+        };
         let e = plan(&path, &v).unwrap_err();
-        assert!(matches!(e, AssessError::PlanSyntax { line: 3, column: 3, .. }), "{e}");
-        assert!(e.to_string().contains("bad.json:3:3") && e.to_string().contains("terraform show -json"));
+        assert!(
+            matches!(
+                e,
+                AssessError::PlanSyntax {
+                    line: 3,
+                    column: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("bad.json:3:3")
+                && e.to_string().contains("terraform show -json")
+        );
         std::fs::write(&path, "{\"resource_changes\": []}").unwrap();
         let e = plan(&path, &v).unwrap_err();
-        assert!(crate::text::error_chain(&e).contains("format_version"), "{e}");
-        assert!(matches!(plan(&dir.path().join("absent.json"), &v), Err(AssessError::PlanRead { .. })));
+        assert!(
+            crate::text::error_chain(&e).contains("format_version"),
+            "{e}"
+        );
+        assert!(matches!(
+            plan(&dir.path().join("absent.json"), &v),
+            Err(AssessError::PlanRead { .. })
+        ));
     }
 }

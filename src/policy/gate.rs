@@ -48,7 +48,10 @@ impl GateReport {
     }
 
     pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.verdict == Verdict::Warn).count()
+        self.findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Warn)
+            .count()
     }
 
     /// Whether the change must stop here.
@@ -58,9 +61,19 @@ impl GateReport {
 }
 
 /// Judge `platform`, whose rendered images are `images`, on what `evidence` adds.
-pub fn gate(platform: &Platform, images: &[String], evidence: &Evidence) -> Result<GateReport, NotAPlan> {
+pub fn gate(
+    platform: &Platform,
+    images: &[String],
+    evidence: &Evidence,
+) -> Result<GateReport, NotAPlan> {
     let policy = &platform.spec.sovereignty.policy;
-    let v = Verifier { policy, geo: evidence.geo, catalog: Catalog::builtin(), pins: HashMap::new(), dns: false };
+    let v = Verifier {
+        policy,
+        geo: evidence.geo,
+        catalog: Catalog::builtin(),
+        pins: HashMap::new(),
+        dns: false,
+    };
     let mut findings = verify::declared(platform, images, &v);
     if let Some(tf) = &evidence.terraform {
         findings.extend(verify::plan(tf.plan, &v)?);
@@ -72,9 +85,14 @@ pub fn gate(platform: &Platform, images: &[String], evidence: &Evidence) -> Resu
                 expected: v.expected(),
                 verdict: Verdict::Warn,
                 basis: "backend",
-                evidence: ".terraform/terraform.tfstate names no backend: the state is local".into(),
+                evidence: ".terraform/terraform.tfstate names no backend: the state is local"
+                    .into(),
             }),
         }
     }
-    Ok(GateReport { platform: platform.metadata.name.clone(), enforced: policy.enforcement == Enforcement::Enforce, findings })
+    Ok(GateReport {
+        platform: platform.metadata.name.clone(),
+        enforced: policy.enforcement == Enforcement::Enforce,
+        findings,
+    })
 }

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use super::{Bar, Printer, Progress, Report, Text};
 use crate::deploy::baremetal::driver::HostsReport;
 use crate::deploy::baremetal::{HostReport, StepReport, StepStatus};
-use crate::deploy::kubernetes::driver::{generated_lines, ClusterReport};
-use crate::deploy::kubernetes::secrets::Ensured;
 use crate::deploy::kubernetes::Action;
+use crate::deploy::kubernetes::driver::{ClusterReport, generated_lines};
+use crate::deploy::kubernetes::secrets::Ensured;
 use crate::deploy::{Deployed, Events, Mode, Outcome};
 use crate::policy::gate::GateReport;
 use crate::text::plural;
@@ -26,7 +26,12 @@ pub struct DeployEvents {
 impl Printer {
     /// What `deploy::run` tells as it goes.
     pub fn deploy_events(&self, mode: Mode) -> DeployEvents {
-        DeployEvents { printer: self.clone(), progress: self.progress(), mode, hosts: Mutex::new(BTreeMap::new()) }
+        DeployEvents {
+            printer: self.clone(),
+            progress: self.progress(),
+            mode,
+            hosts: Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
@@ -56,8 +61,15 @@ impl Events for DeployEvents {
     fn gate(&self, report: &GateReport) {
         // each failing check: an error when the policy is enforced, else a warning
         for f in report.failures() {
-            let line = format!("policy: {}: {} (expected {}): {}", f.subject, f.observed, f.expected, f.evidence);
-            if report.enforced { self.printer.problem(line) } else { self.printer.warn(line) }
+            let line = format!(
+                "policy: {}: {} (expected {}): {}",
+                f.subject, f.observed, f.expected, f.evidence
+            );
+            if report.enforced {
+                self.printer.problem(line)
+            } else {
+                self.printer.warn(line)
+            }
         }
     }
 
@@ -91,9 +103,15 @@ impl crate::deploy::baremetal::Progress for DeployEvents {
         let Some(bar) = bars.get(host) else { return };
         match (step.status, self.mode) {
             (StepStatus::Unchanged, _) => bar.message(&step.id),
-            (StepStatus::Changed, Mode::Apply) => bar.status(format!("changed: {} {}", step.id, step.detail)),
-            (StepStatus::Changed, Mode::Plan) => bar.status(format!("would change: {} {}", step.id, step.detail)),
-            (StepStatus::Failed, _) => bar.println(format!("[{host}] FAILED: {} {}", step.id, step.detail)),
+            (StepStatus::Changed, Mode::Apply) => {
+                bar.status(format!("changed: {} {}", step.id, step.detail))
+            }
+            (StepStatus::Changed, Mode::Plan) => {
+                bar.status(format!("would change: {} {}", step.id, step.detail))
+            }
+            (StepStatus::Failed, _) => {
+                bar.println(format!("[{host}] FAILED: {} {}", step.id, step.detail))
+            }
         }
     }
 
@@ -102,7 +120,13 @@ impl crate::deploy::baremetal::Progress for DeployEvents {
         let Some(bar) = bars.get(&r.name) else { return };
         match &r.error {
             Some(e) => bar.finish(format!("error: {e}")),
-            None => bar.finish(format!("done in {:.1} s: {} changed, {} unchanged, {} failed", r.duration_ms as f64 / 1000.0, r.changed, r.unchanged, r.failed)),
+            None => bar.finish(format!(
+                "done in {:.1} s: {} changed, {} unchanged, {} failed",
+                r.duration_ms as f64 / 1000.0,
+                r.changed,
+                r.unchanged,
+                r.failed
+            )),
         }
     }
 }
@@ -121,14 +145,38 @@ impl Report for Deployed {
 }
 
 fn hosts_text(r: &HostsReport, out: &mut Text<'_>) -> std::io::Result<()> {
-    let verb = if r.mode == Mode::Apply { "changed" } else { "would change" };
-    writeln!(out, "{:<16} {:<16} {:>8} {:>10} {:>7}", "HOST", "ADDRESS", "CHANGED", "UNCHANGED", "FAILED")?;
+    let verb = if r.mode == Mode::Apply {
+        "changed"
+    } else {
+        "would change"
+    };
+    writeln!(
+        out,
+        "{:<16} {:<16} {:>8} {:>10} {:>7}",
+        "HOST", "ADDRESS", "CHANGED", "UNCHANGED", "FAILED"
+    )?;
     for h in &r.hosts {
-        let error = h.error.as_ref().map(|e| format!("  error: {e}")).unwrap_or_default();
-        writeln!(out, "{:<16} {:<16} {:>8} {:>10} {:>7}{error}", h.name, h.address, h.changed, h.unchanged, h.failed)?;
+        let error = h
+            .error
+            .as_ref()
+            .map(|e| format!("  error: {e}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<16} {:<16} {:>8} {:>10} {:>7}{error}",
+            h.name, h.address, h.changed, h.unchanged, h.failed
+        )?;
     }
     let n = r.hosts.len();
-    writeln!(out, "{} step{} {verb} on {n} host{}; {} host{} failed", r.changed, plural(r.changed), plural(n), r.failed_hosts, plural(r.failed_hosts))
+    writeln!(
+        out,
+        "{} step{} {verb} on {n} host{}; {} host{} failed",
+        r.changed,
+        plural(r.changed),
+        plural(n),
+        r.failed_hosts,
+        plural(r.failed_hosts)
+    )
 }
 
 fn cluster_text(r: &ClusterReport, out: &mut Text<'_>) -> std::io::Result<()> {
@@ -141,8 +189,16 @@ fn cluster_text(r: &ClusterReport, out: &mut Text<'_>) -> std::io::Result<()> {
             Action::Skipped => ("!", "35"),
             Action::Unchanged => continue,
         };
-        let verb = if apply { o.action.past() } else { o.action.future() };
-        let note = o.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default();
+        let verb = if apply {
+            o.action.past()
+        } else {
+            o.action.future()
+        };
+        let note = o
+            .note
+            .as_ref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
         let sign = out.paint(code, sign);
         writeln!(out, "{sign} {verb:<10} {}{note}", o.label())?;
         if !apply && o.action == Action::Update {
@@ -158,15 +214,36 @@ fn cluster_text(r: &ClusterReport, out: &mut Text<'_>) -> std::io::Result<()> {
             }
         }
     }
-    let (c, u, p, same) = (r.count(Action::Create), r.count(Action::Update), r.count(Action::Prune), r.count(Action::Unchanged));
+    let (c, u, p, same) = (
+        r.count(Action::Create),
+        r.count(Action::Update),
+        r.count(Action::Prune),
+        r.count(Action::Unchanged),
+    );
     let skipped = r.count(Action::Skipped);
-    let skipped = if skipped > 0 { format!(", {skipped} skipped") } else { String::new() };
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
     if apply {
-        let rollouts = if r.rolled_out.is_empty() { String::new() } else { format!("; {} rollouts complete", r.rolled_out.len()) };
-        writeln!(out, "applied {} objects in {:.1} s: {c} created, {u} configured, {same} unchanged, {p} pruned{skipped}{rollouts}", r.report.applied_objects(), r.took.as_secs_f64())
+        let rollouts = if r.rolled_out.is_empty() {
+            String::new()
+        } else {
+            format!("; {} rollouts complete", r.rolled_out.len())
+        };
+        writeln!(
+            out,
+            "applied {} objects in {:.1} s: {c} created, {u} configured, {same} unchanged, {p} pruned{skipped}{rollouts}",
+            r.report.applied_objects(),
+            r.took.as_secs_f64()
+        )
     } else if c + u + p == 0 {
         writeln!(out, "no changes: {same} objects up to date{skipped}")
     } else {
-        writeln!(out, "plan: {c} to create, {u} to update, {p} to prune, {same} unchanged{skipped}")
+        writeln!(
+            out,
+            "plan: {c} to create, {u} to update, {p} to prune, {same} unchanged{skipped}"
+        )
     }
 }

@@ -8,7 +8,6 @@
 //! - the error that ends a command is said on standard error; with `--output json` it is also one
 //!   JSON object on standard output, of the same shape for every command (`ErrorReport`).
 
-
 mod deploy;
 mod progress;
 
@@ -69,7 +68,11 @@ impl<'a> Text<'a> {
     /// `s` in an ANSI colour (`"31"` red, `"32"` green, `"33"` yellow, `"35"` magenta, `"36"`
     /// cyan), or as it is when colour is off.
     pub fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
     }
 }
 
@@ -115,8 +118,13 @@ impl Printer {
     pub fn report<R: Report + ?Sized>(&self, report: &R) -> Result<(), Error> {
         let mut stdout = std::io::stdout().lock();
         let written = match self.format {
-            Format::Json => serde_json::to_writer_pretty(&mut stdout, report).map_err(std::io::Error::from).and_then(|()| writeln!(stdout)),
-            Format::Text => report.text(&mut Text { out: &mut stdout, color: self.stdout_color }),
+            Format::Json => serde_json::to_writer_pretty(&mut stdout, report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(stdout)),
+            Format::Text => report.text(&mut Text {
+                out: &mut stdout,
+                color: self.stdout_color,
+            }),
         };
         written.and_then(|()| stdout.flush()).map_err(Error::Output)
     }
@@ -152,7 +160,11 @@ impl Printer {
     }
 
     fn paint_err(&self, code: &str, s: &str) -> String {
-        if self.stderr_color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+        if self.stderr_color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
     }
 
     /// The error that ends a command, said once: its whole chain, the document's diagnostics with
@@ -183,10 +195,16 @@ impl Printer {
         let mut err = std::io::stderr().lock();
         for d in diags {
             let _ = writeln!(err, "{}: {d}", self.paint_err("31", "error"));
-            if let Some(line) = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1) as usize)) {
+            if let Some(line) =
+                source.and_then(|s| s.lines().nth(d.line.saturating_sub(1) as usize))
+            {
                 let n = d.line.to_string();
                 let _ = writeln!(err, "{:>w$} | {line}", n, w = n.len());
-                let pad: String = line.chars().take(d.column.saturating_sub(1) as usize).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                let pad: String = line
+                    .chars()
+                    .take(d.column.saturating_sub(1) as usize)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
                 let _ = writeln!(err, "{:>w$} | {pad}^", "", w = n.len());
             }
         }

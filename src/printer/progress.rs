@@ -32,7 +32,9 @@ impl Progress {
         Progress { mode: Mode::Lines }
     }
     pub(super) fn bars() -> Self {
-        Progress { mode: Mode::Bars(indicatif::MultiProgress::new()) }
+        Progress {
+            mode: Mode::Bars(indicatif::MultiProgress::new()),
+        }
     }
 
     /// Whether anything is shown (work that only feeds progress can be skipped otherwise).
@@ -59,8 +61,16 @@ impl Progress {
     /// A byte counter named `name`: size and rate so far, then `{msg}`; with `total`, a bar.
     pub fn bytes(&self, name: &str, total: Option<u64>) -> Bar {
         match total {
-            Some(_) => self.bar(name, "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}", total),
-            None => self.bar(name, "{spinner} {prefix} {bytes} ({bytes_per_sec}) {msg}", None),
+            Some(_) => self.bar(
+                name,
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+                total,
+            ),
+            None => self.bar(
+                name,
+                "{spinner} {prefix} {bytes} ({bytes_per_sec}) {msg}",
+                None,
+            ),
         }
     }
 
@@ -71,7 +81,8 @@ impl Progress {
                     Some(n) => indicatif::ProgressBar::new(n),
                     None => indicatif::ProgressBar::new_spinner(),
                 });
-                let style = indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+                let style = indicatif::ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
                 bar.set_style(style.progress_chars("=> "));
                 bar.set_prefix(name.to_owned());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -79,7 +90,11 @@ impl Progress {
             }
             _ => None,
         };
-        Bar { bar, prefix: name.to_owned(), lines: matches!(self.mode, Mode::Lines) }
+        Bar {
+            bar,
+            prefix: name.to_owned(),
+            lines: matches!(self.mode, Mode::Lines),
+        }
     }
 }
 

@@ -77,18 +77,42 @@ pub struct ExportSummary {
     pub sha256sums_sha256: String,
 }
 
-fn check(subject: impl Into<String>, source: impl Into<String>, destination: impl Into<String>) -> Check {
+fn check(
+    subject: impl Into<String>,
+    source: impl Into<String>,
+    destination: impl Into<String>,
+) -> Check {
     let (source, destination) = (source.into(), destination.into());
-    Check { subject: subject.into(), matches: source == destination, source, destination }
+    Check {
+        subject: subject.into(),
+        matches: source == destination,
+        source,
+        destination,
+    }
 }
 
 fn digest_file(p: &std::path::Path) -> String {
-    std::fs::read(p).map(|b| crate::text::sha256_hex(&b)).unwrap_or_default()
+    std::fs::read(p)
+        .map(|b| crate::text::sha256_hex(&b))
+        .unwrap_or_default()
 }
 
-pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) -> Result<DrillReport, ReversibilityError> {
-    if from.document == into.document || from.targets.values().any(|a| into.targets.values().any(|b| a.address == b.address)) {
-        return Err(ReversibilityError::SharedHosts { from: from.document.clone(), into: into.document.clone() });
+pub fn drill(
+    from: &Site,
+    into: &Site,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<DrillReport, ReversibilityError> {
+    if from.document == into.document
+        || from
+            .targets
+            .values()
+            .any(|a| into.targets.values().any(|b| a.address == b.address))
+    {
+        return Err(ReversibilityError::SharedHosts {
+            from: from.document.clone(),
+            into: into.document.clone(),
+        });
     }
     let report_dir = &opts.report;
     std::fs::create_dir_all(report_dir).map_err(write_error(report_dir))?;
@@ -98,23 +122,66 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
     let mut phases = Vec::new();
 
     // 1. export
-    progress.note(&format!("phase 1/4: export {} into {}", from.name(), export_dir.display()));
+    progress.note(&format!(
+        "phase 1/4: export {} into {}",
+        from.name(),
+        export_dir.display()
+    ));
     let t = Instant::now();
-    let manifest = super::export::export(from, &super::export::Options { to: export_dir.clone(), recipients: opts.recipients.clone() }, progress)?;
+    let manifest = super::export::export(
+        from,
+        &super::export::Options {
+            to: export_dir.clone(),
+            recipients: opts.recipients.clone(),
+        },
+        progress,
+    )?;
     let secs_export = secs(t);
-    phases.push(Phase { name: "export".into(), seconds: secs_export, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, secs_export) });
+    phases.push(Phase {
+        name: "export".into(),
+        seconds: secs_export,
+        bytes: Some(manifest.total_bytes),
+        bytes_per_second: rate(manifest.total_bytes, secs_export),
+    });
 
     // 2 and 3. verify and restore (restore verifies every digest first; its time is split out)
-    progress.note(&format!("phase 2-3/4: verify the export, restore into {}", into.name()));
-    let restore = super::restore::restore(into, &super::restore::Options { from: export_dir.clone(), identity: opts.identity.clone(), dry_run: false, replace: opts.replace }, progress)?;
-    phases.push(Phase { name: "verify".into(), seconds: restore.verify_seconds, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, restore.verify_seconds) });
-    phases.push(Phase { name: "restore".into(), seconds: restore.restore_seconds, bytes: Some(manifest.total_bytes), bytes_per_second: rate(manifest.total_bytes, restore.restore_seconds) });
+    progress.note(&format!(
+        "phase 2-3/4: verify the export, restore into {}",
+        into.name()
+    ));
+    let restore = super::restore::restore(
+        into,
+        &super::restore::Options {
+            from: export_dir.clone(),
+            identity: opts.identity.clone(),
+            dry_run: false,
+            replace: opts.replace,
+        },
+        progress,
+    )?;
+    phases.push(Phase {
+        name: "verify".into(),
+        seconds: restore.verify_seconds,
+        bytes: Some(manifest.total_bytes),
+        bytes_per_second: rate(manifest.total_bytes, restore.verify_seconds),
+    });
+    phases.push(Phase {
+        name: "restore".into(),
+        seconds: restore.restore_seconds,
+        bytes: Some(manifest.total_bytes),
+        bytes_per_second: rate(manifest.total_bytes, restore.restore_seconds),
+    });
 
     // 4. compare
     progress.note("phase 4/4: compare the destination with the export");
     let t = Instant::now();
     let (tables, mail, metrics, application, configuration) = compare(from, into, &manifest)?;
-    phases.push(Phase { name: "compare".into(), seconds: secs(t), bytes: None, bytes_per_second: None });
+    phases.push(Phase {
+        name: "compare".into(),
+        seconds: secs(t),
+        bytes: None,
+        bytes_per_second: None,
+    });
 
     let files = manifest.items.len() + 2;
     let manifest_sha256 = digest_file(&export_dir.join("manifest.json"));
@@ -122,7 +189,13 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
     if opts.discard_export {
         std::fs::remove_dir_all(&export_dir).map_err(write_error(&export_dir))?;
     }
-    let passed = tables.iter().chain(&mail).chain(&metrics).chain(&application).all(|c| c.matches) && (manifest.tables.is_empty() || !tables.is_empty());
+    let passed = tables
+        .iter()
+        .chain(&mail)
+        .chain(&metrics)
+        .chain(&application)
+        .all(|c| c.matches)
+        && (manifest.tables.is_empty() || !tables.is_empty());
     let report = DrillReport {
         kind: "terroir-drill-report/v1",
         source_platform: from.name().into(),
@@ -151,7 +224,10 @@ pub fn drill(from: &Site, into: &Site, opts: &Options, progress: &dyn Progress) 
         skipped: restore.skipped.clone(),
         restore,
     };
-    let (json_path, md_path) = (report_dir.join("drill-report.json"), report_dir.join("drill-report.md"));
+    let (json_path, md_path) = (
+        report_dir.join("drill-report.json"),
+        report_dir.join("drill-report.md"),
+    );
     let json = serde_json::to_vec_pretty(&report).map_err(|e| write_error(&json_path)(e.into()))?;
     std::fs::write(&json_path, json).map_err(write_error(&json_path))?;
     std::fs::write(&md_path, markdown(&report)).map_err(write_error(&md_path))?;
@@ -165,7 +241,11 @@ fn rate(bytes: u64, seconds: f64) -> Option<f64> {
 type Compared = (Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>);
 
 /// Read the destination back and compare it with what the export recorded.
-pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared, ReversibilityError> {
+pub fn compare(
+    from: &Site,
+    into: &Site,
+    manifest: &Manifest,
+) -> Result<Compared, ReversibilityError> {
     let mut tables = Vec::new();
     let mut mail = Vec::new();
     let mut metrics = Vec::new();
@@ -179,22 +259,52 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         && let Some(h) = into.hosts_with(Role::Database).first()
     {
         // the application's database, then each tenant's, into the same tenant's
-        let mut pairs = vec![(from.resolved.components.database.name.clone(), into.resolved.components.database.name.clone(), String::new())];
+        let mut pairs = vec![(
+            from.resolved.components.database.name.clone(),
+            into.resolved.components.database.name.clone(),
+            String::new(),
+        )];
         for t in &from.resolved.tenants {
-            let dest = into.resolved.tenants.iter().find(|x| x.name == t.name).map(|x| x.database.clone()).unwrap_or_default();
+            let dest = into
+                .resolved
+                .tenants
+                .iter()
+                .find(|x| x.name == t.name)
+                .map(|x| x.database.clone())
+                .unwrap_or_default();
             pairs.push((t.database.clone(), dest, format!("tenant {} ", t.name)));
         }
         for (source, dest, label) in pairs {
-            let wanted: Vec<&super::Table> = manifest.tables.iter().filter(|t| t.database == source).collect();
+            let wanted: Vec<&super::Table> = manifest
+                .tables
+                .iter()
+                .filter(|t| t.database == source)
+                .collect();
             if wanted.is_empty() {
                 continue;
             }
-            let there: BTreeMap<String, super::pgdump::TableStats> =
-                if dest.is_empty() { BTreeMap::new() } else { super::export::table_figures(&conns[h], h, &dest)?.into_iter().map(|t| (t.name.clone(), t)).collect() };
+            let there: BTreeMap<String, super::pgdump::TableStats> = if dest.is_empty() {
+                BTreeMap::new()
+            } else {
+                super::export::table_figures(&conns[h], h, &dest)?
+                    .into_iter()
+                    .map(|t| (t.name.clone(), t))
+                    .collect()
+            };
             for t in wanted {
                 let got = there.get(&t.name);
-                tables.push(check(format!("{label}table {} rows", t.name), t.rows.to_string(), got.map(|g| g.rows.to_string()).unwrap_or_else(|| "missing".into())));
-                tables.push(check(format!("{label}table {} content", t.name), t.checksum.clone(), got.map(|g| g.checksum.clone()).unwrap_or_else(|| "missing".into())));
+                tables.push(check(
+                    format!("{label}table {} rows", t.name),
+                    t.rows.to_string(),
+                    got.map(|g| g.rows.to_string())
+                        .unwrap_or_else(|| "missing".into()),
+                ));
+                tables.push(check(
+                    format!("{label}table {} content", t.name),
+                    t.checksum.clone(),
+                    got.map(|g| g.checksum.clone())
+                        .unwrap_or_else(|| "missing".into()),
+                ));
             }
         }
     }
@@ -203,13 +313,33 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
     {
         let there = super::export::mail_figures(&conns[h], h)?.0;
         let queued: u64 = manifest.mail.iter().map(|m| m.queued).sum();
-        let mut recipients: Vec<String> = manifest.mail.iter().flat_map(|m| m.recipients.clone()).collect();
+        let mut recipients: Vec<String> = manifest
+            .mail
+            .iter()
+            .flat_map(|m| m.recipients.clone())
+            .collect();
         recipients.sort();
-        mail.push(check("queued messages", queued.to_string(), there.queued.to_string()));
-        mail.push(check("queued recipients", recipients.join(", "), there.recipients.join(", ")));
+        mail.push(check(
+            "queued messages",
+            queued.to_string(),
+            there.queued.to_string(),
+        ));
+        mail.push(check(
+            "queued recipients",
+            recipients.join(", "),
+            there.recipients.join(", "),
+        ));
         for m in &manifest.mail {
             for (mbox, digest) in &m.mailboxes {
-                mail.push(check(format!("mailbox {mbox}"), digest.clone(), there.mailboxes.get(mbox).cloned().unwrap_or_else(|| "missing".into())));
+                mail.push(check(
+                    format!("mailbox {mbox}"),
+                    digest.clone(),
+                    there
+                        .mailboxes
+                        .get(mbox)
+                        .cloned()
+                        .unwrap_or_else(|| "missing".into()),
+                ));
             }
         }
     }
@@ -217,7 +347,15 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
         let there = super::export::tsdb_blocks(&conns[h], h, TSDB_DIR)?;
         for blocks in manifest.metrics_blocks.values() {
             for b in blocks {
-                metrics.push(check(format!("TSDB block {b}"), "present", if there.contains(b) { "present" } else { "missing" }));
+                metrics.push(check(
+                    format!("TSDB block {b}"),
+                    "present",
+                    if there.contains(b) {
+                        "present"
+                    } else {
+                        "missing"
+                    },
+                ));
             }
         }
     }
@@ -226,29 +364,74 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
     let dst_app = into.hosts_with(Role::App);
     if !src_app.is_empty() && !dst_app.is_empty() {
         let src_conn = from.connect(&src_app[0])?;
-        let a = super::export::dir_digests(&src_conn, &src_app[0], &format!("/var/lib/{}", from.name()))?;
-        let b = super::export::dir_digests(&conns[&dst_app[0]], &dst_app[0], &format!("/var/lib/{}", into.name()))?;
+        let a = super::export::dir_digests(
+            &src_conn,
+            &src_app[0],
+            &format!("/var/lib/{}", from.name()),
+        )?;
+        let b = super::export::dir_digests(
+            &conns[&dst_app[0]],
+            &dst_app[0],
+            &format!("/var/lib/{}", into.name()),
+        )?;
         for (path, d) in &a {
-            application.push(check(format!("application file {path}"), d.clone(), b.get(path).cloned().unwrap_or_else(|| "missing".into())));
+            application.push(check(
+                format!("application file {path}"),
+                d.clone(),
+                b.get(path).cloned().unwrap_or_else(|| "missing".into()),
+            ));
         }
-        application.push(check("application files", a.len().to_string(), b.len().to_string()));
+        application.push(check(
+            "application files",
+            a.len().to_string(),
+            b.len().to_string(),
+        ));
         // the application answers on the destination
         let app = &into.resolved.components.app;
         let addr = into.address(&dst_app[0]);
-        application.push(check(format!("application health {}:{}{}", addr, app.port, app.health_path), "200", http_status(&addr, app.port, &app.health_path)));
+        application.push(check(
+            format!(
+                "application health {}:{}{}",
+                addr, app.port, app.health_path
+            ),
+            "200",
+            http_status(&addr, app.port, &app.health_path),
+        ));
     }
     // configuration: informational (each platform's configuration comes from its own document)
     for (h, conn) in &conns {
-        let src_host = from.plan.hosts.iter().find(|s| into.plan.hosts.iter().find(|d| &d.name == h).is_some_and(|d| d.roles == s.roles)).map(|s| s.name.clone());
+        let src_host = from
+            .plan
+            .hosts
+            .iter()
+            .find(|s| {
+                into.plan
+                    .hosts
+                    .iter()
+                    .find(|d| &d.name == h)
+                    .is_some_and(|d| d.roles == s.roles)
+            })
+            .map(|s| s.name.clone());
         let Some(src_host) = src_host else { continue };
         let src_conn = from.connect(&src_host)?;
         let files = into.deployed_files(h);
-        let digests = |c: &crate::deploy::baremetal::ssh::Connection, host: &str| -> Result<super::Digests, ReversibilityError> {
-            crate::policy::locality::hostfacts::file_digests(c, host, &files).map(|v| v.into_iter().collect()).map_err(|source| ReversibilityError::Digests { host: host.to_owned(), source })
+        let digests = |c: &crate::deploy::baremetal::ssh::Connection,
+                       host: &str|
+         -> Result<super::Digests, ReversibilityError> {
+            crate::policy::locality::hostfacts::file_digests(c, host, &files)
+                .map(|v| v.into_iter().collect())
+                .map_err(|source| ReversibilityError::Digests {
+                    host: host.to_owned(),
+                    source,
+                })
         };
         let (src, dst) = (digests(&src_conn, &src_host)?, digests(conn, h)?);
         for f in &files {
-            configuration.push(check(format!("{f} ({src_host} → {h})"), src.get(f).cloned().unwrap_or_default(), dst.get(f).cloned().unwrap_or_default()));
+            configuration.push(check(
+                format!("{f} ({src_host} → {h})"),
+                src.get(f).cloned().unwrap_or_default(),
+                dst.get(f).cloned().unwrap_or_default(),
+            ));
         }
     }
     Ok((tables, mail, metrics, application, configuration))
@@ -256,16 +439,22 @@ pub fn compare(from: &Site, into: &Site, manifest: &Manifest) -> Result<Compared
 
 fn http_status(address: &str, port: u32, path: &str) -> String {
     use std::io::{Read, Write};
-    let Ok(sock) = format!("{address}:{port}").parse::<std::net::SocketAddr>() else { return "unreachable".into() };
+    let Ok(sock) = format!("{address}:{port}").parse::<std::net::SocketAddr>() else {
+        return "unreachable".into();
+    };
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let answer = (|| -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(5))?;
+            let mut s =
+                std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(5))?;
             s.set_read_timeout(Some(std::time::Duration::from_secs(15)))?;
             write!(s, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
             let mut r = String::new();
             s.read_to_string(&mut r)?;
-            Ok(r.split_whitespace().nth(1).unwrap_or("no answer").to_owned())
+            Ok(r.split_whitespace()
+                .nth(1)
+                .unwrap_or("no answer")
+                .to_owned())
         })()
         .unwrap_or_else(|e| format!("unreachable ({e})"));
         // the application restarts after its data is restored: give it until the deadline
@@ -276,10 +465,12 @@ fn http_status(address: &str, port: u32, path: &str) -> String {
     }
 }
 
-
 pub fn markdown(r: &DrillReport) -> String {
     let mut s = String::new();
-    s.push_str(&format!("# Reversibility drill: {} → {}\n\n", r.source_platform, r.destination_platform));
+    s.push_str(&format!(
+        "# Reversibility drill: {} → {}\n\n",
+        r.source_platform, r.destination_platform
+    ));
     s.push_str(&format!(
         "**Result: {}.** Started {}, finished {}, {:.1} s in all.\n\nSource document `{}`, destination document `{}`.\n\n",
         if r.passed { "PASSED, every table, message and file matches" } else { "FAILED, see the mismatches below" },
@@ -296,7 +487,9 @@ pub fn markdown(r: &DrillReport) -> String {
             p.name,
             p.seconds,
             p.bytes.map(human_bytes).unwrap_or_default(),
-            p.bytes_per_second.map(|b| format!("{}/s", human_bytes(b as u64))).unwrap_or_default()
+            p.bytes_per_second
+                .map(|b| format!("{}/s", human_bytes(b as u64)))
+                .unwrap_or_default()
         ));
     }
     s.push_str(&format!(
@@ -313,7 +506,11 @@ pub fn markdown(r: &DrillReport) -> String {
             return;
         }
         let ok = checks.iter().filter(|c| c.matches).count();
-        let verb = if note.is_empty() { "match" } else { "are identical" };
+        let verb = if note.is_empty() {
+            "match"
+        } else {
+            "are identical"
+        };
         s.push_str(&format!("\n## {title}\n\n{ok} of {} {verb}.{note}\n\n| | subject | source | destination |\n| --- | --- | --- | --- |\n", checks.len()));
         let mut sorted: Vec<&Check> = checks.iter().collect();
         sorted.sort_by_key(|c| c.matches);
@@ -325,14 +522,30 @@ pub fn markdown(r: &DrillReport) -> String {
                 (false, true) => "✓",
                 (false, false) => "✗",
             };
-            s.push_str(&format!("| {} | {} | `{}` | `{}` |\n", mark, c.subject.replace('|', "\\|"), c.source.replace('|', "\\|"), c.destination.replace('|', "\\|")));
+            s.push_str(&format!(
+                "| {} | {} | `{}` | `{}` |\n",
+                mark,
+                c.subject.replace('|', "\\|"),
+                c.source.replace('|', "\\|"),
+                c.destination.replace('|', "\\|")
+            ));
         }
     };
-    section(&mut s, "Tables (row count and content checksum)", &r.tables, "");
+    section(
+        &mut s,
+        "Tables (row count and content checksum)",
+        &r.tables,
+        "",
+    );
     section(&mut s, "Mail", &r.mail, "");
     section(&mut s, "Metrics", &r.metrics, "");
     section(&mut s, "Application", &r.application, "");
-    section(&mut s, "Configuration", &r.configuration, " Informational: each platform's configuration comes from its own document, so files naming hosts or addresses differ.");
+    section(
+        &mut s,
+        "Configuration",
+        &r.configuration,
+        " Informational: each platform's configuration comes from its own document, so files naming hosts or addresses differ.",
+    );
     if !r.skipped.is_empty() {
         s.push_str("\n## Not restored\n\n");
         for k in &r.skipped {

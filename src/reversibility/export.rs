@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::pgdump::{CsvSink, DumpSplitter};
-use super::{HashingFile, Item, Mail, Manifest, ReversibilityError, SecretsEntry, Skipped, Table, given_error, write_error};
+use super::{
+    HashingFile, Item, Mail, Manifest, ReversibilityError, SecretsEntry, Skipped, Table,
+    given_error, write_error,
+};
 use crate::deploy::baremetal::site::{Site, SiteError, run};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 use crate::document::Role;
@@ -66,13 +69,28 @@ impl<W: Write> Write for Counting<'_, W> {
     }
 }
 
-pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>, ReversibilityError> {
-    values.iter().map(|r| r.trim().parse::<age::x25519::Recipient>().map_err(|reason| ReversibilityError::Recipient { recipient: r.clone(), reason })).collect()
+pub fn parse_recipients(
+    values: &[String],
+) -> Result<Vec<age::x25519::Recipient>, ReversibilityError> {
+    values
+        .iter()
+        .map(|r| {
+            r.trim()
+                .parse::<age::x25519::Recipient>()
+                .map_err(|reason| ReversibilityError::Recipient {
+                    recipient: r.clone(),
+                    reason,
+                })
+        })
+        .collect()
 }
 
 /// The age recipients given on the command line and in a file of them (one per line, `#`
 /// comments), each checked.
-pub fn recipients(given: &[String], file: Option<&Path>) -> Result<Vec<String>, ReversibilityError> {
+pub fn recipients(
+    given: &[String],
+    file: Option<&Path>,
+) -> Result<Vec<String>, ReversibilityError> {
     let mut out = given.to_vec();
     if let Some(p) = file {
         let text = std::fs::read_to_string(p).map_err(given_error(p))?;
@@ -81,7 +99,11 @@ pub fn recipients(given: &[String], file: Option<&Path>) -> Result<Vec<String>, 
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            parse_recipients(&[l.to_owned()]).map_err(|e| ReversibilityError::RecipientsLine { path: p.to_owned(), line: i + 1, source: Box::new(e) })?;
+            parse_recipients(&[l.to_owned()]).map_err(|e| ReversibilityError::RecipientsLine {
+                path: p.to_owned(),
+                line: i + 1,
+                source: Box::new(e),
+            })?;
             out.push(l.to_owned());
         }
     }
@@ -107,30 +129,72 @@ impl Exporter<'_> {
     }
 
     /// Stream a remote command's output into `rel`; `ok` says which exit statuses are success.
-    fn stream(&mut self, conn: &Connection, host: &str, rel: &str, script: &str, meta: (&str, &str, &str), ok: &[i32]) -> Result<(), ReversibilityError> {
+    fn stream(
+        &mut self,
+        conn: &Connection,
+        host: &str,
+        rel: &str,
+        script: &str,
+        meta: (&str, &str, &str),
+        ok: &[i32],
+    ) -> Result<(), ReversibilityError> {
         let start = Instant::now();
         self.progress.start(rel);
         let file = self.file(rel, 0o600)?;
-        let mut w = Counting { inner: file, n: 0, last: 0, progress: self.progress };
-        let out = conn.sudo_to(script, &mut w).map_err(SiteError::ssh(host, meta.0))?;
+        let mut w = Counting {
+            inner: file,
+            n: 0,
+            last: 0,
+            progress: self.progress,
+        };
+        let out = conn
+            .sudo_to(script, &mut w)
+            .map_err(SiteError::ssh(host, meta.0))?;
         if !ok.contains(&out.status) {
             return Err(SiteError::remote(host, meta.0, &out).into());
         }
         if out.status != 0 {
-            self.progress.note(&format!("host {host}: {}: {}", meta.0, crate::text::last_lines(&out.stderr_str(), 2)));
+            self.progress.note(&format!(
+                "host {host}: {}: {}",
+                meta.0,
+                crate::text::last_lines(&out.stderr_str(), 2)
+            ));
         }
         let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
-        self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: Some(host.into()), source: meta.2.into(), bytes, sha256, seconds: secs(start) });
+        self.push(Item {
+            path: rel.into(),
+            kind: meta.0.into(),
+            component: meta.1.into(),
+            host: Some(host.into()),
+            source: meta.2.into(),
+            bytes,
+            sha256,
+            seconds: secs(start),
+        });
         Ok(())
     }
 
-    fn bytes_file(&mut self, rel: &str, content: &[u8], meta: (&str, &str, Option<&str>, &str)) -> Result<(), ReversibilityError> {
+    fn bytes_file(
+        &mut self,
+        rel: &str,
+        content: &[u8],
+        meta: (&str, &str, Option<&str>, &str),
+    ) -> Result<(), ReversibilityError> {
         let start = Instant::now();
         let mut f = self.file(rel, 0o600)?;
         let path = self.dir.join(rel);
         f.write_all(content).map_err(write_error(&path))?;
         let (bytes, sha256) = f.finish().map_err(write_error(&path))?;
-        self.push(Item { path: rel.into(), kind: meta.0.into(), component: meta.1.into(), host: meta.2.map(str::to_owned), source: meta.3.into(), bytes, sha256, seconds: secs(start) });
+        self.push(Item {
+            path: rel.into(),
+            kind: meta.0.into(),
+            component: meta.1.into(),
+            host: meta.2.map(str::to_owned),
+            source: meta.3.into(),
+            bytes,
+            sha256,
+            seconds: secs(start),
+        });
         Ok(())
     }
 }
@@ -179,7 +243,8 @@ impl CsvSink for TableFiles {
     fn end(&mut self, table: &str) -> std::io::Result<()> {
         if let Some((rel, f, start)) = self.current.take() {
             let (bytes, sha) = f.finish()?;
-            self.done.push((table.to_owned(), rel, bytes, sha, secs(start)));
+            self.done
+                .push((table.to_owned(), rel, bytes, sha, secs(start)));
         }
         Ok(())
     }
@@ -244,13 +309,22 @@ impl DumpTarget {
         }
     }
     fn component(&self) -> String {
-        self.tenant.as_ref().map(|t| format!("tenant:{t}")).unwrap_or_else(|| "database".into())
+        self.tenant
+            .as_ref()
+            .map(|t| format!("tenant:{t}"))
+            .unwrap_or_else(|| "database".into())
     }
 }
 
 /// A consistent logical dump (pg_dump takes one snapshot), its CSV files, counts and checksums,
 /// from one read of the database.
-pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &Path, progress: &dyn Progress) -> Result<(Item, Vec<(Item, Table)>), ReversibilityError> {
+pub fn dump_database(
+    conn: &Connection,
+    host: &str,
+    target: &DumpTarget,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(Item, Vec<(Item, Table)>), ReversibilityError> {
     let db = target.database.as_str();
     let rel = format!("{}/{}.sql", target.base(), safe(db));
     let prefix = format!("{}/tables", target.base());
@@ -267,13 +341,27 @@ pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &P
         }
         s.finish_with_sink()
     });
-    let mut tee = DumpTee { file: Counting { inner: file, n: 0, last: 0, progress }, tx: Some(tx), filter: Default::default() };
-    let script = format!("cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
+    let mut tee = DumpTee {
+        file: Counting {
+            inner: file,
+            n: 0,
+            last: 0,
+            progress,
+        },
+        tx: Some(tx),
+        filter: Default::default(),
+    };
+    let script = format!(
+        "cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}",
+        shell_quote(db)
+    );
     let out = conn.sudo_to(&script, &mut tee);
     let finished = tee.finish();
     let DumpTee { file, tx, .. } = tee;
     drop(tx);
-    let split = splitter.join().map_err(|_| ReversibilityError::Panicked { what: "the dump splitter" })?;
+    let split = splitter.join().map_err(|_| ReversibilityError::Panicked {
+        what: "the dump splitter",
+    })?;
     let what = format!("pg_dump of `{db}`");
     let out = out.map_err(SiteError::ssh(host, &what))?;
     finished.map_err(write_error(&path))?;
@@ -281,26 +369,73 @@ pub fn dump_database(conn: &Connection, host: &str, target: &DumpTarget, dir: &P
         return Err(SiteError::remote(host, what, &out).into());
     }
     let (bytes, sha256) = file.inner.finish().map_err(write_error(&path))?;
-    let (stats, files) = split.map_err(|source| ReversibilityError::Dump { host: host.to_owned(), database: db.to_owned(), source })?;
+    let (stats, files) = split.map_err(|source| ReversibilityError::Dump {
+        host: host.to_owned(),
+        database: db.to_owned(),
+        source,
+    })?;
     let component = target.component();
-    let dump = Item { path: rel, kind: "database-dump".into(), component: component.clone(), host: Some(host.into()), source: format!("postgresql://{host}/{db}"), bytes, sha256, seconds: secs(start) };
+    let dump = Item {
+        path: rel,
+        kind: "database-dump".into(),
+        component: component.clone(),
+        host: Some(host.into()),
+        source: format!("postgresql://{host}/{db}"),
+        bytes,
+        sha256,
+        seconds: secs(start),
+    };
     let mut tables = Vec::new();
     for (st, (name, csv, bytes, sha, seconds)) in stats.into_iter().zip(files.done) {
         debug_assert_eq!(st.name, name);
-        let item = Item { path: csv.clone(), kind: "table-csv".into(), component: component.clone(), host: Some(host.into()), source: format!("postgresql://{host}/{db}#{name}"), bytes, sha256: sha, seconds };
-        tables.push((item, Table { database: db.to_owned(), name, columns: st.columns, rows: st.rows, checksum: st.checksum, csv }));
+        let item = Item {
+            path: csv.clone(),
+            kind: "table-csv".into(),
+            component: component.clone(),
+            host: Some(host.into()),
+            source: format!("postgresql://{host}/{db}#{name}"),
+            bytes,
+            sha256: sha,
+            seconds,
+        };
+        tables.push((
+            item,
+            Table {
+                database: db.to_owned(),
+                name,
+                columns: st.columns,
+                rows: st.rows,
+                checksum: st.checksum,
+                csv,
+            },
+        ));
     }
     Ok((dump, tables))
 }
 
 /// A path component from a name.
 pub fn safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Figures read from a database without writing anything: every table's rows and checksum.
-pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<super::pgdump::TableStats>, ReversibilityError> {
-    struct Feed(DumpSplitter<super::pgdump::NoCsv>, Option<super::pgdump::DumpError>);
+pub fn table_figures(
+    conn: &Connection,
+    host: &str,
+    db: &str,
+) -> Result<Vec<super::pgdump::TableStats>, ReversibilityError> {
+    struct Feed(
+        DumpSplitter<super::pgdump::NoCsv>,
+        Option<super::pgdump::DumpError>,
+    );
     impl Write for Feed {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if self.1.is_none()
@@ -315,13 +450,22 @@ pub fn table_figures(conn: &Connection, host: &str, db: &str) -> Result<Vec<supe
         }
     }
     let mut feed = Feed(DumpSplitter::new(super::pgdump::NoCsv), None);
-    let script = format!("cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}", shell_quote(db));
+    let script = format!(
+        "cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}",
+        shell_quote(db)
+    );
     let what = format!("pg_dump of `{db}`");
-    let out = conn.sudo_to(&script, &mut feed).map_err(SiteError::ssh(host, &what))?;
+    let out = conn
+        .sudo_to(&script, &mut feed)
+        .map_err(SiteError::ssh(host, &what))?;
     if !out.ok() {
         return Err(SiteError::remote(host, what, &out).into());
     }
-    let dump = |source| ReversibilityError::Dump { host: host.to_owned(), database: db.to_owned(), source };
+    let dump = |source| ReversibilityError::Dump {
+        host: host.to_owned(),
+        database: db.to_owned(),
+        source,
+    };
     if let Some(e) = feed.1 {
         return Err(dump(e));
     }
@@ -342,7 +486,12 @@ pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Sit
         }
     }
     recipients.sort();
-    let sums = run(conn, host, "mailbox digests", "cd /var/mail 2>/dev/null && find . -maxdepth 1 -type f -exec sha256sum {} + || true")?;
+    let sums = run(
+        conn,
+        host,
+        "mailbox digests",
+        "cd /var/mail 2>/dev/null && find . -maxdepth 1 -type f -exec sha256sum {} + || true",
+    )?;
     let mailboxes = sums
         .lines()
         .filter_map(|l| {
@@ -350,13 +499,26 @@ pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), Sit
             Some((n.trim_start_matches("./").to_owned(), d.to_owned()))
         })
         .collect();
-    Ok((Mail { host: host.into(), queued, recipients, mailboxes }, queue))
+    Ok((
+        Mail {
+            host: host.into(),
+            queued,
+            recipients,
+            mailboxes,
+        },
+        queue,
+    ))
 }
 
 /// Digests of every file below a directory on a host (relative path → SHA-256).
 pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<super::Digests, SiteError> {
     let q = shell_quote(dir);
-    let out = run(conn, host, &format!("digests of {dir}"), &format!("[ -d {q} ] || exit 0; cd {q} && find . -type f -exec sha256sum {{}} +"))?;
+    let out = run(
+        conn,
+        host,
+        &format!("digests of {dir}"),
+        &format!("[ -d {q} ] || exit 0; cd {q} && find . -type f -exec sha256sum {{}} +"),
+    )?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -368,27 +530,54 @@ pub fn dir_digests(conn: &Connection, host: &str, dir: &str) -> Result<super::Di
 
 /// Blocks of a Prometheus TSDB directory (or snapshot).
 pub fn tsdb_blocks(conn: &Connection, host: &str, dir: &str) -> Result<Vec<String>, SiteError> {
-    let out = run(conn, host, "TSDB blocks", &format!("cd {} 2>/dev/null && for d in */meta.json; do [ -f \"$d\" ] && echo \"${{d%/meta.json}}\"; done; true", shell_quote(dir)))?;
-    let mut v: Vec<String> = out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect();
+    let out = run(
+        conn,
+        host,
+        "TSDB blocks",
+        &format!(
+            "cd {} 2>/dev/null && for d in */meta.json; do [ -f \"$d\" ] && echo \"${{d%/meta.json}}\"; done; true",
+            shell_quote(dir)
+        ),
+    )?;
+    let mut v: Vec<String> = out
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect();
     v.sort();
     Ok(v)
 }
 
-pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Manifest, ReversibilityError> {
+pub fn export(
+    site: &Site,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Manifest, ReversibilityError> {
     let recipients = parse_recipients(&opts.recipients)?;
     let to = &opts.to;
-    if to.exists() && std::fs::read_dir(to).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if to.exists()
+        && std::fs::read_dir(to)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(ReversibilityError::ExportExists { path: to.clone() });
     }
     let partial = PathBuf::from(format!("{}.partial", to.display()));
     if partial.exists() {
-        progress.note(&format!("removing {} left by an interrupted export", partial.display()));
+        progress.note(&format!(
+            "removing {} left by an interrupted export",
+            partial.display()
+        ));
         std::fs::remove_dir_all(&partial).map_err(write_error(&partial))?;
     }
     std::fs::create_dir_all(&partial).map_err(write_error(&partial))?;
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
-    let mut ex = Exporter { dir: partial.clone(), progress, items: Vec::new() };
+    let mut ex = Exporter {
+        dir: partial.clone(),
+        progress,
+        items: Vec::new(),
+    };
     let mut tables = Vec::new();
     let mut mail = Vec::new();
     let mut metrics_blocks = BTreeMap::new();
@@ -420,9 +609,19 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
     // The database, the bulk of the data, streams on its own connection and thread while the
     // rest is read.
     let db = &r.components.database;
-    let db_host = if db.managed { site.hosts_with(Role::Database).first().cloned() } else { None };
+    let db_host = if db.managed {
+        site.hosts_with(Role::Database).first().cloned()
+    } else {
+        None
+    };
     if !db.managed && db.enabled {
-        skipped.push(Skipped { what: format!("database `{}`", db.name), reason: format!("external PostgreSQL at {}:{}: export it where it is operated", db.host, db.port) });
+        skipped.push(Skipped {
+            what: format!("database `{}`", db.name),
+            reason: format!(
+                "external PostgreSQL at {}:{}: export it where it is operated",
+                db.host, db.port
+            ),
+        });
     }
     let mut secrets_entry = None;
     let partial_dir = &partial;
@@ -430,10 +629,35 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         let dump = db_host.map(|host| {
             scope.spawn(move || -> Result<_, ReversibilityError> {
                 let conn = site.connect(&host)?;
-                let version = run(&conn, &host, "server version", "runuser -u postgres -- psql -XAtc 'show server_version'").ok().map(|v| v.trim().to_owned());
-                let mut out = vec![dump_database(&conn, &host, &DumpTarget { database: db.name.clone(), tenant: None }, partial_dir, progress)?];
+                let version = run(
+                    &conn,
+                    &host,
+                    "server version",
+                    "runuser -u postgres -- psql -XAtc 'show server_version'",
+                )
+                .ok()
+                .map(|v| v.trim().to_owned());
+                let mut out = vec![dump_database(
+                    &conn,
+                    &host,
+                    &DumpTarget {
+                        database: db.name.clone(),
+                        tenant: None,
+                    },
+                    partial_dir,
+                    progress,
+                )?];
                 for t in &r.tenants {
-                    out.push(dump_database(&conn, &host, &DumpTarget { database: t.database.clone(), tenant: Some(t.name.clone()) }, partial_dir, progress)?);
+                    out.push(dump_database(
+                        &conn,
+                        &host,
+                        &DumpTarget {
+                            database: t.database.clone(),
+                            tenant: Some(t.name.clone()),
+                        },
+                        partial_dir,
+                        progress,
+                    )?);
                 }
                 Ok((host, version, out))
             })
@@ -443,7 +667,11 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
             for host in site.hosts_with(Role::Mta) {
                 let conn = &conns[&host];
                 let (figures, queue) = mail_figures(conn, &host)?;
-                ex.bytes_file(&format!("mail/{host}/queue.json"), queue.as_bytes(), ("mail-queue-list", "mta", Some(&host), "postqueue -j"))?;
+                ex.bytes_file(
+                    &format!("mail/{host}/queue.json"),
+                    queue.as_bytes(),
+                    ("mail-queue-list", "mta", Some(&host), "postqueue -j"),
+                )?;
                 ex.stream(
                     conn,
                     &host,
@@ -452,7 +680,14 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
                     ("mail-queue", "mta", "/var/spool/postfix"),
                     &[0, 1],
                 )?;
-                ex.stream(conn, &host, &format!("mail/{host}/mailboxes.tar"), "mkdir -p /var/mail && tar -C /var/mail -cf - .", ("mailboxes", "mta", "/var/mail"), &[0, 1])?;
+                ex.stream(
+                    conn,
+                    &host,
+                    &format!("mail/{host}/mailboxes.tar"),
+                    "mkdir -p /var/mail && tar -C /var/mail -cf - .",
+                    ("mailboxes", "mta", "/var/mail"),
+                    &[0, 1],
+                )?;
                 mail.push(figures);
             }
         }
@@ -466,18 +701,38 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
                     &host,
                     "the Prometheus TSDB snapshot",
                     // Prometheus serves HTTPS only, with the host's certificate from the platform's CA
-                    &format!("curl -sS --max-time 600 --cacert /etc/{}/tls/ca.crt -X POST https://127.0.0.1:9090/api/v1/admin/tsdb/snapshot", site.name()),
+                    &format!(
+                        "curl -sS --max-time 600 --cacert /etc/{}/tls/ca.crt -X POST https://127.0.0.1:9090/api/v1/admin/tsdb/snapshot",
+                        site.name()
+                    ),
                 )?;
                 let name = serde_json::from_str::<serde_json::Value>(answer.trim())
                     .ok()
                     .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
-                    .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                    .ok_or_else(|| ReversibilityError::Snapshot { host: host.clone(), answer: crate::text::last_lines(&answer, 3) })?;
+                    .filter(|n| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    })
+                    .ok_or_else(|| ReversibilityError::Snapshot {
+                        host: host.clone(),
+                        answer: crate::text::last_lines(&answer, 3),
+                    })?;
                 let snap = format!("{TSDB_DIR}/snapshots/{name}");
                 let blocks = tsdb_blocks(conn, &host, &snap)?;
-                let result = ex.stream(conn, &host, &format!("metrics/{host}/tsdb-snapshot.tar"), &format!("tar -C {} -cf - .", shell_quote(&snap)), ("metrics-snapshot", "monitoring", TSDB_DIR), &[0]);
+                let result = ex.stream(
+                    conn,
+                    &host,
+                    &format!("metrics/{host}/tsdb-snapshot.tar"),
+                    &format!("tar -C {} -cf - .", shell_quote(&snap)),
+                    ("metrics-snapshot", "monitoring", TSDB_DIR),
+                    &[0],
+                );
                 // the snapshot is a copy (hard links) on the host: removed whatever happened
-                let _ = run(conn, &host, "removing the snapshot", &format!("rm -rf {}", shell_quote(&snap)));
+                let _ = run(
+                    conn,
+                    &host,
+                    "removing the snapshot",
+                    &format!("rm -rf {}", shell_quote(&snap)),
+                );
                 result?;
                 metrics_blocks.insert(host.clone(), blocks);
             }
@@ -491,21 +746,50 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
             for host in site.hosts_with(Role::App) {
                 let conn = &conns[&host];
                 let data = format!("/var/lib/{platform}");
-                ex.stream(conn, &host, &format!("app/{host}/data.tar"), &format!("mkdir -p {q} && tar -C {q} -cf - .", q = shell_quote(&data)), ("app-data", "app", &data), &[0, 1])?;
+                ex.stream(
+                    conn,
+                    &host,
+                    &format!("app/{host}/data.tar"),
+                    &format!("mkdir -p {q} && tar -C {q} -cf - .", q = shell_quote(&data)),
+                    ("app-data", "app", &data),
+                    &[0, 1],
+                )?;
             }
         }
 
         // configuration: the document, the rendered tree, what is deployed on each host
-        ex.bytes_file("configuration/platform.yaml", &site.document_text, ("configuration", "configuration", None, &site.document.display().to_string()))?;
+        ex.bytes_file(
+            "configuration/platform.yaml",
+            &site.document_text,
+            (
+                "configuration",
+                "configuration",
+                None,
+                &site.document.display().to_string(),
+            ),
+        )?;
         for (path, content) in &site.tree.files {
-            ex.bytes_file(&format!("configuration/rendered/{path}"), content, ("rendered-configuration", "configuration", None, "terroir render"))?;
+            ex.bytes_file(
+                &format!("configuration/rendered/{path}"),
+                content,
+                (
+                    "rendered-configuration",
+                    "configuration",
+                    None,
+                    "terroir render",
+                ),
+            )?;
         }
         for (host, conn) in &conns {
             let files = site.deployed_files(host);
             if files.is_empty() {
                 continue;
             }
-            let list = files.iter().map(|f| shell_quote(f.trim_start_matches('/'))).collect::<Vec<_>>().join(" ");
+            let list = files
+                .iter()
+                .map(|f| shell_quote(f.trim_start_matches('/')))
+                .collect::<Vec<_>>()
+                .join(" ");
             ex.stream(
                 conn,
                 host,
@@ -519,13 +803,26 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         // secrets: only encrypted
         // by name, as stored; an encrypted store's values are decrypted below (TERROIR_AGE_IDENTITY)
         let mut names: Vec<String> = site.secrets.names()?;
-        let mta_hosts = if r.components.mta.enabled { site.hosts_with(Role::Mta) } else { Vec::new() };
+        let mta_hosts = if r.components.mta.enabled {
+            site.hosts_with(Role::Mta)
+        } else {
+            Vec::new()
+        };
         for h in &mta_hosts {
             names.push(format!("dkim/{h}"));
         }
         secrets_entry = Some(if recipients.is_empty() {
-            skipped.push(Skipped { what: "secrets".into(), reason: "no --recipient given: secrets are exported only encrypted to age recipients".into() });
-            SecretsEntry { exported: false, recipients: Vec::new(), names }
+            skipped.push(Skipped {
+                what: "secrets".into(),
+                reason:
+                    "no --recipient given: secrets are exported only encrypted to age recipients"
+                        .into(),
+            });
+            SecretsEntry {
+                exported: false,
+                recipients: Vec::new(),
+                names,
+            }
         } else {
             let start = Instant::now();
             let mut archive = tar::Builder::new(Vec::new());
@@ -536,7 +833,9 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
                 h.set_size(data.len() as u64);
                 h.set_mode(0o600);
                 h.set_cksum();
-                archive.append_data(&mut h, path, data).map_err(write_error(&secrets_path))
+                archive
+                    .append_data(&mut h, path, data)
+                    .map_err(write_error(&secrets_path))
             };
             for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
                 let value = site.secrets.get(n)?.unwrap_or_default();
@@ -545,7 +844,12 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
             for h in &mta_hosts {
                 let mut keys = Vec::new();
                 let what = "reading the DKIM keys";
-                let out = conns[h].sudo_to("mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .", &mut keys).map_err(SiteError::ssh(h, what))?;
+                let out = conns[h]
+                    .sudo_to(
+                        "mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -cf - .",
+                        &mut keys,
+                    )
+                    .map_err(SiteError::ssh(h, what))?;
                 if !out.ok() {
                     return Err(SiteError::remote(h, what, &out).into());
                 }
@@ -553,18 +857,50 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
             }
             let plain = archive.into_inner().map_err(write_error(&secrets_path))?;
             let file = ex.file(rel, 0o600)?;
-            let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients.iter().cloned().map(|r| Box::new(r) as Box<dyn age::Recipient + Send>).collect();
-            let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|source| ReversibilityError::Encrypt { path: secrets_path.clone(), source: Box::new(source) })?;
-            let mut w = encryptor.wrap_output(file).map_err(write_error(&secrets_path))?;
+            let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients
+                .iter()
+                .cloned()
+                .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+                .collect();
+            let encryptor = age::Encryptor::with_recipients(
+                boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+            )
+            .map_err(|source| ReversibilityError::Encrypt {
+                path: secrets_path.clone(),
+                source: Box::new(source),
+            })?;
+            let mut w = encryptor
+                .wrap_output(file)
+                .map_err(write_error(&secrets_path))?;
             w.write_all(&plain).map_err(write_error(&secrets_path))?;
             let file = w.finish().map_err(write_error(&secrets_path))?;
             let (bytes, sha256) = file.finish().map_err(write_error(&secrets_path))?;
-            ex.push(Item { path: rel.into(), kind: "secrets".into(), component: "secrets".into(), host: None, source: "secret store and DKIM keys".into(), bytes, sha256, seconds: secs(start) });
-            SecretsEntry { exported: true, recipients: opts.recipients.iter().map(|s| s.trim().to_owned()).collect(), names }
+            ex.push(Item {
+                path: rel.into(),
+                kind: "secrets".into(),
+                component: "secrets".into(),
+                host: None,
+                source: "secret store and DKIM keys".into(),
+                bytes,
+                sha256,
+                seconds: secs(start),
+            });
+            SecretsEntry {
+                exported: true,
+                recipients: opts
+                    .recipients
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .collect(),
+                names,
+            }
         });
 
         if let Some(handle) = dump {
-            let (host, version, dumps) = handle.join().map_err(|_| ReversibilityError::Panicked { what: "the database export" })??;
+            let (host, version, dumps) =
+                handle.join().map_err(|_| ReversibilityError::Panicked {
+                    what: "the database export",
+                })??;
             if let Some(v) = version {
                 tools.insert(format!("{host}/postgresql"), v);
             }
@@ -578,7 +914,11 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         }
         Ok(())
     })?;
-    let secrets = secrets_entry.unwrap_or(SecretsEntry { exported: false, recipients: Vec::new(), names: Vec::new() });
+    let secrets = secrets_entry.unwrap_or(SecretsEntry {
+        exported: false,
+        recipients: Vec::new(),
+        names: Vec::new(),
+    });
 
     if r.components.backups.enabled
         && let Some(b) = &r.endpoints.backup_s3
@@ -618,9 +958,14 @@ pub fn export(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Ma
         total_bytes,
     };
     let manifest_path = partial.join("manifest.json");
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
     std::fs::write(&manifest_path, &json).map_err(write_error(&manifest_path))?;
-    let mut sums: super::Digests = manifest.items.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
+    let mut sums: super::Digests = manifest
+        .items
+        .iter()
+        .map(|i| (i.path.clone(), i.sha256.clone()))
+        .collect();
     sums.insert("manifest.json".into(), crate::text::sha256_hex(&json));
     super::write_sums(&partial, &sums).map_err(write_error(&partial.join("SHA256SUMS")))?;
     if to.exists() {

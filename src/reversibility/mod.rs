@@ -50,17 +50,35 @@ pub enum ReversibilityError {
     Site(#[from] SiteError),
     #[error(transparent)]
     Defect(#[from] ExportDefect),
-    #[error("`{recipient}` is not an age recipient ({reason}); expected a public key like age1…, as `age-keygen` prints it")]
-    Recipient { recipient: String, reason: &'static str },
+    #[error(
+        "`{recipient}` is not an age recipient ({reason}); expected a public key like age1…, as `age-keygen` prints it"
+    )]
+    Recipient {
+        recipient: String,
+        reason: &'static str,
+    },
     #[error("{}:{line}:1", path.display())]
-    RecipientsLine { path: PathBuf, line: usize, source: Box<ReversibilityError> },
+    RecipientsLine {
+        path: PathBuf,
+        line: usize,
+        source: Box<ReversibilityError>,
+    },
     /// A file named on the command line (recipients, identity) cannot be read.
     #[error("cannot read {}", path.display())]
-    Given { path: PathBuf, source: std::io::Error },
+    Given {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: exists and is not empty; export into a new directory (nothing is overwritten)", path.display())]
     ExportExists { path: PathBuf },
     #[error("{}: no such export directory", path.display())]
@@ -68,11 +86,18 @@ pub enum ReversibilityError {
     #[error("{}: no age identity (a line AGE-SECRET-KEY-…, as age-keygen writes it)", path.display())]
     NoIdentity { path: PathBuf },
     #[error("{}: cannot decrypt with the identity given", path.display())]
-    Decrypt { path: PathBuf, source: age::DecryptError },
+    Decrypt {
+        path: PathBuf,
+        source: age::DecryptError,
+    },
     #[error("{} and {} share hosts: a drill restores into another platform, on other hosts", from.display(), into.display())]
     SharedHosts { from: PathBuf, into: PathBuf },
     #[error("{}: the export holds {what} but this platform has no host with role `{role}`", document.display())]
-    NoHostWithRole { document: PathBuf, what: &'static str, role: &'static str },
+    NoHostWithRole {
+        document: PathBuf,
+        what: &'static str,
+        role: &'static str,
+    },
     #[error("{}: the export holds a database but this platform does not manage one", document.display())]
     NoDatabase { document: PathBuf },
     #[error("{}: the export holds tenant `{tenant}`'s database but this platform has no such tenant (add it to spec.tenants and apply first)", document.display())]
@@ -80,15 +105,27 @@ pub enum ReversibilityError {
     #[error("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))]
     HoldsData { conflicts: Vec<String> },
     #[error("host {host}: reading the dump of `{database}`")]
-    Dump { host: String, database: String, source: pgdump::DumpError },
-    #[error("host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {answer}")]
+    Dump {
+        host: String,
+        database: String,
+        source: pgdump::DumpError,
+    },
+    #[error(
+        "host {host}: Prometheus refused a TSDB snapshot (is --web.enable-admin-api set?): {answer}"
+    )]
     Snapshot { host: String, answer: String },
     #[error("the platform's secret store")]
     Secrets(#[source] Box<crate::secrets::SecretError>),
     #[error("{}: cannot encrypt to the recipients", path.display())]
-    Encrypt { path: PathBuf, source: Box<age::EncryptError> },
+    Encrypt {
+        path: PathBuf,
+        source: Box<age::EncryptError>,
+    },
     #[error("host {host}: comparing the deployed files: {source}")]
-    Digests { host: String, source: crate::policy::locality::hostfacts::ProbeError },
+    Digests {
+        host: String,
+        source: crate::policy::locality::hostfacts::ProbeError,
+    },
     #[error("{what} panicked")]
     Panicked { what: &'static str },
 }
@@ -98,11 +135,18 @@ pub enum ReversibilityError {
 #[derive(Debug, thiserror::Error)]
 pub enum ExportDefect {
     #[error("{}: not a complete export", path.display())]
-    NoSums { path: PathBuf, source: std::io::Error },
+    NoSums {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}:{line}: not a `SHA256  PATH` line", path.display())]
     SumsLine { path: PathBuf, line: usize },
     #[error("{}:{line}: path `{name}` leaves the export directory", path.display())]
-    Escapes { path: PathBuf, line: usize, name: String },
+    Escapes {
+        path: PathBuf,
+        line: usize,
+        name: String,
+    },
     #[error("{}: SHA256SUMS does not list manifest.json: not a terroir export", dir.display())]
     NoManifest { dir: PathBuf },
     #[error("{}: `{file}` is not listed in SHA256SUMS: refusing an export with unknown files", dir.display())]
@@ -110,9 +154,17 @@ pub enum ExportDefect {
     #[error("{}: `{file}` is listed in SHA256SUMS but missing: the export is incomplete", dir.display())]
     Missing { dir: PathBuf, file: String },
     #[error("{}: `{file}` does not match SHA256SUMS (expected {expected}, found {found}): the export was altered", dir.display())]
-    Altered { dir: PathBuf, file: String, expected: String, found: String },
+    Altered {
+        dir: PathBuf,
+        file: String,
+        expected: String,
+        found: String,
+    },
     #[error("{}/manifest.json is not a manifest", dir.display())]
-    Manifest { dir: PathBuf, source: serde_json::Error },
+    Manifest {
+        dir: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{}/manifest.json: format `{found}`, expected `{FORMAT}`", dir.display())]
     Format { dir: PathBuf, found: String },
     #[error("{}: manifest.json and SHA256SUMS disagree on `{file}`", dir.display())]
@@ -120,9 +172,15 @@ pub enum ExportDefect {
     #[error("{}: `{file}` is in manifest.json but not in SHA256SUMS", dir.display())]
     NotSummed { dir: PathBuf, file: String },
     #[error("{}: the encrypted secrets are not a readable archive", path.display())]
-    Secrets { path: PathBuf, source: std::io::Error },
+    Secrets {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: not an age file", path.display())]
-    NotAge { path: PathBuf, source: age::DecryptError },
+    NotAge {
+        path: PathBuf,
+        source: age::DecryptError,
+    },
 }
 
 impl From<crate::secrets::SecretError> for ReversibilityError {
@@ -242,8 +300,16 @@ impl HashingFile {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-        Ok(HashingFile { file: std::io::BufWriter::with_capacity(1 << 18, file), hasher: Sha256::new(), bytes: 0 })
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)?;
+        Ok(HashingFile {
+            file: std::io::BufWriter::with_capacity(1 << 18, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
     }
 
     /// Flush; returns (bytes, sha256 hex). Not synced one by one (that would stall the
@@ -269,16 +335,26 @@ impl Write for HashingFile {
 /// The lines of a SHA256SUMS file: path → digest.
 pub fn read_sums(dir: &Path) -> Result<Digests, ExportDefect> {
     let path = dir.join("SHA256SUMS");
-    let text = std::fs::read_to_string(&path).map_err(|source| ExportDefect::NoSums { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ExportDefect::NoSums {
+        path: path.clone(),
+        source,
+    })?;
     let mut sums = Digests::new();
     for (i, line) in text.lines().enumerate() {
         let (digest, name) = line
             .split_once("  ")
             .filter(|(d, _)| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| ExportDefect::SumsLine { path: path.clone(), line: i + 1 })?;
+            .ok_or_else(|| ExportDefect::SumsLine {
+                path: path.clone(),
+                line: i + 1,
+            })?;
         let name = name.strip_prefix("./").unwrap_or(name);
         if name.starts_with('/') || name.split('/').any(|c| c == "..") {
-            return Err(ExportDefect::Escapes { path, line: i + 1, name: name.to_owned() });
+            return Err(ExportDefect::Escapes {
+                path,
+                line: i + 1,
+                name: name.to_owned(),
+            });
         }
         sums.insert(name.to_owned(), digest.to_ascii_lowercase());
     }
@@ -315,27 +391,44 @@ pub fn files_below(dir: &Path) -> std::io::Result<Vec<String>> {
 
 /// Check an export before anything is read from it: SHA256SUMS lists every file, every listed file
 /// is there with its digest, and the manifest is one of them. Returns the manifest.
-pub fn check_export(dir: &Path, progress: &dyn Fn(&str, u64, u64)) -> Result<Manifest, ReversibilityError> {
+pub fn check_export(
+    dir: &Path,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<Manifest, ReversibilityError> {
     if !dir.is_dir() {
-        return Err(ReversibilityError::NoExport { path: dir.to_owned() });
+        return Err(ReversibilityError::NoExport {
+            path: dir.to_owned(),
+        });
     }
     let defect = |d: ExportDefect| Err(ReversibilityError::Defect(d));
     let sums = read_sums(dir)?;
     if !sums.contains_key("manifest.json") {
-        return defect(ExportDefect::NoManifest { dir: dir.to_owned() });
+        return defect(ExportDefect::NoManifest {
+            dir: dir.to_owned(),
+        });
     }
     let present = files_below(dir).map_err(read_error(dir))?;
     for f in &present {
         if f != "SHA256SUMS" && !sums.contains_key(f) {
-            return defect(ExportDefect::Unlisted { dir: dir.to_owned(), file: f.clone() });
+            return defect(ExportDefect::Unlisted {
+                dir: dir.to_owned(),
+                file: f.clone(),
+            });
         }
     }
-    let total: u64 = sums.keys().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum();
+    let total: u64 = sums
+        .keys()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
     let mut done = 0u64;
     for (name, want) in &sums {
         let path = dir.join(name);
         let Ok(mut file) = std::fs::File::open(&path) else {
-            return defect(ExportDefect::Missing { dir: dir.to_owned(), file: name.clone() });
+            return defect(ExportDefect::Missing {
+                dir: dir.to_owned(),
+                file: name.clone(),
+            });
         };
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 18];
@@ -350,20 +443,42 @@ pub fn check_export(dir: &Path, progress: &dyn Fn(&str, u64, u64)) -> Result<Man
         }
         let got = hex(&hasher.finalize());
         if &got != want {
-            return defect(ExportDefect::Altered { dir: dir.to_owned(), file: name.clone(), expected: want.clone(), found: got });
+            return defect(ExportDefect::Altered {
+                dir: dir.to_owned(),
+                file: name.clone(),
+                expected: want.clone(),
+                found: got,
+            });
         }
     }
     let manifest_path = dir.join("manifest.json");
     let bytes = std::fs::read(&manifest_path).map_err(read_error(&manifest_path))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| ExportDefect::Manifest { dir: dir.to_owned(), source })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| ExportDefect::Manifest {
+            dir: dir.to_owned(),
+            source,
+        })?;
     if manifest.format != FORMAT {
-        return defect(ExportDefect::Format { dir: dir.to_owned(), found: manifest.format });
+        return defect(ExportDefect::Format {
+            dir: dir.to_owned(),
+            found: manifest.format,
+        });
     }
     for item in &manifest.items {
         match sums.get(&item.path) {
             Some(d) if *d == item.sha256 => {}
-            Some(_) => return defect(ExportDefect::Disagree { dir: dir.to_owned(), file: item.path.clone() }),
-            None => return defect(ExportDefect::NotSummed { dir: dir.to_owned(), file: item.path.clone() }),
+            Some(_) => {
+                return defect(ExportDefect::Disagree {
+                    dir: dir.to_owned(),
+                    file: item.path.clone(),
+                });
+            }
+            None => {
+                return defect(ExportDefect::NotSummed {
+                    dir: dir.to_owned(),
+                    file: item.path.clone(),
+                });
+            }
         }
     }
     Ok(manifest)
@@ -402,14 +517,25 @@ mod tests {
             tables: vec![],
             mail: vec![],
             metrics_blocks: BTreeMap::new(),
-            secrets: SecretsEntry { exported: false, recipients: vec![], names: vec![] },
+            secrets: SecretsEntry {
+                exported: false,
+                recipients: vec![],
+                names: vec![],
+            },
             skipped: vec![],
             total_bytes: 10,
         };
-        std::fs::write(d.path().join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        std::fs::write(
+            d.path().join("manifest.json"),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
         let mut sums = BTreeMap::new();
         for f in ["database/crm.sql", "manifest.json"] {
-            sums.insert(f.to_owned(), hex(&Sha256::digest(std::fs::read(d.path().join(f)).unwrap())));
+            sums.insert(
+                f.to_owned(),
+                hex(&Sha256::digest(std::fs::read(d.path().join(f)).unwrap())),
+            );
         }
         write_sums(d.path(), &sums).unwrap();
         d
@@ -420,21 +546,36 @@ mod tests {
         let d = export_dir();
         check_export(d.path(), &|_, _, _| {}).unwrap();
         std::fs::write(d.path().join("database/crm.sql"), "select 2;\n").unwrap();
-        let e = check_export(d.path(), &|_, _, _| {}).unwrap_err().to_string();
+        let e = check_export(d.path(), &|_, _, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`database/crm.sql` does not match"), "{e}");
         std::fs::remove_file(d.path().join("database/crm.sql")).unwrap();
-        let e = check_export(d.path(), &|_, _, _| {}).unwrap_err().to_string();
-        assert!(e.contains("`database/crm.sql` is listed in SHA256SUMS but missing"), "{e}");
+        let e = check_export(d.path(), &|_, _, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`database/crm.sql` is listed in SHA256SUMS but missing"),
+            "{e}"
+        );
         std::fs::write(d.path().join("extra"), "x").unwrap();
-        let e = check_export(d.path(), &|_, _, _| {}).unwrap_err().to_string();
+        let e = check_export(d.path(), &|_, _, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`extra` is not listed"), "{e}");
     }
 
     #[test]
     fn sums_cannot_point_outside_the_export() {
         let d = export_dir();
-        std::fs::write(d.path().join("SHA256SUMS"), format!("{}  ../etc/passwd\n", "0".repeat(64))).unwrap();
-        let e = check_export(d.path(), &|_, _, _| {}).unwrap_err().to_string();
+        std::fs::write(
+            d.path().join("SHA256SUMS"),
+            format!("{}  ../etc/passwd\n", "0".repeat(64)),
+        )
+        .unwrap();
+        let e = check_export(d.path(), &|_, _, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("leaves the export directory"), "{e}");
     }
 }

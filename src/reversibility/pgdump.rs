@@ -66,12 +66,23 @@ pub enum DumpError {
     #[error("dump line {line}: {message}")]
     Format { line: u64, message: String },
     #[error("writing the CSV of {table}: {source}")]
-    Io { table: String, source: std::io::Error },
+    Io {
+        table: String,
+        source: std::io::Error,
+    },
 }
 
 impl<S: CsvSink> DumpSplitter<S> {
     pub fn new(sink: S) -> Self {
-        DumpSplitter { sink, carry: Vec::with_capacity(1 << 16), current: None, tables: Vec::new(), field: Vec::with_capacity(256), out: Vec::with_capacity(1 << 12), line_no: 0 }
+        DumpSplitter {
+            sink,
+            carry: Vec::with_capacity(1 << 16),
+            current: None,
+            tables: Vec::new(),
+            field: Vec::with_capacity(256),
+            out: Vec::with_capacity(1 << 12),
+            line_no: 0,
+        }
     }
 
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DumpError> {
@@ -112,7 +123,13 @@ impl<S: CsvSink> DumpSplitter<S> {
             self.line(&line)?;
         }
         if let Some(c) = &self.current {
-            return Err(DumpError::Format { line: self.line_no, message: format!("the data of {} ends without `\\.`: the dump is truncated", c.stats.name) });
+            return Err(DumpError::Format {
+                line: self.line_no,
+                message: format!(
+                    "the data of {} ends without `\\.`: the dump is truncated",
+                    c.stats.name
+                ),
+            });
         }
         Ok((self.tables, self.sink))
     }
@@ -121,13 +138,23 @@ impl<S: CsvSink> DumpSplitter<S> {
         self.line_no += 1;
         if self.current.is_none() {
             if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;") {
-                let (name, columns) = parse_copy_header(&line[5..line.len() - 12]).ok_or_else(|| DumpError::Format {
-                    line: self.line_no,
-                    message: format!("cannot read the COPY header `{}`", String::from_utf8_lossy(line)),
+                let (name, columns) =
+                    parse_copy_header(&line[5..line.len() - 12]).ok_or_else(|| {
+                        DumpError::Format {
+                            line: self.line_no,
+                            message: format!(
+                                "cannot read the COPY header `{}`",
+                                String::from_utf8_lossy(line)
+                            ),
+                        }
+                    })?;
+                let csv = self.sink.begin(&name).map_err(|source| DumpError::Io {
+                    table: name.clone(),
+                    source,
                 })?;
-                let csv = self.sink.begin(&name).map_err(|source| DumpError::Io { table: name.clone(), source })?;
                 if csv {
-                    let header: Vec<Vec<u8>> = columns.iter().map(|c| c.as_bytes().to_vec()).collect();
+                    let header: Vec<Vec<u8>> =
+                        columns.iter().map(|c| c.as_bytes().to_vec()).collect();
                     let mut out = Vec::new();
                     for (i, c) in header.iter().enumerate() {
                         if i > 0 {
@@ -136,23 +163,44 @@ impl<S: CsvSink> DumpSplitter<S> {
                         csv_field(&mut out, c);
                     }
                     out.push(b'\n');
-                    self.sink.write(&out).map_err(|source| DumpError::Io { table: name.clone(), source })?;
+                    self.sink.write(&out).map_err(|source| DumpError::Io {
+                        table: name.clone(),
+                        source,
+                    })?;
                 }
-                self.current = Some(Current { stats: TableStats { name, columns, rows: 0, checksum: String::new() }, sum: 0, csv });
+                self.current = Some(Current {
+                    stats: TableStats {
+                        name,
+                        columns,
+                        rows: 0,
+                        checksum: String::new(),
+                    },
+                    sum: 0,
+                    csv,
+                });
             }
             return Ok(());
         }
         if line == b"\\." {
-            let Some(mut c) = self.current.take() else { return Ok(()) };
+            let Some(mut c) = self.current.take() else {
+                return Ok(());
+            };
             let hex = format!("xxh3-128-rowsum:{:032x}", c.sum);
             c.stats.checksum = hex;
             if c.csv {
-                self.sink.end(&c.stats.name).map_err(|source| DumpError::Io { table: c.stats.name.clone(), source })?;
+                self.sink
+                    .end(&c.stats.name)
+                    .map_err(|source| DumpError::Io {
+                        table: c.stats.name.clone(),
+                        source,
+                    })?;
             }
             self.tables.push(c.stats);
             return Ok(());
         }
-        let Some(c) = self.current.as_mut() else { return Ok(()) };
+        let Some(c) = self.current.as_mut() else {
+            return Ok(());
+        };
         c.stats.rows += 1;
         c.sum = c.sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(line));
         if c.csv {
@@ -191,7 +239,10 @@ impl<S: CsvSink> DumpSplitter<S> {
                 }
             }
             out.push(b'\n');
-            self.sink.write(out).map_err(|source| DumpError::Io { table: c.stats.name.clone(), source })?;
+            self.sink.write(out).map_err(|source| DumpError::Io {
+                table: c.stats.name.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -206,7 +257,10 @@ fn parse_copy_header(s: &[u8]) -> Option<(String, Vec<String>)> {
     };
     let name = split_identifiers(name, '.')?.join(".");
     let columns = match rest {
-        Some(r) => split_identifiers(r.strip_suffix(')')?, ',')?.into_iter().map(|c| c.trim().to_owned()).collect(),
+        Some(r) => split_identifiers(r.strip_suffix(')')?, ',')?
+            .into_iter()
+            .map(|c| c.trim().to_owned())
+            .collect(),
         None => Vec::new(),
     };
     Some((name, columns))
@@ -295,7 +349,10 @@ fn unescape(raw: &[u8], out: &mut Vec<u8>) {
 /// One CSV field as PostgreSQL's CSV format writes a non-NULL value: quoted when empty, when it
 /// holds a separator, a quote or a line break, or when it is `\.`.
 fn csv_field(out: &mut Vec<u8>, v: &[u8]) {
-    let needs = v.is_empty() || v == b"\\." || memchr::memchr3(b',', b'"', b'\n', v).is_some() || memchr::memchr(b'\r', v).is_some();
+    let needs = v.is_empty()
+        || v == b"\\."
+        || memchr::memchr3(b',', b'"', b'\n', v).is_some()
+        || memchr::memchr(b'\r', v).is_some();
     if !needs {
         out.extend_from_slice(v);
         return;
@@ -317,7 +374,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[derive(Default, Clone)]
-    struct Collect(Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>, Arc<Mutex<String>>);
+    struct Collect(
+        Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+        Arc<Mutex<String>>,
+    );
     impl CsvSink for Collect {
         fn begin(&mut self, t: &str) -> std::io::Result<bool> {
             *self.1.lock().unwrap() = t.to_owned();
@@ -325,7 +385,12 @@ mod tests {
         }
         fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
             let t = self.1.lock().unwrap().clone();
-            self.0.lock().unwrap().entry(t).or_default().extend_from_slice(b);
+            self.0
+                .lock()
+                .unwrap()
+                .entry(t)
+                .or_default()
+                .extend_from_slice(b);
             Ok(())
         }
         fn end(&mut self, _: &str) -> std::io::Result<()> {
@@ -367,7 +432,10 @@ SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
         assert_eq!(tables[1].columns, ["Id", "qty"]);
         assert_eq!(tables[1].rows, 1);
         let csv = String::from_utf8(files["public.customers"].clone()).unwrap();
-        assert_eq!(csv, "id,name,note\n1,Anne,\n2,\"Bob, Jr.\",\"says \"\"hi\"\"\nand bye\"\n3,\"\",back\\slash\ttab\n");
+        assert_eq!(
+            csv,
+            "id,name,note\n1,Anne,\n2,\"Bob, Jr.\",\"says \"\"hi\"\"\nand bye\"\n3,\"\",back\\slash\ttab\n"
+        );
         for n in [1, 2, 3, 7, 64] {
             let (t, f) = split(n);
             assert_eq!(t, tables, "chunks of {n}");
@@ -379,7 +447,8 @@ SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
     fn the_checksum_ignores_row_order_but_not_content() {
         let sum = |rows: &str| {
             let mut s = DumpSplitter::new(NoCsv);
-            s.feed(format!("COPY public.t (a) FROM stdin;\n{rows}\\.\n").as_bytes()).unwrap();
+            s.feed(format!("COPY public.t (a) FROM stdin;\n{rows}\\.\n").as_bytes())
+                .unwrap();
             s.finish().unwrap().remove(0).checksum
         };
         assert_eq!(sum("1\n2\n3\n"), sum("3\n1\n2\n"));
@@ -420,7 +489,9 @@ pub struct PlumbingFilter {
 
 impl PlumbingFilter {
     fn plumbing(header: &str) -> Option<String> {
-        let rest = header.strip_prefix("-- Name: ").or_else(|| header.strip_prefix("-- Data for Name: "))?;
+        let rest = header
+            .strip_prefix("-- Name: ")
+            .or_else(|| header.strip_prefix("-- Data for Name: "))?;
         let field = |key: &str| rest.split("; ").find_map(|f| f.strip_prefix(key));
         let name = rest.split("; ").next().unwrap_or_default();
         let kind = field("Type: ").unwrap_or_default();
@@ -429,7 +500,10 @@ impl PlumbingFilter {
             || schema == "terroir_audit"
             || (kind == "SCHEMA" && name == "terroir_audit")
             || (kind == "EXTENSION" && name == "pgaudit")
-            || (kind == "COMMENT" && (name == "EXTENSION pgaudit" || name == "SCHEMA terroir_audit" || name.starts_with("EVENT TRIGGER ")));
+            || (kind == "COMMENT"
+                && (name == "EXTENSION pgaudit"
+                    || name == "SCHEMA terroir_audit"
+                    || name.starts_with("EVENT TRIGGER ")));
         drop.then(|| format!("{kind} {name}"))
     }
 
@@ -485,7 +559,11 @@ impl PlumbingFilter {
         while !rest.is_empty() {
             if self.in_copy {
                 // the data of a table, passed through whole up to its terminator line
-                let end = if rest.starts_with(b"\\.\n") { Some(0) } else { memchr::memmem::find(rest, b"\n\\.\n").map(|i| i + 1) };
+                let end = if rest.starts_with(b"\\.\n") {
+                    Some(0)
+                } else {
+                    memchr::memmem::find(rest, b"\n\\.\n").map(|i| i + 1)
+                };
                 match end {
                     Some(i) => {
                         if !self.skipping {
@@ -560,12 +638,34 @@ mod plumbing_tests {
     #[test]
     fn the_platform_plumbing_is_left_out_whatever_the_chunks() {
         let (whole, dropped) = filtered(DUMP.len());
-        assert!(!whole.contains("terroir_audit") && !whole.contains("pgaudit") && !whole.contains("EVENT TRIGGER terroir"), "{whole}");
+        assert!(
+            !whole.contains("terroir_audit")
+                && !whole.contains("pgaudit")
+                && !whole.contains("EVENT TRIGGER terroir"),
+            "{whole}"
+        );
         assert!(whole.contains("CREATE TABLE public.customers"), "{whole}");
         // COPY data that looks like a header is data
-        assert!(whole.contains("1\t-- Name: x; Type: EVENT TRIGGER; Schema: -; Owner: -\n2\t\\\\.\n\\.\n"), "{whole}");
-        assert!(whole.ends_with("-- PostgreSQL database dump complete\n--\n\n"), "{whole}");
-        assert_eq!(dropped, ["SCHEMA terroir_audit", "EXTENSION pgaudit", "COMMENT EXTENSION pgaudit", "FUNCTION personal()", "EVENT TRIGGER terroir_audit_personal"]);
+        assert!(
+            whole.contains(
+                "1\t-- Name: x; Type: EVENT TRIGGER; Schema: -; Owner: -\n2\t\\\\.\n\\.\n"
+            ),
+            "{whole}"
+        );
+        assert!(
+            whole.ends_with("-- PostgreSQL database dump complete\n--\n\n"),
+            "{whole}"
+        );
+        assert_eq!(
+            dropped,
+            [
+                "SCHEMA terroir_audit",
+                "EXTENSION pgaudit",
+                "COMMENT EXTENSION pgaudit",
+                "FUNCTION personal()",
+                "EVENT TRIGGER terroir_audit_personal"
+            ]
+        );
         for chunk in [1, 2, 3, 7, 64] {
             assert_eq!(filtered(chunk).0, whole, "chunk size {chunk}");
         }

@@ -53,7 +53,10 @@ pub struct Report {
 }
 
 fn item_path(m: &Manifest, kind: &str, host: &str) -> Option<String> {
-    m.items.iter().find(|i| i.kind == kind && i.host.as_deref() == Some(host)).map(|i| i.path.clone())
+    m.items
+        .iter()
+        .find(|i| i.kind == kind && i.host.as_deref() == Some(host))
+        .map(|i| i.path.clone())
 }
 
 fn open(dir: &Path, rel: &str) -> Result<std::fs::File, ReversibilityError> {
@@ -81,10 +84,25 @@ impl<R: Read> Read for Reading<'_, R> {
     }
 }
 
-fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str, what: &str, progress: &dyn Progress) -> Result<(), ReversibilityError> {
+fn stream_in(
+    conn: &Connection,
+    host: &str,
+    dir: &Path,
+    rel: &str,
+    script: &str,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<(), ReversibilityError> {
     progress.start(rel);
-    let mut r = Reading { inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?), n: 0, last: 0, progress };
-    let out = conn.sudo_from(script, &mut r).map_err(SiteError::ssh(host, what))?;
+    let mut r = Reading {
+        inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?),
+        n: 0,
+        last: 0,
+        progress,
+    };
+    let out = conn
+        .sudo_from(script, &mut r)
+        .map_err(SiteError::ssh(host, what))?;
     if !out.ok() {
         return Err(SiteError::remote(host, what, &out).into());
     }
@@ -92,16 +110,27 @@ fn stream_in(conn: &Connection, host: &str, dir: &Path, rel: &str, script: &str,
 }
 
 /// Verify the export, plan against the destination, and (unless a dry run) restore.
-pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<Report, ReversibilityError> {
+pub fn restore(
+    site: &Site,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, ReversibilityError> {
     let dir = &opts.from;
     let verify_start = Instant::now();
-    progress.note(&format!("checking every file of {} against SHA256SUMS", dir.display()));
+    progress.note(&format!(
+        "checking every file of {} against SHA256SUMS",
+        dir.display()
+    ));
     let manifest = super::check_export(dir, &|_, done, _| progress.bytes(done))?;
     let verify_seconds = secs(verify_start);
     let identity = match &opts.identity {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(given_error(p))?;
-            let ids: Vec<age::x25519::Identity> = text.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-")).filter_map(|l| l.trim().parse().ok()).collect();
+            let ids: Vec<age::x25519::Identity> = text
+                .lines()
+                .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
             if ids.is_empty() {
                 return Err(ReversibilityError::NoIdentity { path: p.clone() });
             }
@@ -114,12 +143,23 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     let mut actions = Vec::new();
     let mut skipped = manifest.skipped.clone();
     let first = |role: Role, what: &'static str| -> Result<String, ReversibilityError> {
-        site.hosts_with(role).first().cloned().ok_or_else(|| ReversibilityError::NoHostWithRole { document: site.document.clone(), what, role: role.as_str() })
+        site.hosts_with(role)
+            .first()
+            .cloned()
+            .ok_or_else(|| ReversibilityError::NoHostWithRole {
+                document: site.document.clone(),
+                what,
+                role: role.as_str(),
+            })
     };
 
     // plan, reading the destination only
     let mut conns: std::collections::BTreeMap<String, Connection> = Default::default();
-    fn ensure(conns: &mut std::collections::BTreeMap<String, Connection>, site: &Site, host: &str) -> Result<(), SiteError> {
+    fn ensure(
+        conns: &mut std::collections::BTreeMap<String, Connection>,
+        site: &Site,
+        host: &str,
+    ) -> Result<(), SiteError> {
         if !conns.contains_key(host) {
             conns.insert(host.to_owned(), site.connect(host)?);
         }
@@ -127,17 +167,32 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
     }
     for dump in manifest.items.iter().filter(|i| i.kind == "database-dump") {
         if !r.components.database.managed {
-            return Err(ReversibilityError::NoDatabase { document: site.document.clone() });
+            return Err(ReversibilityError::NoDatabase {
+                document: site.document.clone(),
+            });
         }
         // the application's database into this platform's, each tenant's into the same tenant's
         let (db, role) = match dump.component.strip_prefix("tenant:") {
-            None => (r.components.database.name.clone(), r.components.database.user.clone()),
+            None => (
+                r.components.database.name.clone(),
+                r.components.database.user.clone(),
+            ),
             Some(t) => {
-                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| ReversibilityError::NoTenant { document: site.document.clone(), tenant: t.to_owned() })?;
+                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| {
+                    ReversibilityError::NoTenant {
+                        document: site.document.clone(),
+                        tenant: t.to_owned(),
+                    }
+                })?;
                 (tenant.database.clone(), tenant.user.clone())
             }
         };
-        let source_db = dump.source.rsplit('/').next().unwrap_or_default().to_owned();
+        let source_db = dump
+            .source
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let host = first(Role::Database, "a database")?;
         ensure(&mut conns, site, &host)?;
         let count = run(
@@ -150,13 +205,26 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
             ),
         )?;
         let n: u64 = count.trim().parse().unwrap_or(0);
-        let tables: Vec<&super::Table> = manifest.tables.iter().filter(|t| t.database == source_db).collect();
+        let tables: Vec<&super::Table> = manifest
+            .tables
+            .iter()
+            .filter(|t| t.database == source_db)
+            .collect();
         actions.push(Action {
-            what: if dump.component == "database" { "database".into() } else { format!("database of {}", dump.component.replace(':', " ")) },
+            what: if dump.component == "database" {
+                "database".into()
+            } else {
+                format!("database of {}", dump.component.replace(':', " "))
+            },
             from: dump.path.clone(),
             host: host.clone(),
-            detail: format!("load into `{db}` as `{role}` in one transaction ({} tables, {} rows)", tables.len(), tables.iter().map(|t| t.rows).sum::<u64>()),
-            conflict: (n > 0).then(|| format!("database `{db}` on {host} already holds {n} relations")),
+            detail: format!(
+                "load into `{db}` as `{role}` in one transaction ({} tables, {} rows)",
+                tables.len(),
+                tables.iter().map(|t| t.rows).sum::<u64>()
+            ),
+            conflict: (n > 0)
+                .then(|| format!("database `{db}` on {host} already holds {n} relations")),
             done: false,
             seconds: 0.0,
             database: Some((db, role)),
@@ -168,9 +236,26 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         ensure(&mut conns, site, &host)?;
         for m in &mta_src {
             let there = super::export::mail_figures(&conns[&host], &host)?.0;
-            let clash: Vec<&String> = m.mailboxes.keys().filter(|k| there.mailboxes.get(*k).is_some_and(|d| *d != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")).collect();
+            let clash: Vec<&String> = m
+                .mailboxes
+                .keys()
+                .filter(|k| {
+                    there.mailboxes.get(*k).is_some_and(|d| {
+                        *d != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                    })
+                })
+                .collect();
             if let Some(q) = item_path(&manifest, "mail-queue", &m.host) {
-                actions.push(Action { what: "mail queue".into(), from: q, host: host.clone(), detail: format!("{} queued messages added to the queue", m.queued), conflict: None, done: false, seconds: 0.0, database: None });
+                actions.push(Action {
+                    what: "mail queue".into(),
+                    from: q,
+                    host: host.clone(),
+                    detail: format!("{} queued messages added to the queue", m.queued),
+                    conflict: None,
+                    done: false,
+                    seconds: 0.0,
+                    database: None,
+                });
             }
             if let Some(b) = item_path(&manifest, "mailboxes", &m.host) {
                 actions.push(Action {
@@ -178,7 +263,16 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                     from: b,
                     host: host.clone(),
                     detail: format!("{} mailboxes into /var/mail", m.mailboxes.len()),
-                    conflict: (!clash.is_empty()).then(|| format!("mailboxes {} already hold mail on {host}", clash.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))),
+                    conflict: (!clash.is_empty()).then(|| {
+                        format!(
+                            "mailboxes {} already hold mail on {host}",
+                            clash
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }),
                     done: false,
                     seconds: 0.0,
                     database: None,
@@ -190,14 +284,31 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         let host = first(Role::Monitoring, "metrics")?;
         ensure(&mut conns, site, &host)?;
         if let Some(p) = item_path(&manifest, "metrics-snapshot", src) {
-            actions.push(Action { what: "metrics".into(), from: p, host: host.clone(), detail: format!("{} TSDB blocks into {TSDB_DIR}", blocks.len()), conflict: None, done: false, seconds: 0.0, database: None });
+            actions.push(Action {
+                what: "metrics".into(),
+                from: p,
+                host: host.clone(),
+                detail: format!("{} TSDB blocks into {TSDB_DIR}", blocks.len()),
+                conflict: None,
+                done: false,
+                seconds: 0.0,
+                database: None,
+            });
         }
     }
-    let app_items: Vec<&super::Item> = manifest.items.iter().filter(|i| i.kind == "app-data").collect();
+    let app_items: Vec<&super::Item> = manifest
+        .items
+        .iter()
+        .filter(|i| i.kind == "app-data")
+        .collect();
     if !app_items.is_empty() {
         let hosts = site.hosts_with(Role::App);
         if hosts.is_empty() {
-            return Err(ReversibilityError::NoHostWithRole { document: site.document.clone(), what: "application data", role: Role::App.as_str() });
+            return Err(ReversibilityError::NoHostWithRole {
+                document: site.document.clone(),
+                what: "application data",
+                role: Role::App.as_str(),
+            });
         }
         for (i, item) in app_items.iter().enumerate() {
             let host = hosts[i % hosts.len()].clone();
@@ -212,7 +323,8 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                 from: item.path.clone(),
                 host: host.clone(),
                 detail: format!("into {data}, then the application restarts"),
-                conflict: (!there.is_empty()).then(|| format!("{data} on {host} already holds {} files", there.len())),
+                conflict: (!there.is_empty())
+                    .then(|| format!("{data} on {host} already holds {} files", there.len())),
                 done: false,
                 seconds: 0.0,
                 database: None,
@@ -220,7 +332,10 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         }
     }
     if manifest.secrets.exported {
-        match (&identity, manifest.items.iter().find(|i| i.kind == "secrets")) {
+        match (
+            &identity,
+            manifest.items.iter().find(|i| i.kind == "secrets"),
+        ) {
             (Some(_), Some(item)) if r.components.mta.enabled => {
                 let host = first(Role::Mta, "DKIM keys")?;
                 ensure(&mut conns, site, &host)?;
@@ -235,12 +350,23 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                     database: None,
                 });
             }
-            (None, Some(_)) => skipped.push(super::Skipped { what: "secrets".into(), reason: "no --identity given: the encrypted secrets stay in the export".into() }),
+            (None, Some(_)) => skipped.push(super::Skipped {
+                what: "secrets".into(),
+                reason: "no --identity given: the encrypted secrets stay in the export".into(),
+            }),
             _ => {}
         }
     }
     let conflicts: Vec<String> = actions.iter().filter_map(|a| a.conflict.clone()).collect();
-    let mut report = Report { platform: name.clone(), source_platform: manifest.platform.clone(), dry_run: opts.dry_run, verify_seconds, restore_seconds: 0.0, actions, skipped };
+    let mut report = Report {
+        platform: name.clone(),
+        source_platform: manifest.platform.clone(),
+        dry_run: opts.dry_run,
+        verify_seconds,
+        restore_seconds: 0.0,
+        actions,
+        skipped,
+    };
     if opts.dry_run {
         return Ok(report);
     }
@@ -256,14 +382,26 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         match a.what.as_str() {
             _ if a.database.is_some() => {
                 let (db, role) = a.database.clone().unwrap_or_default();
-                let drop = if a.conflict.is_some() { format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{role}\""))) } else { String::new() };
+                let drop = if a.conflict.is_some() {
+                    format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{role}\"")))
+                } else {
+                    String::new()
+                };
                 let script = format!(
                     "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {} {drop} -c {} -f - >/dev/null && runuser -u postgres -- psql -X -q -d {} -c ANALYZE",
                     shell_quote(&db),
                     shell_quote(&format!("SET ROLE \"{role}\"")),
                     shell_quote(&db)
                 );
-                stream_in(conn, &host, dir, &a.from, &script, "loading the database", progress)?;
+                stream_in(
+                    conn,
+                    &host,
+                    dir,
+                    &a.from,
+                    &script,
+                    "loading the database",
+                    progress,
+                )?;
             }
             "mail queue" => {
                 // Postfix keeps running. The messages go on hold first; postsuper renames them
@@ -275,20 +413,61 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                      if [ -d \"$tmp/maildrop\" ]; then find \"$tmp/maildrop\" -type f -exec mv -n -t $spool/maildrop {} +; fi; \
                      postsuper -s && postsuper -H ALL"
                     .to_owned();
-                stream_in(conn, &host, dir, &a.from, &script, "restoring the mail queue", progress)?;
+                stream_in(
+                    conn,
+                    &host,
+                    dir,
+                    &a.from,
+                    &script,
+                    "restoring the mail queue",
+                    progress,
+                )?;
             }
             "mailboxes" => {
-                stream_in(conn, &host, dir, &a.from, "mkdir -p /var/mail && tar -C /var/mail -xpf -", "restoring the mailboxes", progress)?;
+                stream_in(
+                    conn,
+                    &host,
+                    dir,
+                    &a.from,
+                    "mkdir -p /var/mail && tar -C /var/mail -xpf -",
+                    "restoring the mailboxes",
+                    progress,
+                )?;
             }
             "metrics" => {
-                let script = format!("{SVC}svc prometheus stop >/dev/null; mkdir -p {TSDB_DIR} && tar -C {TSDB_DIR} -xpf - && chown -R prometheus:prometheus {TSDB_DIR} && svc prometheus start >/dev/null");
-                stream_in(conn, &host, dir, &a.from, &script, "restoring the metrics", progress)?;
+                let script = format!(
+                    "{SVC}svc prometheus stop >/dev/null; mkdir -p {TSDB_DIR} && tar -C {TSDB_DIR} -xpf - && chown -R prometheus:prometheus {TSDB_DIR} && svc prometheus start >/dev/null"
+                );
+                stream_in(
+                    conn,
+                    &host,
+                    dir,
+                    &a.from,
+                    &script,
+                    "restoring the metrics",
+                    progress,
+                )?;
             }
             "application data" => {
                 let data = shell_quote(&format!("/var/lib/{name}"));
-                let wipe = if a.conflict.is_some() { format!("find {data} -mindepth 1 -delete && ") } else { String::new() };
-                let script = format!("{SVC}mkdir -p {data} && {wipe}tar -C {data} -xpf - --no-same-owner && chown -R terroir-app:terroir-app {data} && svc {} restart >/dev/null", shell_quote(&format!("{name}-app")));
-                stream_in(conn, &host, dir, &a.from, &script, "restoring the application data", progress)?;
+                let wipe = if a.conflict.is_some() {
+                    format!("find {data} -mindepth 1 -delete && ")
+                } else {
+                    String::new()
+                };
+                let script = format!(
+                    "{SVC}mkdir -p {data} && {wipe}tar -C {data} -xpf - --no-same-owner && chown -R terroir-app:terroir-app {data} && svc {} restart >/dev/null",
+                    shell_quote(&format!("{name}-app"))
+                );
+                stream_in(
+                    conn,
+                    &host,
+                    dir,
+                    &a.from,
+                    &script,
+                    "restoring the application data",
+                    progress,
+                )?;
             }
             // planned only when an identity was given
             "DKIM keys" => {
@@ -298,8 +477,12 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
                 };
                 for (_, tarball) in keys.into_iter().take(1) {
                     let what = "installing the DKIM keys";
-                    let script = format!("{SVC}mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -xpf - --no-same-owner && chown -R opendkim:opendkim /etc/opendkim/keys && chmod 0600 /etc/opendkim/keys/*.private && svc opendkim restart >/dev/null");
-                    let out = conn.sudo_from(&script, &mut tarball.as_slice()).map_err(SiteError::ssh(&host, what))?;
+                    let script = format!(
+                        "{SVC}mkdir -p /etc/opendkim/keys && tar -C /etc/opendkim/keys -xpf - --no-same-owner && chown -R opendkim:opendkim /etc/opendkim/keys && chmod 0600 /etc/opendkim/keys/*.private && svc opendkim restart >/dev/null"
+                    );
+                    let out = conn
+                        .sudo_from(&script, &mut tarball.as_slice())
+                        .map_err(SiteError::ssh(&host, what))?;
                     if !out.ok() {
                         return Err(SiteError::remote(&host, what, &out).into());
                     }
@@ -309,25 +492,48 @@ pub fn restore(site: &Site, opts: &Options, progress: &dyn Progress) -> Result<R
         }
         a.done = true;
         a.seconds = secs(start);
-        progress.note(&format!("restored {} on {host} ({:.1} s)", a.what, a.seconds));
+        progress.note(&format!(
+            "restored {} on {host} ({:.1} s)",
+            a.what, a.seconds
+        ));
     }
     report.restore_seconds = secs(restore_start);
     Ok(report)
 }
 
 /// The DKIM key archives inside the encrypted secrets, by source host.
-fn decrypt_dkim(path: &Path, ids: &[age::x25519::Identity]) -> Result<Vec<(String, Vec<u8>)>, ReversibilityError> {
+fn decrypt_dkim(
+    path: &Path,
+    ids: &[age::x25519::Identity],
+) -> Result<Vec<(String, Vec<u8>)>, ReversibilityError> {
     let file = std::fs::File::open(path).map_err(read_error(path))?;
-    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).map_err(|source| ExportDefect::NotAge { path: path.to_owned(), source })?;
-    let mut reader = decryptor.decrypt(ids.iter().map(|i| i as &dyn age::Identity)).map_err(|source| ReversibilityError::Decrypt { path: path.to_owned(), source })?;
-    let unreadable = |source| ExportDefect::Secrets { path: path.to_owned(), source };
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).map_err(|source| {
+        ExportDefect::NotAge {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let mut reader = decryptor
+        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|source| ReversibilityError::Decrypt {
+            path: path.to_owned(),
+            source,
+        })?;
+    let unreadable = |source| ExportDefect::Secrets {
+        path: path.to_owned(),
+        source,
+    };
     let mut plain = Vec::new();
     reader.read_to_end(&mut plain).map_err(unreadable)?;
     let mut archive = tar::Archive::new(plain.as_slice());
     let mut out = Vec::new();
     for entry in archive.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
-        let p = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
+        let p = entry
+            .path()
+            .map_err(unreadable)?
+            .to_string_lossy()
+            .into_owned();
         if let Some(h) = p.strip_prefix("dkim/").and_then(|h| h.strip_suffix(".tar")) {
             let mut data = Vec::new();
             entry.read_to_end(&mut data).map_err(unreadable)?;

@@ -9,10 +9,10 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::SecretError;
 use crate::deploy::kubernetes::secrets::{self, Listed, Needed, Origin};
-use crate::pipeline::render::RenderError;
 use crate::deploy::kubernetes::{self, ClusterError, Connection};
 use crate::document::{KubernetesTarget, Loaded};
 use crate::pipeline::blueprint::Catalog;
+use crate::pipeline::render::RenderError;
 
 /// Why the platform's Secrets on its cluster cannot be listed or rotated.
 #[derive(Debug, thiserror::Error)]
@@ -24,11 +24,17 @@ pub enum ClusterSecretError {
     #[error(transparent)]
     Refused(#[from] SecretError),
     #[error("`{name}` is not a Secret this platform reads; expected one terroir generates: {}", generated.join(", "))]
-    NotGenerated { name: String, generated: Vec<String> },
+    NotGenerated {
+        name: String,
+        generated: Vec<String>,
+    },
     #[error("Secret {secret} does not exist yet: `terroir apply {}` generates it; only a Secret that exists can be rotated", document.display())]
     NotCreated { secret: String, document: PathBuf },
     #[error("Secret {secret} was not rotated")]
-    NotRotated { secret: String, source: ClusterError },
+    NotRotated {
+        secret: String,
+        source: ClusterError,
+    },
 }
 
 /// A platform's Secrets on its cluster: those its rendered objects need, the namespaces they live
@@ -54,15 +60,35 @@ pub struct Rotation {
 
 impl<'r> ClusterSecrets<'r> {
     /// `kubeconfig` and `context` from the command line win over the document's.
-    pub fn open(runtime: &'r tokio::runtime::Runtime, document: &Path, loaded: &Loaded, target: &KubernetesTarget, catalog: &Catalog, access: (Option<&PathBuf>, Option<&String>)) -> Result<Self, ClusterSecretError> {
+    pub fn open(
+        runtime: &'r tokio::runtime::Runtime,
+        document: &Path,
+        loaded: &Loaded,
+        target: &KubernetesTarget,
+        catalog: &Catalog,
+        access: (Option<&PathBuf>, Option<&String>),
+    ) -> Result<Self, ClusterSecretError> {
         let (resolved, tree) = crate::pipeline::render::render(loaded, catalog)?;
         let manifests = kubernetes::manifests(&tree)?;
         let needed = secrets::needed(&resolved, &manifests);
-        let mut namespaces: BTreeSet<String> = manifests.iter().filter_map(|m| m.namespace.clone()).collect();
+        let mut namespaces: BTreeSet<String> = manifests
+            .iter()
+            .filter_map(|m| m.namespace.clone())
+            .collect();
         namespaces.insert(target.namespace.clone());
-        let (kubeconfig, context) = kubernetes::connection_settings(access.0, access.1, target, document);
-        let conn = runtime.block_on(kubernetes::connect(kubeconfig.as_deref(), context.as_deref()))?;
-        Ok(ClusterSecrets { platform: resolved.platform.name.clone(), needed, namespaces, runtime, conn })
+        let (kubeconfig, context) =
+            kubernetes::connection_settings(access.0, access.1, target, document);
+        let conn = runtime.block_on(kubernetes::connect(
+            kubeconfig.as_deref(),
+            context.as_deref(),
+        ))?;
+        Ok(ClusterSecrets {
+            platform: resolved.platform.name.clone(),
+            needed,
+            namespaces,
+            runtime,
+            conn,
+        })
     }
 
     /// The kubeconfig context used (empty for the current one).
@@ -72,36 +98,78 @@ impl<'r> ClusterSecrets<'r> {
 
     /// Every Secret the platform needs or generated, with its keys and dates, never a value.
     pub fn list(&self) -> Result<Vec<Listed>, ClusterSecretError> {
-        Ok(self.runtime.block_on(secrets::list(&self.conn.client, &self.platform, &self.needed, &self.namespaces))?)
+        Ok(self.runtime.block_on(secrets::list(
+            &self.conn.client,
+            &self.platform,
+            &self.needed,
+            &self.namespaces,
+        ))?)
     }
 
     /// New values for the generated Secret `name`, checked against what is on the cluster.
     pub fn rotation(&self, name: &str, document: &Path) -> Result<Rotation, ClusterSecretError> {
         let Some(n) = self.needed.iter().find(|n| n.name == name) else {
-            let generated = self.needed.iter().filter(|n| n.origin == Origin::Generated).map(|n| n.name.clone()).collect();
-            return Err(ClusterSecretError::NotGenerated { name: name.to_owned(), generated });
+            let generated = self
+                .needed
+                .iter()
+                .filter(|n| n.origin == Origin::Generated)
+                .map(|n| n.name.clone())
+                .collect();
+            return Err(ClusterSecretError::NotGenerated {
+                name: name.to_owned(),
+                generated,
+            });
         };
         if n.name == format!("{}-backup-cipher", self.platform) {
-            return Err(SecretError::BackupKey { secret: format!("Secret {}", n.label()) }.into());
+            return Err(SecretError::BackupKey {
+                secret: format!("Secret {}", n.label()),
+            }
+            .into());
         }
         let api: Api<Secret> = Api::namespaced(self.conn.client.clone(), &n.namespace);
         let live = match self.runtime.block_on(api.get_opt(&n.name)) {
             Ok(Some(s)) => s,
-            Ok(None) => return Err(ClusterSecretError::NotCreated { secret: n.label(), document: document.to_owned() }),
+            Ok(None) => {
+                return Err(ClusterSecretError::NotCreated {
+                    secret: n.label(),
+                    document: document.to_owned(),
+                });
+            }
             Err(e) => return Err(ClusterError::api(format!("Secret {}", n.label()), &e).into()),
         };
         let patch = secrets::rotation(n, &live, &self.platform)?;
-        let keys = patch["data"].as_object().map(|d| d.keys().filter(|k| !k.ends_with(secrets::PREVIOUS)).cloned().collect()).unwrap_or_default();
-        Ok(Rotation { secret: n.label(), keys, name: n.name.clone(), namespace: n.namespace.clone(), patch })
+        let keys = patch["data"]
+            .as_object()
+            .map(|d| {
+                d.keys()
+                    .filter(|k| !k.ends_with(secrets::PREVIOUS))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Rotation {
+            secret: n.label(),
+            keys,
+            name: n.name.clone(),
+            namespace: n.namespace.clone(),
+            patch,
+        })
     }
 
     /// Write the new values, under the resourceVersion read: a concurrent change makes this fail
     /// rather than lose a value.
     pub fn rotate(&self, rotation: &Rotation) -> Result<(), ClusterSecretError> {
         let api: Api<Secret> = Api::namespaced(self.conn.client.clone(), &rotation.namespace);
-        match self.runtime.block_on(api.patch(&rotation.name, &PatchParams::default(), &Patch::Merge(&rotation.patch))) {
+        match self.runtime.block_on(api.patch(
+            &rotation.name,
+            &PatchParams::default(),
+            &Patch::Merge(&rotation.patch),
+        )) {
             Ok(_) => Ok(()),
-            Err(e) => Err(ClusterSecretError::NotRotated { secret: rotation.secret.clone(), source: ClusterError::api("patch", &e) }),
+            Err(e) => Err(ClusterSecretError::NotRotated {
+                secret: rotation.secret.clone(),
+                source: ClusterError::api("patch", &e),
+            }),
         }
     }
 }

@@ -28,7 +28,9 @@ fn receivers_in(plan: &Plan) -> Receivers {
     for host in &plan.hosts {
         for step in &host.steps {
             if let Step::Secret { secret, .. } = step {
-                out.entry(secret.secret.clone()).or_default().insert(host.name.clone());
+                out.entry(secret.secret.clone())
+                    .or_default()
+                    .insert(host.name.clone());
             }
         }
     }
@@ -56,9 +58,15 @@ fn is_certificate(name: &str) -> bool {
 
 /// The secrets a rotation of `name` replaces: itself, or for a certificate its key and certificate.
 fn rotated_names(name: &str, held: &[String]) -> Vec<String> {
-    let base = ["-key", "-cert", "-names", "-state"].iter().find_map(|s| name.strip_suffix(s)).filter(|_| is_certificate(name));
+    let base = ["-key", "-cert", "-names", "-state"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .filter(|_| is_certificate(name));
     match base {
-        Some(base) => [format!("{base}-key"), format!("{base}-cert")].into_iter().filter(|n| n == name || held.contains(n)).collect(),
+        Some(base) => [format!("{base}-key"), format!("{base}-cert")]
+            .into_iter()
+            .filter(|n| n == name || held.contains(n))
+            .collect(),
         None => vec![name.to_owned()],
     }
 }
@@ -66,22 +74,53 @@ fn rotated_names(name: &str, held: &[String]) -> Vec<String> {
 impl Rotation {
     /// Check that `name` can be rotated in `store` (of the platform in `document`): it exists,
     /// and it is not the backup repository's key, which the repository keeps for good.
-    pub fn plan(store: &SecretStore, document: &Path, name: &str, receivers: &Receivers) -> Result<Rotation, SecretError> {
+    pub fn plan(
+        store: &SecretStore,
+        document: &Path,
+        name: &str,
+        receivers: &Receivers,
+    ) -> Result<Rotation, SecretError> {
         let held = store.names()?;
         if !held.iter().any(|n| n == name) {
-            return Err(SecretError::NotInStore { name: name.to_owned(), store: store.dir().to_owned(), held, document: document.to_owned() });
+            return Err(SecretError::NotInStore {
+                name: name.to_owned(),
+                store: store.dir().to_owned(),
+                held,
+                document: document.to_owned(),
+            });
         }
         if name == crate::backup::CIPHER_PASS {
-            return Err(SecretError::BackupKey { secret: format!("secret `{name}`") });
+            return Err(SecretError::BackupKey {
+                secret: format!("secret `{name}`"),
+            });
         }
         let names = rotated_names(name, &held);
-        let hosts = names.iter().filter_map(|n| receivers.get(n)).flatten().cloned().collect();
-        Ok(Rotation { name: name.to_owned(), certificate: is_certificate(name), names, hosts })
+        let hosts = names
+            .iter()
+            .filter_map(|n| receivers.get(n))
+            .flatten()
+            .cloned()
+            .collect();
+        Ok(Rotation {
+            name: name.to_owned(),
+            certificate: is_certificate(name),
+            names,
+            hosts,
+        })
     }
 
     /// Where each replaced value is kept, by file name in the store.
     pub fn previous_files(&self, store: &SecretStore) -> Vec<String> {
-        self.names.iter().map(|n| if store.encrypted() { format!("{n}.previous.age") } else { format!("{n}.previous") }).collect()
+        self.names
+            .iter()
+            .map(|n| {
+                if store.encrypted() {
+                    format!("{n}.previous.age")
+                } else {
+                    format!("{n}.previous")
+                }
+            })
+            .collect()
     }
 
     /// Replace the value (or remove the certificate and its partner), keeping the previous ones.
@@ -118,19 +157,46 @@ mod tests {
         }))
         .unwrap();
         let r = receivers_in(&plan);
-        assert_eq!(r["database-password"].iter().collect::<Vec<_>>(), ["app1", "db1"]);
-        assert_eq!(r["smtp-relay-password"].iter().collect::<Vec<_>>(), ["app1"]);
+        assert_eq!(
+            r["database-password"].iter().collect::<Vec<_>>(),
+            ["app1", "db1"]
+        );
+        assert_eq!(
+            r["smtp-relay-password"].iter().collect::<Vec<_>>(),
+            ["app1"]
+        );
         assert_eq!(r.len(), 2);
     }
 
     /// A certificate rotates with its key (the apply makes both again); a password alone.
     #[test]
     fn certificates_rotate_with_their_keys() {
-        let held: Vec<String> = ["tls-db1-cert", "tls-db1-key", "public-tls-cert", "public-tls-key", "public-tls-state", "database-password"].map(String::from).to_vec();
-        assert_eq!(rotated_names("tls-db1-key", &held), ["tls-db1-key", "tls-db1-cert"]);
-        assert_eq!(rotated_names("public-tls-cert", &held), ["public-tls-key", "public-tls-cert"]);
-        assert_eq!(rotated_names("public-tls-state", &held), ["public-tls-key", "public-tls-cert"]);
-        assert_eq!(rotated_names("database-password", &held), ["database-password"]);
+        let held: Vec<String> = [
+            "tls-db1-cert",
+            "tls-db1-key",
+            "public-tls-cert",
+            "public-tls-key",
+            "public-tls-state",
+            "database-password",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            rotated_names("tls-db1-key", &held),
+            ["tls-db1-key", "tls-db1-cert"]
+        );
+        assert_eq!(
+            rotated_names("public-tls-cert", &held),
+            ["public-tls-key", "public-tls-cert"]
+        );
+        assert_eq!(
+            rotated_names("public-tls-state", &held),
+            ["public-tls-key", "public-tls-cert"]
+        );
+        assert_eq!(
+            rotated_names("database-password", &held),
+            ["database-password"]
+        );
         assert!(is_certificate("public-tls-key") && !is_certificate("acme-account"));
     }
 
@@ -139,21 +205,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let doc = dir.path().join("platform.yaml");
         let store = SecretStore::beside(&doc, "p");
-        for n in ["database-password", "tls-db1-key", "tls-db1-cert", crate::backup::CIPHER_PASS] {
+        for n in [
+            "database-password",
+            "tls-db1-key",
+            "tls-db1-cert",
+            crate::backup::CIPHER_PASS,
+        ] {
             store.put(n, "value").unwrap();
         }
-        let receivers: Receivers = [("tls-db1-cert".to_owned(), BTreeSet::from(["db1".to_owned()])), ("tls-db1-key".to_owned(), BTreeSet::from(["db1".to_owned(), "app1".to_owned()]))].into();
+        let receivers: Receivers = [
+            (
+                "tls-db1-cert".to_owned(),
+                BTreeSet::from(["db1".to_owned()]),
+            ),
+            (
+                "tls-db1-key".to_owned(),
+                BTreeSet::from(["db1".to_owned(), "app1".to_owned()]),
+            ),
+        ]
+        .into();
         let r = Rotation::plan(&store, &doc, "tls-db1-cert", &receivers).unwrap();
         assert!(r.certificate);
         assert_eq!(r.names, ["tls-db1-key", "tls-db1-cert"]);
         assert_eq!(r.hosts.iter().collect::<Vec<_>>(), ["app1", "db1"]);
-        assert_eq!(r.previous_files(&store), ["tls-db1-key.previous", "tls-db1-cert.previous"]);
+        assert_eq!(
+            r.previous_files(&store),
+            ["tls-db1-key.previous", "tls-db1-cert.previous"]
+        );
         r.perform(&store).unwrap();
-        assert_eq!(store.names().unwrap(), ["backup-cipher-pass", "database-password"]);
+        assert_eq!(
+            store.names().unwrap(),
+            ["backup-cipher-pass", "database-password"]
+        );
 
-        let e = Rotation::plan(&store, &doc, "missing", &receivers).unwrap_err().to_string();
-        assert!(e.contains("secret `missing` is not in the store") && e.contains("it holds backup-cipher-pass, database-password"), "{e}");
-        let e = Rotation::plan(&store, &doc, crate::backup::CIPHER_PASS, &receivers).unwrap_err().to_string();
-        assert!(e.contains("cannot be rotated") && e.contains("every backup and archived WAL unreadable"), "{e}");
+        let e = Rotation::plan(&store, &doc, "missing", &receivers)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("secret `missing` is not in the store")
+                && e.contains("it holds backup-cipher-pass, database-password"),
+            "{e}"
+        );
+        let e = Rotation::plan(&store, &doc, crate::backup::CIPHER_PASS, &receivers)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot be rotated")
+                && e.contains("every backup and archived WAL unreadable"),
+            "{e}"
+        );
     }
 }

@@ -24,47 +24,108 @@ const PREVIOUS: &str = ".previous";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("secret store {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("secret store {path} is readable by others (mode {mode:o}); restrict it with chmod 700")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "secret store {path} is readable by others (mode {mode:o}); restrict it with chmod 700"
+    )]
     TooOpen { path: String, mode: u32 },
     #[error("no randomness available")]
     Random(#[source] getrandom::Error),
     #[error("`{0}` is not a valid secret name (letters, digits and `-`)")]
     Name(String),
-    #[error("secret `{name}` is encrypted ({path}) and reading it needs an age identity: set {IDENTITY_ENV} to the path of an identity file (written by `terroir secrets keygen` or `age-keygen`) whose public key is one of spec.secrets.recipients")]
+    #[error(
+        "secret `{name}` is encrypted ({path}) and reading it needs an age identity: set {IDENTITY_ENV} to the path of an identity file (written by `terroir secrets keygen` or `age-keygen`) whose public key is one of spec.secrets.recipients"
+    )]
     NoIdentity { name: String, path: String },
-    #[error("{IDENTITY_ENV}={path} is not usable; expected an age identity file (AGE-SECRET-KEY-1... lines, as `terroir secrets keygen` or `age-keygen` writes)")]
-    Identity { path: String, source: Box<AgeFailure> },
-    #[error("secret `{name}` ({path}) cannot be decrypted with the identity in {identity} ({IDENTITY_ENV}); expected the identity of one of the recipients it was encrypted to")]
-    Decrypt { name: String, path: String, identity: String, source: Box<AgeFailure> },
-    #[error("`{recipient}` is not an age recipient ({reason}); expected a public key such as age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p in spec.secrets.recipients")]
-    Recipient { recipient: String, reason: &'static str },
+    #[error(
+        "{IDENTITY_ENV}={path} is not usable; expected an age identity file (AGE-SECRET-KEY-1... lines, as `terroir secrets keygen` or `age-keygen` writes)"
+    )]
+    Identity {
+        path: String,
+        source: Box<AgeFailure>,
+    },
+    #[error(
+        "secret `{name}` ({path}) cannot be decrypted with the identity in {identity} ({IDENTITY_ENV}); expected the identity of one of the recipients it was encrypted to"
+    )]
+    Decrypt {
+        name: String,
+        path: String,
+        identity: String,
+        source: Box<AgeFailure>,
+    },
+    #[error(
+        "`{recipient}` is not an age recipient ({reason}); expected a public key such as age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p in spec.secrets.recipients"
+    )]
+    Recipient {
+        recipient: String,
+        reason: &'static str,
+    },
     #[error("secret `{name}` ({path}) could not be encrypted")]
-    Encrypt { name: String, path: String, source: Box<AgeFailure> },
-    #[error("secret store {dir} holds secrets in clear ({files}) while {document} lists age recipients in spec.secrets.recipients; encrypt them first with `terroir secrets seal {document}`")]
-    ClearText { dir: String, files: String, document: String },
-    #[error("secret store {dir} holds encrypted secrets ({files}) but {document} lists no age recipients; list the recipients they were encrypted to in spec.secrets.recipients")]
-    NoRecipients { dir: String, files: String, document: String },
-    #[error("secret `{name}` is stored both in clear ({clear}) and encrypted ({encrypted}); keep one of them (delete the other) and run `terroir secrets seal` again")]
-    Both { name: String, clear: String, encrypted: String },
-    #[error("`terroir secrets seal`: {document} lists no age recipients; add age public keys to spec.secrets.recipients (`terroir secrets keygen KEY` prints one)")]
+    Encrypt {
+        name: String,
+        path: String,
+        source: Box<AgeFailure>,
+    },
+    #[error(
+        "secret store {dir} holds secrets in clear ({files}) while {document} lists age recipients in spec.secrets.recipients; encrypt them first with `terroir secrets seal {document}`"
+    )]
+    ClearText {
+        dir: String,
+        files: String,
+        document: String,
+    },
+    #[error(
+        "secret store {dir} holds encrypted secrets ({files}) but {document} lists no age recipients; list the recipients they were encrypted to in spec.secrets.recipients"
+    )]
+    NoRecipients {
+        dir: String,
+        files: String,
+        document: String,
+    },
+    #[error(
+        "secret `{name}` is stored both in clear ({clear}) and encrypted ({encrypted}); keep one of them (delete the other) and run `terroir secrets seal` again"
+    )]
+    Both {
+        name: String,
+        clear: String,
+        encrypted: String,
+    },
+    #[error(
+        "`terroir secrets seal`: {document} lists no age recipients; add age public keys to spec.secrets.recipients (`terroir secrets keygen KEY` prints one)"
+    )]
     NothingToSealTo { document: String },
     #[error(
         "secret `{name}` is not in the store {}: {}; only a secret that exists can be rotated (`terroir secrets set` adds one)",
         store.display(),
         if held.is_empty() { format!("it holds none yet (the first `terroir apply {}` generates them)", document.display()) } else { format!("it holds {}", held.join(", ")) }
     )]
-    NotInStore { name: String, store: PathBuf, held: Vec<String>, document: PathBuf },
-    #[error("{secret} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable")]
+    NotInStore {
+        name: String,
+        store: PathBuf,
+        held: Vec<String>,
+        document: PathBuf,
+    },
+    #[error(
+        "{secret} cannot be rotated: it encrypts the backup repository, which keeps the key it was created with; a new value would make every backup and archived WAL unreadable"
+    )]
     BackupKey { secret: String },
     #[error("reading the value of `{name}` from stdin; expected UTF-8 text")]
-    Stdin { name: String, source: std::io::Error },
+    Stdin {
+        name: String,
+        source: std::io::Error,
+    },
     #[error("no value on stdin for `{name}`; expected the value itself, for example: printf '%s' \"$VALUE\" | terroir secrets set {} {name}", document.display())]
     EmptyValue { name: String, document: PathBuf },
     #[error("{} exists; an identity is never overwritten (it may be the only key to a store): choose another path", path.display())]
     IdentityExists { path: PathBuf },
     #[error("cannot write {}", path.display())]
-    WriteIdentity { path: PathBuf, source: std::io::Error },
+    WriteIdentity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What age, or reading the file, said when a value could not be encrypted or decrypted.
@@ -123,13 +184,22 @@ impl SecretStore {
     /// The store of `platform`, beside its document: `<dir>/.terroir/<platform>/secrets`, kept in
     /// clear (files 0600). See [`SecretStore::with_recipients`].
     pub fn beside(document: &Path, platform: &str) -> Self {
-        let base = document.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        SecretStore { dir: base.join(".terroir").join(platform).join("secrets"), document: document.to_owned(), recipients: Vec::new(), identity: None }
+        let base = document
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        SecretStore {
+            dir: base.join(".terroir").join(platform).join("secrets"),
+            document: document.to_owned(),
+            recipients: Vec::new(),
+            identity: None,
+        }
     }
 
     /// The store of a loaded document: beside it, encrypted to its `spec.secrets.recipients`.
     pub fn for_platform(document: &Path, platform: &crate::document::Platform) -> Self {
-        SecretStore::beside(document, &platform.metadata.name).with_recipients(&platform.spec.secrets.recipients)
+        SecretStore::beside(document, &platform.metadata.name)
+            .with_recipients(&platform.spec.secrets.recipients)
     }
 
     /// Encrypt every value to these age recipients (`age1...`); none keeps the store in clear.
@@ -161,7 +231,11 @@ impl SecretStore {
 
     /// The file holding `stem` in this store's mode (`stem` or `stem.age`).
     fn file(&self, stem: &str) -> PathBuf {
-        if self.encrypted() { self.dir.join(format!("{stem}{AGE}")) } else { self.dir.join(stem) }
+        if self.encrypted() {
+            self.dir.join(format!("{stem}{AGE}"))
+        } else {
+            self.dir.join(stem)
+        }
     }
 
     /// The store's regular files, by file name (temporary files, hidden, left out).
@@ -169,7 +243,12 @@ impl SecretStore {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(SecretError::Io { path: self.dir.display().to_string(), source }),
+            Err(source) => {
+                return Err(SecretError::Io {
+                    path: self.dir.display().to_string(),
+                    source,
+                });
+            }
         };
         let mut out = Vec::new();
         for e in entries {
@@ -187,22 +266,42 @@ impl SecretStore {
     /// encrypted ones without them.
     fn check_state(&self) -> Result<(), SecretError> {
         let files = self.files()?;
-        let (enc, clear): (Vec<&String>, Vec<&String>) = files.iter().partition(|f| f.ends_with(AGE));
+        let (enc, clear): (Vec<&String>, Vec<&String>) =
+            files.iter().partition(|f| f.ends_with(AGE));
         let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
         if self.encrypted() && !clear.is_empty() {
-            return Err(SecretError::ClearText { dir: self.dir.display().to_string(), files: list(&clear), document: self.document.display().to_string() });
+            return Err(SecretError::ClearText {
+                dir: self.dir.display().to_string(),
+                files: list(&clear),
+                document: self.document.display().to_string(),
+            });
         }
         if !self.encrypted() && !enc.is_empty() {
-            return Err(SecretError::NoRecipients { dir: self.dir.display().to_string(), files: list(&enc), document: self.document.display().to_string() });
+            return Err(SecretError::NoRecipients {
+                dir: self.dir.display().to_string(),
+                files: list(&enc),
+                document: self.document.display().to_string(),
+            });
         }
         Ok(())
     }
 
     fn create_dir(&self) -> Result<(), SecretError> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(io(&self.dir))?;
-        let mode = std::fs::metadata(&self.dir).map_err(io(&self.dir))?.permissions().mode() & 0o777;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(io(&self.dir))?;
+        let mode = std::fs::metadata(&self.dir)
+            .map_err(io(&self.dir))?
+            .permissions()
+            .mode()
+            & 0o777;
         if mode & 0o077 != 0 {
-            return Err(SecretError::TooOpen { path: self.dir.display().to_string(), mode });
+            return Err(SecretError::TooOpen {
+                path: self.dir.display().to_string(),
+                mode,
+            });
         }
         Ok(())
     }
@@ -210,7 +309,13 @@ impl SecretStore {
     fn parsed_recipients(&self) -> Result<Vec<age::x25519::Recipient>, SecretError> {
         self.recipients
             .iter()
-            .map(|r| r.parse::<age::x25519::Recipient>().map_err(|reason| SecretError::Recipient { recipient: r.clone(), reason }))
+            .map(|r| {
+                r.parse::<age::x25519::Recipient>()
+                    .map_err(|reason| SecretError::Recipient {
+                        recipient: r.clone(),
+                        reason,
+                    })
+            })
             .collect()
     }
 
@@ -221,39 +326,72 @@ impl SecretStore {
         }
         let recipients = self.parsed_recipients()?;
         let encrypted = || -> Result<Vec<u8>, AgeFailure> {
-            let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))?;
+            let encryptor = age::Encryptor::with_recipients(
+                recipients.iter().map(|r| r as &dyn age::Recipient),
+            )?;
             let mut out = Vec::new();
             let mut w = encryptor.wrap_output(&mut out)?;
             w.write_all(value)?;
             w.finish()?;
             Ok(out)
         };
-        encrypted().map_err(|source| SecretError::Encrypt { name: name.to_owned(), path: path.display().to_string(), source: Box::new(source) })
+        encrypted().map_err(|source| SecretError::Encrypt {
+            name: name.to_owned(),
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// The identities that decrypt the store: the file given, else the one `TERROIR_AGE_IDENTITY` names.
-    fn identities(&self, name: &str, path: &Path) -> Result<(PathBuf, Vec<Box<dyn age::Identity>>), SecretError> {
+    fn identities(
+        &self,
+        name: &str,
+        path: &Path,
+    ) -> Result<(PathBuf, Vec<Box<dyn age::Identity>>), SecretError> {
         self.identities_from(name, path, std::env::var_os(IDENTITY_ENV))
     }
 
-    fn identities_from(&self, name: &str, path: &Path, env: Option<std::ffi::OsString>) -> Result<(PathBuf, Vec<Box<dyn age::Identity>>), SecretError> {
+    fn identities_from(
+        &self,
+        name: &str,
+        path: &Path,
+        env: Option<std::ffi::OsString>,
+    ) -> Result<(PathBuf, Vec<Box<dyn age::Identity>>), SecretError> {
         let file = match (&self.identity, env) {
             (Some(p), _) => p.clone(),
             (None, Some(v)) if !v.is_empty() => PathBuf::from(v),
-            _ => return Err(SecretError::NoIdentity { name: name.to_owned(), path: path.display().to_string() }),
+            _ => {
+                return Err(SecretError::NoIdentity {
+                    name: name.to_owned(),
+                    path: path.display().to_string(),
+                });
+            }
         };
         let read = || -> Result<Vec<Box<dyn age::Identity>>, AgeFailure> {
-            let ids = age::IdentityFile::from_file(file.display().to_string())?.into_identities()?;
-            if ids.is_empty() { Err(AgeFailure::NoIdentity) } else { Ok(ids) }
+            let ids =
+                age::IdentityFile::from_file(file.display().to_string())?.into_identities()?;
+            if ids.is_empty() {
+                Err(AgeFailure::NoIdentity)
+            } else {
+                Ok(ids)
+            }
         };
         match read() {
             Ok(ids) => Ok((file, ids)),
-            Err(source) => Err(SecretError::Identity { path: file.display().to_string(), source: Box::new(source) }),
+            Err(source) => Err(SecretError::Identity {
+                path: file.display().to_string(),
+                source: Box::new(source),
+            }),
         }
     }
 
     /// Decrypt the `.age` file at `path`, holding secret `name`.
-    fn open_sealed(&self, name: &str, path: &Path, ciphertext: &[u8]) -> Result<String, SecretError> {
+    fn open_sealed(
+        &self,
+        name: &str,
+        path: &Path,
+        ciphertext: &[u8],
+    ) -> Result<String, SecretError> {
         let (identity, ids) = self.identities(name, path)?;
         let decrypted = || -> Result<String, AgeFailure> {
             let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(ciphertext))?;
@@ -262,7 +400,12 @@ impl SecretStore {
             reader.read_to_end(&mut plain)?;
             String::from_utf8(plain).map_err(|_| AgeFailure::NotText)
         };
-        decrypted().map_err(|source| SecretError::Decrypt { name: name.to_owned(), path: path.display().to_string(), identity: identity.display().to_string(), source: Box::new(source) })
+        decrypted().map_err(|source| SecretError::Decrypt {
+            name: name.to_owned(),
+            path: path.display().to_string(),
+            identity: identity.display().to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// Write `bytes` to `path` atomically: a temporary file of mode 0600 beside it, then renamed
@@ -271,10 +414,20 @@ impl SecretStore {
         self.create_dir()?;
         let mut tag = [0u8; 8];
         getrandom::fill(&mut tag).map_err(SecretError::Random)?;
-        let leaf = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = self.dir.join(format!(".{leaf}.tmp-{}", crate::text::hex(&tag)));
+        let leaf = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = self
+            .dir
+            .join(format!(".{leaf}.tmp-{}", crate::text::hex(&tag)));
         let written = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
             if keep {
@@ -282,7 +435,10 @@ impl SecretStore {
                 match std::fs::hard_link(&tmp, path) {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                    Err(source) => Err(SecretError::Io { path: path.display().to_string(), source }),
+                    Err(source) => Err(SecretError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }),
                 }
             } else {
                 std::fs::rename(&tmp, path).map_err(io(path)).map(|()| true)
@@ -298,13 +454,21 @@ impl SecretStore {
         match std::fs::read(&sealed) {
             Ok(bytes) => return self.open_sealed(name, &sealed, &bytes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(SecretError::Io { path: sealed.display().to_string(), source }),
+            Err(source) => {
+                return Err(SecretError::Io {
+                    path: sealed.display().to_string(),
+                    source,
+                });
+            }
         }
         let clear = self.dir.join(stem);
         match std::fs::read_to_string(&clear) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(SecretError::Io { path: clear.display().to_string(), source }),
+            Err(source) => Err(SecretError::Io {
+                path: clear.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -329,7 +493,11 @@ impl SecretStore {
         }
         let value = random_value()?;
         let path = self.file(name);
-        if self.write_file(&path, &self.seal_bytes(name, &path, value.as_bytes())?, true)? {
+        if self.write_file(
+            &path,
+            &self.seal_bytes(name, &path, value.as_bytes())?,
+            true,
+        )? {
             Ok(value)
         } else {
             Ok(self.get(name)?.unwrap_or_default())
@@ -341,7 +509,12 @@ impl SecretStore {
         self.path(name)?;
         self.check_state()?;
         let path = self.file(name);
-        self.write_file(&path, &self.seal_bytes(name, &path, value.as_bytes())?, false).map(|_| ())
+        self.write_file(
+            &path,
+            &self.seal_bytes(name, &path, value.as_bytes())?,
+            false,
+        )
+        .map(|_| ())
     }
 
     /// Keep the current value as `<name>.previous` (its bytes as stored: no decryption needed).
@@ -353,7 +526,12 @@ impl SecretStore {
         let bytes = match std::fs::read(&current) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(source) => return Err(SecretError::Io { path: current.display().to_string(), source }),
+            Err(source) => {
+                return Err(SecretError::Io {
+                    path: current.display().to_string(),
+                    source,
+                });
+            }
         };
         self.write_file(&self.file(&format!("{name}{PREVIOUS}")), &bytes, false)
     }
@@ -372,7 +550,12 @@ impl SecretStore {
             match std::fs::remove_file(&p) {
                 Ok(()) => removed = true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(SecretError::Io { path: p.display().to_string(), source }),
+                Err(source) => {
+                    return Err(SecretError::Io {
+                        path: p.display().to_string(),
+                        source,
+                    });
+                }
             }
         }
         Ok(removed)
@@ -380,7 +563,12 @@ impl SecretStore {
 
     /// The secrets held, sorted, by name (without `.age`; previous values left out).
     pub fn names(&self) -> Result<Vec<String>, SecretError> {
-        let mut names: Vec<String> = self.files()?.into_iter().map(|f| f.strip_suffix(AGE).map(str::to_owned).unwrap_or(f)).filter(|n| valid_name(n)).collect();
+        let mut names: Vec<String> = self
+            .files()?
+            .into_iter()
+            .map(|f| f.strip_suffix(AGE).map(str::to_owned).unwrap_or(f))
+            .filter(|n| valid_name(n))
+            .collect();
         names.sort();
         names.dedup();
         Ok(names)
@@ -393,11 +581,30 @@ impl SecretStore {
         let mut out = Vec::new();
         for name in self.names()? {
             let encrypted = files.contains(&format!("{name}{AGE}"));
-            let path = if encrypted { self.dir.join(format!("{name}{AGE}")) } else { self.dir.join(&name) };
-            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).map_err(io(&path))?;
-            let modified = k8s_openapi::jiff::Timestamp::try_from(modified).map(|t| t.round(k8s_openapi::jiff::Unit::Second).unwrap_or(t).to_string()).unwrap_or_default();
-            let previous = files.contains(&format!("{name}{PREVIOUS}")) || files.contains(&format!("{name}{PREVIOUS}{AGE}"));
-            out.push(SecretEntry { name, encrypted, path, modified, previous });
+            let path = if encrypted {
+                self.dir.join(format!("{name}{AGE}"))
+            } else {
+                self.dir.join(&name)
+            };
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(io(&path))?;
+            let modified = k8s_openapi::jiff::Timestamp::try_from(modified)
+                .map(|t| {
+                    t.round(k8s_openapi::jiff::Unit::Second)
+                        .unwrap_or(t)
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let previous = files.contains(&format!("{name}{PREVIOUS}"))
+                || files.contains(&format!("{name}{PREVIOUS}{AGE}"));
+            out.push(SecretEntry {
+                name,
+                encrypted,
+                path,
+                modified,
+                previous,
+            });
         }
         Ok(out)
     }
@@ -406,7 +613,9 @@ impl SecretStore {
     /// files sealed.
     pub fn seal(&self) -> Result<Vec<String>, SecretError> {
         if !self.encrypted() {
-            return Err(SecretError::NothingToSealTo { document: self.document.display().to_string() });
+            return Err(SecretError::NothingToSealTo {
+                document: self.document.display().to_string(),
+            });
         }
         self.parsed_recipients()?;
         let files = self.files()?;
@@ -414,7 +623,11 @@ impl SecretStore {
         for f in &clear {
             let sealed = format!("{f}{AGE}");
             if files.contains(&sealed) {
-                return Err(SecretError::Both { name: f.to_string(), clear: self.dir.join(f).display().to_string(), encrypted: self.dir.join(&sealed).display().to_string() });
+                return Err(SecretError::Both {
+                    name: f.to_string(),
+                    clear: self.dir.join(f).display().to_string(),
+                    encrypted: self.dir.join(&sealed).display().to_string(),
+                });
             }
         }
         let mut done = Vec::new();
@@ -436,18 +649,36 @@ pub fn new_identity() -> (String, String) {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let created = crate::text::now_rfc3339();
-    (format!("# created: {created}\n# public key: {recipient}\n{}\n", identity.to_string().expose_secret()), recipient)
+    (
+        format!(
+            "# created: {created}\n# public key: {recipient}\n{}\n",
+            identity.to_string().expose_secret()
+        ),
+        recipient,
+    )
 }
 
 /// Write a new age identity to `path` (mode 0600, never over an existing file); returns its
 /// recipient.
 pub fn write_identity(path: &Path) -> Result<String, SecretError> {
     let (text, recipient) = new_identity();
-    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
     match written {
         Ok(()) => Ok(recipient),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SecretError::IdentityExists { path: path.to_owned() }),
-        Err(source) => Err(SecretError::WriteIdentity { path: path.to_owned(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(SecretError::IdentityExists {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => Err(SecretError::WriteIdentity {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -488,7 +719,11 @@ mod tests {
         let store = SecretStore::beside(&tmp.path().join("p.yaml"), "acme");
         let v = store.get_or_create("database-password").unwrap();
         assert_eq!(v.len(), 43, "32 bytes in base64url");
-        assert_eq!(store.get_or_create("database-password").unwrap(), v, "generated once");
+        assert_eq!(
+            store.get_or_create("database-password").unwrap(),
+            v,
+            "generated once"
+        );
         let file = tmp.path().join(".terroir/acme/secrets/database-password");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), v);
         assert_eq!(mode(&file), 0o600);
@@ -504,18 +739,31 @@ mod tests {
         let (id1, r1) = keypair(tmp.path(), "k1.txt");
         let (id2, r2) = keypair(tmp.path(), "k2.txt");
         let doc = tmp.path().join("p.yaml");
-        let store = SecretStore::beside(&doc, "acme").with_recipients(&[r1, r2]).with_identity(&id1);
+        let store = SecretStore::beside(&doc, "acme")
+            .with_recipients(&[r1, r2])
+            .with_identity(&id1);
         let v = store.get_or_create("database-password").unwrap();
         let file = store.dir().join("database-password.age");
         assert_eq!(mode(&file), 0o600);
-        assert!(!store.dir().join("database-password").exists(), "never in clear");
+        assert!(
+            !store.dir().join("database-password").exists(),
+            "never in clear"
+        );
         let bytes = std::fs::read(&file).unwrap();
         assert!(bytes.starts_with(b"age-encryption.org/v1"));
         assert!(!contains(&bytes, v.as_bytes()));
-        assert_eq!(store.get("database-password").unwrap().as_deref(), Some(v.as_str()));
+        assert_eq!(
+            store.get("database-password").unwrap().as_deref(),
+            Some(v.as_str())
+        );
         // every recipient can read it
-        let other = SecretStore::beside(&doc, "acme").with_recipients(&store.recipients).with_identity(&id2);
-        assert_eq!(other.get("database-password").unwrap().as_deref(), Some(v.as_str()));
+        let other = SecretStore::beside(&doc, "acme")
+            .with_recipients(&store.recipients)
+            .with_identity(&id2);
+        assert_eq!(
+            other.get("database-password").unwrap().as_deref(),
+            Some(v.as_str())
+        );
         // no temporary file is left behind
         assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1);
     }
@@ -526,15 +774,34 @@ mod tests {
         let (_, r1) = keypair(tmp.path(), "k1.txt");
         let (stranger, _) = keypair(tmp.path(), "stranger.txt");
         let doc = tmp.path().join("p.yaml");
-        SecretStore::beside(&doc, "acme").with_recipients(std::slice::from_ref(&r1)).put("relay-password", "s3cr3t-value").unwrap();
-        let store = SecretStore::beside(&doc, "acme").with_recipients(&[r1]).with_identity(&stranger);
+        SecretStore::beside(&doc, "acme")
+            .with_recipients(std::slice::from_ref(&r1))
+            .put("relay-password", "s3cr3t-value")
+            .unwrap();
+        let store = SecretStore::beside(&doc, "acme")
+            .with_recipients(&[r1])
+            .with_identity(&stranger);
         let e = store.get("relay-password").unwrap_err().to_string();
-        assert!(e.contains("secret `relay-password`") && e.contains("relay-password.age") && e.contains("stranger.txt") && e.contains(IDENTITY_ENV), "{e}");
+        assert!(
+            e.contains("secret `relay-password`")
+                && e.contains("relay-password.age")
+                && e.contains("stranger.txt")
+                && e.contains(IDENTITY_ENV),
+            "{e}"
+        );
         assert!(!e.contains("s3cr3t-value"));
         let garbage = tmp.path().join("garbage.txt");
         std::fs::write(&garbage, "not a key\n").unwrap();
-        let e = store.clone().with_identity(&garbage).get("relay-password").unwrap_err().to_string();
-        assert!(e.contains("garbage.txt") && e.contains("identity file"), "{e}");
+        let e = store
+            .clone()
+            .with_identity(&garbage)
+            .get("relay-password")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("garbage.txt") && e.contains("identity file"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -545,26 +812,66 @@ mod tests {
         let plain = SecretStore::beside(&doc, "acme");
         let v = plain.get_or_create("database-password").unwrap();
         plain.rotate("database-password").unwrap();
-        let enc = SecretStore::beside(&doc, "acme").with_recipients(&[r]).with_identity(&id);
-        for e in [enc.get("database-password").unwrap_err(), enc.put("x", "y").unwrap_err(), enc.get_or_create("y").unwrap_err()] {
+        let enc = SecretStore::beside(&doc, "acme")
+            .with_recipients(&[r])
+            .with_identity(&id);
+        for e in [
+            enc.get("database-password").unwrap_err(),
+            enc.put("x", "y").unwrap_err(),
+            enc.get_or_create("y").unwrap_err(),
+        ] {
             let e = e.to_string();
-            assert!(e.contains("in clear") && e.contains("terroir secrets seal") && e.contains("p.yaml"), "{e}");
+            assert!(
+                e.contains("in clear")
+                    && e.contains("terroir secrets seal")
+                    && e.contains("p.yaml"),
+                "{e}"
+            );
         }
         // a plain store refuses to seal, and refuses encrypted files
-        assert!(plain.seal().unwrap_err().to_string().contains("lists no age recipients"));
-        assert_eq!(enc.seal().unwrap(), vec!["database-password".to_owned(), "database-password.previous".to_owned()]);
-        assert_eq!(enc.previous("database-password").unwrap().as_deref(), Some(v.as_str()));
-        assert_ne!(enc.get("database-password").unwrap().as_deref(), Some(v.as_str()));
-        assert_eq!(mode(&enc.dir().join("database-password.previous.age")), 0o600);
+        assert!(
+            plain
+                .seal()
+                .unwrap_err()
+                .to_string()
+                .contains("lists no age recipients")
+        );
+        assert_eq!(
+            enc.seal().unwrap(),
+            vec![
+                "database-password".to_owned(),
+                "database-password.previous".to_owned()
+            ]
+        );
+        assert_eq!(
+            enc.previous("database-password").unwrap().as_deref(),
+            Some(v.as_str())
+        );
+        assert_ne!(
+            enc.get("database-password").unwrap().as_deref(),
+            Some(v.as_str())
+        );
+        assert_eq!(
+            mode(&enc.dir().join("database-password.previous.age")),
+            0o600
+        );
         let e = plain.get("database-password").unwrap_err().to_string();
-        assert!(e.contains("encrypted secrets") && e.contains("spec.secrets.recipients"), "{e}");
+        assert!(
+            e.contains("encrypted secrets") && e.contains("spec.secrets.recipients"),
+            "{e}"
+        );
     }
 
     #[test]
     fn put_remove_names_and_rotate() {
         let tmp = tempfile::tempdir().unwrap();
         let (id, r) = keypair(tmp.path(), "k.txt");
-        for store in [SecretStore::beside(&tmp.path().join("a/p.yaml"), "acme"), SecretStore::beside(&tmp.path().join("b/p.yaml"), "acme").with_recipients(&[r]).with_identity(&id)] {
+        for store in [
+            SecretStore::beside(&tmp.path().join("a/p.yaml"), "acme"),
+            SecretStore::beside(&tmp.path().join("b/p.yaml"), "acme")
+                .with_recipients(&[r])
+                .with_identity(&id),
+        ] {
             assert_eq!(store.names().unwrap(), Vec::<String>::new());
             store.put("smtp-relay", "first").unwrap();
             store.put("smtp-relay", "second").unwrap();
@@ -573,11 +880,22 @@ mod tests {
             store.rotate("smtp-relay").unwrap();
             let new = store.get("smtp-relay").unwrap().unwrap();
             assert_ne!(new, "second");
-            assert_eq!(store.previous("smtp-relay").unwrap().as_deref(), Some("second"));
-            assert_eq!(store.names().unwrap(), vec!["b-key".to_owned(), "smtp-relay".to_owned()], "previous values are not secrets of their own");
+            assert_eq!(
+                store.previous("smtp-relay").unwrap().as_deref(),
+                Some("second")
+            );
+            assert_eq!(
+                store.names().unwrap(),
+                vec!["b-key".to_owned(), "smtp-relay".to_owned()],
+                "previous values are not secrets of their own"
+            );
             let entries = store.entries().unwrap();
             assert_eq!(entries.len(), 2);
-            assert!(entries.iter().all(|e| e.encrypted == store.encrypted() && e.modified.ends_with('Z')));
+            assert!(
+                entries
+                    .iter()
+                    .all(|e| e.encrypted == store.encrypted() && e.modified.ends_with('Z'))
+            );
             assert!(entries[1].previous && !entries[0].previous);
             assert!(store.remove("b-key").unwrap());
             assert!(!store.remove("b-key").unwrap());
@@ -593,9 +911,29 @@ mod tests {
         let store = SecretStore::beside(&tmp.path().join("p.yaml"), "acme").with_recipients(&[r]);
         store.put("database-password", "v").unwrap();
         let file = store.dir().join("database-password.age");
-        let e = store.identities_from("database-password", &file, None).err().unwrap().to_string();
-        assert!(e.contains(IDENTITY_ENV) && e.contains("secret `database-password`") && e.contains("database-password.age"), "{e}");
-        let e = store.identities_from("database-password", &file, Some("/nonexistent/key.txt".into())).err().unwrap().to_string();
-        assert!(e.contains(&format!("{IDENTITY_ENV}=/nonexistent/key.txt")), "{e}");
+        let e = store
+            .identities_from("database-password", &file, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(IDENTITY_ENV)
+                && e.contains("secret `database-password`")
+                && e.contains("database-password.age"),
+            "{e}"
+        );
+        let e = store
+            .identities_from(
+                "database-password",
+                &file,
+                Some("/nonexistent/key.txt".into()),
+            )
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(&format!("{IDENTITY_ENV}=/nonexistent/key.txt")),
+            "{e}"
+        );
     }
 }

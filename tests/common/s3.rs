@@ -68,15 +68,34 @@ while True:
 pub fn certificate(dir: &Path, address: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("s3.crt"), dir.join("s3.key"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", &format!("/CN={address}")])
-        .args(["-addext", &format!("subjectAltName=IP:{address},DNS:{address}")])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={address}"),
+        ])
+        .args([
+            "-addext",
+            &format!("subjectAltName=IP:{address},DNS:{address}"),
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cert, key)
 }
 
@@ -87,7 +106,11 @@ pub fn boto3(endpoint: &str, region: &str, ca: &Path, script: &str) -> Result<St
         "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='{region}', aws_access_key_id='test-access', aws_secret_access_key='test-secret', verify={ca:?})\n{script}",
         ca = ca.display().to_string()
     );
-    let out = Command::new("python3").arg("-c").arg(program).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .output()
+        .unwrap();
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -97,7 +120,15 @@ pub fn boto3(endpoint: &str, region: &str, ca: &Path, script: &str) -> Result<St
 /// moto on `backend` behind the TLS front on `address:port`, run through `prefix` (for example
 /// `ip netns exec NAME`, or nothing), with `bucket` made in `region`: the server and the
 /// front's certificate (its own CA).
-pub fn start(dir: &Path, prefix: &[&str], address: &str, port: u16, backend: u16, bucket: &str, region: &str) -> (Moto, PathBuf) {
+pub fn start(
+    dir: &Path,
+    prefix: &[&str],
+    address: &str,
+    port: u16,
+    backend: u16,
+    bucket: &str,
+    region: &str,
+) -> (Moto, PathBuf) {
     let (cert, key) = certificate(dir, address);
     let run = |args: &[&str]| -> Command {
         let all: Vec<&str> = prefix.iter().chain(args.iter()).copied().collect();
@@ -111,16 +142,27 @@ pub fn start(dir: &Path, prefix: &[&str], address: &str, port: u16, backend: u16
         .spawn()
         .unwrap();
     let mut moto = Moto(vec![moto_server]);
-    let front = run(&["python3", "-c", TLS_FRONT, address, &port.to_string(), &backend.to_string()])
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("tls-front.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let front = run(&[
+        "python3",
+        "-c",
+        TLS_FRONT,
+        address,
+        &port.to_string(),
+        &backend.to_string(),
+    ])
+    .arg(&cert)
+    .arg(&key)
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(dir.join("tls-front.log")).unwrap())
+    .spawn()
+    .unwrap();
     moto.0.push(front);
     let at = format!("{address}:{port}");
-    super::eventually(Duration::from_secs(60), "moto listening", || std::net::TcpStream::connect_timeout(&at.parse().unwrap(), Duration::from_secs(1)).map(|_| ()).map_err(|e| e.to_string()));
+    super::eventually(Duration::from_secs(60), "moto listening", || {
+        std::net::TcpStream::connect_timeout(&at.parse().unwrap(), Duration::from_secs(1))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
     // moto itself may still be starting behind the front
     let endpoint = format!("https://{at}");
     super::eventually(Duration::from_secs(60), "the bucket created", || {

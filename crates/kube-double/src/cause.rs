@@ -8,5 +8,9 @@ pub(crate) struct Cause {
 }
 
 pub(crate) fn cause(reason: &str, field: &str, message: impl Into<String>) -> Cause {
-    Cause { reason: reason.to_owned(), message: message.into(), field: field.to_owned() }
+    Cause {
+        reason: reason.to_owned(),
+        message: message.into(),
+        field: field.to_owned(),
+    }
 }

@@ -310,7 +310,10 @@ fn resource(
         };
         let (_, body) = shared.store().get(ty, version, ns, name)?;
         let pod: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let text = pod["metadata"]["annotations"][LOG_ANNOTATION].as_str().unwrap_or_default().to_owned();
+        let text = pod["metadata"]["annotations"][LOG_ANNOTATION]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         return Ok(respond(200, "text/plain", Body::from(text)));
     }
     match (t.name.as_deref(), method) {

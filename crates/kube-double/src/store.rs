@@ -10,11 +10,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use crate::cause::cause;
 use crate::fields::{self, FieldSet, PathElement, Scope};
 use crate::registry::{self, GroupResource, NameRule, ResourceType, Types};
 use crate::selector::{FieldSelector, LabelSelector, Labels, labels_of};
 use crate::status::{ApiError, Cause};
-use crate::cause::cause;
 use crate::time::now_rfc3339;
 
 /// How many events a watch may have queued before the double gives up on it and ends its stream

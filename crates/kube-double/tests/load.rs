@@ -95,4 +95,3 @@ async fn load(namespaces: usize, per_namespace: usize, watches: usize) {
 async fn many_applies_and_watches() {
     load(8, 50, 4).await;
 }
-

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::probe::{Facts, MIRROR_LIST};
 use super::ssh::shell_quote;
 use crate::deploy::Mode;
-use crate::pipeline::render::plan::{ArtifactStep, CommandStep, Directory, FileStep, HostPlan, SecretFile, Service, Step, User};
+use crate::pipeline::render::plan::{
+    ArtifactStep, CommandStep, Directory, FileStep, HostPlan, SecretFile, Service, Step, User,
+};
 use crate::secrets::SecretError;
 use crate::text::{error_chain, sha256_hex};
 
@@ -76,7 +78,10 @@ pub enum Input<'a> {
     Bytes(&'a [u8]),
     /// A release archive, fetched by converge from `url` and refused unless its SHA-256 is
     /// `sha256`: plan downloads nothing.
-    Release { url: &'a str, sha256: &'a str },
+    Release {
+        url: &'a str,
+        sha256: &'a str,
+    },
 }
 
 /// The condition under which a change gives way to `instead`.
@@ -84,29 +89,60 @@ pub enum Input<'a> {
 pub enum Unless<'a> {
     /// The probe said done, before this run changed anything: in apply, once something has
     /// changed on the host, `check` runs again and `instead` is made if it fails.
-    CheckFails { check: String, instead: Box<Change<'a>> },
+    CheckFails {
+        check: String,
+        instead: Box<Change<'a>>,
+    },
     /// A restart for changed configuration: `instead` is made if no change restarting
     /// `service` was (in apply: an upload failed).
-    NotRestarted { service: &'a str, instead: Box<Change<'a>> },
+    NotRestarted {
+        service: &'a str,
+        instead: Box<Change<'a>>,
+    },
 }
 
 impl<'a> Change<'a> {
     fn unchanged(id: &'a str) -> Self {
-        Change { id, status: Status::Unchanged, detail: String::new(), action: None, unless: None, stops_host: None }
+        Change {
+            id,
+            status: Status::Unchanged,
+            detail: String::new(),
+            action: None,
+            unless: None,
+            stops_host: None,
+        }
     }
 
     fn failed(id: &'a str, why: String) -> Self {
-        Change { id, status: Status::Failed, detail: why, action: None, unless: None, stops_host: None }
+        Change {
+            id,
+            status: Status::Failed,
+            detail: why,
+            action: None,
+            unless: None,
+            stops_host: None,
+        }
     }
 
     fn make(id: &'a str, detail: String, action: Action<'a>) -> Self {
-        Change { id, status: Status::WouldChange, detail, action: Some(action), unless: None, stops_host: None }
+        Change {
+            id,
+            status: Status::WouldChange,
+            detail,
+            action: Some(action),
+            unless: None,
+            stops_host: None,
+        }
     }
 }
 
 impl<'a> Action<'a> {
     fn run(script: String) -> Self {
-        Action { script, input: Input::None, restarts: &[] }
+        Action {
+            script,
+            input: Input::None,
+            restarts: &[],
+        }
     }
 }
 
@@ -124,10 +160,15 @@ pub fn diff<'a>(host: &'a HostPlan, facts: &Facts, inputs: &Inputs<'a>) -> Vec<C
             Step::Secret { id, secret } => self::secret(id, secret, facts, inputs),
             Step::Artifact { id, artifact } => self::artifact(id, artifact, facts, inputs.mode),
             Step::Command { id, command } => self::command(id, command, facts, inputs.mode),
-            Step::Service { id, service } => self::service(id, service, facts, inputs.mode, &restarted),
+            Step::Service { id, service } => {
+                self::service(id, service, facts, inputs.mode, &restarted)
+            }
             Step::Firewall { id, rules } => {
                 // enforced by /etc/nftables.conf (a file step) and the nftables service
-                Change { detail: format!("{} rules, in /etc/nftables.conf", rules.len()), ..Change::unchanged(id) }
+                Change {
+                    detail: format!("{} rules, in /etc/nftables.conf", rules.len()),
+                    ..Change::unchanged(id)
+                }
             }
         };
         if let (Status::WouldChange, Some(action)) = (change.status, &change.action) {
@@ -140,14 +181,24 @@ pub fn diff<'a>(host: &'a HostPlan, facts: &Facts, inputs: &Inputs<'a>) -> Vec<C
 
 /// The apt source list naming the document's mirror for the host's Debian release.
 fn mirror_list(mirror: &str, codename: &str) -> String {
-    format!("# Written by terroir: the package mirror of the Platform document.\ndeb {mirror} {codename} main\n")
+    format!(
+        "# Written by terroir: the package mirror of the Platform document.\ndeb {mirror} {codename} main\n"
+    )
 }
 
 fn packages<'a>(id: &'a str, names: &[String], facts: &Facts, mirror: &str) -> Change<'a> {
-    let codename = if facts.codename.is_empty() { "bookworm" } else { facts.codename.as_str() };
+    let codename = if facts.codename.is_empty() {
+        "bookworm"
+    } else {
+        facts.codename.as_str()
+    };
     let list = mirror_list(mirror, codename);
     let mirror_ok = facts.mirror_list_sha == sha256_hex(list.as_bytes());
-    let missing: Vec<&str> = names.iter().map(String::as_str).filter(|n| !facts.installed.contains(*n)).collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !facts.installed.contains(*n))
+        .collect();
     if missing.is_empty() && mirror_ok {
         return Change::unchanged(id);
     }
@@ -155,7 +206,10 @@ fn packages<'a>(id: &'a str, names: &[String], facts: &Facts, mirror: &str) -> C
         String::new()
     } else {
         let quoted: Vec<String> = missing.iter().map(|n| shell_quote(n)).collect();
-        format!(" && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold {}", quoted.join(" "))
+        format!(
+            " && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold {}",
+            quoted.join(" ")
+        )
     };
     let script = format!(
         // wait for a dpkg run still going (for example one whose terroir was killed)
@@ -171,17 +225,31 @@ fn packages<'a>(id: &'a str, names: &[String], facts: &Facts, mirror: &str) -> C
         what.push(format!("install {}", missing.join(", ")));
     }
     let stops_host = Some("packages could not be installed (see the packages step)");
-    Change { stops_host, ..Change::make(id, what.join("; "), Action::run(script)) }
+    Change {
+        stops_host,
+        ..Change::make(id, what.join("; "), Action::run(script))
+    }
 }
 
 fn user<'a>(id: &'a str, user: &User, facts: &Facts) -> Change<'a> {
     if facts.users.contains(&user.name) {
         return Change::unchanged(id);
     }
-    let home = user.home.as_deref().map(|h| format!("--home-dir {} --create-home ", shell_quote(h))).unwrap_or_default();
+    let home = user
+        .home
+        .as_deref()
+        .map(|h| format!("--home-dir {} --create-home ", shell_quote(h)))
+        .unwrap_or_default();
     let system = if user.system { "--system " } else { "" };
-    let script = format!("useradd {system}{home}--shell /usr/sbin/nologin --user-group {}", shell_quote(&user.name));
-    Change::make(id, format!("create user {}", user.name), Action::run(script))
+    let script = format!(
+        "useradd {system}{home}--shell /usr/sbin/nologin --user-group {}",
+        shell_quote(&user.name)
+    );
+    Change::make(
+        id,
+        format!("create user {}", user.name),
+        Action::run(script),
+    )
 }
 
 /// A mode as `stat -c %04a` prints it.
@@ -196,11 +264,23 @@ fn directory<'a>(id: &'a str, d: &Directory, facts: &Facts) -> Change<'a> {
         Some(have) => format!("{} is {have}, want {want}", d.path),
         None => format!("create {} ({want})", d.path),
     };
-    let script = format!("install -d -o {} -g {} -m {} {}", shell_quote(&d.owner), shell_quote(&d.group), shell_quote(&d.mode), shell_quote(&d.path));
+    let script = format!(
+        "install -d -o {} -g {} -m {} {}",
+        shell_quote(&d.owner),
+        shell_quote(&d.group),
+        shell_quote(&d.mode),
+        shell_quote(&d.path)
+    );
     Change::make(id, detail, Action::run(script))
 }
 
-fn file<'a>(id: &'a str, host: &str, f: &'a FileStep, facts: &Facts, tree: &'a BTreeMap<String, Vec<u8>>) -> Change<'a> {
+fn file<'a>(
+    id: &'a str,
+    host: &str,
+    f: &'a FileStep,
+    facts: &Facts,
+    tree: &'a BTreeMap<String, Vec<u8>>,
+) -> Change<'a> {
     let key = format!("baremetal/hosts/{host}/{}", f.source);
     let Some(content) = tree.get(&key) else {
         return Change::failed(id, format!("{key} is not in the rendered tree"));
@@ -218,22 +298,59 @@ fn file<'a>(id: &'a str, host: &str, f: &'a FileStep, facts: &Facts, tree: &'a B
     let script = upload_script(&f.dest, &f.sha256, &f.owner, &f.group, &f.mode);
     // owner and mode alone restart nothing
     let restarts: &[String] = if content_ok { &[] } else { &f.restarts };
-    Change::make(id, detail, Action { script, input: Input::Bytes(content), restarts })
+    Change::make(
+        id,
+        detail,
+        Action {
+            script,
+            input: Input::Bytes(content),
+            restarts,
+        },
+    )
 }
 
-fn secret<'a>(id: &'a str, secret: &'a SecretFile, facts: &Facts, inputs: &Inputs<'a>) -> Change<'a> {
+fn secret<'a>(
+    id: &'a str,
+    secret: &'a SecretFile,
+    facts: &Facts,
+    inputs: &Inputs<'a>,
+) -> Change<'a> {
     let value: Option<&'a str> = match inputs.secrets.get(&secret.secret) {
         Some(SecretValue::Known(v)) => Some(v.as_str()),
         Some(SecretValue::NotYetGenerated) => None,
         Some(SecretValue::NotProvided) => {
-            let what = format!("secret {0} is not in the store: it is given, not generated; set it with `terroir secrets set FILE {0}` (value on stdin)", secret.secret);
-            let status = if inputs.mode == Mode::Apply { Status::Failed } else { Status::WouldChange };
-            return Change { status, detail: what, ..Change::unchanged(id) };
+            let what = format!(
+                "secret {0} is not in the store: it is given, not generated; set it with `terroir secrets set FILE {0}` (value on stdin)",
+                secret.secret
+            );
+            let status = if inputs.mode == Mode::Apply {
+                Status::Failed
+            } else {
+                Status::WouldChange
+            };
+            return Change {
+                status,
+                detail: what,
+                ..Change::unchanged(id)
+            };
         }
         Some(SecretValue::Unavailable(e)) => return Change::failed(id, error_chain(e)),
-        None => return Change::failed(id, format!("secret {} was not read from the store before the diff", secret.secret)),
+        None => {
+            return Change::failed(
+                id,
+                format!(
+                    "secret {} was not read from the store before the diff",
+                    secret.secret
+                ),
+            );
+        }
     };
-    let want_meta = format!("{} {} {}", secret.owner, secret.group, normalize_mode(&secret.mode));
+    let want_meta = format!(
+        "{} {} {}",
+        secret.owner,
+        secret.group,
+        normalize_mode(&secret.mode)
+    );
     let have = facts.files.get(&secret.dest);
     let sha = value.map(|v| sha256_hex(v.as_bytes()));
     let content_ok = matches!((&sha, have), (Some(sha), Some(h)) if *sha == h.sha256);
@@ -245,9 +362,23 @@ fn secret<'a>(id: &'a str, secret: &'a SecretFile, facts: &Facts, inputs: &Input
         None => format!("write secret {} to {}", secret.secret, secret.dest),
         Some(_) => format!("update secret {} in {}", secret.secret, secret.dest),
     };
-    let script = upload_script(&secret.dest, sha.as_deref().unwrap_or_default(), &secret.owner, &secret.group, &secret.mode);
+    let script = upload_script(
+        &secret.dest,
+        sha.as_deref().unwrap_or_default(),
+        &secret.owner,
+        &secret.group,
+        &secret.mode,
+    );
     let restarts: &[String] = if content_ok { &[] } else { &secret.restarts };
-    Change::make(id, detail, Action { script, input: Input::Bytes(value.unwrap_or_default().as_bytes()), restarts })
+    Change::make(
+        id,
+        detail,
+        Action {
+            script,
+            input: Input::Bytes(value.unwrap_or_default().as_bytes()),
+            restarts,
+        },
+    )
 }
 
 fn artifact<'a>(id: &'a str, artifact: &'a ArtifactStep, facts: &Facts, mode: Mode) -> Change<'a> {
@@ -269,8 +400,19 @@ fn artifact<'a>(id: &'a str, artifact: &'a ArtifactStep, facts: &Facts, mode: Mo
          if [ ! -d releases/{sha} ]; then mkdir \"$t.d\"; tar -xzf \"$t\" -C \"$t.d\"; chmod 0755 \"$t.d\"; mv \"$t.d\" releases/{sha}; fi; \
          ln -sfn releases/{sha} .current.new; mv -T .current.new current"
     );
-    let input = Input::Release { url: &artifact.url, sha256: &artifact.sha256 };
-    Change::make(id, detail, Action { script, input, restarts: &artifact.restarts })
+    let input = Input::Release {
+        url: &artifact.url,
+        sha256: &artifact.sha256,
+    };
+    Change::make(
+        id,
+        detail,
+        Action {
+            script,
+            input,
+            restarts: &artifact.restarts,
+        },
+    )
 }
 
 fn command<'a>(id: &'a str, command: &CommandStep, facts: &Facts, mode: Mode) -> Change<'a> {
@@ -283,13 +425,25 @@ fn command<'a>(id: &'a str, command: &CommandStep, facts: &Facts, mode: Mode) ->
         // service may undo what the check saw
         Mode::Apply => {
             let check = format!("( {} ) >/dev/null 2>&1", command.done_check());
-            Change { unless: Some(Unless::CheckFails { check, instead: Box::new(run) }), ..Change::unchanged(id) }
+            Change {
+                unless: Some(Unless::CheckFails {
+                    check,
+                    instead: Box::new(run),
+                }),
+                ..Change::unchanged(id)
+            }
         }
         Mode::Plan => Change::unchanged(id),
     }
 }
 
-fn service<'a>(id: &'a str, service: &'a Service, facts: &Facts, mode: Mode, restarted: &BTreeSet<&str>) -> Change<'a> {
+fn service<'a>(
+    id: &'a str,
+    service: &'a Service,
+    facts: &Facts,
+    mode: Mode,
+    restarted: &BTreeSet<&str>,
+) -> Change<'a> {
     let name = service.name.as_str();
     let running = facts.running.contains(name);
     let q = shell_quote(name);
@@ -301,20 +455,47 @@ fn service<'a>(id: &'a str, service: &'a Service, facts: &Facts, mode: Mode, res
             "nft -f /etc/nftables.conf".to_owned()
         } else if name == "rsyslog" && !facts.init_scripts.contains(name) {
             // and rsyslog too (Debian 12): run the daemon itself, which forks
-            if action == "start" { "rsyslogd".to_owned() } else { "pkill -x rsyslogd; while pidof rsyslogd >/dev/null; do sleep 0.1; done; rsyslogd".to_owned() }
+            if action == "start" {
+                "rsyslogd".to_owned()
+            } else {
+                "pkill -x rsyslogd; while pidof rsyslogd >/dev/null; do sleep 0.1; done; rsyslogd"
+                    .to_owned()
+            }
         } else {
             format!("/etc/init.d/{name} {action}")
         }
     };
-    let enable = if facts.systemd && service.enabled { format!("systemctl enable --quiet {q}; ") } else { String::new() };
-    let untouched = if running { Change::unchanged(id) } else { Change::make(id, format!("start {name}"), Action::run(format!("{enable}{}", control("start")))) };
+    let enable = if facts.systemd && service.enabled {
+        format!("systemctl enable --quiet {q}; ")
+    } else {
+        String::new()
+    };
+    let untouched = if running {
+        Change::unchanged(id)
+    } else {
+        Change::make(
+            id,
+            format!("start {name}"),
+            Action::run(format!("{enable}{}", control("start"))),
+        )
+    };
     // apply starts a stopped service plainly: starting it reads the new configuration anyway
     if !restarted.contains(name) || (!running && mode == Mode::Apply) {
         return untouched;
     }
     let action = if running { "restart" } else { "start" };
-    let change = Change::make(id, format!("{action} {name}: its configuration changed"), Action::run(format!("{enable}{}", control(action))));
-    Change { unless: Some(Unless::NotRestarted { service: name, instead: Box::new(untouched) }), ..change }
+    let change = Change::make(
+        id,
+        format!("{action} {name}: its configuration changed"),
+        Action::run(format!("{enable}{}", control(action))),
+    );
+    Change {
+        unless: Some(Unless::NotRestarted {
+            service: name,
+            instead: Box::new(untouched),
+        }),
+        ..change
+    }
 }
 
 /// Upload beside the destination, verify, set owner and mode, then rename: the destination is
@@ -342,7 +523,12 @@ pub(super) mod tests {
     pub const OTHER_SHA: &str = "1c8f8a32a6a6d6c0bf8b0ae4dbb3b2c6c34b9a0c88fa6ab10e4a0fdd3e22d5a1";
 
     pub fn host(steps: Vec<Step>) -> HostPlan {
-        HostPlan { name: "db1".into(), address: "198.18.0.11".into(), roles: Vec::new(), steps }
+        HostPlan {
+            name: "db1".into(),
+            address: "198.18.0.11".into(),
+            roles: Vec::new(),
+            steps,
+        }
     }
 
     pub fn file_step(dest: &str, restarts: &[&str], content: &[u8]) -> Step {
@@ -355,20 +541,49 @@ pub(super) mod tests {
             restarts: restarts.iter().map(|s| (*s).to_owned()).collect(),
             sha256: sha256_hex(content),
         };
-        Step::File { id: format!("file:{dest}"), file }
+        Step::File {
+            id: format!("file:{dest}"),
+            file,
+        }
     }
 
     pub fn service_step(name: &str) -> Step {
-        Step::Service { id: format!("service:{name}"), service: Service { name: name.into(), enabled: true } }
+        Step::Service {
+            id: format!("service:{name}"),
+            service: Service {
+                name: name.into(),
+                enabled: true,
+            },
+        }
     }
 
     pub fn secret_step(name: &str, provided: bool) -> Step {
-        let secret = SecretFile { secret: name.into(), dest: format!("/etc/app/{name}"), owner: "app".into(), group: "app".into(), mode: "0600".into(), restarts: vec!["app".into()], provided };
-        Step::Secret { id: format!("secret:/etc/app/{name}"), secret }
+        let secret = SecretFile {
+            secret: name.into(),
+            dest: format!("/etc/app/{name}"),
+            owner: "app".into(),
+            group: "app".into(),
+            mode: "0600".into(),
+            restarts: vec!["app".into()],
+            provided,
+        };
+        Step::Secret {
+            id: format!("secret:/etc/app/{name}"),
+            secret,
+        }
     }
 
     pub fn command_step(name: &str) -> Step {
-        Step::Command { id: format!("command:{name}"), command: CommandStep { name: name.into(), creates: None, unless: Some("test -e /done".into()), after: None, run: format!("make-{name}") } }
+        Step::Command {
+            id: format!("command:{name}"),
+            command: CommandStep {
+                name: name.into(),
+                creates: None,
+                unless: Some("test -e /done".into()),
+                after: None,
+                run: format!("make-{name}"),
+            },
+        }
     }
 
     pub fn tree(content: &[u8]) -> BTreeMap<String, Vec<u8>> {
@@ -376,11 +591,24 @@ pub(super) mod tests {
     }
 
     /// The diff of `steps` on `facts`, as (id, status, detail) triples.
-    fn diffed(steps: Vec<Step>, facts: &Facts, secrets: &BTreeMap<String, SecretValue>, mode: Mode) -> Vec<(String, Status, String)> {
+    fn diffed(
+        steps: Vec<Step>,
+        facts: &Facts,
+        secrets: &BTreeMap<String, SecretValue>,
+        mode: Mode,
+    ) -> Vec<(String, Status, String)> {
         let host = host(steps);
         let tree = tree(b"max_connections = 150\n");
-        let inputs = Inputs { tree: &tree, secrets, mirror: "http://deb.debian.org/debian", mode };
-        diff(&host, facts, &inputs).into_iter().map(|c| (c.id.to_owned(), c.status, c.detail)).collect()
+        let inputs = Inputs {
+            tree: &tree,
+            secrets,
+            mirror: "http://deb.debian.org/debian",
+            mode,
+        };
+        diff(&host, facts, &inputs)
+            .into_iter()
+            .map(|c| (c.id.to_owned(), c.status, c.detail))
+            .collect()
     }
 
     fn one(step: Step, facts: &Facts, mode: Mode) -> (Status, String) {
@@ -390,71 +618,202 @@ pub(super) mod tests {
 
     fn mirror_facts() -> Facts {
         let list = mirror_list("http://deb.debian.org/debian", "bookworm");
-        Facts { codename: "bookworm".into(), mirror_list_sha: sha256_hex(list.as_bytes()), ..Facts::default() }
+        Facts {
+            codename: "bookworm".into(),
+            mirror_list_sha: sha256_hex(list.as_bytes()),
+            ..Facts::default()
+        }
     }
 
     #[test]
     fn packages_installed_from_the_mirror_are_unchanged() {
-        let step = || Step::Packages { id: "packages".into(), names: vec!["postfix".into(), "postgresql".into()] };
+        let step = || Step::Packages {
+            id: "packages".into(),
+            names: vec!["postfix".into(), "postgresql".into()],
+        };
         let mut facts = mirror_facts();
         facts.installed = BTreeSet::from(["postfix".into(), "postgresql".into()]);
-        assert_eq!(one(step(), &facts, Mode::Apply), (Status::Unchanged, String::new()));
+        assert_eq!(
+            one(step(), &facts, Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
 
         facts.installed.remove("postgresql");
-        assert_eq!(one(step(), &facts, Mode::Apply), (Status::WouldChange, "install postgresql".into()));
+        assert_eq!(
+            one(step(), &facts, Mode::Apply),
+            (Status::WouldChange, "install postgresql".into())
+        );
         facts.mirror_list_sha = "other".into();
-        assert_eq!(one(step(), &facts, Mode::Plan), (Status::WouldChange, "use mirror http://deb.debian.org/debian; install postgresql".into()));
+        assert_eq!(
+            one(step(), &facts, Mode::Plan),
+            (
+                Status::WouldChange,
+                "use mirror http://deb.debian.org/debian; install postgresql".into()
+            )
+        );
 
         let host = host(vec![step()]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &BTreeMap::new(), mirror: "http://deb.debian.org/debian", mode: Mode::Apply };
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            mirror: "http://deb.debian.org/debian",
+            mode: Mode::Apply,
+        };
         let change = diff(&host, &facts, &inputs).remove(0);
-        assert!(change.stops_host.is_some(), "everything after the packages depends on them");
+        assert!(
+            change.stops_host.is_some(),
+            "everything after the packages depends on them"
+        );
         let script = change.action.map(|a| a.script).unwrap_or_default();
-        assert!(script.contains("apt-get install") && script.contains("'postgresql'") && !script.contains("'postfix'"), "{script}");
-        assert!(script.contains("deb http://deb.debian.org/debian bookworm main"), "the host's own release: {script}");
+        assert!(
+            script.contains("apt-get install")
+                && script.contains("'postgresql'")
+                && !script.contains("'postfix'"),
+            "{script}"
+        );
+        assert!(
+            script.contains("deb http://deb.debian.org/debian bookworm main"),
+            "the host's own release: {script}"
+        );
     }
 
     #[test]
     fn a_missing_user_is_created() {
-        let step = || Step::User { id: "user:crm".into(), user: User { name: "crm".into(), home: Some("/var/lib/crm".into()), system: true } };
-        let facts = Facts { users: BTreeSet::from(["crm".into()]), ..Facts::default() };
-        assert_eq!(one(step(), &facts, Mode::Apply), (Status::Unchanged, String::new()));
-        assert_eq!(one(step(), &Facts::default(), Mode::Apply), (Status::WouldChange, "create user crm".into()));
+        let step = || Step::User {
+            id: "user:crm".into(),
+            user: User {
+                name: "crm".into(),
+                home: Some("/var/lib/crm".into()),
+                system: true,
+            },
+        };
+        let facts = Facts {
+            users: BTreeSet::from(["crm".into()]),
+            ..Facts::default()
+        };
+        assert_eq!(
+            one(step(), &facts, Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
+        assert_eq!(
+            one(step(), &Facts::default(), Mode::Apply),
+            (Status::WouldChange, "create user crm".into())
+        );
         let host = host(vec![step()]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &BTreeMap::new(), mirror: "", mode: Mode::Apply };
-        let script = diff(&host, &Facts::default(), &inputs).remove(0).action.map(|a| a.script).unwrap_or_default();
-        assert_eq!(script, "useradd --system --home-dir '/var/lib/crm' --create-home --shell /usr/sbin/nologin --user-group 'crm'");
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Apply,
+        };
+        let script = diff(&host, &Facts::default(), &inputs)
+            .remove(0)
+            .action
+            .map(|a| a.script)
+            .unwrap_or_default();
+        assert_eq!(
+            script,
+            "useradd --system --home-dir '/var/lib/crm' --create-home --shell /usr/sbin/nologin --user-group 'crm'"
+        );
     }
 
     #[test]
     fn a_directory_is_created_or_given_its_owner_and_mode() {
-        let step = || Step::Directory { id: "directory:/srv/crm".into(), directory: Directory { path: "/srv/crm".into(), owner: "crm".into(), group: "crm".into(), mode: "750".into() } };
-        let facts = |attrs: &str| Facts { dirs: BTreeMap::from([("/srv/crm".into(), attrs.into())]), ..Facts::default() };
-        assert_eq!(one(step(), &facts("crm crm 0750"), Mode::Apply), (Status::Unchanged, String::new()), "modes compare in four digits");
-        assert_eq!(one(step(), &facts("root root 0755"), Mode::Apply), (Status::WouldChange, "/srv/crm is root root 0755, want crm crm 0750".into()));
-        assert_eq!(one(step(), &Facts::default(), Mode::Plan), (Status::WouldChange, "create /srv/crm (crm crm 0750)".into()));
+        let step = || Step::Directory {
+            id: "directory:/srv/crm".into(),
+            directory: Directory {
+                path: "/srv/crm".into(),
+                owner: "crm".into(),
+                group: "crm".into(),
+                mode: "750".into(),
+            },
+        };
+        let facts = |attrs: &str| Facts {
+            dirs: BTreeMap::from([("/srv/crm".into(), attrs.into())]),
+            ..Facts::default()
+        };
+        assert_eq!(
+            one(step(), &facts("crm crm 0750"), Mode::Apply),
+            (Status::Unchanged, String::new()),
+            "modes compare in four digits"
+        );
+        assert_eq!(
+            one(step(), &facts("root root 0755"), Mode::Apply),
+            (
+                Status::WouldChange,
+                "/srv/crm is root root 0755, want crm crm 0750".into()
+            )
+        );
+        assert_eq!(
+            one(step(), &Facts::default(), Mode::Plan),
+            (Status::WouldChange, "create /srv/crm (crm crm 0750)".into())
+        );
     }
 
     #[test]
     fn a_file_changes_when_its_content_or_its_owner_and_mode_differ() {
         let content = b"max_connections = 150\n";
         let dest = "/etc/postgresql/15/main/postgresql.conf";
-        let on_host = |meta: &str, sha: &str| Facts { files: BTreeMap::from([(dest.into(), FileFacts { meta: meta.into(), sha256: sha.into() })]), ..Facts::default() };
+        let on_host = |meta: &str, sha: &str| Facts {
+            files: BTreeMap::from([(
+                dest.into(),
+                FileFacts {
+                    meta: meta.into(),
+                    sha256: sha.into(),
+                },
+            )]),
+            ..Facts::default()
+        };
         let sha = sha256_hex(content);
         let step = || file_step(dest, &["postgresql"], content);
-        assert_eq!(one(step(), &on_host("root postgres 0640", &sha), Mode::Apply), (Status::Unchanged, String::new()));
-        assert_eq!(one(step(), &on_host("root postgres 0640", OTHER_SHA), Mode::Apply), (Status::WouldChange, format!("update {dest} (content differs)")));
-        assert_eq!(one(step(), &on_host("root root 0644", &sha), Mode::Apply), (Status::WouldChange, format!("{dest} is root root 0644, want root postgres 0640")));
-        assert_eq!(one(step(), &Facts::default(), Mode::Apply), (Status::WouldChange, format!("create {dest} (22 bytes)")));
+        assert_eq!(
+            one(step(), &on_host("root postgres 0640", &sha), Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
+        assert_eq!(
+            one(
+                step(),
+                &on_host("root postgres 0640", OTHER_SHA),
+                Mode::Apply
+            ),
+            (
+                Status::WouldChange,
+                format!("update {dest} (content differs)")
+            )
+        );
+        assert_eq!(
+            one(step(), &on_host("root root 0644", &sha), Mode::Apply),
+            (
+                Status::WouldChange,
+                format!("{dest} is root root 0644, want root postgres 0640")
+            )
+        );
+        assert_eq!(
+            one(step(), &Facts::default(), Mode::Apply),
+            (Status::WouldChange, format!("create {dest} (22 bytes)"))
+        );
 
         // only new content restarts the service; the upload carries the rendered bytes
         let host = host(vec![step()]);
         let tree = tree(content);
-        let inputs = Inputs { tree: &tree, secrets: &BTreeMap::new(), mirror: "", mode: Mode::Apply };
+        let inputs = Inputs {
+            tree: &tree,
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Apply,
+        };
         let action = |facts: &Facts| diff(&host, facts, &inputs).remove(0).action;
         let new = action(&Facts::default());
-        assert_eq!(new.as_ref().map(|a| (a.restarts.to_vec(), a.input)), Some((vec!["postgresql".to_owned()], Input::Bytes(content))));
-        assert!(new.map(|a| a.script).unwrap_or_default().contains(&format!("echo '{sha}' \"$t\" | sha256sum -c --status")), "verified before the rename");
+        assert_eq!(
+            new.as_ref().map(|a| (a.restarts.to_vec(), a.input)),
+            Some((vec!["postgresql".to_owned()], Input::Bytes(content)))
+        );
+        assert!(
+            new.map(|a| a.script)
+                .unwrap_or_default()
+                .contains(&format!("echo '{sha}' \"$t\" | sha256sum -c --status")),
+            "verified before the rename"
+        );
         let chmod = action(&on_host("root root 0644", &sha));
         assert_eq!(chmod.map(|a| a.restarts.len()), Some(0));
     }
@@ -462,49 +821,131 @@ pub(super) mod tests {
     #[test]
     fn a_file_missing_from_the_rendered_tree_fails_its_step() {
         let host = host(vec![file_step("/etc/x", &[], b"x")]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &BTreeMap::new(), mirror: "", mode: Mode::Plan };
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Plan,
+        };
         let change = diff(&host, &Facts::default(), &inputs).remove(0);
-        assert_eq!((change.status, change.detail.as_str()), (Status::Failed, "baremetal/hosts/db1/conf is not in the rendered tree"));
+        assert_eq!(
+            (change.status, change.detail.as_str()),
+            (
+                Status::Failed,
+                "baremetal/hosts/db1/conf is not in the rendered tree"
+            )
+        );
     }
 
     #[test]
     fn a_secret_is_written_when_missing_or_different_and_never_shown() {
         let value = "s3cr3t-value";
-        let on_host = |sha: &str| Facts { files: BTreeMap::from([("/etc/app/db-password".into(), FileFacts { meta: "app app 0600".into(), sha256: sha.into() })]), ..Facts::default() };
+        let on_host = |sha: &str| Facts {
+            files: BTreeMap::from([(
+                "/etc/app/db-password".into(),
+                FileFacts {
+                    meta: "app app 0600".into(),
+                    sha256: sha.into(),
+                },
+            )]),
+            ..Facts::default()
+        };
         let known = BTreeMap::from([("db-password".to_owned(), SecretValue::Known(value.into()))]);
         let diffed_one = |facts: &Facts, secrets: &BTreeMap<String, SecretValue>, mode: Mode| {
-            let (_, status, detail) = diffed(vec![secret_step("db-password", false)], facts, secrets, mode).remove(0);
+            let (_, status, detail) = diffed(
+                vec![secret_step("db-password", false)],
+                facts,
+                secrets,
+                mode,
+            )
+            .remove(0);
             assert!(!detail.contains(value), "{detail}");
             (status, detail)
         };
-        assert_eq!(diffed_one(&on_host(&sha256_hex(value.as_bytes())), &known, Mode::Apply), (Status::Unchanged, String::new()));
-        assert_eq!(diffed_one(&on_host("old"), &known, Mode::Apply), (Status::WouldChange, "update secret db-password in /etc/app/db-password".into()));
-        assert_eq!(diffed_one(&Facts::default(), &known, Mode::Apply), (Status::WouldChange, "write secret db-password to /etc/app/db-password".into()));
+        assert_eq!(
+            diffed_one(&on_host(&sha256_hex(value.as_bytes())), &known, Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
+        assert_eq!(
+            diffed_one(&on_host("old"), &known, Mode::Apply),
+            (
+                Status::WouldChange,
+                "update secret db-password in /etc/app/db-password".into()
+            )
+        );
+        assert_eq!(
+            diffed_one(&Facts::default(), &known, Mode::Apply),
+            (
+                Status::WouldChange,
+                "write secret db-password to /etc/app/db-password".into()
+            )
+        );
         // plan does not generate: a secret not generated yet would be written
         let later = BTreeMap::from([("db-password".to_owned(), SecretValue::NotYetGenerated)]);
-        assert_eq!(diffed_one(&on_host("old"), &later, Mode::Plan), (Status::WouldChange, "update secret db-password in /etc/app/db-password".into()));
+        assert_eq!(
+            diffed_one(&on_host("old"), &later, Mode::Plan),
+            (
+                Status::WouldChange,
+                "update secret db-password in /etc/app/db-password".into()
+            )
+        );
 
         let host = host(vec![secret_step("db-password", false)]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &known, mirror: "", mode: Mode::Apply };
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &known,
+            mirror: "",
+            mode: Mode::Apply,
+        };
         let action = diff(&host, &Facts::default(), &inputs).remove(0).action;
-        assert_eq!(action.as_ref().map(|a| (a.input, a.restarts.to_vec())), Some((Input::Bytes(value.as_bytes()), vec!["app".to_owned()])));
+        assert_eq!(
+            action.as_ref().map(|a| (a.input, a.restarts.to_vec())),
+            Some((Input::Bytes(value.as_bytes()), vec!["app".to_owned()]))
+        );
     }
 
     #[test]
     fn a_provided_secret_missing_from_the_store_fails_the_apply_and_shows_in_the_plan() {
         let missing = BTreeMap::from([("s3-key".to_owned(), SecretValue::NotProvided)]);
-        for (mode, status) in [(Mode::Plan, Status::WouldChange), (Mode::Apply, Status::Failed)] {
-            let (_, got, detail) = diffed(vec![secret_step("s3-key", true)], &Facts::default(), &missing, mode).remove(0);
+        for (mode, status) in [
+            (Mode::Plan, Status::WouldChange),
+            (Mode::Apply, Status::Failed),
+        ] {
+            let (_, got, detail) = diffed(
+                vec![secret_step("s3-key", true)],
+                &Facts::default(),
+                &missing,
+                mode,
+            )
+            .remove(0);
             assert_eq!(got, status);
-            assert!(detail.contains("terroir secrets set FILE s3-key"), "{detail}");
+            assert!(
+                detail.contains("terroir secrets set FILE s3-key"),
+                "{detail}"
+            );
         }
         // nothing to write, so nothing to restart
         let steps = vec![secret_step("s3-key", true), service_step("app")];
-        let facts = Facts { running: BTreeSet::from(["app".into()]), ..Facts::default() };
-        assert_eq!(diffed(steps, &facts, &missing, Mode::Plan)[1].1, Status::Unchanged);
+        let facts = Facts {
+            running: BTreeSet::from(["app".into()]),
+            ..Facts::default()
+        };
+        assert_eq!(
+            diffed(steps, &facts, &missing, Mode::Plan)[1].1,
+            Status::Unchanged
+        );
 
-        let unreadable = BTreeMap::from([("s3-key".to_owned(), SecretValue::Unavailable(SecretError::Name("s 3".into())))]);
-        let (_, status, detail) = diffed(vec![secret_step("s3-key", true)], &Facts::default(), &unreadable, Mode::Apply).remove(0);
+        let unreadable = BTreeMap::from([(
+            "s3-key".to_owned(),
+            SecretValue::Unavailable(SecretError::Name("s 3".into())),
+        )]);
+        let (_, status, detail) = diffed(
+            vec![secret_step("s3-key", true)],
+            &Facts::default(),
+            &unreadable,
+            Mode::Apply,
+        )
+        .remove(0);
         assert_eq!(status, Status::Failed);
         assert!(detail.contains("not a valid secret name"), "{detail}");
     }
@@ -512,24 +953,74 @@ pub(super) mod tests {
     #[test]
     fn a_release_is_installed_unless_current_and_plan_downloads_nothing() {
         let sha = "ab".repeat(32);
-        let step = || Step::Artifact { id: "artifact:/opt/crm".into(), artifact: ArtifactStep { url: "https://releases.example/crm.tar.gz".into(), sha256: sha.clone(), dir: "/opt/crm".into(), restarts: vec!["crm".into()] } };
-        let current = Facts { current_release: format!("releases/{sha}"), ..Facts::default() };
-        assert_eq!(one(step(), &current, Mode::Apply), (Status::Unchanged, String::new()));
-        assert_eq!(one(step(), &Facts::default(), Mode::Plan), (Status::WouldChange, "install release abababababab from https://releases.example/crm.tar.gz".into()));
+        let step = || Step::Artifact {
+            id: "artifact:/opt/crm".into(),
+            artifact: ArtifactStep {
+                url: "https://releases.example/crm.tar.gz".into(),
+                sha256: sha.clone(),
+                dir: "/opt/crm".into(),
+                restarts: vec!["crm".into()],
+            },
+        };
+        let current = Facts {
+            current_release: format!("releases/{sha}"),
+            ..Facts::default()
+        };
+        assert_eq!(
+            one(step(), &current, Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
+        assert_eq!(
+            one(step(), &Facts::default(), Mode::Plan),
+            (
+                Status::WouldChange,
+                "install release abababababab from https://releases.example/crm.tar.gz".into()
+            )
+        );
         let host = host(vec![step()]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &BTreeMap::new(), mirror: "", mode: Mode::Apply };
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Apply,
+        };
         let change = diff(&host, &Facts::default(), &inputs).remove(0);
         assert_eq!(change.detail, "install release abababababab");
-        assert_eq!(change.action.map(|a| a.input), Some(Input::Release { url: "https://releases.example/crm.tar.gz", sha256: &sha }), "converge fetches it");
+        assert_eq!(
+            change.action.map(|a| a.input),
+            Some(Input::Release {
+                url: "https://releases.example/crm.tar.gz",
+                sha256: &sha
+            }),
+            "converge fetches it"
+        );
     }
 
     #[test]
     fn a_command_runs_unless_done_and_apply_asks_again() {
-        assert_eq!(one(command_step("role"), &Facts::default(), Mode::Plan), (Status::WouldChange, "role".into()));
-        let done = Facts { done: BTreeSet::from(["role".into()]), ..Facts::default() };
+        assert_eq!(
+            one(command_step("role"), &Facts::default(), Mode::Plan),
+            (Status::WouldChange, "role".into())
+        );
+        let done = Facts {
+            done: BTreeSet::from(["role".into()]),
+            ..Facts::default()
+        };
         let host = host(vec![command_step("role")]);
         let (tree, secrets) = (BTreeMap::new(), BTreeMap::new());
-        let changes = |mode| diff(&host, &done, &Inputs { tree: &tree, secrets: &secrets, mirror: "", mode }).remove(0);
+        let changes = |mode| {
+            diff(
+                &host,
+                &done,
+                &Inputs {
+                    tree: &tree,
+                    secrets: &secrets,
+                    mirror: "",
+                    mode,
+                },
+            )
+            .remove(0)
+        };
         let plan = changes(Mode::Plan);
         assert!(plan.status == Status::Unchanged && plan.unless.is_none());
         let apply = changes(Mode::Apply);
@@ -537,8 +1028,14 @@ pub(super) mod tests {
         match apply.unless {
             Some(Unless::CheckFails { check, instead }) => {
                 assert_eq!(check, "( test -e /done ) >/dev/null 2>&1");
-                assert_eq!((instead.status, instead.detail.as_str()), (Status::WouldChange, "role"));
-                assert_eq!(instead.action.map(|a| a.script), Some("make-role".to_owned()));
+                assert_eq!(
+                    (instead.status, instead.detail.as_str()),
+                    (Status::WouldChange, "role")
+                );
+                assert_eq!(
+                    instead.action.map(|a| a.script),
+                    Some("make-role".to_owned())
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -547,42 +1044,128 @@ pub(super) mod tests {
     #[test]
     fn a_service_starts_when_stopped_and_restarts_when_its_configuration_changes() {
         let content = b"max_connections = 150\n";
-        let running = Facts { running: BTreeSet::from(["postgresql".into()]), init_scripts: BTreeSet::from(["postgresql".into()]), ..Facts::default() };
-        let stopped = Facts { init_scripts: BTreeSet::from(["postgresql".into()]), ..Facts::default() };
-        assert_eq!(one(service_step("postgresql"), &running, Mode::Apply), (Status::Unchanged, String::new()));
-        assert_eq!(one(service_step("postgresql"), &stopped, Mode::Apply), (Status::WouldChange, "start postgresql".into()));
+        let running = Facts {
+            running: BTreeSet::from(["postgresql".into()]),
+            init_scripts: BTreeSet::from(["postgresql".into()]),
+            ..Facts::default()
+        };
+        let stopped = Facts {
+            init_scripts: BTreeSet::from(["postgresql".into()]),
+            ..Facts::default()
+        };
+        assert_eq!(
+            one(service_step("postgresql"), &running, Mode::Apply),
+            (Status::Unchanged, String::new())
+        );
+        assert_eq!(
+            one(service_step("postgresql"), &stopped, Mode::Apply),
+            (Status::WouldChange, "start postgresql".into())
+        );
 
-        let with_file = || vec![file_step("/etc/pg.conf", &["postgresql"], content), service_step("postgresql")];
-        let last = |facts: &Facts, mode| diffed(with_file(), facts, &BTreeMap::new(), mode).remove(1);
-        assert_eq!(last(&running, Mode::Apply).2, "restart postgresql: its configuration changed");
-        assert_eq!(last(&stopped, Mode::Plan).2, "start postgresql: its configuration changed");
-        assert_eq!(last(&stopped, Mode::Apply).2, "start postgresql", "starting reads the new configuration anyway");
+        let with_file = || {
+            vec![
+                file_step("/etc/pg.conf", &["postgresql"], content),
+                service_step("postgresql"),
+            ]
+        };
+        let last =
+            |facts: &Facts, mode| diffed(with_file(), facts, &BTreeMap::new(), mode).remove(1);
+        assert_eq!(
+            last(&running, Mode::Apply).2,
+            "restart postgresql: its configuration changed"
+        );
+        assert_eq!(
+            last(&stopped, Mode::Plan).2,
+            "start postgresql: its configuration changed"
+        );
+        assert_eq!(
+            last(&stopped, Mode::Apply).2,
+            "start postgresql",
+            "starting reads the new configuration anyway"
+        );
 
         // the restart holds only if the file is really written
         let host = host(with_file());
         let tree = tree(content);
-        let inputs = Inputs { tree: &tree, secrets: &BTreeMap::new(), mirror: "", mode: Mode::Apply };
+        let inputs = Inputs {
+            tree: &tree,
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Apply,
+        };
         let change = diff(&host, &running, &inputs).remove(1);
-        assert_eq!(change.action.map(|a| a.script), Some("/etc/init.d/postgresql restart".to_owned()));
+        assert_eq!(
+            change.action.map(|a| a.script),
+            Some("/etc/init.d/postgresql restart".to_owned())
+        );
         match change.unless {
-            Some(Unless::NotRestarted { service: "postgresql", instead }) => assert_eq!(instead.status, Status::Unchanged),
+            Some(Unless::NotRestarted {
+                service: "postgresql",
+                instead,
+            }) => assert_eq!(instead.status, Status::Unchanged),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn services_are_controlled_the_way_the_host_runs_them() {
-        let host = host(vec![service_step("nginx"), service_step("nftables"), service_step("rsyslog")]);
-        let inputs = Inputs { tree: &BTreeMap::new(), secrets: &BTreeMap::new(), mirror: "", mode: Mode::Apply };
-        let scripts = |facts: &Facts| -> Vec<String> { diff(&host, facts, &inputs).into_iter().filter_map(|c| c.action.map(|a| a.script)).collect() };
-        let systemd = Facts { systemd: true, ..Facts::default() };
-        assert_eq!(scripts(&systemd), ["systemctl enable --quiet 'nginx'; systemctl start 'nginx'", "systemctl enable --quiet 'nftables'; systemctl start 'nftables'", "systemctl enable --quiet 'rsyslog'; systemctl start 'rsyslog'"]);
-        assert_eq!(scripts(&Facts::default()), ["/etc/init.d/nginx start", "nft -f /etc/nftables.conf", "rsyslogd"]);
+        let host = host(vec![
+            service_step("nginx"),
+            service_step("nftables"),
+            service_step("rsyslog"),
+        ]);
+        let inputs = Inputs {
+            tree: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            mirror: "",
+            mode: Mode::Apply,
+        };
+        let scripts = |facts: &Facts| -> Vec<String> {
+            diff(&host, facts, &inputs)
+                .into_iter()
+                .filter_map(|c| c.action.map(|a| a.script))
+                .collect()
+        };
+        let systemd = Facts {
+            systemd: true,
+            ..Facts::default()
+        };
+        assert_eq!(
+            scripts(&systemd),
+            [
+                "systemctl enable --quiet 'nginx'; systemctl start 'nginx'",
+                "systemctl enable --quiet 'nftables'; systemctl start 'nftables'",
+                "systemctl enable --quiet 'rsyslog'; systemctl start 'rsyslog'"
+            ]
+        );
+        assert_eq!(
+            scripts(&Facts::default()),
+            [
+                "/etc/init.d/nginx start",
+                "nft -f /etc/nftables.conf",
+                "rsyslogd"
+            ]
+        );
     }
 
     #[test]
     fn the_firewall_is_enforced_by_its_file_and_service() {
-        let rules = vec![FirewallRule { port: 5432, proto: "tcp".into(), from: vec!["198.18.0.13".into()], service: "postgresql".into() }];
-        assert_eq!(one(Step::Firewall { id: "firewall".into(), rules }, &Facts::default(), Mode::Apply), (Status::Unchanged, "1 rules, in /etc/nftables.conf".into()));
+        let rules = vec![FirewallRule {
+            port: 5432,
+            proto: "tcp".into(),
+            from: vec!["198.18.0.13".into()],
+            service: "postgresql".into(),
+        }];
+        assert_eq!(
+            one(
+                Step::Firewall {
+                    id: "firewall".into(),
+                    rules
+                },
+                &Facts::default(),
+                Mode::Apply
+            ),
+            (Status::Unchanged, "1 rules, in /etc/nftables.conf".into())
+        );
     }
 }

@@ -30,7 +30,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { concurrency: 16, fail_fast: false, accept_new_host_keys: false, connect_timeout: Duration::from_secs(10), command_timeout: Duration::from_secs(600) }
+        Settings {
+            concurrency: 16,
+            fail_fast: false,
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(600),
+        }
     }
 }
 
@@ -76,7 +82,11 @@ pub struct HostsReport {
 
 impl HostsReport {
     pub fn ok(&self) -> bool {
-        self.failed_hosts == 0 && self.public_certificate.as_ref().is_none_or(|c| c.action != "failed")
+        self.failed_hosts == 0
+            && self
+                .public_certificate
+                .as_ref()
+                .is_none_or(|c| c.action != "failed")
     }
 }
 
@@ -105,22 +115,36 @@ impl Driver for Hosts {
 
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         // a plan that would change nothing, on hosts that all answered
-        let report = tokio::task::block_in_place(|| converge(&Work { mode: Mode::Plan, ..*work }))?;
+        let report = tokio::task::block_in_place(|| {
+            converge(&Work {
+                mode: Mode::Plan,
+                ..*work
+            })
+        })?;
         let mut pending = Vec::new();
         for h in &report.hosts {
             if let Some(e) = &h.error {
                 pending.push(format!("{}: {e}", h.name));
             }
-            for s in h.steps.iter().filter(|s| s.status != super::StepStatus::Unchanged) {
+            for s in h
+                .steps
+                .iter()
+                .filter(|s| s.status != super::StepStatus::Unchanged)
+            {
                 pending.push(format!("{}: {} {}", h.name, s.id, s.detail));
             }
         }
-        Ok(Status { ready: pending.is_empty(), pending })
+        Ok(Status {
+            ready: pending.is_empty(),
+            pending,
+        })
     }
 }
 
 fn document(work: &Work<'_>) -> PathBuf {
-    work.document.map(std::path::Path::to_owned).unwrap_or_else(|| PathBuf::from("platform.yaml"))
+    work.document
+        .map(std::path::Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("platform.yaml"))
 }
 
 /// How this run reaches the hosts and where it keeps their secrets.
@@ -128,8 +152,18 @@ fn options(work: &Work<'_>) -> Result<Options, HostsError> {
     let doc = document(work);
     let settings = &work.settings.hosts;
     // a cloud's VMs arrive here handed over as a bare-metal target
-    let hosts = work.loaded.platform.spec.target.baremetal().ok_or(HostsError::NotHosts)?;
-    let reach = super::Reach { accept_new_host_keys: settings.accept_new_host_keys, connect_timeout: settings.connect_timeout, timeout: settings.command_timeout };
+    let hosts = work
+        .loaded
+        .platform
+        .spec
+        .target
+        .baremetal()
+        .ok_or(HostsError::NotHosts)?;
+    let reach = super::Reach {
+        accept_new_host_keys: settings.accept_new_host_keys,
+        connect_timeout: settings.connect_timeout,
+        timeout: settings.command_timeout,
+    };
     Ok(Options {
         mode: work.mode,
         concurrency: settings.concurrency,
@@ -144,7 +178,9 @@ fn options(work: &Work<'_>) -> Result<Options, HostsError> {
 fn public_names(work: &Work<'_>, plan: &Plan) -> Vec<String> {
     let app = &work.resolved.components.app;
     match &app.public_host {
-        Some(h) if app.enabled && plan.hosts.iter().any(|p| p.roles.contains(&Role::App)) => vec![h.clone()],
+        Some(h) if app.enabled && plan.hosts.iter().any(|p| p.roles.contains(&Role::App)) => {
+            vec![h.clone()]
+        }
         _ => Vec::new(),
     }
 }
@@ -156,7 +192,13 @@ fn checked_plan(work: &Work<'_>) -> Result<Plan, HostsError> {
         for step in &host.steps {
             if let Step::File { file, .. } = step {
                 let key = format!("baremetal/hosts/{}/{}", host.name, file.source);
-                if work.tree.files.get(&key).map(|c| crate::text::sha256_hex(c)) != Some(file.sha256.clone()) {
+                if work
+                    .tree
+                    .files
+                    .get(&key)
+                    .map(|c| crate::text::sha256_hex(c))
+                    != Some(file.sha256.clone())
+                {
                     return Err(HostsError::TreeMismatch { key });
                 }
             }
@@ -171,15 +213,26 @@ fn converge(work: &Work<'_>) -> Result<HostsReport, DeployError> {
     // The platform's CA and every host's certificate, made or renewed before anything is written
     // (a plan changes nothing: certificates still to make show as secrets to write).
     if work.mode == Mode::Apply {
-        let hosts: Vec<crate::pki::HostNames> = plan.hosts.iter().map(|h| crate::pki::tls_names(h, work.resolved)).collect();
+        let hosts: Vec<crate::pki::HostNames> = plan
+            .hosts
+            .iter()
+            .map(|h| crate::pki::tls_names(h, work.resolved))
+            .collect();
         crate::pki::ensure(&opts.secrets, &plan.platform, &hosts).map_err(HostsError::from)?;
-        crate::pki::ensure_public(&opts.secrets, &plan.platform, &public_names(work, &plan)).map_err(HostsError::from)?;
+        crate::pki::ensure_public(&opts.secrets, &plan.platform, &public_names(work, &plan))
+            .map_err(HostsError::from)?;
     }
-    let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts()).map_err(HostsError::from)?;
+    let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts())
+        .map_err(HostsError::from)?;
     Ok(report(&plan, work.mode, hosts, None))
 }
 
-fn report(plan: &Plan, mode: Mode, hosts: Vec<HostReport>, public_certificate: Option<PublicCertificate>) -> HostsReport {
+fn report(
+    plan: &Plan,
+    mode: Mode,
+    hosts: Vec<HostReport>,
+    public_certificate: Option<PublicCertificate>,
+) -> HostsReport {
     HostsReport {
         platform: plan.platform.clone(),
         mode,
@@ -196,46 +249,94 @@ fn report(plan: &Plan, mode: Mode, hosts: Vec<HostReport>, public_certificate: O
 async fn certify(work: &Work<'_>, mut done: HostsReport) -> Result<HostsReport, DeployError> {
     let plan = checked_plan(work)?;
     let names = public_names(work, &plan);
-    let Some(acme) = work.resolved.endpoints.acme_ca.as_ref().filter(|_| !names.is_empty()) else { return Ok(done) };
+    let Some(acme) = work
+        .resolved
+        .endpoints
+        .acme_ca
+        .as_ref()
+        .filter(|_| !names.is_empty())
+    else {
+        return Ok(done);
+    };
     let opts = options(work)?;
     let directory = acme.url.as_str();
-    let certificate = |action, reason, expires, error| PublicCertificate { names: names.clone(), issuer: directory.to_owned(), action, reason, expires, error };
+    let certificate = |action, reason, expires, error| PublicCertificate {
+        names: names.clone(),
+        issuer: directory.to_owned(),
+        action,
+        reason,
+        expires,
+        error,
+    };
     let reason = match crate::pki::acme::due(&opts.secrets, directory, &names) {
         Err(e) => {
             work.events.problem(&format!("public certificate: {e}"));
-            done.public_certificate = Some(certificate("failed", "the stored certificate cannot be read", None, Some(crate::text::error_chain(&e))));
+            done.public_certificate = Some(certificate(
+                "failed",
+                "the stored certificate cannot be read",
+                None,
+                Some(crate::text::error_chain(&e)),
+            ));
             return Ok(done);
         }
         Ok(None) => return Ok(done),
         Ok(Some(reason)) => reason,
     };
     if work.mode == Mode::Plan {
-        work.events.note(&format!("public certificate for {}: would be requested from {directory} ({reason})", names.join(", ")));
+        work.events.note(&format!(
+            "public certificate for {}: would be requested from {directory} ({reason})",
+            names.join(", ")
+        ));
         done.public_certificate = Some(certificate("request", reason, None, None));
         return Ok(done);
     }
     if !done.ok() {
         return Ok(done);
     }
-    work.events.note(&format!("public certificate for {}: requesting it from {directory} ({reason})", names.join(", ")));
+    work.events.note(&format!(
+        "public certificate for {}: requesting it from {directory} ({reason})",
+        names.join(", ")
+    ));
     // the application hosts serve the challenges, and alone receive the certificate
     let mut app_plan = plan.clone();
     app_plan.hosts.retain(|h| h.roles.contains(&Role::App));
     let request = crate::pki::acme::Request {
         platform: &plan.platform,
         directory,
-        ca_certificate: work.loaded.platform.spec.endpoints.acme_ca.as_ref().and_then(|e| e.ca_certificate.as_deref()),
-        contact: work.resolved.components.monitoring.alert_emails.first().map(String::as_str),
+        ca_certificate: work
+            .loaded
+            .platform
+            .spec
+            .endpoints
+            .acme_ca
+            .as_ref()
+            .and_then(|e| e.ca_certificate.as_deref()),
+        contact: work
+            .resolved
+            .components
+            .monitoring
+            .alert_emails
+            .first()
+            .map(String::as_str),
         names: names.clone(),
-        hosts: app_plan.hosts.iter().filter_map(|h| super::target(h, &opts).ok().map(|t| (h.name.clone(), t))).collect(),
+        hosts: app_plan
+            .hosts
+            .iter()
+            .filter_map(|h| super::target(h, &opts).ok().map(|t| (h.name.clone(), t)))
+            .collect(),
     };
     match crate::pki::acme::obtain(&opts.secrets, &request).await {
         Ok(state) => {
             let expires = crate::text::rfc3339(state.expires);
             work.events.note(&format!("public certificate for {}: issued by {directory}, valid until {expires}; delivering it to nginx", names.join(", ")));
-            let delivered = tokio::task::block_in_place(|| super::converge(&app_plan, &work.tree.files, &opts, work.events.hosts())).map_err(HostsError::from)?;
+            let delivered = tokio::task::block_in_place(|| {
+                super::converge(&app_plan, &work.tree.files, &opts, work.events.hosts())
+            })
+            .map_err(HostsError::from)?;
             for a in delivered {
-                let Some(r) = done.hosts.iter_mut().find(|r| r.name == a.name) else { continue };
+                let Some(r) = done.hosts.iter_mut().find(|r| r.name == a.name) else {
+                    continue;
+                };
                 r.changed += a.changed;
                 r.failed += a.failed;
                 if r.error.is_none() {
@@ -248,7 +349,12 @@ async fn certify(work: &Work<'_>, mut done: HostsReport) -> Result<HostsReport, 
         }
         Err(e) => {
             work.events.problem(&format!("public certificate for {}: {e}\n  nginx keeps serving the current certificate; the next apply asks again", names.join(", ")));
-            done.public_certificate = Some(certificate("failed", reason, None, Some(crate::text::error_chain(&e))));
+            done.public_certificate = Some(certificate(
+                "failed",
+                reason,
+                None,
+                Some(crate::text::error_chain(&e)),
+            ));
             Ok(done)
         }
     }

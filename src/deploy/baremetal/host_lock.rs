@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use super::ssh::{shell_quote, Connection, Output, SshError};
+use super::ssh::{Connection, Output, SshError, shell_quote};
 use crate::deploy::lock::Holder;
 
 /// Where the lock and its holder's record are kept on each host (cleared at boot).
@@ -45,7 +45,11 @@ impl Connection {
         let deadline = Instant::now() + DEAD_HOLDER_GRACE;
         loop {
             match self.try_lock_platform(platform, holder) {
-                Err(SshError::PlatformLocked { holder: held, .. }) if held.machine == holder.machine && !process_alive(held.pid) && Instant::now() < deadline => {
+                Err(SshError::PlatformLocked { holder: held, .. })
+                    if held.machine == holder.machine
+                        && !process_alive(held.pid)
+                        && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 other => return other,
@@ -59,7 +63,9 @@ impl Connection {
         let script = lock_script(platform, &record);
         let err = self.exec_error(&script);
         let mut channel = self.session.channel_session().map_err(|e| err(e.into()))?;
-        channel.exec(&format!("sudo -n sh -c {}", shell_quote(&script))).map_err(|e| err(e.into()))?;
+        channel
+            .exec(&format!("sudo -n sh -c {}", shell_quote(&script)))
+            .map_err(|e| err(e.into()))?;
         let first = read_line(&mut channel).map_err(&err)?;
         if first == "locked" {
             return Ok(HostLock { channel });
@@ -74,16 +80,32 @@ impl Connection {
         let status = channel.exit_status().map_err(|e| err(e.into()))?;
         let address = self.target.address.clone();
         if status == HELD {
-            return Err(refusal(address, platform, &String::from_utf8_lossy(&stdout)));
+            return Err(refusal(
+                address,
+                platform,
+                &String::from_utf8_lossy(&stdout),
+            ));
         }
-        let reason = Output { status, stdout, stderr }.failure();
-        Err(SshError::PlatformLock { address, platform: platform.to_owned(), reason })
+        let reason = Output {
+            status,
+            stdout,
+            stderr,
+        }
+        .failure();
+        Err(SshError::PlatformLock {
+            address,
+            platform: platform.to_owned(),
+            reason,
+        })
     }
 }
 
 /// The paths of `platform`'s lock and of its holder's record.
 fn lock_paths(platform: &str) -> (String, String) {
-    (format!("{LOCK_DIR}/terroir-{platform}.lock"), format!("{LOCK_DIR}/terroir-{platform}.holder.json"))
+    (
+        format!("{LOCK_DIR}/terroir-{platform}.lock"),
+        format!("{LOCK_DIR}/terroir-{platform}.holder.json"),
+    )
 }
 
 /// The holding shell: prints `locked` and keeps the lock until its input ends, or prints the
@@ -113,9 +135,21 @@ fn read_line(channel: &mut ssh2::Channel) -> std::io::Result<String> {
 fn refusal(address: String, platform: &str, record: &str) -> SshError {
     let platform = platform.to_owned();
     match serde_json::from_str::<Holder>(record.trim()) {
-        Ok(holder) => SshError::PlatformLocked { address, platform, holder: Box::new(holder) },
-        Err(_) if record.trim().is_empty() => SshError::PlatformLockedByUnknown { address, platform, answer: "no holder recorded yet".into() },
-        Err(e) => SshError::PlatformLockedByUnknown { address, platform, answer: format!("its record is not a holder: {e}") },
+        Ok(holder) => SshError::PlatformLocked {
+            address,
+            platform,
+            holder: Box::new(holder),
+        },
+        Err(_) if record.trim().is_empty() => SshError::PlatformLockedByUnknown {
+            address,
+            platform,
+            answer: "no holder recorded yet".into(),
+        },
+        Err(e) => SshError::PlatformLockedByUnknown {
+            address,
+            platform,
+            answer: format!("its record is not a holder: {e}"),
+        },
     }
 }
 
@@ -129,16 +163,29 @@ mod tests {
     use super::*;
 
     fn holder() -> Holder {
-        Holder { user: "alice".into(), machine: "laptop".into(), pid: 4242, since: "2026-01-02T03:04:05Z".into(), command: "apply".into() }
+        Holder {
+            user: "alice".into(),
+            machine: "laptop".into(),
+            pid: 4242,
+            since: "2026-01-02T03:04:05Z".into(),
+            command: "apply".into(),
+        }
     }
 
     #[test]
     fn a_refusal_names_the_holder_and_the_host() {
         let record = serde_json::to_string(&holder()).unwrap_or_default() + "\n";
         let e = refusal("198.18.0.11".into(), "acme-crm", &record);
-        assert!(matches!(&e, SshError::PlatformLocked { holder, .. } if **holder == self::holder()), "{e:?}");
+        assert!(
+            matches!(&e, SshError::PlatformLocked { holder, .. } if **holder == self::holder()),
+            "{e:?}"
+        );
         let message = e.to_string();
-        for part in ["198.18.0.11", "acme-crm", "`terroir apply` by alice on laptop (process 4242) since 2026-01-02T03:04:05Z"] {
+        for part in [
+            "198.18.0.11",
+            "acme-crm",
+            "`terroir apply` by alice on laptop (process 4242) since 2026-01-02T03:04:05Z",
+        ] {
             assert!(message.contains(part), "{message}");
         }
     }
@@ -154,9 +201,20 @@ mod tests {
     #[test]
     fn the_script_locks_one_file_per_platform_and_waits_for_its_input_to_end() {
         let script = lock_script("acme-crm", r#"{"user":"o'brien"}"#);
-        assert!(script.contains("exec 9>>'/run/lock/terroir-acme-crm.lock'"), "{script}");
+        assert!(
+            script.contains("exec 9>>'/run/lock/terroir-acme-crm.lock'"),
+            "{script}"
+        );
         assert!(script.contains("flock -n -E 75 9"), "{script}");
-        assert!(script.contains(r#"'{"user":"o'\''brien"}'"#), "the record is quoted: {script}");
-        assert!(script.contains("echo locked; cat >/dev/null; rm -f '/run/lock/terroir-acme-crm.holder.json'"), "{script}");
+        assert!(
+            script.contains(r#"'{"user":"o'\''brien"}'"#),
+            "the record is quoted: {script}"
+        );
+        assert!(
+            script.contains(
+                "echo locked; cat >/dev/null; rm -f '/run/lock/terroir-acme-crm.holder.json'"
+            ),
+            "{script}"
+        );
     }
 }

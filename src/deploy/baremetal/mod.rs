@@ -19,8 +19,8 @@ pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::deploy::lock::Holder;
@@ -60,13 +60,21 @@ pub struct Reach {
 
 impl Default for Reach {
     fn default() -> Self {
-        Reach { accept_new_host_keys: false, connect_timeout: ssh::DEFAULT_CONNECT_TIMEOUT, timeout: Duration::from_secs(60) }
+        Reach {
+            accept_new_host_keys: false,
+            connect_timeout: ssh::DEFAULT_CONNECT_TIMEOUT,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
 /// How to reach each host of a bare-metal document, by name: its SSH settings (key and
 /// known_hosts paths relative to the document), its bastion, and `reach`.
-pub fn targets(document: &Path, b: &crate::document::BaremetalTarget, reach: Reach) -> BTreeMap<String, Target> {
+pub fn targets(
+    document: &Path,
+    b: &crate::document::BaremetalTarget,
+    reach: Reach,
+) -> BTreeMap<String, Target> {
     let ssh = &b.ssh;
     let identity = resolve_path(&ssh.identity_file, document);
     let known_hosts = resolve_path(&ssh.known_hosts_file, document);
@@ -82,8 +90,23 @@ pub fn targets(document: &Path, b: &crate::document::BaremetalTarget, reach: Rea
         use_agent: ssh.use_agent,
         jump,
     };
-    let bastion = ssh.jump_host.as_ref().map(|j| Box::new(target(&j.address, j.port, j.user.as_deref().unwrap_or(&ssh.user), None)));
-    b.hosts.iter().map(|h| (h.name.clone(), target(&h.address, ssh.port, &ssh.user, bastion.clone()))).collect()
+    let bastion = ssh.jump_host.as_ref().map(|j| {
+        Box::new(target(
+            &j.address,
+            j.port,
+            j.user.as_deref().unwrap_or(&ssh.user),
+            None,
+        ))
+    });
+    b.hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                target(&h.address, ssh.port, &ssh.user, bastion.clone()),
+            )
+        })
+        .collect()
 }
 
 /// A host's lock is held by another run: nothing was changed on any host.
@@ -99,16 +122,25 @@ struct Reached {
 }
 
 /// Run `work` on every item of `items`, `workers` at a time, keeping the items' order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], workers: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let r = work(i, item);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let r = work(i, item);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, r));
+                }
             });
         }
     });
@@ -132,13 +164,21 @@ fn skipped(host: &HostPlan) -> HostReport {
 }
 
 fn held_elsewhere(e: &SshError) -> bool {
-    matches!(e, SshError::PlatformLocked { .. } | SshError::PlatformLockedByUnknown { .. })
+    matches!(
+        e,
+        SshError::PlatformLocked { .. } | SshError::PlatformLockedByUnknown { .. }
+    )
 }
 
 /// Converge every host of `plan`, reading file contents from the rendered `tree`. Every host is
 /// reached (and in an apply, locked) before any is changed: a host whose lock another run holds
 /// stops the whole run with nothing changed.
-pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress) -> Result<Vec<HostReport>, HostLocked> {
+pub fn converge(
+    plan: &Plan,
+    tree: &BTreeMap<String, Vec<u8>>,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<HostReport>, HostLocked> {
     let stop = AtomicBool::new(false);
     let reached: Vec<Contact> = in_parallel(&plan.hosts, opts.concurrency, |_, host| {
         if stop.load(Ordering::SeqCst) {
@@ -156,7 +196,10 @@ pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, p
             Contact::Reached,
         )
     });
-    if reached.iter().any(|r| matches!(r, Contact::Failed(e, _) if held_elsewhere(e))) {
+    if reached
+        .iter()
+        .any(|r| matches!(r, Contact::Failed(e, _) if held_elsewhere(e)))
+    {
         // the other hosts' locks are given back as the rest of `reached` is dropped
         if let Some(e) = reached.into_iter().find_map(|r| match r {
             Contact::Failed(e, _) if held_elsewhere(&e) => Some(e),
@@ -166,9 +209,18 @@ pub fn converge(plan: &Plan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, p
         }
         return Ok(Vec::new());
     }
-    let pairs: Vec<(&HostPlan, Mutex<Option<Contact>>)> = plan.hosts.iter().zip(reached).map(|(h, r)| (h, Mutex::new(Some(r)))).collect();
+    let pairs: Vec<(&HostPlan, Mutex<Option<Contact>>)> = plan
+        .hosts
+        .iter()
+        .zip(reached)
+        .map(|(h, r)| (h, Mutex::new(Some(r))))
+        .collect();
     Ok(in_parallel(&pairs, opts.concurrency, |_, (host, reach)| {
-        let reach = reach.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(Contact::Skipped);
+        let reach = reach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or(Contact::Skipped);
         let report = match reach {
             Contact::Skipped => skipped(host),
             Contact::Reached(_) if stop.load(Ordering::SeqCst) => skipped(host),
@@ -201,12 +253,21 @@ fn reach(plan: &Plan, host: &HostPlan, opts: &Options) -> Result<Reached, SshErr
         Mode::Apply => Some(conn.lock_platform(&plan.platform, &opts.holder)?),
         Mode::Plan => None,
     };
-    Ok(Reached { conn, _lock: lock, started })
+    Ok(Reached {
+        conn,
+        _lock: lock,
+        started,
+    })
 }
 
 /// How the driver reaches `host`: the document's SSH settings for it.
 pub fn target(host: &HostPlan, opts: &Options) -> Result<Target, SshError> {
-    opts.targets.get(&host.name).cloned().ok_or_else(|| SshError::NoSettings { host: host.name.clone() })
+    opts.targets
+        .get(&host.name)
+        .cloned()
+        .ok_or_else(|| SshError::NoSettings {
+            host: host.name.clone(),
+        })
 }
 
 fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
@@ -215,13 +276,22 @@ fn connect(host: &HostPlan, opts: &Options) -> Result<Connection, SshError> {
     loop {
         attempt += 1;
         match Connection::open(&target) {
-            Err(e) if e.is_transient() && attempt < 3 => std::thread::sleep(Duration::from_millis(250 * attempt)),
+            Err(e) if e.is_transient() && attempt < 3 => {
+                std::thread::sleep(Duration::from_millis(250 * attempt))
+            }
             other => return other,
         }
     }
 }
 
-fn converge_host(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, reached: Reached) -> HostReport {
+fn converge_host(
+    plan: &Plan,
+    host: &HostPlan,
+    tree: &BTreeMap<String, Vec<u8>>,
+    opts: &Options,
+    progress: &dyn Progress,
+    reached: Reached,
+) -> HostReport {
     let mut report = HostReport::new(host);
     let started = reached.started;
     if let Err(e) = session(plan, host, tree, opts, progress, &reached.conn, &mut report) {
@@ -232,17 +302,34 @@ fn converge_host(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>,
 }
 
 /// One host's converge over its session: probe, diff, execute.
-fn session(plan: &Plan, host: &HostPlan, tree: &BTreeMap<String, Vec<u8>>, opts: &Options, progress: &dyn Progress, conn: &Connection, report: &mut HostReport) -> Result<(), SshError> {
+fn session(
+    plan: &Plan,
+    host: &HostPlan,
+    tree: &BTreeMap<String, Vec<u8>>,
+    opts: &Options,
+    progress: &dyn Progress,
+    conn: &Connection,
+    report: &mut HostReport,
+) -> Result<(), SshError> {
     let facts = probe::probe(conn, host)?;
     let secrets = resolve_secrets(host, &opts.secrets, opts.mode);
-    let inputs = Inputs { tree, secrets: &secrets, mirror: &plan.package_mirror, mode: opts.mode };
+    let inputs = Inputs {
+        tree,
+        secrets: &secrets,
+        mirror: &plan.package_mirror,
+        mode: opts.mode,
+    };
     let changes = diff::diff(host, &facts, &inputs);
     converge::execute(conn, changes, opts.mode, report, progress)
 }
 
 /// The value of every secret `host`'s steps write. Apply generates the missing ones (except
 /// those the user provides); plan only reads the store.
-fn resolve_secrets(host: &HostPlan, store: &SecretStore, mode: Mode) -> BTreeMap<String, SecretValue> {
+fn resolve_secrets(
+    host: &HostPlan,
+    store: &SecretStore,
+    mode: Mode,
+) -> BTreeMap<String, SecretValue> {
     let mut provided = BTreeMap::new();
     for step in &host.steps {
         if let Step::Secret { secret, .. } = step {
@@ -256,7 +343,9 @@ fn resolve_secrets(host: &HostPlan, store: &SecretStore, mode: Mode) -> BTreeMap
                 (Ok(Some(v)), _) => SecretValue::Known(v),
                 (Ok(None), _) if provided => SecretValue::NotProvided,
                 (Ok(None), Mode::Plan) => SecretValue::NotYetGenerated,
-                (Ok(None), Mode::Apply) => store.get_or_create(name).map_or_else(SecretValue::Unavailable, SecretValue::Known),
+                (Ok(None), Mode::Apply) => store
+                    .get_or_create(name)
+                    .map_or_else(SecretValue::Unavailable, SecretValue::Known),
                 (Err(e), _) => SecretValue::Unavailable(e),
             };
             (name.to_owned(), value)

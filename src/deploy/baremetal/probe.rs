@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ssh::{shell_quote, Connection, SshError};
+use super::ssh::{Connection, SshError, shell_quote};
 use crate::pipeline::render::plan::{HostPlan, Step};
 
 /// terroir's own apt source list on each host.
@@ -56,18 +56,31 @@ pub fn script(host: &HostPlan) -> String {
             Step::Packages { names, .. } => {
                 script.push_str(&format!("echo \"M $(. /etc/os-release; echo $VERSION_CODENAME) $(sha256sum < {MIRROR_LIST} 2>/dev/null | cut -d' ' -f1)\"\n"));
                 let list: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
-                script.push_str(&format!("dpkg-query -W -f='P ${{Package}} ${{db:Status-Status}}\\n' {} 2>/dev/null\n", list.join(" ")));
+                script.push_str(&format!(
+                    "dpkg-query -W -f='P ${{Package}} ${{db:Status-Status}}\\n' {} 2>/dev/null\n",
+                    list.join(" ")
+                ));
             }
             Step::User { user, .. } => {
-                script.push_str(&format!("getent passwd {0} >/dev/null && echo 'U {0}'\n", shell_quote(&user.name)));
+                script.push_str(&format!(
+                    "getent passwd {0} >/dev/null && echo 'U {0}'\n",
+                    shell_quote(&user.name)
+                ));
             }
             Step::Directory { directory, .. } => {
-                script.push_str(&format!("[ -d {0} ] && echo \"D {1} $(stat -c '%U %G %04a' {0})\"\n", shell_quote(&directory.path), directory.path));
+                script.push_str(&format!(
+                    "[ -d {0} ] && echo \"D {1} $(stat -c '%U %G %04a' {0})\"\n",
+                    shell_quote(&directory.path),
+                    directory.path
+                ));
             }
             Step::File { file, .. } => script.push_str(&file_line(&file.dest)),
             Step::Service { service, .. } => {
                 let n = shell_quote(&service.name);
-                script.push_str(&format!("[ -x /etc/init.d/{n} ] && echo 'X {0}'\n", service.name));
+                script.push_str(&format!(
+                    "[ -x /etc/init.d/{n} ] && echo 'X {0}'\n",
+                    service.name
+                ));
                 script.push_str(&format!(
                     "if [ -d /run/systemd/system ]; then systemctl is-active --quiet {n} && echo 'S {0}'; \
                      elif [ -x /etc/init.d/{n} ]; then /etc/init.d/{n} status >/dev/null 2>&1 && echo 'S {0}'; \
@@ -78,10 +91,17 @@ pub fn script(host: &HostPlan) -> String {
             }
             Step::Secret { secret, .. } => script.push_str(&file_line(&secret.dest)),
             Step::Artifact { artifact, .. } => {
-                script.push_str(&format!("echo \"A $(readlink {}/current)\"\n", shell_quote(&artifact.dir)));
+                script.push_str(&format!(
+                    "echo \"A $(readlink {}/current)\"\n",
+                    shell_quote(&artifact.dir)
+                ));
             }
             Step::Command { command, .. } => {
-                script.push_str(&format!("if ( {} ) >/dev/null 2>&1; then echo 'C {}'; fi\n", command.done_check(), command.name));
+                script.push_str(&format!(
+                    "if ( {} ) >/dev/null 2>&1; then echo 'C {}'; fi\n",
+                    command.done_check(),
+                    command.name
+                ));
             }
             Step::Firewall { .. } => {}
         }
@@ -92,7 +112,11 @@ pub fn script(host: &HostPlan) -> String {
 
 /// The probe line of a file: `F <path> <owner> <group> <mode> <sha256>` when it exists.
 fn file_line(dest: &str) -> String {
-    format!("[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n", shell_quote(dest), dest)
+    format!(
+        "[ -f {0} ] && echo \"F {1} $(stat -c '%U %G %04a' {0}) $(sha256sum < {0} | cut -d' ' -f1)\"\n",
+        shell_quote(dest),
+        dest
+    )
 }
 
 impl Facts {
@@ -120,7 +144,13 @@ impl Facts {
                 "F" => {
                     if let Some((path, attrs)) = split_path(rest, 4) {
                         let (meta, sha) = attrs.rsplit_once(' ').unwrap_or((&attrs, ""));
-                        facts.files.insert(path, FileFacts { meta: meta.to_owned(), sha256: sha.to_owned() });
+                        facts.files.insert(
+                            path,
+                            FileFacts {
+                                meta: meta.to_owned(),
+                                sha256: sha.to_owned(),
+                            },
+                        );
                     }
                 }
                 "S" => {
@@ -179,11 +209,28 @@ mod tests {
                       noise without a known tag\n";
         let facts = Facts::parse(output);
         assert!(facts.systemd);
-        assert_eq!((facts.codename.as_str(), facts.mirror_list_sha.as_str()), ("bookworm", "0a1b"));
-        assert_eq!(facts.installed, BTreeSet::from(["postgresql".to_owned()]), "only installed packages count");
+        assert_eq!(
+            (facts.codename.as_str(), facts.mirror_list_sha.as_str()),
+            ("bookworm", "0a1b")
+        );
+        assert_eq!(
+            facts.installed,
+            BTreeSet::from(["postgresql".to_owned()]),
+            "only installed packages count"
+        );
         assert!(facts.users.contains("crm"));
-        assert_eq!(facts.dirs.get("/var/lib/my dir").map(String::as_str), Some("root root 0755"), "paths keep their spaces");
-        assert_eq!(facts.files.get("/etc/app/app env"), Some(&FileFacts { meta: "crm crm 0640".into(), sha256: "5f5f".into() }));
+        assert_eq!(
+            facts.dirs.get("/var/lib/my dir").map(String::as_str),
+            Some("root root 0755"),
+            "paths keep their spaces"
+        );
+        assert_eq!(
+            facts.files.get("/etc/app/app env"),
+            Some(&FileFacts {
+                meta: "crm crm 0640".into(),
+                sha256: "5f5f".into()
+            })
+        );
         assert!(facts.running.contains("postgresql") && facts.init_scripts.contains("postgresql"));
         assert!(facts.done.contains("create-role"));
         assert_eq!(facts.current_release, "releases/abc");
@@ -207,20 +254,49 @@ mod tests {
             steps: vec![
                 Step::File {
                     id: "file:/etc/it's".into(),
-                    file: FileStep { source: "x".into(), dest: "/etc/it's".into(), owner: "root".into(), group: "root".into(), mode: "0644".into(), restarts: Vec::new(), sha256: String::new() },
+                    file: FileStep {
+                        source: "x".into(),
+                        dest: "/etc/it's".into(),
+                        owner: "root".into(),
+                        group: "root".into(),
+                        mode: "0644".into(),
+                        restarts: Vec::new(),
+                        sha256: String::new(),
+                    },
                 },
-                Step::Service { id: "service:postgresql".into(), service: Service { name: "postgresql".into(), enabled: true } },
+                Step::Service {
+                    id: "service:postgresql".into(),
+                    service: Service {
+                        name: "postgresql".into(),
+                        enabled: true,
+                    },
+                },
                 Step::Command {
                     id: "command:role".into(),
-                    command: CommandStep { name: "role".into(), creates: Some("/var/lib/done".into()), unless: None, after: None, run: "make-role".into() },
+                    command: CommandStep {
+                        name: "role".into(),
+                        creates: Some("/var/lib/done".into()),
+                        unless: None,
+                        after: None,
+                        run: "make-role".into(),
+                    },
                 },
             ],
         };
         let script = script(&host);
-        assert!(script.contains(r"[ -f '/etc/it'\''s' ]"), "paths are quoted: {script}");
+        assert!(
+            script.contains(r"[ -f '/etc/it'\''s' ]"),
+            "paths are quoted: {script}"
+        );
         assert!(script.contains("/etc/init.d/'postgresql' status"));
-        assert!(script.contains("if ( [ -e '/var/lib/done' ] ) >/dev/null 2>&1; then echo 'C role'; fi"));
-        assert!(!script.contains("make-role"), "the probe never runs a command's work");
+        assert!(
+            script
+                .contains("if ( [ -e '/var/lib/done' ] ) >/dev/null 2>&1; then echo 'C role'; fi")
+        );
+        assert!(
+            !script.contains("make-role"),
+            "the probe never runs a command's work"
+        );
         assert!(script.ends_with("true\n"));
     }
 }

@@ -41,7 +41,16 @@ pub struct HostReport {
 
 impl HostReport {
     pub fn new(host: &HostPlan) -> Self {
-        HostReport { name: host.name.clone(), address: host.address.clone(), changed: 0, unchanged: 0, failed: 0, error: None, duration_ms: 0, steps: Vec::new() }
+        HostReport {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            changed: 0,
+            unchanged: 0,
+            failed: 0,
+            error: None,
+            duration_ms: 0,
+            steps: Vec::new(),
+        }
     }
 
     /// Record one step's outcome.
@@ -51,7 +60,11 @@ impl HostReport {
             StepStatus::Changed => self.changed += 1,
             StepStatus::Failed => self.failed += 1,
         }
-        self.steps.push(StepReport { id: id.to_owned(), status, detail: detail.into() });
+        self.steps.push(StepReport {
+            id: id.to_owned(),
+            status,
+            detail: detail.into(),
+        });
     }
 
     pub fn ok(&self) -> bool {

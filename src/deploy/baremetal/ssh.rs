@@ -21,36 +21,89 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     #[error("cannot reach {address}:{port}: {source}")]
-    Connect { address: String, port: u16, source: std::io::Error },
+    Connect {
+        address: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("SSH handshake with {address} failed: {source}")]
-    Handshake { address: String, source: ssh2::Error },
+    Handshake {
+        address: String,
+        source: ssh2::Error,
+    },
     #[error(
         "host key of {address} does not match {known_hosts}: the host presents {presented} but {expected} is recorded; \
          if the host was reinstalled, remove its line from the file (refusing to connect)"
     )]
-    HostKeyChanged { address: String, known_hosts: String, presented: String, expected: String },
-    #[error("host key of {address} ({presented}) is not in {known_hosts}; check it and pass --accept-new-host-keys to record it")]
-    HostKeyUnknown { address: String, known_hosts: String, presented: String },
+    HostKeyChanged {
+        address: String,
+        known_hosts: String,
+        presented: String,
+        expected: String,
+    },
+    #[error(
+        "host key of {address} ({presented}) is not in {known_hosts}; check it and pass --accept-new-host-keys to record it"
+    )]
+    HostKeyUnknown {
+        address: String,
+        known_hosts: String,
+        presented: String,
+    },
     #[error("known_hosts file {path}: {source}")]
     KnownHosts { path: String, source: ssh2::Error },
     #[error("cannot check the host key of {address}: {reason}")]
-    HostKeyUnchecked { address: String, reason: &'static str },
+    HostKeyUnchecked {
+        address: String,
+        reason: &'static str,
+    },
     #[error("{user}@{address}: key authentication with {identity} failed: {source}")]
-    Auth { user: String, address: String, identity: String, source: ssh2::Error },
+    Auth {
+        user: String,
+        address: String,
+        identity: String,
+        source: ssh2::Error,
+    },
     #[error("{address}: `{command}` failed: {source}")]
-    Exec { address: String, command: String, source: std::io::Error },
+    Exec {
+        address: String,
+        command: String,
+        source: std::io::Error,
+    },
     #[error("{address}: `{command}`: {doing} on this machine failed: {source}")]
-    Local { address: String, command: String, doing: &'static str, source: std::io::Error },
-    #[error("{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)")]
+    Local {
+        address: String,
+        command: String,
+        doing: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "{user}@{address} cannot use sudo without a password; give it password-less sudo (for example `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/)"
+    )]
     NoSudo { user: String, address: String },
     #[error("no SSH settings for host {host} in the document")]
     NoSettings { host: String },
-    #[error("{address}: platform {platform} is being changed by {holder}; wait for it to finish (its lock on the host is released when its SSH session ends)")]
-    PlatformLocked { address: String, platform: String, holder: Box<Holder> },
-    #[error("{address}: platform {platform} is being changed by another run, which left no record of who it is ({answer})")]
-    PlatformLockedByUnknown { address: String, platform: String, answer: String },
+    #[error(
+        "{address}: platform {platform} is being changed by {holder}; wait for it to finish (its lock on the host is released when its SSH session ends)"
+    )]
+    PlatformLocked {
+        address: String,
+        platform: String,
+        holder: Box<Holder>,
+    },
+    #[error(
+        "{address}: platform {platform} is being changed by another run, which left no record of who it is ({answer})"
+    )]
+    PlatformLockedByUnknown {
+        address: String,
+        platform: String,
+        answer: String,
+    },
     #[error("{address}: cannot take the lock of platform {platform}: {reason}")]
-    PlatformLock { address: String, platform: String, reason: String },
+    PlatformLock {
+        address: String,
+        platform: String,
+        reason: String,
+    },
 }
 
 impl SshError {
@@ -59,7 +112,9 @@ impl SshError {
         match self {
             SshError::Connect { source, .. } => matches!(
                 source.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::TimedOut
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::TimedOut
             ),
             SshError::Handshake { .. } => true,
             _ => false,
@@ -116,7 +171,9 @@ impl Output {
         }
         match last_lines(&self.stdout_str(), 3) {
             stdout if stdout.is_empty() => format!("exit status {status}, with no output"),
-            stdout => format!("exit status {status}, nothing on standard error; standard output ends: {stdout}"),
+            stdout => format!(
+                "exit status {status}, nothing on standard error; standard output ends: {stdout}"
+            ),
         }
     }
 }
@@ -144,22 +201,36 @@ impl Drop for JumpTunnel {
     }
 }
 
-fn open_tunnel(jump: &Target, address: &str, port: u16) -> Result<(std::net::SocketAddr, JumpTunnel), SshError> {
+fn open_tunnel(
+    jump: &Target,
+    address: &str,
+    port: u16,
+) -> Result<(std::net::SocketAddr, JumpTunnel), SshError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let bastion = Connection::open(jump)?;
     // the bastion dialling the target is part of reaching it
     bastion.session.set_timeout(millis(jump.connect_timeout));
-    let io_err = |e: std::io::Error| SshError::Connect { address: address.to_owned(), port, source: e };
+    let io_err = |e: std::io::Error| SshError::Connect {
+        address: address.to_owned(),
+        port,
+        source: e,
+    };
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err)?;
     let local = listener.local_addr().map_err(io_err)?;
     let channel = bastion
         .session
         .channel_direct_tcpip(address, port, None)
-        .map_err(|e| SshError::Connect { address: address.to_owned(), port, source: std::io::Error::other(format!("through {}: {e}", jump.address)) })?;
+        .map_err(|e| SshError::Connect {
+            address: address.to_owned(),
+            port,
+            source: std::io::Error::other(format!("through {}: {e}", jump.address)),
+        })?;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let stop_thread = stop.clone();
     let thread = std::thread::spawn(move || {
-        let Ok((mut sock, _)) = listener.accept() else { return };
+        let Ok((mut sock, _)) = listener.accept() else {
+            return;
+        };
         let mut channel = channel;
         let session = bastion.session.clone();
         session.set_blocking(false);
@@ -176,7 +247,9 @@ fn open_tunnel(jump: &Target, address: &str, port: u16) -> Result<(std::net::Soc
                     while off < n {
                         match channel.write(&buf[off..n]) {
                             Ok(w) => off += w,
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                std::thread::yield_now()
+                            }
                             Err(_) => return,
                         }
                     }
@@ -203,13 +276,22 @@ fn open_tunnel(jump: &Target, address: &str, port: u16) -> Result<(std::net::Soc
             }
         }
     });
-    Ok((local, JumpTunnel { stop, thread: Some(thread) }))
+    Ok((
+        local,
+        JumpTunnel {
+            stop,
+            thread: Some(thread),
+        },
+    ))
 }
 
 /// `SHA256:…` as OpenSSH prints it.
 fn fingerprint(session: &Session) -> String {
     let hash = session.host_key_hash(HashType::Sha256).unwrap_or_default();
-    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash))
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
+    )
 }
 
 /// Fingerprints of the keys recorded for `host` in an OpenSSH known_hosts file.
@@ -222,12 +304,18 @@ fn recorded_fingerprints(path: &Path, host: &str) -> Vec<String> {
             let hosts = parts.next()?;
             let kind = parts.next()?;
             let key = parts.next()?;
-            hosts.split(',').any(|h| h == host || h == format!("[{host}]:22")).then_some((kind, key))
+            hosts
+                .split(',')
+                .any(|h| h == host || h == format!("[{host}]:22"))
+                .then_some((kind, key))
         })
         .filter_map(|(kind, key)| {
             let raw = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
             let digest = Sha256::digest(&raw);
-            Some(format!("{kind} SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)))
+            Some(format!(
+                "{kind} SHA256:{}",
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+            ))
         })
         .collect()
 }
@@ -244,47 +332,99 @@ impl Connection {
         };
         let addrs: Vec<_> = (dial.0.as_str(), dial.1)
             .to_socket_addrs()
-            .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?
+            .map_err(|source| SshError::Connect {
+                address: address.clone(),
+                port: target.port,
+                source,
+            })?
             .collect();
         let first = addrs.first().ok_or_else(|| SshError::Connect {
             address: address.clone(),
             port: target.port,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
         })?;
-        let tcp = TcpStream::connect_timeout(first, target.connect_timeout)
-            .map_err(|source| SshError::Connect { address: address.clone(), port: target.port, source })?;
-        let mut session = Session::new().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
+        let tcp = TcpStream::connect_timeout(first, target.connect_timeout).map_err(|source| {
+            SshError::Connect {
+                address: address.clone(),
+                port: target.port,
+                source,
+            }
+        })?;
+        let mut session = Session::new().map_err(|source| SshError::Handshake {
+            address: address.clone(),
+            source,
+        })?;
         session.set_tcp_stream(tcp);
         // reaching the host is bounded by the connect timeout; commands, once in, by their own
         session.set_timeout(millis(target.connect_timeout));
         // Prefer Ed25519, then ECDSA, then RSA with SHA-2: the order OpenSSH records keys in.
-        let _ = session.method_pref(MethodType::HostKey, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+        let _ = session.method_pref(
+            MethodType::HostKey,
+            "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+        );
         // AES-GCM first: hardware-accelerated through OpenSSL, it carries dumps and archives
         // several times faster than libssh2's own ChaCha20-Poly1305.
         let ciphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr,chacha20-poly1305@openssh.com";
         let _ = session.method_pref(MethodType::CryptCs, ciphers);
         let _ = session.method_pref(MethodType::CryptSc, ciphers);
-        session.handshake().map_err(|source| SshError::Handshake { address: address.clone(), source })?;
+        session.handshake().map_err(|source| SshError::Handshake {
+            address: address.clone(),
+            source,
+        })?;
         Self::check_host_key(&session, target)?;
-        let by_file = if target.identity.exists() { session.userauth_pubkey_file(&target.user, None, &target.identity, None) } else { Err(ssh2::Error::from_errno(ssh2::ErrorCode::Session(-16))) };
+        let by_file = if target.identity.exists() {
+            session.userauth_pubkey_file(&target.user, None, &target.identity, None)
+        } else {
+            Err(ssh2::Error::from_errno(ssh2::ErrorCode::Session(-16)))
+        };
         if let Err(source) = by_file {
-            let by_agent = target.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() && session.userauth_agent(&target.user).is_ok();
+            let by_agent = target.use_agent
+                && std::env::var_os("SSH_AUTH_SOCK").is_some()
+                && session.userauth_agent(&target.user).is_ok();
             if !by_agent {
-                let identity = if target.identity.exists() { target.identity.display().to_string() } else { format!("{} (missing)", target.identity.display()) };
-                return Err(SshError::Auth { user: target.user.clone(), address: address.clone(), identity, source });
+                let identity = if target.identity.exists() {
+                    target.identity.display().to_string()
+                } else {
+                    format!("{} (missing)", target.identity.display())
+                };
+                return Err(SshError::Auth {
+                    user: target.user.clone(),
+                    address: address.clone(),
+                    identity,
+                    source,
+                });
             }
         }
         session.set_timeout(millis(target.timeout));
-        Ok(Connection { session, target: target.clone(), _jump: tunnel })
+        Ok(Connection {
+            session,
+            target: target.clone(),
+            _jump: tunnel,
+        })
     }
 
     fn check_host_key(session: &Session, target: &Target) -> Result<(), SshError> {
         let kh_path = target.known_hosts.display().to_string();
-        let mut known = session.known_hosts().map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
+        let mut known = session
+            .known_hosts()
+            .map_err(|source| SshError::KnownHosts {
+                path: kh_path.clone(),
+                source,
+            })?;
         if target.known_hosts.exists() {
-            known.read_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
+            known
+                .read_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
+                .map_err(|source| SshError::KnownHosts {
+                    path: kh_path.clone(),
+                    source,
+                })?;
         }
-        let (key, key_type) = session.host_key().ok_or_else(|| SshError::HostKeyUnchecked { address: target.address.clone(), reason: "the server sent no host key" })?;
+        let (key, key_type) = session
+            .host_key()
+            .ok_or_else(|| SshError::HostKeyUnchecked {
+                address: target.address.clone(),
+                reason: "the server sent no host key",
+            })?;
         let presented = fingerprint(session);
         match known.check_port(&target.address, target.port, key) {
             CheckResult::Match => Ok(()),
@@ -296,12 +436,33 @@ impl Connection {
             }),
             CheckResult::NotFound if target.accept_new_host_keys => {
                 let format: KnownHostKeyFormat = key_type.into();
-                let host = if target.port == 22 { target.address.clone() } else { format!("[{}]:{}", target.address, target.port) };
-                known.add(&host, key, "added by terroir", format).map_err(|source| SshError::KnownHosts { path: kh_path.clone(), source })?;
-                known.write_file(&target.known_hosts, KnownHostFileKind::OpenSSH).map_err(|source| SshError::KnownHosts { path: kh_path, source })
+                let host = if target.port == 22 {
+                    target.address.clone()
+                } else {
+                    format!("[{}]:{}", target.address, target.port)
+                };
+                known
+                    .add(&host, key, "added by terroir", format)
+                    .map_err(|source| SshError::KnownHosts {
+                        path: kh_path.clone(),
+                        source,
+                    })?;
+                known
+                    .write_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
+                    .map_err(|source| SshError::KnownHosts {
+                        path: kh_path,
+                        source,
+                    })
             }
-            CheckResult::NotFound => Err(SshError::HostKeyUnknown { address: target.address.clone(), known_hosts: kh_path, presented }),
-            CheckResult::Failure => Err(SshError::HostKeyUnchecked { address: target.address.clone(), reason: "libssh2 could not compare it with the recorded keys" }),
+            CheckResult::NotFound => Err(SshError::HostKeyUnknown {
+                address: target.address.clone(),
+                known_hosts: kh_path,
+                presented,
+            }),
+            CheckResult::Failure => Err(SshError::HostKeyUnchecked {
+                address: target.address.clone(),
+                reason: "libssh2 could not compare it with the recorded keys",
+            }),
         }
     }
 
@@ -320,13 +481,26 @@ impl Connection {
     /// The error of `command` failing on this host's side of the session.
     pub(super) fn exec_error(&self, command: &str) -> impl Fn(std::io::Error) -> SshError + use<> {
         let (address, command) = (self.target.address.clone(), short(command));
-        move |source| SshError::Exec { address: address.clone(), command: command.clone(), source }
+        move |source| SshError::Exec {
+            address: address.clone(),
+            command: command.clone(),
+            source,
+        }
     }
 
     /// The error of `command`'s data failing on this machine's side (`doing`: reading, writing).
-    fn local_error(&self, command: &str, doing: &'static str) -> impl Fn(std::io::Error) -> SshError + use<> {
+    fn local_error(
+        &self,
+        command: &str,
+        doing: &'static str,
+    ) -> impl Fn(std::io::Error) -> SshError + use<> {
         let (address, command) = (self.target.address.clone(), short(command));
-        move |source| SshError::Local { address: address.clone(), command: command.clone(), doing, source }
+        move |source| SshError::Local {
+            address: address.clone(),
+            command: command.clone(),
+            doing,
+            source,
+        }
     }
 
     /// Run a command as root and stream its standard output into `sink` (never held in memory);
@@ -381,7 +555,11 @@ impl Connection {
                     let _ = channel.wait_close();
                     let status = channel.exit_status().unwrap_or(-1);
                     if status != 0 || !stderr.is_empty() {
-                        return Ok(Output { status: if status == 0 { -1 } else { status }, stdout: Vec::new(), stderr });
+                        return Ok(Output {
+                            status: if status == 0 { -1 } else { status },
+                            stdout: Vec::new(),
+                            stderr,
+                        });
                     }
                     return Err(err(e));
                 }
@@ -402,7 +580,10 @@ impl Connection {
         if out.ok() {
             Ok(())
         } else {
-            Err(SshError::NoSudo { user: self.target.user.clone(), address: self.target.address.clone() })
+            Err(SshError::NoSudo {
+                user: self.target.user.clone(),
+                address: self.target.address.clone(),
+            })
         }
     }
 }
@@ -416,7 +597,11 @@ fn collect(channel: &mut ssh2::Channel) -> std::io::Result<Output> {
     channel.stderr().read_to_end(&mut stderr)?;
     channel.wait_close()?;
     let status = channel.exit_status()?;
-    Ok(Output { status, stdout, stderr })
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// A command as an error names it: its first line, cut to 80 characters.
@@ -439,9 +624,19 @@ mod tests {
 
     #[test]
     fn a_failure_is_never_without_a_reason() {
-        let out = |status, stdout: &str, stderr: &str| Output { status, stdout: stdout.into(), stderr: stderr.into() };
-        assert_eq!(out(2, "progress\n", "a\nb\nc\nd\n").failure(), "exit status 2: b | c | d");
-        assert_eq!(out(1, "Restarting: main\nfailed!\n\n", "  \n").failure(), "exit status 1, nothing on standard error; standard output ends: Restarting: main | failed!");
+        let out = |status, stdout: &str, stderr: &str| Output {
+            status,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        assert_eq!(
+            out(2, "progress\n", "a\nb\nc\nd\n").failure(),
+            "exit status 2: b | c | d"
+        );
+        assert_eq!(
+            out(1, "Restarting: main\nfailed!\n\n", "  \n").failure(),
+            "exit status 1, nothing on standard error; standard output ends: Restarting: main | failed!"
+        );
         assert_eq!(out(1, "", "").failure(), "exit status 1, with no output");
     }
 
@@ -449,6 +644,10 @@ mod tests {
     fn a_command_is_named_by_its_first_line_cut_short() {
         assert_eq!(short("set -e\nmore"), "set -e");
         let long = "é".repeat(100);
-        assert_eq!(short(&long).chars().count(), 81, "cut on characters, not bytes");
+        assert_eq!(
+            short(&long).chars().count(),
+            81,
+            "cut on characters, not bytes"
+        );
     }
 }

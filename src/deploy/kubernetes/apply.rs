@@ -10,14 +10,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
-use kube::discovery::{pinned_kind, Scope};
 use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::discovery::{Scope, pinned_kind};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::applyset::{self, ApplySet, Parent};
-use super::{describe, group_kind, object_label, ClusterError, Manifest};
+use super::{ClusterError, Manifest, describe, group_kind, object_label};
 
 /// What happened, or would happen, to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,16 +91,28 @@ impl ApplyReport {
     }
     /// Objects the apply created or changed (for waiting on rollouts).
     pub fn changed(&self) -> bool {
-        self.objects.iter().any(|o| matches!(o.action, Action::Create | Action::Update | Action::Prune))
+        self.objects
+            .iter()
+            .any(|o| matches!(o.action, Action::Create | Action::Update | Action::Prune))
     }
     /// Namespaces applied ahead of the set (to hold generated Secrets) were created by this run.
     pub fn mark_created_namespaces(&mut self, names: &BTreeSet<String>) {
-        for o in self.objects.iter_mut().filter(|o| o.kind == "Namespace" && o.action == Action::Unchanged && names.contains(&o.name)) {
+        for o in self.objects.iter_mut().filter(|o| {
+            o.kind == "Namespace" && o.action == Action::Unchanged && names.contains(&o.name)
+        }) {
             o.action = Action::Create;
         }
     }
     pub fn applied_objects(&self) -> usize {
-        self.objects.iter().filter(|o| matches!(o.action, Action::Create | Action::Update | Action::Unchanged)).count()
+        self.objects
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.action,
+                    Action::Create | Action::Update | Action::Unchanged
+                )
+            })
+            .count()
     }
 }
 
@@ -118,7 +132,13 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { force_conflicts: false, prune: true, dry_run: false, manage_namespaces: true, diffs: false }
+        ApplyOptions {
+            force_conflicts: false,
+            prune: true,
+            dry_run: false,
+            manage_namespaces: true,
+            diffs: false,
+        }
     }
 }
 
@@ -146,7 +166,12 @@ struct Probe {
 
 impl Applier {
     pub fn new(client: Client, field_manager: &str) -> Self {
-        Applier { client, manager: field_manager.to_owned(), concurrency: 16, resources: Mutex::new(HashMap::new()) }
+        Applier {
+            client,
+            manager: field_manager.to_owned(),
+            concurrency: 16,
+            resources: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -158,14 +183,26 @@ impl Applier {
     }
 
     /// The API resource serving a kind, from discovery (cached).
-    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<(ApiResource, Scope), ClusterError> {
+    pub async fn resource(
+        &self,
+        gvk: &GroupVersionKind,
+    ) -> Result<(ApiResource, Scope), ClusterError> {
         let key = format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind);
-        if let Some(hit) = self.resources.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(hit) = self
+            .resources
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
             return Ok(hit);
         }
         let (ar, caps) = pinned_kind(&self.client, gvk).await.map_err(|e| match &e {
-            kube::Error::Api(s) if s.code == 404 => ClusterError::NotServed(format!("{} {}", gvk.api_version(), gvk.kind)),
-            kube::Error::Discovery(_) => ClusterError::NotServed(format!("{} {}", gvk.api_version(), gvk.kind)),
+            kube::Error::Api(s) if s.code == 404 => {
+                ClusterError::NotServed(format!("{} {}", gvk.api_version(), gvk.kind))
+            }
+            kube::Error::Discovery(_) => {
+                ClusterError::NotServed(format!("{} {}", gvk.api_version(), gvk.kind))
+            }
             _ => ClusterError::api(format!("discovery of {}", gvk.kind), &e),
         })?;
         let hit = (ar, caps.scope);
@@ -177,7 +214,10 @@ impl Applier {
 
     /// The recommended version of a group-kind (`Kind` or `Kind.group`), for kinds recorded in
     /// the parent that the document no longer renders.
-    async fn resource_for_group_kind(&self, gk: &str) -> Result<Option<(ApiResource, Scope)>, ClusterError> {
+    async fn resource_for_group_kind(
+        &self,
+        gk: &str,
+    ) -> Result<Option<(ApiResource, Scope)>, ClusterError> {
         let (kind, group) = gk.split_once('.').unwrap_or((gk, ""));
         let found = kube::discovery::group(&self.client, group).await;
         let group = match found {
@@ -187,7 +227,9 @@ impl Applier {
             Err(kube::Error::Discovery(_)) => return Ok(None),
             Err(e) => return Err(ClusterError::api(format!("discovery of {gk}"), &e)),
         };
-        Ok(group.recommended_kind(kind).map(|(ar, caps)| (ar, caps.scope)))
+        Ok(group
+            .recommended_kind(kind)
+            .map(|(ar, caps)| (ar, caps.scope)))
     }
 
     fn api(&self, ar: &ApiResource, scope: &Scope, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -205,14 +247,25 @@ impl Applier {
     }
 
     /// Dry-run then (unless `opts.dry_run`) apply `manifests` as the set `set`.
-    pub async fn apply(&self, manifests: &[Manifest], set: &ApplySet, opts: ApplyOptions) -> Result<ApplyReport, ClusterError> {
+    pub async fn apply(
+        &self,
+        manifests: &[Manifest],
+        set: &ApplySet,
+        opts: ApplyOptions,
+    ) -> Result<ApplyReport, ClusterError> {
         // Resolve every kind first: an unknown kind stops everything before any change.
         let mut resolved = Vec::with_capacity(manifests.len());
         for m in manifests {
             let (ar, scope) = self.resource(&m.gvk).await?;
             let mut m = m.clone();
             if scope == Scope::Namespaced && m.namespace.is_none() {
-                return Err(ClusterError::Manifest { file: m.file.clone(), source: Box::new(super::ManifestError::NoNamespace { kind: m.gvk.kind.clone(), name: m.name.clone() }) });
+                return Err(ClusterError::Manifest {
+                    file: m.file.clone(),
+                    source: Box::new(super::ManifestError::NoNamespace {
+                        kind: m.gvk.kind.clone(),
+                        name: m.name.clone(),
+                    }),
+                });
             }
             if scope == Scope::Cluster {
                 m.namespace = None;
@@ -222,13 +275,23 @@ impl Applier {
             resolved.push((m, ar, scope));
         }
         let skipped = |m: &Manifest| !opts.manage_namespaces && m.wave() == 1;
-        let new_namespaces: BTreeSet<String> =
-            resolved.iter().filter(|(m, ..)| m.wave() == 1 && !skipped(m)).map(|(m, ..)| m.name.clone()).collect();
+        let new_namespaces: BTreeSet<String> = resolved
+            .iter()
+            .filter(|(m, ..)| m.wave() == 1 && !skipped(m))
+            .map(|(m, ..)| m.name.clone())
+            .collect();
 
         // Read-only pass: live object and server-side dry run of each.
         let new_namespaces = &new_namespaces;
-        let probe_futures: Vec<_> = resolved.iter().map(|(m, ar, scope)| self.probe(m, ar, scope, opts, skipped(m), new_namespaces)).collect();
-        let probes: Vec<Result<Probe, (String, kube::Error)>> = futures::stream::iter(probe_futures).buffered(self.concurrency).collect().await;
+        let probe_futures: Vec<_> = resolved
+            .iter()
+            .map(|(m, ar, scope)| self.probe(m, ar, scope, opts, skipped(m), new_namespaces))
+            .collect();
+        let probes: Vec<Result<Probe, (String, kube::Error)>> =
+            futures::stream::iter(probe_futures)
+                .buffered(self.concurrency)
+                .collect()
+                .await;
         let mut conflicts = Vec::new();
         let mut refused = Vec::new();
         let mut changes = Vec::with_capacity(probes.len());
@@ -243,7 +306,9 @@ impl Applier {
                     diff: p.diff,
                     note: p.note,
                 }),
-                Err((label, kube::Error::Api(s))) if s.code == 409 => conflicts.push(format!("{label}: {}", s.message)),
+                Err((label, kube::Error::Api(s))) if s.code == 409 => {
+                    conflicts.push(format!("{label}: {}", s.message))
+                }
                 Err((label, kube::Error::Api(s))) if matches!(s.code, 400 | 403 | 404 | 422) => {
                     refused.push(format!("{label}: {} ({} {})", s.message, s.code, s.reason))
                 }
@@ -260,7 +325,11 @@ impl Applier {
         // What the set holds on the cluster now, and what is no longer rendered.
         let parent = self.parent(set).await?;
         let (old_kinds, old_namespaces) = recorded(parent.as_ref());
-        let new_kinds: BTreeSet<String> = resolved.iter().filter(|(m, ..)| !skipped(m)).map(|(m, ..)| group_kind(&m.gvk)).collect();
+        let new_kinds: BTreeSet<String> = resolved
+            .iter()
+            .filter(|(m, ..)| !skipped(m))
+            .map(|(m, ..)| group_kind(&m.gvk))
+            .collect();
         let new_ns: BTreeSet<String> = resolved
             .iter()
             .filter_map(|(m, ..)| m.namespace.clone())
@@ -270,10 +339,16 @@ impl Applier {
         if opts.prune {
             let kinds: BTreeSet<String> = old_kinds.union(&new_kinds).cloned().collect();
             let namespaces: BTreeSet<String> = old_namespaces.union(&new_ns).cloned().collect();
-            let rendered: BTreeSet<(String, Option<String>, String)> =
-                resolved.iter().map(|(m, ..)| (group_kind(&m.gvk), m.namespace.clone(), m.name.clone())).collect();
+            let rendered: BTreeSet<(String, Option<String>, String)> = resolved
+                .iter()
+                .map(|(m, ..)| (group_kind(&m.gvk), m.namespace.clone(), m.name.clone()))
+                .collect();
             for member in self.members(set, &kinds, &namespaces).await? {
-                let gk = group_kind(&GroupVersionKind::gvk(&member.resource.group, &member.resource.version, &member.resource.kind));
+                let gk = group_kind(&GroupVersionKind::gvk(
+                    &member.resource.group,
+                    &member.resource.version,
+                    &member.resource.kind,
+                ));
                 if !rendered.contains(&(gk, member.namespace.clone(), member.name.clone())) {
                     changes.push(ObjectChange {
                         api_version: member.resource.api_version.clone(),
@@ -288,14 +363,20 @@ impl Applier {
                 }
             }
         }
-        let report = ApplyReport { applyset: set.id.clone(), field_manager: self.manager.clone(), dry_run: opts.dry_run, objects: changes };
+        let report = ApplyReport {
+            applyset: set.id.clone(),
+            field_manager: self.manager.clone(),
+            dry_run: opts.dry_run,
+            objects: changes,
+        };
         if opts.dry_run {
             return Ok(report);
         }
 
         // Writes: CRDs and namespaces, the parent (listing a superset of kinds), the rest, then
         // prune and record the exact set.
-        let needs_write = |i: usize| matches!(report.objects[i].action, Action::Create | Action::Update);
+        let needs_write =
+            |i: usize| matches!(report.objects[i].action, Action::Create | Action::Update);
         for wave in 0..=2u8 {
             if wave == 2 {
                 let kinds: BTreeSet<String> = old_kinds.union(&new_kinds).cloned().collect();
@@ -310,12 +391,20 @@ impl Applier {
                 .filter(|(i, (m, ..))| m.wave() == wave && needs_write(*i))
                 .map(|(_, (m, ar, scope))| self.write(m, ar, scope, opts.force_conflicts))
                 .collect();
-            futures::stream::iter(writes).buffer_unordered(self.concurrency).try_collect::<Vec<_>>().await?;
+            futures::stream::iter(writes)
+                .buffer_unordered(self.concurrency)
+                .try_collect::<Vec<_>>()
+                .await?;
         }
         for member in &prune {
             self.delete(member).await?;
         }
-        if opts.prune && !(prune.is_empty() && old_kinds == new_kinds && old_namespaces == new_ns && parent_records(parent.as_ref(), set, &new_kinds, &new_ns)) {
+        if opts.prune
+            && !(prune.is_empty()
+                && old_kinds == new_kinds
+                && old_namespaces == new_ns
+                && parent_records(parent.as_ref(), set, &new_kinds, &new_ns))
+        {
             self.write_parent(set, &new_kinds, &new_ns).await?;
         }
         Ok(report)
@@ -323,16 +412,34 @@ impl Applier {
 
     /// Apply one rendered Namespace as a member of the set, exactly as [`Applier::apply`] would:
     /// Secrets generated before the apply need their namespace first.
-    pub async fn apply_namespace(&self, m: &Manifest, set: &ApplySet, force: bool) -> Result<(), ClusterError> {
+    pub async fn apply_namespace(
+        &self,
+        m: &Manifest,
+        set: &ApplySet,
+        force: bool,
+    ) -> Result<(), ClusterError> {
         let (ar, scope) = self.resource(&m.gvk).await?;
         let mut m = m.clone();
         join_set(&mut m, set);
         self.write(&m, &ar, &scope, force).await
     }
 
-    async fn write(&self, m: &Manifest, ar: &ApiResource, scope: &Scope, force: bool) -> Result<(), ClusterError> {
+    async fn write(
+        &self,
+        m: &Manifest,
+        ar: &ApiResource,
+        scope: &Scope,
+        force: bool,
+    ) -> Result<(), ClusterError> {
         let api = self.api(ar, scope, m.namespace.as_deref());
-        api.patch(&m.name, &self.params(force, false), &Patch::Apply(&m.object)).await.map(|_| ()).map_err(|e| ClusterError::api(m.label(), &e))
+        api.patch(
+            &m.name,
+            &self.params(force, false),
+            &Patch::Apply(&m.object),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::api(m.label(), &e))
     }
 
     async fn probe(
@@ -345,16 +452,30 @@ impl Applier {
         new_namespaces: &BTreeSet<String>,
     ) -> Result<Probe, (String, kube::Error)> {
         if skipped {
-            return Ok(Probe { action: Action::Skipped, diff: None, note: Some("namespaces are created by the cluster administrator".into()) });
+            return Ok(Probe {
+                action: Action::Skipped,
+                diff: None,
+                note: Some("namespaces are created by the cluster administrator".into()),
+            });
         }
         let api = self.api(ar, scope, m.namespace.as_deref());
         let live = api.get_opt(&m.name).await.map_err(|e| (m.label(), e))?;
-        let dry = api.patch(&m.name, &self.params(opts.force_conflicts, true), &Patch::Apply(&m.object)).await;
+        let dry = api
+            .patch(
+                &m.name,
+                &self.params(opts.force_conflicts, true),
+                &Patch::Apply(&m.object),
+            )
+            .await;
         let dry = match dry {
             Ok(d) => d,
             // Its namespace is created by this very apply: the server cannot dry-run it yet.
             Err(kube::Error::Api(s))
-                if s.code == 404 && live.is_none() && m.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns)) =>
+                if s.code == 404
+                    && live.is_none()
+                    && m.namespace
+                        .as_ref()
+                        .is_some_and(|ns| new_namespaces.contains(ns)) =>
             {
                 return Ok(Probe {
                     action: Action::Create,
@@ -366,27 +487,47 @@ impl Applier {
         };
         let desired = normalize(&dry);
         Ok(match live {
-            None => Probe { action: Action::Create, diff: opts.diffs.then(|| yaml(&desired)), note: None },
+            None => Probe {
+                action: Action::Create,
+                diff: opts.diffs.then(|| yaml(&desired)),
+                note: None,
+            },
             Some(live) => {
                 let current = normalize(&live);
                 if current == desired {
-                    Probe { action: Action::Unchanged, diff: None, note: None }
+                    Probe {
+                        action: Action::Unchanged,
+                        diff: None,
+                        note: None,
+                    }
                 } else {
-                    Probe { action: Action::Update, diff: opts.diffs.then(|| unified(&yaml(&current), &yaml(&desired))), note: None }
+                    Probe {
+                        action: Action::Update,
+                        diff: opts
+                            .diffs
+                            .then(|| unified(&yaml(&current), &yaml(&desired))),
+                        note: None,
+                    }
                 }
             }
         })
     }
 
     /// Delete every member of the set (a Platform resource being deleted). Returns what was deleted.
-    pub async fn delete_set(&self, set: &ApplySet, extra_kinds: &BTreeSet<String>, extra_namespaces: &BTreeSet<String>) -> Result<Vec<ObjectChange>, ClusterError> {
+    pub async fn delete_set(
+        &self,
+        set: &ApplySet,
+        extra_kinds: &BTreeSet<String>,
+        extra_namespaces: &BTreeSet<String>,
+    ) -> Result<Vec<ObjectChange>, ClusterError> {
         let parent = self.parent(set).await?;
         let (mut kinds, mut namespaces) = recorded(parent.as_ref());
         kinds.extend(extra_kinds.iter().cloned());
         namespaces.extend(extra_namespaces.iter().cloned());
         let members = self.members(set, &kinds, &namespaces).await?;
         // Namespaced objects first, namespaces last.
-        let (cluster, namespaced): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.namespace.is_none());
+        let (cluster, namespaced): (Vec<_>, Vec<_>) =
+            members.into_iter().partition(|m| m.namespace.is_none());
         let mut deleted = Vec::new();
         for m in namespaced.iter().chain(cluster.iter()) {
             self.delete(m).await?;
@@ -411,17 +552,34 @@ impl Applier {
         match api.delete(&m.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(ClusterError::api(object_label(&m.resource.kind, m.namespace.as_deref(), &m.name), &e)),
+            Err(e) => Err(ClusterError::api(
+                object_label(&m.resource.kind, m.namespace.as_deref(), &m.name),
+                &e,
+            )),
         }
     }
 
     /// Members of the set among `kinds`, in the parent's namespace and `namespaces`.
-    async fn members(&self, set: &ApplySet, kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> Result<Vec<Member>, ClusterError> {
+    async fn members(
+        &self,
+        set: &ApplySet,
+        kinds: &BTreeSet<String>,
+        namespaces: &BTreeSet<String>,
+    ) -> Result<Vec<Member>, ClusterError> {
         // Kinds already resolved (by this run or an earlier one) need no discovery request.
         let known: HashMap<String, (ApiResource, Scope)> = self
             .resources
             .lock()
-            .map(|m| m.values().map(|(ar, scope)| (group_kind(&GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind)), (ar.clone(), scope.clone()))).collect())
+            .map(|m| {
+                m.values()
+                    .map(|(ar, scope)| {
+                        (
+                            group_kind(&GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind)),
+                            (ar.clone(), scope.clone()),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let lp = ListParams::default().labels(&set.selector());
         let mut all_ns: BTreeSet<String> = namespaces.clone();
@@ -435,7 +593,9 @@ impl Applier {
             let Some((ar, scope)) = found else { continue };
             match scope {
                 Scope::Cluster => targets.push((ar, None)),
-                Scope::Namespaced => targets.extend(all_ns.iter().map(|ns| (ar.clone(), Some(ns.clone())))),
+                Scope::Namespaced => {
+                    targets.extend(all_ns.iter().map(|ns| (ar.clone(), Some(ns.clone()))))
+                }
             }
         }
         let lists: Vec<Vec<Member>> = futures::stream::iter(targets)
@@ -443,7 +603,9 @@ impl Applier {
                 let lp = lp.clone();
                 async move {
                     let api = match &ns {
-                        Some(ns) => Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &ar),
+                        Some(ns) => {
+                            Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &ar)
+                        }
                         None => Api::<DynamicObject>::all_with(self.client.clone(), &ar),
                     };
                     match api.list(&lp).await {
@@ -451,7 +613,13 @@ impl Applier {
                             .items
                             .into_iter()
                             .filter(|o| o.metadata.deletion_timestamp.is_none())
-                            .filter_map(|o| Some(Member { resource: ar.clone(), namespace: ns.clone(), name: o.metadata.name? }))
+                            .filter_map(|o| {
+                                Some(Member {
+                                    resource: ar.clone(),
+                                    namespace: ns.clone(),
+                                    name: o.metadata.name?,
+                                })
+                            })
                             .collect()),
                         // A namespace that no longer exists holds nothing.
                         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
@@ -468,11 +636,21 @@ impl Applier {
     fn parent_api(&self, set: &ApplySet) -> (Api<DynamicObject>, String, Value) {
         match &set.parent {
             Parent::ConfigMap { namespace, name } => {
-                let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps");
-                (Api::namespaced_with(self.client.clone(), namespace, &ar), name.clone(), json!({"apiVersion": "v1", "kind": "ConfigMap"}))
+                let ar = ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk("", "v1", "ConfigMap"),
+                    "configmaps",
+                );
+                (
+                    Api::namespaced_with(self.client.clone(), namespace, &ar),
+                    name.clone(),
+                    json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+                )
             }
             Parent::Platform { namespace, name } => {
-                let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("terroir.eu", "v1alpha1", "Platform"), "platforms");
+                let ar = ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk("terroir.eu", "v1alpha1", "Platform"),
+                    "platforms",
+                );
                 (
                     Api::namespaced_with(self.client.clone(), namespace, &ar),
                     name.clone(),
@@ -492,13 +670,27 @@ impl Applier {
         }
     }
 
-    async fn write_parent(&self, set: &ApplySet, kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> Result<(), ClusterError> {
+    async fn write_parent(
+        &self,
+        set: &ApplySet,
+        kinds: &BTreeSet<String>,
+        namespaces: &BTreeSet<String>,
+    ) -> Result<(), ClusterError> {
         let (api, name, mut body) = self.parent_api(set);
         let mut annotations = serde_json::Map::new();
-        annotations.insert(applyset::ANNOTATION_TOOLING.into(), ApplySet::tooling().into());
-        annotations.insert(applyset::ANNOTATION_GROUP_KINDS.into(), applyset::join(kinds).into());
+        annotations.insert(
+            applyset::ANNOTATION_TOOLING.into(),
+            ApplySet::tooling().into(),
+        );
+        annotations.insert(
+            applyset::ANNOTATION_GROUP_KINDS.into(),
+            applyset::join(kinds).into(),
+        );
         if !namespaces.is_empty() {
-            annotations.insert(applyset::ANNOTATION_NAMESPACES.into(), applyset::join(namespaces).into());
+            annotations.insert(
+                applyset::ANNOTATION_NAMESPACES.into(),
+                applyset::join(namespaces).into(),
+            );
         }
         body["metadata"] = json!({
             "name": name,
@@ -508,7 +700,9 @@ impl Applier {
         // The parent is applied with its own manager name so that the Platform's spec (owned by
         // whoever wrote it) is never touched.
         let pp = PatchParams::apply(&format!("{}-applyset", self.manager));
-        api.patch(&name, &pp, &Patch::Apply(&body)).await.map_err(|e| ClusterError::api(format!("ApplySet parent {name}"), &e))?;
+        api.patch(&name, &pp, &Patch::Apply(&body))
+            .await
+            .map_err(|e| ClusterError::api(format!("ApplySet parent {name}"), &e))?;
         Ok(())
     }
 }
@@ -519,34 +713,74 @@ pub const ANNOTATION_PRUNE: &str = "terroir.eu/prune";
 
 /// Label `m` as a member of `set`, unless it says it is never to be pruned.
 fn join_set(m: &mut Manifest, set: &ApplySet) {
-    let never = m.object.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PRUNE)).is_some_and(|v| v == "never");
+    let never = m
+        .object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_PRUNE))
+        .is_some_and(|v| v == "never");
     if !never {
-        m.object.metadata.labels.get_or_insert_with(BTreeMap::new).insert(applyset::LABEL_PART_OF.into(), set.id.clone());
+        m.object
+            .metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(applyset::LABEL_PART_OF.into(), set.id.clone());
     }
 }
 
 /// The group-kinds and namespaces a parent records for its set (empty without a parent).
 fn recorded(parent: Option<&DynamicObject>) -> (BTreeSet<String>, BTreeSet<String>) {
-    let get = |key: &str| applyset::parse_list(parent.and_then(|p| p.metadata.annotations.as_ref()?.get(key)));
-    (get(applyset::ANNOTATION_GROUP_KINDS), get(applyset::ANNOTATION_NAMESPACES))
+    let get = |key: &str| {
+        applyset::parse_list(parent.and_then(|p| p.metadata.annotations.as_ref()?.get(key)))
+    };
+    (
+        get(applyset::ANNOTATION_GROUP_KINDS),
+        get(applyset::ANNOTATION_NAMESPACES),
+    )
 }
 
 /// Whether the parent already records exactly this set (so that a no-op apply writes nothing).
-fn parent_records(parent: Option<&DynamicObject>, set: &ApplySet, kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> bool {
+fn parent_records(
+    parent: Option<&DynamicObject>,
+    set: &ApplySet,
+    kinds: &BTreeSet<String>,
+    namespaces: &BTreeSet<String>,
+) -> bool {
     let Some(p) = parent else { return false };
-    let label = p.metadata.labels.as_ref().and_then(|l| l.get(applyset::LABEL_ID));
-    let tooling = p.metadata.annotations.as_ref().and_then(|a| a.get(applyset::ANNOTATION_TOOLING));
-    label == Some(&set.id) && tooling == Some(&ApplySet::tooling()) && recorded(Some(p)) == (kinds.clone(), namespaces.clone())
+    let label = p
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(applyset::LABEL_ID));
+    let tooling = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(applyset::ANNOTATION_TOOLING));
+    label == Some(&set.id)
+        && tooling == Some(&ApplySet::tooling())
+        && recorded(Some(p)) == (kinds.clone(), namespaces.clone())
 }
 
 /// An object without what the server manages, for comparing desired with live.
 pub fn normalize(o: &DynamicObject) -> Value {
     let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"] {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             meta.remove(k);
         }
-        if meta.get("annotations").and_then(Value::as_object).is_some_and(|a| a.is_empty()) {
+        if meta
+            .get("annotations")
+            .and_then(Value::as_object)
+            .is_some_and(|a| a.is_empty())
+        {
             meta.remove("annotations");
         }
     }
@@ -557,11 +791,16 @@ pub fn normalize(o: &DynamicObject) -> Value {
 }
 
 fn yaml(v: &Value) -> String {
-    serde_saphyr::to_string(v).unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
+    serde_saphyr::to_string(v)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
 fn unified(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header("live", "rendered").to_string()
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "rendered")
+        .to_string()
 }
 
 /// For messages: an error with its object.

@@ -34,13 +34,25 @@ impl ApplySet {
     pub fn for_cli(platform: &str, namespace: &str) -> Self {
         let name = format!("terroir-{platform}");
         let id = applyset_id(&name, namespace, "ConfigMap", "");
-        ApplySet { parent: Parent::ConfigMap { namespace: namespace.to_owned(), name }, id }
+        ApplySet {
+            parent: Parent::ConfigMap {
+                namespace: namespace.to_owned(),
+                name,
+            },
+            id,
+        }
     }
 
     /// The set the operator keeps for a Platform resource.
     pub fn for_resource(name: &str, namespace: &str) -> Self {
         let id = applyset_id(name, namespace, "Platform", "terroir.eu");
-        ApplySet { parent: Parent::Platform { namespace: namespace.to_owned(), name: name.to_owned() }, id }
+        ApplySet {
+            parent: Parent::Platform {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            },
+            id,
+        }
     }
 
     pub fn parent_namespace(&self) -> &str {
@@ -61,12 +73,23 @@ impl ApplySet {
 /// `applyset-<base64url(sha256(name.namespace.kind.group))>-v1`, as the specification defines.
 pub fn applyset_id(name: &str, namespace: &str, kind: &str, group: &str) -> String {
     let digest = Sha256::digest(format!("{name}.{namespace}.{kind}.{group}").as_bytes());
-    format!("applyset-{}-v1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+    format!(
+        "applyset-{}-v1",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
 }
 
 /// A comma-separated annotation value as a sorted set.
 pub fn parse_list(value: Option<&String>) -> BTreeSet<String> {
-    value.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn join(set: &BTreeSet<String>) -> String {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::secrets::{Ensured, SecretAction, SecretState};
-use super::{wait, Action, Applier, ApplyOptions, ApplyReport, ApplySet, ClusterError, ObjectChange};
+use super::{
+    Action, Applier, ApplyOptions, ApplyReport, ApplySet, ClusterError, ObjectChange, wait,
+};
 use crate::deploy::{DeployError, Driven, Driver, Mode, Outcome, Status, Work};
 
 /// How the CLI names the field manager of what it applies.
@@ -21,7 +23,10 @@ pub enum Connect<'a> {
     #[default]
     Kubeconfig,
     /// A client already connected (the operator's, with its discovery cache).
-    Applier { applier: &'a Applier, context: String },
+    Applier {
+        applier: &'a Applier,
+        context: String,
+    },
 }
 
 /// What holds the ApplySet's inventory.
@@ -162,38 +167,72 @@ pub struct Cluster;
 
 impl Driver for Cluster {
     async fn plan(&self, work: &Work<'_>) -> Result<Driven, DeployError> {
-        converge(work).await.map(|r| Driven::Done(Outcome::Cluster(r)))
+        converge(work)
+            .await
+            .map(|r| Driven::Done(Outcome::Cluster(r)))
     }
 
     async fn apply(&self, work: &Work<'_>) -> Result<Driven, DeployError> {
-        converge(work).await.map(|r| Driven::Done(Outcome::Cluster(r)))
+        converge(work)
+            .await
+            .map(|r| Driven::Done(Outcome::Cluster(r)))
     }
 
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         let manifests = super::manifests(work.tree)?;
         let cluster = Session::open(work).await?;
         let pending = pending(cluster.applier(), &manifests).await?;
-        Ok(Status { ready: pending.is_empty(), pending })
+        Ok(Status {
+            ready: pending.is_empty(),
+            pending,
+        })
     }
 }
 
 /// A connection for one run: made here from a kubeconfig, or the operator's.
 enum Session<'a> {
-    Own { applier: Applier, context: String, server: String },
-    Shared { applier: &'a Applier, context: String },
+    Own {
+        applier: Applier,
+        context: String,
+        server: String,
+    },
+    Shared {
+        applier: &'a Applier,
+        context: String,
+    },
 }
 
 impl<'a> Session<'a> {
     async fn open(work: &Work<'a>) -> Result<Session<'a>, ClusterError> {
         let settings = &work.settings.cluster;
         match &settings.connect {
-            Connect::Applier { applier, context } => Ok(Session::Shared { applier, context: context.clone() }),
+            Connect::Applier { applier, context } => Ok(Session::Shared {
+                applier,
+                context: context.clone(),
+            }),
             Connect::Kubeconfig => {
-                let target = work.loaded.platform.spec.target.kubernetes().ok_or(ClusterError::NotAClusterTarget)?;
-                let document = work.document.unwrap_or(std::path::Path::new("platform.yaml"));
-                let (kubeconfig, context) = super::connection_settings(settings.kubeconfig.as_ref(), settings.context.as_ref(), target, document);
+                let target = work
+                    .loaded
+                    .platform
+                    .spec
+                    .target
+                    .kubernetes()
+                    .ok_or(ClusterError::NotAClusterTarget)?;
+                let document = work
+                    .document
+                    .unwrap_or(std::path::Path::new("platform.yaml"));
+                let (kubeconfig, context) = super::connection_settings(
+                    settings.kubeconfig.as_ref(),
+                    settings.context.as_ref(),
+                    target,
+                    document,
+                );
                 let conn = super::connect(kubeconfig.as_deref(), context.as_deref()).await?;
-                Ok(Session::Own { applier: Applier::new(conn.client, &settings.field_manager), context: conn.context, server: conn.server })
+                Ok(Session::Own {
+                    applier: Applier::new(conn.client, &settings.field_manager),
+                    context: conn.context,
+                    server: conn.server,
+                })
             }
         }
     }
@@ -234,7 +273,11 @@ async fn converge(work: &Work<'_>) -> Result<ClusterReport, DeployError> {
     work.events.note(&format!(
         "{} {platform} on context {} ({}), {} objects",
         if apply { "applying" } else { "planning" },
-        if session.context().is_empty() { "(current)" } else { session.context() },
+        if session.context().is_empty() {
+            "(current)"
+        } else {
+            session.context()
+        },
         session.server().trim_end_matches('/'),
         manifests.len()
     ));
@@ -245,15 +288,35 @@ async fn converge(work: &Work<'_>) -> Result<ClusterReport, DeployError> {
             // on a first apply the Lease's namespace is the first thing made, as a member of the set
             if settings.manage_namespaces
                 && namespace_to_make(applier, &manifests, set.parent_namespace()).await?
-                && let Some(m) = manifests.iter().find(|m| m.wave() == 1 && m.name == set.parent_namespace())
+                && let Some(m) = manifests
+                    .iter()
+                    .find(|m| m.wave() == 1 && m.name == set.parent_namespace())
             {
-                applier.apply_namespace(m, &set, settings.force_conflicts).await?;
+                applier
+                    .apply_namespace(m, &set, settings.force_conflicts)
+                    .await?;
                 lease_namespace = Some(m.name.clone());
             }
-            Some(crate::deploy::lock::Lease::take(applier.client(), set.parent_namespace(), platform, work.holder, work.settings.force_unlock, work.events).await?)
+            Some(
+                crate::deploy::lock::Lease::take(
+                    applier.client(),
+                    set.parent_namespace(),
+                    platform,
+                    work.holder,
+                    work.settings.force_unlock,
+                    work.events,
+                )
+                .await?,
+            )
         }
         (false, true) => {
-            crate::deploy::lock::Lease::report_holder(applier.client(), set.parent_namespace(), platform, work.events).await;
+            crate::deploy::lock::Lease::report_holder(
+                applier.client(),
+                set.parent_namespace(),
+                platform,
+                work.events,
+            )
+            .await;
             None
         }
         (_, false) => None,
@@ -271,22 +334,54 @@ async fn converge(work: &Work<'_>) -> Result<ClusterReport, DeployError> {
 }
 
 /// The Secrets first, then the objects, then the rollouts.
-async fn apply_set(work: &Work<'_>, applier: &Applier, manifests: &mut [super::Manifest], set: &ApplySet, context: &str) -> Result<ClusterReport, DeployError> {
+async fn apply_set(
+    work: &Work<'_>,
+    applier: &Applier,
+    manifests: &mut [super::Manifest],
+    set: &ApplySet,
+    context: &str,
+) -> Result<ClusterReport, DeployError> {
     let settings = &work.settings.cluster;
     let apply = work.mode == Mode::Apply;
     // Generated Secrets are created before anything reads them, and every workload is marked
     // with the versions of those it reads.
-    let secrets = super::secrets::prepare(applier, work.resolved, manifests, set, !apply, settings.manage_namespaces, settings.force_conflicts).await?;
+    let secrets = super::secrets::prepare(
+        applier,
+        work.resolved,
+        manifests,
+        set,
+        !apply,
+        settings.manage_namespaces,
+        settings.force_conflicts,
+    )
+    .await?;
     work.events.cluster_secrets(&secrets, work.mode);
-    let opts = ApplyOptions { force_conflicts: settings.force_conflicts, prune: settings.prune, dry_run: !apply, manage_namespaces: settings.manage_namespaces, diffs: !apply };
+    let opts = ApplyOptions {
+        force_conflicts: settings.force_conflicts,
+        prune: settings.prune,
+        dry_run: !apply,
+        manage_namespaces: settings.manage_namespaces,
+        diffs: !apply,
+    };
     let mut report = applier.apply(manifests, set, opts).await?;
     report.mark_created_namespaces(&secrets.created_namespaces);
-    let mut done = ClusterReport { mode: work.mode, rendered: manifests.len(), context: context.to_owned(), report, secrets, rolled_out: Vec::new(), pending: Vec::new(), took: Duration::ZERO };
+    let mut done = ClusterReport {
+        mode: work.mode,
+        rendered: manifests.len(),
+        context: context.to_owned(),
+        report,
+        secrets,
+        rolled_out: Vec::new(),
+        pending: Vec::new(),
+        took: Duration::ZERO,
+    };
     // As on hosts, a secret given by the client is never invented: the apply is incomplete,
     // having applied all it could, until it exists.
     if apply && done.ok() {
         match settings.rollouts {
-            Rollouts::Wait(deadline) => done.rolled_out = wait_rollouts(applier, manifests, deadline, work).await?,
+            Rollouts::Wait(deadline) => {
+                done.rolled_out = wait_rollouts(applier, manifests, deadline, work).await?
+            }
             Rollouts::Check => done.pending = pending(applier, manifests).await?,
             Rollouts::Skip => {}
         }
@@ -295,11 +390,19 @@ async fn apply_set(work: &Work<'_>, applier: &Applier, manifests: &mut [super::M
 }
 
 /// Whether `namespace` is rendered and not on the cluster yet.
-async fn namespace_to_make(applier: &Applier, manifests: &[super::Manifest], namespace: &str) -> Result<bool, ClusterError> {
-    if !manifests.iter().any(|m| m.wave() == 1 && m.name == namespace) {
+async fn namespace_to_make(
+    applier: &Applier,
+    manifests: &[super::Manifest],
+    namespace: &str,
+) -> Result<bool, ClusterError> {
+    if !manifests
+        .iter()
+        .any(|m| m.wave() == 1 && m.name == namespace)
+    {
         return Ok(false);
     }
-    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(applier.client().clone());
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(applier.client().clone());
     match api.get_opt(namespace).await {
         Ok(found) => Ok(found.is_none()),
         Err(e) => Err(ClusterError::api(format!("Namespace {namespace}"), &e)),
@@ -307,28 +410,52 @@ async fn namespace_to_make(applier: &Applier, manifests: &[super::Manifest], nam
 }
 
 /// Wait for every workload to roll out, each on a watch, all at once.
-async fn wait_rollouts(applier: &Applier, manifests: &[super::Manifest], deadline: Duration, work: &Work<'_>) -> Result<Vec<String>, ClusterError> {
+async fn wait_rollouts(
+    applier: &Applier,
+    manifests: &[super::Manifest],
+    deadline: Duration,
+    work: &Work<'_>,
+) -> Result<Vec<String>, ClusterError> {
     let workloads: Vec<_> = manifests.iter().filter(|m| wait::is_workload(m)).collect();
     if !workloads.is_empty() {
-        work.events.note(&format!("waiting for {} rollouts (timeout {} s)", workloads.len(), deadline.as_secs()));
+        work.events.note(&format!(
+            "waiting for {} rollouts (timeout {} s)",
+            workloads.len(),
+            deadline.as_secs()
+        ));
     }
     let waits = workloads.iter().map(|m| async move {
         let (ar, _) = applier.resource(&m.gvk).await?;
-        let api = kube::Api::namespaced_with(applier.client().clone(), m.namespace.as_deref().unwrap_or_default(), &ar);
+        let api = kube::Api::namespaced_with(
+            applier.client().clone(),
+            m.namespace.as_deref().unwrap_or_default(),
+            &ar,
+        );
         let t = Instant::now();
         wait::wait_rollout(api, &m.gvk.kind, &m.name, deadline).await?;
-        work.events.note(&format!("  rolled out  {} ({:.1} s)", m.label(), t.elapsed().as_secs_f64()));
+        work.events.note(&format!(
+            "  rolled out  {} ({:.1} s)",
+            m.label(),
+            t.elapsed().as_secs_f64()
+        ));
         Ok::<_, ClusterError>(m.label())
     });
     futures::future::join_all(waits).await.into_iter().collect()
 }
 
 /// The workloads not rolled out yet, each with why: read once, no waiting.
-async fn pending(applier: &Applier, manifests: &[super::Manifest]) -> Result<Vec<String>, ClusterError> {
+async fn pending(
+    applier: &Applier,
+    manifests: &[super::Manifest],
+) -> Result<Vec<String>, ClusterError> {
     let mut waiting = Vec::new();
     for m in manifests.iter().filter(|m| wait::is_workload(m)) {
         let (ar, _) = applier.resource(&m.gvk).await?;
-        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(applier.client().clone(), m.namespace.as_deref().unwrap_or_default(), &ar);
+        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+            applier.client().clone(),
+            m.namespace.as_deref().unwrap_or_default(),
+            &ar,
+        );
         match api.get_opt(&m.name).await {
             Ok(Some(o)) => {
                 if let Some(why) = wait::pending(&m.gvk.kind, &o) {

@@ -24,17 +24,28 @@ pub use applyset::ApplySet;
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("{what}: {source}")]
-    Kubeconfig { what: String, source: Box<kube::config::KubeconfigError> },
-    #[error("no kubeconfig ($KUBECONFIG, ~/.kube/config or --kubeconfig) and not running in a pod: {0}")]
+    Kubeconfig {
+        what: String,
+        source: Box<kube::config::KubeconfigError>,
+    },
+    #[error(
+        "no kubeconfig ($KUBECONFIG, ~/.kube/config or --kubeconfig) and not running in a pod: {0}"
+    )]
     NoConfig(#[source] kube::config::InClusterError),
     #[error("cannot build a client: {0}")]
     Client(String),
     #[error("cannot generate Secret {secret}: {source}")]
-    Generate { secret: String, source: Box<GenerateError> },
+    Generate {
+        secret: String,
+        source: Box<GenerateError>,
+    },
     #[error("Secret {secret}: {reason}")]
     NotRotated { secret: String, reason: String },
     #[error("rendered manifest {file}: {source}")]
-    Manifest { file: String, source: Box<ManifestError> },
+    Manifest {
+        file: String,
+        source: Box<ManifestError>,
+    },
     #[error("the cluster does not serve {0}; is its CustomResourceDefinition installed?")]
     NotServed(String),
     #[error(
@@ -54,7 +65,10 @@ pub enum ClusterError {
 
 impl ClusterError {
     pub(crate) fn api(object: impl Into<String>, e: &kube::Error) -> Self {
-        ClusterError::Api { object: object.into(), message: describe(e) }
+        ClusterError::Api {
+            object: object.into(),
+            message: describe(e),
+        }
     }
 }
 
@@ -76,22 +90,51 @@ pub struct Connection {
 
 /// Connect with a kubeconfig: `kubeconfig` (else `$KUBECONFIG`, else `~/.kube/config`) and
 /// `context` (else the current context). Inside a pod with no kubeconfig, the service account.
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Connection, ClusterError> {
-    let options = KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Connection, ClusterError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
     let (config, ctx_name) = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|source| ClusterError::Kubeconfig { what: format!("cannot read kubeconfig {}", path.display()), source: Box::new(source) })?;
-            let name = context.map(str::to_owned).or_else(|| kc.current_context.clone()).unwrap_or_default();
-            let cfg = Config::from_custom_kubeconfig(kc, &options).await.map_err(|source| ClusterError::Kubeconfig { what: format!("kubeconfig {}", path.display()), source: Box::new(source) })?;
+            let kc = Kubeconfig::read_from(path).map_err(|source| ClusterError::Kubeconfig {
+                what: format!("cannot read kubeconfig {}", path.display()),
+                source: Box::new(source),
+            })?;
+            let name = context
+                .map(str::to_owned)
+                .or_else(|| kc.current_context.clone())
+                .unwrap_or_default();
+            let cfg = Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|source| ClusterError::Kubeconfig {
+                    what: format!("kubeconfig {}", path.display()),
+                    source: Box::new(source),
+                })?;
             (cfg, name)
         }
         None => {
             let have_file = std::env::var_os("KUBECONFIG").is_some()
-                || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".kube/config").exists());
+                || std::env::var_os("HOME")
+                    .is_some_and(|h| Path::new(&h).join(".kube/config").exists());
             if have_file || context.is_some() {
-                let kc = Kubeconfig::read().map_err(|source| ClusterError::Kubeconfig { what: "cannot read kubeconfig".into(), source: Box::new(source) })?;
-                let name = context.map(str::to_owned).or_else(|| kc.current_context.clone()).unwrap_or_default();
-                let cfg = Config::from_kubeconfig(&options).await.map_err(|source| ClusterError::Kubeconfig { what: "kubeconfig".into(), source: Box::new(source) })?;
+                let kc = Kubeconfig::read().map_err(|source| ClusterError::Kubeconfig {
+                    what: "cannot read kubeconfig".into(),
+                    source: Box::new(source),
+                })?;
+                let name = context
+                    .map(str::to_owned)
+                    .or_else(|| kc.current_context.clone())
+                    .unwrap_or_default();
+                let cfg = Config::from_kubeconfig(&options).await.map_err(|source| {
+                    ClusterError::Kubeconfig {
+                        what: "kubeconfig".into(),
+                        source: Box::new(source),
+                    }
+                })?;
                 (cfg, name)
             } else {
                 let cfg = Config::incluster().map_err(ClusterError::NoConfig)?;
@@ -101,7 +144,11 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
     };
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| ClusterError::Client(describe(&e)))?;
-    Ok(Connection { client, context: ctx_name, server })
+    Ok(Connection {
+        client,
+        context: ctx_name,
+        server,
+    })
 }
 
 /// One object of the rendered manifests.
@@ -140,14 +187,25 @@ pub fn object_label(kind: &str, namespace: Option<&str>, name: &str) -> String {
 
 /// `Kind.group` as ApplySet annotations write group-kinds (`Kind` alone for the core group).
 pub fn group_kind(gvk: &GroupVersionKind) -> String {
-    if gvk.group.is_empty() { gvk.kind.clone() } else { format!("{}.{}", gvk.kind, gvk.group) }
+    if gvk.group.is_empty() {
+        gvk.kind.clone()
+    } else {
+        format!("{}.{}", gvk.kind, gvk.group)
+    }
 }
 
 /// The objects of the tree's `kubernetes/` section, in file order.
 pub fn manifests(tree: &RenderedTree) -> Result<Vec<Manifest>, ClusterError> {
     let mut out = Vec::new();
-    for (file, bytes) in tree.files.iter().filter(|(f, _)| f.starts_with("kubernetes/")) {
-        let err = |source: ManifestError| ClusterError::Manifest { file: file.clone(), source: Box::new(source) };
+    for (file, bytes) in tree
+        .files
+        .iter()
+        .filter(|(f, _)| f.starts_with("kubernetes/"))
+    {
+        let err = |source: ManifestError| ClusterError::Manifest {
+            file: file.clone(),
+            source: Box::new(source),
+        };
         let text = std::str::from_utf8(bytes).map_err(|e| err(e.into()))?;
         let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| err(e.into()))?;
         for doc in docs.into_iter().filter(|d| !d.is_null()) {
@@ -173,7 +231,11 @@ pub enum GenerateError {
     #[error("the platform CA is not there to sign it")]
     NoCa,
     #[error("key {key} of Secret {namespace}/{name}, which it copies, is not there")]
-    NoCopy { namespace: String, name: String, key: String },
+    NoCopy {
+        namespace: String,
+        name: String,
+        key: String,
+    },
     #[error("not a Secret: {0}")]
     Object(#[from] serde_json::Error),
 }
@@ -190,7 +252,10 @@ pub enum ManifestError {
     #[error("an object without kind")]
     NoKind,
     #[error("{kind}: {source}")]
-    Invalid { kind: String, source: serde_json::Error },
+    Invalid {
+        kind: String,
+        source: serde_json::Error,
+    },
     #[error("a {0} without metadata.name")]
     NoName(String),
     #[error("{kind} {name} has no namespace")]
@@ -198,10 +263,26 @@ pub enum ManifestError {
 }
 
 pub fn manifest_from_value(doc: Value, file: &str) -> Result<Manifest, ManifestError> {
-    let api_version = doc.get("apiVersion").and_then(Value::as_str).ok_or(ManifestError::NoApiVersion)?.to_owned();
-    let kind = doc.get("kind").and_then(Value::as_str).ok_or(ManifestError::NoKind)?.to_owned();
-    let object: DynamicObject = serde_json::from_value(doc).map_err(|source| ManifestError::Invalid { kind: kind.clone(), source })?;
-    let name = object.metadata.name.clone().ok_or_else(|| ManifestError::NoName(kind.clone()))?;
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .ok_or(ManifestError::NoApiVersion)?
+        .to_owned();
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or(ManifestError::NoKind)?
+        .to_owned();
+    let object: DynamicObject =
+        serde_json::from_value(doc).map_err(|source| ManifestError::Invalid {
+            kind: kind.clone(),
+            source,
+        })?;
+    let name = object
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| ManifestError::NoName(kind.clone()))?;
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g.to_owned(), v.to_owned()),
         None => (String::new(), api_version.clone()),
@@ -232,8 +313,15 @@ pub fn connection_settings(
     let kubeconfig = flag_kubeconfig.cloned().or_else(|| {
         target.kubeconfig.as_ref().map(|k| {
             let p = std::path::PathBuf::from(k);
-            if p.is_absolute() { p } else { document.parent().map(|d| d.join(&p)).unwrap_or(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                document.parent().map(|d| d.join(&p)).unwrap_or(p)
+            }
         })
     });
-    (kubeconfig, flag_context.cloned().or_else(|| target.context.clone()))
+    (
+        kubeconfig,
+        flag_context.cloned().or_else(|| target.context.clone()),
+    )
 }

@@ -11,7 +11,11 @@ use super::{ClusterError, Manifest};
 
 /// Kinds whose rollout is waited for.
 pub fn is_workload(m: &Manifest) -> bool {
-    m.gvk.group == "apps" && matches!(m.gvk.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
+    m.gvk.group == "apps"
+        && matches!(
+            m.gvk.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        )
 }
 
 fn int(v: &Value, path: &[&str]) -> i64 {
@@ -35,7 +39,11 @@ pub fn pending(kind: &str, o: &DynamicObject) -> Option<String> {
     if int(data, &["status", "observedGeneration"]) < generation {
         return Some("waiting for the controller to observe the new generation".into());
     }
-    let want = data.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(1);
+    let want = data
+        .get("spec")
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     match kind {
         "Deployment" => {
             let updated = int(data, &["status", "updatedReplicas"]);
@@ -44,7 +52,10 @@ pub fn pending(kind: &str, o: &DynamicObject) -> Option<String> {
             if updated < want {
                 Some(format!("{updated} of {want} replicas updated"))
             } else if total > updated {
-                Some(format!("{} old replicas pending termination", total - updated))
+                Some(format!(
+                    "{} old replicas pending termination",
+                    total - updated
+                ))
             } else if available < want {
                 Some(format!("{available} of {want} updated replicas available"))
             } else {
@@ -54,8 +65,12 @@ pub fn pending(kind: &str, o: &DynamicObject) -> Option<String> {
         "StatefulSet" => {
             let ready = int(data, &["status", "readyReplicas"]);
             let updated = int(data, &["status", "updatedReplicas"]);
-            let current = data.pointer("/status/currentRevision").and_then(Value::as_str);
-            let update = data.pointer("/status/updateRevision").and_then(Value::as_str);
+            let current = data
+                .pointer("/status/currentRevision")
+                .and_then(Value::as_str);
+            let update = data
+                .pointer("/status/updateRevision")
+                .and_then(Value::as_str);
             if ready < want {
                 Some(format!("{ready} of {want} replicas ready"))
             } else if updated < want || current != update {
@@ -92,7 +107,12 @@ pub enum Unsettled {
 /// Watch one object by name (not polling) until `check` decides: it sees each state (`Ok(None)`
 /// while the object does not exist, `Err` for an error of the watch) and returns `Some` to end
 /// the watch with that value, `None` to go on watching.
-pub async fn watch_until<K, T>(api: Api<K>, name: &str, timeout: Duration, mut check: impl FnMut(Result<Option<K>, kube::runtime::watcher::Error>) -> Option<T>) -> Result<T, Unsettled>
+pub async fn watch_until<K, T>(
+    api: Api<K>,
+    name: &str,
+    timeout: Duration,
+    mut check: impl FnMut(Result<Option<K>, kube::runtime::watcher::Error>) -> Option<T>,
+) -> Result<T, Unsettled>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -106,11 +126,18 @@ where
         }
         Err(Unsettled::Ended)
     };
-    tokio::time::timeout(timeout, fut).await.unwrap_or(Err(Unsettled::TimedOut))
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or(Err(Unsettled::TimedOut))
 }
 
 /// Wait, watching (not polling), until one workload has rolled out.
-pub async fn wait_rollout(api: Api<DynamicObject>, kind: &str, name: &str, timeout: Duration) -> Result<(), ClusterError> {
+pub async fn wait_rollout(
+    api: Api<DynamicObject>,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
     let label = format!("{kind} {name}");
     let mut last = String::from("not found");
     let settled = watch_until(api, name, timeout, |event| {
@@ -127,7 +154,13 @@ pub async fn wait_rollout(api: Api<DynamicObject>, kind: &str, name: &str, timeo
     .await;
     match settled {
         Ok(()) => Ok(()),
-        Err(Unsettled::Ended) => Err(ClusterError::Api { object: label, message: "the watch ended".into() }),
-        Err(Unsettled::TimedOut) => Err(ClusterError::Timeout { seconds: timeout.as_secs(), what: format!("{label} to roll out ({last})") }),
+        Err(Unsettled::Ended) => Err(ClusterError::Api {
+            object: label,
+            message: "the watch ended".into(),
+        }),
+        Err(Unsettled::TimedOut) => Err(ClusterError::Timeout {
+            seconds: timeout.as_secs(),
+            what: format!("{label} to roll out ({last})"),
+        }),
     }
 }

@@ -26,27 +26,45 @@ pub struct Cloud;
 
 impl Driver for Cloud {
     async fn plan(&self, work: &Work<'_>) -> Result<Driven, DeployError> {
-        tokio::task::block_in_place(|| provision(work)).map(|(report, _)| Driven::Done(Outcome::Cloud(report)))
+        tokio::task::block_in_place(|| provision(work))
+            .map(|(report, _)| Driven::Done(Outcome::Cloud(report)))
     }
 
     async fn apply(&self, work: &Work<'_>) -> Result<Driven, DeployError> {
         let (report, next) = tokio::task::block_in_place(|| provision(work))?;
         match next {
-            Some(next) => Ok(Driven::HandOver { cloud: report, next: Box::new(next) }),
+            Some(next) => Ok(Driven::HandOver {
+                cloud: report,
+                next: Box::new(next),
+            }),
             None => Ok(Driven::Done(Outcome::Cloud(report))),
         }
     }
 
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         // what Terraform would still change; the platform on top is the next driver's
-        let (report, _) = tokio::task::block_in_place(|| provision(&Work { mode: Mode::Plan, ..*work }))?;
-        let pending: Vec<String> = report.changes.iter().map(|c| format!("{} ({})", c.address, c.actions)).collect();
-        Ok(Status { ready: pending.is_empty(), pending })
+        let (report, _) = tokio::task::block_in_place(|| {
+            provision(&Work {
+                mode: Mode::Plan,
+                ..*work
+            })
+        })?;
+        let pending: Vec<String> = report
+            .changes
+            .iter()
+            .map(|c| format!("{} ({})", c.address, c.actions))
+            .collect();
+        Ok(Status {
+            ready: pending.is_empty(),
+            pending,
+        })
     }
 }
 
 fn document(work: &Work<'_>) -> PathBuf {
-    work.document.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("platform.yaml"))
+    work.document
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("platform.yaml"))
 }
 
 /// The public half of the document's SSH key, installed on the VMs by the provider module.
@@ -54,17 +72,40 @@ fn public_key(doc: &Path, sc: &SecNumCloudTarget) -> Option<String> {
     let ssh = sc.ssh.as_ref()?;
     let private = crate::deploy::baremetal::resolve_path(&ssh.identity_file, doc);
     let public = PathBuf::from(format!("{}.pub", private.display()));
-    std::fs::read_to_string(public).ok().map(|k| k.trim().to_owned())
+    std::fs::read_to_string(public)
+        .ok()
+        .map(|k| k.trim().to_owned())
 }
 
-fn parse(tool: &terraform::Tool, what: &'static str, expected: &'static str, text: &str) -> Result<Value, CloudError> {
-    serde_json::from_str(text).map_err(|source| CloudError::Unreadable { tool: tool.name.clone(), what, expected, source })
+fn parse(
+    tool: &terraform::Tool,
+    what: &'static str,
+    expected: &'static str,
+    text: &str,
+) -> Result<Value, CloudError> {
+    serde_json::from_str(text).map_err(|source| CloudError::Unreadable {
+        tool: tool.name.clone(),
+        what,
+        expected,
+        source,
+    })
 }
 
 /// init, plan, show, the gate; in apply mode, apply exactly the saved plan and read the outputs
 /// into the document the next driver deploys.
-fn provision(work: &Work<'_>) -> Result<(CloudReport, Option<crate::document::Loaded>), DeployError> {
-    let sc = work.loaded.platform.spec.target.secnumcloud().ok_or(DeployError::WrongTarget { driver: "secnumcloud", kind: work.loaded.platform.spec.target.kind() })?;
+fn provision(
+    work: &Work<'_>,
+) -> Result<(CloudReport, Option<crate::document::Loaded>), DeployError> {
+    let sc = work
+        .loaded
+        .platform
+        .spec
+        .target
+        .secnumcloud()
+        .ok_or(DeployError::WrongTarget {
+            driver: "secnumcloud",
+            kind: work.loaded.platform.spec.target.kind(),
+        })?;
     let settings = &work.settings.cloud;
     let doc = document(work);
     let tool = terraform::find_tool(settings.tf_binary.as_deref())?;
@@ -78,13 +119,47 @@ fn provision(work: &Work<'_>) -> Result<(CloudReport, Option<crate::document::Lo
             None => work.events.warn("no public key beside the document's identityFile (FILE.pub): the VMs get no key for terroir to log in with"),
         }
     }
-    terraform::prepare(&dir, work.tree, sc.provider.as_str(), settings.modules.as_deref(), &Value::Object(vars))?;
-    let runner = Runner { tool: &tool, dir: &dir, events: work.events };
-    work.events.note(&format!("{} {} in {}", tool.name, tool.version, dir.display()));
-    let mut init = vec!["init".to_owned(), "-input=false".into(), "-no-color".into(), "-reconfigure".into()];
-    init.extend(settings.backend_config.iter().map(|b| format!("-backend-config={b}")));
+    terraform::prepare(
+        &dir,
+        work.tree,
+        sc.provider.as_str(),
+        settings.modules.as_deref(),
+        &Value::Object(vars),
+    )?;
+    let runner = Runner {
+        tool: &tool,
+        dir: &dir,
+        events: work.events,
+    };
+    work.events.note(&format!(
+        "{} {} in {}",
+        tool.name,
+        tool.version,
+        dir.display()
+    ));
+    let mut init = vec![
+        "init".to_owned(),
+        "-input=false".into(),
+        "-no-color".into(),
+        "-reconfigure".into(),
+    ];
+    init.extend(
+        settings
+            .backend_config
+            .iter()
+            .map(|b| format!("-backend-config={b}")),
+    );
     runner.run(&init, false)?;
-    let plan_args: Vec<String> = ["plan", "-input=false", "-no-color", "-lock-timeout=60s", &format!("-out={PLAN_FILE}")].iter().map(|s| s.to_string()).collect();
+    let plan_args: Vec<String> = [
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-lock-timeout=60s",
+        &format!("-out={PLAN_FILE}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     runner.run(&plan_args, false)?;
     let shown = runner.run(&["show".into(), "-json".into(), PLAN_FILE.into()], true)?;
     let plan = parse(&tool, "show -json", "a plan", &shown)?;
@@ -93,17 +168,34 @@ fn provision(work: &Work<'_>) -> Result<(CloudReport, Option<crate::document::Lo
     // init configured.
     let images: Vec<String> = work.resolved.images.values().cloned().collect();
     let geo = crate::policy::locality::geodata::GeoDb::open(None).ok();
-    let evidence = Evidence { geo: geo.as_ref(), terraform: Some(TerraformPlan { plan: &plan, backend: terraform::configured_backend(&dir) }) };
+    let evidence = Evidence {
+        geo: geo.as_ref(),
+        terraform: Some(TerraformPlan {
+            plan: &plan,
+            backend: terraform::configured_backend(&dir),
+        }),
+    };
     let gate = crate::policy::gate::gate(&work.loaded.platform, &images, &evidence)?;
-    let changes = terraform::changes(&plan).into_iter().map(|(address, actions)| Change { address, actions }).collect::<Vec<_>>();
+    let changes = terraform::changes(&plan)
+        .into_iter()
+        .map(|(address, actions)| Change { address, actions })
+        .collect::<Vec<_>>();
     work.events.gate(&gate);
     if gate.blocks() {
         // what was refused, for people, before the error that says why
-        work.events.note(&format!("{} change{} in the plan, none applied:", changes.len(), crate::text::plural(changes.len())));
+        work.events.note(&format!(
+            "{} change{} in the plan, none applied:",
+            changes.len(),
+            crate::text::plural(changes.len())
+        ));
         for c in &changes {
-            work.events.note(&format!("  {} ({})", c.address, c.actions));
+            work.events
+                .note(&format!("  {} ({})", c.address, c.actions));
         }
-        return Err(DeployError::Policy { report: Box::new(gate), document: doc.display().to_string() });
+        return Err(DeployError::Policy {
+            report: Box::new(gate),
+            document: doc.display().to_string(),
+        });
     }
     let mut report = CloudReport {
         platform: work.resolved.platform.name.clone(),
@@ -119,8 +211,22 @@ fn provision(work: &Work<'_>) -> Result<(CloudReport, Option<crate::document::Lo
     }
 
     // Apply exactly the saved plan, then hand the outputs to the next stage.
-    runner.run(&["apply".into(), "-input=false".into(), "-no-color".into(), "-lock-timeout=60s".into(), PLAN_FILE.into()], false)?;
-    let outputs = parse(&tool, "output -json", "the outputs", &runner.run(&["output".into(), "-json".into()], true)?)?;
+    runner.run(
+        &[
+            "apply".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-lock-timeout=60s".into(),
+            PLAN_FILE.into(),
+        ],
+        false,
+    )?;
+    let outputs = parse(
+        &tool,
+        "output -json",
+        "the outputs",
+        &runner.run(&["output".into(), "-json".into()], true)?,
+    )?;
     report.applied = true;
     let next = super::handover::handover(work.loaded, sc, &outputs, &dir)?;
     Ok((report, Some(next)))

@@ -14,11 +14,23 @@ use crate::policy::locality::verify;
 /// The document as the next stage sees it: a bare-metal target on the created VMs, or a
 /// Kubernetes target on the created cluster (its kubeconfig written beside the working directory,
 /// mode 0600).
-pub fn handover(loaded: &Loaded, sc: &document::SecNumCloudTarget, outputs: &Value, dir: &Path) -> Result<Loaded, CloudError> {
+pub fn handover(
+    loaded: &Loaded,
+    sc: &document::SecNumCloudTarget,
+    outputs: &Value,
+    dir: &Path,
+) -> Result<Loaded, CloudError> {
     let mut next = loaded.clone();
     let operator = verify::cloud_operator_id(sc.provider);
-    let country = verify::country_of_region(Providers::builtin(), operator, &sc.region).unwrap_or_default();
-    let location = document::DeclaredLocation { country, operator: Providers::builtin().by_name(operator).map(|o| o.name.clone()), site: Some(sc.region.clone()) };
+    let country =
+        verify::country_of_region(Providers::builtin(), operator, &sc.region).unwrap_or_default();
+    let location = document::DeclaredLocation {
+        country,
+        operator: Providers::builtin()
+            .by_name(operator)
+            .map(|o| o.name.clone()),
+        site: Some(sc.region.clone()),
+    };
     match sc.deploy {
         CloudDeploy::Vms => {
             let ssh = sc.ssh.clone().ok_or(CloudError::NoSsh)?;
@@ -26,14 +38,34 @@ pub fn handover(loaded: &Loaded, sc: &document::SecNumCloudTarget, outputs: &Val
             for (name, address, roles) in super::terraform::hosts_output(outputs)? {
                 let roles = roles
                     .iter()
-                    .map(|r| serde_json::from_value::<document::Role>(Value::String(r.clone())).map_err(|_| CloudError::UnknownRole { name: name.clone(), role: r.clone() }))
+                    .map(|r| {
+                        serde_json::from_value::<document::Role>(Value::String(r.clone())).map_err(
+                            |_| CloudError::UnknownRole {
+                                name: name.clone(),
+                                role: r.clone(),
+                            },
+                        )
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                hosts.push(document::Host { name, address, roles });
+                hosts.push(document::Host {
+                    name,
+                    address,
+                    roles,
+                });
             }
-            next.platform.spec.target = document::Target::Baremetal(document::BaremetalTarget { ssh, package_mirror: document::platform::default_debian_mirror(), hosts, location: Some(location) });
+            next.platform.spec.target = document::Target::Baremetal(document::BaremetalTarget {
+                ssh,
+                package_mirror: document::platform::default_debian_mirror(),
+                hosts,
+                location: Some(location),
+            });
         }
         CloudDeploy::Kubernetes => {
-            let config = outputs.pointer("/kubeconfig/value").and_then(Value::as_str).filter(|k| !k.is_empty()).ok_or(CloudError::NoKubeconfig)?;
+            let config = outputs
+                .pointer("/kubeconfig/value")
+                .and_then(Value::as_str)
+                .filter(|k| !k.is_empty())
+                .ok_or(CloudError::NoKubeconfig)?;
             let path = dir.parent().unwrap_or(dir).join("kubeconfig");
             write_private(&path, config.as_bytes())?;
             next.platform.spec.target = document::Target::Kubernetes(document::KubernetesTarget {
@@ -58,8 +90,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CloudError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| CloudError::Io { path: path.to_owned(), source })?;
-    f.write_all(bytes).map_err(|source| CloudError::Io { path: path.to_owned(), source })
+        .map_err(|source| CloudError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    f.write_all(bytes).map_err(|source| CloudError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -69,7 +107,11 @@ mod tests {
     use serde_json::json;
 
     fn loaded(dir: &Path, kubernetes: bool) -> Loaded {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/secnumcloud-outscale.yaml")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/secnumcloud-outscale.yaml"
+        ))
+        .unwrap();
         let text = if kubernetes {
             let start = text.find("      deploy: vms").unwrap();
             let end = text.find("      stateBackend:\n").unwrap();
@@ -95,13 +137,27 @@ mod tests {
         let next = handover(&l, &sc, &outputs, dir.path()).unwrap();
         let b = next.platform.spec.target.baremetal().cloned().unwrap();
         assert!(next.platform.spec.target.secnumcloud().is_none());
-        assert_eq!(b.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str())).collect::<Vec<_>>(), [("app1", "203.0.113.7"), ("db1", "10.42.1.10")]);
+        assert_eq!(
+            b.hosts
+                .iter()
+                .map(|h| (h.name.as_str(), h.address.as_str()))
+                .collect::<Vec<_>>(),
+            [("app1", "203.0.113.7"), ("db1", "10.42.1.10")]
+        );
         assert_eq!(b.ssh.user, "deploy");
         let loc = b.location.unwrap();
-        assert_eq!((loc.country.as_str(), loc.site.as_deref()), ("FR", Some("cloudgouv-eu-west-1")));
+        assert_eq!(
+            (loc.country.as_str(), loc.site.as_deref()),
+            ("FR", Some("cloudgouv-eu-west-1"))
+        );
         // an unknown role in the outputs is an error, not a silent skip
         let bad = json!({"hosts": {"value": {"x": {"address": "10.0.0.1", "roles": ["dba"]}}}});
-        assert!(handover(&l, &sc, &bad, dir.path()).unwrap_err().to_string().contains("unknown role `dba`"));
+        assert!(
+            handover(&l, &sc, &bad, dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown role `dba`")
+        );
     }
 
     #[test]
@@ -112,13 +168,25 @@ mod tests {
         let sc = l.platform.spec.target.secnumcloud().cloned().unwrap();
         let work = dir.path().join(".terroir/collectivite-grc/terraform");
         std::fs::create_dir_all(&work).unwrap();
-        let outputs = json!({"kubeconfig": {"sensitive": true, "value": "apiVersion: v1\nkind: Config\n"}});
+        let outputs =
+            json!({"kubeconfig": {"sensitive": true, "value": "apiVersion: v1\nkind: Config\n"}});
         let next = handover(&l, &sc, &outputs, &work).unwrap();
         let k = next.platform.spec.target.kubernetes().cloned().unwrap();
         let path = std::path::PathBuf::from(k.kubeconfig.unwrap());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\nkind: Config\n");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "apiVersion: v1\nkind: Config\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(k.namespace, "collectivite-grc");
-        assert!(handover(&l, &sc, &json!({}), &work).unwrap_err().to_string().contains("no `kubeconfig`"));
+        assert!(
+            handover(&l, &sc, &json!({}), &work)
+                .unwrap_err()
+                .to_string()
+                .contains("no `kubeconfig`")
+        );
     }
 }

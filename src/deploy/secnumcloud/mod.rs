@@ -25,29 +25,54 @@ pub enum CloudError {
     NoSuchTool(PathBuf),
     #[error("--tf-binary {}: not found on PATH", .0.display())]
     NotOnPath(PathBuf),
-    #[error("neither `tofu` nor `terraform` is on PATH: install OpenTofu (https://opentofu.org) or Terraform, or name one with --tf-binary")]
+    #[error(
+        "neither `tofu` nor `terraform` is on PATH: install OpenTofu (https://opentofu.org) or Terraform, or name one with --tf-binary"
+    )]
     NoTool,
     #[error("{}: cannot run it: {source}", path.display())]
-    Unrunnable { path: PathBuf, source: std::io::Error },
+    Unrunnable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
-    Encode { path: PathBuf, source: serde_json::Error },
+    Encode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("--modules {}: no `{provider}` module directory in it", dir.display())]
     NoModule { dir: PathBuf, provider: String },
     #[error("no Terraform module for provider `{0}` in the rendered tree")]
     NoShippedModule(String),
     #[error("`{tool} {what}` failed ({status}):\n{tail}")]
-    Run { tool: String, what: String, status: String, tail: String },
+    Run {
+        tool: String,
+        what: String,
+        status: String,
+        tail: String,
+    },
     #[error("`{tool} {what}` did not print {expected}: {source}")]
-    Unreadable { tool: String, what: &'static str, expected: &'static str, source: serde_json::Error },
-    #[error("the Terraform outputs have no `hosts` map: the provider module must output every VM with its address and roles")]
+    Unreadable {
+        tool: String,
+        what: &'static str,
+        expected: &'static str,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the Terraform outputs have no `hosts` map: the provider module must output every VM with its address and roles"
+    )]
     NoHostsOutput,
     #[error("output hosts[\"{0}\"] has no address")]
     HostWithoutAddress(String),
     #[error("output hosts[\"{name}\"]: unknown role `{role}`")]
     UnknownRole { name: String, role: String },
-    #[error("the Terraform outputs have no `kubeconfig`: the provider module must output the cluster's kubeconfig")]
+    #[error(
+        "the Terraform outputs have no `kubeconfig`: the provider module must output the cluster's kubeconfig"
+    )]
     NoKubeconfig,
     #[error("`deploy: vms` needs `ssh` settings")]
     NoSsh,
@@ -87,7 +112,12 @@ impl CloudReport {
 
     /// The plan's changes and the gate's summary, for people.
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out, "{} change{} in the plan:", self.changes.len(), crate::text::plural(self.changes.len()))?;
+        writeln!(
+            out,
+            "{} change{} in the plan:",
+            self.changes.len(),
+            crate::text::plural(self.changes.len())
+        )?;
         for c in &self.changes {
             let mark = match c.actions.as_str() {
                 "create" => "+",
@@ -97,12 +127,26 @@ impl CloudReport {
             };
             writeln!(out, "  {mark} {} ({})", c.address, c.actions)?;
         }
-        let passed = self.findings.iter().filter(|f| f.verdict == crate::policy::locality::verify::Verdict::Pass).count();
+        let passed = self
+            .findings
+            .iter()
+            .filter(|f| f.verdict == crate::policy::locality::verify::Verdict::Pass)
+            .count();
         let warns = self.gate.warnings();
         let failed = self.gate.failures().count();
-        writeln!(out, "policy gate: {passed} check{} passed, {warns} warning{}, {failed} failed", crate::text::plural(self.findings.len()), crate::text::plural(warns))?;
+        writeln!(
+            out,
+            "policy gate: {passed} check{} passed, {warns} warning{}, {failed} failed",
+            crate::text::plural(self.findings.len()),
+            crate::text::plural(warns)
+        )?;
         if !self.applied {
-            writeln!(out, "plan saved in {}; `terroir apply {}` applies exactly this plan once the gate passes", self.plan.display(), self.document)?;
+            writeln!(
+                out,
+                "plan saved in {}; `terroir apply {}` applies exactly this plan once the gate passes",
+                self.plan.display(),
+                self.document
+            )?;
         }
         Ok(())
     }

@@ -24,7 +24,11 @@ pub struct Tool {
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 /// `--tf-binary` when given, else `tofu`, else `terraform` from PATH.
@@ -36,40 +40,87 @@ pub fn find_tool(explicit: Option<&Path>) -> Result<Tool, CloudError> {
             }
             p.to_owned()
         }
-        Some(p) => on_path(&p.to_string_lossy()).ok_or_else(|| CloudError::NotOnPath(p.to_owned()))?,
-        None => on_path("tofu").or_else(|| on_path("terraform")).ok_or(CloudError::NoTool)?,
+        Some(p) => {
+            on_path(&p.to_string_lossy()).ok_or_else(|| CloudError::NotOnPath(p.to_owned()))?
+        }
+        None => on_path("tofu")
+            .or_else(|| on_path("terraform"))
+            .ok_or(CloudError::NoTool)?,
     };
     let out = Command::new(&path)
         .args(["version", "-json"])
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| CloudError::Unrunnable { path: path.clone(), source })?;
+        .map_err(|source| CloudError::Unrunnable {
+            path: path.clone(),
+            source,
+        })?;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let version = v["terraform_version"].as_str().unwrap_or("unknown").to_owned();
+    let version = v["terraform_version"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    let name = if text.contains("opentofu") || path.file_name().is_some_and(|n| n.to_string_lossy().contains("tofu")) { "tofu" } else { "terraform" };
-    Ok(Tool { path, name: name.into(), version })
+    let name = if text.contains("opentofu")
+        || path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("tofu"))
+    {
+        "tofu"
+    } else {
+        "terraform"
+    };
+    Ok(Tool {
+        path,
+        name: name.into(),
+        version,
+    })
 }
 
 /// `.terroir/<platform>/terraform` beside the document.
 pub fn workdir(document: &Path, platform: &str) -> PathBuf {
-    let base = document.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = document
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     base.join(".terroir").join(platform).join("terraform")
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CloudError + '_ {
-    move |source| CloudError::Io { path: path.to_owned(), source }
+    move |source| CloudError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Write the rendered root module and the provider module into `dir`. Files terroir wrote
 /// before are replaced; Terraform's own (`.terraform/`, the lock file) are kept.
-pub fn prepare(dir: &Path, tree: &crate::pipeline::render::RenderedTree, provider: &str, modules: Option<&Path>, extra_vars: &Value) -> Result<(), CloudError> {
+pub fn prepare(
+    dir: &Path,
+    tree: &crate::pipeline::render::RenderedTree,
+    provider: &str,
+    modules: Option<&Path>,
+    extra_vars: &Value,
+) -> Result<(), CloudError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let p = entry.map_err(io(dir))?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if p.is_file() && (name.ends_with(".tf") || name.ends_with(".tfvars") || name.ends_with(".tfvars.json") || name == "README.md" || name == PLAN_FILE) {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if p.is_file()
+            && (name.ends_with(".tf")
+                || name.ends_with(".tfvars")
+                || name.ends_with(".tfvars.json")
+                || name == "README.md"
+                || name == PLAN_FILE)
+        {
             std::fs::remove_file(&p).map_err(io(&p))?;
         }
     }
@@ -90,7 +141,10 @@ pub fn prepare(dir: &Path, tree: &crate::pipeline::render::RenderedTree, provide
     if let Some(src) = modules {
         let from = src.join(provider);
         if !from.is_dir() {
-            return Err(CloudError::NoModule { dir: src.to_owned(), provider: provider.to_owned() });
+            return Err(CloudError::NoModule {
+                dir: src.to_owned(),
+                provider: provider.to_owned(),
+            });
         }
         let dest = mods.join(provider);
         if dest.exists() {
@@ -102,7 +156,10 @@ pub fn prepare(dir: &Path, tree: &crate::pipeline::render::RenderedTree, provide
     }
     if extra_vars.as_object().is_some_and(|o| !o.is_empty()) {
         let p = dir.join("terroir.auto.tfvars.json");
-        let text = serde_json::to_vec_pretty(extra_vars).map_err(|source| CloudError::Encode { path: p.clone(), source })?;
+        let text = serde_json::to_vec_pretty(extra_vars).map_err(|source| CloudError::Encode {
+            path: p.clone(),
+            source,
+        })?;
         std::fs::write(&p, text).map_err(io(&p))?;
     }
     Ok(())
@@ -138,7 +195,8 @@ impl Runner<'_> {
     pub fn run(&self, args: &[String], capture: bool) -> Result<String, CloudError> {
         let what = args.first().cloned().unwrap_or_default();
         let name = self.tool.name.clone();
-        self.events.note(&format!("[{name}] {name} {}", args.join(" ")));
+        self.events
+            .note(&format!("[{name}] {name} {}", args.join(" ")));
         let mut child = Command::new(&self.tool.path)
             .args(args)
             .current_dir(self.dir)
@@ -148,7 +206,10 @@ impl Runner<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| CloudError::Unrunnable { path: self.tool.path.clone(), source })?;
+            .map_err(|source| CloudError::Unrunnable {
+                path: self.tool.path.clone(),
+                source,
+            })?;
         let stderr = child.stderr.take();
         let events = self.events;
         let err_name = name.clone();
@@ -176,10 +237,22 @@ impl Runner<'_> {
             }
             (out, err_thread.join().unwrap_or_default())
         });
-        let status = child.wait().map_err(|source| CloudError::Unrunnable { path: self.tool.path.clone(), source })?;
+        let status = child.wait().map_err(|source| CloudError::Unrunnable {
+            path: self.tool.path.clone(),
+            source,
+        })?;
         if !status.success() {
-            let detail = if err.trim().is_empty() { out.clone() } else { err };
-            return Err(CloudError::Run { tool: name, what, status: status.to_string(), tail: crate::text::last_lines(detail.trim(), 15) });
+            let detail = if err.trim().is_empty() {
+                out.clone()
+            } else {
+                err
+            };
+            return Err(CloudError::Run {
+                tool: name,
+                what,
+                status: status.to_string(),
+                tail: crate::text::last_lines(detail.trim(), 15),
+            });
         }
         Ok(out)
     }
@@ -187,7 +260,9 @@ impl Runner<'_> {
 
 /// The backend `init` configured: (type, config), from `.terraform/terraform.tfstate`.
 pub fn configured_backend(dir: &Path) -> Option<(String, Value)> {
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.join(".terraform/terraform.tfstate")).ok()?).ok()?;
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".terraform/terraform.tfstate")).ok()?)
+            .ok()?;
     let b = v.get("backend")?;
     Some((b["type"].as_str()?.to_owned(), b["config"].clone()))
 }
@@ -199,7 +274,12 @@ pub fn changes(plan: &Value) -> Vec<(String, String)> {
         .map(|a| {
             a.iter()
                 .filter_map(|rc| {
-                    let actions: Vec<&str> = rc.pointer("/change/actions")?.as_array()?.iter().filter_map(Value::as_str).collect();
+                    let actions: Vec<&str> = rc
+                        .pointer("/change/actions")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
                     if actions == ["no-op"] || actions == ["read"] {
                         return None;
                     }
@@ -212,11 +292,25 @@ pub fn changes(plan: &Value) -> Vec<(String, String)> {
 
 /// The VMs of `terraform output -json`'s `hosts`: (name, address, roles).
 pub fn hosts_output(outputs: &Value) -> Result<Vec<(String, String, Vec<String>)>, CloudError> {
-    let hosts = outputs.pointer("/hosts/value").and_then(Value::as_object).ok_or(CloudError::NoHostsOutput)?;
+    let hosts = outputs
+        .pointer("/hosts/value")
+        .and_then(Value::as_object)
+        .ok_or(CloudError::NoHostsOutput)?;
     let mut out = Vec::new();
     for (name, h) in hosts {
-        let address = h["address"].as_str().filter(|a| !a.is_empty()).ok_or_else(|| CloudError::HostWithoutAddress(name.clone()))?;
-        let roles = h["roles"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
+        let address = h["address"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| CloudError::HostWithoutAddress(name.clone()))?;
+        let roles = h["roles"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         out.push((name.clone(), address.to_owned(), roles));
     }
     out.sort();
@@ -232,7 +326,15 @@ mod tests {
     fn hosts_are_read_from_the_outputs() {
         let o: Value = serde_json::json!({"hosts": {"value": {"db1": {"address": "198.18.0.11", "roles": ["database"]}, "app1": {"address": "198.18.0.13", "roles": ["app"]}}}});
         let h = hosts_output(&o).unwrap();
-        assert_eq!(h[0], ("app1".into(), "198.18.0.13".into(), vec!["app".into()]));
-        assert!(hosts_output(&serde_json::json!({})).unwrap_err().to_string().contains("no `hosts`"));
+        assert_eq!(
+            h[0],
+            ("app1".into(), "198.18.0.13".into(), vec!["app".into()])
+        );
+        assert!(
+            hosts_output(&serde_json::json!({}))
+                .unwrap_err()
+                .to_string()
+                .contains("no `hosts`")
+        );
     }
 }

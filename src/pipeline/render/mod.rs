@@ -23,12 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-
-use crate::pipeline::blueprint::{Blueprint, BlueprintError, Catalog};
 use crate::document::{Diagnostic, Loaded};
-use crate::pipeline::resolve::{resolve, ResolvedPlatform};
-use crate::text::sha256_hex;
+use crate::pipeline::blueprint::{Blueprint, BlueprintError, Catalog};
+use crate::pipeline::resolve::{ResolvedPlatform, resolve};
 use crate::policy::sovereignty::preassess;
+use crate::text::sha256_hex;
 
 pub const RESOLVED_FILE: &str = "platform.resolved.json";
 pub const SUMS_FILE: &str = "SHA256SUMS";
@@ -40,13 +39,20 @@ pub enum RenderError {
     #[error(transparent)]
     Blueprint(#[from] BlueprintError),
     #[error("template {template} of blueprint {blueprint} failed: {message}")]
-    Template { blueprint: String, template: String, message: String },
+    Template {
+        blueprint: String,
+        template: String,
+        message: String,
+    },
     #[error("{0}")]
     Plan(String),
     #[error(transparent)]
     NoPlan(#[from] plan::NoPlan),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Refused(String),
 }
@@ -66,7 +72,11 @@ pub struct Renderer {
 fn render_err(bp: &Blueprint, template: &str, e: &tera::Error) -> RenderError {
     // Tera's Display is a one-liner; the source chain holds the reason.
     let message = crate::text::error_chain(e);
-    RenderError::Template { blueprint: bp.name.clone(), template: template.to_owned(), message }
+    RenderError::Template {
+        blueprint: bp.name.clone(),
+        template: template.to_owned(),
+        message,
+    }
 }
 
 impl Renderer {
@@ -74,7 +84,8 @@ impl Renderer {
         let mut tera = tera::Tera::new();
         register_filters(&mut tera);
         for (name, body) in &blueprint.templates {
-            tera.add_raw_template(name, body).map_err(|e| render_err(&blueprint, name, &e))?;
+            tera.add_raw_template(name, body)
+                .map_err(|e| render_err(&blueprint, name, &e))?;
         }
         Ok(Renderer { blueprint, tera })
     }
@@ -85,17 +96,32 @@ impl Renderer {
 
     /// Resolve and render one checked document.
     pub fn render(&self, loaded: &Loaded) -> Result<(ResolvedPlatform, RenderedTree), RenderError> {
-        let params = self.blueprint.resolve_parameters(loaded).map_err(RenderError::Invalid)?;
+        let params = self
+            .blueprint
+            .resolve_parameters(loaded)
+            .map_err(RenderError::Invalid)?;
         let resolved = resolve(&loaded.platform, &self.blueprint, params);
         let assessment = preassess::assess(&loaded.platform, &resolved);
-        let mut ctx_value = serde_json::to_value(&resolved).expect("the resolved platform serializes");
+        let mut ctx_value =
+            serde_json::to_value(&resolved).expect("the resolved platform serializes");
         if let Value::Object(o) = &mut ctx_value {
-            o.insert("assessment".into(), serde_json::to_value(&assessment).expect("an assessment serializes"));
+            o.insert(
+                "assessment".into(),
+                serde_json::to_value(&assessment).expect("an assessment serializes"),
+            );
             let figures = reversibility::context(&resolved, &loaded.file);
-            o.insert("reversibility".into(), serde_json::to_value(&figures).expect("the reversibility figures serialize"));
-            o.insert("backup".into(), serde_json::to_value(crate::backup::context(&resolved)).expect("the backup settings serialize"));
+            o.insert(
+                "reversibility".into(),
+                serde_json::to_value(&figures).expect("the reversibility figures serialize"),
+            );
+            o.insert(
+                "backup".into(),
+                serde_json::to_value(crate::backup::context(&resolved))
+                    .expect("the backup settings serialize"),
+            );
         }
-        let base_ctx = tera::Context::from_serialize(&ctx_value).map_err(|e| render_err(&self.blueprint, "(context)", &e))?;
+        let base_ctx = tera::Context::from_serialize(&ctx_value)
+            .map_err(|e| render_err(&self.blueprint, "(context)", &e))?;
 
         let on_kubernetes = !resolved.platform.namespace.is_empty();
         let mut tree = RenderedTree::default();
@@ -117,16 +143,25 @@ impl Renderer {
                 for host in &resolved.hosts {
                     let mut ctx = base_ctx.clone();
                     ctx.insert("host", host);
-                    let text = self.tera.render(name, &ctx).map_err(|e| render_err(&self.blueprint, name, &e))?;
+                    let text = self
+                        .tera
+                        .render(name, &ctx)
+                        .map_err(|e| render_err(&self.blueprint, name, &e))?;
                     if rest == "plan.yaml" {
                         host_plans.push((host.name.clone(), text));
                     } else if !text.trim().is_empty() {
-                        tree.files.insert(format!("baremetal/hosts/{}/{rest}", host.name), text.into_bytes());
+                        tree.files.insert(
+                            format!("baremetal/hosts/{}/{rest}", host.name),
+                            text.into_bytes(),
+                        );
                     }
                 }
                 continue;
             }
-            let text = self.tera.render(name, &base_ctx).map_err(|e| render_err(&self.blueprint, name, &e))?;
+            let text = self
+                .tera
+                .render(name, &base_ctx)
+                .map_err(|e| render_err(&self.blueprint, name, &e))?;
             if !text.trim().is_empty() {
                 tree.files.insert(out_name.to_owned(), text.into_bytes());
             }
@@ -139,26 +174,43 @@ impl Renderer {
         if let Some(sc) = loaded.platform.spec.target.secnumcloud() {
             let provider = sc.provider.as_str();
             for (rel, content) in terraform::module_files(provider) {
-                tree.files.insert(format!("terraform/modules/{provider}/{rel}"), content.to_vec());
+                tree.files.insert(
+                    format!("terraform/modules/{provider}/{rel}"),
+                    content.to_vec(),
+                );
             }
         }
-        let mut resolved_json = serde_json::to_vec_pretty(&resolved).expect("the resolved platform serializes");
+        let mut resolved_json =
+            serde_json::to_vec_pretty(&resolved).expect("the resolved platform serializes");
         resolved_json.push(b'\n');
         tree.files.insert(RESOLVED_FILE.into(), resolved_json);
-        let mut assessment_json = serde_json::to_vec_pretty(&assessment).expect("an assessment serializes");
+        let mut assessment_json =
+            serde_json::to_vec_pretty(&assessment).expect("an assessment serializes");
         assessment_json.push(b'\n');
-        tree.files.insert("sovereignty/pre-assessment.json".into(), assessment_json);
-        let deps = crate::policy::sovereignty::dependencies::report(&loaded.platform, crate::policy::locality::catalog::Catalog::builtin());
-        let mut deps_json = serde_json::to_vec_pretty(&deps).expect("a dependency report serializes");
+        tree.files
+            .insert("sovereignty/pre-assessment.json".into(), assessment_json);
+        let deps = crate::policy::sovereignty::dependencies::report(
+            &loaded.platform,
+            crate::policy::locality::catalog::Catalog::builtin(),
+        );
+        let mut deps_json =
+            serde_json::to_vec_pretty(&deps).expect("a dependency report serializes");
         deps_json.push(b'\n');
-        tree.files.insert("sovereignty/dependencies.json".into(), deps_json);
-        tree.files.insert("sovereignty/dependencies.md".into(), crate::policy::sovereignty::dependencies::markdown(&deps).into_bytes());
+        tree.files
+            .insert("sovereignty/dependencies.json".into(), deps_json);
+        tree.files.insert(
+            "sovereignty/dependencies.md".into(),
+            crate::policy::sovereignty::dependencies::markdown(&deps).into_bytes(),
+        );
         Ok((resolved, tree))
     }
 }
 
 /// Load the document's blueprint from the catalog and render it.
-pub fn render(loaded: &Loaded, catalog: &Catalog) -> Result<(ResolvedPlatform, RenderedTree), RenderError> {
+pub fn render(
+    loaded: &Loaded,
+    catalog: &Catalog,
+) -> Result<(ResolvedPlatform, RenderedTree), RenderError> {
     let bp = catalog.load(&loaded.platform.spec.blueprint.name)?;
     Renderer::new(bp)?.render(loaded)
 }
@@ -195,9 +247,15 @@ impl RenderedTree {
                 )));
             }
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(werr(parent))?;
-        let leaf = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "render".into());
+        let leaf = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "render".into());
         let staging = parent.join(format!(".{leaf}.terroir-new-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         let result = (|| {
@@ -230,27 +288,39 @@ impl RenderedTree {
 
 fn register_filters(tera: &mut tera::Tera) {
     // JSON text of any value: also a correctly quoted YAML scalar and HCL string.
-    tera.register_filter("json", |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
-        serde_json::to_string(&v).unwrap_or_default()
+    tera.register_filter(
+        "json",
+        |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
+            serde_json::to_string(&v).unwrap_or_default()
+        },
+    );
+    tera.register_filter("sha256", |v: &str, _: tera::Kwargs, _: &tera::State| {
+        sha256_hex(v.as_bytes())
     });
-    tera.register_filter("sha256", |v: &str, _: tera::Kwargs, _: &tera::State| sha256_hex(v.as_bytes()));
     // Quote for a POSIX shell.
-    tera.register_filter("shell_quote", |v: &str, _: tera::Kwargs, _: &tera::State| {
-        format!("'{}'", v.replace('\'', r"'\''"))
-    });
+    tera.register_filter(
+        "shell_quote",
+        |v: &str, _: tera::Kwargs, _: &tera::State| format!("'{}'", v.replace('\'', r"'\''")),
+    );
     // An SQL string literal.
-    tera.register_filter("sql_literal", |v: &str, _: tera::Kwargs, _: &tera::State| sql_literal(v));
+    tera.register_filter(
+        "sql_literal",
+        |v: &str, _: tera::Kwargs, _: &tera::State| sql_literal(v),
+    );
     // A list of strings as an SQL `text[]` literal.
-    tera.register_filter("sql_text_array", |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
-        let items: Vec<String> = serde_json::to_value(&v)
-            .ok()
-            .and_then(|j| j.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .map(|i| sql_literal(i.as_str().unwrap_or_default()))
-            .collect();
-        format!("array[{}]::text[]", items.join(", "))
-    });
+    tera.register_filter(
+        "sql_text_array",
+        |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
+            let items: Vec<String> = serde_json::to_value(&v)
+                .ok()
+                .and_then(|j| j.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|i| sql_literal(i.as_str().unwrap_or_default()))
+                .collect();
+            format!("array[{}]::text[]", items.join(", "))
+        },
+    );
 }
 
 fn sql_literal(v: &str) -> String {

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{RenderError, RenderedTree};
-use crate::text::sha256_hex;
 use crate::pipeline::resolve::ResolvedPlatform;
+use crate::text::sha256_hex;
 
 /// One host's steps as the blueprint writes them.
 #[derive(Debug, Deserialize)]
@@ -188,15 +188,49 @@ fn tcp() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Step {
-    Packages { id: String, names: Vec<String> },
-    User { id: String, #[serde(flatten)] user: User },
-    Directory { id: String, #[serde(flatten)] directory: Directory },
-    File { id: String, #[serde(flatten)] file: FileStep },
-    Secret { id: String, #[serde(flatten)] secret: SecretFile },
-    Artifact { id: String, #[serde(flatten)] artifact: ArtifactStep },
-    Command { id: String, #[serde(flatten)] command: CommandStep },
-    Service { id: String, #[serde(flatten)] service: Service },
-    Firewall { id: String, rules: Vec<FirewallRule> },
+    Packages {
+        id: String,
+        names: Vec<String>,
+    },
+    User {
+        id: String,
+        #[serde(flatten)]
+        user: User,
+    },
+    Directory {
+        id: String,
+        #[serde(flatten)]
+        directory: Directory,
+    },
+    File {
+        id: String,
+        #[serde(flatten)]
+        file: FileStep,
+    },
+    Secret {
+        id: String,
+        #[serde(flatten)]
+        secret: SecretFile,
+    },
+    Artifact {
+        id: String,
+        #[serde(flatten)]
+        artifact: ArtifactStep,
+    },
+    Command {
+        id: String,
+        #[serde(flatten)]
+        command: CommandStep,
+    },
+    Service {
+        id: String,
+        #[serde(flatten)]
+        service: Service,
+    },
+    Firewall {
+        id: String,
+        rules: Vec<FirewallRule>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,7 +255,10 @@ pub struct Plan {
 impl Plan {
     /// The plan a bare-metal render wrote into its tree (`baremetal/plan.json`).
     pub fn from_tree(tree: &RenderedTree) -> Result<Plan, NoPlan> {
-        tree.files.get("baremetal/plan.json").and_then(|b| serde_json::from_slice(b).ok()).ok_or(NoPlan)
+        tree.files
+            .get("baremetal/plan.json")
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .ok_or(NoPlan)
     }
 }
 
@@ -230,26 +267,47 @@ impl Plan {
 #[error("the rendered tree has no valid baremetal/plan.json")]
 pub struct NoPlan;
 
-pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree: &RenderedTree) -> Result<Vec<u8>, RenderError> {
+pub fn build(
+    resolved: &ResolvedPlatform,
+    host_steps: &[(String, String)],
+    tree: &RenderedTree,
+) -> Result<Vec<u8>, RenderError> {
     let mut hosts = Vec::new();
     for (host_name, text) in host_steps {
-        let where_ = format!("blueprint {} template baremetal/host/plan.yaml.tera for host {host_name}", resolved.blueprint.name);
+        let where_ = format!(
+            "blueprint {} template baremetal/host/plan.yaml.tera for host {host_name}",
+            resolved.blueprint.name
+        );
         let steps: HostSteps = if text.trim().is_empty() {
             serde_saphyr::from_str("{}").map_err(|e| RenderError::Plan(e.to_string()))?
         } else {
-            serde_saphyr::from_str(text).map_err(|e| RenderError::Plan(format!("{where_}: {}", e.without_snippet())))?
+            serde_saphyr::from_str(text)
+                .map_err(|e| RenderError::Plan(format!("{where_}: {}", e.without_snippet())))?
         };
-        let host = resolved.hosts.iter().find(|h| &h.name == host_name).expect("plans are rendered per resolved host");
+        let host = resolved
+            .hosts
+            .iter()
+            .find(|h| &h.name == host_name)
+            .expect("plans are rendered per resolved host");
         let mut out = Vec::new();
         if !steps.packages.is_empty() {
             let names: BTreeSet<String> = steps.packages.into_iter().collect();
-            out.push(Step::Packages { id: "packages".into(), names: names.into_iter().collect() });
+            out.push(Step::Packages {
+                id: "packages".into(),
+                names: names.into_iter().collect(),
+            });
         }
         for user in steps.users {
-            out.push(Step::User { id: format!("user:{}", user.name), user });
+            out.push(Step::User {
+                id: format!("user:{}", user.name),
+                user,
+            });
         }
         for directory in steps.directories {
-            out.push(Step::Directory { id: format!("directory:{}", directory.path), directory });
+            out.push(Step::Directory {
+                id: format!("directory:{}", directory.path),
+                directory,
+            });
         }
         let services: BTreeSet<&str> = steps.services.iter().map(|s| s.name.as_str()).collect();
         let mut dests = BTreeSet::new();
@@ -259,69 +317,127 @@ pub fn build(resolved: &ResolvedPlatform, host_steps: &[(String, String)], tree:
                 RenderError::Plan(format!("{where_}: file step for {} names source `{}`, which was not rendered for this host", file.dest, file.source))
             })?;
             if !file.dest.starts_with('/') {
-                return Err(RenderError::Plan(format!("{where_}: destination `{}` is not an absolute path", file.dest)));
+                return Err(RenderError::Plan(format!(
+                    "{where_}: destination `{}` is not an absolute path",
+                    file.dest
+                )));
             }
             if !dests.insert(file.dest.clone()) {
-                return Err(RenderError::Plan(format!("{where_}: destination `{}` is written twice", file.dest)));
+                return Err(RenderError::Plan(format!(
+                    "{where_}: destination `{}` is written twice",
+                    file.dest
+                )));
             }
             for s in &file.restarts {
                 if !services.contains(s.as_str()) {
-                    return Err(RenderError::Plan(format!("{where_}: file {} restarts `{s}`, which is not a service of this host", file.dest)));
+                    return Err(RenderError::Plan(format!(
+                        "{where_}: file {} restarts `{s}`, which is not a service of this host",
+                        file.dest
+                    )));
                 }
             }
             file.sha256 = sha256_hex(content);
-            out.push(Step::File { id: format!("file:{}", file.dest), file });
+            out.push(Step::File {
+                id: format!("file:{}", file.dest),
+                file,
+            });
         }
         for secret in steps.secrets {
             if !secret.dest.starts_with('/') || !dests.insert(secret.dest.clone()) {
-                return Err(RenderError::Plan(format!("{where_}: secret destination `{}` must be absolute and written once", secret.dest)));
+                return Err(RenderError::Plan(format!(
+                    "{where_}: secret destination `{}` must be absolute and written once",
+                    secret.dest
+                )));
             }
             for s in &secret.restarts {
                 if !services.contains(s.as_str()) {
-                    return Err(RenderError::Plan(format!("{where_}: secret {} restarts `{s}`, which is not a service of this host", secret.dest)));
+                    return Err(RenderError::Plan(format!(
+                        "{where_}: secret {} restarts `{s}`, which is not a service of this host",
+                        secret.dest
+                    )));
                 }
             }
-            out.push(Step::Secret { id: format!("secret:{}", secret.dest), secret });
+            out.push(Step::Secret {
+                id: format!("secret:{}", secret.dest),
+                secret,
+            });
         }
         if let Some(artifact) = steps.artifact {
             if artifact.sha256.len() != 64 || !artifact.dir.starts_with('/') {
-                return Err(RenderError::Plan(format!("{where_}: the artifact needs a 64-digit sha256 and an absolute dir")));
+                return Err(RenderError::Plan(format!(
+                    "{where_}: the artifact needs a 64-digit sha256 and an absolute dir"
+                )));
             }
-            out.push(Step::Artifact { id: format!("artifact:{}", artifact.dir), artifact });
+            out.push(Step::Artifact {
+                id: format!("artifact:{}", artifact.dir),
+                artifact,
+            });
         }
         let mut after: Vec<CommandStep> = Vec::new();
         for command in steps.commands {
             match (&command.creates, &command.unless) {
                 (Some(p), None) if p.starts_with('/') => {}
                 (None, Some(_)) => {}
-                _ => return Err(RenderError::Plan(format!("{where_}: command `{}` needs exactly one of `creates` (an absolute path) or `unless` (a check)", command.name))),
+                _ => {
+                    return Err(RenderError::Plan(format!(
+                        "{where_}: command `{}` needs exactly one of `creates` (an absolute path) or `unless` (a check)",
+                        command.name
+                    )));
+                }
             }
             if let Some(svc) = &command.after {
                 if !services.contains(svc.as_str()) {
-                    return Err(RenderError::Plan(format!("{where_}: command `{}` runs after `{svc}`, which is not a service of this host", command.name)));
+                    return Err(RenderError::Plan(format!(
+                        "{where_}: command `{}` runs after `{svc}`, which is not a service of this host",
+                        command.name
+                    )));
                 }
                 after.push(command);
             } else {
-                out.push(Step::Command { id: format!("command:{}", command.name), command });
+                out.push(Step::Command {
+                    id: format!("command:{}", command.name),
+                    command,
+                });
             }
         }
         for service in steps.services {
             let name = service.name.clone();
-            out.push(Step::Service { id: format!("service:{name}"), service });
-            for command in after.iter().filter(|c| c.after.as_deref() == Some(name.as_str())) {
-                out.push(Step::Command { id: format!("command:{}", command.name), command: command.clone() });
+            out.push(Step::Service {
+                id: format!("service:{name}"),
+                service,
+            });
+            for command in after
+                .iter()
+                .filter(|c| c.after.as_deref() == Some(name.as_str()))
+            {
+                out.push(Step::Command {
+                    id: format!("command:{}", command.name),
+                    command: command.clone(),
+                });
             }
         }
         if !steps.firewall.is_empty() {
-            out.push(Step::Firewall { id: "firewall".into(), rules: steps.firewall });
+            out.push(Step::Firewall {
+                id: "firewall".into(),
+                rules: steps.firewall,
+            });
         }
-        hosts.push(HostPlan { name: host.name.clone(), address: host.address.clone(), roles: host.roles.clone(), steps: out });
+        hosts.push(HostPlan {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            roles: host.roles.clone(),
+            steps: out,
+        });
     }
     let plan = Plan {
         platform: resolved.platform.name.clone(),
         blueprint: resolved.blueprint.name.clone(),
         blueprint_version: resolved.blueprint.version.clone(),
-        package_mirror: resolved.target.baremetal().map(|b| b.package_mirror.clone()).unwrap_or_default(),
+        package_mirror: resolved
+            .target
+            .baremetal()
+            .map(|b| b.package_mirror.clone())
+            .unwrap_or_default(),
         hosts,
     };
     let mut bytes = serde_json::to_vec_pretty(&plan).expect("a plan serializes");

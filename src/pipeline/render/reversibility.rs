@@ -537,8 +537,19 @@ mod tests {
         // 200 GiB at 120 MB/s: 1790 s; at 40 MB/s: 5369 s
         assert_eq!(seconds_for(200 << 30, 120_000_000), 1790);
         assert_eq!(seconds_for(200 << 30, 40_000_000), 5369);
-        let e = estimate("database", "db".into(), "200Gi", "s".into(), 120_000_000, 40_000_000).expect("a quantity");
-        assert_eq!((e.export.as_str(), e.restore.as_str()), ("about 30 min", "about 1 h 30 min"));
+        let e = estimate(
+            "database",
+            "db".into(),
+            "200Gi",
+            "s".into(),
+            120_000_000,
+            40_000_000,
+        )
+        .expect("a quantity");
+        assert_eq!(
+            (e.export.as_str(), e.restore.as_str()),
+            ("about 30 min", "about 1 h 30 min")
+        );
         assert!(estimate("database", "db".into(), "big", "s".into(), 1, 1).is_none());
     }
 

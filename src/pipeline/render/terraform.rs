@@ -9,9 +9,22 @@ pub static MODULES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/terraform/m
 
 /// The shipped module of `provider`: (path inside the module, content), sorted.
 pub fn module_files(provider: &str) -> Vec<(String, &'static [u8])> {
-    let Some(d) = MODULES.get_dir(provider) else { return Vec::new() };
-    let mut out: Vec<(String, &'static [u8])> =
-        files_of(d).into_iter().map(|f| (f.path().strip_prefix(provider).unwrap_or(f.path()).to_string_lossy().into_owned(), f.contents())).collect();
+    let Some(d) = MODULES.get_dir(provider) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, &'static [u8])> = files_of(d)
+        .into_iter()
+        .map(|f| {
+            (
+                f.path()
+                    .strip_prefix(provider)
+                    .unwrap_or(f.path())
+                    .to_string_lossy()
+                    .into_owned(),
+                f.contents(),
+            )
+        })
+        .collect();
     out.sort();
     out
 }
@@ -24,7 +37,6 @@ fn files_of<'a>(d: &'a Dir<'a>) -> Vec<&'a include_dir::File<'a>> {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -34,9 +46,16 @@ mod tests {
     fn every_provider_has_a_shipped_module_with_the_common_outputs() {
         for p in ["outscale", "ovhcloud", "cloud-temple", "s3ns"] {
             let d = MODULES.get_dir(p).unwrap_or_else(|| panic!("module {p}"));
-            let outputs = d.get_file(format!("{p}/outputs.tf")).unwrap().contents_utf8().unwrap();
+            let outputs = d
+                .get_file(format!("{p}/outputs.tf"))
+                .unwrap()
+                .contents_utf8()
+                .unwrap();
             for o in ["hosts", "kubeconfig", "backup_bucket"] {
-                assert!(outputs.contains(&format!("output \"{o}\"")), "{p} outputs {o}");
+                assert!(
+                    outputs.contains(&format!("output \"{o}\"")),
+                    "{p} outputs {o}"
+                );
             }
         }
     }

@@ -309,7 +309,11 @@ impl Catalog {
             asn_index: std::collections::HashMap::new(),
         };
         for (i, o) in catalog.operators.iter().enumerate() {
-            let asns = o.asns.iter().map(|a| a.asn).chain(o.regions.iter().flat_map(|r| r.asns.iter().copied()));
+            let asns = o
+                .asns
+                .iter()
+                .map(|a| a.asn)
+                .chain(o.regions.iter().flat_map(|r| r.asns.iter().copied()));
             for asn in asns {
                 // The first claim wins, as the linear search did; `problems` refuses duplicates.
                 catalog.asn_index.entry(asn).or_insert(i);

@@ -122,7 +122,11 @@ pub enum GeodataError {
     },
     /// `expected` and `found` are each a package and its version.
     #[error("npm registry: {url}: the tarball holds {found}, not {expected} as the metadata says")]
-    WrongTarball { url: String, expected: String, found: String },
+    WrongTarball {
+        url: String,
+        expected: String,
+        found: String,
+    },
     /// Some packages were installed, but the geodata cannot be used until the rest are.
     #[error("installed {}; the geodata is still incomplete", installed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     Incomplete {
@@ -154,7 +158,13 @@ impl GeodataError {
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut details = serde_json::Map::new();
         if let GeodataError::Incomplete { installed, .. } = self {
-            details.insert("installed".into(), installed.iter().map(|p| serde_json::Value::from(p.display().to_string())).collect());
+            details.insert(
+                "installed".into(),
+                installed
+                    .iter()
+                    .map(|p| serde_json::Value::from(p.display().to_string()))
+                    .collect(),
+            );
         }
         details
     }
@@ -1659,15 +1669,32 @@ mod tests {
     #[test]
     fn a_tarball_that_fails_its_integrity_check_is_a_failed_check() {
         use crate::error::ExitStatus;
-        let integrity = GeodataError::Integrity { package: "p".into(), version: "1".into(), url: "u".into(), expected: "e".into(), actual: "a".into() };
+        let integrity = GeodataError::Integrity {
+            package: "p".into(),
+            version: "1".into(),
+            url: "u".into(),
+            expected: "e".into(),
+            actual: "a".into(),
+        };
         assert_eq!(integrity.exit_status(), ExitStatus::Failed);
         assert_eq!(integrity.kind(), "integrity");
-        let missing = GeodataError::NoData { dir: PathBuf::from("/d") };
+        let missing = GeodataError::NoData {
+            dir: PathBuf::from("/d"),
+        };
         assert_eq!(missing.exit_status(), ExitStatus::Invalid);
-        let incomplete = GeodataError::Incomplete { installed: vec![PathBuf::from("/d/asn.tgz")], source: Box::new(missing) };
+        let incomplete = GeodataError::Incomplete {
+            installed: vec![PathBuf::from("/d/asn.tgz")],
+            source: Box::new(missing),
+        };
         assert_eq!(incomplete.exit_status(), ExitStatus::Invalid);
-        assert_eq!(incomplete.details()["installed"], serde_json::json!(["/d/asn.tgz"]));
-        assert!(crate::text::error_chain(&incomplete).contains("no geodata in /d"), "{incomplete}");
+        assert_eq!(
+            incomplete.details()["installed"],
+            serde_json::json!(["/d/asn.tgz"])
+        );
+        assert!(
+            crate::text::error_chain(&incomplete).contains("no geodata in /d"),
+            "{incomplete}"
+        );
     }
     use std::net::{Ipv4Addr, Ipv6Addr};
 

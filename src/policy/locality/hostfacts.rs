@@ -10,9 +10,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use super::verify::{host_of, Finding, Verdict, Verifier};
-use crate::document::{BaremetalTarget, Platform};
+use super::verify::{Finding, Verdict, Verifier, host_of};
 use crate::deploy::baremetal::ssh::{Connection, SshError, Target};
+use crate::document::{BaremetalTarget, Platform};
 
 /// One script, one round trip; each line `key value...`.
 const SCRIPT: &str = r#"
@@ -59,7 +59,12 @@ pub fn parse(output: &str) -> HostFacts {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         let words = || rest.split_whitespace().map(str::to_owned);
         match key {
-            "addresses" => f.addresses = rest.split_whitespace().filter_map(|a| a.parse().ok()).collect(),
+            "addresses" => {
+                f.addresses = rest
+                    .split_whitespace()
+                    .filter_map(|a| a.parse().ok())
+                    .collect()
+            }
             "gateway" => f.gateway = route_hex(rest),
             "vendor" => f.vendor = rest.trim().to_owned(),
             "product" => f.product = rest.trim().to_owned(),
@@ -84,7 +89,10 @@ fn relay_host(relayhost: &str) -> Option<String> {
     if r.is_empty() {
         return None;
     }
-    let r = r.strip_prefix('[').map(|s| s.split(']').next().unwrap_or(s)).unwrap_or_else(|| r.split(':').next().unwrap_or(r));
+    let r = r
+        .strip_prefix('[')
+        .map(|s| s.split(']').next().unwrap_or(s))
+        .unwrap_or_else(|| r.split(':').next().unwrap_or(r));
     Some(r.to_ascii_lowercase())
 }
 
@@ -97,14 +105,28 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
     if let Some(gw) = f.gateway {
         out.push(v.address(format!("host {host} default gateway"), gw, "live"));
     }
-    let hardware = [f.vendor.as_str(), f.product.as_str()].iter().find_map(|s| (!s.is_empty()).then(|| v.catalog.by_name(s)).flatten());
+    let hardware = [f.vendor.as_str(), f.product.as_str()]
+        .iter()
+        .find_map(|s| (!s.is_empty()).then(|| v.catalog.by_name(s)).flatten());
     if let Some(op) = hardware {
-        out.push(v.place(format!("host {host} hardware"), None, Some(op), None, None, "live", format!("DMI vendor {:?}, product {:?}", f.vendor, f.product)));
+        out.push(v.place(
+            format!("host {host} hardware"),
+            None,
+            Some(op),
+            None,
+            None,
+            "live",
+            format!("DMI vendor {:?}, product {:?}", f.vendor, f.product),
+        ));
     }
     if let Some((cloud, region)) = &f.metadata {
         // OpenStack is run by many operators: the metadata names a zone, not who runs it.
         let op = v.catalog.by_name(cloud);
-        let country = if region.is_empty() { None } else { super::verify::country_of_region(v.catalog, cloud, region) };
+        let country = if region.is_empty() {
+            None
+        } else {
+            super::verify::country_of_region(v.catalog, cloud, region)
+        };
         let region = (!region.is_empty()).then_some(region.as_str());
         out.push(v.place(
             format!("host {host} cloud placement"),
@@ -113,7 +135,10 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
             Some(cloud),
             region,
             "live",
-            format!("cloud metadata service: {cloud}, {}", region.unwrap_or("no region answered")),
+            format!(
+                "cloud metadata service: {cloud}, {}",
+                region.unwrap_or("no region answered")
+            ),
         ));
     }
     for r in &f.resolvers {
@@ -131,11 +156,14 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
         out.extend(fs);
     }
     if let Some(relay) = relay_host(&f.relayhost) {
-        let declared: Vec<String> = [p.spec.endpoints.smtp_relay.as_ref(), p.spec.endpoints.smtp_fallback_relay.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|e| host_of(&e.url))
-            .collect();
+        let declared: Vec<String> = [
+            p.spec.endpoints.smtp_relay.as_ref(),
+            p.spec.endpoints.smtp_fallback_relay.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| host_of(&e.url))
+        .collect();
         if declared.contains(&relay) {
             let mut fs = v.host(&format!("host {host} MTA relayhost"), &relay, None, None);
             fs.iter_mut().for_each(|f| f.basis = "live");
@@ -144,7 +172,14 @@ pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Findi
             out.push(Finding {
                 subject: format!("host {host} MTA relayhost"),
                 observed: f.relayhost.clone(),
-                expected: format!("a declared SMTP relay ({})", if declared.is_empty() { "none declared".into() } else { declared.join(", ") }),
+                expected: format!(
+                    "a declared SMTP relay ({})",
+                    if declared.is_empty() {
+                        "none declared".into()
+                    } else {
+                        declared.join(", ")
+                    }
+                ),
                 verdict: Verdict::Fail,
                 basis: "live",
                 evidence: "mail leaves through a relay the document does not declare".into(),
@@ -171,7 +206,12 @@ pub enum ProbeError {
         source: Box<SshError>,
     },
     #[error("host {host}: {what} failed (exit status {status}): {stderr}")]
-    Failed { host: String, what: &'static str, status: i32, stderr: String },
+    Failed {
+        host: String,
+        what: &'static str,
+        status: i32,
+        stderr: String,
+    },
     #[error("the probe of host {host} stopped unexpectedly")]
     Panicked { host: String },
 }
@@ -181,19 +221,26 @@ impl ProbeError {
     pub fn subject(&self) -> String {
         match self {
             ProbeError::Connect { host, address, .. } => format!("host {host} ({address})"),
-            ProbeError::Command { host, .. } | ProbeError::Failed { host, .. } | ProbeError::Panicked { host } => format!("host {host}"),
+            ProbeError::Command { host, .. }
+            | ProbeError::Failed { host, .. }
+            | ProbeError::Panicked { host } => format!("host {host}"),
         }
     }
 }
 
 /// How to reach each host of a bare-metal document (strict host keys, never recording new ones).
 pub fn targets(document: &Path, b: &BaremetalTarget) -> Vec<(String, Target)> {
-    crate::deploy::baremetal::targets(document, b, crate::deploy::baremetal::Reach::default()).into_iter().collect()
+    crate::deploy::baremetal::targets(document, b, crate::deploy::baremetal::Reach::default())
+        .into_iter()
+        .collect()
 }
 
 /// Run `run` on every host in parallel, each with its own connection; one result per host, in
 /// the order of `targets`.
-pub fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Connection) -> Result<T, ProbeError> + Sync) -> Vec<Result<(String, T), ProbeError>> {
+pub fn on_hosts<T: Send>(
+    targets: Vec<(String, Target)>,
+    run: impl Fn(&str, &Connection) -> Result<T, ProbeError> + Sync,
+) -> Vec<Result<(String, T), ProbeError>> {
     std::thread::scope(|s| {
         let run = &run;
         let handles: Vec<_> = targets
@@ -201,21 +248,41 @@ pub fn on_hosts<T: Send>(targets: Vec<(String, Target)>, run: impl Fn(&str, &Con
             .map(|(name, target)| {
                 let host = name.clone();
                 let handle = s.spawn(move || {
-                    let conn = Connection::open(&target).map_err(|source| ProbeError::Connect { host: name.clone(), address: target.address.clone(), source: Box::new(source) })?;
+                    let conn = Connection::open(&target).map_err(|source| ProbeError::Connect {
+                        host: name.clone(),
+                        address: target.address.clone(),
+                        source: Box::new(source),
+                    })?;
                     run(&name, &conn).map(|t| (name, t))
                 });
                 (host, handle)
             })
             .collect();
-        handles.into_iter().map(|(host, h)| h.join().unwrap_or_else(|_| Err(ProbeError::Panicked { host }))).collect()
+        handles
+            .into_iter()
+            .map(|(host, h)| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ProbeError::Panicked { host }))
+            })
+            .collect()
     })
 }
 
 /// Connect to every host of a bare-metal document and judge what it reports; a host that cannot
 /// be read is a warning, never a pass.
-pub fn verify_hosts(document: &Path, b: &BaremetalTarget, p: &Platform, v: &Verifier) -> Vec<Finding> {
+pub fn verify_hosts(
+    document: &Path,
+    b: &BaremetalTarget,
+    p: &Platform,
+    v: &Verifier,
+) -> Vec<Finding> {
     let results = on_hosts(targets(document, b), |name, conn| {
-        let out = conn.exec(SCRIPT, None).map_err(|source| ProbeError::Command { host: name.to_owned(), source: Box::new(source) })?;
+        let out = conn
+            .exec(SCRIPT, None)
+            .map_err(|source| ProbeError::Command {
+                host: name.to_owned(),
+                source: Box::new(source),
+            })?;
         Ok(parse(&out.stdout_str()))
     });
     let mut out = Vec::new();
@@ -237,7 +304,11 @@ pub fn verify_hosts(document: &Path, b: &BaremetalTarget, p: &Platform, v: &Veri
 
 /// The SHA-256 of each of `files` present on a host, in one round trip (with sudo: some are
 /// root-only): (path, hex digest). Files not present are left out.
-pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<Vec<(String, String)>, ProbeError> {
+pub fn file_digests(
+    conn: &Connection,
+    host: &str,
+    files: &[String],
+) -> Result<Vec<(String, String)>, ProbeError> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -249,9 +320,19 @@ pub fn file_digests(conn: &Connection, host: &str, files: &[String]) -> Result<V
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let out = conn.sudo(&script, None).map_err(|source| ProbeError::Command { host: host.to_owned(), source: Box::new(source) })?;
+    let out = conn
+        .sudo(&script, None)
+        .map_err(|source| ProbeError::Command {
+            host: host.to_owned(),
+            source: Box::new(source),
+        })?;
     if !out.ok() {
-        return Err(ProbeError::Failed { host: host.to_owned(), what: "reading the deployed files", status: out.status, stderr: crate::text::last_lines(&out.stderr_str(), 3) });
+        return Err(ProbeError::Failed {
+            host: host.to_owned(),
+            what: "reading the deployed files",
+            status: out.status,
+            stderr: crate::text::last_lines(&out.stderr_str(), 3),
+        });
     }
     Ok(out
         .stdout_str()
@@ -278,27 +359,69 @@ mod tests {
         assert_eq!(f.resolvers, ["9.9.9.9", "127.0.0.53"]);
         assert_eq!(f.ntp, ["0.debian.pool.ntp.org", "192.0.2.1"]);
         assert_eq!(relay_host(&f.relayhost).as_deref(), Some("smtp.example.fr"));
-        assert_eq!(relay_host("relay.example.fr:25").as_deref(), Some("relay.example.fr"));
+        assert_eq!(
+            relay_host("relay.example.fr:25").as_deref(),
+            Some("relay.example.fr")
+        );
         assert_eq!(relay_host(""), None);
     }
 
     #[test]
     fn cloud_placement_from_the_metadata_service_is_judged() {
-        use crate::policy::locality::catalog::Catalog;
         use crate::document::{Enforcement, Policy};
+        use crate::policy::locality::catalog::Catalog;
         let f = parse("metadata amazon eu-west-3\n");
         assert_eq!(f.metadata, Some(("amazon".into(), "eu-west-3".into())));
-        let policy = Policy { allowed_countries: vec!["EU".into()], forbidden_jurisdictions: vec!["US".into()], required_qualifications: vec![], enforcement: Enforcement::Enforce };
-        let v = Verifier { policy: &policy, geo: None, catalog: Catalog::builtin(), pins: Default::default(), dns: false };
-        let doc = crate::document::load_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/baremetal.yaml")).map(|l| l.platform).unwrap();
+        let policy = Policy {
+            allowed_countries: vec!["EU".into()],
+            forbidden_jurisdictions: vec!["US".into()],
+            required_qualifications: vec![],
+            enforcement: Enforcement::Enforce,
+        };
+        let v = Verifier {
+            policy: &policy,
+            geo: None,
+            catalog: Catalog::builtin(),
+            pins: Default::default(),
+            dns: false,
+        };
+        let doc = crate::document::load_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/baremetal.yaml"),
+        )
+        .map(|l| l.platform)
+        .unwrap();
         let findings = judge("db1", &f, &doc, &v);
-        let placement = findings.iter().find(|x| x.subject == "host db1 cloud placement").unwrap();
-        assert_eq!(placement.verdict, Verdict::Fail, "Amazon's Paris region: France, and under US law");
-        assert!(placement.observed.starts_with("FR"), "{}", placement.observed);
+        let placement = findings
+            .iter()
+            .find(|x| x.subject == "host db1 cloud placement")
+            .unwrap();
+        assert_eq!(
+            placement.verdict,
+            Verdict::Fail,
+            "Amazon's Paris region: France, and under US law"
+        );
+        assert!(
+            placement.observed.starts_with("FR"),
+            "{}",
+            placement.observed
+        );
         let ovh = judge("db1", &parse("metadata ovhcloud GRA11\n"), &doc, &v);
-        assert_eq!(ovh.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Pass);
+        assert_eq!(
+            ovh.iter()
+                .find(|x| x.subject == "host db1 cloud placement")
+                .unwrap()
+                .verdict,
+            Verdict::Pass
+        );
         let unanswered = judge("db1", &parse("metadata openstack \n"), &doc, &v);
-        assert_eq!(unanswered.iter().find(|x| x.subject == "host db1 cloud placement").unwrap().verdict, Verdict::Warn);
+        assert_eq!(
+            unanswered
+                .iter()
+                .find(|x| x.subject == "host db1 cloud placement")
+                .unwrap()
+                .verdict,
+            Verdict::Warn
+        );
     }
 
     #[test]

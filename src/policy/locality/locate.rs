@@ -272,9 +272,13 @@ pub enum ResolveError {
     #[error("an empty name: give an IP address or a host name")]
     Empty,
     /// RFC 6761: names under .invalid never resolve; answered without asking the network.
-    #[error("cannot resolve `{name}`: names under .invalid never resolve (RFC 6761); check the spelling, or give the address itself")]
+    #[error(
+        "cannot resolve `{name}`: names under .invalid never resolve (RFC 6761); check the spelling, or give the address itself"
+    )]
     Reserved { name: String },
-    #[error("cannot resolve `{name}` (check the spelling and the system resolver: /etc/resolv.conf, /etc/hosts; or give the address itself)")]
+    #[error(
+        "cannot resolve `{name}` (check the spelling and the system resolver: /etc/resolv.conf, /etc/hosts; or give the address itself)"
+    )]
     Lookup {
         name: String,
         #[source]
@@ -289,7 +293,9 @@ impl ResolveError {
     pub fn name(&self) -> &str {
         match self {
             ResolveError::Empty => "",
-            ResolveError::Reserved { name } | ResolveError::Lookup { name, .. } | ResolveError::NoAddress { name } => name,
+            ResolveError::Reserved { name }
+            | ResolveError::Lookup { name, .. }
+            | ResolveError::NoAddress { name } => name,
         }
     }
 }
@@ -308,7 +314,12 @@ pub fn resolve(target: &str) -> Result<Vec<IpAddr>, ResolveError> {
     if name == "invalid" || name.ends_with(".invalid") {
         return Err(ResolveError::Reserved { name: t.to_owned() });
     }
-    let addrs = (t, 0u16).to_socket_addrs().map_err(|source| ResolveError::Lookup { name: t.to_owned(), source })?;
+    let addrs = (t, 0u16)
+        .to_socket_addrs()
+        .map_err(|source| ResolveError::Lookup {
+            name: t.to_owned(),
+            source,
+        })?;
     let ips: BTreeSet<IpAddr> = addrs.map(|a| a.ip()).collect();
     if ips.is_empty() {
         return Err(ResolveError::NoAddress { name: t.to_owned() });
@@ -319,7 +330,11 @@ pub fn resolve(target: &str) -> Result<Vec<IpAddr>, ResolveError> {
 /// `target` as an IP address, when it is one (brackets allowed around IPv6).
 fn literal(target: &str) -> Option<IpAddr> {
     let t = target.trim();
-    t.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(t).parse().ok()
+    t.strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(t)
+        .parse()
+        .ok()
 }
 
 /// Why `terroir locate` judged nothing.
@@ -335,7 +350,14 @@ pub enum LocateError {
 fn unresolved_message(errors: &[ResolveError]) -> String {
     match errors {
         [one] => crate::text::error_chain(one),
-        many => format!("{} names do not resolve: {}", many.len(), many.iter().map(|e| crate::text::error_chain(e)).collect::<Vec<_>>().join("; ")),
+        many => format!(
+            "{} names do not resolve: {}",
+            many.len(),
+            many.iter()
+                .map(|e| crate::text::error_chain(e))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
     }
 }
 
@@ -351,7 +373,13 @@ impl LocateError {
     pub fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut details = serde_json::Map::new();
         if let LocateError::Unresolved(errors) = self {
-            details.insert("unresolved".into(), errors.iter().map(|e| serde_json::Value::from(e.name())).collect());
+            details.insert(
+                "unresolved".into(),
+                errors
+                    .iter()
+                    .map(|e| serde_json::Value::from(e.name()))
+                    .collect(),
+            );
         }
         details
     }
@@ -359,7 +387,10 @@ impl LocateError {
 
 /// Locate every address `targets` stand for, with the geodata in `geodata` (None: the default
 /// directory). Names are resolved first: a typo is reported before the index is loaded.
-pub fn locate(targets: &[String], geodata: Option<&std::path::Path>) -> Result<Vec<Location>, LocateError> {
+pub fn locate(
+    targets: &[String],
+    geodata: Option<&std::path::Path>,
+) -> Result<Vec<Location>, LocateError> {
     let mut resolved: Vec<(Option<&str>, Vec<IpAddr>)> = Vec::new();
     let mut unresolved = Vec::new();
     for t in targets {
@@ -381,7 +412,10 @@ pub fn locate(targets: &[String], geodata: Option<&std::path::Path>) -> Result<V
         .into_iter()
         .flat_map(|(hostname, ips)| {
             let geo = &geo;
-            ips.into_iter().map(move |ip| Location { hostname: hostname.map(str::to_owned), ..judge(ip, geo, catalog) })
+            ips.into_iter().map(move |ip| Location {
+                hostname: hostname.map(str::to_owned),
+                ..judge(ip, geo, catalog)
+            })
         })
         .collect())
 }
@@ -467,17 +501,40 @@ mod tests {
     #[test]
     fn names_are_resolved_before_the_geodata_is_loaded() {
         let nowhere = std::path::Path::new("/nonexistent/geodata");
-        let e = locate(&["192.0.2.1".into(), "a.invalid".into(), "b.invalid".into()], Some(nowhere)).unwrap_err();
-        let LocateError::Unresolved(errors) = &e else { panic!("{e}") };
-        assert_eq!(errors.iter().map(ResolveError::name).collect::<Vec<_>>(), ["a.invalid", "b.invalid"]);
-        assert!(e.to_string().starts_with("2 names do not resolve: cannot resolve `a.invalid`"), "{e}");
-        assert_eq!(e.details()["unresolved"], serde_json::json!(["a.invalid", "b.invalid"]));
+        let e = locate(
+            &["192.0.2.1".into(), "a.invalid".into(), "b.invalid".into()],
+            Some(nowhere),
+        )
+        .unwrap_err();
+        let LocateError::Unresolved(errors) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            errors.iter().map(ResolveError::name).collect::<Vec<_>>(),
+            ["a.invalid", "b.invalid"]
+        );
+        assert!(
+            e.to_string()
+                .starts_with("2 names do not resolve: cannot resolve `a.invalid`"),
+            "{e}"
+        );
+        assert_eq!(
+            e.details()["unresolved"],
+            serde_json::json!(["a.invalid", "b.invalid"])
+        );
         let one = locate(&["a.invalid".into()], Some(nowhere)).unwrap_err();
-        assert!(one.to_string().starts_with("cannot resolve `a.invalid`") && one.to_string().contains("give the address itself"), "{one}");
+        assert!(
+            one.to_string().starts_with("cannot resolve `a.invalid`")
+                && one.to_string().contains("give the address itself"),
+            "{one}"
+        );
         // every name resolves: then the missing geodata is the problem
         let e = locate(&["192.0.2.1".into()], Some(nowhere)).unwrap_err();
         assert!(matches!(e, LocateError::Geodata(_)));
-        assert!(crate::text::error_chain(&e).contains("terroir geodata update"), "{e}");
+        assert!(
+            crate::text::error_chain(&e).contains("terroir geodata update"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 
 pub mod catalog;
 pub mod geodata;
-pub mod npm;
-pub mod locate;
 pub mod hostfacts;
 pub mod live;
+pub mod locate;
+pub mod npm;
 pub mod verify;

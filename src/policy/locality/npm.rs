@@ -66,7 +66,11 @@ pub fn latest(agent: &ureq::Agent, registry: &str, package: &str) -> Result<Dist
             "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
         )
         .call()
-        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot fetch the package metadata", source: Box::new(e) })?;
+        .map_err(|e| GeodataError::Http {
+            url: url.clone(),
+            what: "cannot fetch the package metadata",
+            source: Box::new(e),
+        })?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("HTTP {status} for the package metadata")));
@@ -76,9 +80,16 @@ pub fn latest(agent: &ureq::Agent, registry: &str, package: &str) -> Result<Dist
         .with_config()
         .limit(64 << 20)
         .read_to_string()
-        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot read the package metadata", source: Box::new(e) })?;
-    let meta: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|source| GeodataError::MetadataSyntax { url: url.clone(), source })?;
+        .map_err(|e| GeodataError::Http {
+            url: url.clone(),
+            what: "cannot read the package metadata",
+            source: Box::new(e),
+        })?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| GeodataError::MetadataSyntax {
+            url: url.clone(),
+            source,
+        })?;
     let version = meta["dist-tags"]["latest"]
         .as_str()
         .ok_or_else(|| err("no `dist-tags.latest` in the package metadata".into()))?;
@@ -166,10 +177,11 @@ pub fn download(
             dist.integrity
         )));
     }
-    let mut response = agent
-        .get(url)
-        .call()
-        .map_err(|e| GeodataError::Http { url: url.clone(), what: "cannot download the tarball", source: Box::new(e) })?;
+    let mut response = agent.get(url).call().map_err(|e| GeodataError::Http {
+        url: url.clone(),
+        what: "cannot download the tarball",
+        source: Box::new(e),
+    })?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("HTTP {status} for the tarball")));
@@ -203,7 +215,10 @@ pub fn download(
     loop {
         let n = reader
             .read(&mut buf)
-            .map_err(|source| GeodataError::Interrupted { url: url.clone(), source })?;
+            .map_err(|source| GeodataError::Interrupted {
+                url: url.clone(),
+                source,
+            })?;
         if n == 0 {
             break;
         }

@@ -34,8 +34,17 @@ pub struct Report {
 
 impl Report {
     pub fn new(platform: &str, findings: Vec<Finding>) -> Self {
-        let verdict = findings.iter().map(|f| f.verdict).max().unwrap_or(Verdict::Pass);
-        Report { platform: platform.to_owned(), verdict, findings, attribution: super::geodata::ATTRIBUTION.to_owned() }
+        let verdict = findings
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass);
+        Report {
+            platform: platform.to_owned(),
+            verdict,
+            findings,
+            attribution: super::geodata::ATTRIBUTION.to_owned(),
+        }
     }
     pub fn failures(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.verdict == Verdict::Fail)
@@ -57,13 +66,19 @@ impl<'a> Verifier<'a> {
     pub fn expected(&self) -> String {
         let mut s = format!("in {}", self.policy.allowed_countries.join(", "));
         if !self.policy.forbidden_jurisdictions.is_empty() {
-            s.push_str(&format!(", not under {} law", self.policy.forbidden_jurisdictions.join(", ")));
+            s.push_str(&format!(
+                ", not under {} law",
+                self.policy.forbidden_jurisdictions.join(", ")
+            ));
         }
         s
     }
 
     fn forbidden(&self, jurisdiction: &str) -> bool {
-        self.policy.forbidden_jurisdictions.iter().any(|j| j.eq_ignore_ascii_case(jurisdiction))
+        self.policy
+            .forbidden_jurisdictions
+            .iter()
+            .any(|j| j.eq_ignore_ascii_case(jurisdiction))
     }
 
     /// Judge a place known by its country and operator (either may be unknown).
@@ -95,20 +110,33 @@ impl<'a> Verifier<'a> {
         match (operator, operator_name) {
             (Some(op), _) => {
                 let exposure = op.exposure_in(region.and_then(|r| op_region(op, r)));
-                observed.push(format!("operated by {} ({})", op.name, exposure.jurisdiction));
+                observed.push(format!(
+                    "operated by {} ({})",
+                    op.name, exposure.jurisdiction
+                ));
                 if self.forbidden(&exposure.jurisdiction) {
-                    fails.push(format!("{} answers to {} law: {}", op.name, exposure.jurisdiction, exposure.reason));
+                    fails.push(format!(
+                        "{} answers to {} law: {}",
+                        op.name, exposure.jurisdiction, exposure.reason
+                    ));
                 } else {
                     match exposure.exposed {
-                        Some(true) if self.forbidden("US") => fails.push(format!("{}: {}", op.name, exposure.reason)),
-                        None if self.forbidden("US") => warns.push(format!("{}: CLOUD Act exposure uncertain: {}", op.name, exposure.reason)),
+                        Some(true) if self.forbidden("US") => {
+                            fails.push(format!("{}: {}", op.name, exposure.reason))
+                        }
+                        None if self.forbidden("US") => warns.push(format!(
+                            "{}: CLOUD Act exposure uncertain: {}",
+                            op.name, exposure.reason
+                        )),
                         _ => {}
                     }
                 }
             }
             (None, Some(name)) => {
                 observed.push(format!("operated by {name}"));
-                warns.push(format!("{name} is not in the provider catalog: its jurisdiction is unknown"));
+                warns.push(format!(
+                    "{name} is not in the provider catalog: its jurisdiction is unknown"
+                ));
             }
             (None, None) => warns.push("operator unknown".to_owned()),
         }
@@ -121,9 +149,20 @@ impl<'a> Verifier<'a> {
         };
         let mut evidence = evidence.into();
         if !why.is_empty() {
-            evidence = if evidence.is_empty() { why } else { format!("{why}; {evidence}") };
+            evidence = if evidence.is_empty() {
+                why
+            } else {
+                format!("{why}; {evidence}")
+            };
         }
-        Finding { subject: subject.into(), observed: observed.join(", "), expected: self.expected(), verdict, basis, evidence }
+        Finding {
+            subject: subject.into(),
+            observed: observed.join(", "),
+            expected: self.expected(),
+            verdict,
+            basis,
+            evidence,
+        }
     }
 
     /// Judge one address from the geodata and the catalog.
@@ -141,11 +180,29 @@ impl<'a> Verifier<'a> {
         };
         let loc = locate::judge(ip, geo, self.catalog);
         if loc.country.is_none() && loc.asn.is_none() {
-            return Finding { subject, observed: ip.to_string(), expected: self.expected(), verdict: Verdict::Warn, basis, evidence: loc.reason };
+            return Finding {
+                subject,
+                observed: ip.to_string(),
+                expected: self.expected(),
+                verdict: Verdict::Warn,
+                basis,
+                evidence: loc.reason,
+            };
         }
         let op = loc.asn.and_then(|a| self.catalog.by_asn(a));
-        let asn = loc.asn.map(|a| format!("AS{a} {}", loc.organisation.clone().unwrap_or_default())).unwrap_or_else(|| "no ASN".into());
-        let mut f = self.place(subject, loc.country.as_deref(), op, loc.organisation.as_deref(), None, basis, format!("{ip}: {asn}"));
+        let asn = loc
+            .asn
+            .map(|a| format!("AS{a} {}", loc.organisation.clone().unwrap_or_default()))
+            .unwrap_or_else(|| "no ASN".into());
+        let mut f = self.place(
+            subject,
+            loc.country.as_deref(),
+            op,
+            loc.organisation.as_deref(),
+            None,
+            basis,
+            format!("{ip}: {asn}"),
+        );
         f.observed = format!("{ip}: {}", f.observed);
         f
     }
@@ -166,7 +223,13 @@ impl<'a> Verifier<'a> {
 
     /// Judge a service reached by name: who the catalog says operates the name, what was
     /// declared, and every address the name resolves to.
-    pub fn host(&self, subject: &str, host: &str, declared_operator: Option<&str>, declared_country: Option<&str>) -> Vec<Finding> {
+    pub fn host(
+        &self,
+        subject: &str,
+        host: &str,
+        declared_operator: Option<&str>,
+        declared_country: Option<&str>,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         let by_host = self.catalog.by_host(host);
         let by_name = declared_operator.and_then(|n| self.catalog.by_name(n));
@@ -176,7 +239,15 @@ impl<'a> Verifier<'a> {
             (None, Some(name)) => format!("declared operator {name}"),
             (None, None) => String::new(),
         };
-        out.push(self.place(subject, declared_country, op, declared_operator, None, "declared", evidence));
+        out.push(self.place(
+            subject,
+            declared_country,
+            op,
+            declared_operator,
+            None,
+            "declared",
+            evidence,
+        ));
         match self.addresses(host) {
             Ok(ips) => {
                 for ip in ips {
@@ -198,8 +269,15 @@ impl<'a> Verifier<'a> {
 
 /// The host of a URL or `host[:port]` (registries are often written without a scheme).
 pub fn host_of(url: &str) -> Option<String> {
-    let with_scheme = if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
-    url::Url::parse(&with_scheme).ok()?.host_str().map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("https://{url}")
+    };
+    url::Url::parse(&with_scheme)
+        .ok()?
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
 }
 
 /// The catalog's facts for a region, subregion or zone (`cloudgouv-eu-west-1a` is in
@@ -208,7 +286,17 @@ pub fn op_region<'o>(op: &'o Operator, region: &str) -> Option<&'o Region> {
     op.region(region).or_else(|| {
         op.regions
             .iter()
-            .filter_map(|r| r.ids.iter().filter(|id| region.to_ascii_lowercase().starts_with(&id.to_ascii_lowercase())).map(|id| (id.len(), r)).max_by_key(|(l, _)| *l))
+            .filter_map(|r| {
+                r.ids
+                    .iter()
+                    .filter(|id| {
+                        region
+                            .to_ascii_lowercase()
+                            .starts_with(&id.to_ascii_lowercase())
+                    })
+                    .map(|id| (id.len(), r))
+                    .max_by_key(|(l, _)| *l)
+            })
             .max_by_key(|(l, _)| *l)
             .map(|(_, r)| r)
     })
@@ -224,7 +312,13 @@ pub fn country_of_region(catalog: &Catalog, operator: &str, region: &str) -> Opt
 }
 
 /// Findings for the qualifications the policy requires of the target's provider.
-pub fn qualifications(v: &Verifier, subject: &str, op: Option<&Operator>, region: Option<&str>, basis: &'static str) -> Vec<Finding> {
+pub fn qualifications(
+    v: &Verifier,
+    subject: &str,
+    op: Option<&Operator>,
+    region: Option<&str>,
+    basis: &'static str,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for q in &v.policy.required_qualifications {
         let wanted = match q {
@@ -233,13 +327,28 @@ pub fn qualifications(v: &Verifier, subject: &str, op: Option<&Operator>, region
             crate::document::Qualification::Iso27001 => "ISO 27001",
         };
         let (verdict, observed, evidence) = match op {
-            None => (Verdict::Warn, "operator unknown".to_owned(), format!("cannot tell whether it holds {wanted}")),
+            None => (
+                Verdict::Warn,
+                "operator unknown".to_owned(),
+                format!("cannot tell whether it holds {wanted}"),
+            ),
             Some(op) => {
-                let offers: Vec<_> = op.qualifications.iter().filter(|o| o.name.eq_ignore_ascii_case(wanted)).collect();
+                let offers: Vec<_> = op
+                    .qualifications
+                    .iter()
+                    .filter(|o| o.name.eq_ignore_ascii_case(wanted))
+                    .collect();
                 let in_region = |o: &super::catalog::QualifiedOffer| {
-                    o.regions.is_empty() || region.is_some_and(|r| o.regions.iter().any(|q| r.to_ascii_lowercase().starts_with(&q.to_ascii_lowercase())))
+                    o.regions.is_empty()
+                        || region.is_some_and(|r| {
+                            o.regions.iter().any(|q| {
+                                r.to_ascii_lowercase().starts_with(&q.to_ascii_lowercase())
+                            })
+                        })
                 };
-                let qualified = offers.iter().find(|o| o.status == QualificationStatus::Qualified && in_region(o));
+                let qualified = offers
+                    .iter()
+                    .find(|o| o.status == QualificationStatus::Qualified && in_region(o));
                 match qualified {
                     Some(o) => (
                         if o.verified { Verdict::Pass } else { Verdict::Warn },
@@ -263,7 +372,14 @@ pub fn qualifications(v: &Verifier, subject: &str, op: Option<&Operator>, region
                 }
             }
         };
-        out.push(Finding { subject: format!("{subject}: {wanted}"), observed, expected: format!("{wanted} required by the policy"), verdict, basis, evidence });
+        out.push(Finding {
+            subject: format!("{subject}: {wanted}"),
+            observed,
+            expected: format!("{wanted} required by the policy"),
+            verdict,
+            basis,
+            evidence,
+        });
     }
     out
 }
@@ -297,7 +413,15 @@ pub fn region_country(operator: &str, region: &str) -> Option<&'static str> {
             }
         }
         "ovhcloud" => {
-            if starts(&["gra", "sbg", "rbx", "eu-west-par", "eu-west-gra", "eu-west-rbx", "eu-west-sbg"]) {
+            if starts(&[
+                "gra",
+                "sbg",
+                "rbx",
+                "eu-west-par",
+                "eu-west-gra",
+                "eu-west-rbx",
+                "eu-west-sbg",
+            ]) {
                 Some("FR")
             } else if starts(&["eu-south-mil"]) {
                 Some("IT")
@@ -353,7 +477,11 @@ pub fn region_country(operator: &str, region: &str) -> Option<&'static str> {
             } else if starts(&["europe-central2"]) {
                 Some("PL")
             } else if starts(&["us-", "northamerica-"]) {
-                Some(if starts(&["northamerica-"]) { "CA" } else { "US" })
+                Some(if starts(&["northamerica-"]) {
+                    "CA"
+                } else {
+                    "US"
+                })
             } else {
                 None
             }
@@ -392,27 +520,73 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
         match &k.location {
             Some(loc) => {
                 let op = loc.operator.as_deref().and_then(|n| catalog.by_name(n));
-                out.push(v.place("Kubernetes cluster", Some(&loc.country), op, loc.operator.as_deref(), loc.site.as_deref(), "declared", "target.kubernetes.location"));
-                out.extend(qualifications(v, "Kubernetes cluster", op, loc.site.as_deref(), "declared"));
+                out.push(v.place(
+                    "Kubernetes cluster",
+                    Some(&loc.country),
+                    op,
+                    loc.operator.as_deref(),
+                    loc.site.as_deref(),
+                    "declared",
+                    "target.kubernetes.location",
+                ));
+                out.extend(qualifications(
+                    v,
+                    "Kubernetes cluster",
+                    op,
+                    loc.site.as_deref(),
+                    "declared",
+                ));
             }
-            None => out.push(v.place("Kubernetes cluster", None, None, None, None, "declared", "no target.kubernetes.location: use `verify --live` to read the nodes")),
+            None => out.push(v.place(
+                "Kubernetes cluster",
+                None,
+                None,
+                None,
+                None,
+                "declared",
+                "no target.kubernetes.location: use `verify --live` to read the nodes",
+            )),
         }
     }
     if let Some(b) = t.baremetal() {
         let (country, op_name, site) = match &b.location {
-            Some(l) => (Some(l.country.as_str()), l.operator.as_deref(), l.site.as_deref()),
+            Some(l) => (
+                Some(l.country.as_str()),
+                l.operator.as_deref(),
+                l.site.as_deref(),
+            ),
             None => (None, None, None),
         };
         let op = op_name.and_then(|n| catalog.by_name(n));
-        out.push(v.place("bare-metal hosts", country, op, op_name, site, "declared", "target.baremetal.location"));
+        out.push(v.place(
+            "bare-metal hosts",
+            country,
+            op,
+            op_name,
+            site,
+            "declared",
+            "target.baremetal.location",
+        ));
         out.extend(qualifications(v, "bare-metal hosts", op, site, "declared"));
     }
     if let Some(c) = t.secnumcloud() {
         let id = cloud_operator_id(c.provider);
         let op = catalog.by_name(id);
         let country = country_of_region(catalog, id, &c.region);
-        let subject = format!("{} region {}", op.map(|o| o.name.as_str()).unwrap_or(id), c.region);
-        let mut f = v.place(&subject, country.as_deref(), op, Some(id), Some(&c.region), "declared", "target.secnumcloud");
+        let subject = format!(
+            "{} region {}",
+            op.map(|o| o.name.as_str()).unwrap_or(id),
+            c.region
+        );
+        let mut f = v.place(
+            &subject,
+            country.as_deref(),
+            op,
+            Some(id),
+            Some(&c.region),
+            "declared",
+            "target.secnumcloud",
+        );
         if country.is_none() && f.verdict == Verdict::Pass {
             f.verdict = Verdict::Warn;
             f.evidence = format!("region {} is not known to terroir", c.region);
@@ -420,18 +594,33 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
         out.push(f);
         out.extend(qualifications(v, &subject, op, Some(&c.region), "declared"));
         let b = &c.state_backend;
-        out.extend(backend("s3", &serde_json::json!({"endpoints": {"s3": b.endpoint}, "region": b.region}), v, "declared"));
+        out.extend(backend(
+            "s3",
+            &serde_json::json!({"endpoints": {"s3": b.endpoint}, "region": b.region}),
+            v,
+            "declared",
+        ));
     }
     let e = &p.spec.endpoints;
     for named in e.named() {
         if let Some(host) = host_of(&named.endpoint.url) {
-            out.extend(v.host(named.label, &host, named.endpoint.operator.as_deref(), named.endpoint.country.as_deref()));
+            out.extend(v.host(
+                named.label,
+                &host,
+                named.endpoint.operator.as_deref(),
+                named.endpoint.country.as_deref(),
+            ));
         }
     }
     if let Some(s3) = &e.backup_s3
         && let Some(host) = host_of(&s3.url)
     {
-        out.extend(v.host("backup storage", &host, s3.operator.as_deref(), s3.country.as_deref()));
+        out.extend(v.host(
+            "backup storage",
+            &host,
+            s3.operator.as_deref(),
+            s3.country.as_deref(),
+        ));
     }
     for r in &e.dns_resolvers {
         if let Ok(ip) = r.parse::<IpAddr>() {
@@ -442,8 +631,15 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
     registries.sort();
     registries.dedup();
     let declared_registries: Vec<String> =
-        [Some(&e.image_registry), e.image_registry_mirror.as_ref()].into_iter().flatten().filter_map(|r| host_of(&r.url)).collect();
-    for r in registries.into_iter().filter(|r| !declared_registries.contains(r)) {
+        [Some(&e.image_registry), e.image_registry_mirror.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|r| host_of(&r.url))
+            .collect();
+    for r in registries
+        .into_iter()
+        .filter(|r| !declared_registries.contains(r))
+    {
         out.extend(v.host("container image registry", &r, None, None));
     }
     out
@@ -453,7 +649,13 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
 pub fn image_registry(image: &str) -> Option<String> {
     let first = image.split('/').next()?;
     if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
-        Some(first.split(':').next().unwrap_or(first).to_ascii_lowercase())
+        Some(
+            first
+                .split(':')
+                .next()
+                .unwrap_or(first)
+                .to_ascii_lowercase(),
+        )
     } else {
         Some("docker.io".into())
     }
@@ -462,13 +664,22 @@ pub fn image_registry(image: &str) -> Option<String> {
 /// Terraform provider source address (`registry.terraform.io/outscale/outscale`) to catalog id.
 fn terraform_operator(provider_name: &str, universe_domain: Option<&str>) -> Option<&'static str> {
     let source = provider_name.rsplit('/').take(2).collect::<Vec<_>>();
-    let (kind, namespace) = (source.first().copied().unwrap_or(""), source.get(1).copied().unwrap_or(""));
+    let (kind, namespace) = (
+        source.first().copied().unwrap_or(""),
+        source.get(1).copied().unwrap_or(""),
+    );
     match (namespace.to_ascii_lowercase().as_str(), kind) {
         ("outscale", _) => Some("outscale"),
         ("ovh", _) => Some("ovhcloud"),
         ("cloud-temple", _) => Some("cloud-temple"),
         ("scaleway", _) => Some("scaleway"),
-        ("hashicorp", "google" | "google-beta") => Some(if universe_domain == Some("s3nsapis.fr") { "s3ns" } else { "google" }),
+        ("hashicorp", "google" | "google-beta") => {
+            Some(if universe_domain == Some("s3nsapis.fr") {
+                "s3ns"
+            } else {
+                "google"
+            })
+        }
         ("hashicorp", "aws") => Some("amazon"),
         ("hashicorp", "azurerm") => Some("microsoft"),
         _ => None,
@@ -477,7 +688,9 @@ fn terraform_operator(provider_name: &str, universe_domain: Option<&str>) -> Opt
 
 /// What `plan` was given is not a Terraform plan.
 #[derive(Debug, thiserror::Error)]
-#[error("not a Terraform plan in JSON: `format_version` is missing (write it with `terraform show -json PLAN`)")]
+#[error(
+    "not a Terraform plan in JSON: `format_version` is missing (write it with `terraform show -json PLAN`)"
+)]
 pub struct NotAPlan;
 
 /// Findings from a Terraform plan in JSON (`terraform show -json`): the provider and region of
@@ -487,22 +700,32 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, NotA
     if plan.get("format_version").is_none() {
         return Err(NotAPlan);
     }
-    let configs = plan.pointer("/configuration/provider_config").and_then(Value::as_object);
+    let configs = plan
+        .pointer("/configuration/provider_config")
+        .and_then(Value::as_object);
     // A provider setting: a constant, or a variable followed up through the module calls to
     // the root module's value (providers configured inside a module read its inputs).
-    let provider_setting = |provider_name: &str, module: Option<&str>, key: &str| -> Option<String> {
-        let cfgs = configs?;
-        let cfg = cfgs
-            .values()
-            .filter(|c| c["full_name"] == provider_name)
-            .max_by_key(|c| (c["module_address"].as_str() == module) as u8)?;
-        let scope: Vec<String> = cfg["module_address"].as_str().map(module_names).unwrap_or_default();
-        expression_value(plan, &scope, cfg.pointer(&format!("/expressions/{key}"))?)
-    };
+    let provider_setting =
+        |provider_name: &str, module: Option<&str>, key: &str| -> Option<String> {
+            let cfgs = configs?;
+            let cfg = cfgs
+                .values()
+                .filter(|c| c["full_name"] == provider_name)
+                .max_by_key(|c| (c["module_address"].as_str() == module) as u8)?;
+            let scope: Vec<String> = cfg["module_address"]
+                .as_str()
+                .map(module_names)
+                .unwrap_or_default();
+            expression_value(plan, &scope, cfg.pointer(&format!("/expressions/{key}"))?)
+        };
     let mut out = Vec::new();
     let empty = Vec::new();
     for rc in plan["resource_changes"].as_array().unwrap_or(&empty) {
-        let actions: Vec<&str> = rc.pointer("/change/actions").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let actions: Vec<&str> = rc
+            .pointer("/change/actions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         if !actions.iter().any(|a| *a == "create" || *a == "update") {
             continue;
         }
@@ -517,21 +740,63 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, NotA
         let Some(id) = terraform_operator(provider_name, universe.as_deref()) else {
             // Providers that create nothing somewhere (random, tls, null, Terraform's own
             // terraform_data...) are not places.
-            if ["hashicorp/random", "hashicorp/tls", "hashicorp/null", "hashicorp/time", "hashicorp/local", "hashicorp/cloudinit", "builtin/terraform"].iter().any(|p| provider_name.ends_with(p)) {
+            if [
+                "hashicorp/random",
+                "hashicorp/tls",
+                "hashicorp/null",
+                "hashicorp/time",
+                "hashicorp/local",
+                "hashicorp/cloudinit",
+                "builtin/terraform",
+            ]
+            .iter()
+            .any(|p| provider_name.ends_with(p))
+            {
                 continue;
             }
-            out.push(v.place(format!("resource {address}"), None, None, Some(provider_name), None, "plan", format!("provider {provider_name}")));
+            out.push(v.place(
+                format!("resource {address}"),
+                None,
+                None,
+                Some(provider_name),
+                None,
+                "plan",
+                format!("provider {provider_name}"),
+            ));
             continue;
         };
-        let region = ["region", "subregion_name", "zone", "location", "availability_zone", "region_name"]
-            .iter()
-            .find_map(|k| after.get(*k).and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| provider_setting(provider_name, module, "region"));
-        let country = region.as_deref().and_then(|r| country_of_region(v.catalog, id, r));
+        let region = [
+            "region",
+            "subregion_name",
+            "zone",
+            "location",
+            "availability_zone",
+            "region_name",
+        ]
+        .iter()
+        .find_map(|k| after.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| provider_setting(provider_name, module, "region"));
+        let country = region
+            .as_deref()
+            .and_then(|r| country_of_region(v.catalog, id, r));
         let op = v.catalog.by_name(id);
-        let evidence = format!("provider {provider_name}, {}", region.as_deref().map(|r| format!("region {r}")).unwrap_or_else(|| "no region".into()));
+        let evidence = format!(
+            "provider {provider_name}, {}",
+            region
+                .as_deref()
+                .map(|r| format!("region {r}"))
+                .unwrap_or_else(|| "no region".into())
+        );
         let subject = format!("resource {address}");
-        let mut f = v.place(&subject, country.as_deref(), op, Some(id), region.as_deref(), "plan", evidence);
+        let mut f = v.place(
+            &subject,
+            country.as_deref(),
+            op,
+            Some(id),
+            region.as_deref(),
+            "plan",
+            evidence,
+        );
         if country.is_none() && f.verdict == Verdict::Pass {
             f.verdict = Verdict::Warn;
         }
@@ -544,21 +809,38 @@ pub fn plan(plan: &serde_json::Value, v: &Verifier) -> Result<Vec<Finding>, NotA
 
 /// `module.a.module.b` → ["a", "b"].
 fn module_names(address: &str) -> Vec<String> {
-    address.split('.').collect::<Vec<_>>().chunks(2).filter(|c| c.len() == 2 && c[0] == "module").map(|c| c[1].to_owned()).collect()
+    address
+        .split('.')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter(|c| c.len() == 2 && c[0] == "module")
+        .map(|c| c[1].to_owned())
+        .collect()
 }
 
 /// The value of a configuration expression in `scope` (module names from the root): a constant,
 /// or `var.X` followed up to the module call that sets it, and at the root to the plan's
 /// variables. Anything else (computed values) is unknown.
-fn expression_value(plan: &serde_json::Value, scope: &[String], expr: &serde_json::Value) -> Option<String> {
+fn expression_value(
+    plan: &serde_json::Value,
+    scope: &[String],
+    expr: &serde_json::Value,
+) -> Option<String> {
     use serde_json::Value;
     if let Some(c) = expr.get("constant_value") {
         return c.as_str().map(str::to_owned);
     }
-    let var = expr["references"].as_array()?.iter().filter_map(Value::as_str).find_map(|r| r.strip_prefix("var."))?;
+    let var = expr["references"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|r| r.strip_prefix("var."))?;
     let var = var.split('.').next().unwrap_or(var);
     match scope.split_last() {
-        None => plan.pointer(&format!("/variables/{var}/value")).and_then(Value::as_str).map(str::to_owned),
+        None => plan
+            .pointer(&format!("/variables/{var}/value"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         Some((last, parent)) => {
             let mut module = plan.pointer("/configuration/root_module")?;
             for name in parent {
@@ -573,17 +855,33 @@ fn expression_value(plan: &serde_json::Value, scope: &[String], expr: &serde_jso
 /// Judge where Terraform keeps its state. `kind` is the backend type, `config` its settings as
 /// `.terraform/terraform.tfstate` records them after `init` (or as the document declares them).
 /// The state lists every resource and often holds secrets: it must stay with the client.
-pub fn backend(kind: &str, config: &serde_json::Value, v: &Verifier, basis: &'static str) -> Vec<Finding> {
+pub fn backend(
+    kind: &str,
+    config: &serde_json::Value,
+    v: &Verifier,
+    basis: &'static str,
+) -> Vec<Finding> {
     use serde_json::Value;
     let subject = format!("Terraform state backend ({kind})");
-    let finding = |verdict: Verdict, observed: String, evidence: String| Finding { subject: subject.clone(), observed, expected: v.expected(), verdict, basis, evidence };
+    let finding = |verdict: Verdict, observed: String, evidence: String| Finding {
+        subject: subject.clone(),
+        observed,
+        expected: v.expected(),
+        verdict,
+        basis,
+        evidence,
+    };
     let private = |host: &str| match host.parse::<IpAddr>() {
         Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
         Ok(IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
         Err(_) => host == "localhost",
     };
     match kind {
-        "local" => vec![finding(Verdict::Pass, "a file beside the configuration".into(), "local backend: the state stays on the machine that runs terroir".into())],
+        "local" => vec![finding(
+            Verdict::Pass,
+            "a file beside the configuration".into(),
+            "local backend: the state stays on the machine that runs terroir".into(),
+        )],
         "remote" | "cloud" => {
             let host = config["hostname"].as_str().unwrap_or("app.terraform.io");
             if host == "app.terraform.io" {
@@ -598,25 +896,56 @@ pub fn backend(kind: &str, config: &serde_json::Value, v: &Verifier, basis: &'st
         }
         "s3" => {
             let region = config["region"].as_str().unwrap_or_default();
-            let endpoint = config.pointer("/endpoints/s3").and_then(Value::as_str).or_else(|| config["endpoint"].as_str()).filter(|e| !e.is_empty());
+            let endpoint = config
+                .pointer("/endpoints/s3")
+                .and_then(Value::as_str)
+                .or_else(|| config["endpoint"].as_str())
+                .filter(|e| !e.is_empty());
             match endpoint {
                 None => {
                     let op = v.catalog.by_name("amazon");
                     let country = country_of_region(v.catalog, "amazon", region);
-                    vec![v.place(&subject, country.as_deref(), op, Some("amazon"), Some(region), basis, format!("Amazon S3, region {region}"))]
+                    vec![v.place(
+                        &subject,
+                        country.as_deref(),
+                        op,
+                        Some("amazon"),
+                        Some(region),
+                        basis,
+                        format!("Amazon S3, region {region}"),
+                    )]
                 }
                 Some(endpoint) => {
                     let Some(host) = host_of(endpoint) else {
-                        return vec![finding(Verdict::Fail, endpoint.to_owned(), "not a URL".into())];
+                        return vec![finding(
+                            Verdict::Fail,
+                            endpoint.to_owned(),
+                            "not a URL".into(),
+                        )];
                     };
                     if private(&host) {
-                        return vec![finding(Verdict::Pass, endpoint.to_owned(), "a private or loopback address: the client's own network".into())];
+                        return vec![finding(
+                            Verdict::Pass,
+                            endpoint.to_owned(),
+                            "a private or loopback address: the client's own network".into(),
+                        )];
                     }
                     let op = v.catalog.by_host(&host);
                     let country = op.and_then(|o| country_of_region(v.catalog, &o.id, region));
-                    let mut out = vec![v.place(&subject, country.as_deref(), op, None, Some(region), basis, format!("endpoint {endpoint}, region {region}"))];
+                    let mut out = vec![v.place(
+                        &subject,
+                        country.as_deref(),
+                        op,
+                        None,
+                        Some(region),
+                        basis,
+                        format!("endpoint {endpoint}, region {region}"),
+                    )];
                     if let Ok(ips) = v.addresses(&host) {
-                        out.extend(ips.into_iter().map(|ip| v.address(format!("{subject} ({host})"), ip, "dns")));
+                        out.extend(
+                            ips.into_iter()
+                                .map(|ip| v.address(format!("{subject} ({host})"), ip, "dns")),
+                        );
                     }
                     out
                 }
@@ -624,13 +953,33 @@ pub fn backend(kind: &str, config: &serde_json::Value, v: &Verifier, basis: &'st
         }
         "gcs" | "azurerm" => {
             let id = if kind == "gcs" { "google" } else { "microsoft" };
-            vec![v.place(&subject, None, v.catalog.by_name(id), Some(id), None, basis, format!("{kind} backend"))]
+            vec![v.place(
+                &subject,
+                None,
+                v.catalog.by_name(id),
+                Some(id),
+                None,
+                basis,
+                format!("{kind} backend"),
+            )]
         }
         "http" => match config["address"].as_str().and_then(host_of) {
-            Some(h) if private(&h) => vec![finding(Verdict::Pass, h, "a private or loopback address: the client's own network".into())],
+            Some(h) if private(&h) => vec![finding(
+                Verdict::Pass,
+                h,
+                "a private or loopback address: the client's own network".into(),
+            )],
             Some(h) => v.host(&subject, &h, None, None),
-            None => vec![finding(Verdict::Warn, "no address".into(), "http backend without an address".into())],
+            None => vec![finding(
+                Verdict::Warn,
+                "no address".into(),
+                "http backend without an address".into(),
+            )],
         },
-        other => vec![finding(Verdict::Warn, other.to_owned(), format!("terroir does not judge `{other}` backends: check where it keeps the state"))],
+        other => vec![finding(
+            Verdict::Warn,
+            other.to_owned(),
+            format!("terroir does not judge `{other}` backends: check where it keeps the state"),
+        )],
     }
 }

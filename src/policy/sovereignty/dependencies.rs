@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
+use crate::document::Platform;
 use crate::policy::locality::catalog::Catalog;
 use crate::policy::locality::verify::host_of;
-use crate::document::Platform;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,7 +96,11 @@ fn rule(key: &str) -> Rule {
             substitution: "any CDN, or none: the application serves its assets itself",
             degraded: "public assets are served from the origin, more slowly",
         },
-        _ => Rule { substitutable: false, substitution: "unknown", degraded: "unknown" },
+        _ => Rule {
+            substitutable: false,
+            substitution: "unknown",
+            degraded: "unknown",
+        },
     }
 }
 
@@ -105,10 +109,24 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
     let mut entries: Vec<Entry> = e
         .named()
         .into_iter()
-        .map(|n| (n.key.to_owned(), n.label.to_owned(), n.endpoint.url.clone(), n.endpoint.operator.clone(), n.endpoint.country.clone()))
+        .map(|n| {
+            (
+                n.key.to_owned(),
+                n.label.to_owned(),
+                n.endpoint.url.clone(),
+                n.endpoint.operator.clone(),
+                n.endpoint.country.clone(),
+            )
+        })
         .collect();
     if let Some(s3) = &e.backup_s3 {
-        entries.push(("backupS3".into(), "backup storage".into(), s3.url.clone(), s3.operator.clone(), s3.country.clone()));
+        entries.push((
+            "backupS3".into(),
+            "backup storage".into(),
+            s3.url.clone(),
+            s3.operator.clone(),
+            s3.country.clone(),
+        ));
     }
     let fallback = |key: &str| -> Option<String> {
         match key {
@@ -122,12 +140,17 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
     let mut attention = Vec::new();
     for (key, what, url, op_name, country) in entries {
         let host = host_of(&url).unwrap_or_else(|| url.clone());
-        let op = catalog.by_host(&host).or_else(|| op_name.as_deref().and_then(|n| catalog.by_name(n)));
+        let op = catalog
+            .by_host(&host)
+            .or_else(|| op_name.as_deref().and_then(|n| catalog.by_name(n)));
         let exposure = op.map(|o| o.exposure(None));
         let r = rule(&key);
         let fb = fallback(&key);
         let exposed = exposure.as_ref().and_then(|x| x.exposed);
-        if fb.is_none() && exposed != Some(false) && !matches!(key.as_str(), "imageRegistryMirror" | "smtpFallbackRelay") {
+        if fb.is_none()
+            && exposed != Some(false)
+            && !matches!(key.as_str(), "imageRegistryMirror" | "smtpFallbackRelay")
+        {
             attention.push(format!(
                 "{what} ({host}): {} and no fallback",
                 match exposed {
@@ -145,7 +168,9 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             operator: op.map(|o| o.name.clone()),
             jurisdiction: exposure.as_ref().map(|x| x.jurisdiction.clone()),
             cloud_act_exposed: exposed,
-            exposure_reason: exposure.map(|x| x.reason).unwrap_or_else(|| "operator not in the provider catalog".into()),
+            exposure_reason: exposure
+                .map(|x| x.reason)
+                .unwrap_or_else(|| "operator not in the provider catalog".into()),
             substitutable: r.substitutable,
             substitution: r.substitution.into(),
             fallback: fb,
@@ -165,8 +190,10 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             exposure_reason: "addresses: judged by `terroir verify`".into(),
             substitutable: true,
             substitution: "any recursive resolver".into(),
-            fallback: (e.dns_resolvers.len() > 1).then(|| format!("{} resolvers configured", e.dns_resolvers.len())),
-            degraded_mode: "with one resolver down the others answer; with none, name resolution fails".into(),
+            fallback: (e.dns_resolvers.len() > 1)
+                .then(|| format!("{} resolvers configured", e.dns_resolvers.len())),
+            degraded_mode:
+                "with one resolver down the others answer; with none, name resolution fails".into(),
         });
     }
     let c = &p.spec.components;
@@ -177,7 +204,8 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             enabled: c.database.enabled,
             licence: "PostgreSQL Licence".into(),
             open_source: true,
-            substitution: "standard SQL; pg_dump exports load into any PostgreSQL-compatible service".into(),
+            substitution:
+                "standard SQL; pg_dump exports load into any PostgreSQL-compatible service".into(),
         },
         Component {
             name: "Postfix".into(),
@@ -204,7 +232,12 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             substitution: "dashboards are optional; data stays in Prometheus".into(),
         },
     ];
-    DependencyReport { platform: p.metadata.name.clone(), dependencies, components, attention }
+    DependencyReport {
+        platform: p.metadata.name.clone(),
+        dependencies,
+        components,
+        attention,
+    }
 }
 
 /// The report for people, in Markdown.
@@ -223,7 +256,10 @@ pub fn markdown(r: &DependencyReport) -> String {
             "| {} | `{}` | {} | {} | {} | {} | {} |\n",
             d.what,
             d.host,
-            d.operator.as_deref().or(d.declared_operator.as_deref()).unwrap_or("unknown"),
+            d.operator
+                .as_deref()
+                .or(d.declared_operator.as_deref())
+                .unwrap_or("unknown"),
             d.jurisdiction.as_deref().unwrap_or("unknown"),
             exposure(d.cloud_act_exposed),
             yn(d.substitutable),
@@ -232,15 +268,27 @@ pub fn markdown(r: &DependencyReport) -> String {
     }
     s.push_str("\n## Degraded modes\n\n");
     for d in &r.dependencies {
-        s.push_str(&format!("- **{}**: {}. Substitution: {}.\n", d.what, d.degraded_mode, d.substitution));
+        s.push_str(&format!(
+            "- **{}**: {}. Substitution: {}.\n",
+            d.what, d.degraded_mode, d.substitution
+        ));
     }
     s.push_str("\n## Components\n\n| component | role | enabled | licence | substitution |\n| --- | --- | --- | --- | --- |\n");
     for c in &r.components {
-        s.push_str(&format!("| {} | {} | {} | {} | {} |\n", c.name, c.role, yn(c.enabled), c.licence, c.substitution));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c.name,
+            c.role,
+            yn(c.enabled),
+            c.licence,
+            c.substitution
+        ));
     }
     s.push_str("\n## Needs attention\n\n");
     if r.attention.is_empty() {
-        s.push_str("Nothing: every dependency has a fallback or an operator outside the CLOUD Act.\n");
+        s.push_str(
+            "Nothing: every dependency has a fallback or an operator outside the CLOUD Act.\n",
+        );
     } else {
         for a in &r.attention {
             s.push_str(&format!("- {a}\n"));

@@ -71,16 +71,47 @@ struct CloudFacts {
 
 fn cloud_facts(p: CloudProvider) -> CloudFacts {
     match p {
-        CloudProvider::Outscale => CloudFacts { operator: "3DS Outscale", country: "FR", qualified_regions: &["cloudgouv-eu-west-1"] },
-        CloudProvider::Ovhcloud => CloudFacts { operator: "OVHcloud", country: "FR", qualified_regions: &[] },
-        CloudProvider::CloudTemple => CloudFacts { operator: "Cloud Temple", country: "FR", qualified_regions: &["fr1"] },
-        CloudProvider::S3ns => CloudFacts { operator: "S3NS (Thales)", country: "FR", qualified_regions: &["u-france-east1"] },
+        CloudProvider::Outscale => CloudFacts {
+            operator: "3DS Outscale",
+            country: "FR",
+            qualified_regions: &["cloudgouv-eu-west-1"],
+        },
+        CloudProvider::Ovhcloud => CloudFacts {
+            operator: "OVHcloud",
+            country: "FR",
+            qualified_regions: &[],
+        },
+        CloudProvider::CloudTemple => CloudFacts {
+            operator: "Cloud Temple",
+            country: "FR",
+            qualified_regions: &["fr1"],
+        },
+        CloudProvider::S3ns => CloudFacts {
+            operator: "S3NS (Thales)",
+            country: "FR",
+            qualified_regions: &["u-france-east1"],
+        },
     }
 }
 
-fn locate(subject: String, country: Option<&str>, operator: Option<&str>, policy: &Policy) -> Finding {
-    let expected = format!("in {}{}", policy.allowed_countries.join(", "), if policy.forbidden_jurisdictions.is_empty() { String::new() } else { format!(", not under {}", policy.forbidden_jurisdictions.join(", ")) });
-    let op = operator.map(|o| format!(", operated by {o}")).unwrap_or_default();
+fn locate(
+    subject: String,
+    country: Option<&str>,
+    operator: Option<&str>,
+    policy: &Policy,
+) -> Finding {
+    let expected = format!(
+        "in {}{}",
+        policy.allowed_countries.join(", "),
+        if policy.forbidden_jurisdictions.is_empty() {
+            String::new()
+        } else {
+            format!(", not under {}", policy.forbidden_jurisdictions.join(", "))
+        }
+    );
+    let op = operator
+        .map(|o| format!(", operated by {o}"))
+        .unwrap_or_default();
     match country {
         None => Finding {
             subject,
@@ -92,8 +123,19 @@ fn locate(subject: String, country: Option<&str>, operator: Option<&str>, policy
         },
         Some(c) => {
             let forbidden = policy.forbidden_jurisdictions.iter().any(|j| j == c);
-            let verdict = if forbidden || !country_allowed(c, &policy.allowed_countries) { Verdict::Fail } else { Verdict::Pass };
-            Finding { subject, observed: format!("{c}{op}"), expected, verdict, basis: "declared", evidence: "declared in the Platform document".into() }
+            let verdict = if forbidden || !country_allowed(c, &policy.allowed_countries) {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            };
+            Finding {
+                subject,
+                observed: format!("{c}{op}"),
+                expected,
+                verdict,
+                basis: "declared",
+                evidence: "declared in the Platform document".into(),
+            }
         }
     }
 }
@@ -106,28 +148,56 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
     if let Some(k) = t.kubernetes() {
         let loc = k.location.as_ref();
         hosting_country = loc.map(|l| l.country.clone());
-        findings.push(locate(format!("Kubernetes cluster (namespace {})", k.namespace), loc.map(|l| l.country.as_str()), loc.and_then(|l| l.operator.as_deref()), policy));
+        findings.push(locate(
+            format!("Kubernetes cluster (namespace {})", k.namespace),
+            loc.map(|l| l.country.as_str()),
+            loc.and_then(|l| l.operator.as_deref()),
+            policy,
+        ));
     }
     if let Some(b) = t.baremetal() {
         let loc = b.location.as_ref();
         hosting_country = loc.map(|l| l.country.clone());
         for h in &r.hosts {
-            findings.push(locate(format!("host {} ({})", h.name, h.address), loc.map(|l| l.country.as_str()), loc.and_then(|l| l.operator.as_deref()), policy));
+            findings.push(locate(
+                format!("host {} ({})", h.name, h.address),
+                loc.map(|l| l.country.as_str()),
+                loc.and_then(|l| l.operator.as_deref()),
+                policy,
+            ));
         }
     }
     if let Some(s) = t.secnumcloud() {
         let facts = cloud_facts(s.provider);
         hosting_country = Some(facts.country.into());
-        findings.push(locate(format!("{} region {}", s.provider.as_str(), s.region), Some(facts.country), Some(facts.operator), policy));
-        if policy.required_qualifications.contains(&Qualification::Secnumcloud) {
+        findings.push(locate(
+            format!("{} region {}", s.provider.as_str(), s.region),
+            Some(facts.country),
+            Some(facts.operator),
+            policy,
+        ));
+        if policy
+            .required_qualifications
+            .contains(&Qualification::Secnumcloud)
+        {
             let qualified = facts.qualified_regions.contains(&s.region.as_str());
             findings.push(Finding {
                 subject: format!("{} region {} qualification", s.provider.as_str(), s.region),
-                observed: if qualified { "SecNumCloud-qualified offer".into() } else { "no SecNumCloud-qualified offer known for this region".into() },
+                observed: if qualified {
+                    "SecNumCloud-qualified offer".into()
+                } else {
+                    "no SecNumCloud-qualified offer known for this region".into()
+                },
                 expected: "SecNumCloud".into(),
-                verdict: if qualified { Verdict::Pass } else { Verdict::Fail },
+                verdict: if qualified {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                },
                 basis: "declared",
-                evidence: "provider catalog shipped with Terroir (ANSSI list, to re-check before release)".into(),
+                evidence:
+                    "provider catalog shipped with Terroir (ANSSI list, to re-check before release)"
+                        .into(),
             });
         }
         findings.push(locate("Terraform state backend".into(), None, None, policy));
@@ -135,11 +205,18 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
     if t.secnumcloud().is_none() {
         let certs = &p.spec.sovereignty.declared.datacentre_certifications;
         for q in &policy.required_qualifications {
-            let name = serde_json::to_value(q).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let name = serde_json::to_value(q)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             let held = certs.contains(q);
             findings.push(Finding {
                 subject: format!("hosting qualification {name}"),
-                observed: if held { format!("{name} declared for the datacentres") } else { format!("{name} not declared") },
+                observed: if held {
+                    format!("{name} declared for the datacentres")
+                } else {
+                    format!("{name} not declared")
+                },
                 expected: name.clone(),
                 verdict: if held { Verdict::Pass } else { Verdict::Fail },
                 basis: "declared",
@@ -149,35 +226,74 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
     }
     let e = &p.spec.endpoints;
     for n in e.named() {
-        findings.push(locate(format!("{} {}", n.label, n.endpoint.url), n.endpoint.country.as_deref(), n.endpoint.operator.as_deref(), policy));
+        findings.push(locate(
+            format!("{} {}", n.label, n.endpoint.url),
+            n.endpoint.country.as_deref(),
+            n.endpoint.operator.as_deref(),
+            policy,
+        ));
     }
     if let Some(s3) = &e.backup_s3 {
-        findings.push(locate(format!("backup storage {} (bucket {})", s3.url, s3.bucket), s3.country.as_deref(), s3.operator.as_deref(), policy));
+        findings.push(locate(
+            format!("backup storage {} (bucket {})", s3.url, s3.bucket),
+            s3.country.as_deref(),
+            s3.operator.as_deref(),
+            policy,
+        ));
     }
     // Substitutable, open components and degraded modes.
     if r.components.mta.enabled {
         let fallback = e.smtp_fallback_relay.is_some() || e.smtp_relay.is_none();
         findings.push(Finding {
             subject: "mail delivery degraded mode".into(),
-            observed: if e.smtp_relay.is_none() { "Postfix delivers directly (no relay)".into() } else if fallback { "Postfix with a fallback relay".into() } else { "Postfix with a single relay".into() },
+            observed: if e.smtp_relay.is_none() {
+                "Postfix delivers directly (no relay)".into()
+            } else if fallback {
+                "Postfix with a fallback relay".into()
+            } else {
+                "Postfix with a single relay".into()
+            },
             expected: "an open MTA with a fallback when the relay fails".into(),
-            verdict: if fallback { Verdict::Pass } else { Verdict::Warn },
+            verdict: if fallback {
+                Verdict::Pass
+            } else {
+                Verdict::Warn
+            },
             basis: "declared",
             evidence: "spec.endpoints.smtpRelay / smtpFallbackRelay".into(),
         });
     }
     findings.push(Finding {
         subject: "image registry degraded mode".into(),
-        observed: if e.image_registry_mirror.is_some() { "mirror registry declared".into() } else { "single registry".into() },
+        observed: if e.image_registry_mirror.is_some() {
+            "mirror registry declared".into()
+        } else {
+            "single registry".into()
+        },
         expected: "a mirror registry when the main one is unreachable".into(),
-        verdict: if e.image_registry_mirror.is_some() { Verdict::Pass } else { Verdict::Warn },
+        verdict: if e.image_registry_mirror.is_some() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        },
         basis: "declared",
         evidence: "spec.endpoints.imageRegistryMirror".into(),
     });
 
     let grid = grid(p, hosting_country.as_deref(), &findings);
-    let verdict = findings.iter().map(|f| f.verdict).max().unwrap_or(Verdict::Pass);
-    Assessment { platform: p.metadata.name.clone(), basis: "declared", policy: policy.clone(), findings, grid, verdict }
+    let verdict = findings
+        .iter()
+        .map(|f| f.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass);
+    Assessment {
+        platform: p.metadata.name.clone(),
+        basis: "declared",
+        policy: policy.clone(),
+        findings,
+        grid,
+        verdict,
+    }
 }
 
 fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Grid {
@@ -189,26 +305,130 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
             Some(false) => (0, "declared"),
             None => (0, "unknown"),
         };
-        criteria.push(Criterion { axis, criterion, points, max, basis, reason });
+        criteria.push(Criterion {
+            axis,
+            criterion,
+            points,
+            max,
+            basis,
+            reason,
+        });
     };
-    add("hosting", "data hosted in France or the EU", 10, hosting_country.map(in_eu), hosting_country.map_or("no hosting country declared".into(), |c| format!("hosting declared in {c}")));
+    add(
+        "hosting",
+        "data hosted in France or the EU",
+        10,
+        hosting_country.map(in_eu),
+        hosting_country.map_or("no hosting country declared".into(), |c| {
+            format!("hosting declared in {c}")
+        }),
+    );
     let certs = &d.datacentre_certifications;
-    add("hosting", "ISO 27001 certified datacentres", 5, if certs.is_empty() { None } else { Some(certs.contains(&Qualification::Iso27001)) }, "spec.sovereignty.declared.datacentreCertifications".into());
-    add("hosting", "geographic redundancy inside the EU only", 5, d.eu_only_redundancy, "spec.sovereignty.declared.euOnlyRedundancy".into());
-    add("hosting", "hosting contract under French law", 10, d.hosting_contract_law.as_ref().map(|l| l == "FR"), d.hosting_contract_law.as_ref().map_or("no governing law declared".into(), |l| format!("contract law declared: {l}")));
+    add(
+        "hosting",
+        "ISO 27001 certified datacentres",
+        5,
+        if certs.is_empty() {
+            None
+        } else {
+            Some(certs.contains(&Qualification::Iso27001))
+        },
+        "spec.sovereignty.declared.datacentreCertifications".into(),
+    );
+    add(
+        "hosting",
+        "geographic redundancy inside the EU only",
+        5,
+        d.eu_only_redundancy,
+        "spec.sovereignty.declared.euOnlyRedundancy".into(),
+    );
+    add(
+        "hosting",
+        "hosting contract under French law",
+        10,
+        d.hosting_contract_law.as_ref().map(|l| l == "FR"),
+        d.hosting_contract_law
+            .as_ref()
+            .map_or("no governing law declared".into(), |l| {
+                format!("contract law declared: {l}")
+            }),
+    );
     let pb = d.publisher.as_ref();
-    add("publisher", "company under EU law", 10, pb.map(|x| in_eu(&x.country)), pb.map_or("no publisher declared".into(), |x| format!("{} incorporated in {}", x.name, x.country)));
-    add("publisher", "EU shareholding above 50%", 10, pb.map(|x| x.eu_shareholding_percent > 50), pb.map_or("no publisher declared".into(), |x| format!("{}% EU shareholding", x.eu_shareholding_percent)));
-    add("publisher", "no US subsidiary", 5, pb.map(|x| !x.us_subsidiary), "spec.sovereignty.declared.publisher.usSubsidiary".into());
-    add("technology", "auditable source code", 10, d.source_code_auditable, "spec.sovereignty.declared.sourceCodeAuditable".into());
-    let located: Vec<&Finding> = findings.iter().filter(|f| f.evidence.starts_with("declared in")).collect();
+    add(
+        "publisher",
+        "company under EU law",
+        10,
+        pb.map(|x| in_eu(&x.country)),
+        pb.map_or("no publisher declared".into(), |x| {
+            format!("{} incorporated in {}", x.name, x.country)
+        }),
+    );
+    add(
+        "publisher",
+        "EU shareholding above 50%",
+        10,
+        pb.map(|x| x.eu_shareholding_percent > 50),
+        pb.map_or("no publisher declared".into(), |x| {
+            format!("{}% EU shareholding", x.eu_shareholding_percent)
+        }),
+    );
+    add(
+        "publisher",
+        "no US subsidiary",
+        5,
+        pb.map(|x| !x.us_subsidiary),
+        "spec.sovereignty.declared.publisher.usSubsidiary".into(),
+    );
+    add(
+        "technology",
+        "auditable source code",
+        10,
+        d.source_code_auditable,
+        "spec.sovereignty.declared.sourceCodeAuditable".into(),
+    );
+    let located: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.evidence.starts_with("declared in"))
+        .collect();
     let us = located.iter().any(|f| f.observed.starts_with("US"));
-    let unknown = findings.iter().any(|f| f.observed.starts_with("country not declared"));
-    add("technology", "no dependency on a US cloud", 10, if us { Some(false) } else if unknown { None } else { Some(true) }, if us { "a dependency is declared in the US".into() } else if unknown { "some dependencies have no declared country".into() } else { "every dependency is declared outside the US".into() });
+    let unknown = findings
+        .iter()
+        .any(|f| f.observed.starts_with("country not declared"));
+    add(
+        "technology",
+        "no dependency on a US cloud",
+        10,
+        if us {
+            Some(false)
+        } else if unknown {
+            None
+        } else {
+            Some(true)
+        },
+        if us {
+            "a dependency is declared in the US".into()
+        } else if unknown {
+            "some dependencies have no declared country".into()
+        } else {
+            "every dependency is declared outside the US".into()
+        },
+    );
     add("legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions, which live verification establishes; declared locations alone cannot show it".into());
     let quals = &p.spec.sovereignty.policy.required_qualifications;
-    let qualified = p.spec.target.secnumcloud().is_some() || certs.contains(&Qualification::Hds) || certs.contains(&Qualification::Secnumcloud);
-    add("legal", "SecNumCloud or HDS qualification", 10, if qualified || !quals.is_empty() { Some(qualified) } else { None }, "target provider and declared certifications".into());
+    let qualified = p.spec.target.secnumcloud().is_some()
+        || certs.contains(&Qualification::Hds)
+        || certs.contains(&Qualification::Secnumcloud);
+    add(
+        "legal",
+        "SecNumCloud or HDS qualification",
+        10,
+        if qualified || !quals.is_empty() {
+            Some(qualified)
+        } else {
+            None
+        },
+        "target provider and declared certifications".into(),
+    );
     let total = criteria.iter().map(|c| c.points).sum();
     let max = criteria.iter().map(|c| c.max).sum();
     let band = match total {
@@ -216,5 +436,10 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         70..=89 => "partial",
         _ => "insufficient",
     };
-    Grid { criteria, total, max, band }
+    Grid {
+        criteria,
+        total,
+        max,
+        band,
+    }
 }

@@ -1,0 +1,13 @@
+//! The command line on documents alone: validation, rendering, runbooks, the schema, and the
+//! rendered configuration checked by the tools that read it.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod malformed;
+mod native_configs;
+mod render;
+mod runbook;
+mod schema;
+mod terraform;

@@ -1,0 +1,391 @@
+//! The reversibility runbook names what this deployment really has: hosts and addresses, the
+//! database, paths, namespace, bucket, the commands with the document's name, estimated durations
+//! that follow the declared sizes, and the Data Act's articles.
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use std::path::Path;
+
+use common::*;
+use terroir::pipeline::render::reversibility::{
+    ARCHIVE_BYTES_PER_SEC, EXPORT_DATABASE_BYTES_PER_SEC, KUBERNETES_GRAFANA_VOLUME,
+    KUBERNETES_MAIL_SPOOL_VOLUME, RESTORE_DATABASE_BYTES_PER_SEC, human_duration, seconds_for,
+};
+
+const RUNBOOK: &str = "runbooks/reversibility.md";
+
+fn runbook_of(doc: &Path, parent: &Path, leaf: &str) -> String {
+    let out = render(doc, parent, leaf);
+    std::fs::read_to_string(out.join(RUNBOOK)).unwrap()
+}
+
+fn assert_has(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "the runbook does not contain `{n}`");
+    }
+}
+
+/// The row of the durations table (section 3) for one piece of data.
+fn estimate_row<'a>(runbook: &'a str, what: &str) -> &'a str {
+    let section = &runbook[runbook
+        .find("## 3. Estimated durations")
+        .expect("a durations section")..];
+    section
+        .lines()
+        .find(|l| l.starts_with(&format!("| {what} |")))
+        .unwrap_or_else(|| panic!("no estimate row for {what}"))
+}
+
+#[test]
+fn baremetal_runbook_names_every_host_address_database_and_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = runbook_of(&example("baremetal.yaml"), tmp.path(), "out");
+    for (host, address, roles) in [
+        ("db1", "198.18.0.11", "database"),
+        ("ops1", "198.18.0.12", "mta, monitoring"),
+        ("app1", "198.18.0.13", "app"),
+    ] {
+        assert_has(
+            &text,
+            &[
+                &format!("| {host} | {address} | {roles} |"),
+                &format!("ssh -p 22 deploy@{address} sudo "),
+            ],
+        );
+    }
+    assert_has(
+        &text,
+        &[
+            "database `crm` (PostgreSQL 15, owned by role `crm`)",
+            "db1 (198.18.0.11), `/var/lib/postgresql/15/main`",
+            "ops1 (198.18.0.12), `/var/spool/postfix`",
+            "`/var/mail`",
+            "`/var/lib/prometheus/metrics2`",
+            "app1 (198.18.0.13), `/var/lib/acme-crm`",
+            "pg pg_dump --format=plain --no-owner --no-privileges crm > export/database/crm.sql",
+            "`mail/ops1/queue.tar`",
+            "`mail/ops1/queue.json`",
+            "`mail/ops1/mailboxes.tar`",
+            "`metrics/ops1/tsdb-snapshot.tar`",
+            "`app/app1/data.tar`",
+            "`configuration/hosts/db1/deployed.tar`",
+            // Grafana does not run on hosts, and the runbook says so
+            "| dashboards | not deployed: Grafana is not packaged by Debian",
+            // secrets by name and place, never by value
+            "`/etc/opendkim/keys/acme2026.private`",
+            "`.terroir/acme-crm/secrets/database-password`",
+            // erasure, host by host, and the DKIM record
+            "# db1 (198.18.0.11)",
+            "ssh -p 22 deploy@198.18.0.11 sudo rm -rf /var/lib/postgresql",
+            "`acme2026._domainkey.crm.acme.example.fr`",
+        ],
+    );
+}
+
+#[test]
+fn terroir_commands_name_the_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = tmp.path().join("acme-prod.yaml");
+    std::fs::copy(example("baremetal.yaml"), &doc).unwrap();
+    let text = runbook_of(&doc, tmp.path(), "out");
+    assert_has(
+        &text,
+        &[
+            "terroir export acme-prod.yaml --to export/ --recipient age1...",
+            "--recipients-file FILE",
+            "terroir restore new-platform.yaml --from export/ --identity key.txt --dry-run",
+            "terroir drill acme-prod.yaml --into drill-platform.yaml --report drill/",
+            "drill-report.json",
+            "drill-report.md",
+            "cp acme-prod.yaml export/configuration/platform.yaml",
+            "`manifest.json`",
+            "`SHA256SUMS`",
+            "sha256sum -c --strict SHA256SUMS",
+            "psql -v ON_ERROR_STOP=1 --single-transaction -f",
+        ],
+    );
+    // the file name only: no directory of the machine it was rendered on
+    assert!(
+        !text.contains(&tmp.path().display().to_string()),
+        "the runbook names a local path"
+    );
+}
+
+#[test]
+fn backups_are_located_precisely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = runbook_of(&example("baremetal.yaml"), tmp.path(), "out");
+    assert_has(
+        &text,
+        &[
+            "bucket `acme-crm-backups` at https://s3.rbx.io.cloud.ovh.net, region `rbx`, operated by OVHcloud (FR)",
+            "s3 ls --recursive --summarize s3://acme-crm-backups/",
+            "s3 rb s3://acme-crm-backups",
+        ],
+    );
+}
+
+#[test]
+fn the_data_act_is_cited_article_by_article() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ex in [
+        "baremetal.yaml",
+        "kubernetes.yaml",
+        "secnumcloud-outscale.yaml",
+    ] {
+        let text = runbook_of(&example(ex), tmp.path(), ex);
+        assert_has(
+            &text,
+            &[
+                "Regulation (EU) 2023/2854",
+                "2025-09-12",
+                "| Art. 23 |",
+                "| Art. 25(2)(a) |",
+                "| Art. 25(2)(d) |",
+                "| Art. 25(2)(e), Art. 2(38) |",
+                "| Art. 25(2)(g) |",
+                "| Art. 25(2)(h) |",
+                "| Art. 25(4) |",
+                "| Art. 26 |",
+                "| Art. 29 |",
+                "2027-01-12",
+                "| Art. 30 |",
+                "| GDPR Art. 20 |",
+                "| D0 |",
+                "| days 31 to 60 |",
+            ],
+        );
+    }
+}
+
+#[test]
+fn estimated_durations_follow_the_declared_database_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = runbook_of(&example("baremetal.yaml"), tmp.path(), "small");
+    let doc = variant("baremetal.yaml", tmp.path(), "big.yaml", |t| {
+        t.replace("storage: 200Gi", "storage: 2000Gi")
+    });
+    let big = runbook_of(&doc, tmp.path(), "big");
+
+    let what = "PostgreSQL database `crm`";
+    let (small_row, big_row) = (estimate_row(&small, what), estimate_row(&big, what));
+    assert_ne!(small_row, big_row, "ten times the data, the same estimate");
+    for (row, gib) in [(small_row, 200u64), (big_row, 2000)] {
+        let bytes = gib << 30;
+        let export = human_duration(seconds_for(bytes, EXPORT_DATABASE_BYTES_PER_SEC));
+        let restore = human_duration(seconds_for(bytes, RESTORE_DATABASE_BYTES_PER_SEC));
+        assert!(row.contains(&format!("| {gib}Gi (")), "{row}");
+        assert!(
+            row.ends_with(&format!("| {export} | {restore} |")),
+            "{row} should estimate {export} and {restore}"
+        );
+    }
+    // the metrics volume did not change, nor its estimate
+    assert_eq!(
+        estimate_row(&small, "Prometheus TSDB (retention 30d)"),
+        estimate_row(&big, "Prometheus TSDB (retention 30d)")
+    );
+    let metrics = human_duration(seconds_for(50 << 30, ARCHIVE_BYTES_PER_SEC));
+    assert!(
+        estimate_row(&small, "Prometheus TSDB (retention 30d)")
+            .ends_with(&format!("| {metrics} | {metrics} |"))
+    );
+    // upper bounds, measured by a drill, and checked against the 30 days
+    assert_has(
+        &small,
+        &[
+            "**upper bounds**",
+            "measures the\nreal figures",
+            "30 calendar days",
+        ],
+    );
+    let line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("**In short**"))
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(line(&small), line(&big), "the summary follows the sizes");
+}
+
+#[test]
+fn a_switch_beyond_thirty_days_calls_for_article_25_4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("baremetal.yaml", tmp.path(), "huge.yaml", |t| {
+        t.replace("storage: 200Gi", "storage: 100000Gi")
+    });
+    let text = runbook_of(&doc, tmp.path(), "out");
+    assert_has(
+        &text,
+        &[
+            "which does not fit",
+            "within 14 working days",
+            "extended under Art. 25(4)",
+        ],
+    );
+    assert!(
+        !text.contains("| days 31 to 60 |"),
+        "the retrieval period follows the extended transition"
+    );
+}
+
+#[test]
+fn kubernetes_runbook_names_the_namespace_and_its_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join(RUNBOOK)).unwrap();
+    assert_has(
+        &text,
+        &[
+            "Kubernetes namespace `mutuelle-crm`",
+            "kubectl --context prod-paris -n mutuelle-crm exec -i statefulset/mutuelle-crm-postgres -c postgres",
+            "`data-mutuelle-crm-postgres-0` | 100Gi",
+            "`data-mutuelle-crm-prometheus-0` | 50Gi",
+            "| dashboards (Grafana) |",
+            "`mutuelle-crm-grafana-admin`",
+            "kubectl --context prod-paris delete namespace mutuelle-crm mutuelle-crm-node-exporter",
+            "run on bare-metal targets for now",
+            "bucket `mutuelle-crm-backups` at https://oos.cloudgouv-eu-west-1.outscale.com, region `cloudgouv-eu-west-1`",
+            "s3://mutuelle-crm-backups/mutuelle-crm/postgres/",
+        ],
+    );
+    assert!(
+        !text.contains("terroir export kubernetes.yaml"),
+        "terroir export is for bare-metal targets"
+    );
+
+    // the volumes the runbook sizes are the ones the blueprint requests
+    let mut claims = std::collections::BTreeMap::new();
+    for (path, content) in read_tree(&out.join("kubernetes")) {
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(std::str::from_utf8(&content).unwrap()).unwrap();
+        for doc in docs
+            .into_iter()
+            .filter(|d| d["kind"] == "PersistentVolumeClaim")
+        {
+            let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
+            claims.insert(
+                name,
+                (
+                    path.clone(),
+                    doc["spec"]["resources"]["requests"]["storage"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                ),
+            );
+        }
+    }
+    for (claim, size) in [
+        ("mutuelle-crm-postfix-spool", KUBERNETES_MAIL_SPOOL_VOLUME),
+        ("mutuelle-crm-grafana", KUBERNETES_GRAFANA_VOLUME),
+    ] {
+        let (file, requested) = &claims[claim];
+        assert_eq!(
+            requested, size,
+            "{file}: {claim} requests {requested}, the runbook estimates {size}"
+        );
+        assert_has(&text, &[&format!("`{claim}` | {size} |")]);
+    }
+}
+
+#[test]
+fn secnumcloud_vms_are_reached_through_their_terraform_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = runbook_of(&example("secnumcloud-outscale.yaml"), tmp.path(), "out");
+    assert_has(
+        &text,
+        &[
+            "DB1_ADDRESS=$(terraform -chdir=terraform output -json hosts | jq -r '.db1.address')",
+            "pg() { ssh -p 22 deploy@$DB1_ADDRESS sudo -u postgres \"$@\"; }",
+            "| db1 | assigned at provisioning | database |",
+            "run on bare-metal targets for now",
+            "terraform -chdir=terraform destroy",
+            "bucket `collectivite-grc-tfstate`",
+            "bucket `collectivite-grc-backups` at https://oos.cloudgouv-eu-west-1.outscale.com",
+        ],
+    );
+    assert!(!text.contains("db1 ()"), "an empty address is not shown");
+}
+
+/// Every non-secret file the plan installs on a host is in that host's `deployed.tar` command, so
+/// the manual export does not drift from the blueprint.
+#[test]
+fn manual_configuration_export_covers_every_planned_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("baremetal.yaml"), tmp.path(), "out");
+    let text = std::fs::read_to_string(out.join(RUNBOOK)).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("baremetal/plan.json")).unwrap()).unwrap();
+    for host in plan["hosts"].as_array().unwrap() {
+        let address = host["address"].as_str().unwrap();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "ssh -p 22 deploy@{address} sudo tar -C / -cf - etc/nftables.conf"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no deployed.tar command for {address}"));
+        let listed: Vec<&str> = line.split_whitespace().collect();
+        for step in host["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == "file")
+        {
+            let dest = step["dest"].as_str().unwrap().trim_start_matches('/');
+            assert!(
+                listed.contains(&dest),
+                "{address}: {dest} is deployed but not exported"
+            );
+        }
+    }
+}
+
+/// Tables keep their columns, lines carry no trailing white space, and paragraphs are separated by
+/// one blank line.
+#[test]
+fn runbooks_are_tidy_markdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ex in [
+        "baremetal.yaml",
+        "kubernetes.yaml",
+        "secnumcloud-outscale.yaml",
+    ] {
+        let text = runbook_of(&example(ex), tmp.path(), ex);
+        assert!(
+            text.ends_with('\n') && !text.ends_with("\n\n"),
+            "{ex}: one final newline"
+        );
+        assert!(!text.contains("\n\n\n"), "{ex}: two blank lines in a row");
+        let mut header_cells = None;
+        for (i, line) in text.lines().enumerate() {
+            assert!(
+                !line.ends_with(' ') && !line.contains('\t'),
+                "{ex}:{}: trailing space or tab",
+                i + 1
+            );
+            if !line.starts_with('|') {
+                header_cells = None;
+                continue;
+            }
+            // cells: `|` outside inline code
+            let mut in_code = false;
+            let cells = line
+                .chars()
+                .filter(|c| {
+                    if *c == '`' {
+                        in_code = !in_code;
+                    }
+                    *c == '|' && !in_code
+                })
+                .count();
+            match header_cells {
+                None => header_cells = Some(cells),
+                Some(n) => assert_eq!(cells, n, "{ex}:{}: {line}", i + 1),
+            }
+        }
+    }
+}

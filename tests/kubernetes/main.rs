@@ -1,0 +1,13 @@
+//! Kubernetes: apply against the API server double, request scenarios, backups run on loopback,
+//! the manifests against the Kubernetes schemas, the operator and the Helm chart.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod apply;
+mod backups;
+mod chart;
+mod operator;
+mod postgres_tls;
+mod scenarios;
+mod schema;
