@@ -150,7 +150,7 @@ fn platform(hosts: &TestHosts, dir: &Path, artifact: &(String, String), ca: &str
 
 #[test]
 fn the_public_name_gets_its_certificate_from_the_acme_ca() {
-    let hosts = TestHosts::up(3);
+    let hosts = TestHosts::installed(3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (pebble, pebble_tls) = start_pebble(dir, APP);
@@ -351,7 +351,7 @@ fn the_public_name_gets_its_certificate_from_the_acme_ca() {
 /// platform's own certificate in nginx and fails; the application stays up behind it.
 #[test]
 fn a_failed_order_keeps_the_internal_certificate_and_says_why() {
-    let hosts = TestHosts::up(3);
+    let hosts = TestHosts::installed(3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // the DNS server answers with an address where nothing listens

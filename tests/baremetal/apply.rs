@@ -365,7 +365,7 @@ fn apply_converges_three_hosts_and_the_platform_works() {
 #[test]
 fn faults_are_reported_per_host() {
     // Two hosts up; the document's third host (198.18.0.13) does not exist.
-    let hosts = TestHosts::up(2);
+    let hosts = TestHosts::installed(2);
     let tmp = tempfile::tempdir().unwrap();
     let doc = document(&hosts, tmp.path(), |t| t);
 
@@ -417,7 +417,7 @@ fn faults_are_reported_per_host() {
             &format!("identityFile: {}", rsa.display()),
         )
     });
-    let (_, report) = run_json(&["plan", "--timeout", "3"], &doc_rsa);
+    let (_, report) = run_json(&["plan", "--connect-timeout", "3"], &doc_rsa);
     assert!(
         host(&report, "db1")["error"].is_null(),
         "RSA key accepted: {report:#}"
@@ -430,7 +430,7 @@ fn faults_are_reported_per_host() {
     let (code, report) = run_json(
         &[
             "plan",
-            "--timeout",
+            "--connect-timeout",
             "3",
             "--fail-fast",
             "--concurrency",
@@ -512,7 +512,7 @@ fn faults_are_reported_per_host() {
 #[test]
 fn apply_killed_midway_converges_on_the_next_run() {
     use std::io::{BufRead, BufReader};
-    let hosts = TestHosts::up(3);
+    let hosts = TestHosts::installed(3);
     let tmp = tempfile::tempdir().unwrap();
     smoke_artifact(tmp.path());
     let doc = document(&hosts, tmp.path(), |t| t);
@@ -571,7 +571,7 @@ fn hosts_behind_a_bastion_and_keys_from_an_agent() {
         assert!(nft.wait().unwrap().success());
     }
     let direct = document(&hosts, tmp.path(), |t| t);
-    let (code, report) = run_json(&["plan", "--timeout", "3"], &direct);
+    let (code, report) = run_json(&["plan", "--connect-timeout", "3"], &direct);
     assert_eq!(code, 2);
     assert!(
         host(&report, "ops1")["error"]
@@ -626,7 +626,7 @@ fn hosts_behind_a_bastion_and_keys_from_an_agent() {
         )
     });
     let out = terroir()
-        .args(["--output", "json", "plan"])
+        .args(["--output", "json", "plan", "--connect-timeout", "3"])
         .arg(&by_agent)
         .env("SSH_AUTH_SOCK", &sock)
         .output()
@@ -638,7 +638,7 @@ fn hosts_behind_a_bastion_and_keys_from_an_agent() {
         "authenticated by the agent: {report:#}"
     );
     // without the agent, the missing identity file is named
-    let (_, report) = run_json(&["plan"], &by_agent);
+    let (_, report) = run_json(&["plan", "--connect-timeout", "3"], &by_agent);
     assert!(
         host(&report, "db1")["error"]
             .as_str()

@@ -358,8 +358,11 @@ fn backups_are_encrypted_in_s3_and_restore_to_a_point_in_time_on_another_host() 
         &ca,
         &format!(
             "keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket='{BUCKET}') for o in p.get('Contents', [])]\n\
-             for k in keys:\n    body = s3.get_object(Bucket='{BUCKET}', Key=k)['Body'].read()\n    \
-             print(k, len(body), body[:8] == b'Salted__', b'PLANTED' in body, b'confidential' in body)"
+             def check(k):\n    body = s3.get_object(Bucket='{BUCKET}', Key=k)['Body'].read()\n    \
+             return (k, len(body), body[:8] == b'Salted__', b'PLANTED' in body, b'confidential' in body)\n\
+             import concurrent.futures\n\
+             with concurrent.futures.ThreadPoolExecutor(8) as pool:\n    \
+             for r in pool.map(check, keys):\n        print(*r)"
         ),
     );
     let objects: Vec<&str> = report.lines().collect();

@@ -63,7 +63,7 @@ mod on_test_hosts {
     fn export() {
         // fresh hosts: a restore into the backups test's destination waited forever on its SSH
         // session (terroir restore --replace, once that host had restored a backup)
-        let _hosts = TestHosts::up(2);
+        let _hosts = TestHosts::installed(2);
         let out = quick("export.sh", true);
         assert!(
             out.contains("terroir export / on-host baseline:")

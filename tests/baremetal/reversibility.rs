@@ -77,7 +77,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     // a third host for the backups test, which takes these over (common/deployments.rs)
-    let mut hosts = TestHosts::up(3);
+    let mut hosts = TestHosts::installed(3);
     hosts.hand_over(AFTER_THE_DRILL);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -8,6 +8,9 @@
 //! brought hosts up meanwhile:
 //! - `TestHosts::up(n)`: n fresh hosts, taken down when dropped, even when the test fails; or,
 //!   after `hand_over(name)`, left up as `name` when the test ends well.
+//! - `TestHosts::installed(n)`: the same with the platform's packages already installed
+//!   (`hostctl up N --installed`), for the tests that deploy but do not test installing: their
+//!   first apply configures, as a re-apply on a host with the packages would.
 //! - `TestHosts::take_over(name, n)`: the hosts a test handed over as `name`, else fresh ones, for
 //!   a test that goes on from there with an apply of its own.
 //! - `TestHosts::deployed(name, n, deploy)`: n hosts on which `deploy` ran once, shared by the
@@ -81,15 +84,28 @@ impl TestHosts {
     pub fn up(n: usize) -> TestHosts {
         let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let machine = machine_lock();
-        TestHosts::bring_up(n, machine, guard)
+        TestHosts::bring_up(n, false, machine, guard)
     }
 
-    fn bring_up(n: usize, machine: std::fs::File, guard: MutexGuard<'static, ()>) -> TestHosts {
-        let out = hostctl()
-            .arg("up")
-            .arg(n.to_string())
-            .output()
-            .expect("tests/hosts/hostctl runs");
+    /// `n` fresh hosts with the platform's packages installed (tests/hosts/platform-packages).
+    pub fn installed(n: usize) -> TestHosts {
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let machine = machine_lock();
+        TestHosts::bring_up(n, true, machine, guard)
+    }
+
+    fn bring_up(
+        n: usize,
+        installed: bool,
+        machine: std::fs::File,
+        guard: MutexGuard<'static, ()>,
+    ) -> TestHosts {
+        let mut up = hostctl();
+        up.arg("up").arg(n.to_string());
+        if installed {
+            up.arg("--installed");
+        }
+        let out = up.output().expect("tests/hosts/hostctl runs");
         assert!(
             out.status.success(),
             "hostctl up {n} failed:\n{}{}",
@@ -113,7 +129,7 @@ impl TestHosts {
 
     /// The hosts a test handed over as `name`, with their `dir()` as it left it, for this test to
     /// go on from there (its own apply then mostly configures: the packages are in); fresh hosts
-    /// when there are none.
+    /// with the packages installed when there are none.
     pub fn take_over(name: &str, n: usize) -> TestHosts {
         let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let machine = machine_lock();
@@ -128,7 +144,7 @@ impl TestHosts {
                 _guard: guard,
             };
         }
-        TestHosts::bring_up(n, machine, guard)
+        TestHosts::bring_up(n, true, machine, guard)
     }
 
     /// `n` hosts on which `deploy` ran (given the hosts, whose `dir()` is empty then), once for
@@ -148,7 +164,7 @@ impl TestHosts {
                 _guard: guard,
             }
         } else {
-            let hosts = TestHosts::bring_up(n, machine, guard);
+            let hosts = TestHosts::bring_up(n, true, machine, guard);
             deploy(&hosts);
             hosts
         };

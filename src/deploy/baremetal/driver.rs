@@ -104,7 +104,10 @@ pub struct Hosts;
 
 impl Driver for Hosts {
     async fn plan(&self, work: &Work<'_>) -> Result<Driven, DeployError> {
-        tokio::task::block_in_place(|| converge(work)).map(|r| Driven::Done(Outcome::Hosts(r)))
+        let report = tokio::task::block_in_place(|| converge(work))?;
+        // says whether a public certificate would be asked for
+        let report = certify(work, report).await?;
+        Ok(Driven::Done(Outcome::Hosts(report)))
     }
 
     async fn apply(&self, work: &Work<'_>) -> Result<Driven, DeployError> {

@@ -110,11 +110,11 @@ impl SshError {
     /// Worth another try: the host may be booting or the network flapping.
     pub fn is_transient(&self) -> bool {
         match self {
+            // a host that did not answer within the connect timeout is not asked again: that
+            // would multiply the wait the user chose (OpenSSH's ConnectionAttempts is 1 too)
             SshError::Connect { source, .. } => matches!(
                 source.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::TimedOut
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
             ),
             SshError::Handshake { .. } => true,
             _ => false,
