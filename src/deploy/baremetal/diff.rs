@@ -17,6 +17,9 @@ use crate::pipeline::render::plan::{
 use crate::secrets::SecretError;
 use crate::text::{error_chain, sha256_hex};
 
+/// Held by terroir's package runs on a host, one at a time.
+const PACKAGES_LOCK: &str = "/run/lock/terroir-packages.lock";
+
 /// What the steps compare against, besides the host's facts.
 pub struct Inputs<'a> {
     /// The rendered tree: contents by path (`baremetal/hosts/<host>/<source>`).
@@ -211,11 +214,19 @@ fn packages<'a>(id: &'a str, names: &[String], facts: &Facts, mirror: &str) -> C
             quoted.join(" ")
         )
     };
-    let script = format!(
-        // wait for a dpkg run still going (for example one whose terroir was killed)
+    let inner = format!(
+        // finish first what a run cut short left half done (its apt and dpkg gone with it)
         "export DEBIAN_FRONTEND=noninteractive; printf '%s' {} > {MIRROR_LIST}.new && mv -f {MIRROR_LIST}.new {MIRROR_LIST} && \
-         apt-get update -qq -o DPkg::Lock::Timeout=600{install}",
+         apt-get update -qq -o DPkg::Lock::Timeout=600 && \
+         {{ [ -z \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ] || dpkg --force-confold --configure -a; }}{install}",
         shell_quote(&list)
+    );
+    // One package run at a time on a host: the run of an apply that was killed goes on without
+    // its session, and apt's download lock does not wait (only dpkg's does, with the timeout).
+    let script = format!(
+        "flock -E 75 -w 600 {PACKAGES_LOCK} sh -c {}; rc=$?; \
+         [ $rc != 75 ] || echo 'another package run on this host held {PACKAGES_LOCK} for 600 s' >&2; exit $rc",
+        shell_quote(&inner)
     );
     let mut what = Vec::new();
     if !mirror_ok {
@@ -669,6 +680,12 @@ pub(super) mod tests {
             script.contains("apt-get install")
                 && script.contains("'postgresql'")
                 && !script.contains("'postfix'"),
+            "{script}"
+        );
+        // one package run at a time, and a run cut short is finished first
+        assert!(
+            script.starts_with("flock -E 75 -w 600 /run/lock/terroir-packages.lock sh -c ")
+                && script.contains("dpkg --force-confold --configure -a"),
             "{script}"
         );
         assert!(
