@@ -69,13 +69,15 @@ impl Report for Rendered {
 pub fn run(args: &RenderArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let loaded = crate::pipeline::load(&args.file, &cx.catalog)?;
     let (resolved, tree) = crate::pipeline::render::render(&loaded, &cx.catalog)?;
-    tree.write_to(&args.out, args.force)?;
+    let sums = tree.write_to(&args.out, args.force)?;
+    // SHA256SUMS has a line per file, in the tree's order: each file's digest is read from it
     let files = tree
         .files
         .iter()
-        .map(|(p, c)| RenderedFile {
+        .zip(sums.lines())
+        .map(|((p, c), line)| RenderedFile {
             path: p.clone(),
-            sha256: sha256_hex(c),
+            sha256: line.split_once("  ").map_or("", |(d, _)| d).to_owned(),
             size: c.len(),
         })
         .collect();
@@ -89,7 +91,7 @@ pub fn run(args: &RenderArgs, cx: &Context) -> Result<ExitStatus, Error> {
             version: resolved.blueprint.version.clone(),
         },
         out: args.out.display().to_string(),
-        tree_sha256: sha256_hex(tree.sha256sums().as_bytes()),
+        tree_sha256: sha256_hex(sums.as_bytes()),
         files,
     })?;
     Ok(ExitStatus::Success)

@@ -232,7 +232,8 @@ impl RenderedTree {
     /// A directory that holds anything but a previous render is refused unless `force`.
     /// The new tree is written beside it first, then swapped in, so a failed write leaves
     /// the previous render intact.
-    pub fn write_to(&self, dir: &Path, force: bool) -> Result<(), RenderError> {
+    /// Returns the `SHA256SUMS` it wrote, for a caller that reports the digests.
+    pub fn write_to(&self, dir: &Path, force: bool) -> Result<String, RenderError> {
         let werr = |path: &Path| {
             let path = path.to_owned();
             move |source| RenderError::Write { path, source }
@@ -258,6 +259,7 @@ impl RenderedTree {
             .unwrap_or_else(|| "render".into());
         let staging = parent.join(format!(".{leaf}.terroir-new-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
+        let sha256sums = self.sha256sums();
         let result = (|| {
             for (rel, content) in &self.files {
                 let path = staging.join(rel);
@@ -268,7 +270,7 @@ impl RenderedTree {
                 f.write_all(content).map_err(werr(&path))?;
             }
             let sums = staging.join(SUMS_FILE);
-            std::fs::write(&sums, self.sha256sums()).map_err(werr(&sums))
+            std::fs::write(&sums, &sha256sums).map_err(werr(&sums))
         })();
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
@@ -282,7 +284,7 @@ impl RenderedTree {
         } else {
             std::fs::rename(&staging, dir).map_err(werr(dir))?;
         }
-        Ok(())
+        Ok(sha256sums)
     }
 }
 
