@@ -11,6 +11,8 @@
 #                                       that every tool ran and found nothing to change
 # TERROIR_BIN runs that binary instead of building one; TERROIR_BENCH_HOSTS_UP=1 uses the test
 # hosts that are up (whatever they run: the first apply configures them) and leaves them up.
+# TERROIR_BASELINE_BIN=PATH also times that build of terroir on the same hosts and plan, paired
+# with this one (before/after a change); TERROIR_BENCH_PEERS=0 then leaves pyinfra and Ansible out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=
@@ -78,6 +80,15 @@ apps = [h for h in r["hosts"] if h["name"].startswith("app")]
 assert apps and all(any(s["id"].startswith("artifact:") for s in h["steps"]) for h in apps), "every app host runs the release"
 print(f"terroir: converged, 0 changed on {len(r['hosts'])} hosts")
 PY
+
+baseline=${TERROIR_BASELINE_BIN:-}
+if [ -n "$baseline" ]; then
+  "$baseline" --output json apply "$work/platform.yaml" > "$work/baseline.json"
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["changed"] == 0, r' "$work/baseline.json"
+  hyperfine --warmup "$warmup" --runs "$runs" --style basic -n after "$bin apply $work/platform.yaml" \
+    -n before "$baseline apply $work/platform.yaml"
+  [ "${TERROIR_BENCH_PEERS:-1}" != 0 ] || exit 0
+fi
 
 # Ansible needs Python on the hosts (pyinfra needs nothing but a shell).
 for i in $(seq "$N"); do
