@@ -489,6 +489,7 @@ pub fn security(p: &Platform) -> Value {
             "authority": if on_hosts { "a certificate authority per platform; every host has a server certificate from it".to_owned() } else { "a certificate authority per platform, kept as a Secret in its namespace; every server has a certificate from it for its Service's names".to_owned() },
             "postgresql": if c.database.enabled && c.database.external.is_none() { "TLS only (pg_hba.conf: hostssl; hostnossl rejected), TLS 1.2 or later; the application verifies the certificate and name (verify-full)".to_owned() } else { "not deployed by terroir".into() },
             "smtp": if c.mta.enabled { "STARTTLS required from every client (smtpd_tls_security_level = encrypt); the application and Alertmanager verify the certificate".to_owned() } else { "not deployed".into() },
+            "suites": crate::pki::tls::SUMMARY,
             "monitoring": if on_hosts { "HTTPS only for Prometheus, Alertmanager and the node and PostgreSQL exporters (the platform's CA, verified by Prometheus); the Postfix exporter plain HTTP on the private network (nftables limits who may connect)" } else { "HTTPS only for Prometheus, Alertmanager, Grafana and the node, PostgreSQL and pgBackRest exporters (the platform's CA, verified by Prometheus and Grafana); the application's metrics and the Postfix exporter in plain HTTP inside the namespace (NetworkPolicies limit who may connect)" },
         },
         "audit": {
@@ -579,6 +580,7 @@ mod tests {
                 .starts_with("HTTPS"),
             "{sec}"
         );
+        assert_eq!(sec["tls"]["suites"], crate::pki::tls::SUMMARY, "{sec}");
         assert!(
             sec["backups"]["encryption"]
                 .as_str()

@@ -112,7 +112,7 @@ fn public_certificate(document: &Path, p: &Platform) -> Option<Value> {
             "acme": state.issuer != crate::pki::PublicState::INTERNAL,
             "expires": crate::text::rfc3339(state.expires),
             "acmeCaDeclared": acme,
-            "served": "nginx on the application hosts, TLS 1.2 or later, plain HTTP redirected",
+            "served": "nginx on the application hosts, TLS 1.2 or later (with TLS 1.2, ECDHE and AEAD suites only), plain HTTP redirected",
         }),
         _ => {
             json!({"names": [name], "issuer": null, "acmeCaDeclared": acme, "state": "not issued yet: `terroir apply` makes it"})

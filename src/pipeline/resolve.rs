@@ -38,6 +38,9 @@ pub struct ResolvedPlatform {
     pub tenants: Vec<ResolvedTenant>,
     /// The audit trail's settings (`spec.audit`).
     pub audit: crate::document::AuditSpec,
+    /// What every TLS server of the platform offers (protocol floor, cipher suites), in each
+    /// server's syntax: one definition, so that the endpoints cannot drift apart.
+    pub tls_policy: crate::pki::tls::TlsPolicy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -557,6 +560,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             t
         },
         audit: p.spec.audit.clone(),
+        tls_policy: crate::pki::tls::TlsPolicy::anssi(),
     }
 }
 

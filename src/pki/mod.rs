@@ -9,6 +9,7 @@
 //! bare-metal plan delivers them to the hosts as secret files.
 
 pub mod acme;
+pub mod tls;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

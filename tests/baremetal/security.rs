@@ -3,7 +3,8 @@
 //! servers' certificates against the platform's CA), the audit trail (pgaudit records every
 //! statement on a table marked personal with role, time and statement; SSH and sudo are logged;
 //! `terroir audit` shows them), and a secret planted in the store that never appears in the
-//! rendered tree, the logs, the attestation or an export.
+//! rendered tree, the logs, the attestation or an export. And TLS as ANSSI recommends on every
+//! TLS endpoint of the host.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -11,6 +12,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::deployments::{ADDRESS, OneHostPlatform, PLANTED, PLATFORM};
+use common::tls::{Endpoint, Start, assert_anssi_tls};
 use common::*;
 use serde_json::Value;
 
@@ -457,5 +459,69 @@ fn tls_audit_and_secrets_on_a_real_host() {
         "drop table customers; drop table notes",
     );
     assert!(ok, "{text}");
+    drop(platform);
+}
+
+/// TLS as ANSSI recommends on every TLS endpoint of the host (terroir::pki::tls; common/tls.rs
+/// says what is tried): `openssl s_client`, from inside the host, reaches each port the host
+/// opens as rendered that speaks TLS: PostgreSQL (STARTTLS), Postfix on 25 and submission
+/// (STARTTLS), Prometheus, Alertmanager, the node and PostgreSQL exporters, and nginx when the
+/// platform has a public name. Each accepts TLS 1.3, and TLS 1.2 with the policy's suites (the
+/// OpenSSL servers in their own order); each refuses CBC suites, AEAD suites without ECDHE,
+/// anonymous suites, TLS 1.1 and TLS 1.0. Changes nothing.
+#[test]
+fn anssi_tls_on_every_endpoint_of_a_real_host() {
+    let platform = OneHostPlatform::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let rendered = render(&platform.doc, tmp.path(), "rendered");
+    let resolved: Value =
+        serde_json::from_slice(&std::fs::read(rendered.join("platform.resolved.json")).unwrap())
+            .unwrap();
+    let host = resolved["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "h1")
+        .unwrap();
+    let mut endpoints = Vec::new();
+    for p in host["ports"].as_array().unwrap() {
+        let (port, service) = (p["port"].as_u64().unwrap(), p["service"].as_str().unwrap());
+        let (start, server_order) = match service {
+            "PostgreSQL" => (Start::StartTls("postgres"), true),
+            "Postfix (SMTP)" | "Postfix (submission)" => (Start::StartTls("smtp"), true),
+            "nginx (the application over HTTPS)" => (Start::Direct, true),
+            // Go's crypto/tls chooses the suite itself
+            "Prometheus" | "Alertmanager" | "node exporter" | "the PostgreSQL exporter" => {
+                (Start::Direct, false)
+            }
+            // no TLS: SSH, HTTP redirected to HTTPS, the application behind nginx or on the
+            // private network, Alertmanager's cluster port (clustering is off), the Postfix
+            // exporter (no TLS in Debian 12's version)
+            "ssh"
+            | "nginx (ACME challenges, redirect to HTTPS)"
+            | "the application"
+            | "Alertmanager (cluster)"
+            | "the Postfix exporter" => continue,
+            other => panic!("port {port} ({other}): TLS or not? This test must say"),
+        };
+        endpoints.push(Endpoint::new(
+            &format!("{service} ({port})"),
+            &format!("{ADDRESS}:{port}"),
+            start,
+            server_order,
+        ));
+    }
+    assert!(
+        endpoints.len() >= 7,
+        "PostgreSQL, Postfix twice, Prometheus, Alertmanager, two exporters: {endpoints:?}"
+    );
+    assert_anssi_tls(&endpoints, &|script: &str| {
+        let out = on_host_output(script);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     drop(platform);
 }

@@ -1,5 +1,6 @@
 //! The command line on documents alone: validation, rendering, runbooks, the schema, and the
-//! rendered configuration checked by the tools that read it.
+//! rendered configuration checked by the tools that read it (TLS by the servers themselves, on
+//! loopback).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,3 +12,4 @@ mod render;
 mod runbook;
 mod schema;
 mod terraform;
+mod tls;

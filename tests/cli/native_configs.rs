@@ -1,5 +1,6 @@
 //! Rendered configuration files are accepted by the real tools that will read them: nftables,
-//! Prometheus (promtool) and Alertmanager (amtool), for hosts and for Kubernetes ConfigMaps.
+//! Prometheus (promtool, its web configurations included) and Alertmanager (amtool), for hosts and
+//! for Kubernetes ConfigMaps.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -73,6 +74,33 @@ fn host_configs_pass_nft_promtool_and_amtool() {
         "amtool check-config",
     );
     assert_eq!(checked, 3);
+
+    // Every host's HTTPS settings (the exporters, Prometheus, Alertmanager: their protocol floor
+    // and cipher suites by Go's names) load with a key pair terroir issues.
+    let ca = terroir::pki::new_ca("acme-crm").unwrap();
+    let issued =
+        terroir::pki::issue_server("acme-crm", &ca.key_pem, &["ops1".to_owned()], "test").unwrap();
+    let tls = tmp.path().join("host-tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("host.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(tls.join("host.key"), &issued.key_pem).unwrap();
+    for host in ["app1", "db1", "ops1"] {
+        let web = tmp.path().join(format!("web-{host}.yml"));
+        std::fs::write(
+            &web,
+            std::fs::read_to_string(hosts.join(host).join("web.yml"))
+                .unwrap()
+                .replace("/etc/acme-crm/tls", &tls.display().to_string()),
+        )
+        .unwrap();
+        run_ok(
+            Std::new("promtool")
+                .arg("check")
+                .arg("web-config")
+                .arg(&web),
+            &format!("promtool check web-config ({host})"),
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod hosts;
 pub mod pg;
 pub mod s3;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,10 @@
 //! sidecar with the Service's certificate, and the rendered backup script run as the CronJobs run
 //! it: a repository host reaching the server by the Service's name over TLS with the backup
 //! client certificate, into moto (S3, over TLS with the test's own CA). Every stored object is
-//! encrypted; a certificate with another name is refused by the server; the rendered restore
-//! script brings a new data directory back to a chosen time, and PostgreSQL started on it has
-//! the rows written before that time and none written after.
+//! encrypted; a certificate with another name is refused by the server, whose TLS (set by the
+//! rendered OpenSSL configuration its container reads) is as ANSSI recommends (common/tls.rs);
+//! the rendered restore script brings a new data directory back to a chosen time, and
+//! PostgreSQL started on it has the rows written before that time and none written after.
 //!
 //! The Service's name resolves through a private /etc/hosts (a mount namespace of the test's
 //! own): nothing but loopback is reached.
@@ -20,6 +21,7 @@ use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use common::pg::*;
+use common::tls::{Endpoint, Start, assert_anssi_tls_here};
 use common::*;
 use serde_json::Value;
 
@@ -351,14 +353,35 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
         String::from_utf8_lossy(&started.stderr)
     );
 
-    // The sidecar.
+    // The sidecar, with its container's OpenSSL configuration (its TLS protocols and suites).
     // As the postgres user itself (not through runuser), so that killing it stops the server.
+    let openssl_conf = sidecar["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "OPENSSL_CONF")
+        .and_then(|e| e["value"].as_str())
+        .expect("the sidecar's OPENSSL_CONF");
+    assert_eq!(
+        openssl_conf, "/etc/pgbackrest/openssl.cnf",
+        "where the ConfigMap is"
+    );
+    let openssl_cnf = t.join("openssl.cnf");
+    std::fs::write(
+        &openssl_cnf,
+        br["openssl.cnf"]
+            .as_str()
+            .expect("openssl.cnf in the ConfigMap"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&openssl_cnf, std::fs::Permissions::from_mode(0o644)).unwrap();
     let server = Killed(
         Command::new("/usr/bin/pgbackrest")
             .arg("server")
             .uid(postgres_id("-u"))
             .gid(postgres_id("-g"))
             .envs(pg_env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("OPENSSL_CONF", &openssl_cnf)
             .stderr(std::fs::File::create(t.join("server.log")).unwrap())
             .spawn()
             .unwrap(),
@@ -408,6 +431,14 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
         std::fs::read_to_string(t.join("server.log")).unwrap_or_default()
     );
     assert!(text(&full).contains("full backup"), "{}", text(&full));
+
+    // The server's TLS: the rendered OpenSSL configuration holds for it.
+    assert_anssi_tls_here(&[Endpoint::new(
+        "pgBackRest's server",
+        &format!("127.0.0.1:{server_port}"),
+        Start::Direct,
+        true,
+    )]);
 
     // Another client certificate of the same CA is refused by the server.
     let refused = job(&other_conf, "backup.sh", &["incr"]);

@@ -7,7 +7,9 @@
 //! sets the roles' passwords without writing them to the server's log. It also makes the
 //! tenants' roles and databases, again harmlessly, and each tenant is refused on the others'
 //! databases and the application's. The image ships pgaudit (Debian's postgresql-15-pgaudit
-//! here): the rendered audit settings log the reads of a personal table.
+//! here): the rendered audit settings log the reads of a personal table. TLS is as ANSSI
+//! recommends (common/tls.rs): TLS 1.3, or TLS 1.2 with ECDHE and AEAD suites in the server's
+//! order; CBC and anonymous suites, RSA key exchange, TLS 1.1 and TLS 1.0 are refused.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -15,6 +17,7 @@ use crate::common;
 use std::path::Path;
 
 use common::pg::*;
+use common::tls::{Endpoint, Start, assert_anssi_tls_here};
 use common::*;
 
 #[test]
@@ -99,6 +102,12 @@ fn rendered_postgres_settings_refuse_plain_text_and_verify_the_service_name() {
         !ok && text.contains("no encryption"),
         "plain text refused: {text}"
     );
+    assert_anssi_tls_here(&[Endpoint::new(
+        "PostgreSQL",
+        &format!("127.0.0.1:{port}"),
+        Start::StartTls("postgres"),
+        true,
+    )]);
     for host in &names {
         let (ok, text) = psql(
             &url(host, "crm", "verify-full"),

@@ -242,7 +242,7 @@ fn prometheus_and_grafana_serve_https_only() {
         })
         .collect();
     assert!(
-        env.contains(&("GF_SERVER_PROTOCOL".into(), "https".into())),
+        env.contains(&("GF_SERVER_PROTOCOL".into(), "h2".into())),
         "{env:?}"
     );
     assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
