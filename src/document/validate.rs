@@ -671,6 +671,18 @@ fn check_components(c: &mut Checker, p: &Platform) {
                         format!("`{k}` is not a PostgreSQL setting name"),
                         "a lowercase setting name such as `work_mem`",
                     );
+                } else if k.starts_with("ssl") {
+                    // written after terroir's own, the setting would win over them
+                    c.key_err(
+                        &format!(
+                            "{base}/database/settings/{}",
+                            super::source::pointer_segment(k)
+                        ),
+                        format!(
+                            "`{k}` is terroir's: PostgreSQL's TLS is TLS 1.2 or later with ECDHE and AEAD suites only (ANSSI's recommendations), with the platform CA's certificates"
+                        ),
+                        "a setting other than `ssl*` (PostgreSQL's TLS settings cannot be changed here)",
+                    );
                 }
             }
             c.resources(&format!("{base}/database/resources"), &d.resources);
