@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod document;
 pub mod error;
 pub mod operator;
+pub mod parallel;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;

@@ -91,25 +91,15 @@ pub fn run(args: &AuditArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let hosts = crate::audit::hosts(&site, &args.hosts)?;
     let lines = args.lines.max(1);
     // every host at once: each read is one SSH round trip
-    let read: Vec<(String, Result<Vec<Event>, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = hosts
-            .iter()
-            .map(|host| {
-                let site = &site;
-                scope.spawn(move || {
-                    crate::audit::read(site, host, lines).map_err(|e| crate::text::error_chain(&e))
-                })
-            })
-            .collect();
-        hosts
-            .iter()
-            .cloned()
-            .zip(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("the reader panicked".into()))
-            }))
-            .collect()
-    });
+    let read: Vec<(String, Result<Vec<Event>, String>)> = crate::parallel::each(
+        &hosts,
+        |host| {
+            let events =
+                crate::audit::read(&site, host, lines).map_err(|e| crate::text::error_chain(&e));
+            (host.clone(), events)
+        },
+        |host| (host.clone(), Err("the reader panicked".into())),
+    );
     let failed = read.iter().any(|(_, r)| r.is_err());
     let hosts = read
         .into_iter()

@@ -20,10 +20,11 @@ pub mod ssh;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::deploy::lock::Holder;
+use crate::parallel::in_parallel;
 use crate::pipeline::render::plan::{HostPlan, Plan, Step};
 use crate::secrets::SecretStore;
 use crate::text::error_chain;
@@ -121,34 +122,6 @@ struct Reached {
     started: Instant,
 }
 
-/// Run `work` on every item of `items`, `workers` at a time, keeping the items' order.
-fn in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    work: impl Fn(usize, &T) -> R + Sync,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
-                    let r = work(i, item);
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((i, r));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
 /// What the first phase of a run made of a host.
 enum Contact {
     Reached(Reached),
@@ -180,7 +153,7 @@ pub fn converge(
     progress: &dyn Progress,
 ) -> Result<Vec<HostReport>, HostLocked> {
     let stop = AtomicBool::new(false);
-    let reached: Vec<Contact> = in_parallel(&plan.hosts, opts.concurrency, |_, host| {
+    let reached: Vec<Contact> = in_parallel(&plan.hosts, opts.concurrency, |host| {
         if stop.load(Ordering::SeqCst) {
             return Contact::Skipped;
         }
@@ -215,7 +188,7 @@ pub fn converge(
         .zip(reached)
         .map(|(h, r)| (h, Mutex::new(Some(r))))
         .collect();
-    Ok(in_parallel(&pairs, opts.concurrency, |_, (host, reach)| {
+    Ok(in_parallel(&pairs, opts.concurrency, |(host, reach)| {
         let reach = reach
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -241,31 +241,18 @@ pub fn on_hosts<T: Send>(
     targets: Vec<(String, Target)>,
     run: impl Fn(&str, &Connection) -> Result<T, ProbeError> + Sync,
 ) -> Vec<Result<(String, T), ProbeError>> {
-    std::thread::scope(|s| {
-        let run = &run;
-        let handles: Vec<_> = targets
-            .into_iter()
-            .map(|(name, target)| {
-                let host = name.clone();
-                let handle = s.spawn(move || {
-                    let conn = Connection::open(&target).map_err(|source| ProbeError::Connect {
-                        host: name.clone(),
-                        address: target.address.clone(),
-                        source: Box::new(source),
-                    })?;
-                    run(&name, &conn).map(|t| (name, t))
-                });
-                (host, handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(host, h)| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ProbeError::Panicked { host }))
-            })
-            .collect()
-    })
+    crate::parallel::each(
+        &targets,
+        |(name, target)| {
+            let conn = Connection::open(target).map_err(|source| ProbeError::Connect {
+                host: name.clone(),
+                address: target.address.clone(),
+                source: Box::new(source),
+            })?;
+            run(name, &conn).map(|t| (name.clone(), t))
+        },
+        |(name, _)| Err(ProbeError::Panicked { host: name.clone() }),
+    )
 }
 
 /// Connect to every host of a bare-metal document and judge what it reports; a host that cannot
