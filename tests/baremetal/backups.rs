@@ -184,32 +184,7 @@ fn backups_are_encrypted_in_s3_and_restore_to_a_point_in_time_on_another_host() 
     std::fs::write(&key, saved).unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
-    let applies: Vec<std::process::Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = [&a, &b]
-            .into_iter()
-            .map(|doc| {
-                s.spawn(move || {
-                    terroir()
-                        .arg("apply")
-                        .arg(doc)
-                        .args(["--output", "json"])
-                        .timeout(Duration::from_secs(1500))
-                        .output()
-                        .unwrap()
-                })
-            })
-            .collect();
-        runs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (doc, out) in [&a, &b].iter().zip(&applies) {
-        assert!(
-            out.status.success(),
-            "apply {}: {}\n{}",
-            doc.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let applies = apply_side_by_side(&[&a, &b]);
     // the stanza exists and the secrets' file is the database's only
     assert_eq!(
         on_host(

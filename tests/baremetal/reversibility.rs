@@ -102,32 +102,7 @@ fn a_platform_is_drilled_into_another_host_and_every_table_matches() {
     );
 
     // both platforms deployed, at the same time
-    let applies: Vec<std::process::Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = [&a, &b]
-            .into_iter()
-            .map(|doc| {
-                s.spawn(move || {
-                    terroir()
-                        .arg("apply")
-                        .arg(doc)
-                        .args(["--output", "json"])
-                        .timeout(Duration::from_secs(1500))
-                        .output()
-                        .unwrap()
-                })
-            })
-            .collect();
-        runs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (doc, out) in [&a, &b].iter().zip(&applies) {
-        assert!(
-            out.status.success(),
-            "apply {}: {}\n{}",
-            doc.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    apply_side_by_side(&[&a, &b]);
     eventually(Duration::from_secs(60), "the app on A", || {
         match http("GET", "198.18.0.11:8080", "/healthz") {
             Ok((200, _)) => Ok(()),

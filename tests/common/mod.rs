@@ -19,6 +19,38 @@ pub fn example(name: &str) -> PathBuf {
     root().join("examples").join(name)
 }
 
+/// `terroir --output json apply` of every document at once, each checked to succeed; their
+/// outputs in the documents' order.
+pub fn apply_side_by_side(docs: &[&Path]) -> Vec<std::process::Output> {
+    let applies: Vec<std::process::Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = docs
+            .iter()
+            .map(|doc| {
+                s.spawn(move || {
+                    terroir()
+                        .arg("apply")
+                        .arg(doc)
+                        .args(["--output", "json"])
+                        .timeout(std::time::Duration::from_secs(1500))
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (doc, out) in docs.iter().zip(&applies) {
+        assert!(
+            out.status.success(),
+            "apply {}: {}\n{}",
+            doc.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    applies
+}
+
 pub fn terroir() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("terroir").expect("the terroir binary is built");
     cmd.env_remove("TERROIR_OUTPUT")
