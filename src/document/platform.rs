@@ -325,6 +325,20 @@ pub struct Host {
     /// What the host runs.
     #[schemars(length(min = 1))]
     pub roles: Vec<Role>,
+    /// Where this host stands, when it differs from the target's `location` (replicas in another
+    /// site): `verify --live` judges each host against its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<DeclaredLocation>,
+}
+
+impl Host {
+    /// The host's own location, or the target's.
+    pub fn location<'a>(
+        &'a self,
+        target: Option<&'a DeclaredLocation>,
+    ) -> Option<&'a DeclaredLocation> {
+        self.location.as_ref().or(target)
+    }
 }
 
 #[derive(
@@ -336,10 +350,20 @@ pub enum Role {
     Database,
     Mta,
     Monitoring,
+    // A member of the consensus store (etcd) that elects the PostgreSQL primary when the database
+    // has replicas; without any host given this role, the database hosts carry it. (A plain
+    // comment: a doc comment on one variant turns the schema's enum into a `oneOf`.)
+    Consensus,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::App, Role::Database, Role::Mta, Role::Monitoring];
+    pub const ALL: [Role; 5] = [
+        Role::App,
+        Role::Database,
+        Role::Mta,
+        Role::Monitoring,
+        Role::Consensus,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -347,6 +371,7 @@ impl Role {
             Role::Database => "database",
             Role::Mta => "mta",
             Role::Monitoring => "monitoring",
+            Role::Consensus => "consensus",
         }
     }
 }
@@ -629,6 +654,15 @@ pub struct Database {
     #[serde(default = "default_db_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: u32,
+    /// PostgreSQL servers: one primary and `replicas - 1` standbys. With 2 or more, Patroni elects
+    /// the primary (on hosts, one database host per replica; on Kubernetes, CloudNativePG).
+    #[serde(default = "default_db_replicas")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: u32,
+    /// A transaction is acknowledged only once a standby has it, so that a failover loses no
+    /// acknowledged write. Default: true with 2 or more replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous: Option<bool>,
     /// Extra `postgresql.conf` settings.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -653,6 +687,8 @@ impl Default for Database {
             max_connections: default_max_connections(),
             shared_buffers: default_shared_buffers(),
             port: default_db_port(),
+            replicas: default_db_replicas(),
+            synchronous: None,
             settings: BTreeMap::new(),
             resources: default_db_resources(),
             personal_tables: Vec::new(),
@@ -680,6 +716,21 @@ fn default_shared_buffers() -> String {
 }
 fn default_db_port() -> u32 {
     5432
+}
+fn default_db_replicas() -> u32 {
+    1
+}
+
+impl Database {
+    /// More than one PostgreSQL server: Patroni (hosts) or CloudNativePG (Kubernetes) run them.
+    pub fn highly_available(&self) -> bool {
+        self.replicas >= 2
+    }
+
+    /// Whether commits wait for a standby: as set, else whenever there is a standby.
+    pub fn synchronous(&self) -> bool {
+        self.synchronous.unwrap_or(self.highly_available())
+    }
 }
 fn default_db_resources() -> Resources {
     Resources::new("500m", "1Gi")

@@ -129,6 +129,11 @@ impl SourceMap {
             .unwrap_or(Pos { line: 1, column: 1 })
     }
 
+    /// Whether the document writes something at `pointer` (rather than leaving it to its default).
+    pub fn has(&self, pointer: &str) -> bool {
+        self.values.contains_key(pointer)
+    }
+
     /// Position of the key that introduces `pointer` (falls back to the value's position).
     pub fn key(&self, pointer: &str) -> Pos {
         self.keys

@@ -180,6 +180,22 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
     diags
 }
 
+/// Patroni's REST API (its standard port): health, role and switchover.
+pub const PATRONI_PORT: u32 = 8008;
+/// etcd's standard ports: clients (Patroni) and the members between themselves.
+pub const ETCD_CLIENT_PORT: u32 = 2379;
+pub const ETCD_PEER_PORT: u32 = 2380;
+
+/// Settings Patroni writes itself on every member; set here, they would fight it.
+const PATRONI_SETTINGS: [&str; 6] = [
+    "synchronous_standby_names",
+    "synchronous_commit",
+    "primary_conninfo",
+    "primary_slot_name",
+    "hot_standby",
+    "wal_level",
+];
+
 /// Which roles the enabled components need a host for.
 pub fn required_roles(components: &Components) -> Vec<Role> {
     let mut roles = Vec::new();
@@ -216,10 +232,20 @@ pub fn role_ports(role: Role, components: &Components) -> Vec<(u32, &'static str
             ports
         }
         Role::App => vec![(components.app.port, "the application")],
+        Role::Database if components.database.highly_available() => vec![
+            (components.database.port, "PostgreSQL"),
+            (PATRONI_PORT, "Patroni (REST API)"),
+            (9187, "the PostgreSQL exporter"),
+        ],
         Role::Database => vec![
             (components.database.port, "PostgreSQL"),
             (9187, "the PostgreSQL exporter"),
         ],
+        Role::Consensus if components.database.highly_available() => vec![
+            (ETCD_CLIENT_PORT, "etcd (clients)"),
+            (ETCD_PEER_PORT, "etcd (peers)"),
+        ],
+        Role::Consensus => Vec::new(),
         Role::Mta => vec![
             (25, "Postfix (SMTP)"),
             (587, "Postfix (submission)"),
@@ -311,14 +337,30 @@ fn check_target(c: &mut Checker, p: &Platform) {
                 );
             }
             if let Some(first) = addresses.insert(&h.address, i) {
-                c.err(
-                    &format!("{base}/address"),
-                    format!(
-                        "address `{}` is used twice (also hosts[{first}])",
-                        h.address
-                    ),
-                    "a distinct address per host",
-                );
+                let replicas = h.roles.contains(&Role::Database)
+                    && b.hosts[first].roles.contains(&Role::Database);
+                if replicas {
+                    c.err(
+                        &format!("{base}/address"),
+                        format!(
+                            "two database replicas on one host: address `{}` is also hosts[{first}] ({})",
+                            h.address, b.hosts[first].name
+                        ),
+                        "each replica on a host of its own, so that losing a host loses one replica",
+                    );
+                } else {
+                    c.err(
+                        &format!("{base}/address"),
+                        format!(
+                            "address `{}` is used twice (also hosts[{first}])",
+                            h.address
+                        ),
+                        "a distinct address per host",
+                    );
+                }
+            }
+            if let Some(l) = &h.location {
+                c.country(&format!("{base}/location/country"), &l.country, false);
             }
             check_roles(c, &base, &h.roles);
             check_port_clashes(c, &base, &h.roles, &p.spec.components);
@@ -512,20 +554,9 @@ fn check_role_coverage(
                     role_component(role)
                 ),
             );
-        } else if role == Role::Database && holders.len() > 1 {
-            let names: Vec<&str> = holders.iter().map(|(_, n)| *n).collect();
-            let (second, _) = holders[1];
-            c.err(
-                &format!("{pointer}/{second}/roles"),
-                format!(
-                    "{} hosts have the `database` role ({})",
-                    holders.len(),
-                    names.join(", ")
-                ),
-                "exactly one database host (the PostgreSQL primary)",
-            );
         }
     }
+    check_replication(c, pointer, hosts, components);
 }
 
 fn role_component(role: Role) -> &'static str {
@@ -534,6 +565,112 @@ fn role_component(role: Role) -> &'static str {
         Role::Database => "database",
         Role::Mta => "mta",
         Role::Monitoring => "monitoring",
+        Role::Consensus => "database",
+    }
+}
+
+/// The hosts whose roles say where the consensus store runs: those given `consensus`, else the
+/// database hosts.
+pub fn consensus_members<'a>(hosts: &[(&'a str, &'a [Role])]) -> Vec<&'a str> {
+    let explicit: Vec<&str> = hosts
+        .iter()
+        .filter(|(_, r)| r.contains(&Role::Consensus))
+        .map(|(n, _)| *n)
+        .collect();
+    if !explicit.is_empty() {
+        return explicit;
+    }
+    hosts
+        .iter()
+        .filter(|(_, r)| r.contains(&Role::Database))
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+/// Replicas, synchronous replication and the consensus store, against the hosts that carry them.
+fn check_replication(
+    c: &mut Checker,
+    pointer: &str,
+    hosts: &[(&str, &[Role])],
+    components: &Components,
+) {
+    let d = &components.database;
+    if !d.enabled || d.external.is_some() {
+        return;
+    }
+    let holders: Vec<usize> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, roles))| roles.contains(&Role::Database))
+        .map(|(i, _)| i)
+        .collect();
+    if !holders.is_empty() && holders.len() as u32 != d.replicas {
+        let names: Vec<&str> = holders.iter().map(|i| hosts[*i].0).collect();
+        let message = format!(
+            "the database has {} replica{} but {} host{} the `database` role ({})",
+            d.replicas,
+            if d.replicas == 1 { "" } else { "s" },
+            holders.len(),
+            if holders.len() == 1 { " has" } else { "s have" },
+            names.join(", ")
+        );
+        let expected = format!(
+            "one database host per replica: `spec.components.database.replicas: {}`, or {} host{} with the `database` role",
+            holders.len(),
+            d.replicas,
+            if d.replicas == 1 { "" } else { "s" }
+        );
+        if c.map.has("/spec/components/database/replicas") {
+            c.err("/spec/components/database/replicas", message, expected);
+        } else {
+            let at = holders
+                .get(d.replicas as usize)
+                .or(holders.last())
+                .copied()
+                .unwrap_or(0);
+            c.err(&format!("{pointer}/{at}/roles"), message, expected);
+        }
+    }
+    let consensus_listed = hosts.iter().any(|(_, r)| r.contains(&Role::Consensus));
+    if !d.highly_available() {
+        if let Some(i) = hosts.iter().position(|(_, r)| r.contains(&Role::Consensus)) {
+            c.err(
+                &format!("{pointer}/{i}/roles"),
+                "a host has the `consensus` role but the database has one replica: nothing to elect",
+                "`spec.components.database.replicas` of 2 or more, or no `consensus` role",
+            );
+        }
+        return;
+    }
+    let members = consensus_members(hosts);
+    if members.len() < 3 || members.len() % 2 == 0 {
+        let why = if members.len() < 3 {
+            "fewer than three members cannot lose one and still elect a primary"
+        } else {
+            "an even number of members tolerates no more failures than one fewer, and can split in two halves"
+        };
+        let message = format!(
+            "the consensus store (etcd) would have {} member{} ({}): {why}",
+            members.len(),
+            if members.len() == 1 { "" } else { "s" },
+            members.join(", ")
+        );
+        let expected = if consensus_listed {
+            "an odd number of hosts, at least three, with the `consensus` role"
+        } else {
+            "an odd number of database hosts, at least three, or the `consensus` role on an odd number of hosts (at least three)"
+        };
+        let at = hosts
+            .iter()
+            .position(|(_, r)| {
+                r.contains(if consensus_listed {
+                    &Role::Consensus
+                } else {
+                    &Role::Database
+                })
+            })
+            .unwrap_or(0);
+        c.err(&format!("{pointer}/{at}/roles"), message, expected);
     }
 }
 
@@ -686,6 +823,29 @@ fn check_components(c: &mut Checker, p: &Platform) {
                 }
             }
             c.resources(&format!("{base}/database/resources"), &d.resources);
+            if d.synchronous == Some(true) && !d.highly_available() {
+                c.err(
+                    &format!("{base}/database/synchronous"),
+                    "synchronous replication is asked for but the database has one replica: no standby could acknowledge a commit",
+                    "`replicas: 2` or more, or no `synchronous`",
+                );
+            }
+            if d.highly_available() {
+                for k in d
+                    .settings
+                    .keys()
+                    .filter(|k| PATRONI_SETTINGS.contains(&k.as_str()))
+                {
+                    c.key_err(
+                        &format!(
+                            "{base}/database/settings/{}",
+                            super::source::pointer_segment(k)
+                        ),
+                        format!("`{k}` is set by Patroni on every member of a replicated database"),
+                        "a setting Patroni does not manage (replication follows `replicas` and `synchronous`)",
+                    );
+                }
+            }
         }
     }
     if comp.mta.enabled {

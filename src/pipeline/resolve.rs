@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::document::validate::{required_roles, role_ports};
+use crate::document::validate::{
+    ETCD_CLIENT_PORT, ETCD_PEER_PORT, PATRONI_PORT, required_roles, role_ports,
+};
 use crate::document::*;
 use crate::pipeline::blueprint::Blueprint;
 
@@ -157,8 +159,25 @@ pub struct ResolvedDatabase {
     pub shared_buffers: String,
     pub settings: BTreeMap<String, String>,
     pub resources: ResolvedResources,
+    /// PostgreSQL servers (one primary, the others standbys).
+    pub replicas: u32,
+    /// Two or more replicas: Patroni (hosts) or CloudNativePG (Kubernetes) elects the primary.
+    pub highly_available: bool,
+    /// Commits wait for a standby's acknowledgement.
+    pub synchronous: bool,
+    /// Hosts: every database host's address (or name, for VMs not yet created), by host name.
+    pub hosts: Vec<String>,
+    /// Hosts: the consensus store's members (etcd), by host name.
+    pub consensus: Vec<ConsensusMember>,
     /// Tables whose every access is audited, as `schema.table` (`public.` added when absent).
     pub personal_tables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusMember {
+    pub name: String,
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +193,8 @@ pub struct ResolvedMta {
     pub dkim_selector: String,
     pub relay_networks: Vec<String>,
     pub resources: ResolvedResources,
+    /// Hosts: every MTA host's address, by host name (the application may submit to any).
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,6 +209,9 @@ pub struct ResolvedMonitoring {
     /// Where Prometheus and Alertmanager are reached.
     pub prometheus_host: String,
     pub alertmanager_host: String,
+    /// Hosts: every monitoring host's address, by host name (each runs Prometheus and a member
+    /// of the Alertmanager cluster).
+    pub hosts: Vec<String>,
 }
 
 /// A parsed `scheme://host:port` endpoint.
@@ -322,16 +346,30 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
 
     // Hosts: bare metal as declared; cloud VMs without addresses until provisioned.
     let mut hosts: Vec<ResolvedHost> = match &p.spec.target {
-        Target::Baremetal(b) => b
-            .hosts
-            .iter()
-            .map(|h| host(&h.name, &h.address, &h.roles, &p.spec.components))
-            .collect(),
-        Target::Secnumcloud(s) if s.deploy == CloudDeploy::Vms => s
-            .vms
-            .iter()
-            .map(|v| host(&v.name, "", &v.roles, &p.spec.components))
-            .collect(),
+        Target::Baremetal(b) => {
+            let declared: Vec<(&str, &[Role])> = b
+                .hosts
+                .iter()
+                .map(|h| (h.name.as_str(), h.roles.as_slice()))
+                .collect();
+            b.hosts
+                .iter()
+                .zip(effective_roles(&declared, &p.spec.components))
+                .map(|(h, roles)| host(&h.name, &h.address, &roles, &p.spec.components))
+                .collect()
+        }
+        Target::Secnumcloud(s) if s.deploy == CloudDeploy::Vms => {
+            let declared: Vec<(&str, &[Role])> = s
+                .vms
+                .iter()
+                .map(|v| (v.name.as_str(), v.roles.as_slice()))
+                .collect();
+            s.vms
+                .iter()
+                .zip(effective_roles(&declared, &p.spec.components))
+                .map(|(v, roles)| host(&v.name, "", &roles, &p.spec.components))
+                .collect()
+        }
         Target::Secnumcloud(_) | Target::Kubernetes(_) => Vec::new(),
     };
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -368,6 +406,19 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             .unwrap_or_default()
     };
 
+    let addresses = |role: Role| -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| h.roles.contains(&role))
+            .map(|h| {
+                if h.address.is_empty() {
+                    h.name.clone()
+                } else {
+                    h.address.clone()
+                }
+            })
+            .collect()
+    };
     let c = &p.spec.components;
     let svc = |suffix: &str| format!("{name}-{suffix}");
     let (db_host, db_port) = match &c.database.external {
@@ -412,6 +463,26 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             shared_buffers: c.database.shared_buffers.clone(),
             settings: c.database.settings.clone(),
             resources: (&c.database.resources).into(),
+            replicas: c.database.replicas,
+            highly_available: c.database.highly_available(),
+            synchronous: c.database.synchronous(),
+            hosts: addresses(Role::Database),
+            consensus: if c.database.highly_available() {
+                hosts
+                    .iter()
+                    .filter(|h| h.roles.contains(&Role::Consensus))
+                    .map(|h| ConsensusMember {
+                        name: h.name.clone(),
+                        address: if h.address.is_empty() {
+                            h.name.clone()
+                        } else {
+                            h.address.clone()
+                        },
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             personal_tables: c
                 .database
                 .personal_tables
@@ -429,6 +500,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             enabled: c.mta.enabled,
             service_name: svc("postfix"),
             host: mta_host,
+            hosts: addresses(Role::Mta),
             port: 25,
             domain: c.mta.domain.clone(),
             hostname: c
@@ -449,6 +521,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             resources: (&c.monitoring.resources).into(),
             prometheus_host: prom_host,
             alertmanager_host: am_host,
+            hosts: addresses(Role::Monitoring),
         },
         backups: c.backups.clone(),
     };
@@ -564,6 +637,25 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     }
 }
 
+/// The roles each host carries: as declared, plus `consensus` on the database hosts when the
+/// database is replicated and no host was given that role.
+fn effective_roles(hosts: &[(&str, &[Role])], c: &Components) -> Vec<Vec<Role>> {
+    let members = crate::document::validate::consensus_members(hosts);
+    hosts
+        .iter()
+        .map(|(name, roles)| {
+            let mut roles = roles.to_vec();
+            if c.database.highly_available()
+                && members.contains(name)
+                && !roles.contains(&Role::Consensus)
+            {
+                roles.push(Role::Consensus);
+            }
+            roles
+        })
+        .collect()
+}
+
 fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHost {
     let mut roles = roles.to_vec();
     roles.sort();
@@ -578,7 +670,10 @@ fn host(name: &str, address: &str, roles: &[Role], c: &Components) -> ResolvedHo
             service: "node exporter".into(),
         },
     ];
-    for role in roles.iter().filter(|r| needed.contains(r)) {
+    for role in roles
+        .iter()
+        .filter(|r| needed.contains(r) || **r == Role::Consensus)
+    {
         ports.extend(
             role_ports(*role, c)
                 .into_iter()
@@ -634,9 +729,29 @@ fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<
                 with_role(Role::Monitoring)
             }
             port if port == c.app.port && host.roles.contains(&Role::App) => Vec::new(),
+            // the application, and the other members streaming from the primary
             port if port == c.database.port && host.roles.contains(&Role::Database) => {
-                with_role(Role::App)
+                let mut v = with_role(Role::App);
+                if c.database.highly_available() {
+                    v.extend(with_role(Role::Database));
+                }
+                dedup(v)
             }
+            // Patroni's REST API: the members, HAProxy on the application hosts, Prometheus
+            PATRONI_PORT if host.roles.contains(&Role::Database) => dedup(
+                [Role::Database, Role::App, Role::Monitoring]
+                    .into_iter()
+                    .flat_map(with_role)
+                    .collect(),
+            ),
+            // etcd: Patroni on the database hosts, and the members between themselves
+            ETCD_CLIENT_PORT if host.roles.contains(&Role::Consensus) => dedup(
+                [Role::Database, Role::Consensus, Role::Monitoring]
+                    .into_iter()
+                    .flat_map(with_role)
+                    .collect(),
+            ),
+            ETCD_PEER_PORT if host.roles.contains(&Role::Consensus) => with_role(Role::Consensus),
             25 | 587 => {
                 let mut v = all.clone();
                 v.extend(c.mta.relay_networks.iter().cloned());
@@ -655,6 +770,12 @@ fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<
         });
     }
     rules
+}
+
+/// Sources in their first order, each once.
+fn dedup(v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.into_iter().filter(|a| seen.insert(a.clone())).collect()
 }
 
 fn endpoint(e: &Endpoint, default_port: u16) -> ResolvedEndpoint {

@@ -51,6 +51,7 @@ pub fn handover(
                     name,
                     address,
                     roles,
+                    location: None,
                 });
             }
             next.platform.spec.target = document::Target::Baremetal(document::BaremetalTarget {
