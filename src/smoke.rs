@@ -4,7 +4,7 @@
 //!
 //! Configuration comes from the environment the blueprint renders (`app.env`):
 //! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE
-//! (or DATABASE_PASSWORD),
+//! (or DATABASE_PASSWORD), PGTARGETSESSIONATTRS (with several database hosts: `read-write`),
 //! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN, and for TLS inside the platform TLS_CA_FILE (the
 //! platform CA's certificate: PostgreSQL is then reached over TLS only, as with libpq's
 //! `sslmode=verify-full`, and SMTP sessions start with STARTTLS; both verify the server's
@@ -122,6 +122,11 @@ fn config() -> Result<Config, SmokeError> {
         // with the CA: TLS or nothing, the certificate and name verified (verify-full)
         if tls.is_some() { "require" } else { "prefer" },
     );
+    // several hosts (a replicated database): the one that takes writes, as libpq would
+    let db = match std::env::var("PGTARGETSESSIONATTRS") {
+        Ok(attrs) if !attrs.is_empty() => format!("{db} target_session_attrs={}", quote(&attrs)),
+        _ => db,
+    };
     Ok(Config {
         port: env("APP_PORT")?,
         db,

@@ -66,6 +66,14 @@ fn settle<'a>(
             }
             instead
         }
+        Some(Unless::CheckPasses { check, instead }) => {
+            let done_meanwhile =
+                mode == Mode::Apply && host_changed && shell.sudo(&check, None)?.ok();
+            if !done_meanwhile {
+                return Ok(change);
+            }
+            instead
+        }
         Some(Unless::NotRestarted { service, instead }) => {
             if restarted.contains(service) {
                 return Ok(change);

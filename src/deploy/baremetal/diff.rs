@@ -96,6 +96,13 @@ pub enum Unless<'a> {
         check: String,
         instead: Box<Change<'a>>,
     },
+    /// The probe said not done: in apply, once something has changed on the host (a service
+    /// it needs just started, a standby that replicates what the command would make), `check`
+    /// runs again and `instead` is made if it now passes.
+    CheckPasses {
+        check: String,
+        instead: Box<Change<'a>>,
+    },
     /// A restart for changed configuration: `instead` is made if no change restarting
     /// `service` was (in apply: an upload failed).
     NotRestarted {
@@ -429,7 +436,19 @@ fn artifact<'a>(id: &'a str, artifact: &'a ArtifactStep, facts: &Facts, mode: Mo
 fn command<'a>(id: &'a str, command: &CommandStep, facts: &Facts, mode: Mode) -> Change<'a> {
     let run = Change::make(id, command.name.clone(), Action::run(command.run.clone()));
     if !facts.done.contains(&command.name) {
-        return run;
+        return match mode {
+            Mode::Apply => Change {
+                unless: Some(Unless::CheckPasses {
+                    check: format!("( {} ) >/dev/null 2>&1", command.done_check()),
+                    instead: Box::new(Change {
+                        detail: "done meanwhile".to_owned(),
+                        ..Change::unchanged(id)
+                    }),
+                }),
+                ..run
+            },
+            Mode::Plan => run,
+        };
     }
     match mode {
         // the probe's answer is from before this run: a new password file or a restarted
@@ -481,20 +500,31 @@ fn service<'a>(
     } else {
         String::new()
     };
+    // without systemd, a service started here starts at boot too: its init script's links
+    let special = (name == "nftables" || name == "rsyslog") && !facts.init_scripts.contains(name);
+    let at_boot = if !facts.systemd && service.enabled && !special {
+        format!("[ ! -x /etc/init.d/{name} ] || update-rc.d {q} defaults >/dev/null 2>&1; ")
+    } else {
+        enable.clone()
+    };
     let untouched = if running {
         Change::unchanged(id)
     } else {
         Change::make(
             id,
             format!("start {name}"),
-            Action::run(format!("{enable}{}", control("start"))),
+            Action::run(format!("{at_boot}{}", control("start"))),
         )
     };
     // apply starts a stopped service plainly: starting it reads the new configuration anyway
     if !restarted.contains(name) || (!running && mode == Mode::Apply) {
         return untouched;
     }
-    let action = if running { "restart" } else { "start" };
+    let action = match (running, service.reload) {
+        (true, true) => "reload",
+        (true, false) => "restart",
+        (false, _) => "start",
+    };
     let change = Change::make(
         id,
         format!("{action} {name}: its configuration changed"),
@@ -564,6 +594,7 @@ pub(super) mod tests {
             service: Service {
                 name: name.into(),
                 enabled: true,
+                reload: false,
             },
         }
     }
@@ -1158,7 +1189,8 @@ pub(super) mod tests {
         assert_eq!(
             scripts(&Facts::default()),
             [
-                "/etc/init.d/nginx start",
+                // started at boot too, through its init script's links
+                "[ ! -x /etc/init.d/nginx ] || update-rc.d 'nginx' defaults >/dev/null 2>&1; /etc/init.d/nginx start",
                 "nft -f /etc/nftables.conf",
                 "rsyslogd"
             ]

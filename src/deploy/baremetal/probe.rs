@@ -269,6 +269,7 @@ mod tests {
                     service: Service {
                         name: "postgresql".into(),
                         enabled: true,
+                        reload: false,
                     },
                 },
                 Step::Command {

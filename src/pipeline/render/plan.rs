@@ -166,6 +166,10 @@ pub struct Service {
     pub name: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// A configuration change reloads the running service instead of restarting it (Patroni:
+    /// a restart would stop the primary).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reload: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
