@@ -9,6 +9,7 @@ use crate::audit::AuditError;
 use crate::backup::error::BackupError;
 use crate::deploy::DeployError;
 use crate::deploy::baremetal::driver::HostsError;
+use crate::deploy::baremetal::health::SwitchoverError;
 use crate::deploy::baremetal::site::SiteError;
 use crate::deploy::kubernetes::ClusterError;
 use crate::deploy::secnumcloud::CloudError;
@@ -59,6 +60,8 @@ pub enum Error {
     Deploy(#[from] crate::deploy::DeployError),
     #[error(transparent)]
     Site(#[from] SiteError),
+    #[error(transparent)]
+    Switchover(#[from] crate::deploy::baremetal::health::SwitchoverError),
     #[error(transparent)]
     Reversibility(#[from] ReversibilityError),
     #[error(transparent)]
@@ -111,6 +114,13 @@ impl Error {
             Error::Render(_) => ExitStatus::Invalid,
             Error::Deploy(e) => e.exit_status(),
             Error::Site(e) => e.exit_status(),
+            Error::Switchover(e) => match e {
+                SwitchoverError::Site(e) => e.exit_status(),
+                SwitchoverError::NotReplicated { .. }
+                | SwitchoverError::UnknownMember { .. }
+                | SwitchoverError::AlreadyPrimary { .. } => ExitStatus::Invalid,
+                _ => ExitStatus::Failed,
+            },
             Error::Reversibility(e) => e.exit_status(),
             Error::Backup(e) => e.exit_status(),
             Error::Audit(e) => e.exit_status(),
@@ -135,6 +145,8 @@ impl Error {
             Error::Render(_) => "render",
             Error::Deploy(e) => e.kind(),
             Error::Site(e) => e.kind(),
+            Error::Switchover(SwitchoverError::Site(e)) => e.kind(),
+            Error::Switchover(_) => "switchover",
             Error::Reversibility(e) => e.kind(),
             Error::Backup(e) => e.kind(),
             Error::Audit(e) => e.kind(),
@@ -209,6 +221,7 @@ impl Error {
     fn site(&self) -> Option<&SiteError> {
         match self {
             Error::Site(e)
+            | Error::Switchover(SwitchoverError::Site(e))
             | Error::Reversibility(ReversibilityError::Site(e))
             | Error::Backup(BackupError::Site(e))
             | Error::Audit(AuditError::Site(e)) => Some(e),

@@ -95,7 +95,18 @@ pub enum Command {
     /// Bare metal: every host probed, every step that would change listed (as `plan` would),
     /// unreachable hosts named. Kubernetes: every workload's rollout (ready replicas, updated
     /// pods). SecNumCloud: what Terraform would still change. Exit 2 when anything is pending.
+    ///
+    /// Bare metal also asks each host's components how they are: Patroni's role (leader, sync
+    /// standby, replica), state and lag, each etcd member, each Alertmanager's cluster, the
+    /// application's health endpoint.
     Status(ApplyArgs),
+    /// Move the database's primary to another member, through Patroni (bare metal, with
+    /// `replicas` of 2 or more): planned maintenance of the primary's host.
+    ///
+    /// Without --to, the synchronous standby takes over (else the standby least behind).
+    /// Writes pause while the primary changes; clients with every member in their connection
+    /// string (target_session_attrs=read-write) find the new one. Takes the platform's lock.
+    Switchover(SwitchoverArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
     /// Run the Kubernetes operator: keep every `Platform` resource rendered, checked and applied.
@@ -304,6 +315,19 @@ pub struct DrillArgs {
     /// Delete the export once compared (the report keeps its digests).
     #[arg(long)]
     pub discard_export: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    /// Platform document (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The database host to make the primary (a host with the `database` role).
+    #[arg(long, value_name = "HOST")]
+    pub to: Option<String>,
+    /// Take the platform's lock even from a holder terroir cannot show to be gone.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ mod schema;
 mod secrets;
 mod smoke_app;
 mod status;
+mod switchover;
 mod validate;
 mod verify;
 
@@ -67,6 +68,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Plan(args) => deploy::run(&args, crate::deploy::Mode::Plan, &cx),
         Command::Apply(args) => deploy::run(&args, crate::deploy::Mode::Apply, &cx),
         Command::Status(args) => status::run(&args, &cx),
+        Command::Switchover(args) => switchover::run(&args, &cx),
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::ApplyArgs;
+use crate::deploy::baremetal::health::{self, ComponentHealth};
+use crate::deploy::baremetal::site::Site;
 use crate::deploy::{self, Mode, Request, Status};
 use crate::error::{Error, ExitStatus};
 use crate::pipeline::render::Renderer;
@@ -19,12 +21,43 @@ struct Looked {
     target: &'static str,
     #[serde(flatten)]
     status: Status,
+    /// Bare metal: each host's components, as they say they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<ComponentHealth>,
 }
 
 impl Report for Looked {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
+        if !self.components.is_empty() {
+            writeln!(
+                out,
+                "{:<12} {:<13} {:<13} {:<8} DETAIL",
+                "HOST", "COMPONENT", "ROLE", "HEALTH"
+            )?;
+            for c in &self.components {
+                writeln!(
+                    out,
+                    "{:<12} {:<13} {:<13} {:<8} {}",
+                    c.host,
+                    c.component,
+                    if c.role.is_empty() { "-" } else { &c.role },
+                    if c.healthy { "ok" } else { "FAILING" },
+                    c.detail
+                )?;
+            }
+        }
         for p in &self.status.pending {
             writeln!(out, "  pending: {p}")?;
+        }
+        let failing = self.components.iter().filter(|c| !c.healthy).count();
+        if failing > 0 {
+            writeln!(
+                out,
+                "{} ({}): {failing} component{} failing",
+                self.platform,
+                self.target,
+                crate::text::plural(failing)
+            )?;
         }
         if self.status.ready {
             writeln!(
@@ -62,11 +95,17 @@ pub fn run(args: &ApplyArgs, cx: &Context) -> Result<ExitStatus, Error> {
         command: "status",
     };
     let status = crate::runtime()?.block_on(deploy::status(request))?;
-    let ready = status.ready;
+    let components = if target == "baremetal" {
+        health::components(&Site::open(&args.file, &cx.catalog)?)
+    } else {
+        Vec::new()
+    };
+    let ready = status.ready && components.iter().all(|c| c.healthy);
     cx.printer.report(&Looked {
         platform,
         target,
         status,
+        components,
     })?;
     Ok(ExitStatus::checked(ready))
 }

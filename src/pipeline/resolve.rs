@@ -893,11 +893,7 @@ fn scrape_jobs(
     }
     if c.database.managed && c.database.highly_available {
         // each member's role, timeline and replay position (Patroni's REST API, /metrics)
-        add(
-            "patroni",
-            targets(Some(Role::Database), PATRONI_PORT),
-            true,
-        );
+        add("patroni", targets(Some(Role::Database), PATRONI_PORT), true);
     }
     if c.mta.enabled {
         add("postfix", targets(Some(Role::Mta), 9154), false);
