@@ -36,6 +36,13 @@ fn database_host(site: &Site) -> Result<String, BackupError> {
             platform: site.name().to_owned(),
         });
     }
+    // a replicated database is backed up from its primary, wherever Patroni elected it
+    if db.highly_available
+        && let Ok((_, members)) = crate::deploy::baremetal::health::cluster(site)
+        && let Some(leader) = members.into_iter().find(|m| m.role == "leader")
+    {
+        return Ok(leader.name);
+    }
     site.hosts_with(Role::Database)
         .into_iter()
         .next()
