@@ -332,6 +332,18 @@ impl Writer {
     }
 }
 
+/// `pg_is_in_recovery()` through HAProxy on ops1 (127.0.0.1:5000): `f` on the primary.
+fn through_haproxy() -> String {
+    on(
+        WRITER,
+        &format!(
+            "PGPASSWORD=\"$(cat /etc/{PLATFORM}/secrets/database-password)\" psql 'host=127.0.0.1 port=5000 dbname=crm user=crm connect_timeout=5 sslmode=verify-full sslrootcert=/etc/{PLATFORM}/tls/ca.crt' -XAtqc 'select pg_is_in_recovery()' 2>&1 || true"
+        ),
+    )
+    .trim()
+    .to_owned()
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -398,6 +410,7 @@ fn a_replicated_platform_applies_and_reports_one_leader_and_two_replicas() {
         .filter(|c| c["component"] == "etcd" && c["healthy"] == true)
         .count();
     assert_eq!(etcd, 3, "{report:#}");
+    assert_eq!(through_haproxy(), "f", "HAProxy reaches a standby");
     // the application, on both of its hosts, reaches the primary
     for address in ["198.18.0.14", "198.18.0.15"] {
         let (code, body) = http("GET", &format!("{address}:8080"), "/healthz").unwrap();
@@ -520,6 +533,15 @@ fn a_primary_host_cut_off_fails_over_and_rejoins_as_a_replica() {
         cluster().into_iter().find(|m| m.1 == "leader").unwrap().0,
         former,
         "the cut host cannot still lead"
+    );
+    // HAProxy follows Patroni to the new primary
+    eventually(
+        Duration::from_secs(30),
+        "HAProxy reaching the new primary",
+        || {
+            let r = through_haproxy();
+            (r == "f").then_some(()).ok_or(r)
+        },
     );
     // the host comes back: its services start as at boot, and Patroni rewinds it into a replica
     let out = hostctl(&["boot", test_host(&former)]);
