@@ -20,6 +20,11 @@ pub fn subjects(tree: &RenderedTree) -> Vec<Value> {
         .collect()
 }
 
+/// A bare-metal host's declared location (`host NAME location`), not its qualifications.
+fn is_host_location(f: &Finding) -> bool {
+    f.subject.starts_with("host ") && f.subject.ends_with(" location")
+}
+
 fn is_observed(f: &Finding) -> bool {
     matches!(f.basis, "live" | "dns" | "plan")
 }
@@ -326,7 +331,7 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
     let mut out = Vec::new();
     let hosting = by(&|f| {
         f.subject == "Kubernetes cluster"
-            || f.subject == "bare-metal hosts"
+            || is_host_location(f)
             || f.subject.contains(" region ")
             || f.subject.starts_with("node ")
             || f.subject.starts_with("host ") && f.subject.ends_with(" address")
@@ -362,7 +367,7 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
     ));
     let (a, b, ev) = summarise(&by(&|f| {
         f.subject == "Kubernetes cluster"
-            || f.subject == "bare-metal hosts"
+            || is_host_location(f)
             || f.subject.contains(" region ") && !f.subject.contains(": ")
     }));
     out.push(answer(

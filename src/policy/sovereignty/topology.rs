@@ -511,7 +511,10 @@ mod tests {
         assert!(t.database.consensus.is_empty());
         assert_eq!(t.database.redundancy.fact(), None);
         assert!(
-            t.database.redundancy.reason.starts_with("one database server (db1 in FR"),
+            t.database
+                .redundancy
+                .reason
+                .starts_with("one database server (db1 in FR"),
             "{}",
             t.database.redundancy.reason
         );
@@ -542,7 +545,10 @@ mod tests {
         assert!(t.roles.is_empty());
         assert_eq!(t.database.redundancy.fact(), None);
         assert!(
-            t.database.redundancy.reason.contains("one Kubernetes cluster"),
+            t.database
+                .redundancy
+                .reason
+                .contains("one Kubernetes cluster"),
             "{}",
             t.database.redundancy.reason
         );
