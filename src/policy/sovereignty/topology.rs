@@ -22,6 +22,8 @@ use crate::policy::locality::verify::{cloud_operator_id, country_of_region};
 pub struct Topology {
     /// `hosts` (bare metal, cloud VMs) or `cluster` (Kubernetes).
     pub kind: &'static str,
+    /// Every host in the document's order, with its roles and location.
+    pub hosts: Vec<PlacedHost>,
     /// Each role with its hosts, in the order of `Role::ALL`; roles no host carries are left out.
     pub roles: Vec<RoleHosts>,
     pub database: DatabaseTopology,
@@ -40,6 +42,8 @@ pub struct PlacedHost {
     pub name: String,
     /// Empty for cloud VMs until they are provisioned.
     pub address: String,
+    /// What it runs, `consensus` included when the database hosts carry the etcd members.
+    pub roles: Vec<&'static str>,
     /// The host's effective location: its own, else the target's; none when neither is declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<DeclaredLocation>,
@@ -60,8 +64,13 @@ pub struct DatabaseTopology {
     pub hosts: Vec<String>,
     /// The consensus store's members (etcd) that elect the primary; empty with one replica.
     pub consensus: Vec<String>,
+    /// How many consensus members may be lost with a primary still elected (a majority left).
+    pub consensus_tolerates: usize,
     /// The distinct sites the replicas stand in.
     pub sites: Vec<Site>,
+    /// The distinct sites the consensus members stand in: a site holding a majority of them
+    /// takes the election with it when it is lost.
+    pub consensus_sites: Vec<Site>,
     pub redundancy: Redundancy,
 }
 
@@ -141,6 +150,7 @@ pub fn of(p: &Platform) -> Topology {
                         PlacedHost {
                             name: h.name.clone(),
                             address: h.address.clone(),
+                            roles: names(&roles),
                             location: h.location(b.location.as_ref()).cloned(),
                             own_location: h.location.is_some(),
                         },
@@ -171,6 +181,7 @@ pub fn of(p: &Platform) -> Topology {
                         PlacedHost {
                             name: v.name.clone(),
                             address: String::new(),
+                            roles: names(&roles),
                             location: location.clone(),
                             own_location: false,
                         },
@@ -206,15 +217,17 @@ pub fn of(p: &Platform) -> Topology {
         .filter(|(_, roles)| roles.contains(&Role::Database))
         .map(|(h, _)| h)
         .collect();
-    let consensus = if ha && managed_by == "terroir" {
+    let members: Vec<&PlacedHost> = if ha && managed_by == "terroir" {
         hosts
             .iter()
             .filter(|(_, roles)| roles.contains(&Role::Consensus))
-            .map(|(h, _)| h.name.clone())
+            .map(|(h, _)| h)
             .collect()
     } else {
         Vec::new()
     };
+    let consensus: Vec<String> = members.iter().map(|h| h.name.clone()).collect();
+    let consensus_sites = sites(&members);
     let (sites, redundancy) = if kind == "cluster" {
         cluster_redundancy(p, managed_by, db.replicas)
     } else {
@@ -222,6 +235,7 @@ pub fn of(p: &Platform) -> Topology {
     };
     Topology {
         kind,
+        hosts: hosts.iter().map(|(h, _)| h.clone()).collect(),
         roles,
         database: DatabaseTopology {
             managed_by,
@@ -232,11 +246,22 @@ pub fn of(p: &Platform) -> Topology {
             },
             synchronous: managed_by == "terroir" && db.synchronous(),
             hosts: db_hosts.iter().map(|h| h.name.clone()).collect(),
+            consensus_tolerates: consensus.len().saturating_sub(1) / 2,
             consensus,
             sites,
+            consensus_sites,
             redundancy,
         },
     }
+}
+
+/// Roles by name, in the order of `Role::ALL`.
+fn names(roles: &[Role]) -> Vec<&'static str> {
+    Role::ALL
+        .iter()
+        .filter(|r| roles.contains(r))
+        .map(|r| r.as_str())
+        .collect()
 }
 
 /// Where a SecNumCloud target's provider region is.
@@ -276,15 +301,15 @@ fn cluster_redundancy(p: &Platform, managed_by: &str, replicas: u32) -> (Vec<Sit
         })
         .into_iter()
         .collect();
-    let reason = format!(
-        "the {replicas} database replica{} run{} in one Kubernetes cluster{}: one site",
-        if replicas == 1 { "" } else { "s" },
-        if replicas == 1 { "s" } else { "" },
-        sites
-            .first()
-            .map(|s| format!(" ({})", s.label()))
-            .unwrap_or_default()
-    );
+    let place = sites
+        .first()
+        .map(|s| format!(" ({})", s.label()))
+        .unwrap_or_default();
+    let reason = if replicas == 1 {
+        format!("the database's one server runs in one Kubernetes cluster{place}: one site")
+    } else {
+        format!("the {replicas} database replicas run in one Kubernetes cluster{place}: one site")
+    };
     (sites, not_established(reason))
 }
 
@@ -452,6 +477,9 @@ mod tests {
         assert!(t.database.synchronous);
         assert_eq!(t.database.hosts, ["db1", "db2", "db3"]);
         assert_eq!(t.database.consensus, ["db1", "db2", "db3"]);
+        assert_eq!(t.database.consensus_tolerates, 1);
+        assert_eq!(t.database.consensus_sites.len(), 2);
+        assert_eq!(t.database.consensus_sites[0].hosts, ["db1", "db2"]);
         assert_eq!(t.database.sites.len(), 2, "{:?}", t.database.sites);
         assert_eq!(t.database.sites[0].hosts, ["db1", "db2"]);
         assert_eq!(t.database.sites[1].hosts, ["db3"]);
@@ -474,6 +502,9 @@ mod tests {
         );
         let db1 = &t.roles[1].hosts[0];
         assert!(!db1.own_location, "db1 stands where the target says");
+        assert_eq!(t.hosts.len(), 5);
+        assert_eq!(t.hosts[0].roles, ["database", "consensus"]);
+        assert_eq!(t.hosts[4].roles, ["app", "mta", "monitoring"]);
     }
 
     #[test]
