@@ -385,16 +385,64 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
         b,
         ev.clone(),
     ));
-    out.push(answer(
-        "Where are the databases hosted?",
-        if c.database.enabled {
-            format!("with the application: {a}")
+    // On hosts, the database hosts' own findings (each where it stands), with the replication.
+    let db_hosts = crate::policy::sovereignty::topology::of(p).database;
+    let on_db_host = |f: &Finding| {
+        db_hosts.hosts.iter().any(|h| {
+            f.subject == format!("host {h} location")
+                || f.subject == format!("host {h} address")
+                || f.subject == format!("host {h} cloud placement")
+        })
+    };
+    let db_findings = by(&on_db_host);
+    if c.database.enabled && !db_findings.is_empty() {
+        let (_, db, dev) = summarise(&db_findings);
+        let da = db_findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {} [{}]",
+                    f.subject.trim_start_matches("host "),
+                    f.observed,
+                    format!("{:?}", f.verdict).to_lowercase()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let replication = if db_hosts.replicas > 1 {
+            format!(
+                "{} replicas on {} ({}), in {} site{}: ",
+                db_hosts.replicas,
+                db_hosts.hosts.join(", "),
+                if db_hosts.synchronous {
+                    "synchronous"
+                } else {
+                    "asynchronous"
+                },
+                db_hosts.sites.len(),
+                if db_hosts.sites.len() == 1 { "" } else { "s" }
+            )
         } else {
-            "no database component".into()
-        },
-        b,
-        ev,
-    ));
+            format!("on {}: ", db_hosts.hosts.join(", "))
+        };
+        out.push(answer(
+            "Where are the databases hosted?",
+            format!("{replication}{da}"),
+            db,
+            dev,
+        ));
+    } else {
+        out.push(answer(
+            "Where are the databases hosted?",
+            if c.database.enabled {
+                format!("with the application: {a}")
+            } else {
+                "no database component".into()
+            },
+            b,
+            ev,
+        ));
+    }
     let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("backup storage")));
     out.push(answer(
         "Where are backups stored?",

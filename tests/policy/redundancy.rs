@@ -132,6 +132,22 @@ fn replicas_in_two_eu_sites_verify_geographic_redundancy() {
     );
     assert_eq!(t["roles"]["consensus"].as_array().unwrap().len(), 3);
     assert_eq!(t["database"]["sites"].as_array().unwrap().len(), 2);
+    // the buyers' question answered host by host
+    let answer = p["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["question"] == "Where are the databases hosted?")
+        .unwrap()["answer"]
+        .as_str()
+        .unwrap();
+    assert!(
+        answer.starts_with("3 replicas on db1, db2, db3 (synchronous), in 2 sites: ")
+            && answer.contains(
+                "db3 location: FR, operated by OVHcloud (FR), site Gravelines GRA-11 [pass]"
+            ),
+        "{answer}"
+    );
     // the report shows it verified, and the topology host by host
     let row = report
         .lines()

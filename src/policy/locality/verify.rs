@@ -579,7 +579,11 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
                     h.name
                 )
             };
-            out.push(v.place(&subject, country, op, op_name, site, "declared", evidence));
+            let mut f = v.place(&subject, country, op, op_name, site, "declared", evidence);
+            if let Some(site) = site {
+                f.observed = format!("{}, site {site}", f.observed);
+            }
+            out.push(f);
             out.extend(qualifications(v, &subject, op, site, "declared"));
         }
     }
