@@ -20,6 +20,11 @@ pub fn subjects(tree: &RenderedTree) -> Vec<Value> {
         .collect()
 }
 
+/// A bare-metal host's declared location (`host NAME location`), not its qualifications.
+fn is_host_location(f: &Finding) -> bool {
+    f.subject.starts_with("host ") && f.subject.ends_with(" location")
+}
+
 fn is_observed(f: &Finding) -> bool {
     matches!(f.basis, "live" | "dns" | "plan")
 }
@@ -59,14 +64,29 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         })
         .filter(|f| is_observed(f) && f.verdict != Verdict::Warn)
         .collect();
-    let declared_country = match &p.spec.target {
-        Target::Kubernetes(k) => k.location.as_ref().map(|l| l.country.clone()),
-        Target::Baremetal(b) => b.location.as_ref().map(|l| l.country.clone()),
+    // Every country the platform is declared in: on bare metal, each host's own location or
+    // the target's (none when a host has neither).
+    let declared_countries: Option<Vec<String>> = match &p.spec.target {
+        Target::Kubernetes(k) => k.location.as_ref().map(|l| vec![l.country.clone()]),
+        Target::Baremetal(b) => {
+            let mut countries = b
+                .hosts
+                .iter()
+                .map(|h| h.location(b.location.as_ref()).map(|l| l.country.clone()))
+                .collect::<Option<Vec<String>>>()
+                .filter(|c| !c.is_empty());
+            if let Some(c) = &mut countries {
+                c.sort();
+                c.dedup();
+            }
+            countries
+        }
         Target::Secnumcloud(c) => crate::policy::locality::verify::country_of_region(
             Providers::builtin(),
             crate::policy::locality::verify::cloud_operator_id(c.provider),
             &c.region,
-        ),
+        )
+        .map(|c| vec![c]),
     };
     let mut criteria = Vec::new();
     if placement.is_empty() {
@@ -74,12 +94,17 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
             "hosting",
             "data hosted in France or the EU",
             10,
-            declared_country.as_deref().map(in_eu),
+            declared_countries
+                .as_ref()
+                .map(|cs| cs.iter().all(|c| in_eu(c))),
             "declared",
-            declared_country
+            declared_countries
                 .as_ref()
                 .map_or("no hosting country declared".into(), |c| {
-                    format!("hosting declared in {c}; not observed (attest with --live)")
+                    format!(
+                        "hosting declared in {}; not observed (attest with --live)",
+                        c.join(", ")
+                    )
                 }),
         ));
     } else {
@@ -113,14 +138,35 @@ pub fn grid(p: &Platform, report: &Report) -> Value {
         "declared",
         "declared by the organisation (spec.sovereignty.declared.datacentreCertifications)".into(),
     ));
-    criteria.push(criterion(
-        "hosting",
-        "geographic redundancy inside the EU only",
-        5,
-        d.eu_only_redundancy,
-        "declared",
-        "declared by the organisation (euOnlyRedundancy)".into(),
-    ));
+    // Established by the topology terroir renders (the database replicas in two or more sites,
+    // all in the EU, or one outside it); else the organisation's declaration, with why.
+    let redundancy = crate::policy::sovereignty::topology::of(p)
+        .database
+        .redundancy;
+    criteria.push(match redundancy.fact() {
+        Some(fact) => criterion(
+            "hosting",
+            "geographic redundancy inside the EU only",
+            5,
+            Some(fact),
+            "verified",
+            format!(
+                "{}; each host's location judged in the findings",
+                redundancy.reason
+            ),
+        ),
+        None => criterion(
+            "hosting",
+            "geographic redundancy inside the EU only",
+            5,
+            d.eu_only_redundancy,
+            "declared",
+            format!(
+                "{}; declared by the organisation (euOnlyRedundancy)",
+                redundancy.reason
+            ),
+        ),
+    });
     criteria.push(criterion(
         "hosting",
         "hosting contract under French law",
@@ -326,7 +372,7 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
     let mut out = Vec::new();
     let hosting = by(&|f| {
         f.subject == "Kubernetes cluster"
-            || f.subject == "bare-metal hosts"
+            || is_host_location(f)
             || f.subject.contains(" region ")
             || f.subject.starts_with("node ")
             || f.subject.starts_with("host ") && f.subject.ends_with(" address")
@@ -339,16 +385,64 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
         b,
         ev.clone(),
     ));
-    out.push(answer(
-        "Where are the databases hosted?",
-        if c.database.enabled {
-            format!("with the application: {a}")
+    // On hosts, the database hosts' own findings (each where it stands), with the replication.
+    let db_hosts = crate::policy::sovereignty::topology::of(p).database;
+    let on_db_host = |f: &Finding| {
+        db_hosts.hosts.iter().any(|h| {
+            f.subject == format!("host {h} location")
+                || f.subject == format!("host {h} address")
+                || f.subject == format!("host {h} cloud placement")
+        })
+    };
+    let db_findings = by(&on_db_host);
+    if c.database.enabled && !db_findings.is_empty() {
+        let (_, db, dev) = summarise(&db_findings);
+        let da = db_findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {} [{}]",
+                    f.subject.trim_start_matches("host "),
+                    f.observed,
+                    format!("{:?}", f.verdict).to_lowercase()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let replication = if db_hosts.replicas > 1 {
+            format!(
+                "{} replicas on {} ({}), in {} site{}: ",
+                db_hosts.replicas,
+                db_hosts.hosts.join(", "),
+                if db_hosts.synchronous {
+                    "synchronous"
+                } else {
+                    "asynchronous"
+                },
+                db_hosts.sites.len(),
+                if db_hosts.sites.len() == 1 { "" } else { "s" }
+            )
         } else {
-            "no database component".into()
-        },
-        b,
-        ev,
-    ));
+            format!("on {}: ", db_hosts.hosts.join(", "))
+        };
+        out.push(answer(
+            "Where are the databases hosted?",
+            format!("{replication}{da}"),
+            db,
+            dev,
+        ));
+    } else {
+        out.push(answer(
+            "Where are the databases hosted?",
+            if c.database.enabled {
+                format!("with the application: {a}")
+            } else {
+                "no database component".into()
+            },
+            b,
+            ev,
+        ));
+    }
     let (a, b, ev) = summarise(&by(&|f| f.subject.starts_with("backup storage")));
     out.push(answer(
         "Where are backups stored?",
@@ -362,7 +456,7 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
     ));
     let (a, b, ev) = summarise(&by(&|f| {
         f.subject == "Kubernetes cluster"
-            || f.subject == "bare-metal hosts"
+            || is_host_location(f)
             || f.subject.contains(" region ") && !f.subject.contains(": ")
     }));
     out.push(answer(
@@ -452,7 +546,47 @@ pub fn criteria(p: &Platform, report: &Report) -> Vec<Value> {
     out
 }
 
-/// The predicate: platform, time, tool, target, policy, findings, grid, criteria and verdict.
+/// Where the platform runs, role by role: each role's hosts with their locations (their own, or
+/// the target's), and the database's replicas, synchronous replication, consensus members and
+/// the sites the replicas stand in.
+pub fn topology(p: &Platform) -> Value {
+    let t = crate::policy::sovereignty::topology::of(p);
+    let place = |h: &crate::policy::sovereignty::topology::PlacedHost| {
+        json!({
+            "name": h.name,
+            "address": h.address,
+            "location": h.location,
+            "locationSource": if h.own_location { "host" } else if h.location.is_some() { "target" } else { "none" },
+        })
+    };
+    let roles: serde_json::Map<String, Value> = t
+        .roles
+        .iter()
+        .map(|r| {
+            (
+                r.role.to_owned(),
+                Value::Array(r.hosts.iter().map(place).collect()),
+            )
+        })
+        .collect();
+    let db = &t.database;
+    json!({
+        "kind": t.kind,
+        "roles": roles,
+        "database": {
+            "managedBy": db.managed_by,
+            "replicas": db.replicas,
+            "synchronous": db.synchronous,
+            "hosts": db.hosts,
+            "consensus": db.consensus,
+            "sites": db.sites,
+            "redundancy": db.redundancy,
+        },
+    })
+}
+
+/// The predicate: platform, time, tool, target, policy, findings, grid, topology, criteria and
+/// verdict.
 pub fn predicate(p: &Platform, target_kind: &str, report: &Report, time: &str) -> Value {
     json!({
         "platform": p.metadata.name,
@@ -462,6 +596,7 @@ pub fn predicate(p: &Platform, target_kind: &str, report: &Report, time: &str) -
         "policy": p.spec.sovereignty.policy,
         "findings": report.findings,
         "grid": grid(p, report),
+        "topology": topology(p),
         "criteria": criteria(p, report),
         "verdict": report.verdict,
         "attribution": report.attribution,

@@ -148,11 +148,16 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 }
 
 /// The basis of a criterion, downgraded to "declared" when it is an organisational fact.
-fn basis(raw: &str, axis: &str, wording: &str) -> (Basis, bool) {
+/// Geographic redundancy is one unless `sited` (the predicate's topology puts the database
+/// replicas in two or more sites): then terroir established it from what it renders.
+fn basis(raw: &str, axis: &str, wording: &str, sited: bool) -> (Basis, bool) {
     match raw {
         "verified" => {
             let lower = wording.to_lowercase();
-            if axis == "publisher" || ORGANISATIONAL.iter().any(|w| lower.contains(w)) {
+            let organisational = ORGANISATIONAL
+                .iter()
+                .any(|w| lower.contains(w) && !(sited && *w == "redundancy"));
+            if axis == "publisher" || organisational {
                 (Basis::Declared, true)
             } else {
                 (Basis::Verified, false)
@@ -266,10 +271,14 @@ impl Report {
             })
             .collect();
         let (mut points_verified, mut points_declared) = (0, 0);
+        let sited = p
+            .pointer("/topology/database/sites")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.len() >= 2);
         for c in list(grid, "criteria") {
             let axis_id = field(c, "axis");
             let wording = field(c, "criterion");
-            let (basis, overclaimed) = basis(&field(c, "basis"), &axis_id, &wording);
+            let (basis, overclaimed) = basis(&field(c, "basis"), &axis_id, &wording, sited);
             match basis {
                 Basis::Verified => points_verified += number(c, "points"),
                 Basis::Declared => points_declared += number(c, "points"),
@@ -314,7 +323,7 @@ impl Report {
             .iter()
             .map(|q| {
                 let question = field(q, "question");
-                let (basis, overclaimed) = basis(&field(q, "basis"), "", &question);
+                let (basis, overclaimed) = basis(&field(q, "basis"), "", &question, false);
                 Question {
                     question,
                     answer: field(q, "answer"),
@@ -434,6 +443,95 @@ fn md_or(s: &str, empty: &str) -> String {
     } else {
         md(s)
     }
+}
+
+/// The topology of the predicate, for both pages: one row per host and role (role, host,
+/// address, location), then the database's replication as (label, text); none when the
+/// predicate has no topology.
+#[allow(clippy::type_complexity)]
+fn topology_items(predicate: &Value) -> Option<(Vec<[String; 4]>, Vec<(&'static str, String)>)> {
+    let t = predicate.get("topology").filter(|v| v.is_object())?;
+    let place = |l: &Value| {
+        ["country", "operator", "site"]
+            .iter()
+            .filter_map(|k| l.get(*k).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut rows = Vec::new();
+    if let Some(roles) = t.get("roles").and_then(Value::as_object) {
+        for (role, hosts) in roles {
+            for h in hosts.as_array().into_iter().flatten() {
+                let location = match h.get("location").filter(|l| l.is_object()) {
+                    None => "not declared".to_owned(),
+                    Some(l) if field(h, "locationSource") == "host" => {
+                        format!("{} (the host's own)", place(l))
+                    }
+                    Some(l) => place(l),
+                };
+                let address = field(h, "address");
+                rows.push([
+                    role.clone(),
+                    field(h, "name"),
+                    if address.is_empty() {
+                        "assigned at provisioning".into()
+                    } else {
+                        address
+                    },
+                    location,
+                ]);
+            }
+        }
+    }
+    let db = t.get("database").unwrap_or(&Value::Null);
+    let names = |key: &str| {
+        let v = field(db, key);
+        if v.is_empty() { "none".to_owned() } else { v }
+    };
+    let mut items = Vec::new();
+    match field(db, "managedBy").as_str() {
+        "terroir" => {
+            let replicas = number(db, "replicas");
+            items.push((
+                "Database replicas",
+                if replicas > 1 {
+                    format!(
+                        "{replicas}: one primary and {} standby{}, {}",
+                        replicas - 1,
+                        if replicas > 2 { "s" } else { "" },
+                        if db.get("synchronous").and_then(Value::as_bool) == Some(true) {
+                            "synchronous (a commit waits for a standby)"
+                        } else {
+                            "asynchronous"
+                        }
+                    )
+                } else {
+                    "1: no standby".into()
+                },
+            ));
+            items.push(("Database hosts", names("hosts")));
+            items.push(("Consensus members (etcd)", names("consensus")));
+        }
+        "external" => items.push(("Database", "an external server, not run by terroir".into())),
+        _ => items.push(("Database", "none".into())),
+    }
+    let sites: Vec<String> = list(db, "sites")
+        .iter()
+        .map(|s| {
+            let hosts = field(s, "hosts");
+            if hosts.is_empty() {
+                place(s)
+            } else {
+                format!("{} ({hosts})", place(s))
+            }
+        })
+        .collect();
+    if !sites.is_empty() {
+        items.push(("Sites of the replicas", sites.join("; ")));
+    }
+    let redundancy = db.get("redundancy").unwrap_or(&Value::Null);
+    items.push(("Geographic redundancy", field(redundancy, "reason")));
+    Some((rows, items))
 }
 
 /// The security baseline of the predicate, for both pages: (label, text, sub-items).
@@ -670,6 +768,32 @@ pub fn markdown(predicate: &Value) -> String {
         line(&mut o, &format!("- {}: {}", md(k), md(v)));
     }
     line(&mut o, "");
+
+    if let Some((rows, items)) = topology_items(predicate) {
+        line(&mut o, "## Topology");
+        line(&mut o, "");
+        if !rows.is_empty() {
+            line(&mut o, "| Role | Host | Address | Location |");
+            line(&mut o, "| --- | --- | --- | --- |");
+            for [role, host, address, location] in &rows {
+                line(
+                    &mut o,
+                    &format!(
+                        "| {} | {} | {} | {} |",
+                        md(role),
+                        md(host),
+                        md(address),
+                        md(location)
+                    ),
+                );
+            }
+            line(&mut o, "");
+        }
+        for (label, text) in items {
+            line(&mut o, &format!("- **{label}**: {}", md(&text)));
+        }
+        line(&mut o, "");
+    }
 
     line(&mut o, "## Policy");
     line(&mut o, "");
@@ -1058,6 +1182,33 @@ pub fn html(predicate: &Value) -> String {
     }
     push(&mut o, "</ul>");
     push(&mut o, "</section>");
+
+    if let Some((rows, items)) = topology_items(predicate) {
+        push(&mut o, "<section>");
+        push(&mut o, "<h2>Topology</h2>");
+        if !rows.is_empty() {
+            html_table(
+                &mut o,
+                &[15, 15, 20],
+                &["Role", "Host", "Address", "Location"],
+                rows.iter().map(|[role, host, address, location]| {
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(role),
+                        esc(host),
+                        esc(address),
+                        esc(location)
+                    )
+                }),
+            );
+        }
+        push(&mut o, "<ul class=\"kv\">");
+        for (label, text) in items {
+            push(&mut o, &format!("<li>{label}: {}</li>", esc(&text)));
+        }
+        push(&mut o, "</ul>");
+        push(&mut o, "</section>");
+    }
 
     if let Some(items) = security_items(predicate) {
         push(&mut o, "<section>");

@@ -202,10 +202,26 @@ fn locations(p: &Platform) -> Vec<String> {
         ));
     }
     if let Some(b) = t.baremetal() {
-        out.push(declared(
-            &format!("{} server(s)", b.hosts.len()),
-            b.location.as_ref(),
-        ));
+        // grouped by where they stand: a host's own location, else the target's
+        let mut groups: Vec<(Option<&crate::document::DeclaredLocation>, Vec<&str>)> = Vec::new();
+        for h in &b.hosts {
+            let l = h.location(b.location.as_ref());
+            match groups.iter_mut().find(|(g, _)| *g == l) {
+                Some((_, names)) => names.push(&h.name),
+                None => groups.push((l, vec![&h.name])),
+            }
+        }
+        if groups.len() <= 1 {
+            out.push(declared(
+                &format!("{} server(s)", b.hosts.len()),
+                groups.first().and_then(|(l, _)| *l).or(b.location.as_ref()),
+            ));
+        } else {
+            for (l, names) in groups {
+                let names: Vec<String> = names.into_iter().map(cell).collect();
+                out.push(declared(&format!("server(s) {}", names.join(", ")), l));
+            }
+        }
     }
     if let Some(s) = t.secnumcloud() {
         out.push(format!(

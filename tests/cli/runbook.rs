@@ -346,46 +346,104 @@ fn manual_configuration_export_covers_every_planned_file() {
 
 /// Tables keep their columns, lines carry no trailing white space, and paragraphs are separated by
 /// one blank line.
+/// One final newline, no two blank lines in a row, no trailing space, tables of even rows.
+fn assert_tidy(ex: &str, text: &str) {
+    assert!(
+        text.ends_with('\n') && !text.ends_with("\n\n"),
+        "{ex}: one final newline"
+    );
+    assert!(!text.contains("\n\n\n"), "{ex}: two blank lines in a row");
+    let mut header_cells = None;
+    for (i, line) in text.lines().enumerate() {
+        assert!(
+            !line.ends_with(' ') && !line.contains('\t'),
+            "{ex}:{}: trailing space or tab",
+            i + 1
+        );
+        if !line.starts_with('|') {
+            header_cells = None;
+            continue;
+        }
+        // cells: `|` outside inline code
+        let mut in_code = false;
+        let cells = line
+            .chars()
+            .filter(|c| {
+                if *c == '`' {
+                    in_code = !in_code;
+                }
+                *c == '|' && !in_code
+            })
+            .count();
+        match header_cells {
+            None => header_cells = Some(cells),
+            Some(n) => assert_eq!(cells, n, "{ex}:{}: {line}", i + 1),
+        }
+    }
+}
+
 #[test]
 fn runbooks_are_tidy_markdown() {
     let tmp = tempfile::tempdir().unwrap();
     for ex in [
         "baremetal.yaml",
+        "baremetal-ha.yaml",
         "kubernetes.yaml",
         "secnumcloud-outscale.yaml",
     ] {
-        let text = runbook_of(&example(ex), tmp.path(), ex);
-        assert!(
-            text.ends_with('\n') && !text.ends_with("\n\n"),
-            "{ex}: one final newline"
-        );
-        assert!(!text.contains("\n\n\n"), "{ex}: two blank lines in a row");
-        let mut header_cells = None;
-        for (i, line) in text.lines().enumerate() {
-            assert!(
-                !line.ends_with(' ') && !line.contains('\t'),
-                "{ex}:{}: trailing space or tab",
-                i + 1
-            );
-            if !line.starts_with('|') {
-                header_cells = None;
-                continue;
-            }
-            // cells: `|` outside inline code
-            let mut in_code = false;
-            let cells = line
-                .chars()
-                .filter(|c| {
-                    if *c == '`' {
-                        in_code = !in_code;
-                    }
-                    *c == '|' && !in_code
-                })
-                .count();
-            match header_cells {
-                None => header_cells = Some(cells),
-                Some(n) => assert_eq!(cells, n, "{ex}:{}: {line}", i + 1),
-            }
+        let out = render(&example(ex), tmp.path(), ex);
+        for runbook in [RUNBOOK, "runbooks/operations.md"] {
+            let text = std::fs::read_to_string(out.join(runbook)).unwrap();
+            assert_tidy(&format!("{ex} {runbook}"), &text);
         }
     }
+}
+
+/// With replicas in two sites: the topology host by host, failover and switchover by the
+/// commands that do them, the etcd majority's site named, and the database exported from the
+/// primary only.
+#[test]
+fn replicated_runbooks_describe_the_topology_failover_and_the_primary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("baremetal-ha.yaml"), tmp.path(), "ha");
+    let ops = std::fs::read_to_string(out.join("runbooks/operations.md")).unwrap();
+    assert_has(
+        &ops,
+        &[
+            "## Topology",
+            "| db3 | database, consensus | FR, OVHcloud, Gravelines GRA-11 (its own) |",
+            "| db1 | database, consensus | FR, OVHcloud, Roubaix RBX-8 |",
+            "3 servers: one primary and 2 standbys, synchronous",
+            "Patroni elects the primary through etcd on db1, db2, db3",
+            "the 3 database replicas stand in 2 sites, all in the EU",
+            "## Failover and switchover",
+            "terroir status baremetal-ha.yaml",
+            "terroir switchover baremetal-ha.yaml --to HOST",
+            "survives the loss of 1 of them",
+            "db1, db2 stand in one site (FR, OVHcloud, Roubaix RBX-8), a majority",
+        ],
+    );
+    let runbook = std::fs::read_to_string(out.join(RUNBOOK)).unwrap();
+    assert_has(
+        &runbook,
+        &[
+            "export from the primary",
+            "`terroir status baremetal-ha.yaml` names the primary",
+            "  db3) pg() { ssh -p 22 deploy@198.18.0.13 sudo -u postgres \"$@\"; } ;;",
+            "into the new platform's primary only",
+            "NEW_PRIMARY=$NEW_DB1",
+        ],
+    );
+    assert_eq!(
+        runbook.matches("pg pg_dump ").count(),
+        1,
+        "one dump, from the primary"
+    );
+    // one server: no failover section, no primary to choose
+    let single = render(&example("baremetal.yaml"), tmp.path(), "single");
+    let ops = std::fs::read_to_string(single.join("runbooks/operations.md")).unwrap();
+    assert_has(&ops, &["## Topology", "one server, no standby"]);
+    assert!(!ops.contains("## Failover"), "{ops}");
+    let runbook = std::fs::read_to_string(single.join(RUNBOOK)).unwrap();
+    assert!(!runbook.contains("PRIMARY"), "{runbook}");
 }

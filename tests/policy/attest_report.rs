@@ -391,3 +391,53 @@ fn ropa_names_third_country_transfers_and_defaults_the_controller() {
         "{transfers}"
     );
 }
+
+/// Geographic redundancy is an organisational claim unless the predicate's topology puts the
+/// database replicas in two or more sites: only then may the report show it as verified.
+#[test]
+fn redundancy_reads_as_verified_only_when_the_topology_has_two_sites() {
+    let name = "Geographic redundancy inside the EU only";
+    let mut p = fixture();
+    let c = p["grid"]["criteria"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["criterion"] == name)
+        .unwrap();
+    c["basis"] = "verified".into();
+    // the fixture's replicas run in one cluster: one site
+    let html = report::html(&p);
+    let r = row(&html, name);
+    assert!(
+        r.contains("declared by the organisation") && !r.contains(">verified<"),
+        "{r}"
+    );
+    assert!(r.contains("no probe can establish it"), "{r}");
+
+    p["topology"]["database"]["sites"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"country": "FR", "operator": "OVHcloud", "site": "Gravelines GRA-11", "hosts": []}));
+    let html = report::html(&p);
+    let r = row(&html, name);
+    assert!(r.contains(">verified<"), "{r}");
+    assert!(!r.contains("no probe can establish it"), "{r}");
+
+    // the topology itself, in both renderings
+    let md = report::markdown(&p);
+    assert!(md.contains("## Topology"), "{md}");
+    assert!(
+        md.contains("- **Database replicas**: 2: one primary and 1 standby, synchronous"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **Sites of the replicas**: FR, 3DS Outscale, cloudgouv-eu-west-1; FR, OVHcloud, Gravelines GRA-11"),
+        "{md}"
+    );
+    assert!(html.contains("<h2>Topology</h2>"), "{html}");
+    assert!(
+        html.contains(
+            "Geographic redundancy: the 2 database replicas run in one Kubernetes cluster"
+        )
+    );
+}

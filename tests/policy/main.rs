@@ -8,4 +8,5 @@ mod attest;
 mod attest_report;
 mod geodata;
 mod locate;
+mod redundancy;
 mod verify;

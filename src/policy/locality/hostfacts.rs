@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::verify::{Finding, Verdict, Verifier, host_of};
 use crate::deploy::baremetal::ssh::{Connection, SshError, Target};
-use crate::document::{BaremetalTarget, Platform};
+use crate::document::{BaremetalTarget, DeclaredLocation, Platform};
 
 /// One script, one round trip; each line `key value...`.
 const SCRIPT: &str = r#"
@@ -96,11 +96,89 @@ fn relay_host(relayhost: &str) -> Option<String> {
     Some(r.to_ascii_lowercase())
 }
 
-/// Judge one host's facts.
+/// Whether an address of `host`, as the geodata locates it, stands where the document declares
+/// the host (its own `location`, else the target's): a country or operator other than declared
+/// is a warning naming both; an address the geodata cannot place says nothing.
+pub fn against_declared(
+    host: &str,
+    loc: &super::locate::Location,
+    declared: &DeclaredLocation,
+    own: bool,
+    v: &Verifier,
+) -> Option<Finding> {
+    let country = loc.country.as_deref()?;
+    let mut differs = Vec::new();
+    if !country.eq_ignore_ascii_case(&declared.country) {
+        differs.push(format!(
+            "located in {country}, declared in {}",
+            declared.country
+        ));
+    }
+    if let (Some(found), Some(said)) = (loc.operator.as_deref(), declared.operator.as_deref()) {
+        let said_name = v
+            .catalog
+            .by_name(said)
+            .map(|o| o.name.as_str())
+            .unwrap_or(said);
+        if !found.eq_ignore_ascii_case(said_name) {
+            differs.push(format!("operated by {found}, declared {said}"));
+        }
+    }
+    let whose = if own {
+        format!("host {host}'s own `location`")
+    } else {
+        "`target.baremetal.location`".to_owned()
+    };
+    let label = [
+        Some(declared.country.as_str()),
+        declared.operator.as_deref(),
+        declared.site.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    Some(Finding {
+        subject: format!("host {host} location"),
+        observed: format!(
+            "{}: {country}{}",
+            loc.address,
+            loc.operator
+                .as_deref()
+                .map(|o| format!(", operated by {o}"))
+                .unwrap_or_default()
+        ),
+        expected: format!("where the document declares host {host}: {label} ({whose})"),
+        verdict: if differs.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        },
+        basis: "live",
+        evidence: if differs.is_empty() {
+            format!("geodata agrees with {whose}")
+        } else {
+            format!(
+                "{}: host {host} is not where the document says; correct {whose}, or check which server answers at this address",
+                differs.join("; ")
+            )
+        },
+    })
+}
+
+/// Judge one host's facts; its addresses also against its own declared location.
 pub fn judge(host: &str, f: &HostFacts, p: &Platform, v: &Verifier) -> Vec<Finding> {
     let mut out = Vec::new();
+    let declared = p.spec.target.baremetal().and_then(|b| {
+        let h = b.hosts.iter().find(|h| h.name == host)?;
+        Some((h.location(b.location.as_ref())?, h.location.is_some()))
+    });
     for ip in &f.addresses {
         out.push(v.address(format!("host {host} address"), *ip, "live"));
+        if let (Some(geo), Some((location, own))) = (v.geo, declared) {
+            let loc = super::locate::judge(*ip, geo, v.catalog);
+            out.extend(against_declared(host, &loc, location, own, v));
+        }
     }
     if let Some(gw) = f.gateway {
         out.push(v.address(format!("host {host} default gateway"), gw, "live"));
@@ -408,6 +486,98 @@ mod tests {
                 .unwrap()
                 .verdict,
             Verdict::Warn
+        );
+    }
+
+    #[test]
+    fn an_address_is_judged_against_its_own_host_s_declared_location() {
+        use crate::document::{Enforcement, Policy};
+        use crate::policy::locality::catalog::Catalog;
+        use crate::policy::locality::locate::Location;
+        let policy = Policy {
+            allowed_countries: vec!["EU".into()],
+            forbidden_jurisdictions: vec!["US".into()],
+            required_qualifications: vec![],
+            enforcement: Enforcement::Enforce,
+        };
+        let v = Verifier {
+            policy: &policy,
+            geo: None,
+            catalog: Catalog::builtin(),
+            pins: Default::default(),
+            dns: false,
+        };
+        let located = |country: Option<&str>, operator: Option<&str>| Location {
+            address: "54.38.0.17".into(),
+            country: country.map(str::to_owned),
+            asn: None,
+            organisation: None,
+            operator: operator.map(str::to_owned),
+            jurisdiction: None,
+            cloud_act_exposed: None,
+            reason: String::new(),
+            hostname: None,
+        };
+        let gravelines = DeclaredLocation {
+            country: "FR".into(),
+            operator: Some("OVHcloud".into()),
+            site: Some("Gravelines GRA-11".into()),
+        };
+        let ovh = Catalog::builtin().by_name("ovhcloud").unwrap().name.clone();
+        let agrees = against_declared(
+            "db3",
+            &located(Some("FR"), Some(&ovh)),
+            &gravelines,
+            true,
+            &v,
+        )
+        .unwrap();
+        assert_eq!(agrees.verdict, Verdict::Pass, "{agrees:?}");
+        assert_eq!(agrees.subject, "host db3 location");
+        let elsewhere = against_declared(
+            "db3",
+            &located(Some("DE"), Some(&ovh)),
+            &gravelines,
+            true,
+            &v,
+        )
+        .unwrap();
+        assert_eq!(elsewhere.verdict, Verdict::Warn);
+        assert!(
+            elsewhere.evidence.contains("located in DE, declared in FR")
+                && elsewhere.evidence.contains("host db3's own `location`"),
+            "{}",
+            elsewhere.evidence
+        );
+        assert!(
+            elsewhere
+                .expected
+                .contains("FR, OVHcloud, Gravelines GRA-11"),
+            "{}",
+            elsewhere.expected
+        );
+        let other_operator = against_declared(
+            "db1",
+            &located(Some("FR"), Some("Scaleway")),
+            &gravelines,
+            false,
+            &v,
+        )
+        .unwrap();
+        assert_eq!(other_operator.verdict, Verdict::Warn);
+        assert!(
+            other_operator
+                .evidence
+                .contains("operated by Scaleway, declared OVHcloud")
+                && other_operator
+                    .evidence
+                    .contains("`target.baremetal.location`"),
+            "{}",
+            other_operator.evidence
+        );
+        assert!(
+            against_declared("db1", &located(None, None), &gravelines, false, &v).is_none(),
+            "an address the geodata cannot place says nothing"
         );
     }
 

@@ -549,25 +549,43 @@ pub fn declared(p: &crate::document::Platform, images: &[String], v: &Verifier) 
         }
     }
     if let Some(b) = t.baremetal() {
-        let (country, op_name, site) = match &b.location {
-            Some(l) => (
-                Some(l.country.as_str()),
-                l.operator.as_deref(),
-                l.site.as_deref(),
-            ),
-            None => (None, None, None),
-        };
-        let op = op_name.and_then(|n| catalog.by_name(n));
-        out.push(v.place(
-            "bare-metal hosts",
-            country,
-            op,
-            op_name,
-            site,
-            "declared",
-            "target.baremetal.location",
-        ));
-        out.extend(qualifications(v, "bare-metal hosts", op, site, "declared"));
+        // Each host where it stands: its own location, else the target's (replicas may stand
+        // in another site, another country, with another operator).
+        for (i, h) in b.hosts.iter().enumerate() {
+            let loc = h.location(b.location.as_ref());
+            let (country, op_name, site) = match loc {
+                Some(l) => (
+                    Some(l.country.as_str()),
+                    l.operator.as_deref(),
+                    l.site.as_deref(),
+                ),
+                None => (None, None, None),
+            };
+            let op = op_name.and_then(|n| catalog.by_name(n));
+            let subject = format!("host {} location", h.name);
+            let evidence = if h.location.is_some() {
+                format!(
+                    "target.baremetal.hosts[{i}].location (host {}'s own)",
+                    h.name
+                )
+            } else if b.location.is_some() {
+                format!(
+                    "target.baremetal.location (host {} declares none of its own)",
+                    h.name
+                )
+            } else {
+                format!(
+                    "no location for host {}: declare target.baremetal.location or hosts[{i}].location",
+                    h.name
+                )
+            };
+            let mut f = v.place(&subject, country, op, op_name, site, "declared", evidence);
+            if let Some(site) = site {
+                f.observed = format!("{}, site {site}", f.observed);
+            }
+            out.push(f);
+            out.extend(qualifications(v, &subject, op, site, "declared"));
+        }
     }
     if let Some(c) = t.secnumcloud() {
         let id = cloud_operator_id(c.provider);
@@ -981,5 +999,97 @@ pub fn backend(
             other.to_owned(),
             format!("terroir does not judge `{other}` backends: check where it keeps the state"),
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ha(edit: impl Fn(String) -> String) -> crate::document::Platform {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/baremetal-ha.yaml"
+        ))
+        .unwrap();
+        crate::document::load_str("baremetal-ha.yaml", &edit(text))
+            .map(|l| l.platform)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn judged(p: &crate::document::Platform) -> Vec<Finding> {
+        let v = Verifier {
+            policy: &p.spec.sovereignty.policy,
+            geo: None,
+            catalog: Catalog::builtin(),
+            pins: HashMap::new(),
+            dns: false,
+        };
+        declared(p, &[], &v)
+    }
+
+    #[test]
+    fn each_host_is_judged_where_it_stands() {
+        let findings = judged(&ha(|t| t));
+        let hosts: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.subject.starts_with("host ") && f.subject.ends_with(" location"))
+            .collect();
+        let subjects: Vec<&str> = hosts.iter().map(|f| f.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "host db1 location",
+                "host db2 location",
+                "host db3 location",
+                "host ops1 location",
+                "host ops2 location"
+            ]
+        );
+        assert!(
+            hosts.iter().all(|f| f.verdict == Verdict::Pass),
+            "{hosts:#?}"
+        );
+        assert!(
+            hosts[2]
+                .evidence
+                .contains("hosts[2].location (host db3's own)"),
+            "{}",
+            hosts[2].evidence
+        );
+        assert!(
+            hosts[0].evidence.contains("target.baremetal.location"),
+            "{}",
+            hosts[0].evidence
+        );
+    }
+
+    #[test]
+    fn a_replica_standing_outside_the_allowed_countries_fails_with_its_host_named() {
+        let p = ha(|t| {
+            t.replacen(
+                "            country: FR\n            operator: OVHcloud\n            site: Gravelines GRA-11\n",
+                "            country: CH\n            operator: Infomaniak\n            site: Geneva\n",
+                1,
+            )
+        });
+        let findings = judged(&p);
+        let failing: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Fail)
+            .collect();
+        assert_eq!(failing.len(), 1, "{failing:#?}");
+        let f = failing[0];
+        assert_eq!(f.subject, "host db3 location");
+        assert!(f.observed.starts_with("CH"), "{}", f.observed);
+        assert_eq!(f.expected, "in EU, not under US law");
+        assert!(
+            f.evidence.contains("CH is outside the allowed countries")
+                && f.evidence.contains("host db3's own"),
+            "{}",
+            f.evidence
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod dependencies;
 pub mod preassess;
+pub mod topology;
 
 /// EU member states (ISO 3166-1 alpha-2; Greece is `GR`).
 pub const EU: [&str; 27] = [

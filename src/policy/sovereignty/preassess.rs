@@ -1,6 +1,8 @@
 //! The pre-assessment written with every render: the policy judged against what the document
 //! declares (locations, operators, organisational facts). Nothing here is probed, so every
-//! result is labelled `declared`; live verification replaces it with evidence.
+//! finding is labelled `declared`; live verification replaces it with evidence. One grid
+//! criterion can be `verified` all the same: geographic redundancy, when the topology terroir
+//! renders puts the database replicas in two or more sites inside the EU (see `topology`).
 
 use serde::Serialize;
 
@@ -36,7 +38,8 @@ pub struct Criterion {
     pub criterion: &'static str,
     pub points: u32,
     pub max: u32,
-    /// `declared` when the organisation says so, `unknown` when nothing was said.
+    /// `verified` when terroir establishes it (the topology it renders), `declared` when the
+    /// organisation says so, `unknown` when nothing was said.
     pub basis: &'static str,
     pub reason: String,
 }
@@ -60,6 +63,8 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
     pub grid: Grid,
     pub verdict: Verdict,
+    /// Where each role runs, and the database's replicas and their sites.
+    pub topology: super::topology::Topology,
 }
 
 /// Facts about the SecNumCloud providers Terroir provisions on (see docs/providers for sources).
@@ -143,11 +148,12 @@ fn locate(
 pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
     let policy = &p.spec.sovereignty.policy;
     let mut findings = Vec::new();
-    let mut hosting_country: Option<String> = None;
+    // Every country the platform is declared in (one per host location on bare metal).
+    let mut hosting_countries: Vec<String> = Vec::new();
     let t = &p.spec.target;
     if let Some(k) = t.kubernetes() {
         let loc = k.location.as_ref();
-        hosting_country = loc.map(|l| l.country.clone());
+        hosting_countries.extend(loc.map(|l| l.country.clone()));
         findings.push(locate(
             format!("Kubernetes cluster (namespace {})", k.namespace),
             loc.map(|l| l.country.as_str()),
@@ -156,20 +162,36 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         ));
     }
     if let Some(b) = t.baremetal() {
-        let loc = b.location.as_ref();
-        hosting_country = loc.map(|l| l.country.clone());
         for h in &r.hosts {
-            findings.push(locate(
+            // each host where it stands: its own location, else the target's
+            let loc = b
+                .hosts
+                .iter()
+                .find(|d| d.name == h.name)
+                .and_then(|d| d.location(b.location.as_ref()))
+                .or(b.location.as_ref());
+            hosting_countries.extend(loc.map(|l| l.country.clone()));
+            let mut f = locate(
                 format!("host {} ({})", h.name, h.address),
                 loc.map(|l| l.country.as_str()),
                 loc.and_then(|l| l.operator.as_deref()),
                 policy,
-            ));
+            );
+            if let Some(site) = loc.and_then(|l| l.site.as_deref()) {
+                f.observed = format!("{}, site {site}", f.observed);
+            }
+            findings.push(f);
+        }
+        if b.hosts
+            .iter()
+            .any(|h| h.location(b.location.as_ref()).is_none())
+        {
+            hosting_countries.clear();
         }
     }
     if let Some(s) = t.secnumcloud() {
         let facts = cloud_facts(s.provider);
-        hosting_country = Some(facts.country.into());
+        hosting_countries.push(facts.country.into());
         findings.push(locate(
             format!("{} region {}", s.provider.as_str(), s.region),
             Some(facts.country),
@@ -280,7 +302,10 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         evidence: "spec.endpoints.imageRegistryMirror".into(),
     });
 
-    let grid = grid(p, hosting_country.as_deref(), &findings);
+    hosting_countries.sort();
+    hosting_countries.dedup();
+    let topology = super::topology::of(p);
+    let grid = grid(p, &hosting_countries, &topology, &findings);
     let verdict = findings
         .iter()
         .map(|f| f.verdict)
@@ -293,13 +318,26 @@ pub fn assess(p: &Platform, r: &ResolvedPlatform) -> Assessment {
         findings,
         grid,
         verdict,
+        topology,
     }
 }
 
-fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Grid {
+fn grid(
+    p: &Platform,
+    hosting_countries: &[String],
+    topology: &super::topology::Topology,
+    findings: &[Finding],
+) -> Grid {
     let d = &p.spec.sovereignty.declared;
     let mut criteria = Vec::new();
-    let mut add = |axis, criterion, max: u32, fact: Option<bool>, reason: String| {
+    fn add(
+        criteria: &mut Vec<Criterion>,
+        axis: &'static str,
+        criterion: &'static str,
+        max: u32,
+        fact: Option<bool>,
+        reason: String,
+    ) {
         let (points, basis) = match fact {
             Some(true) => (max, "declared"),
             Some(false) => (0, "declared"),
@@ -313,18 +351,22 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
             basis,
             reason,
         });
-    };
+    }
     add(
+        &mut criteria,
         "hosting",
         "data hosted in France or the EU",
         10,
-        hosting_country.map(in_eu),
-        hosting_country.map_or("no hosting country declared".into(), |c| {
-            format!("hosting declared in {c}")
-        }),
+        (!hosting_countries.is_empty()).then(|| hosting_countries.iter().all(|c| in_eu(c))),
+        if hosting_countries.is_empty() {
+            "no hosting country declared".into()
+        } else {
+            format!("hosting declared in {}", hosting_countries.join(", "))
+        },
     );
     let certs = &d.datacentre_certifications;
     add(
+        &mut criteria,
         "hosting",
         "ISO 27001 certified datacentres",
         5,
@@ -335,14 +377,31 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         },
         "spec.sovereignty.declared.datacentreCertifications".into(),
     );
+    let redundancy = &topology.database.redundancy;
+    match redundancy.fact() {
+        // established by the topology terroir renders: verified, whatever was declared
+        Some(fact) => criteria.push(Criterion {
+            axis: "hosting",
+            criterion: "geographic redundancy inside the EU only",
+            points: if fact { 5 } else { 0 },
+            max: 5,
+            basis: "verified",
+            reason: redundancy.reason.clone(),
+        }),
+        None => add(
+            &mut criteria,
+            "hosting",
+            "geographic redundancy inside the EU only",
+            5,
+            d.eu_only_redundancy,
+            format!(
+                "{}; the organisation's declaration stands (spec.sovereignty.declared.euOnlyRedundancy)",
+                redundancy.reason
+            ),
+        ),
+    }
     add(
-        "hosting",
-        "geographic redundancy inside the EU only",
-        5,
-        d.eu_only_redundancy,
-        "spec.sovereignty.declared.euOnlyRedundancy".into(),
-    );
-    add(
+        &mut criteria,
         "hosting",
         "hosting contract under French law",
         10,
@@ -355,6 +414,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
     );
     let pb = d.publisher.as_ref();
     add(
+        &mut criteria,
         "publisher",
         "company under EU law",
         10,
@@ -364,6 +424,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         }),
     );
     add(
+        &mut criteria,
         "publisher",
         "EU shareholding above 50%",
         10,
@@ -373,6 +434,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         }),
     );
     add(
+        &mut criteria,
         "publisher",
         "no US subsidiary",
         5,
@@ -380,6 +442,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         "spec.sovereignty.declared.publisher.usSubsidiary".into(),
     );
     add(
+        &mut criteria,
         "technology",
         "auditable source code",
         10,
@@ -395,6 +458,7 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
         .iter()
         .any(|f| f.observed.starts_with("country not declared"));
     add(
+        &mut criteria,
         "technology",
         "no dependency on a US cloud",
         10,
@@ -413,12 +477,13 @@ fn grid(p: &Platform, hosting_country: Option<&str>, findings: &[Finding]) -> Gr
             "every dependency is declared outside the US".into()
         },
     );
-    add("legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions, which live verification establishes; declared locations alone cannot show it".into());
+    add(&mut criteria, "legal", "outside the reach of the US CLOUD Act", 15, if us { Some(false) } else { None }, "needs the operators' jurisdictions, which live verification establishes; declared locations alone cannot show it".into());
     let quals = &p.spec.sovereignty.policy.required_qualifications;
     let qualified = p.spec.target.secnumcloud().is_some()
         || certs.contains(&Qualification::Hds)
         || certs.contains(&Qualification::Secnumcloud);
     add(
+        &mut criteria,
         "legal",
         "SecNumCloud or HDS qualification",
         10,
