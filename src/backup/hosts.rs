@@ -15,7 +15,6 @@ use super::{
 };
 use crate::deploy::baremetal::site::{Site, SiteError, run, why};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
-use crate::document::Role;
 use crate::reversibility::export::SVC;
 use crate::text::last_lines;
 
@@ -37,18 +36,9 @@ fn database_host(site: &Site) -> Result<String, BackupError> {
         });
     }
     // a replicated database is backed up from its primary, wherever Patroni elected it
-    if db.highly_available
-        && let Ok((_, members)) = crate::deploy::baremetal::health::cluster(site)
-        && let Some(leader) = members.into_iter().find(|m| m.role == "leader")
-    {
-        return Ok(leader.name);
-    }
-    site.hosts_with(Role::Database)
-        .into_iter()
-        .next()
-        .ok_or_else(|| BackupError::NoDatabaseHost {
-            document: site.document.clone(),
-        })
+    crate::deploy::baremetal::health::primary(site).ok_or_else(|| BackupError::NoDatabaseHost {
+        document: site.document.clone(),
+    })
 }
 
 /// One backup in the repository.

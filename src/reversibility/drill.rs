@@ -256,7 +256,7 @@ pub fn compare(
         conns.insert(h.clone(), into.connect(h)?);
     }
     if !manifest.tables.is_empty()
-        && let Some(h) = into.hosts_with(Role::Database).first()
+        && let Some(h) = &crate::deploy::baremetal::health::primary(into)
     {
         // the application's database, then each tenant's, into the same tenant's
         let mut pairs = vec![(

@@ -609,8 +609,9 @@ pub fn export(
     // The database, the bulk of the data, streams on its own connection and thread while the
     // rest is read.
     let db = &r.components.database;
+    // a replicated database is exported from its primary
     let db_host = if db.managed {
-        site.hosts_with(Role::Database).first().cloned()
+        crate::deploy::baremetal::health::primary(site)
     } else {
         None
     };

@@ -193,7 +193,11 @@ pub fn restore(
             .next()
             .unwrap_or_default()
             .to_owned();
-        let host = first(Role::Database, "a database")?;
+        // into the primary, when the database is replicated: the standbys follow it
+        let host = match crate::deploy::baremetal::health::primary(site) {
+            Some(h) => h,
+            None => first(Role::Database, "a database")?,
+        };
         ensure(&mut conns, site, &host)?;
         let count = run(
             &conns[&host],

@@ -325,6 +325,18 @@ pub fn cluster(site: &Site) -> Result<(String, Vec<Member>), SwitchoverError> {
     Err(SwitchoverError::NoCluster(why.join("; ")))
 }
 
+/// The database host to read from or write to: the primary Patroni elected when the database is
+/// replicated (and Patroni answers), else the first database host.
+pub fn primary(site: &Site) -> Option<String> {
+    if site.resolved.components.database.highly_available
+        && let Ok((_, members)) = cluster(site)
+        && let Some(leader) = members.into_iter().find(|m| m.role == "leader")
+    {
+        return Some(leader.name);
+    }
+    site.hosts_with(Role::Database).into_iter().next()
+}
+
 /// The member to switch over to: `to` when given, else the synchronous standby, else the
 /// standby least behind.
 pub fn candidate<'a>(
