@@ -171,31 +171,62 @@ pub fn turn(
     if done.changed == 0 {
         return Ok(Turned::Unchanged);
     }
-    healthy(conn, rollout, HEALTH_DEADLINE).map_err(|why| {
+    let check = format!(
+        "GET http://127.0.0.1:{}{} on the host",
+        rollout.health_port, rollout.health_path
+    );
+    let took = healthy(conn, rollout, HEALTH_DEADLINE).map_err(|why| {
         format!(
-            "the rollout of {} stopped at {}: its health check (GET http://127.0.0.1:{}{} on the host) {why}",
-            rollout.service, host.name, rollout.health_port, rollout.health_path
+            "the rollout of {} stopped at {}: its health check ({check}) {why}",
+            rollout.service, host.name
         )
     })?;
+    // the check changed nothing; it is reported as the evidence of the turn
+    report.push(
+        &format!("health:{}", rollout.service),
+        StepStatus::Unchanged,
+        format!("healthy after {:.1} s ({check})", took.as_secs_f64()),
+    );
+    if let Some(step) = report.steps.last() {
+        progress.step(&report.name, step);
+    }
     Ok(Turned::Switched)
 }
 
-/// Ask the health endpoint until it answers 2xx or `deadline` passes: the last answer otherwise.
-fn healthy(conn: &Connection, rollout: &Rollout, deadline: Duration) -> Result<(), String> {
+/// Whether the service's process runs, as its init system says (an exit status).
+fn running_command(service: &str) -> String {
+    let q = shell_quote(service);
+    format!(
+        "if [ -d /run/systemd/system ]; then systemctl is-active --quiet {q}; else /etc/init.d/{q} status >/dev/null 2>&1; fi"
+    )
+}
+
+/// Ask the health endpoint until it answers 2xx (how long it took), or until `deadline` passes
+/// or the service's process is seen gone twice in a row (the last answer then).
+fn healthy(conn: &Connection, rollout: &Rollout, deadline: Duration) -> Result<Duration, String> {
     let command = health_command(rollout);
+    let running = running_command(&rollout.service);
     let started = Instant::now();
+    let mut gone = 0;
     loop {
         let last = match conn.exec(&command, None) {
             Ok(out) => match status_of(&out.stdout_str()) {
-                Some(code) if (200..300).contains(&code) => return Ok(()),
+                Some(code) if (200..300).contains(&code) => return Ok(started.elapsed()),
                 Some(code) => format!("answered {code}"),
                 None => format!("got no answer ({})", out.failure()),
             },
             Err(e @ SshError::Exec { .. }) => crate::text::error_chain(&e),
             Err(e) => return Err(crate::text::error_chain(&e)),
         };
+        match conn.exec(&running, None) {
+            Ok(out) if !out.ok() => gone += 1,
+            _ => gone = 0,
+        }
+        if gone >= 2 {
+            return Err(format!("{last}, and {} is not running", rollout.service));
+        }
         if started.elapsed() > deadline {
-            return Err(format!("{last} for {}s", deadline.as_secs()));
+            return Err(format!("{last} for {} s", deadline.as_secs()));
         }
         std::thread::sleep(Duration::from_secs(1));
     }
