@@ -132,6 +132,9 @@ enum Contact {
     Skipped,
 }
 
+/// A host's steps converged with the others, and those of its turn in a rollout.
+type Phases = (HostPlan, Option<HostPlan>);
+
 fn skipped(host: &HostPlan) -> HostReport {
     let mut r = HostReport::new(host);
     r.error = Some("skipped: another host failed and --fail-fast is set".into());
@@ -185,7 +188,7 @@ pub fn converge(
         return Ok(Vec::new());
     }
     // an apply leaves what restarts a rolled service to the host's turn (a plan shows it all)
-    let phases: Vec<(HostPlan, Option<HostPlan>)> = plan
+    let phases: Vec<Phases> = plan
         .hosts
         .iter()
         .map(|h| match opts.mode {
@@ -193,7 +196,7 @@ pub fn converge(
             Mode::Plan => (h.clone(), None),
         })
         .collect();
-    let pairs: Vec<(&(HostPlan, Option<HostPlan>), Mutex<Option<Contact>>)> = phases
+    let pairs: Vec<(&Phases, Mutex<Option<Contact>>)> = phases
         .iter()
         .zip(reached)
         .map(|(h, r)| (h, Mutex::new(Some(r))))
@@ -237,7 +240,7 @@ pub fn converge(
 /// first phase failed have no turn: their report says why already).
 fn roll_out(
     plan: &Plan,
-    phases: &[(HostPlan, Option<HostPlan>)],
+    phases: &[Phases],
     converged: Vec<(HostReport, Option<Reached>)>,
     tree: &BTreeMap<String, Vec<u8>>,
     opts: &Options,
@@ -263,11 +266,11 @@ fn roll_out(
         r
     });
     for (name, result) in results {
-        if let (Err(e), Some(report)) = (result, reports.iter_mut().find(|r| r.name == name)) {
-            if report.error.is_none() {
-                report.error = Some(e);
-                progress.host_finished(report);
-            }
+        if let (Err(e), Some(report)) = (result, reports.iter_mut().find(|r| r.name == name))
+            && report.error.is_none()
+        {
+            report.error = Some(e);
+            progress.host_finished(report);
         }
     }
     reports

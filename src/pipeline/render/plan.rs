@@ -327,13 +327,13 @@ pub fn build(
             });
         }
         let services: BTreeSet<&str> = steps.services.iter().map(|s| s.name.as_str()).collect();
-        if let Some(r) = &steps.rollout {
-            if !services.contains(r.service.as_str()) || !r.health_path.starts_with('/') {
-                return Err(RenderError::Plan(format!(
-                    "{where_}: the rollout names `{}` and `{}`: a service of this host and an absolute health path are expected",
-                    r.service, r.health_path
-                )));
-            }
+        if let Some(r) = &steps.rollout
+            && (!services.contains(r.service.as_str()) || !r.health_path.starts_with('/'))
+        {
+            return Err(RenderError::Plan(format!(
+                "{where_}: the rollout names `{}` and `{}`: a service of this host and an absolute health path are expected",
+                r.service, r.health_path
+            )));
         }
         let rollout = steps.rollout.clone();
         let mut dests = BTreeSet::new();
