@@ -391,6 +391,11 @@ mod tests {
             let mut reader = BufReader::new(stream);
             let mut request = String::new();
             reader.read_line(&mut request).unwrap();
+            // the whole request read, as a server does: unread bytes would reset the connection
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                line.clear();
+            }
             reader
                 .get_mut()
                 .write_all(b"HTTP/1.0 503 Service Unavailable\r\n\r\ndatabase: down\n")
