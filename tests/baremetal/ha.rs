@@ -1,8 +1,9 @@
 //! Roles carried by two hosts on real test hosts: db1 (h1) with the database, web1 and web2 (h2,
 //! h3) each with an MTA, Prometheus and a member of the Alertmanager cluster, and the
-//! application. With one MTA down the application's mail is still delivered; an alert reaches
-//! its receiver once while both Prometheus run, and still once with one down; a new release is
-//! switched one host at a time, and a release failing its health check stops at the first host.
+//! application. `terroir status` sees the cluster and the application healthy on each; with one
+//! MTA down the application's mail is still delivered; an alert reaches its receiver once while
+//! both Prometheus run, and still once with one down; a new release is switched one host at a
+//! time, and a release failing its health check stops at the first host.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -182,6 +183,51 @@ fn two_hosts_per_role_keep_mail_alerts_and_releases_going() {
             }
         });
     }
+
+    // `terroir status`: on each host, the Alertmanager sees the whole cluster and the
+    // application answers its health check.
+    eventually(Duration::from_secs(90), "every component healthy", || {
+        let out = terroir()
+            .args(["--output", "json", "status"])
+            .arg(&doc)
+            .output()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
+        let seen: Vec<String> = v["hosts"]
+            .as_array()
+            .map(|hosts| {
+                hosts
+                    .iter()
+                    .flat_map(|h| {
+                        h["components"].as_array().unwrap().iter().map(move |c| {
+                            format!(
+                                "{} {} ({}) {}",
+                                h["name"].as_str().unwrap(),
+                                c["component"].as_str().unwrap(),
+                                c["role"].as_str().unwrap(),
+                                c["healthy"]
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: Vec<String> = ["web1", "web2"]
+            .iter()
+            .flat_map(|h| {
+                [
+                    format!("{h} alertmanager (member of a cluster of 2) true"),
+                    format!("{h} application (one of 2 hosts) true"),
+                ]
+            })
+            .collect();
+        if seen == expected {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}\n{v:#}"))
+        }
+    });
 
     // One MTA host unreachable (its SMTP port dropped): the application's mail leaves through
     // the other, and is delivered.

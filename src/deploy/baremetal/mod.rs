@@ -12,6 +12,7 @@
 pub mod converge;
 pub mod diff;
 pub mod driver;
+pub mod health;
 pub mod host_lock;
 pub mod probe;
 pub mod report;

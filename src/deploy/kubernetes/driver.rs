@@ -185,6 +185,7 @@ impl Driver for Cluster {
         Ok(Status {
             ready: pending.is_empty(),
             pending,
+            hosts: Vec::new(),
         })
     }
 }

@@ -57,6 +57,7 @@ impl Driver for Cloud {
         Ok(Status {
             ready: pending.is_empty(),
             pending,
+            hosts: Vec::new(),
         })
     }
 }
