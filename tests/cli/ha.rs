@@ -80,6 +80,15 @@ fn two_hosts_per_role_render_a_cluster_every_mta_and_a_rollout() {
             .output()
             .unwrap();
         assert!(check.status.success());
+        // each MTA host signs under a DKIM selector of its own, for the key made there
+        let dkim = read(&dir.join("opendkim.conf"));
+        assert!(
+            dkim.contains(&format!("Selector                acme2026-{me}\n"))
+                && dkim.contains(&format!(
+                    "KeyFile                 /etc/opendkim/keys/acme2026-{me}.private\n"
+                )),
+            "{dkim}"
+        );
         // the application knows every MTA, the first as SMTP_HOST
         let env = read(&dir.join("app.env"));
         assert!(
@@ -119,6 +128,30 @@ fn two_hosts_per_role_render_a_cluster_every_mta_and_a_rollout() {
             );
         }
     }
+}
+
+#[test]
+fn a_dkim_selector_too_long_for_a_host_of_its_own_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = "s".repeat(59);
+    let doc = variant("baremetal.yaml", tmp.path(), "ha.yaml", |t| {
+        two_hosts_per_role(&t).replace("dkimSelector: acme2026", &format!("dkimSelector: {long}"))
+    });
+    // 59 + `-web1` is 64 characters: one more than a DNS label holds
+    let out = terroir().arg("validate").arg(&doc).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "DKIM selector `{long}-web1` of MTA host web1 is longer than a DNS label (63)"
+        )),
+        "{stderr}"
+    );
+    // the example's selector alone, with one MTA host, stays valid at that length
+    let one = variant("baremetal.yaml", tmp.path(), "one.yaml", |t| {
+        t.replace("dkimSelector: acme2026", &format!("dkimSelector: {long}"))
+    });
+    terroir().arg("validate").arg(&one).assert().success();
 }
 
 /// `GET /api/v2/status` of an Alertmanager: its cluster's status and the addresses of its peers.
