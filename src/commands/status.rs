@@ -23,7 +23,6 @@ struct Looked {
 
 impl Report for Looked {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        host_lines(&self.status, out)?;
         for p in &self.status.pending {
             writeln!(out, "  pending: {p}")?;
         }
@@ -44,17 +43,6 @@ impl Report for Looked {
             )
         }
     }
-}
-
-/// Each host's components as they answered (hosts only).
-fn host_lines(status: &Status, out: &mut Text<'_>) -> std::io::Result<()> {
-    for h in &status.hosts {
-        writeln!(out, "{} ({})", h.name, h.address)?;
-        for c in &h.components {
-            writeln!(out, "  {}", c.line())?;
-        }
-    }
-    Ok(())
 }
 
 pub fn run(args: &ApplyArgs, cx: &Context) -> Result<ExitStatus, Error> {

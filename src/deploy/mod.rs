@@ -153,9 +153,6 @@ pub struct Status {
     pub ready: bool,
     /// What is not, one line each.
     pub pending: Vec<String>,
-    /// Hosts: what each host's components answer (empty for other targets).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<baremetal::health::HostHealth>,
 }
 
 /// The result of a run. Scripts read the last driver's report.

@@ -9,7 +9,7 @@ mod acme;
 mod apply;
 mod backups;
 mod benches;
-mod ha;
+mod roles;
 mod host_lock;
 mod hosts;
 mod reversibility;

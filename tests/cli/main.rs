@@ -6,7 +6,7 @@
 mod common;
 
 mod cli;
-mod ha;
+mod roles;
 mod malformed;
 mod native_configs;
 mod render;

@@ -137,27 +137,11 @@ impl Driver for Hosts {
                 pending.push(format!("{}: {} {}", h.name, s.id, s.detail));
             }
         }
-        let hosts = tokio::task::block_in_place(|| health(work))?;
-        pending.extend(hosts.iter().flat_map(|h| {
-            h.components
-                .iter()
-                .filter(|c| !c.healthy)
-                .map(|c| format!("{}: {}", h.name, c.line()))
-        }));
         Ok(Status {
             ready: pending.is_empty(),
             pending,
-            hosts,
         })
     }
-}
-
-/// What the hosts' components answer (`health`): the Alertmanager cluster's members, the
-/// application's health check.
-fn health(work: &Work<'_>) -> Result<Vec<super::health::HostHealth>, DeployError> {
-    let plan = checked_plan(work)?;
-    let opts = options(work)?;
-    Ok(super::health::look(&plan, &opts, work.resolved))
 }
 
 fn document(work: &Work<'_>) -> PathBuf {

@@ -12,7 +12,6 @@
 pub mod converge;
 pub mod diff;
 pub mod driver;
-pub mod health;
 pub mod host_lock;
 pub mod probe;
 pub mod report;

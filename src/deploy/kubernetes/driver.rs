@@ -185,7 +185,6 @@ impl Driver for Cluster {
         Ok(Status {
             ready: pending.is_empty(),
             pending,
-            hosts: Vec::new(),
         })
     }
 }

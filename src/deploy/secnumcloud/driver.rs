@@ -57,7 +57,6 @@ impl Driver for Cloud {
         Ok(Status {
             ready: pending.is_empty(),
             pending,
-            hosts: Vec::new(),
         })
     }
 }

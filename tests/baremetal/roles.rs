@@ -194,31 +194,27 @@ fn two_hosts_per_role_keep_mail_alerts_and_releases_going() {
             .unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
-        let seen: Vec<String> = v["hosts"]
+        let seen: Vec<String> = v["components"]
             .as_array()
-            .map(|hosts| {
-                hosts
-                    .iter()
-                    .flat_map(|h| {
-                        h["components"].as_array().unwrap().iter().map(move |c| {
-                            format!(
-                                "{} {} ({}) {}",
-                                h["name"].as_str().unwrap(),
-                                c["component"].as_str().unwrap(),
-                                c["role"].as_str().unwrap(),
-                                c["healthy"]
-                            )
-                        })
-                    })
-                    .collect()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["component"] == "alertmanager" || c["component"] == "app")
+            .map(|c| {
+                format!(
+                    "{} {} {} {}",
+                    c["host"].as_str().unwrap_or_default(),
+                    c["component"].as_str().unwrap_or_default(),
+                    c["healthy"],
+                    c["detail"].as_str().unwrap_or_default()
+                )
             })
-            .unwrap_or_default();
+            .collect();
         let expected: Vec<String> = ["web1", "web2"]
             .iter()
             .flat_map(|h| {
                 [
-                    format!("{h} alertmanager (member of a cluster of 2) true"),
-                    format!("{h} application (one of 2 hosts) true"),
+                    format!("{h} alertmanager true cluster ready, 2 peers"),
+                    format!("{h} app true HTTP 200"),
                 ]
             })
             .collect();
