@@ -5,7 +5,8 @@
 //! Configuration comes from the environment the blueprint renders (`app.env`):
 //! APP_PORT, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE
 //! (or DATABASE_PASSWORD), PGTARGETSESSIONATTRS (with several database hosts: `read-write`),
-//! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN, and for TLS inside the platform TLS_CA_FILE (the
+//! SMTP_HOST, SMTP_PORT, MAIL_FROM_DOMAIN, SMTP_HOSTS (several MTAs, comma-separated: each is
+//! tried in turn until one takes the message), and for TLS inside the platform TLS_CA_FILE (the
 //! platform CA's certificate: PostgreSQL is then reached over TLS only, as with libpq's
 //! `sslmode=verify-full`, and SMTP sessions start with STARTTLS; both verify the server's
 //! certificate and name against it).
@@ -58,7 +59,8 @@ enum MailError {
 struct Config {
     port: String,
     db: String,
-    smtp_host: String,
+    /// The MTAs, in the order they are tried.
+    smtp_hosts: Vec<String>,
     smtp_port: u16,
     from_domain: String,
     /// Client TLS that trusts the platform CA only, when TLS_CA_FILE is set.
@@ -130,7 +132,10 @@ fn config() -> Result<Config, SmokeError> {
     Ok(Config {
         port: env("APP_PORT")?,
         db,
-        smtp_host: env("SMTP_HOST")?,
+        smtp_hosts: smtp_hosts(
+            &env("SMTP_HOST")?,
+            std::env::var("SMTP_HOSTS").ok().as_deref(),
+        ),
         smtp_port: env("SMTP_PORT")?.parse().unwrap_or(25),
         from_domain: env("MAIL_FROM_DOMAIN").unwrap_or_else(|_| "localhost".into()),
         tls,
@@ -214,11 +219,47 @@ fn command<S: std::io::Read + Write>(
     expect(stream, code)
 }
 
-/// Send one message to the platform's own MTA: over STARTTLS with its certificate verified when
-/// the platform has a CA, in plain SMTP otherwise.
-fn send_mail(cfg: &Config, to: &str) -> Result<(), MailError> {
+/// The MTAs to try: SMTP_HOSTS when set (several MTA hosts), else SMTP_HOST alone.
+fn smtp_hosts(first: &str, all: Option<&str>) -> Vec<String> {
+    let listed: Vec<String> = all
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if listed.is_empty() {
+        vec![first.to_owned()]
+    } else {
+        listed
+    }
+}
+
+/// Send one message through the first MTA that takes it, trying them in order: the name of the
+/// MTA that took it, or every MTA's failure.
+fn send_mail(cfg: &Config, to: &str) -> Result<String, String> {
+    let mut failures = Vec::new();
+    for host in &cfg.smtp_hosts {
+        match send_mail_to(cfg, host, to) {
+            Ok(()) => return Ok(host.clone()),
+            Err(e) => failures.push(format!("{host}: {e}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// Send one message to one of the platform's MTAs: over STARTTLS with its certificate verified
+/// when the platform has a CA, in plain SMTP otherwise.
+fn send_mail_to(cfg: &Config, host: &str, to: &str) -> Result<(), MailError> {
+    use std::net::ToSocketAddrs;
+    // a host that is down must not hold the message until the system's TCP timeout
+    let address = (host, cfg.smtp_port)
+        .to_socket_addrs()
+        .map_err(MailError::Connect)?
+        .next()
+        .ok_or_else(|| MailError::Connect(std::io::ErrorKind::NotFound.into()))?;
     let stream =
-        TcpStream::connect((cfg.smtp_host.as_str(), cfg.smtp_port)).map_err(MailError::Connect)?;
+        TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(MailError::Connect)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut plain = BufReader::new(stream);
     expect(&mut plain, "220")?;
@@ -226,12 +267,13 @@ fn send_mail(cfg: &Config, to: &str) -> Result<(), MailError> {
     match &cfg.tls {
         Some(tls) => {
             command(&mut plain, "STARTTLS\r\n", "220")?;
-            let name = rustls::pki_types::ServerName::try_from(cfg.smtp_host.clone()).map_err(
-                |source| MailError::Name {
-                    host: cfg.smtp_host.clone(),
-                    source,
-                },
-            )?;
+            let name =
+                rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|source| {
+                    MailError::Name {
+                        host: host.to_owned(),
+                        source,
+                    }
+                })?;
             let conn = rustls::ClientConnection::new(tls.clone(), name)?;
             let mut secure = BufReader::new(rustls::StreamOwned::new(conn, plain.into_inner()));
             command(&mut secure, &format!("EHLO {}\r\n", cfg.from_domain), "250")
@@ -317,9 +359,9 @@ pub fn run() -> Result<(), SmokeError> {
             (tiny_http::Method::Post, "/mail") => {
                 let to = query_param(&url, "to").unwrap_or_default();
                 match send_mail(&cfg, &to) {
-                    Ok(()) => {
+                    Ok(host) => {
                         MAILS.fetch_add(1, Ordering::Relaxed);
-                        respond(request, 202, "sent\n".into());
+                        respond(request, 202, format!("sent through {host}\n"));
                     }
                     Err(e) => {
                         ERRORS.fetch_add(1, Ordering::Relaxed);
@@ -343,4 +385,19 @@ pub fn run() -> Result<(), SmokeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smtp_hosts;
+
+    #[test]
+    fn every_listed_mta_is_tried_in_order_else_the_one_host() {
+        assert_eq!(smtp_hosts("10.0.0.1", None), ["10.0.0.1"]);
+        assert_eq!(smtp_hosts("10.0.0.1", Some("")), ["10.0.0.1"]);
+        assert_eq!(
+            smtp_hosts("10.0.0.1", Some("10.0.0.1, 10.0.0.2,")),
+            ["10.0.0.1", "10.0.0.2"]
+        );
+    }
 }

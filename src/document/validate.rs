@@ -873,6 +873,29 @@ fn check_components(c: &mut Checker, p: &Platform) {
                 "lowercase letters, digits and `-`",
             );
         }
+        // several MTA hosts each sign under `<selector>-<host>` (opendkim.conf): a DNS label too
+        let mtas: Vec<&str> = p
+            .spec
+            .target
+            .baremetal()
+            .map(|b| {
+                b.hosts
+                    .iter()
+                    .filter(|h| h.roles.contains(&Role::Mta))
+                    .map(|h| h.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for h in mtas.iter().filter(|_| mtas.len() > 1) {
+            let selector = format!("{}-{h}", m.dkim_selector);
+            if selector.len() > 63 {
+                c.err(
+                    &format!("{base}/mta/dkimSelector"),
+                    format!("DKIM selector `{selector}` of MTA host {h} is longer than a DNS label (63)"),
+                    "a shorter selector or host name: with several MTA hosts each signs under `<selector>-<host>`",
+                );
+            }
+        }
         for (i, n) in m.relay_networks.iter().enumerate() {
             if n.parse::<ipnet::IpNet>().is_err() {
                 c.err(

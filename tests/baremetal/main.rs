@@ -13,6 +13,7 @@ mod ha;
 mod host_lock;
 mod hosts;
 mod reversibility;
+mod roles;
 mod secnumcloud;
 mod secrets;
 mod security;

@@ -9,6 +9,7 @@ mod cli;
 mod malformed;
 mod native_configs;
 mod render;
+mod roles;
 mod runbook;
 mod schema;
 mod terraform;

@@ -478,7 +478,7 @@ fn postconf_reads_the_rendered_postfix_settings() {
     postconf_reads(&dir, &policy);
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -486,7 +486,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn listening(port: u16, what: &str, log: &Path) {
+pub(crate) fn listening(port: u16, what: &str, log: &Path) {
     eventually(Duration::from_secs(30), what, || {
         std::net::TcpStream::connect(("127.0.0.1", port))
             .map(|_| ())
@@ -495,9 +495,9 @@ fn listening(port: u16, what: &str, log: &Path) {
 }
 
 /// A server process, stopped when the test ends (`stop` first, then killed).
-struct Running {
-    child: Child,
-    stop: Option<Std>,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) stop: Option<Std>,
 }
 
 impl Drop for Running {
@@ -510,7 +510,7 @@ impl Drop for Running {
     }
 }
 
-fn spawn(cmd: &mut Std, log: &Path) -> Child {
+pub(crate) fn spawn(cmd: &mut Std, log: &Path) -> Child {
     let log = std::fs::File::create(log).unwrap();
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -551,7 +551,7 @@ fn rsa_certificate(dir: &Path, cert: &str, key: &str) {
 }
 
 /// A directory the servers' unprivileged processes can enter.
-fn open_dir(tmp: &Path, name: &str) -> PathBuf {
+pub(crate) fn open_dir(tmp: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = tmp.join(name);

@@ -224,6 +224,17 @@ pub fn all_roles_on_one_host(
         )
 }
 
+/// The bare-metal example with every role but the database carried by two hosts: db1
+/// (198.18.0.11, database), web1 and web2 (198.18.0.12 and .13, mta, monitoring and app).
+pub fn two_hosts_per_role(t: &str) -> String {
+    let three = "        - name: ops1\n          address: 198.18.0.12\n          roles: [mta, monitoring]\n        - name: app1\n          address: 198.18.0.13\n          roles: [app]\n";
+    assert!(t.contains(three), "the example's hosts");
+    t.replace(
+        three,
+        "        - name: web1\n          address: 198.18.0.12\n          roles: [mta, monitoring, app]\n        - name: web2\n          address: 198.18.0.13\n          roles: [mta, monitoring, app]\n",
+    )
+}
+
 /// No public name and no ACME CA: `apply` would ask the named CA (the example names HARICA) for
 /// a certificate, and test hosts reach no public CA (tests/baremetal/acme.rs runs its own).
 pub fn without_public_name(t: &str) -> String {

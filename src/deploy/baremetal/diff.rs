@@ -569,6 +569,7 @@ pub(super) mod tests {
             address: "198.18.0.11".into(),
             roles: Vec::new(),
             steps,
+            rollout: None,
         }
     }
 

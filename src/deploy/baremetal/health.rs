@@ -108,10 +108,12 @@ pub fn script(p: &ResolvedPlatform, host: &ResolvedHost) -> String {
                 "curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 --cacert {tls}/ca.crt https://127.0.0.1:9090/-/ready"
             ),
         );
+        // the cluster's size it should see, then what it sees
         ask(
             "alertmanager",
             format!(
-                "curl -s --max-time 5 --cacert {tls}/ca.crt https://127.0.0.1:9093/api/v2/status"
+                "printf '%s ' {}; curl -s --max-time 5 --cacert {tls}/ca.crt https://127.0.0.1:9093/api/v2/status",
+                c.monitoring.hosts.len()
             ),
         );
     }
@@ -187,15 +189,25 @@ fn judge(host: &str, component: &str, answer: &str) -> (String, bool, String) {
             ("member".to_owned(), ok, detail.to_owned())
         }
         "alertmanager" => {
-            let v: Value = serde_json::from_str(answer).unwrap_or(Value::Null);
-            let status = v["cluster"]["status"].as_str().unwrap_or("unknown");
+            let (expected, status) = answer.split_once(' ').unwrap_or((answer, ""));
+            let expected: usize = expected.parse().unwrap_or(1);
+            let v: Value = serde_json::from_str(status).unwrap_or(Value::Null);
+            if v.is_null() {
+                return silent("Alertmanager");
+            }
+            let state = v["cluster"]["status"].as_str().unwrap_or("unknown");
             let peers = v["cluster"]["peers"].as_array().map_or(0, Vec::len);
-            // `disabled`: a single Alertmanager, not clustered
+            // one Alertmanager alone is not clustered (`disabled`); several must all see each other
+            let healthy = if expected <= 1 {
+                state == "ready" || state == "disabled"
+            } else {
+                state == "ready" && peers == expected
+            };
             (
                 "peer".to_owned(),
-                status == "ready" || status == "disabled",
+                healthy,
                 format!(
-                    "cluster {status}, {peers} peer{}",
+                    "cluster {state}, {peers} peer{} of {expected}",
                     crate::text::plural(peers)
                 ),
             )
@@ -501,12 +513,25 @@ mod tests {
     fn alertmanager_reports_its_cluster() {
         let c = parse(
             "ops1",
-            r#"alertmanager {"cluster":{"status":"ready","peers":[{"name":"a"},{"name":"b"}]}}"#,
+            r#"alertmanager 2 {"cluster":{"status":"ready","peers":[{"name":"a"},{"name":"b"}]}}"#,
         );
         assert_eq!(
             (c[0].role.as_str(), c[0].healthy, c[0].detail.as_str()),
-            ("peer", true, "cluster ready, 2 peers")
+            ("peer", true, "cluster ready, 2 peers of 2")
         );
+        // a member that does not see the whole cluster
+        let c = parse(
+            "ops1",
+            r#"alertmanager 2 {"cluster":{"status":"ready","peers":[{"name":"a"}]}}"#,
+        );
+        assert!(!c[0].healthy);
+        // one Alertmanager alone is not clustered, and fine
+        let c = parse(
+            "ops1",
+            r#"alertmanager 1 {"cluster":{"status":"disabled"}}"#,
+        );
+        assert!(c[0].healthy, "{c:?}");
+        assert!(!parse("ops1", "alertmanager 2 ")[0].healthy);
     }
 
     #[test]

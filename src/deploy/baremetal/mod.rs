@@ -6,7 +6,8 @@
 //! them, or in a plan only reports them (`converge`). Files go to a temporary path, are checked
 //! against their SHA-256, get their owner and mode, then are renamed into place, so an
 //! interrupted run never leaves a partial file. Services restart only when one of their files
-//! changed. Hosts run in parallel.
+//! changed. Hosts run in parallel; a service several hosts carry (the application) is then
+//! switched one host at a time, each checked healthy before the next (`rollout`).
 
 pub mod converge;
 pub mod diff;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod host_lock;
 pub mod probe;
 pub mod report;
+pub mod rollout;
 pub mod site;
 pub mod ssh;
 
@@ -131,6 +133,9 @@ enum Contact {
     Skipped,
 }
 
+/// A host's steps converged with the others, and those of its turn in a rollout.
+type Phases = (HostPlan, Option<HostPlan>);
+
 fn skipped(host: &HostPlan) -> HostReport {
     let mut r = HostReport::new(host);
     r.error = Some("skipped: another host failed and --fail-fast is set".into());
@@ -183,38 +188,93 @@ pub fn converge(
         }
         return Ok(Vec::new());
     }
-    let pairs: Vec<(&HostPlan, Mutex<Option<Contact>>)> = plan
+    // an apply leaves what restarts a rolled service to the host's turn (a plan shows it all)
+    let phases: Vec<Phases> = plan
         .hosts
+        .iter()
+        .map(|h| match opts.mode {
+            Mode::Apply => rollout::split(h),
+            Mode::Plan => (h.clone(), None),
+        })
+        .collect();
+    let pairs: Vec<(&Phases, Mutex<Option<Contact>>)> = phases
         .iter()
         .zip(reached)
         .map(|(h, r)| (h, Mutex::new(Some(r))))
         .collect();
-    Ok(in_parallel(&pairs, opts.concurrency, |(host, reach)| {
-        let reach = reach
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or(Contact::Skipped);
-        let report = match reach {
-            Contact::Skipped => skipped(host),
-            Contact::Reached(_) if stop.load(Ordering::SeqCst) => skipped(host),
-            Contact::Failed(e, started) => {
-                let mut r = HostReport::new(host);
-                r.error = Some(error_chain(&e));
-                r.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                r
-            }
-            Contact::Reached(reached) => {
-                let r = converge_host(plan, host, tree, opts, progress, reached);
-                if !r.ok() && opts.fail_fast {
-                    stop.store(true, Ordering::SeqCst);
+    let converged: Vec<(HostReport, Option<Reached>)> =
+        in_parallel(&pairs, opts.concurrency, |((host, turn), reach)| {
+            let reach = reach
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or(Contact::Skipped);
+            let (report, kept) = match reach {
+                Contact::Skipped => (skipped(host), None),
+                Contact::Reached(_) if stop.load(Ordering::SeqCst) => (skipped(host), None),
+                Contact::Failed(e, started) => {
+                    let mut r = HostReport::new(host);
+                    r.error = Some(error_chain(&e));
+                    r.duration_ms =
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    (r, None)
                 }
-                r
+                Contact::Reached(reached) => {
+                    let r = converge_host(plan, host, tree, opts, progress, &reached);
+                    if !r.ok() && opts.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    // the session stays open (and the host locked) for the host's turn
+                    let kept = (turn.is_some() && r.ok()).then_some(reached);
+                    (r, kept)
+                }
+            };
+            if kept.is_none() {
+                progress.host_finished(&report);
             }
-        };
-        progress.host_finished(&report);
-        report
-    }))
+            (report, kept)
+        });
+    Ok(roll_out(plan, &phases, converged, tree, opts, progress))
+}
+
+/// Every host's turn of the rollout, one after the other, in the plan's order (hosts whose
+/// first phase failed have no turn: their report says why already).
+fn roll_out(
+    plan: &Plan,
+    phases: &[Phases],
+    converged: Vec<(HostReport, Option<Reached>)>,
+    tree: &BTreeMap<String, Vec<u8>>,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Vec<HostReport> {
+    let mut reports = Vec::new();
+    let mut turns = Vec::new();
+    for (i, (report, kept)) in converged.into_iter().enumerate() {
+        if let (Some(reached), Some(turn)) = (kept, phases[i].1.as_ref()) {
+            turns.push((turn.name.clone(), (i, turn, reached)));
+        }
+        reports.push(report);
+    }
+    let results = rollout::one_at_a_time(turns, |_, (i, turn, reached)| {
+        let report = &mut reports[i];
+        let r = rollout::turn(plan, turn, tree, opts, progress, &reached.conn, report);
+        report.duration_ms =
+            u64::try_from(reached.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = &r {
+            report.error = Some(e.clone());
+        }
+        progress.host_finished(report);
+        r
+    });
+    for (name, result) in results {
+        if let (Err(e), Some(report)) = (result, reports.iter_mut().find(|r| r.name == name))
+            && report.error.is_none()
+        {
+            report.error = Some(e);
+            progress.host_finished(report);
+        }
+    }
+    reports
 }
 
 /// Connect to `host`, check sudo, and in an apply take the platform's lock there: taken before
@@ -264,7 +324,7 @@ fn converge_host(
     tree: &BTreeMap<String, Vec<u8>>,
     opts: &Options,
     progress: &dyn Progress,
-    reached: Reached,
+    reached: &Reached,
 ) -> HostReport {
     let mut report = HostReport::new(host);
     let started = reached.started;

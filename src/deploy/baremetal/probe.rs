@@ -251,6 +251,7 @@ mod tests {
             name: "db1".into(),
             address: "198.18.0.11".into(),
             roles: Vec::new(),
+            rollout: None,
             steps: vec![
                 Step::File {
                     id: "file:/etc/it's".into(),

@@ -33,6 +33,8 @@ struct HostSteps {
     services: Vec<Service>,
     #[serde(default)]
     firewall: Vec<FirewallRule>,
+    #[serde(default)]
+    rollout: Option<Rollout>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +174,18 @@ pub struct Service {
     pub reload: bool,
 }
 
+/// A service that an apply restarts one host at a time (a role carried by several hosts): what
+/// restarts it is applied on one host, its health checked there, then on the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rollout {
+    pub service: String,
+    /// Healthy when `GET http://127.0.0.1:{health_port}{health_path}`, asked on the host,
+    /// answers 2xx.
+    pub health_port: u16,
+    pub health_path: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FirewallRule {
@@ -244,6 +258,9 @@ pub struct HostPlan {
     pub address: String,
     pub roles: Vec<crate::document::Role>,
     pub steps: Vec<Step>,
+    /// Set when this host's service is rolled out one host at a time with others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +331,15 @@ pub fn build(
             });
         }
         let services: BTreeSet<&str> = steps.services.iter().map(|s| s.name.as_str()).collect();
+        if let Some(r) = &steps.rollout
+            && (!services.contains(r.service.as_str()) || !r.health_path.starts_with('/'))
+        {
+            return Err(RenderError::Plan(format!(
+                "{where_}: the rollout names `{}` and `{}`: a service of this host and an absolute health path are expected",
+                r.service, r.health_path
+            )));
+        }
+        let rollout = steps.rollout.clone();
         let mut dests = BTreeSet::new();
         for mut file in steps.files {
             let key = format!("baremetal/hosts/{host_name}/{}", file.source);
@@ -431,6 +457,7 @@ pub fn build(
             address: host.address.clone(),
             roles: host.roles.clone(),
             steps: out,
+            rollout,
         });
     }
     let plan = Plan {
