@@ -89,23 +89,7 @@ fn document_from(
         )
     };
     variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        let t = t
-            .replace(
-                "identityFile: ~/.ssh/terroir_ed25519",
-                &format!("identityFile: {}", hosts.identity().display()),
-            )
-            .replace(
-                "knownHostsFile: ./known_hosts",
-                &format!("knownHostsFile: {}", hosts.known_hosts().display()),
-            )
-            .replace(
-                "url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz",
-                &format!("url: {url}"),
-            )
-            .replace(
-                "sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
-                &format!("sha256: {sha}"),
-            )
+        let t = on_test_hosts(&t, hosts, &(url.clone(), sha.clone()))
             // backups need an S3 endpoint the test hosts can reach: tested in tests/baremetal/backups.rs
             .replace("    backups:\n", "    backups:\n      enabled: false\n");
         edit(without_public_name(&t))

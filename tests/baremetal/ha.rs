@@ -102,23 +102,11 @@ fn ha() -> Ha {
 fn document(hosts: &TestHosts, dir: &Path) -> PathBuf {
     let (archive, sha) = smoke_release(dir, "crm");
     variant("baremetal-ha.yaml", dir, "platform.yaml", |t| {
-        without_backups(&without_public_name(&t))
-            .replace(
-                "identityFile: ~/.ssh/terroir_ed25519",
-                &format!("identityFile: {}", hosts.identity().display()),
-            )
-            .replace(
-                "knownHostsFile: ./known_hosts",
-                &format!("knownHostsFile: {}", hosts.known_hosts().display()),
-            )
-            .replace(
-                "url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz",
-                &format!("url: file://{}", archive.display()),
-            )
-            .replace(
-                "sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
-                &format!("sha256: {sha}"),
-            )
+        on_test_hosts(
+            &without_backups(&without_public_name(&t)),
+            hosts,
+            &(format!("file://{}", archive.display()), sha.clone()),
+        )
     })
 }
 

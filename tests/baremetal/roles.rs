@@ -32,31 +32,19 @@ fn stdout(out: &std::process::Output) -> String {
 /// mailed to root@alerts.test (`receive_alerts`), rules evaluated every 5 s.
 fn document(hosts: &TestHosts, dir: &Path, artifact: &(String, String)) -> PathBuf {
     variant("baremetal.yaml", dir, "platform.yaml", |t| {
-        without_backups(&without_public_name(&two_hosts_per_role(&t)))
-            .replace(
-                "identityFile: ~/.ssh/terroir_ed25519",
-                &format!("identityFile: {}", hosts.identity().display()),
-            )
-            .replace(
-                "knownHostsFile: ./known_hosts",
-                &format!("knownHostsFile: {}", hosts.known_hosts().display()),
-            )
-            .replace(
-                "url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz",
-                &format!("url: {}", artifact.0),
-            )
-            .replace(
-                "sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
-                &format!("sha256: {}", artifact.1),
-            )
-            .replace(
-                "alertEmails: [ops@acme.example.fr]",
-                "alertEmails: [root@alerts.test]",
-            )
-            .replace(
-                "      environment: production\n",
-                "      environment: production\n      scrapeInterval: 5s\n",
-            )
+        on_test_hosts(
+            &without_backups(&without_public_name(&two_hosts_per_role(&t))),
+            hosts,
+            artifact,
+        )
+        .replace(
+            "alertEmails: [ops@acme.example.fr]",
+            "alertEmails: [root@alerts.test]",
+        )
+        .replace(
+            "      environment: production\n",
+            "      environment: production\n      scrapeInterval: 5s\n",
+        )
     })
 }
 

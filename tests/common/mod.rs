@@ -204,24 +204,29 @@ pub fn all_roles_on_one_host(
         &t[..start],
         &t[end..]
     );
-    without_public_name(&t)
+    on_test_hosts(&without_public_name(&t), hosts, artifact)
         .replace("  name: acme-crm\n", &format!("  name: {name}\n"))
-        .replace(
-            "identityFile: ~/.ssh/terroir_ed25519",
-            &format!("identityFile: {}", hosts.identity().display()),
-        )
-        .replace(
-            "knownHostsFile: ./known_hosts",
-            &format!("knownHostsFile: {}", hosts.known_hosts().display()),
-        )
-        .replace(
-            "url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz",
-            &format!("url: {}", artifact.0),
-        )
-        .replace(
-            "sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
-            &format!("sha256: {}", artifact.1),
-        )
+}
+
+/// An acme example (baremetal.yaml, baremetal-ha.yaml) on the test hosts: their SSH key and
+/// known hosts, and `artifact` (URL and SHA-256) as the application's release.
+pub fn on_test_hosts(t: &str, hosts: &hosts::TestHosts, artifact: &(String, String)) -> String {
+    t.replace(
+        "identityFile: ~/.ssh/terroir_ed25519",
+        &format!("identityFile: {}", hosts.identity().display()),
+    )
+    .replace(
+        "knownHostsFile: ./known_hosts",
+        &format!("knownHostsFile: {}", hosts.known_hosts().display()),
+    )
+    .replace(
+        "url: https://releases.acme.example.fr/crm/crm-4.2.1-linux-amd64.tar.gz",
+        &format!("url: {}", artifact.0),
+    )
+    .replace(
+        "sha256: 4f1e1c0d8a5c9d3b2e7f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
+        &format!("sha256: {}", artifact.1),
+    )
 }
 
 /// The bare-metal example with every role but the database carried by two hosts: db1
