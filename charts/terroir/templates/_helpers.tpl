@@ -121,14 +121,6 @@ it never deletes one. Namespaces are added to the ClusterRole with rbac.scope=cl
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# A replicated database's Role and RoleBinding for Patroni; Kubernetes lets a Role be granted only
-# by one who holds its verbs, hence pods (list, watch, patch: Patroni labels its own pod).
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["list", "watch", "patch"]
 {{- end }}
 
 {{/*
@@ -150,8 +142,5 @@ an ApplySet's members there when pruning.
   verbs: ["list"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["list"]
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
   verbs: ["list"]
 {{- end }}
