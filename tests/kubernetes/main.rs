@@ -7,6 +7,7 @@ mod common;
 mod apply;
 mod backups;
 mod chart;
+mod ha;
 mod operator;
 mod postgres_tls;
 mod scenarios;
