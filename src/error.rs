@@ -305,6 +305,7 @@ impl BackupError {
             | BackupError::MissingSecret { .. }
             | BackupError::Secret { .. }
             | BackupError::IntoOnCluster
+            | BackupError::ReplicatedOnCluster { .. }
             | BackupError::Connect { .. } => ExitStatus::Invalid,
             _ => ExitStatus::Failed,
         }

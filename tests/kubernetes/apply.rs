@@ -1976,6 +1976,21 @@ fn a_replicated_platform_applies_patroni_with_its_rbac_then_one_replica_prunes_i
         &cluster.writes()[before..]
     );
 
+    // A point-in-time restore of one pod's volume is refused for Patroni's members, untouched.
+    cluster.state().clear_requests();
+    let (code, out, _) = cluster.terroir_then(
+        &["backup", "restore"],
+        &doc,
+        &["--to-time", "2026-11-23 14:05:00+00", "--replace"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(
+        error.contains("3 members under Patroni") && error.contains("nothing was changed"),
+        "{error}"
+    );
+    assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
+
     // Back to one replica: what only the replicas needed is pruned, the rest converges back.
     let doc = cluster.document(|_| {});
     let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
