@@ -296,3 +296,55 @@ fn one_replica_renders_no_patroni() {
         assert!(!text.contains("kind: Role"), "{name}");
     }
 }
+
+/// Patroni itself (`patroni --validate-config`, PyPI's Patroni 4.1) accepts the rendered settings,
+/// with the environment the pod gives it; the same file with a ttl under its minimum is refused.
+#[test]
+fn patroni_validates_the_rendered_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ha_render(tmp.path());
+    let pg = docs(&out, "postgres.yaml");
+    let text = find(&pg, "ConfigMap", "mutuelle-crm-postgres-config")["data"]["patroni.yml"]
+        .as_str()
+        .unwrap()
+        // the binaries of the PostgreSQL installed here, not the image's (16)
+        .replace(
+            "bin_dir: /usr/lib/postgresql/16/bin",
+            &format!("bin_dir: {}", crate::common::pg::bin_dir().display()),
+        );
+    let validate = |text: &str| {
+        let path = tmp.path().join("patroni.yml");
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new("python3")
+            .args(["-m", "patroni", "--validate-config"])
+            .arg(&path)
+            .env("PATRONI_NAME", "mutuelle-crm-postgres-0")
+            .env(
+                "PATRONI_POSTGRESQL_CONNECT_ADDRESS",
+                "mutuelle-crm-postgres-0.mutuelle-crm-postgres-headless.mutuelle-crm.svc:5432",
+            )
+            .env(
+                "PATRONI_RESTAPI_CONNECT_ADDRESS",
+                "mutuelle-crm-postgres-0.mutuelle-crm-postgres-headless.mutuelle-crm.svc:8008",
+            )
+            .output()
+            .expect("python3 runs (Patroni: pip install patroni; scripts/test does it)")
+    };
+    let out = validate(&text);
+    assert!(
+        out.status.success(),
+        "Patroni refuses the rendered patroni.yml (is it installed? pip install patroni):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let short = text.replace("ttl: 30", "ttl: 15");
+    assert_ne!(short, text);
+    let out = validate(&short);
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("bootstrap.dcs.ttl 15"), "{said}");
+}
