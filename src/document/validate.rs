@@ -643,7 +643,7 @@ fn check_replication(
         return;
     }
     let members = consensus_members(hosts);
-    if members.len() < 3 || members.len() % 2 == 0 {
+    if members.len() < 3 || members.len().is_multiple_of(2) {
         let why = if members.len() < 3 {
             "fewer than three members cannot lose one and still elect a primary"
         } else {
