@@ -9,6 +9,7 @@ mod backups;
 mod chart;
 mod ha;
 mod operator;
+mod patroni;
 mod postgres_tls;
 mod scenarios;
 mod schema;
