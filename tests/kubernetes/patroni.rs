@@ -12,7 +12,7 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Std};
 use std::time::Duration;
 
