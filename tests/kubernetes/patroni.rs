@@ -300,6 +300,33 @@ fn patroni_elects_replicates_over_tls_and_fails_over_through_the_api_double() {
         "crm"
     );
     assert_eq!(sql(1, "show shared_preload_libraries").trim(), "pgaudit");
+    // Patroni's callbacks ran the start script on the primary: the audit role, and pgaudit in the
+    // application's database.
+    eventually(
+        Duration::from_secs(60),
+        "the start script ran on the primary",
+        || {
+            let socket = dir
+                .join("mutuelle-crm-postgres-0/run")
+                .display()
+                .to_string();
+            let auditor = pg::sql(
+                &socket,
+                25432,
+                "postgres",
+                "select count(*) from pg_roles where rolname = 'terroir_auditor'",
+            );
+            let extension = pg::sql(
+                &socket,
+                25432,
+                "crm",
+                "select count(*) from pg_extension where extname = 'pgaudit'",
+            );
+            (auditor == "1" && extension == "1")
+                .then_some(())
+                .ok_or_else(|| format!("auditor {auditor}, pgaudit {extension}\n{}", logs()))
+        },
+    );
     assert_eq!(sql(1, "select pg_is_in_recovery()").trim(), "t");
 
     // The primary's Patroni stops: the synchronous standby is promoted, by Patroni.
