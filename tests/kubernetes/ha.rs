@@ -119,6 +119,9 @@ fn patroni_runs_postgresql_within_its_minimums_keeping_pgaudit_and_encrypted_arc
     assert!(!config.to_string().contains("password:"), "{config}");
     // Every member's name is what the others verify.
     let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    // Patroni keeps PostgreSQL up; a standby still copying the primary must not be killed.
+    assert!(c.get("livenessProbe").is_none(), "{c}");
+    assert!(c.get("readinessProbe").is_some(), "{c}");
     let connect = c["env"]
         .as_array()
         .unwrap()
