@@ -318,6 +318,7 @@ impl BackupError {
             | BackupError::MissingSecret { .. }
             | BackupError::Secret { .. }
             | BackupError::IntoOnCluster
+            | BackupError::ReplicatedOnCluster { .. }
             | BackupError::Connect { .. } => ExitStatus::Invalid,
             _ => ExitStatus::Failed,
         }

@@ -53,6 +53,10 @@ pub enum BackupError {
         "--into restores onto another platform's database host: it is for hosts; on Kubernetes a restore rewinds FILE's own database (with --replace)"
     )]
     IntoOnCluster,
+    #[error(
+        "platform {platform} runs PostgreSQL as {replicas} members under Patroni: `backup restore` on Kubernetes rewinds one pod's volume, which Patroni's other members and its store (the leader's ConfigMaps) would not follow; it is not done for a replicated database, and nothing was changed"
+    )]
+    ReplicatedOnCluster { platform: String, replicas: u32 },
     #[error("pgbackrest info printed no JSON: {output}")]
     InfoNotJson {
         output: String,

@@ -457,6 +457,15 @@ impl ClusterPlatform<'_> {
         opts: &RestoreOptions,
         progress: &dyn Fn(&str),
     ) -> Result<RestoreReport, BackupError> {
+        let db = &self.resolved.components.database;
+        if db.highly_available {
+            // Scaling to 0, restoring pod 0's volume and scaling to 1 is a single server's restore;
+            // Patroni would meet the old timeline in its store and in the standbys' volumes.
+            return Err(BackupError::ReplicatedOnCluster {
+                platform: self.name().to_owned(),
+                replicas: db.replicas,
+            });
+        }
         let target = &opts.target;
         let start = Instant::now();
         let sts = self.resolved.components.database.service_name.clone();

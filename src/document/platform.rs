@@ -655,7 +655,8 @@ pub struct Database {
     #[schemars(range(min = 1, max = 65535))]
     pub port: u32,
     /// PostgreSQL servers: one primary and `replicas - 1` standbys. With 2 or more, Patroni elects
-    /// the primary (on hosts, one database host per replica; on Kubernetes, CloudNativePG).
+    /// the primary (on hosts, one database host per replica; on Kubernetes, one pod per replica,
+    /// and then Alertmanager, Prometheus, the MTA and the app run at least two replicas each).
     #[serde(default = "default_db_replicas")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: u32,
@@ -722,7 +723,7 @@ fn default_db_replicas() -> u32 {
 }
 
 impl Database {
-    /// More than one PostgreSQL server: Patroni (hosts) or CloudNativePG (Kubernetes) run them.
+    /// More than one PostgreSQL server: Patroni runs them (on hosts and on Kubernetes).
     pub fn highly_available(&self) -> bool {
         self.replicas >= 2
     }

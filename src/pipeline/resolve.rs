@@ -161,7 +161,8 @@ pub struct ResolvedDatabase {
     pub resources: ResolvedResources,
     /// PostgreSQL servers (one primary, the others standbys).
     pub replicas: u32,
-    /// Two or more replicas: Patroni (hosts) or CloudNativePG (Kubernetes) elects the primary.
+    /// Two or more replicas: Patroni elects the primary (on Kubernetes, through the API), and on
+    /// Kubernetes every other component runs at least two replicas.
     pub highly_available: bool,
     /// Commits wait for a standby's acknowledgement.
     pub synchronous: bool,

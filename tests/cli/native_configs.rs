@@ -105,8 +105,19 @@ fn host_configs_pass_nft_promtool_and_amtool() {
 
 #[test]
 fn kubernetes_configmaps_pass_promtool_and_amtool() {
+    configmaps_pass_promtool_and_amtool("kubernetes.yaml");
+}
+
+/// With replicas: Prometheus finds each member of Prometheus, Alertmanager, PostgreSQL and Postfix
+/// through DNS, and Alertmanager's gossip TLS settings are a web configuration promtool loads.
+#[test]
+fn kubernetes_ha_configmaps_pass_promtool_and_amtool() {
+    configmaps_pass_promtool_and_amtool("kubernetes-ha.yaml");
+}
+
+fn configmaps_pass_promtool_and_amtool(example_name: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let out = render(&example("kubernetes.yaml"), tmp.path(), "out");
+    let out = render(&example(example_name), tmp.path(), "out");
     let data = |file: &str, key: &str| -> String {
         let text = std::fs::read_to_string(out.join("kubernetes").join(file)).unwrap();
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
@@ -159,6 +170,48 @@ fn kubernetes_configmaps_pass_promtool_and_amtool() {
                 .arg(&web),
             &format!("promtool check web-config ({file})"),
         );
+    }
+    let prometheus = data("prometheus.yaml", "prometheus.yml");
+    if example_name.contains("-ha") {
+        for sd in [
+            "mutuelle-crm-prometheus-members.mutuelle-crm.svc",
+            "mutuelle-crm-alertmanager-members.mutuelle-crm.svc",
+            "mutuelle-crm-postgres-headless.mutuelle-crm.svc",
+            "mutuelle-crm-postfix-members.mutuelle-crm.svc",
+        ] {
+            assert!(
+                prometheus.contains(&format!("names: [\"{sd}\"]")),
+                "{sd}: {prometheus}"
+            );
+        }
+        // The gossip's server half is exporter-toolkit's web configuration, as promtool reads it;
+        // the client half (tls_client_config) is Prometheus's own tls_config.
+        let cluster = data("alertmanager.yaml", "cluster.yml");
+        let (server_half, client) = cluster.split_once("tls_client_config:").unwrap();
+        let ca_file = tls.join("ca.crt");
+        std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+        let server = tmp.path().join("cluster-server.yml");
+        std::fs::write(
+            &server,
+            server_half
+                .replace("/etc/web-tls", &tls.display().to_string())
+                .replace("/etc/cluster-ca/ca.crt", &ca_file.display().to_string()),
+        )
+        .unwrap();
+        run_ok(
+            Std::new("promtool")
+                .arg("check")
+                .arg("web-config")
+                .arg(&server),
+            "promtool check web-config (Alertmanager's gossip)",
+        );
+        assert!(
+            client.contains("server_name: mutuelle-crm-alertmanager")
+                && client.contains("cert_file: /etc/web-tls/tls.crt"),
+            "{client}"
+        );
+    } else {
+        assert!(!prometheus.contains("dns_sd_configs:\n        - names: [\"mutuelle-crm-postgres"));
     }
 }
 

@@ -1765,3 +1765,277 @@ fn status_says_what_is_not_rolled_out_yet() {
         "{after}"
     );
 }
+
+/// `database.replicas: 3`: Patroni's StatefulSet, the Role it needs and no more, the Services that
+/// follow its role label, the members' names in PostgreSQL's certificate, every other workload
+/// with two replicas or more and a PodDisruptionBudget; a second apply writes nothing, and going
+/// back to one replica prunes what only the replicas needed.
+#[test]
+fn a_replicated_platform_applies_patroni_with_its_rbac_then_one_replica_prunes_it() {
+    let cluster = Cluster::start(Options::default());
+    cluster.give_secrets();
+    let doc = cluster.document(|t| {
+        *t = t.replace(
+            "      sharedBuffers: 1GB\n",
+            "      sharedBuffers: 1GB\n      replicas: 3\n",
+        );
+    });
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report["missingSecrets"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let state = cluster.state();
+    let ns = Some("mutuelle-crm");
+    let get = |api: &str, kind: &str, name: &str| {
+        state
+            .get(api, kind, ns, name)
+            .unwrap_or_else(|| panic!("{kind} {name} was applied"))
+    };
+
+    // PostgreSQL: three members run by Patroni, which reaches the API with its own account.
+    let pg = get("apps/v1", "StatefulSet", "mutuelle-crm-postgres");
+    assert_eq!(pg["spec"]["replicas"], 3);
+    let pod = &pg["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "mutuelle-crm-postgres");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(
+        pg["spec"]["template"]["metadata"]["labels"]["terroir.eu/patroni-cluster"],
+        "mutuelle-crm-postgres"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["command"],
+        json!(["patroni", "/etc/postgresql/patroni.yml"])
+    );
+    assert!(
+        c.get("lifecycle").is_none(),
+        "Patroni's callbacks, not postStart: {c}"
+    );
+    let secret_keys: Vec<(&str, &str)> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            Some((e["name"].as_str()?, r["key"].as_str()?))
+        })
+        .collect();
+    for expected in [
+        ("PATRONI_SUPERUSER_PASSWORD", "postgres-password"),
+        ("PATRONI_REPLICATION_PASSWORD", "replication-password"),
+        ("PATRONI_REWIND_PASSWORD", "rewind-password"),
+    ] {
+        assert!(secret_keys.contains(&expected), "{secret_keys:?}");
+    }
+    let zones: Vec<&str> = pod["topologySpreadConstraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topologyKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        zones,
+        ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    );
+
+    // Exactly the verbs Patroni's Kubernetes store uses, bound to PostgreSQL's account only.
+    let role = get(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        "mutuelle-crm-postgres-patroni",
+    );
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "patch", "watch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch", "watch"]}
+        ])
+    );
+    let binding = get(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "mutuelle-crm-postgres-patroni",
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "mutuelle-crm-postgres", "namespace": "mutuelle-crm"}])
+    );
+    assert_eq!(binding["roleRef"]["name"], "mutuelle-crm-postgres-patroni");
+
+    // Clients reach the primary; readers may use the standbys.
+    let primary = get("v1", "Service", "mutuelle-crm-postgres");
+    assert_eq!(
+        primary["spec"]["selector"]["terroir.eu/postgres-role"],
+        "primary"
+    );
+    let replicas = get("v1", "Service", "mutuelle-crm-postgres-replicas");
+    assert_eq!(
+        replicas["spec"]["selector"]["terroir.eu/postgres-role"],
+        "replica"
+    );
+    assert_eq!(
+        get("v1", "Service", "mutuelle-crm-postgres-headless")["spec"]["publishNotReadyAddresses"],
+        true
+    );
+
+    // The replication and pg_rewind roles' passwords are generated beside the others.
+    let creds = get("v1", "Secret", "mutuelle-crm-postgres-credentials");
+    let data = creds["data"].as_object().unwrap();
+    let keys: Vec<&String> = data.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "password",
+            "postgres-password",
+            "replication-password",
+            "rewind-password"
+        ]
+    );
+    let values: std::collections::BTreeSet<&str> =
+        data.values().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(values.len(), 4, "four different passwords");
+
+    // Each member's name is in PostgreSQL's certificate (verify-full between members), and the
+    // Service's names still are.
+    let ca = get("v1", "Secret", "mutuelle-crm-ca");
+    let tls = get("v1", "Secret", "mutuelle-crm-postgres-tls");
+    let verifies = |name: &str| {
+        verify(
+            &base64_decode(ca["data"]["tls.crt"].as_str().unwrap()),
+            &base64_decode(tls["data"]["tls.crt"].as_str().unwrap()),
+            name,
+        )
+    };
+    for i in 0..3 {
+        let member =
+            format!("mutuelle-crm-postgres-{i}.mutuelle-crm-postgres-headless.mutuelle-crm.svc");
+        assert!(verifies(&member), "{member}");
+    }
+    assert!(verifies("mutuelle-crm-postgres.mutuelle-crm.svc"));
+    assert!(!verifies(
+        "mutuelle-crm-postgres-3.mutuelle-crm-postgres-headless.mutuelle-crm.svc"
+    ));
+
+    // Every other workload has two replicas or more, spread over zones, with a budget.
+    let alertmanager = get("apps/v1", "Deployment", "mutuelle-crm-alertmanager");
+    assert_eq!(alertmanager["spec"]["replicas"], 2);
+    let args = alertmanager["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--cluster.peer=mutuelle-crm-alertmanager-members.mutuelle-crm.svc:9094")
+            && args.contains("--cluster.tls-config=/etc/alertmanager/cluster.yml"),
+        "{args}"
+    );
+    assert_eq!(
+        get("apps/v1", "StatefulSet", "mutuelle-crm-prometheus")["spec"]["replicas"],
+        2
+    );
+    assert_eq!(
+        get("apps/v1", "StatefulSet", "mutuelle-crm-postfix")["spec"]["replicas"],
+        2
+    );
+    assert!(
+        state
+            .get("apps/v1", "Deployment", ns, "mutuelle-crm-postfix")
+            .is_none()
+    );
+    assert_eq!(
+        get("apps/v1", "Deployment", "mutuelle-crm-app")["spec"]["replicas"],
+        3
+    );
+    let mut budgets = names(&state, "policy/v1", "PodDisruptionBudget");
+    budgets.sort();
+    assert_eq!(
+        budgets,
+        [
+            "mutuelle-crm-alertmanager",
+            "mutuelle-crm-app",
+            "mutuelle-crm-postfix",
+            "mutuelle-crm-postgres",
+            "mutuelle-crm-prometheus"
+        ]
+    );
+    for b in state.list("policy/v1", "PodDisruptionBudget") {
+        assert_eq!(b["spec"]["maxUnavailable"], 1, "{b}");
+    }
+
+    // A second apply writes nothing.
+    let before = cluster.writes().len();
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        summary(&report, "create") + summary(&report, "update"),
+        0,
+        "{report}"
+    );
+    assert_eq!(
+        cluster.writes().len(),
+        before,
+        "{:?}",
+        &cluster.writes()[before..]
+    );
+
+    // A point-in-time restore of one pod's volume is refused for Patroni's members, untouched.
+    cluster.state().clear_requests();
+    let (code, out, _) = cluster.terroir_then(
+        &["backup", "restore"],
+        &doc,
+        &["--to-time", "2026-11-23 14:05:00+00", "--replace"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(
+        error.contains("3 members under Patroni") && error.contains("nothing was changed"),
+        "{error}"
+    );
+    assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
+
+    // Back to one replica: what only the replicas needed is pruned, the rest converges back.
+    let doc = cluster.document(|_| {});
+    let (code, report, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    let mut pruned: Vec<String> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "prune")
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    pruned.sort();
+    assert_eq!(
+        pruned,
+        [
+            "PodDisruptionBudget/mutuelle-crm-alertmanager",
+            "PodDisruptionBudget/mutuelle-crm-postfix",
+            "PodDisruptionBudget/mutuelle-crm-postgres",
+            "PodDisruptionBudget/mutuelle-crm-prometheus",
+            "Role/mutuelle-crm-postgres-patroni",
+            "RoleBinding/mutuelle-crm-postgres-patroni",
+            "Service/mutuelle-crm-alertmanager-members",
+            "Service/mutuelle-crm-postfix-members",
+            "Service/mutuelle-crm-postgres-replicas",
+            "Service/mutuelle-crm-prometheus-members",
+            "StatefulSet/mutuelle-crm-postfix",
+        ],
+        "{report}"
+    );
+    let state = cluster.state();
+    assert_eq!(
+        state
+            .get("apps/v1", "StatefulSet", ns, "mutuelle-crm-postgres")
+            .unwrap()["spec"]["replicas"],
+        1
+    );
+    assert!(
+        state
+            .get("apps/v1", "Deployment", ns, "mutuelle-crm-postfix")
+            .is_some()
+    );
+}

@@ -10,7 +10,7 @@ use common::*;
 
 const KUBERNETES_VERSION: &str = "1.33.0";
 
-fn validate_dir(dir: &std::path::Path) -> usize {
+pub(crate) fn validate_dir(dir: &std::path::Path) -> usize {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

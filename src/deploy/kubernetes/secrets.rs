@@ -248,6 +248,24 @@ fn references(v: &Value) -> BTreeMap<String, BTreeSet<String>> {
 
 /// Every Secret the rendered objects read, with who makes it: the platform's passwords and DKIM
 /// key are generated, the relay and backup credentials (and anything else) are given.
+/// Each Patroni member's name under the headless Service: the members reach each other by it
+/// (replication and pg_rewind with `verify-full`, the REST API), so the certificate names it.
+/// None with one replica, whose certificate stays as it was.
+fn patroni_member_names(resolved: &ResolvedPlatform, namespace: &str) -> Vec<String> {
+    let db = &resolved.components.database;
+    if !db.highly_available {
+        return Vec::new();
+    }
+    (0..db.replicas)
+        .map(|i| {
+            format!(
+                "{svc}-{i}.{svc}-headless.{namespace}.svc",
+                svc = db.service_name
+            )
+        })
+        .collect()
+}
+
 pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed> {
     let names = &resolved.secrets;
     let mta = &resolved.components.mta;
@@ -257,7 +275,11 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
         let (origin, purpose, extra): (Origin, &str, Vec<&str>) = if name == names.database {
             (
                 Origin::Generated,
-                "PostgreSQL passwords: the superuser (`postgres-password`) and the application's role (`password`)",
+                if resolved.components.database.highly_available {
+                    "PostgreSQL passwords: the superuser (`postgres-password`), the application's role (`password`), and Patroni's replication and pg_rewind roles (`replication-password`, `rewind-password`)"
+                } else {
+                    "PostgreSQL passwords: the superuser (`postgres-password`) and the application's role (`password`)"
+                },
                 vec![],
             )
         } else if name == names.grafana {
@@ -337,6 +359,9 @@ pub fn needed(resolved: &ResolvedPlatform, manifests: &[Manifest]) -> Vec<Needed
                 .collect();
             if name == names.mta_tls && !mta.hostname.is_empty() && !dns.contains(&mta.hostname) {
                 dns.push(mta.hostname.clone());
+            }
+            if name == names.postgres_tls {
+                dns.extend(patroni_member_names(resolved, &namespace));
             }
             kinds.insert("tls.key".into(), Kind::ServerKey { names: dns.clone() });
             kinds.insert("tls.crt".into(), Kind::ServerCert { names: dns });
