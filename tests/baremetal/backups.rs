@@ -87,32 +87,16 @@ fn platform(
     ca: &str,
 ) -> PathBuf {
     let doc = variant("baremetal.yaml", dir, file, |t| {
-        let ca_block: String = ca.lines().map(|l| format!("        {l}\n")).collect();
-        all_roles_on_one_host(&t, hosts, name, (host, address), artifact).replace(
-            "      url: https://s3.rbx.io.cloud.ovh.net\n      bucket: acme-crm-backups\n      region: rbx\n",
-            &format!("      url: https://{MOTO}\n      bucket: {BUCKET}\n      region: {REGION}\n      caCertificate: |\n{ca_block}"),
+        common::s3::backups_into(
+            &all_roles_on_one_host(&t, hosts, name, (host, address), artifact),
+            MOTO,
+            BUCKET,
+            REGION,
+            ca,
         )
     });
-
     // the S3 keys are the user's to give: written into the platform's secret store
-    let store = dir.join(".terroir").join(name).join("secrets");
-    std::fs::create_dir_all(&store).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.join(".terroir"), std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(
-        dir.join(".terroir").join(name),
-        std::fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
-    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
-    for (secret, value) in [
-        ("backup-s3-access-key", "test-access"),
-        ("backup-s3-secret-key", "test-secret"),
-    ] {
-        std::fs::write(store.join(secret), value).unwrap();
-        std::fs::set_permissions(store.join(secret), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
-    }
+    common::s3::give_keys(dir, name);
     doc
 }
 

@@ -5,6 +5,9 @@
 //! the tests cut the primary's host off, crash its PostgreSQL and switch it over, and check that
 //! writes resume, that no acknowledged write is lost, and that a former primary rejoins.
 //!
+//! A sixth host (h6) runs the S3 server the platform backs up into: WAL archiving goes on from
+//! whichever member is primary, and `terroir backup now` backs up from it.
+//!
 //! Each test leaves the platform as it found it: three members running, one of them the leader.
 //! The time without acknowledged writes is measured and reported (never asserted: it depends on
 //! the machine); `TERROIR_HA_RESULTS`, when set, is a file each measure is appended to, as a JSON
@@ -18,11 +21,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::hosts::TestHosts;
+use common::tls::{Endpoint, Start, assert_anssi_tls};
 use common::*;
 use serde_json::Value;
 
 /// The name the deployed platform is shared under.
-const FIVE_HOSTS: &str = "five hosts: three database members, two of each other role";
+const FIVE_HOSTS: &str =
+    "five hosts: three database members, two of each other role; S3 on a sixth";
+/// The S3 server (moto behind TLS) in h6's network namespace.
+const S3: &str = "198.18.0.16:9000";
+const BUCKET: &str = "terroir-backups";
+const REGION: &str = "eu-west-3";
 const PLATFORM: &str = "acme-crm";
 /// The database members: document name, test host, address.
 const MEMBERS: [(&str, &str, &str); 3] = [
@@ -68,9 +77,20 @@ struct Ha {
 }
 
 fn ha() -> Ha {
-    let hosts = TestHosts::deployed(FIVE_HOSTS, 5, |hosts| {
+    let hosts = TestHosts::deployed(FIVE_HOSTS, 6, |hosts| {
         let dir = hosts.dir();
-        let doc = document(hosts, &dir);
+        // moto lives as long as the hosts: `hostctl down` ends what runs in their namespaces
+        let (moto, ca) = common::s3::start(
+            &dir,
+            &["ip", "netns", "exec", "terroir-h6"],
+            "198.18.0.16",
+            9000,
+            9001,
+            BUCKET,
+            REGION,
+        );
+        std::mem::forget(moto);
+        let doc = document(hosts, &dir, &std::fs::read_to_string(ca).unwrap());
         let started = Instant::now();
         let out = terroir()
             .arg("apply")
@@ -97,15 +117,22 @@ fn ha() -> Ha {
     }
 }
 
-/// The HA example on the test hosts: their key, the smoke application, no public name and no
-/// backups (tests/baremetal/backups.rs has the S3 endpoint they need).
-fn document(hosts: &TestHosts, dir: &Path) -> PathBuf {
+/// The HA example on the test hosts: their key, the smoke application, no public name, backups
+/// into the S3 server on h6 (trusting `ca_pem`).
+fn document(hosts: &TestHosts, dir: &Path, ca_pem: &str) -> PathBuf {
     let (archive, sha) = smoke_release(dir, "crm");
+    common::s3::give_keys(dir, PLATFORM);
     variant("baremetal-ha.yaml", dir, "platform.yaml", |t| {
-        on_test_hosts(
-            &without_backups(&without_public_name(&t)),
-            hosts,
-            &(format!("file://{}", archive.display()), sha.clone()),
+        common::s3::backups_into(
+            &on_test_hosts(
+                &without_public_name(&t),
+                hosts,
+                &(format!("file://{}", archive.display()), sha.clone()),
+            ),
+            S3,
+            BUCKET,
+            REGION,
+            ca_pem,
         )
     })
 }
@@ -522,6 +549,36 @@ fn a_primary_host_cut_off_fails_over_and_rejoins_as_a_replica() {
         former,
         "the cut host cannot still lead"
     );
+    // WAL archiving goes on from the new primary, into the same repository, and a backup is
+    // taken from it
+    let leader = cluster().into_iter().find(|m| m.1 == "leader").unwrap().0;
+    on(
+        test_host(&leader),
+        &format!(
+            "runuser -u postgres -- pgbackrest --stanza={PLATFORM} --log-level-console=warn check"
+        ),
+    );
+    let out = terroir()
+        .args(["backup", "now"])
+        .arg(&ha.doc)
+        .args(["--output", "json"])
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "backup now after the failover: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = on(
+        test_host(&leader),
+        &format!("runuser -u postgres -- pgbackrest --stanza={PLATFORM} --output=json info"),
+    );
+    assert!(
+        info.contains("\"backup\":[{"),
+        "no backup in the repository after `backup now` on {leader}: {info}"
+    );
     // HAProxy follows Patroni to the new primary
     eventually(
         Duration::from_secs(30),
@@ -589,4 +646,42 @@ fn switchover_moves_the_primary_to_the_synchronous_standby() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn patroni_and_etcd_offer_anssi_tls_only() {
+    let _ha = ha();
+    // etcd asks every client and peer for a certificate from the platform's CA: openssl's
+    // client presents the host's own (extra arguments after the address)
+    let with_cert = "-cert /etc/etcd/tls/host.crt -key /etc/etcd/tls/host.key";
+    let endpoints = [
+        // Python's ssl (Patroni's REST API) and Go's crypto/tls (etcd) choose the suite
+        // themselves: the list offered is what is checked
+        Endpoint::new(
+            "Patroni's REST API (8008)",
+            "198.18.0.11:8008",
+            Start::Direct,
+            false,
+        ),
+        Endpoint::new(
+            "etcd, clients (2379)",
+            &format!("198.18.0.11:2379 {with_cert}"),
+            Start::Direct,
+            false,
+        ),
+        Endpoint::new(
+            "etcd, peers (2380)",
+            &format!("198.18.0.11:2380 {with_cert}"),
+            Start::Direct,
+            false,
+        ),
+    ];
+    assert_anssi_tls(&endpoints, &|script: &str| {
+        let out = hostctl(&["exec", "h1", "sh", "-c", &format!("cd / && {script}")]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
 }

@@ -170,3 +170,36 @@ pub fn start(
     });
     (moto, cert)
 }
+
+/// An acme example's backup endpoint pointed at the S3 server on `at` (address:port), trusting
+/// `ca_pem`.
+pub fn backups_into(t: &str, at: &str, bucket: &str, region: &str, ca_pem: &str) -> String {
+    let ca_block: String = ca_pem.lines().map(|l| format!("        {l}\n")).collect();
+    t.replace(
+        "      url: https://s3.rbx.io.cloud.ovh.net\n      bucket: acme-crm-backups\n      region: rbx\n",
+        &format!("      url: https://{at}\n      bucket: {bucket}\n      region: {region}\n      caCertificate: |\n{ca_block}"),
+    )
+}
+
+/// The S3 keys, the user's to give, written into platform `name`'s secret store beside `dir`'s
+/// documents (directories 0700, files 0600), as `terroir secrets set` would.
+pub fn give_keys(dir: &Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let store = dir.join(".terroir").join(name).join("secrets");
+    std::fs::create_dir_all(&store).unwrap();
+    for d in [
+        dir.join(".terroir"),
+        dir.join(".terroir").join(name),
+        store.clone(),
+    ] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    for (secret, value) in [
+        ("backup-s3-access-key", "test-access"),
+        ("backup-s3-secret-key", "test-secret"),
+    ] {
+        std::fs::write(store.join(secret), value).unwrap();
+        std::fs::set_permissions(store.join(secret), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+}
