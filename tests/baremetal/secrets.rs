@@ -405,7 +405,8 @@ fn a_rotated_database_password_reaches_postgresql_and_the_application() {
     // the application's copy and the database host's changed; the role has the new password
     let got = on_host("h1", &format!("cat {app_file}"));
     assert_eq!(String::from_utf8_lossy(&got.stdout), new);
-    assert_eq!(mode_on_host(app_file), "640");
+    // readable by the account that uses it only
+    assert_eq!(mode_on_host(app_file), "600");
     let (ok, why) = connect(&new);
     assert!(ok, "the new password is accepted: {why}");
     let (ok, why) = connect(&old);
