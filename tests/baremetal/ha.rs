@@ -652,8 +652,8 @@ fn switchover_moves_the_primary_to_the_synchronous_standby() {
 fn patroni_and_etcd_offer_anssi_tls_only() {
     let _ha = ha();
     // etcd asks every client and peer for a certificate from the platform's CA: openssl's
-    // client presents the host's own (extra arguments after the address)
-    let with_cert = "-cert /etc/etcd/tls/host.crt -key /etc/etcd/tls/host.key";
+    // client presents the host's own
+    let with_cert = Start::WithCertificate("/etc/etcd/tls/host.crt", "/etc/etcd/tls/host.key");
     let endpoints = [
         // Python's ssl (Patroni's REST API) and Go's crypto/tls (etcd) choose the suite
         // themselves: the list offered is what is checked
@@ -663,18 +663,8 @@ fn patroni_and_etcd_offer_anssi_tls_only() {
             Start::Direct,
             false,
         ),
-        Endpoint::new(
-            "etcd, clients (2379)",
-            &format!("198.18.0.11:2379 {with_cert}"),
-            Start::Direct,
-            false,
-        ),
-        Endpoint::new(
-            "etcd, peers (2380)",
-            &format!("198.18.0.11:2380 {with_cert}"),
-            Start::Direct,
-            false,
-        ),
+        Endpoint::new("etcd, clients (2379)", "198.18.0.11:2379", with_cert, false),
+        Endpoint::new("etcd, peers (2380)", "198.18.0.11:2380", with_cert, false),
     ];
     assert_anssi_tls(&endpoints, &|script: &str| {
         let out = hostctl(&["exec", "h1", "sh", "-c", &format!("cd / && {script}")]);

@@ -13,6 +13,8 @@ pub enum Start {
     Direct,
     /// `postgres`, `smtp`…
     StartTls(&'static str),
+    /// At once, presenting a client certificate and its key (a server that requires one).
+    WithCertificate(&'static str, &'static str),
 }
 
 /// A server to try.
@@ -106,6 +108,7 @@ pub fn script(endpoint: &Endpoint) -> String {
     let start = match endpoint.start {
         Start::Direct => String::new(),
         Start::StartTls(p) => format!(" -starttls {p}"),
+        Start::WithCertificate(cert, key) => format!(" -cert {} -key {}", quote(cert), quote(key)),
     };
     let mut s =
         String::from("command -v openssl >/dev/null || { echo 'openssl is missing'; exit 1; }\n");
