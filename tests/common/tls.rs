@@ -9,6 +9,7 @@ use terroir::pki::tls::TLS12_SUITES;
 
 /// How the client reaches TLS: at once, or after `openssl s_client -starttls PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // StartTls is STARTTLS's own name
 pub enum Start {
     Direct,
     /// `postgres`, `smtp`…
