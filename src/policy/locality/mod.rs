@@ -5,6 +5,7 @@
 //!   RouteViews data), built once from the package tarballs and cached.
 //! - `catalog`: the provider catalog (`catalog/providers.yaml`): operators, ASNs, jurisdiction,
 //!   CLOUD Act exposure, regions and qualifications, each fact with its source.
+//! - `regions`: the country of a provider's region (the catalog's, else the providers' own).
 
 pub mod catalog;
 pub mod geodata;
@@ -12,4 +13,5 @@ pub mod hostfacts;
 pub mod live;
 pub mod locate;
 pub mod npm;
+pub mod regions;
 pub mod verify;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::in_eu;
 use crate::document::{CloudDeploy, DeclaredLocation, Platform, Role, Target};
 use crate::policy::locality::catalog::Catalog as Providers;
-use crate::policy::locality::verify::{cloud_operator_id, country_of_region};
+use crate::policy::locality::regions::{cloud_operator_id, country_of_region};
 
 /// The platform's topology: every role with its hosts, and the database's replication.
 #[derive(Debug, Clone, PartialEq, Serialize)]
