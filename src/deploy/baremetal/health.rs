@@ -349,12 +349,12 @@ pub fn primary(site: &Site) -> Option<String> {
     site.hosts_with(Role::Database).into_iter().next()
 }
 
-/// The member to switch over to: `to` when given, else the synchronous standby, else the
-/// standby least behind.
+/// The leader, and the member to switch over to: `to` when given, else the synchronous standby,
+/// else the standby least behind.
 pub fn candidate<'a>(
     members: &'a [Member],
     to: Option<&str>,
-) -> Result<&'a Member, SwitchoverError> {
+) -> Result<(&'a Member, &'a Member), SwitchoverError> {
     let leader = members.iter().find(|m| m.role == "leader");
     let Some(leader) = leader else {
         return Err(SwitchoverError::NoLeader {
@@ -371,7 +371,7 @@ pub fn candidate<'a>(
         if m.name == leader.name {
             return Err(SwitchoverError::AlreadyPrimary { to: to.to_owned() });
         }
-        return Ok(m);
+        return Ok((leader, m));
     }
     let standbys = members.iter().filter(|m| m.role != "leader" && m.healthy());
     standbys
@@ -382,6 +382,7 @@ pub fn candidate<'a>(
                 m.name.clone(),
             )
         })
+        .map(|m| (leader, m))
         .ok_or_else(|| SwitchoverError::NoCandidate {
             members: describe(members),
         })
@@ -396,14 +397,8 @@ pub fn switchover(site: &Site, to: Option<&str>) -> Result<Switched, SwitchoverE
         });
     }
     let (asked, before) = cluster(site)?;
-    let target = candidate(&before, to)?.clone();
-    let leader = before
-        .iter()
-        .find(|m| m.role == "leader")
-        .cloned()
-        .ok_or_else(|| SwitchoverError::NoLeader {
-            members: describe(&before),
-        })?;
+    let (leader, target) = candidate(&before, to)?;
+    let (leader, target) = (leader.clone(), target.clone());
     let pgdir = format!(
         "/etc/postgresql/{}/main",
         site.resolved.components.database.version
@@ -537,8 +532,8 @@ mod tests {
     #[test]
     fn the_candidate_is_the_one_asked_else_the_synchronous_standby() {
         let m = members(CLUSTER).unwrap();
-        assert_eq!(candidate(&m, None).unwrap().name, "db3");
-        assert_eq!(candidate(&m, Some("db2")).unwrap().name, "db2");
+        assert_eq!(candidate(&m, None).unwrap().1.name, "db3");
+        assert_eq!(candidate(&m, Some("db2")).unwrap().1.name, "db2");
         assert!(matches!(
             candidate(&m, Some("db1")),
             Err(SwitchoverError::AlreadyPrimary { .. })
