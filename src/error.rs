@@ -10,6 +10,7 @@ use crate::backup::error::BackupError;
 use crate::deploy::DeployError;
 use crate::deploy::baremetal::driver::HostsError;
 use crate::deploy::baremetal::health::SwitchoverError;
+use crate::continuity::drill::ContinuityError;
 use crate::deploy::baremetal::site::SiteError;
 use crate::deploy::kubernetes::ClusterError;
 use crate::deploy::secnumcloud::CloudError;
@@ -62,6 +63,8 @@ pub enum Error {
     Site(#[from] SiteError),
     #[error(transparent)]
     Switchover(#[from] crate::deploy::baremetal::health::SwitchoverError),
+    #[error(transparent)]
+    Continuity(#[from] crate::continuity::drill::ContinuityError),
     #[error(transparent)]
     Reversibility(#[from] ReversibilityError),
     #[error(transparent)]
@@ -121,6 +124,11 @@ impl Error {
                 | SwitchoverError::AlreadyPrimary { .. } => ExitStatus::Invalid,
                 _ => ExitStatus::Failed,
             },
+            Error::Continuity(e) => match e {
+                ContinuityError::Site(e) => e.exit_status(),
+                ContinuityError::Write { .. } => ExitStatus::Failed,
+                _ => ExitStatus::Invalid,
+            },
             Error::Reversibility(e) => e.exit_status(),
             Error::Backup(e) => e.exit_status(),
             Error::Audit(e) => e.exit_status(),
@@ -147,6 +155,8 @@ impl Error {
             Error::Site(e) => e.kind(),
             Error::Switchover(SwitchoverError::Site(e)) => e.kind(),
             Error::Switchover(_) => "switchover",
+            Error::Continuity(ContinuityError::Site(e)) => e.kind(),
+            Error::Continuity(_) => "continuity",
             Error::Reversibility(e) => e.kind(),
             Error::Backup(e) => e.kind(),
             Error::Audit(e) => e.kind(),

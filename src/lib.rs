@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod cli;
 pub mod commands;
+pub mod continuity;
 pub mod deploy;
 pub mod document;
 pub mod error;

@@ -107,6 +107,23 @@ pub enum Command {
     /// Writes pause while the primary changes; clients with every member in their connection
     /// string (target_session_attrs=read-write) find the new one. Takes the platform's lock.
     Switchover(SwitchoverArgs),
+    /// Prove every degraded mode the platform claims, on the platform itself (bare metal).
+    ///
+    /// For each claim of the blueprint (an external dependency the document declares: SMTP
+    /// relay, fallback relay, backup storage, DNS resolvers, package mirror, ACME CA, AI
+    /// endpoint, CDN; or one member of a role on two hosts or more: the database's primary, an
+    /// MTA, a Prometheus, an application host), in turn: the fault is placed on the platform's
+    /// hosts (nftables rules rejecting the traffic to that dependency, or the member stopped),
+    /// the probes of its declared degraded mode run, the fault is removed, and the platform must
+    /// be back to nominal (queue drained, alert resolved, member back).
+    ///
+    /// Each fault removes itself on the host after --max-fault-seconds, even if terroir is
+    /// killed. Takes the platform's lock. Refused without --yes when the blueprint's
+    /// `environment` is `production`. Writes continuity-report.json and .md into --report;
+    /// exit 2 when a claim fails. --dry-run lists the claims and changes nothing.
+    ///
+    /// Example: terroir continuity platform.yaml --only smtpRelay --mail-to ops@example.fr
+    Continuity(ContinuityArgs),
     /// Print the JSON Schema of the Platform document (for editors and CI checks).
     Schema,
     /// Run the Kubernetes operator: keep every `Platform` resource rendered, checked and applied.
@@ -315,6 +332,42 @@ pub struct DrillArgs {
     /// Delete the export once compared (the report keeps its digests).
     #[arg(long)]
     pub discard_export: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContinuityArgs {
+    /// Platform document (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Drill only this claim (repeatable): a dependency's key (`smtpRelay`, `backupS3`,
+    /// `dnsResolvers`…) or a member (`database-primary`, `one-mta`, `one-prometheus`,
+    /// `one-app-host`). --dry-run lists them.
+    #[arg(long, value_name = "NAME", conflicts_with = "cut_off")]
+    pub only: Vec<String>,
+    /// Cut many dependencies at once instead: `outside-policy` (every one outside the policy's
+    /// allowed countries or under a forbidden jurisdiction: for a compliant platform, nothing),
+    /// `all-external` (every one), and report what still works, what queues, what stops.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub cut_off: Option<crate::continuity::drill::CutOff>,
+    /// Every fault removes itself on its host after this many seconds, even if terroir is
+    /// killed meanwhile.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub max_fault_seconds: u64,
+    /// Where continuity-report.json and continuity-report.md are written.
+    #[arg(long, value_name = "DIR", default_value = "continuity")]
+    pub report: PathBuf,
+    /// Where the drill's messages go (default: postmaster at the MTA's domain).
+    #[arg(long, value_name = "ADDRESS")]
+    pub mail_to: Option<String>,
+    /// List the claims, their faults and probes, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drill a platform whose `environment` is `production`.
+    #[arg(long)]
+    pub yes: bool,
+    /// Take the platform's lock even from a holder terroir cannot show to be gone.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

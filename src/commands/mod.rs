@@ -11,6 +11,7 @@ mod audit;
 mod backup;
 mod blueprints;
 mod completions;
+mod continuity;
 mod crd;
 pub(crate) mod deploy;
 mod drill;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Apply(args) => deploy::run(&args, crate::deploy::Mode::Apply, &cx),
         Command::Status(args) => status::run(&args, &cx),
         Command::Switchover(args) => switchover::run(&args, &cx),
+        Command::Continuity(args) => continuity::run(&args, &cx),
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),
         Command::Operator(args) => operator::run(args, &cx),

@@ -23,6 +23,9 @@ pub struct Blueprint {
     pub parameters: BTreeMap<String, Parameter>,
     /// Container images by role, as `repository:tag` relative to the platform's registry.
     pub images: BTreeMap<String, String>,
+    /// What the platform promises while a dependency or a member is down, and how
+    /// `terroir continuity` shows it.
+    pub continuity: Vec<crate::continuity::ClaimSpec>,
     pub templates: BTreeMap<String, String>,
     /// Where it came from (`embedded` or a directory), for messages.
     pub origin: String,
@@ -40,6 +43,8 @@ struct Manifest {
     parameters: BTreeMap<String, Parameter>,
     #[serde(default)]
     images: BTreeMap<String, String>,
+    #[serde(default)]
+    continuity: Vec<crate::continuity::ClaimSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,10 +142,17 @@ impl Catalog {
 }
 
 fn parse_manifest(origin: &str, text: &str) -> Result<Manifest, BlueprintError> {
-    serde_saphyr::from_str::<Manifest>(text).map_err(|e| BlueprintError::Manifest {
+    let m = serde_saphyr::from_str::<Manifest>(text).map_err(|e| BlueprintError::Manifest {
         path: origin.to_owned(),
         message: e.without_snippet().to_string(),
-    })
+    })?;
+    crate::continuity::claims::check(&m.continuity).map_err(|message| {
+        BlueprintError::Manifest {
+            path: origin.to_owned(),
+            message,
+        }
+    })?;
+    Ok(m)
 }
 
 fn load_embedded(dir: &'static Dir<'static>) -> Result<Blueprint, BlueprintError> {
@@ -208,6 +220,7 @@ fn finish(m: Manifest, templates: BTreeMap<String, String>, origin: String) -> B
         description: m.description,
         parameters: m.parameters,
         images: m.images,
+        continuity: m.continuity,
         templates,
         origin,
     }

@@ -1,0 +1,401 @@
+//! The continuity claims: what the platform promises while each dependency or redundant member
+//! is down, and the probes that show it. They live in the blueprint (`continuity:` in
+//! blueprint.yaml), so that the dependency report, the operations runbook and the drill read the
+//! same words and cannot drift apart. [`applicable`] picks the claims a resolved platform makes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::resolve::{ResolvedEndpoint, ResolvedPlatform};
+
+/// What a claim is about: an external dependency or one member of a redundant role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Member {
+    /// The database's primary (Patroni promotes a standby).
+    Database,
+    /// One of the MTAs.
+    Mta,
+    /// One of the monitoring hosts (Prometheus and an Alertmanager).
+    Monitoring,
+    /// One of the application hosts.
+    App,
+}
+
+/// One promise, as the blueprint states it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimSpec {
+    /// The dependency that fails: a key under `spec.endpoints` (`smtpRelay`, `backupS3`,
+    /// `dnsResolvers`…) or `packageMirror`.
+    #[serde(default)]
+    pub dependency: Option<String>,
+    /// Or the member that stops.
+    #[serde(default)]
+    pub member: Option<Member>,
+    /// The claim holds only when these endpoints are declared too.
+    #[serde(default)]
+    pub when: Vec<String>,
+    /// …and only when these are not.
+    #[serde(default)]
+    pub unless: Vec<String>,
+    /// Targets the claim is made on (`baremetal`, `kubernetes`); every target when empty.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// The degraded mode, in the words the reports and runbooks print.
+    pub degraded: String,
+    /// What is checked while the fault is in place.
+    pub probes: Vec<Probe>,
+    /// What is checked once the fault is removed: the platform back to nominal.
+    #[serde(default)]
+    pub nominal: Vec<Probe>,
+}
+
+/// A check the drill runs on the platform's own hosts. Each one polls until it holds or its
+/// time is up, so that the time it took is what the platform took.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Probe {
+    /// Every running application host answers its health path.
+    AppServes,
+    /// A row is committed on the database's primary (whichever member that is).
+    DatabaseWrites,
+    /// A message submitted from an application host as the application does leaves the MTA
+    /// (`status=sent`), through whichever relay.
+    MailDelivered,
+    /// The same, and it left through the fallback relay.
+    MailThroughFallback,
+    /// A message submitted is accepted and waits in the MTA's queue, not lost.
+    MailQueued,
+    /// A message submitted leaves or waits in the queue: it is not lost (a cut-off).
+    MailAccepted,
+    /// Every message the drill sent has left the queues.
+    MailQueueEmpty,
+    /// A backup run now fails (the storage is unreachable), and says why.
+    BackupFails,
+    /// A backup run now succeeds.
+    BackupSucceeds,
+    /// The alert is active in Alertmanager within `within` seconds.
+    AlertFires { alert: String, within: u64 },
+    /// The alert is no longer active in Alertmanager within `within` seconds.
+    AlertResolved { alert: String, within: u64 },
+    /// Every host resolves the names of the platform's dependencies.
+    NamesResolve,
+    /// Every application host serves HTTPS with a certificate valid now.
+    HttpsServes,
+    /// Every component `terroir status` checks is healthy (but the member stopped on purpose).
+    ServicesRunning,
+    /// Every component is healthy again, the member stopped included.
+    MembersRunning,
+}
+
+impl Probe {
+    /// Its name in reports: the blueprint's spelling.
+    pub fn name(&self) -> String {
+        match self {
+            Probe::AlertFires { alert, .. } => format!("alert-fires {alert}"),
+            Probe::AlertResolved { alert, .. } => format!("alert-resolved {alert}"),
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// One address (a name or an IP literal) and port the fault makes unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CutTarget {
+    /// Which dependency this is, by its document key.
+    pub dependency: String,
+    pub host: String,
+    pub port: u16,
+    /// `tcp`, or `udp` and `tcp` for DNS.
+    pub protocols: Vec<&'static str>,
+}
+
+/// What is done to the platform to make the dependency or member fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum FaultSpec {
+    /// Every platform host rejects its traffic to these addresses.
+    Cut { targets: Vec<CutTarget> },
+    /// One member of the role is stopped.
+    Stop { member: Member },
+}
+
+impl FaultSpec {
+    pub fn describe(&self) -> String {
+        match self {
+            FaultSpec::Cut { targets } => format!(
+                "every platform host rejects its traffic to {}",
+                targets
+                    .iter()
+                    .map(|t| format!("{}:{} ({})", t.host, t.port, t.protocols.join("+")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            FaultSpec::Stop { member } => match member {
+                Member::Database => "the primary's Patroni (and so its PostgreSQL) is stopped".into(),
+                Member::Mta => "Postfix is stopped on one MTA host".into(),
+                Member::Monitoring => "Prometheus is stopped on one monitoring host".into(),
+                Member::App => "the application is stopped on one application host".into(),
+            },
+        }
+    }
+}
+
+/// A claim the platform makes, with its fault made concrete.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    /// What `--only` selects: the dependency's key, or `database-primary`, `one-mta`,
+    /// `one-prometheus`, `one-app-host`.
+    pub name: String,
+    /// The dependency or member in words, with its address.
+    pub what: String,
+    /// The degraded mode declared.
+    pub declared: String,
+    pub fault: FaultSpec,
+    pub probes: Vec<Probe>,
+    pub nominal: Vec<Probe>,
+    /// The dependency's declared country and operator (for `--cut-off outside-policy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+}
+
+impl Member {
+    pub fn claim_name(self) -> &'static str {
+        match self {
+            Member::Database => "database-primary",
+            Member::Mta => "one-mta",
+            Member::Monitoring => "one-prometheus",
+            Member::App => "one-app-host",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Member::Database => "the database's primary",
+            Member::Mta => "one of the MTAs",
+            Member::Monitoring => "one of the monitoring hosts",
+            Member::App => "one of the application hosts",
+        }
+    }
+
+    /// The role whose hosts it is one of.
+    pub fn role(self) -> crate::document::Role {
+        use crate::document::Role;
+        match self {
+            Member::Database => Role::Database,
+            Member::Mta => Role::Mta,
+            Member::Monitoring => Role::Monitoring,
+            Member::App => Role::App,
+        }
+    }
+}
+
+/// A dependency as the platform declares it: label, where it is, country and operator.
+struct Declared {
+    label: &'static str,
+    url: String,
+    targets: Vec<CutTarget>,
+    country: Option<String>,
+    operator: Option<String>,
+}
+
+fn endpoint(key: &str, label: &'static str, e: &ResolvedEndpoint) -> Declared {
+    Declared {
+        label,
+        url: e.url.clone(),
+        targets: vec![CutTarget {
+            dependency: key.to_owned(),
+            host: e.host.clone(),
+            port: e.port,
+            protocols: vec!["tcp"],
+        }],
+        country: e.country.clone(),
+        operator: e.operator.clone(),
+    }
+}
+
+/// Host and port of a URL (`https` 443, `http` 80 unless given).
+fn url_target(key: &str, url: &str) -> Option<CutTarget> {
+    let parsed = url::Url::parse(url).ok()?;
+    Some(CutTarget {
+        dependency: key.to_owned(),
+        host: parsed.host_str()?.trim_matches(['[', ']']).to_owned(),
+        port: parsed.port_or_known_default()?,
+        protocols: vec!["tcp"],
+    })
+}
+
+/// The dependency `key` as `p` declares it, or `None` when it does not.
+fn declared(p: &ResolvedPlatform, key: &str) -> Option<Declared> {
+    let e = &p.endpoints;
+    match key {
+        "imageRegistry" => Some(endpoint(key, "image registry", &e.image_registry)),
+        "imageRegistryMirror" => e
+            .image_registry_mirror
+            .as_ref()
+            .map(|x| endpoint(key, "image registry mirror", x)),
+        "smtpRelay" => e
+            .smtp_relay
+            .as_ref()
+            .map(|x| endpoint(key, "SMTP relay", x)),
+        "smtpFallbackRelay" => e
+            .smtp_fallback_relay
+            .as_ref()
+            .map(|x| endpoint(key, "fallback SMTP relay", x)),
+        "acmeCa" => e.acme_ca.as_ref().map(|x| endpoint(key, "ACME CA", x)),
+        "ai" => e.ai.as_ref().map(|x| endpoint(key, "AI endpoint", x)),
+        "cdn" => e.cdn.as_ref().map(|x| endpoint(key, "CDN", x)),
+        "backupS3" => e.backup_s3.as_ref().map(|s3| Declared {
+            label: "backup storage",
+            url: s3.url.clone(),
+            targets: url_target(key, &s3.url).into_iter().collect(),
+            country: s3.country.clone(),
+            operator: s3.operator.clone(),
+        }),
+        // one resolver down: the first, which every host asks first
+        "dnsResolvers" => e.dns_resolvers.first().map(|first| Declared {
+            label: "DNS resolver",
+            url: first.clone(),
+            targets: vec![CutTarget {
+                dependency: key.to_owned(),
+                host: first.clone(),
+                port: 53,
+                protocols: vec!["udp", "tcp"],
+            }],
+            country: None,
+            operator: None,
+        }),
+        "packageMirror" => p
+            .target
+            .baremetal()
+            .map(|b| b.package_mirror.clone())
+            .filter(|m| !m.is_empty())
+            .map(|m| Declared {
+                label: "package mirror",
+                targets: url_target(key, &m).into_iter().collect(),
+                url: m,
+                country: None,
+                operator: None,
+            }),
+        _ => None,
+    }
+}
+
+fn is_declared(p: &ResolvedPlatform, key: &str) -> bool {
+    declared(p, key).is_some()
+}
+
+/// How many hosts hold the member's role, and whether the claim needs redundancy it has.
+fn redundant(p: &ResolvedPlatform, m: Member) -> bool {
+    match m {
+        Member::Database => p.components.database.highly_available,
+        other => p.roles.get(other.role().as_str()).map_or(0, Vec::len) >= 2,
+    }
+}
+
+/// Every claim of `specs` that platform `p` makes, in the blueprint's order: the dependencies it
+/// declares (with the conditions each claim names) and the members it has redundancy for.
+pub fn applicable(p: &ResolvedPlatform, specs: &[ClaimSpec]) -> Vec<Claim> {
+    let mut out = Vec::new();
+    for s in specs {
+        if !s.targets.is_empty() && !s.targets.iter().any(|t| t == p.target_kind) {
+            continue;
+        }
+        if !s.when.iter().all(|k| is_declared(p, k)) || s.unless.iter().any(|k| is_declared(p, k))
+        {
+            continue;
+        }
+        match (&s.dependency, s.member) {
+            (Some(key), None) => {
+                let Some(d) = declared(p, key) else { continue };
+                if d.targets.is_empty() {
+                    continue;
+                }
+                out.push(Claim {
+                    name: key.clone(),
+                    what: format!("{} {}", d.label, d.url),
+                    declared: s.degraded.clone(),
+                    fault: FaultSpec::Cut { targets: d.targets },
+                    probes: s.probes.clone(),
+                    nominal: s.nominal.clone(),
+                    country: d.country,
+                    operator: d.operator,
+                });
+            }
+            (None, Some(m)) if redundant(p, m) => out.push(Claim {
+                name: m.claim_name().to_owned(),
+                what: m.what().to_owned(),
+                declared: s.degraded.clone(),
+                fault: FaultSpec::Stop { member: m },
+                probes: s.probes.clone(),
+                nominal: s.nominal.clone(),
+                country: None,
+                operator: None,
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The degraded mode the blueprint declares for dependency `key` on this platform: the first
+/// applicable claim's, for the reports and runbooks.
+pub fn degraded_mode<'a>(claims: &'a [Claim], key: &str) -> Option<&'a str> {
+    claims
+        .iter()
+        .find(|c| c.name == key)
+        .map(|c| c.declared.as_str())
+}
+
+/// Check the claims of a blueprint: each names exactly one dependency or member, and a
+/// dependency terroir knows. The error says which claim and why.
+pub fn check(specs: &[ClaimSpec]) -> Result<(), String> {
+    const KNOWN: [&str; 10] = [
+        "imageRegistry",
+        "imageRegistryMirror",
+        "smtpRelay",
+        "smtpFallbackRelay",
+        "backupS3",
+        "dnsResolvers",
+        "acmeCa",
+        "ai",
+        "cdn",
+        "packageMirror",
+    ];
+    for (i, s) in specs.iter().enumerate() {
+        match (&s.dependency, &s.member) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(format!(
+                    "continuity[{i}]: name either a `dependency` or a `member`, not both or neither"
+                ));
+            }
+            _ => {}
+        }
+        for key in s
+            .dependency
+            .iter()
+            .chain(s.when.iter())
+            .chain(s.unless.iter())
+        {
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(format!(
+                    "continuity[{i}]: unknown dependency `{key}`; expected one of {}",
+                    KNOWN.join(", ")
+                ));
+            }
+        }
+        if s.probes.is_empty() {
+            return Err(format!(
+                "continuity[{i}]: a claim needs at least one probe"
+            ));
+        }
+    }
+    Ok(())
+}
