@@ -113,6 +113,17 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
         })?;
         return Ok(ExitStatus::Success);
     }
+    let opts = Options {
+        only: args.only.clone(),
+        cut_off: args.cut_off,
+        max_fault_seconds: args.max_fault_seconds,
+        report_dir: args.report.clone(),
+        mail_to: args.mail_to.clone(),
+    };
+    crate::continuity::drill::check(
+        &claims::applicable(&site.resolved, &blueprint.continuity),
+        &opts,
+    )?;
     let environment = site
         .resolved
         .blueprint
@@ -129,13 +140,6 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
     }
     let site = site.changing(crate::deploy::lock::Holder::current("continuity"));
     let _lock = super::lock(&args.file, site.name(), "continuity", args.force_unlock, cx)?;
-    let opts = Options {
-        only: args.only.clone(),
-        cut_off: args.cut_off,
-        max_fault_seconds: args.max_fault_seconds,
-        report_dir: args.report.clone(),
-        mail_to: args.mail_to.clone(),
-    };
     let report = crate::continuity::drill::drill(&site, &blueprint.continuity, &opts, &|line| {
         cx.printer.note(line)
     })?;

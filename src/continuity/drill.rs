@@ -386,28 +386,21 @@ fn drill_cut_off(
     result
 }
 
-/// Drill `site`'s claims (or a cut-off) and write the report into `opts.report_dir`.
-pub fn drill(
-    site: &Site,
-    specs: &[ClaimSpec],
-    opts: &Options,
-    progress: &dyn Fn(&str),
-) -> Result<ContinuityReport, ContinuityError> {
+/// The claims `opts` asks for among `all`, or why they cannot be drilled: checked before
+/// anything is locked or touched.
+pub fn check<'a>(all: &'a [Claim], opts: &Options) -> Result<Vec<&'a Claim>, ContinuityError> {
     if opts.max_fault_seconds < 30 {
         return Err(ContinuityError::TooShort(opts.max_fault_seconds));
     }
-    let all = claims(site, specs);
-    let known = || {
-        all.iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for name in &opts.only {
         if !all.iter().any(|c| &c.name == name) {
             return Err(ContinuityError::UnknownClaim {
                 unknown: name.clone(),
-                known: known(),
+                known: all
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
@@ -418,6 +411,18 @@ pub fn drill(
     if chosen.is_empty() && opts.cut_off.is_none() {
         return Err(ContinuityError::NoClaim);
     }
+    Ok(chosen)
+}
+
+/// Drill `site`'s claims (or a cut-off) and write the report into `opts.report_dir`.
+pub fn drill(
+    site: &Site,
+    specs: &[ClaimSpec],
+    opts: &Options,
+    progress: &dyn Fn(&str),
+) -> Result<ContinuityReport, ContinuityError> {
+    let all = claims(site, specs);
+    let chosen = check(&all, opts)?;
     let mail_to = opts
         .mail_to
         .clone()

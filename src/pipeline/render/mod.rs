@@ -102,6 +102,7 @@ impl Renderer {
             .map_err(RenderError::Invalid)?;
         let resolved = resolve(&loaded.platform, &self.blueprint, params);
         let assessment = preassess::assess(&loaded.platform, &resolved);
+        let claims = crate::continuity::claims::applicable(&resolved, &self.blueprint.continuity);
         let mut ctx_value =
             serde_json::to_value(&resolved).expect("the resolved platform serializes");
         if let Value::Object(o) = &mut ctx_value {
@@ -113,6 +114,10 @@ impl Renderer {
             o.insert(
                 "reversibility".into(),
                 serde_json::to_value(&figures).expect("the reversibility figures serialize"),
+            );
+            o.insert(
+                "continuity".into(),
+                serde_json::to_value(&claims).expect("the continuity claims serialize"),
             );
             o.insert(
                 "backup".into(),
@@ -192,6 +197,7 @@ impl Renderer {
         let deps = crate::policy::sovereignty::dependencies::report(
             &loaded.platform,
             crate::policy::locality::catalog::Catalog::builtin(),
+            &claims,
         );
         let mut deps_json =
             serde_json::to_vec_pretty(&deps).expect("a dependency report serializes");

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::continuity::Claim;
 use crate::document::Platform;
 use crate::policy::locality::catalog::Catalog;
 use crate::policy::locality::verify::host_of;
@@ -61,7 +62,6 @@ type Entry = (String, String, String, Option<String>, Option<String>);
 struct Rule {
     substitutable: bool,
     substitution: &'static str,
-    degraded: &'static str,
 }
 
 fn rule(key: &str) -> Rule {
@@ -69,42 +69,44 @@ fn rule(key: &str) -> Rule {
         "imageRegistry" | "imageRegistryMirror" => Rule {
             substitutable: true,
             substitution: "any OCI registry (Harbor, a provider's registry): images are copied with standard tools",
-            degraded: "running workloads keep running; new or rescheduled ones cannot pull images unless a mirror is configured",
         },
         "smtpRelay" | "smtpFallbackRelay" => Rule {
             substitutable: true,
             substitution: "any SMTP relay: Postfix relays through whichever is configured",
-            degraded: "Postfix queues outgoing mail and retries (up to 5 days) or uses the fallback relay",
         },
         "backupS3" => Rule {
             substitutable: true,
             substitution: "any S3-compatible object storage",
-            degraded: "backups fail and alert; the database keeps serving; recovery points age until storage returns",
         },
         "acmeCa" => Rule {
             substitutable: true,
             substitution: "any ACME certificate authority (RFC 8555)",
-            degraded: "current certificates stay valid until they expire; renewals are retried",
         },
         "ai" => Rule {
             substitutable: true,
             substitution: "an equivalent model endpoint, if the application's integration allows it",
-            degraded: "the application's AI features are unavailable; the rest of the platform is unaffected",
         },
         "cdn" => Rule {
             substitutable: true,
             substitution: "any CDN, or none: the application serves its assets itself",
-            degraded: "public assets are served from the origin, more slowly",
         },
         _ => Rule {
             substitutable: false,
             substitution: "unknown",
-            degraded: "unknown",
         },
     }
 }
 
-pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
+/// What the blueprint's continuity claims say of dependency `key` (the words `terroir
+/// continuity` proves), or that they say nothing.
+fn degraded(claims: &[Claim], key: &str) -> String {
+    crate::continuity::claims::degraded_mode(claims, key)
+        .unwrap_or("the blueprint declares no degraded mode for it")
+        .to_owned()
+}
+
+/// The report for platform `p`, whose blueprint makes `claims` (its degraded modes).
+pub fn report(p: &Platform, catalog: &Catalog, claims: &[Claim]) -> DependencyReport {
     let e = &p.spec.endpoints;
     let mut entries: Vec<Entry> = e
         .named()
@@ -174,7 +176,7 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             substitutable: r.substitutable,
             substitution: r.substitution.into(),
             fallback: fb,
-            degraded_mode: r.degraded.into(),
+            degraded_mode: degraded(claims, &key),
         });
     }
     if !e.dns_resolvers.is_empty() {
@@ -192,8 +194,7 @@ pub fn report(p: &Platform, catalog: &Catalog) -> DependencyReport {
             substitution: "any recursive resolver".into(),
             fallback: (e.dns_resolvers.len() > 1)
                 .then(|| format!("{} resolvers configured", e.dns_resolvers.len())),
-            degraded_mode:
-                "with one resolver down the others answer; with none, name resolution fails".into(),
+            degraded_mode: degraded(claims, "dnsResolvers"),
         });
     }
     let c = &p.spec.components;
@@ -266,11 +267,11 @@ pub fn markdown(r: &DependencyReport) -> String {
             d.fallback.as_deref().unwrap_or("none"),
         ));
     }
-    s.push_str("\n## Degraded modes\n\n");
+    s.push_str("\n## Degraded modes\n\nAs the blueprint declares them; `terroir continuity` makes each dependency fail on the platform's hosts and checks it (`--only KEY` for one).\n\n");
     for d in &r.dependencies {
         s.push_str(&format!(
-            "- **{}**: {}. Substitution: {}.\n",
-            d.what, d.degraded_mode, d.substitution
+            "- **{}** (`{}`): {}. Substitution: {}.\n",
+            d.what, d.key, d.degraded_mode, d.substitution
         ));
     }
     s.push_str("\n## Components\n\n| component | role | enabled | licence | substitution |\n| --- | --- | --- | --- | --- |\n");
