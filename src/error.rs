@@ -471,9 +471,9 @@ impl AttestError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             // what the user gave cannot be read
-            AttestError::DrillReportRead { .. }
-            | AttestError::DrillReportSyntax { .. }
-            | AttestError::NotADrillReport { .. }
+            AttestError::EvidenceRead { .. }
+            | AttestError::EvidenceSyntax { .. }
+            | AttestError::NotEvidence { .. }
             | AttestError::AttestationRead { .. } => ExitStatus::Invalid,
             // the target, the output, or the attestation itself failed its check
             AttestError::NoRenderedPlan

@@ -26,20 +26,27 @@ use std::path::PathBuf;
 /// Why an attestation could not be made, or does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
-    #[error("{}: cannot read the drill report", path.display())]
-    DrillReportRead {
+    #[error("{}: cannot read the {what}", path.display())]
+    EvidenceRead {
         path: PathBuf,
+        what: &'static str,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not a drill report", path.display())]
-    DrillReportSyntax {
+    #[error("{}: not a {what}", path.display())]
+    EvidenceSyntax {
         path: PathBuf,
+        what: &'static str,
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: not a drill report (expected kind terroir-drill-report/v1, as `terroir drill` writes it)", path.display())]
-    NotADrillReport { path: PathBuf },
+    #[error("{}: not a {what} (expected kind {kind}, as `terroir {command}` writes it)", path.display())]
+    NotEvidence {
+        path: PathBuf,
+        what: &'static str,
+        kind: &'static str,
+        command: &'static str,
+    },
     #[error("the rendered tree has no valid baremetal/plan.json")]
     NoRenderedPlan,
     #[error("cannot read the deployed files back from the hosts")]
@@ -83,9 +90,9 @@ pub enum AttestError {
 impl AttestError {
     pub fn kind(&self) -> &'static str {
         match self {
-            AttestError::DrillReportRead { .. }
-            | AttestError::DrillReportSyntax { .. }
-            | AttestError::NotADrillReport { .. } => "drill-report",
+            AttestError::EvidenceRead { .. }
+            | AttestError::EvidenceSyntax { .. }
+            | AttestError::NotEvidence { .. } => "evidence",
             AttestError::NoRenderedPlan | AttestError::Hosts(_) | AttestError::Cluster(_) => "live",
             AttestError::Encode(_)
             | AttestError::Write { .. }

@@ -600,6 +600,51 @@ fn security_items(predicate: &Value) -> Option<Vec<(&'static str, String, Vec<St
 }
 
 /// The report in Markdown.
+/// The continuity drill the attestation cites (`predicate.continuity`): a line saying what was
+/// drilled and how it ended, and per claim its name, dependency, declared degraded mode,
+/// verdict and times.
+fn continuity_items(predicate: &Value) -> Option<(String, Vec<[String; 5]>)> {
+    let c = predicate.get("continuity")?;
+    let claims = list(c, "claims");
+    let held = claims.iter().filter(|x| x["passed"] == true).count();
+    let summary = format!(
+        "{} ({}), {} to {}: {held} of {} claims held, in {:.0} s. The report's digest is a subject of this attestation.",
+        if c["passed"] == true { "Passed" } else { "Failed" },
+        field(c, "mode"),
+        field(c, "startedAt"),
+        field(c, "finishedAt"),
+        claims.len(),
+        c["totalSeconds"].as_f64().unwrap_or_default()
+    );
+    let secs = |v: &Value| {
+        v.as_f64()
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let rows = claims
+        .iter()
+        .map(|x| {
+            let verdict = if x["passed"] == true {
+                "held".to_owned()
+            } else {
+                format!("failed: {}", field(x, "reason"))
+            };
+            [
+                field(x, "name"),
+                field(x, "dependency"),
+                field(x, "declared"),
+                verdict,
+                format!(
+                    "{} / {}",
+                    secs(&x["detectSeconds"]),
+                    secs(&x["recoverSeconds"])
+                ),
+            ]
+        })
+        .collect();
+    Some((summary, rows))
+}
+
 pub fn markdown(predicate: &Value) -> String {
     let r = Report::from(predicate);
     let mut o = String::new();
@@ -810,6 +855,32 @@ pub fn markdown(predicate: &Value) -> String {
             for sub in subs {
                 line(&mut o, &format!("  - {}", md(&sub)));
             }
+        }
+        line(&mut o, "");
+    }
+
+    if let Some((summary, rows)) = continuity_items(predicate) {
+        line(&mut o, "## Continuity drill");
+        line(&mut o, "");
+        line(&mut o, &md(&summary));
+        line(&mut o, "");
+        line(
+            &mut o,
+            "| claim | dependency | declared degraded mode | verdict | detect / recover |",
+        );
+        line(&mut o, "| --- | --- | --- | --- | --- |");
+        for [name, dependency, declared, verdict, times] in &rows {
+            line(
+                &mut o,
+                &format!(
+                    "| {} | {} | {} | {} | {} |",
+                    md(name),
+                    md(dependency),
+                    md(declared),
+                    md(verdict),
+                    md(times)
+                ),
+            );
         }
         line(&mut o, "");
     }
@@ -1228,6 +1299,28 @@ pub fn html(predicate: &Value) -> String {
             push(&mut o, &format!("<li>{label}: {}{subs}</li>", esc(&text)));
         }
         push(&mut o, "</ul>");
+        push(&mut o, "</section>");
+    }
+
+    if let Some((summary, rows)) = continuity_items(predicate) {
+        push(&mut o, "<section>");
+        push(&mut o, "<h2>Continuity drill</h2>");
+        push(&mut o, &format!("<p>{}</p>", esc(&summary)));
+        html_table(
+            &mut o,
+            &[14, 20, 34, 18],
+            &["Claim", "Dependency", "Declared degraded mode", "Verdict", "Detect / recover"],
+            rows.iter().map(|[name, dependency, declared, verdict, times]| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(name),
+                    esc(dependency),
+                    esc(declared),
+                    esc(verdict),
+                    esc(times)
+                )
+            }),
+        );
         push(&mut o, "</section>");
     }
 

@@ -11,36 +11,73 @@ use super::{AttestError, dsse, keys, predicate};
 use crate::document::Platform;
 use crate::policy::assess::Assessed;
 
-/// A reversibility drill cited as evidence.
+/// A report cited as evidence: a reversibility drill's or a continuity drill's.
 #[derive(Debug)]
-pub struct DrillEvidence {
-    /// The drill report itself and the export manifest it names.
+pub struct Evidence {
+    /// The report itself and what it names (the export's manifest).
     pub subjects: Vec<Value>,
-    /// The drill's result, phases and figures, for the predicate.
+    /// Where its summary goes in the predicate (`reversibility`, `continuity`).
+    pub key: &'static str,
+    /// Its result and figures, for the predicate.
     pub summary: Value,
 }
 
-/// Read a drill report (`terroir drill` writes it) to cite it.
-pub fn drill_evidence(path: &Path) -> Result<DrillEvidence, AttestError> {
-    let bytes = std::fs::read(path).map_err(|source| AttestError::DrillReportRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    let r: Value =
-        serde_json::from_slice(&bytes).map_err(|source| AttestError::DrillReportSyntax {
-            path: path.to_owned(),
-            source,
-        })?;
-    drill_summary(&r, &bytes).ok_or_else(|| AttestError::NotADrillReport {
-        path: path.to_owned(),
-    })
+/// A kind of report `attest` cites.
+struct Cited {
+    what: &'static str,
+    kind: &'static str,
+    command: &'static str,
+    summary: fn(&Value, &[u8]) -> Evidence,
 }
 
-/// The evidence of a drill report `r` whose bytes are `bytes`; None when it is not one.
-fn drill_summary(r: &Value, bytes: &[u8]) -> Option<DrillEvidence> {
-    if r["kind"] != "terroir-drill-report/v1" {
-        return None;
+const DRILL: Cited = Cited {
+    what: "drill report",
+    kind: "terroir-drill-report/v1",
+    command: "drill",
+    summary: drill_summary,
+};
+
+const CONTINUITY: Cited = Cited {
+    what: "continuity report",
+    kind: crate::continuity::report::KIND,
+    command: "continuity",
+    summary: continuity_summary,
+};
+
+fn read_evidence(path: &Path, cited: &Cited) -> Result<Evidence, AttestError> {
+    let bytes = std::fs::read(path).map_err(|source| AttestError::EvidenceRead {
+        path: path.to_owned(),
+        what: cited.what,
+        source,
+    })?;
+    let r: Value = serde_json::from_slice(&bytes).map_err(|source| AttestError::EvidenceSyntax {
+        path: path.to_owned(),
+        what: cited.what,
+        source,
+    })?;
+    if r["kind"] != cited.kind {
+        return Err(AttestError::NotEvidence {
+            path: path.to_owned(),
+            what: cited.what,
+            kind: cited.kind,
+            command: cited.command,
+        });
     }
+    Ok((cited.summary)(&r, &bytes))
+}
+
+/// Read a drill report (`terroir drill` writes it) to cite it.
+pub fn drill_evidence(path: &Path) -> Result<Evidence, AttestError> {
+    read_evidence(path, &DRILL)
+}
+
+/// Read a continuity report (`terroir continuity` writes it) to cite it.
+pub fn continuity_evidence(path: &Path) -> Result<Evidence, AttestError> {
+    read_evidence(path, &CONTINUITY)
+}
+
+/// The evidence of a drill report `r` whose bytes are `bytes`.
+fn drill_summary(r: &Value, bytes: &[u8]) -> Evidence {
     let mut subjects = vec![
         json!({"name": "evidence://drill-report.json", "digest": {"sha256": crate::text::sha256_hex(bytes)}}),
     ];
@@ -66,7 +103,43 @@ fn drill_summary(r: &Value, bytes: &[u8]) -> Option<DrillEvidence> {
             "report": "evidence://drill-report.json",
         }
     });
-    Some(DrillEvidence { subjects, summary })
+    Evidence {
+        subjects,
+        key: "reversibility",
+        summary,
+    }
+}
+
+/// The evidence of a continuity report: per claim, the dependency, the degraded mode declared,
+/// the verdict and the times to detect and to recover.
+fn continuity_summary(r: &Value, bytes: &[u8]) -> Evidence {
+    let claims: Vec<Value> = r["claims"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    json!({
+                        "name": c["name"], "dependency": c["dependency"], "declared": c["declared"],
+                        "fault": c["fault"], "passed": c["passed"], "reason": c["reason"],
+                        "detectSeconds": c["detectSeconds"], "recoverSeconds": c["recoverSeconds"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Evidence {
+        subjects: vec![
+            json!({"name": "evidence://continuity-report.json", "digest": {"sha256": crate::text::sha256_hex(bytes)}}),
+        ],
+        key: "continuity",
+        summary: json!({
+            "passed": r["passed"], "mode": r["mode"], "platform": r["platform"],
+            "renderedSha256": r["renderedSha256"],
+            "startedAt": r["startedAt"], "finishedAt": r["finishedAt"],
+            "totalSeconds": r["totalSeconds"], "claims": claims,
+            "report": "evidence://continuity-report.json",
+        }),
+    }
 }
 
 /// Who certifies the public name, as the platform's own records show it (never the key): on
@@ -133,12 +206,12 @@ impl Attestation {
 }
 
 /// Sign what `assessed` establishes about the platform `document` describes: every rendered file
-/// as a subject, with a drill and what the running target shows when they are given.
+/// as a subject, with the drills' reports and what the running target shows when they are given.
 pub fn sign(
     document: &Path,
     assessed: &Assessed,
     key: &SigningKey,
-    drill: Option<DrillEvidence>,
+    evidence: Vec<Evidence>,
     live: Option<LiveFacts>,
 ) -> Result<Attestation, AttestError> {
     let p = &assessed.loaded.platform;
@@ -148,9 +221,9 @@ pub fn sign(
         pred["security"]["publicCertificate"] = public;
     }
     let mut subjects = predicate::subjects(&assessed.tree);
-    if let Some(drill) = drill {
-        subjects.extend(drill.subjects);
-        pred["reversibility"] = drill.summary;
+    for e in evidence {
+        subjects.extend(e.subjects);
+        pred[e.key] = e.summary;
     }
     if let Some(live) = live {
         subjects.extend(live.subjects);
@@ -271,7 +344,7 @@ mod tests {
             "tables": [{"matches": true}, {"matches": false}],
         });
         let bytes = serde_json::to_vec(&report).unwrap();
-        let e = drill_summary(&report, &bytes).unwrap();
+        let e = drill_summary(&report, &bytes);
         assert_eq!(e.subjects.len(), 2);
         assert_eq!(
             e.subjects[0]["digest"]["sha256"],
@@ -280,7 +353,37 @@ mod tests {
         assert_eq!(e.subjects[1]["name"], "evidence://export/manifest.json");
         assert_eq!(e.summary["drill"]["tableChecks"], 2);
         assert_eq!(e.summary["drill"]["tableChecksMatching"], 1);
-        assert!(drill_summary(&json!({"kind": "something else"}), b"{}").is_none());
+        assert_eq!(e.key, "reversibility");
+    }
+
+    #[test]
+    fn a_continuity_report_is_cited_by_digest_with_each_claim() {
+        let report = json!({
+            "kind": "terroir-continuity-report/v1", "passed": false, "mode": "claims",
+            "totalSeconds": 61.5,
+            "claims": [
+                {"name": "smtpRelay", "passed": true, "detectSeconds": 1.5, "recoverSeconds": 2.0, "probes": []},
+                {"name": "backupS3", "passed": false, "reason": "alert-fires BackupFailing: not within 180 s", "probes": []},
+            ],
+        });
+        let bytes = serde_json::to_vec(&report).unwrap();
+        let e = continuity_summary(&report, &bytes);
+        assert_eq!(e.key, "continuity");
+        assert_eq!(e.subjects[0]["name"], "evidence://continuity-report.json");
+        assert_eq!(
+            e.subjects[0]["digest"]["sha256"],
+            crate::text::sha256_hex(&bytes)
+        );
+        assert_eq!(e.summary["passed"], false);
+        assert_eq!(e.summary["claims"][0]["detectSeconds"], 1.5);
+        assert!(
+            e.summary["claims"][1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("BackupFailing")
+        );
+        // the probes' details stay in the report the digest names
+        assert!(e.summary["claims"][0].get("probes").is_none());
     }
 
     #[test]
@@ -289,18 +392,26 @@ mod tests {
         let path = dir.path().join("drill.json");
         assert!(matches!(
             drill_evidence(&path),
-            Err(AttestError::DrillReportRead { .. })
+            Err(AttestError::EvidenceRead { .. })
         ));
         std::fs::write(&path, "not json").unwrap();
         assert!(matches!(
             drill_evidence(&path),
-            Err(AttestError::DrillReportSyntax { .. })
+            Err(AttestError::EvidenceSyntax { .. })
         ));
         std::fs::write(&path, "{\"kind\": \"other\"}").unwrap();
         let e = drill_evidence(&path).unwrap_err();
         assert!(
             e.to_string().contains("drill.json")
                 && e.to_string().contains("terroir-drill-report/v1"),
+            "{e}"
+        );
+        // a drill report is not a continuity report
+        std::fs::write(&path, "{\"kind\": \"terroir-drill-report/v1\"}").unwrap();
+        let e = continuity_evidence(&path).unwrap_err();
+        assert!(
+            e.to_string().contains("terroir-continuity-report/v1")
+                && e.to_string().contains("terroir continuity"),
             "{e}"
         );
     }

@@ -597,6 +597,12 @@ pub struct AttestArgs {
     /// phases and figures in the predicate).
     #[arg(long, value_name = "PATH")]
     pub drill_report: Option<PathBuf>,
+    /// A continuity drill's continuity-report.json (from `terroir continuity`): cited as
+    /// evidence (its SHA-256 as a subject; per claim the dependency, the degraded mode, the
+    /// verdict and the times to detect and recover in `predicate.continuity`), and shown in the
+    /// reports.
+    #[arg(long, value_name = "PATH")]
+    pub continuity_report: Option<PathBuf>,
     #[command(flatten)]
     pub check: CheckArgs,
 }

@@ -33,16 +33,18 @@ pub fn run(args: &AttestArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let key = keys::read_private(key_path)?;
     let checks = super::verify::checks(&args.check)?;
     let assessed = assess::assess(file, &cx.catalog, &checks)?;
-    let drill = args
-        .drill_report
-        .as_deref()
-        .map(sign::drill_evidence)
-        .transpose()?;
+    let mut evidence = Vec::new();
+    if let Some(path) = &args.drill_report {
+        evidence.push(sign::drill_evidence(path)?);
+    }
+    if let Some(path) = &args.continuity_report {
+        evidence.push(sign::continuity_evidence(path)?);
+    }
     let live = match &checks.live {
         Some(l) => live::read(file, &assessed, l)?,
         None => None,
     };
-    let attestation = sign::sign(file, &assessed, &key, drill, live)?;
+    let attestation = sign::sign(file, &assessed, &key, evidence, live)?;
     let written = sign::write(
         &attestation,
         &assessed.loaded.platform,
