@@ -1199,7 +1199,27 @@ fn check_endpoints(c: &mut Checker, p: &Platform) {
             );
         }
     }
+    // Hosts get them in /etc/resolv.conf, where glibc silently ignores every nameserver past the
+    // third: a fourth resolver would be declared, drilled, and never asked.
+    let hosts_resolve = match &p.spec.target {
+        Target::Baremetal(_) => true,
+        Target::Secnumcloud(sc) => sc.deploy == CloudDeploy::Vms,
+        Target::Kubernetes(_) => false,
+    };
+    if hosts_resolve && e.dns_resolvers.len() > MAX_RESOLV_CONF_NAMESERVERS {
+        c.err(
+            &format!("{base}/dnsResolvers/{MAX_RESOLV_CONF_NAMESERVERS}"),
+            format!(
+                "{} DNS resolvers are declared, but the hosts' resolver (glibc) reads at most {MAX_RESOLV_CONF_NAMESERVERS} nameservers from /etc/resolv.conf and would never ask this one or any after it",
+                e.dns_resolvers.len()
+            ),
+            format!("at most {MAX_RESOLV_CONF_NAMESERVERS} DNS resolvers on hosts"),
+        );
+    }
 }
+
+/// glibc's MAXNS: the nameservers of /etc/resolv.conf it uses.
+const MAX_RESOLV_CONF_NAMESERVERS: usize = 3;
 
 // ---- value rules, shared with the resolver ----
 

@@ -601,6 +601,84 @@ tests:
     );
 }
 
+/// promtool runs the rendered rules against synthetic series: a failed backup alerts at once
+/// while it is newer than the last success, or when nothing ever succeeded, and stops when a
+/// backup succeeds again.
+#[test]
+fn a_failed_backup_alerts_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = render(&example("baremetal.yaml"), tmp.path(), "r");
+    let rules = out.join("baremetal/hosts/ops1/terroir-rules.yml");
+    let summary = |stanza: &str| {
+        format!(
+            "The last backup of {stanza} failed: the backup storage (https://s3.rbx.io.cloud.ovh.net) may be unreachable; the database keeps serving, but nothing new is backed up until a backup succeeds (see /var/log/pgbackrest on the database host)"
+        )
+    };
+    let tests = format!(
+        r#"rule_files: [{rules:?}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # succeeded at 0, failed at 10m (published from then on), succeeded again at 20m
+      - series: 'terroir_backup_last_success_timestamp_seconds{{stanza="acme-crm", instance="db1:9100", job="node"}}'
+        values: '0+0x19 1200+0x20'
+      - series: 'terroir_backup_last_failure_timestamp_seconds{{stanza="acme-crm", instance="db1:9100", job="node"}}'
+        values: '_x10 600+0x30'
+      # failed once long ago, succeeded since
+      - series: 'terroir_backup_last_failure_timestamp_seconds{{stanza="recovered", instance="db2:9100", job="node"}}'
+        values: '60+0x40'
+      - series: 'terroir_backup_last_success_timestamp_seconds{{stanza="recovered", instance="db2:9100", job="node"}}'
+        values: '120+0x40'
+      # never succeeded
+      - series: 'terroir_backup_last_failure_timestamp_seconds{{stanza="never", instance="db3:9100", job="node"}}'
+        values: '_x5 300+0x35'
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: BackupFailing
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: BackupFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, stanza: never}}
+            exp_annotations:
+              summary: "{never}"
+      - eval_time: 10m
+        alertname: BackupFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, stanza: acme-crm}}
+            exp_annotations:
+              summary: "{acme}"
+          - exp_labels: {{severity: critical, stanza: never}}
+            exp_annotations:
+              summary: "{never}"
+      - eval_time: 20m
+        alertname: BackupFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, stanza: never}}
+            exp_annotations:
+              summary: "{never}"
+"#,
+        rules = rules.display().to_string(),
+        acme = summary("acme-crm"),
+        never = summary("never"),
+    );
+    let file = tmp.path().join("backup-failing-test.yml");
+    std::fs::write(&file, tests).unwrap();
+    let out = Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_bad_backup_endpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();

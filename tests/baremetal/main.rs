@@ -12,6 +12,7 @@ mod benches;
 mod ha;
 mod host_lock;
 mod hosts;
+mod relays;
 mod reversibility;
 mod roles;
 mod secnumcloud;

@@ -196,3 +196,77 @@ fn component_switched_off_leaves_no_files() {
         "no Grafana when monitoring is disabled"
     );
 }
+
+/// Every host resolves through the declared resolvers, in the document's order, giving up on one
+/// after a second; without declared resolvers the host's own /etc/resolv.conf is left alone.
+#[test]
+fn hosts_get_the_declared_dns_resolvers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("baremetal.yaml", tmp.path(), "three.yaml", |t| {
+        t.replace(
+            "    dnsResolvers: [198.18.0.53]\n",
+            "    dnsResolvers: [198.18.0.54, 2001:db8::53, 198.18.0.53]\n",
+        )
+    });
+    let out = render(&doc, tmp.path(), "three");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("baremetal/plan.json")).unwrap()).unwrap();
+    for host in ["db1", "ops1", "app1"] {
+        let text = std::fs::read_to_string(out.join(format!("baremetal/hosts/{host}/resolv.conf")))
+            .unwrap();
+        let settings: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            settings,
+            [
+                "nameserver 198.18.0.54",
+                "nameserver 2001:db8::53",
+                "nameserver 198.18.0.53",
+                "options timeout:1 attempts:2",
+            ],
+            "{host}: {text}"
+        );
+        let steps = plan["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .unwrap()["steps"]
+            .as_array()
+            .unwrap();
+        let step = steps
+            .iter()
+            .find(|s| s["dest"] == "/etc/resolv.conf")
+            .unwrap_or_else(|| panic!("{host}: no step writes /etc/resolv.conf"));
+        assert_eq!(
+            (
+                &step["kind"],
+                &step["source"],
+                &step["owner"],
+                &step["group"],
+                &step["mode"]
+            ),
+            (
+                &"file".into(),
+                &"resolv.conf".into(),
+                &"root".into(),
+                &"root".into(),
+                &"0644".into()
+            ),
+            "{host}: {step}"
+        );
+    }
+
+    let doc = variant("baremetal.yaml", tmp.path(), "none.yaml", |t| {
+        t.replace("    dnsResolvers: [198.18.0.53]\n", "")
+    });
+    let out = render(&doc, tmp.path(), "none");
+    let tree = read_tree(&out);
+    assert!(
+        !tree.keys().any(|p| p.ends_with("/resolv.conf")),
+        "no resolvers declared, no resolv.conf"
+    );
+    assert!(
+        !String::from_utf8_lossy(&tree["baremetal/plan.json"]).contains("/etc/resolv.conf"),
+        "nor a step writing it"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod deployments;
 pub mod hosts;
 pub mod pg;
+pub mod relays;
 pub mod s3;
 pub mod tls;
 
