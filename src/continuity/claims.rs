@@ -74,6 +74,8 @@ pub enum Probe {
     BackupFails,
     /// A backup run now succeeds.
     BackupSucceeds,
+    /// A backup run now: whether it works or stops (a cut-off).
+    BackupRuns,
     /// The alert is active in Alertmanager within `within` seconds.
     AlertFires { alert: String, within: u64 },
     /// The alert is no longer active in Alertmanager within `within` seconds.
@@ -398,4 +400,108 @@ pub fn check(specs: &[ClaimSpec]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A shipped example, edited, resolved, with the shipped blueprint's claims.
+    pub(crate) fn example(
+        name: &str,
+        edit: impl Fn(String) -> String,
+    ) -> (ResolvedPlatform, Vec<ClaimSpec>) {
+        let catalog = crate::pipeline::blueprint::Catalog::new(Vec::new());
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = edit(std::fs::read_to_string(root.join("examples").join(name)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join(name);
+        std::fs::write(&doc, text).unwrap();
+        let loaded = crate::pipeline::load(&doc, &catalog).unwrap();
+        let (resolved, _) = crate::pipeline::render::render(&loaded, &catalog).unwrap();
+        let bp = catalog.load("engagement-platform").unwrap();
+        (resolved, bp.continuity)
+    }
+
+    fn names(claims: &[Claim]) -> Vec<&str> {
+        claims.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_replicated_platform_claims_each_dependency_and_each_redundant_member() {
+        let (p, specs) = example("baremetal-ha.yaml", |t| t);
+        let claims = applicable(&p, &specs);
+        for name in [
+            "smtpRelay",
+            "smtpFallbackRelay",
+            "backupS3",
+            "dnsResolvers",
+            "packageMirror",
+            "database-primary",
+            "one-mta",
+            "one-prometheus",
+            "one-app-host",
+        ] {
+            assert!(names(&claims).contains(&name), "{name}: {:?}", names(&claims));
+        }
+        // with a fallback relay, the relay's claim is that mail goes through it
+        let relay = claims.iter().find(|c| c.name == "smtpRelay").unwrap();
+        assert!(relay.probes.contains(&Probe::MailThroughFallback));
+        assert_eq!(
+            relay.fault,
+            FaultSpec::Cut {
+                targets: vec![CutTarget {
+                    dependency: "smtpRelay".into(),
+                    host: "smtp-relay.brevo.com".into(),
+                    port: 587,
+                    protocols: vec!["tcp"],
+                }]
+            }
+        );
+        // one resolver down: the first
+        let dns = claims.iter().find(|c| c.name == "dnsResolvers").unwrap();
+        assert!(matches!(&dns.fault, FaultSpec::Cut { targets } if targets.len() == 1 && targets[0].port == 53));
+    }
+
+    #[test]
+    fn without_a_fallback_mail_waits_and_without_redundancy_no_member_is_stopped() {
+        let (p, specs) = example("baremetal.yaml", |t| {
+            let start = t.find("    smtpFallbackRelay:\n").expect("a fallback relay");
+            let end = start + t[start..].find("    backupS3:\n").expect("backupS3 after it");
+            format!("{}{}", &t[..start], &t[end..])
+        });
+        let claims = applicable(&p, &specs);
+        let relay = claims.iter().find(|c| c.name == "smtpRelay").unwrap();
+        assert!(relay.probes.contains(&Probe::MailQueued), "{relay:?}");
+        assert!(relay.declared.contains("queue"));
+        assert!(!names(&claims).contains(&"smtpFallbackRelay"));
+        for member in ["database-primary", "one-mta", "one-prometheus", "one-app-host"] {
+            assert!(!names(&claims).contains(&member), "{member}");
+        }
+    }
+
+    #[test]
+    fn a_blueprint_claim_names_one_known_subject_and_probes_something() {
+        let parse = |y: &str| serde_saphyr::from_str::<Vec<ClaimSpec>>(y).unwrap();
+        assert!(check(&parse("- {dependency: smtpRelay, degraded: x, probes: [app-serves]}")).is_ok());
+        let e = check(&parse("- {dependency: ftpRelay, degraded: x, probes: [app-serves]}")).unwrap_err();
+        assert!(e.contains("unknown dependency `ftpRelay`"), "{e}");
+        let e = check(&parse("- {dependency: ai, member: app, degraded: x, probes: [app-serves]}"))
+            .unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = check(&parse("- {member: app, degraded: x, probes: []}")).unwrap_err();
+        assert!(e.contains("at least one probe"), "{e}");
+        let probes = parse(
+            "- {member: app, degraded: x, probes: [app-serves, {alert-fires: {alert: A, within: 9}}]}",
+        );
+        assert_eq!(
+            probes[0].probes[1],
+            Probe::AlertFires {
+                alert: "A".into(),
+                within: 9
+            }
+        );
+        assert_eq!(probes[0].probes[1].name(), "alert-fires A");
+        assert_eq!(probes[0].probes[0].name(), "app-serves");
+    }
 }

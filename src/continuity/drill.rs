@@ -11,6 +11,7 @@ use super::probe::{Observation, Probing, Stopped};
 use super::report::{ClaimResult, ContinuityReport, KIND, markdown};
 use crate::deploy::baremetal::site::{Site, SiteError, run};
 use crate::parallel::in_parallel;
+use crate::pipeline::resolve::ResolvedPlatform;
 use crate::policy::locality::catalog::Catalog as Providers;
 use crate::policy::sovereignty::country_allowed;
 
@@ -218,6 +219,25 @@ fn drill_claim(
         });
         result.fault = format!("{} ({})", result.fault, at[0].0);
     }
+    // An alert the fault should raise must not be active already: the drill could not tell
+    // that the fault raised it.
+    for p in &claim.probes {
+        if let Probe::AlertFires { alert, .. } = p {
+            match probing.alert_active(alert) {
+                Ok(false) => {}
+                Ok(true) => {
+                    result.reason = Some(format!(
+                        "{alert} is active already, before any fault: the drill could not tell that the fault raised it; resolve what raised it first"
+                    ));
+                    return result;
+                }
+                Err(why) => {
+                    result.reason = Some(format!("cannot ask Alertmanager about {alert}: {why}"));
+                    return result;
+                }
+            }
+        }
+    }
     progress(&format!("{}: {}", claim.name, result.fault));
     if let Err(why) = place(site, &id, &claim.fault, &at, opts.max_fault_seconds) {
         result.reason = Some(why);
@@ -242,8 +262,12 @@ fn drill_claim(
 }
 
 /// The dependencies a cut-off cuts: their claims' names, and every address and port.
-fn cut_off_targets(site: &Site, claims: &[Claim], how: CutOff) -> (Vec<String>, Vec<CutTarget>) {
-    let policy = &site.resolved.sovereignty.policy;
+fn cut_off_targets(
+    p: &ResolvedPlatform,
+    claims: &[Claim],
+    how: CutOff,
+) -> (Vec<String>, Vec<CutTarget>) {
+    let policy = &p.sovereignty.policy;
     let providers = Providers::builtin();
     let outside = |c: &Claim| -> bool {
         let country = c
@@ -289,7 +313,7 @@ fn cut_off_targets(site: &Site, claims: &[Claim], how: CutOff) -> (Vec<String>, 
     }
     // every resolver, not only the first the resolver claim cuts
     if how == CutOff::AllExternal {
-        for r in site.resolved.endpoints.dns_resolvers.iter().skip(1) {
+        for r in p.endpoints.dns_resolvers.iter().skip(1) {
             targets.push(CutTarget {
                 dependency: "dnsResolvers".into(),
                 host: r.clone(),
@@ -311,7 +335,7 @@ fn drill_cut_off(
     mail_to: &str,
     progress: &dyn Fn(&str),
 ) -> ClaimResult {
-    let (names, targets) = cut_off_targets(site, claims, how);
+    let (names, targets) = cut_off_targets(&site.resolved, claims, how);
     let label = match how {
         CutOff::OutsidePolicy => "cut-off outside-policy",
         CutOff::AllExternal => "cut-off all-external",
@@ -361,7 +385,10 @@ fn drill_cut_off(
     let placed = Instant::now();
     let required = [Probe::AppServes, Probe::DatabaseWrites, Probe::MailAccepted];
     let (mut probes, detect, failed) = probe_all(&probing, &required, placed);
-    let observed = [Probe::NamesResolve, Probe::BackupSucceeds, Probe::HttpsServes];
+    let mut observed = vec![Probe::NamesResolve, Probe::BackupRuns];
+    if site.resolved.components.app.public_host.is_some() {
+        observed.push(Probe::HttpsServes);
+    }
     for p in &observed {
         probes.push(probing.observe(p, Duration::from_secs(20)));
     }
@@ -467,4 +494,37 @@ pub fn drill(
     let md = dir.join("continuity-report.md");
     std::fs::write(&md, markdown(&report)).map_err(werr(md.clone()))?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::continuity::claims::tests::example;
+
+    #[test]
+    fn a_compliant_platform_cuts_nothing_outside_its_policy_and_everything_when_all_is_cut() {
+        let (p, specs) = example("baremetal-ha.yaml", |t| t);
+        let claims = applicable(&p, &specs);
+        let (names, targets) = cut_off_targets(&p, &claims, CutOff::OutsidePolicy);
+        assert!(names.is_empty() && targets.is_empty(), "{names:?}");
+        let (names, targets) = cut_off_targets(&p, &claims, CutOff::AllExternal);
+        assert!(names.contains(&"smtpRelay".to_owned()) && names.contains(&"backupS3".to_owned()));
+        assert!(targets.iter().any(|t| t.dependency == "smtpFallbackRelay"));
+    }
+
+    #[test]
+    fn a_dependency_in_a_country_the_policy_does_not_allow_is_cut_off_alone() {
+        let (p, specs) = example("baremetal-ha.yaml", |t| {
+            t.replace(
+                "  endpoints:\n",
+                "  endpoints:\n    ai:\n      url: https://api.llm.example.com/v1\n      operator: Example AI Inc.\n      country: US\n",
+            )
+        });
+        let claims = applicable(&p, &specs);
+        let (names, targets) = cut_off_targets(&p, &claims, CutOff::OutsidePolicy);
+        assert_eq!(names, ["ai"]);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].host, "api.llm.example.com");
+        assert_eq!(targets[0].port, 443);
+    }
 }

@@ -65,6 +65,8 @@ impl Stopped {
 struct Sent {
     host: String,
     queue_id: String,
+    /// Its Message-ID, which the recipient's mailbox shows.
+    message_id: String,
 }
 
 /// What the probes of one claim share.
@@ -186,8 +188,9 @@ impl<'a> Probing<'a> {
             Probe::MailQueued => self.mail(Expect::Queued),
             Probe::MailAccepted => self.mail(Expect::Kept),
             Probe::MailQueueEmpty => self.queue_drained(),
-            Probe::BackupFails => self.backup(false),
-            Probe::BackupSucceeds => self.backup(true),
+            Probe::BackupFails => self.backup(Some(false)),
+            Probe::BackupSucceeds => self.backup(Some(true)),
+            Probe::BackupRuns => self.backup(None),
             Probe::AlertFires { alert, .. } => self.alert(alert, true),
             Probe::AlertResolved { alert, .. } => self.alert(alert, false),
             Probe::NamesResolve => self.names_resolve(),
@@ -319,6 +322,7 @@ impl<'a> Probing<'a> {
                                 s.push(Sent {
                                     host: mta.clone(),
                                     queue_id: q.trim().to_owned(),
+                                    message_id: id.clone(),
                                 });
                             }
                             return Ok(mta.clone());
@@ -361,14 +365,12 @@ impl<'a> Probing<'a> {
             Ok(None) => return Attempt::NotYet("the message waits for its first attempt".into()),
             Err(e) => return Attempt::NotYet(e),
         };
+        let last = self.sent.lock().ok().and_then(|s| s.last().cloned());
         let seen = format!(
-            "{} on {}: {} via {} ({})",
+            "message <{}>, {} on {}: {} via {} ({})",
+            last.as_ref().map(|s| s.message_id.as_str()).unwrap_or_default(),
             d.queue_id,
-            self.sent
-                .lock()
-                .ok()
-                .and_then(|s| s.last().map(|x| x.host.clone()))
-                .unwrap_or_default(),
+            last.as_ref().map(|s| s.host.as_str()).unwrap_or_default(),
             d.status,
             d.relay,
             d.reason
@@ -420,7 +422,8 @@ impl<'a> Probing<'a> {
         }
     }
 
-    fn backup(&self, succeed: bool) -> Attempt {
+    /// A backup run now: `expect` it to succeed, to fail, or (`None`) only say which.
+    fn backup(&self, expect: Option<bool>) -> Attempt {
         let Some(ctx) = crate::backup::context(&self.site.resolved) else {
             return Attempt::Pass(Outcome::Works, "backups are not enabled".into());
         };
@@ -428,18 +431,37 @@ impl<'a> Probing<'a> {
             Ok(p) => p,
             Err(e) => return Attempt::NotYet(e),
         };
-        // its last lines say why it failed
+        // Against unreachable storage pgBackRest retries each request until its I/O time-out
+        // (a minute by default, several minutes in all): a run meant to fail is given one
+        // second, so that the failure, and the alert it raises, come in seconds. Its error
+        // lines say why it failed.
+        let timeouts = if expect == Some(true) {
+            ""
+        } else {
+            "PGBACKREST_IO_TIMEOUT=1 "
+        };
         let run_it = format!(
-            "out=$(timeout 170 {} incr 2>&1); rc=$?; printf '%s\\n' \"$out\" | tail -n 2; exit $rc",
+            "out=$({timeouts}timeout 120 {} incr 2>&1); rc=$?; \
+             if [ $rc -ne 0 ]; then printf '%s\\n' \"$out\" | grep -m 1 ERROR >&2; printf '%s\\n' \"$out\" | tail -n 1 >&2; fi; exit $rc",
             ctx.script
         );
-        match (self.on(&primary, "running a backup", &run_it), succeed) {
-            (Ok(_), true) => Attempt::Pass(Outcome::Works, format!("a backup of {primary} succeeded")),
-            (Ok(_), false) => Attempt::Fail(format!(
+        let ran = self.on(&primary, "running a backup", &run_it);
+        match (ran, expect) {
+            (Ok(_), Some(false)) => Attempt::Fail(format!(
                 "a backup of {primary} succeeded: the storage was still reachable"
             )),
-            (Err(e), false) => Attempt::Pass(Outcome::Stops, format!("the backup failed: {e}")),
-            (Err(e), true) => Attempt::NotYet(e),
+            (Ok(_), _) => Attempt::Pass(Outcome::Works, format!("a backup of {primary} succeeded")),
+            (Err(e), Some(true)) => Attempt::NotYet(e),
+            (Err(e), _) => Attempt::Pass(Outcome::Stops, format!("the backup failed: {e}")),
+        }
+    }
+
+    /// Whether `alert` is active in Alertmanager now, or why that cannot be told.
+    pub fn alert_active(&self, alert: &str) -> Result<bool, String> {
+        match self.alert(alert, true) {
+            Attempt::Pass(..) => Ok(true),
+            Attempt::NotYet(seen) if seen.contains("not active yet") => Ok(false),
+            Attempt::NotYet(e) | Attempt::Fail(e) => Err(e),
         }
     }
 

@@ -6,7 +6,9 @@
 //! writes resume, that no acknowledged write is lost, and that a former primary rejoins.
 //!
 //! A sixth host (h6) runs the S3 server the platform backs up into: WAL archiving goes on from
-//! whichever member is primary, and `terroir backup now` backs up from it.
+//! whichever member is primary, and `terroir backup now` backs up from it. The seventh and eighth
+//! (h7, h8) play the platform's SMTP relay and fallback relay (Postfix) and its two DNS resolvers
+//! (unbound), which answer the relays' names: tests/baremetal/continuity.rs takes each away.
 //!
 //! Each test leaves the platform as it found it: three members running, one of them the leader.
 //! The time without acknowledged writes is measured and reported (never asserted: it depends on
@@ -26,8 +28,14 @@ use common::*;
 use serde_json::Value;
 
 /// The name the deployed platform is shared under.
-const FIVE_HOSTS: &str =
-    "five hosts: three database members, two of each other role; S3 on a sixth";
+const FIVE_HOSTS: &str = "five hosts: three database members, two of each other role; S3 on a sixth; relays and resolvers on a seventh and an eighth";
+/// The relay (h7) and the fallback relay (h8), each also a DNS resolver: host, address, name.
+pub const RELAY: (&str, &str, &str) = ("h7", "198.18.0.17", "relay.test");
+pub const FALLBACK: (&str, &str, &str) = ("h8", "198.18.0.18", "fallback.test");
+/// Names the document declares that the resolvers answer, at an address no host holds: the
+/// drill cuts the platform's traffic to them, which never goes anywhere.
+const ELSEWHERE: [&str; 2] = ["registry.acme.example.fr", "deb.debian.org"];
+const NOWHERE: &str = "198.18.0.19";
 /// The S3 server (moto behind TLS) in h6's network namespace.
 const S3: &str = "198.18.0.16:9000";
 const BUCKET: &str = "terroir-backups";
@@ -58,7 +66,7 @@ fn hostctl(args: &[&str]) -> std::process::Output {
 }
 
 /// Run `script` as root on test host `h`: its output, or a panic saying why.
-fn on(h: &str, script: &str) -> String {
+pub fn on(h: &str, script: &str) -> String {
     let out = hostctl(&["exec", h, "sh", "-c", &format!("cd / && {script}")]);
     assert!(
         out.status.success(),
@@ -70,15 +78,38 @@ fn on(h: &str, script: &str) -> String {
 }
 
 /// The deployed platform: its hosts, its document, and how long its first apply took.
-struct Ha {
+pub struct Ha {
     _hosts: TestHosts,
-    dir: PathBuf,
-    doc: PathBuf,
+    pub dir: PathBuf,
+    pub doc: PathBuf,
 }
 
-fn ha() -> Ha {
-    let hosts = TestHosts::deployed(FIVE_HOSTS, 6, |hosts| {
+/// The relays and resolvers the platform depends on, on h7 and h8.
+pub fn dependencies(fallback_relays: bool) {
+    let mut records: Vec<(&str, &str)> = vec![(RELAY.2, RELAY.1), (FALLBACK.2, FALLBACK.1)];
+    records.extend(ELSEWHERE.iter().map(|n| (*n, NOWHERE)));
+    common::relays::smtp_relay(RELAY.0, RELAY.1, true);
+    common::relays::smtp_relay(FALLBACK.0, FALLBACK.1, fallback_relays);
+    for (h, address, _) in [RELAY, FALLBACK] {
+        common::relays::dns_resolver(h, address, &records);
+    }
+}
+
+pub fn ha() -> Ha {
+    let hosts = TestHosts::deployed(FIVE_HOSTS, 8, |hosts| {
         let dir = hosts.dir();
+        dependencies(true);
+        // the relays' credentials, which the platform leaves to its operators: the relays here
+        // ask for none, but Postfix must find the file
+        for h in ["h4", "h5"] {
+            on(
+                h,
+                &format!(
+                    "umask 077; printf '[{}]:25 drill:unused\n[{}]:25 drill:unused\n' > /etc/postfix/sasl_passwd",
+                    RELAY.2, FALLBACK.2
+                ),
+            );
+        }
         // moto lives as long as the hosts: `hostctl down` ends what runs in their namespaces
         let (moto, ca) = common::s3::start(
             &dir,
@@ -123,6 +154,24 @@ fn document(hosts: &TestHosts, dir: &Path, ca_pem: &str) -> PathBuf {
     let (archive, sha) = smoke_release(dir, "crm");
     common::s3::give_keys(dir, PLATFORM);
     variant("baremetal-ha.yaml", dir, "platform.yaml", |t| {
+        let t = t
+            .replace(
+                "url: smtp://smtp-relay.brevo.com:587",
+                &format!("url: smtp://{}:25", RELAY.2),
+            )
+            .replace(
+                "url: smtp://ssl0.ovh.net:587",
+                &format!("url: smtp://{}:25", FALLBACK.2),
+            )
+            .replace(
+                "dnsResolvers: [198.18.0.53]",
+                &format!("dnsResolvers: [{}, {}]", RELAY.1, FALLBACK.1),
+            )
+            // alerts within seconds: the drill waits for BackupFailing to fire and resolve
+            .replace(
+                "      environment: production\n",
+                "      environment: production\n      scrapeInterval: 5s\n",
+            );
         common::s3::backups_into(
             &on_test_hosts(
                 &without_public_name(&t),
@@ -405,8 +454,17 @@ fn a_replicated_platform_applies_and_reports_one_leader_and_two_replicas() {
     let ha = ha();
     apply_changes_nothing(&ha.doc);
     healthy_cluster(Duration::from_secs(120));
-    let (ready, report) = status(&ha.doc);
-    assert!(ready, "status is not ready: {report:#}");
+    // the Alertmanagers' cluster settles for a while after they start
+    let mut report = Value::Null;
+    eventually(Duration::from_secs(180), "status ready", || {
+        let (ready, r) = status(&ha.doc);
+        report = r;
+        if ready {
+            Ok(())
+        } else {
+            Err(format!("{report:#}"))
+        }
+    });
     let mut roles: Vec<String> = members(&report).into_iter().map(|m| m.1).collect();
     roles.sort();
     assert_eq!(roles.len(), 3, "{report:#}");

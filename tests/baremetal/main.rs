@@ -9,6 +9,7 @@ mod acme;
 mod apply;
 mod backups;
 mod benches;
+mod continuity;
 mod ha;
 mod host_lock;
 mod hosts;
