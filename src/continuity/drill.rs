@@ -390,7 +390,7 @@ fn drill_cut_off(
         observed.push(Probe::HttpsServes);
     }
     for p in &observed {
-        probes.push(probing.observe(p, Duration::from_secs(20)));
+        probes.push(probing.observe(p, Duration::from_secs(10)));
     }
     result.probes = probes;
     result.detect_seconds = detect;
@@ -402,8 +402,21 @@ fn drill_cut_off(
     };
     result.fault_removed = removed;
     let lifted = Instant::now();
-    let (nominal, recovered, nominal_failed) =
-        probe_all(&probing, &[Probe::MailQueueEmpty, Probe::ServicesRunning], lifted);
+    // back to nominal: what the cut claims promise once their dependency returns (the queue
+    // drained, a backup again and its alert resolved), then every component healthy
+    let mut after: Vec<Probe> = Vec::new();
+    for c in claims.iter().filter(|c| names.contains(&c.name)) {
+        for p in &c.nominal {
+            if !after.contains(p) {
+                after.push(p.clone());
+            }
+        }
+    }
+    if !after.contains(&Probe::MailQueueEmpty) {
+        after.push(Probe::MailQueueEmpty);
+    }
+    after.push(Probe::ServicesRunning);
+    let (nominal, recovered, nominal_failed) = probe_all(&probing, &after, lifted);
     result.nominal = nominal;
     result.recover_seconds = recovered;
     result.reason = failed

@@ -393,21 +393,24 @@ impl<'a> Probing<'a> {
         }
     }
 
-    /// Every message the drill sent has left: the queues are flushed, then each one's last
-    /// line must say `sent`.
+    /// Every message the drill sent has left its queue: the queues are flushed, then each one's
+    /// last line must say `sent` (or `bounced`: refused for good, it left the queue too, and its
+    /// claim has failed already).
     fn queue_drained(&self) -> Attempt {
         let sent = self.sent.lock().map(|s| s.clone()).unwrap_or_default();
         if sent.is_empty() {
             return Attempt::Pass(Outcome::Works, "the drill sent no message".into());
         }
         let mut waiting = Vec::new();
+        let (mut delivered, mut bounced) = (0, 0);
         for s in &sent {
             let script = format!(
                 "postqueue -j 2>/dev/null | grep -q '\"queue_id\": *\"{q}\"' && {{ postqueue -i {q} >/dev/null 2>&1 || true; echo queued; }} || grep -h ' {q}: to=' /var/log/mail.log | tail -n 1",
                 q = s.queue_id
             );
             match self.on(&s.host, "asking the queue", &script) {
-                Ok(out) if out.contains("status=sent") => {}
+                Ok(out) if out.contains("status=sent") => delivered += 1,
+                Ok(out) if out.contains("status=bounced") => bounced += 1,
                 Ok(out) => waiting.push(format!("{} on {}: {}", s.queue_id, s.host, out.trim())),
                 Err(e) => waiting.push(e),
             }
@@ -415,7 +418,7 @@ impl<'a> Probing<'a> {
         if waiting.is_empty() {
             Attempt::Pass(
                 Outcome::Works,
-                format!("{} message(s) delivered, none left in a queue", sent.len()),
+                format!("none left in a queue: {delivered} delivered, {bounced} refused"),
             )
         } else {
             Attempt::NotYet(waiting.join("; "))

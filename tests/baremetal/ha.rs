@@ -85,11 +85,11 @@ pub struct Ha {
 }
 
 /// The relays and resolvers the platform depends on, on h7 and h8.
-pub fn dependencies(fallback_relays: bool) {
+fn dependencies() {
     let mut records: Vec<(&str, &str)> = vec![(RELAY.2, RELAY.1), (FALLBACK.2, FALLBACK.1)];
     records.extend(ELSEWHERE.iter().map(|n| (*n, NOWHERE)));
     common::relays::smtp_relay(RELAY.0, RELAY.1, true);
-    common::relays::smtp_relay(FALLBACK.0, FALLBACK.1, fallback_relays);
+    common::relays::smtp_relay(FALLBACK.0, FALLBACK.1, true);
     for (h, address, _) in [RELAY, FALLBACK] {
         common::relays::dns_resolver(h, address, &records);
     }
@@ -98,7 +98,7 @@ pub fn dependencies(fallback_relays: bool) {
 pub fn ha() -> Ha {
     let hosts = TestHosts::deployed(FIVE_HOSTS, 8, |hosts| {
         let dir = hosts.dir();
-        dependencies(true);
+        dependencies();
         // the relays' credentials, which the platform leaves to its operators: the relays here
         // ask for none, but Postfix must find the file
         for h in ["h4", "h5"] {
