@@ -7,10 +7,10 @@
 use crate::attest::AttestError;
 use crate::audit::AuditError;
 use crate::backup::error::BackupError;
+use crate::continuity::drill::ContinuityError;
 use crate::deploy::DeployError;
 use crate::deploy::baremetal::driver::HostsError;
 use crate::deploy::baremetal::health::SwitchoverError;
-use crate::continuity::drill::ContinuityError;
 use crate::deploy::baremetal::site::SiteError;
 use crate::deploy::kubernetes::ClusterError;
 use crate::deploy::secnumcloud::CloudError;

@@ -609,7 +609,11 @@ fn continuity_items(predicate: &Value) -> Option<(String, Vec<[String; 5]>)> {
     let held = claims.iter().filter(|x| x["passed"] == true).count();
     let summary = format!(
         "{} ({}), {} to {}: {held} of {} claims held, in {:.0} s. The report's digest is a subject of this attestation.",
-        if c["passed"] == true { "Passed" } else { "Failed" },
+        if c["passed"] == true {
+            "Passed"
+        } else {
+            "Failed"
+        },
         field(c, "mode"),
         field(c, "startedAt"),
         field(c, "finishedAt"),
@@ -1309,17 +1313,24 @@ pub fn html(predicate: &Value) -> String {
         html_table(
             &mut o,
             &[14, 20, 34, 18],
-            &["Claim", "Dependency", "Declared degraded mode", "Verdict", "Detect / recover"],
-            rows.iter().map(|[name, dependency, declared, verdict, times]| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(name),
-                    esc(dependency),
-                    esc(declared),
-                    esc(verdict),
-                    esc(times)
-                )
-            }),
+            &[
+                "Claim",
+                "Dependency",
+                "Declared degraded mode",
+                "Verdict",
+                "Detect / recover",
+            ],
+            rows.iter()
+                .map(|[name, dependency, declared, verdict, times]| {
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(name),
+                        esc(dependency),
+                        esc(declared),
+                        esc(verdict),
+                        esc(times)
+                    )
+                }),
         );
         push(&mut o, "</section>");
     }

@@ -50,11 +50,12 @@ fn read_evidence(path: &Path, cited: &Cited) -> Result<Evidence, AttestError> {
         what: cited.what,
         source,
     })?;
-    let r: Value = serde_json::from_slice(&bytes).map_err(|source| AttestError::EvidenceSyntax {
-        path: path.to_owned(),
-        what: cited.what,
-        source,
-    })?;
+    let r: Value =
+        serde_json::from_slice(&bytes).map_err(|source| AttestError::EvidenceSyntax {
+            path: path.to_owned(),
+            what: cited.what,
+            source,
+        })?;
     if r["kind"] != cited.kind {
         return Err(AttestError::NotEvidence {
             path: path.to_owned(),
@@ -122,6 +123,7 @@ fn continuity_summary(r: &Value, bytes: &[u8]) -> Evidence {
                         "name": c["name"], "dependency": c["dependency"], "declared": c["declared"],
                         "fault": c["fault"], "passed": c["passed"], "reason": c["reason"],
                         "detectSeconds": c["detectSeconds"], "recoverSeconds": c["recoverSeconds"],
+                        "failoverSeconds": c["failoverSeconds"],
                     })
                 })
                 .collect()

@@ -26,7 +26,8 @@ impl Report for Drilled {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
         let r = &self.report;
         for c in &r.claims {
-            let time = |s: Option<f64>| s.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "-".into());
+            let time =
+                |s: Option<f64>| s.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "-".into());
             writeln!(
                 out,
                 "{:<24} {:<7} detect {:>8}  recover {:>8}",
@@ -74,7 +75,12 @@ struct Listed {
 
 impl Report for Listed {
     fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
-        writeln!(out, "{}: {} claim(s); nothing was changed", self.platform, self.claims.len())?;
+        writeln!(
+            out,
+            "{}: {} claim(s); nothing was changed",
+            self.platform,
+            self.claims.len()
+        )?;
         for c in &self.claims {
             writeln!(out, "\n{} ({})", c.name, c.what)?;
             writeln!(out, "  declared: {}", c.declared)?;
@@ -146,7 +152,11 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
     let passed = report.passed;
     cx.printer.report(&Drilled {
         report,
-        written: args.report.join("continuity-report.md").display().to_string(),
+        written: args
+            .report
+            .join("continuity-report.md")
+            .display()
+            .to_string(),
     })?;
     Ok(if passed {
         ExitStatus::Success

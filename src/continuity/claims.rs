@@ -138,7 +138,9 @@ impl FaultSpec {
                     .join(", ")
             ),
             FaultSpec::Stop { member } => match member {
-                Member::Database => "the primary's Patroni (and so its PostgreSQL) is stopped".into(),
+                Member::Database => {
+                    "the primary's Patroni (and so its PostgreSQL) is stopped".into()
+                }
                 Member::Mta => "Postfix is stopped on one MTA host".into(),
                 Member::Monitoring => "Prometheus is stopped on one monitoring host".into(),
                 Member::App => "the application is stopped on one application host".into(),
@@ -310,8 +312,7 @@ pub fn applicable(p: &ResolvedPlatform, specs: &[ClaimSpec]) -> Vec<Claim> {
         if !s.targets.is_empty() && !s.targets.iter().any(|t| t == p.target_kind) {
             continue;
         }
-        if !s.when.iter().all(|k| is_declared(p, k)) || s.unless.iter().any(|k| is_declared(p, k))
-        {
+        if !s.when.iter().all(|k| is_declared(p, k)) || s.unless.iter().any(|k| is_declared(p, k)) {
             continue;
         }
         match (&s.dependency, s.member) {
@@ -394,9 +395,7 @@ pub fn check(specs: &[ClaimSpec]) -> Result<(), String> {
             }
         }
         if s.probes.is_empty() {
-            return Err(format!(
-                "continuity[{i}]: a claim needs at least one probe"
-            ));
+            return Err(format!("continuity[{i}]: a claim needs at least one probe"));
         }
     }
     Ok(())
@@ -442,7 +441,11 @@ pub(crate) mod tests {
             "one-prometheus",
             "one-app-host",
         ] {
-            assert!(names(&claims).contains(&name), "{name}: {:?}", names(&claims));
+            assert!(
+                names(&claims).contains(&name),
+                "{name}: {:?}",
+                names(&claims)
+            );
         }
         // with a fallback relay, the relay's claim is that mail goes through it
         let relay = claims.iter().find(|c| c.name == "smtpRelay").unwrap();
@@ -460,14 +463,21 @@ pub(crate) mod tests {
         );
         // one resolver down: the first
         let dns = claims.iter().find(|c| c.name == "dnsResolvers").unwrap();
-        assert!(matches!(&dns.fault, FaultSpec::Cut { targets } if targets.len() == 1 && targets[0].port == 53));
+        assert!(
+            matches!(&dns.fault, FaultSpec::Cut { targets } if targets.len() == 1 && targets[0].port == 53)
+        );
     }
 
     #[test]
     fn without_a_fallback_mail_waits_and_without_redundancy_no_member_is_stopped() {
         let (p, specs) = example("baremetal.yaml", |t| {
-            let start = t.find("    smtpFallbackRelay:\n").expect("a fallback relay");
-            let end = start + t[start..].find("    backupS3:\n").expect("backupS3 after it");
+            let start = t
+                .find("    smtpFallbackRelay:\n")
+                .expect("a fallback relay");
+            let end = start
+                + t[start..]
+                    .find("    backupS3:\n")
+                    .expect("backupS3 after it");
             format!("{}{}", &t[..start], &t[end..])
         });
         let claims = applicable(&p, &specs);
@@ -475,7 +485,12 @@ pub(crate) mod tests {
         assert!(relay.probes.contains(&Probe::MailQueued), "{relay:?}");
         assert!(relay.declared.contains("queue"));
         assert!(!names(&claims).contains(&"smtpFallbackRelay"));
-        for member in ["database-primary", "one-mta", "one-prometheus", "one-app-host"] {
+        for member in [
+            "database-primary",
+            "one-mta",
+            "one-prometheus",
+            "one-app-host",
+        ] {
             assert!(!names(&claims).contains(&member), "{member}");
         }
     }
@@ -483,11 +498,21 @@ pub(crate) mod tests {
     #[test]
     fn a_blueprint_claim_names_one_known_subject_and_probes_something() {
         let parse = |y: &str| serde_saphyr::from_str::<Vec<ClaimSpec>>(y).unwrap();
-        assert!(check(&parse("- {dependency: smtpRelay, degraded: x, probes: [app-serves]}")).is_ok());
-        let e = check(&parse("- {dependency: ftpRelay, degraded: x, probes: [app-serves]}")).unwrap_err();
+        assert!(
+            check(&parse(
+                "- {dependency: smtpRelay, degraded: x, probes: [app-serves]}"
+            ))
+            .is_ok()
+        );
+        let e = check(&parse(
+            "- {dependency: ftpRelay, degraded: x, probes: [app-serves]}",
+        ))
+        .unwrap_err();
         assert!(e.contains("unknown dependency `ftpRelay`"), "{e}");
-        let e = check(&parse("- {dependency: ai, member: app, degraded: x, probes: [app-serves]}"))
-            .unwrap_err();
+        let e = check(&parse(
+            "- {dependency: ai, member: app, degraded: x, probes: [app-serves]}",
+        ))
+        .unwrap_err();
         assert!(e.contains("not both"), "{e}");
         let e = check(&parse("- {member: app, degraded: x, probes: []}")).unwrap_err();
         assert!(e.contains("at least one probe"), "{e}");

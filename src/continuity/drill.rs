@@ -83,7 +83,11 @@ fn token(index: usize) -> String {
 }
 
 /// Where the fault goes: every host for a cut; for a stop, the member and its service.
-fn placement(site: &Site, probing: &Probing<'_>, fault: &FaultSpec) -> Result<Vec<(String, String)>, String> {
+fn placement(
+    site: &Site,
+    probing: &Probing<'_>,
+    fault: &FaultSpec,
+) -> Result<Vec<(String, String)>, String> {
     match fault {
         FaultSpec::Cut { .. } => Ok(site
             .resolved
@@ -133,7 +137,10 @@ fn place(
         Ok(())
     } else {
         remove(site, id, at);
-        Err(format!("the fault could not be placed: {}", failed.join("; ")))
+        Err(format!(
+            "the fault could not be placed: {}",
+            failed.join("; ")
+        ))
     }
 }
 
@@ -173,9 +180,7 @@ fn probe_all(
         }
         seen.push(o);
     }
-    let held = failed
-        .is_none()
-        .then(|| since.elapsed().as_secs_f64());
+    let held = failed.is_none().then(|| since.elapsed().as_secs_f64());
     (seen, held, failed)
 }
 
@@ -201,6 +206,7 @@ fn drill_claim(
         passed: false,
         reason: None,
         detect_seconds: None,
+        failover_seconds: None,
         recover_seconds: None,
         fault_removed: true,
     };
@@ -247,11 +253,20 @@ fn drill_claim(
     let (probes, detect, failed) = probe_all(&probing, &claim.probes, placed);
     result.probes = probes;
     result.detect_seconds = detect;
+    if matches!(claim.fault, FaultSpec::Stop { .. }) {
+        result.failover_seconds = detect;
+    }
     progress(&format!("{}: removing the fault", claim.name));
     let (removed, left) = remove(site, &id, &at);
     result.fault_removed = removed;
     let lifted = Instant::now();
-    let (nominal, recovered, nominal_failed) = probe_all(&probing, &claim.nominal, lifted);
+    // a claim that names nothing else for nominal is back when its probes hold again
+    let after = if claim.nominal.is_empty() {
+        &claim.probes
+    } else {
+        &claim.nominal
+    };
+    let (nominal, recovered, nominal_failed) = probe_all(&probing, after, lifted);
     result.nominal = nominal;
     result.recover_seconds = recovered;
     result.reason = failed
@@ -357,6 +372,7 @@ fn drill_cut_off(
         passed: false,
         reason: None,
         detect_seconds: None,
+        failover_seconds: None,
         recover_seconds: None,
         fault_removed: true,
     };

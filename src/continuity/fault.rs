@@ -194,7 +194,11 @@ mod tests {
                 .args(["-n", "-c", &s])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{s}\n{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{s}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

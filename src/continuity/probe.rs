@@ -148,19 +148,14 @@ impl<'a> Probing<'a> {
                 }
                 Attempt::NotYet(seen) => {
                     let seen = if seen.is_empty() { last } else { seen };
-                    break Attempt::Fail(format!(
-                        "not within {} s: {seen}",
-                        deadline.as_secs()
-                    ));
+                    break Attempt::Fail(format!("not within {} s: {seen}", deadline.as_secs()));
                 }
                 done => break done,
             }
         };
         let (passed, outcome, observed) = match attempt {
             Attempt::Pass(outcome, seen) => (true, outcome, seen),
-            Attempt::Fail(why) | Attempt::NotYet(why) => {
-                (observe_only, Outcome::Stops, why)
-            }
+            Attempt::Fail(why) | Attempt::NotYet(why) => (observe_only, Outcome::Stops, why),
         };
         Observation {
             probe: probe.name(),
@@ -307,7 +302,11 @@ impl<'a> Probing<'a> {
                 from = shell_quote(&format!("continuity-drill@{domain}")),
                 to = shell_quote(&self.mail_to),
             );
-            match self.on(&from_host, &format!("submitting a message to {mta}"), &script) {
+            match self.on(
+                &from_host,
+                &format!("submitting a message to {mta}"),
+                &script,
+            ) {
                 Ok(_) => {
                     // the queue id, from the MTA's log line for this Message-ID
                     let find = format!(
@@ -368,7 +367,9 @@ impl<'a> Probing<'a> {
         let last = self.sent.lock().ok().and_then(|s| s.last().cloned());
         let seen = format!(
             "message <{}>, {} on {}: {} via {} ({})",
-            last.as_ref().map(|s| s.message_id.as_str()).unwrap_or_default(),
+            last.as_ref()
+                .map(|s| s.message_id.as_str())
+                .unwrap_or_default(),
             d.queue_id,
             last.as_ref().map(|s| s.host.as_str()).unwrap_or_default(),
             d.status,
@@ -576,7 +577,10 @@ impl<'a> Probing<'a> {
     fn https_serves(&self) -> Attempt {
         let app = &self.site.resolved.components.app;
         let Some(name) = &app.public_host else {
-            return Attempt::Pass(Outcome::Works, "no public name: nothing served over HTTPS".into());
+            return Attempt::Pass(
+                Outcome::Works,
+                "no public name: nothing served over HTTPS".into(),
+            );
         };
         let script = format!(
             "echo | openssl s_client -connect 127.0.0.1:443 -servername {n} 2>/dev/null | openssl x509 -noout -checkend 0 -enddate",
@@ -610,7 +614,10 @@ impl<'a> Probing<'a> {
         if unhealthy.is_empty() {
             Attempt::Pass(
                 Outcome::Works,
-                format!("{} components healthy", all.iter().filter(|c| c.healthy).count()),
+                format!(
+                    "{} components healthy",
+                    all.iter().filter(|c| c.healthy).count()
+                ),
             )
         } else {
             Attempt::NotYet(unhealthy.join("; "))
@@ -620,7 +627,9 @@ impl<'a> Probing<'a> {
 
 enum Expect {
     /// Left the MTA, through the relay named (host or address) when one is named.
-    Sent { through: Option<String> },
+    Sent {
+        through: Option<String>,
+    },
     Queued,
     /// Left, or waits in the queue: not lost.
     Kept,
@@ -646,7 +655,12 @@ impl Delivery {
         let status = field("status")?;
         let reason = line
             .split_once(&format!("status={status} "))
-            .map(|(_, r)| r.trim().trim_start_matches('(').trim_end_matches(')').to_owned())
+            .map(|(_, r)| {
+                r.trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .to_owned()
+            })
             .unwrap_or_default();
         Some(Delivery {
             queue_id: queue_id.to_owned(),

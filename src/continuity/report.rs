@@ -52,6 +52,10 @@ pub struct ClaimResult {
     /// From the fault in place to every probe holding (for a stopped primary: its failover).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_seconds: Option<f64>,
+    /// A stopped member: from the stop until its role was served again (the same time as
+    /// `detectSeconds`; for the database's primary, Patroni's failover until a write commits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_seconds: Option<f64>,
     /// From the fault removed to every nominal probe holding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recover_seconds: Option<f64>,
@@ -95,6 +99,7 @@ pub fn markdown(r: &ContinuityReport) -> String {
         r.claims.len(),
         failed
     );
+    s.push_str("Detect: from the fault in place until every probe of the degraded mode held (for a stopped member, its failover). Recover: from the fault removed until every probe of nominal held.\n\n");
     s.push_str("| claim | dependency | declared degraded mode | verdict | detect | recover |\n");
     s.push_str("| --- | --- | --- | --- | --- | --- |\n");
     for c in &r.claims {

@@ -91,11 +91,7 @@ fn message_id(claim: &Value, probe: &str) -> String {
         .and_then(|o| o["observed"].as_str())
         .unwrap_or_else(|| panic!("no probe {probe} in {claim:#}"));
     let start = observed.find("message <").expect("a message id") + "message <".len();
-    observed[start..]
-        .split('>')
-        .next()
-        .unwrap()
-        .to_owned()
+    observed[start..].split('>').next().unwrap().to_owned()
 }
 
 /// The writes and reads of the application during a drill, through its HTTP API on ops1.
@@ -163,10 +159,17 @@ fn every_claim_holds_and_mail_sent_while_the_relay_is_cut_arrives_through_the_fa
     }
     // the message sent while the relay was cut is in the fallback's mailbox, not the relay's
     let id = message_id(claim(&report, "smtpRelay"), "mail-through-fallback");
-    assert!(mailbox(FALLBACK.0).contains(&id), "{id} not at the fallback");
+    assert!(
+        mailbox(FALLBACK.0).contains(&id),
+        "{id} not at the fallback"
+    );
     assert!(!mailbox(RELAY.0).contains(&id), "{id} at the relay");
     // a failover, timed: the primary stopped, writes resumed on another member
     let failover = claim(&report, "database-primary");
+    assert!(failover["failoverSeconds"].is_number(), "{failover:#}");
+    for member in ["one-mta", "one-app-host"] {
+        assert!(claim(&report, member)["failoverSeconds"].is_number());
+    }
     let stopped = failover["fault"].as_str().unwrap();
     let stopped = stopped[stopped.rfind('(').unwrap() + 1..].trim_end_matches(')');
     let committed = failover["probes"][0]["observed"].as_str().unwrap();
@@ -189,7 +192,10 @@ fn every_claim_holds_and_mail_sent_while_the_relay_is_cut_arrives_through_the_fa
         "{backup:#}"
     );
     let md = std::fs::read_to_string(report_dir.join("continuity-report.md")).unwrap();
-    assert!(md.contains("PASSED") && md.contains("database-primary"), "{md}");
+    assert!(
+        md.contains("PASSED") && md.contains("database-primary"),
+        "{md}"
+    );
     for c in report["claims"].as_array().unwrap() {
         eprintln!(
             "{:<20} detect {:>6.1} s  recover {:>6.1} s",
@@ -206,14 +212,15 @@ fn every_claim_holds_and_mail_sent_while_the_relay_is_cut_arrives_through_the_fa
         std::fs::copy(report_dir.join("continuity-report.json"), path).unwrap();
     }
     // the attestation cites the drill
-    let key = ha.dir.join("attest.key");
+    let signing = tempfile::tempdir().unwrap();
+    let key = signing.path().join("attest.key");
     let made = terroir()
         .args(["keygen", "--out"])
         .arg(&key)
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", printed(&made));
-    let attestation = ha.dir.join("attestation.json");
+    let attestation = signing.path().join("attestation.json");
     let signed = terroir()
         .arg("attest")
         .arg(&ha.doc)
@@ -229,10 +236,8 @@ fn every_claim_holds_and_mail_sent_while_the_relay_is_cut_arrives_through_the_fa
         .unwrap();
     assert!(signed.status.success(), "{}", printed(&signed));
     let envelope: Value = serde_json::from_slice(&std::fs::read(&attestation).unwrap()).unwrap();
-    let statement: Value = serde_json::from_slice(
-        &base64_decode(envelope["payload"].as_str().unwrap()),
-    )
-    .unwrap();
+    let statement: Value =
+        serde_json::from_slice(&base64_decode(envelope["payload"].as_str().unwrap())).unwrap();
     assert_eq!(statement["predicate"]["continuity"]["passed"], true);
     assert!(
         statement["subject"]
@@ -291,7 +296,10 @@ fn a_drill_killed_while_its_fault_is_in_place_leaves_no_rule_behind() {
         .unwrap();
     eventually(Duration::from_secs(120), "the fault in place", || {
         let left = leftovers();
-        if left.iter().any(|l| l.contains("table inet terroir_continuity_")) {
+        if left
+            .iter()
+            .any(|l| l.contains("table inet terroir_continuity_"))
+        {
             Ok(())
         } else {
             Err(format!("{left:?}"))
@@ -300,7 +308,9 @@ fn a_drill_killed_while_its_fault_is_in_place_leaves_no_rule_behind() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        leftovers().iter().any(|l| l.contains("terroir_continuity_")),
+        leftovers()
+            .iter()
+            .any(|l| l.contains("terroir_continuity_")),
         "the fault was gone before its time"
     );
     // the timer the drill armed on each host removes the fault after 30 s

@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod continuity;
 mod malformed;
 mod native_configs;
 mod render;
