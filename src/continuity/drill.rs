@@ -195,21 +195,12 @@ fn drill_claim(
 ) -> ClaimResult {
     let id = token(index);
     let mut probing = Probing::new(site, mail_to, &id);
-    let mut result = ClaimResult {
-        name: claim.name.clone(),
-        dependency: claim.what.clone(),
-        declared: claim.declared.clone(),
-        fault: claim.fault.describe(),
-        hosts: Vec::new(),
-        probes: Vec::new(),
-        nominal: Vec::new(),
-        passed: false,
-        reason: None,
-        detect_seconds: None,
-        failover_seconds: None,
-        recover_seconds: None,
-        fault_removed: true,
-    };
+    let mut result = ClaimResult::new(
+        claim.name.clone(),
+        claim.what.clone(),
+        claim.declared.clone(),
+        claim.fault.describe(),
+    );
     let at = match placement(site, &probing, &claim.fault) {
         Ok(at) => at,
         Err(why) => {
@@ -357,25 +348,16 @@ fn drill_cut_off(
     };
     let id = token(0);
     let probing = Probing::new(site, mail_to, &id);
-    let mut result = ClaimResult {
-        name: label.to_owned(),
-        dependency: if names.is_empty() {
+    let mut result = ClaimResult::new(
+        label.to_owned(),
+        if names.is_empty() {
             "nothing: every dependency is inside the policy".to_owned()
         } else {
             names.join(", ")
         },
-        declared: "the application keeps serving reads and writes; mail waits in the queue and leaves once the cut ends; nothing is lost".to_owned(),
-        fault: String::new(),
-        hosts: Vec::new(),
-        probes: Vec::new(),
-        nominal: Vec::new(),
-        passed: false,
-        reason: None,
-        detect_seconds: None,
-        failover_seconds: None,
-        recover_seconds: None,
-        fault_removed: true,
-    };
+        "the application keeps serving reads and writes; mail waits in the queue and leaves once the cut ends; nothing is lost".to_owned(),
+        String::new(),
+    );
     let fault = FaultSpec::Cut { targets };
     let cutting = matches!(&fault, FaultSpec::Cut { targets } if !targets.is_empty());
     let at: Vec<(String, String)> = if cutting {

@@ -3,7 +3,8 @@
 //! (or a redundant member), the fault that makes it fail, the probes its degraded mode promises
 //! while the fault is in place, and what "back to nominal" means once it is removed.
 //!
-//! - [`claims`]: the claims, from the blueprint, and which ones a platform makes;
+//! - [`spec`]: the claims as the blueprint states them;
+//! - [`claims`]: which ones a platform makes, with their faults made concrete;
 //! - [`fault`]: the faults, as scripts run on the hosts, each removing itself after a deadline
 //!   even when terroir is killed;
 //! - [`probe`]: the probes, run over SSH on the platform's own hosts;
@@ -15,5 +16,6 @@ pub mod drill;
 pub mod fault;
 pub mod probe;
 pub mod report;
+pub mod spec;
 
 pub use claims::{Claim, ClaimSpec, Probe};

@@ -64,6 +64,25 @@ pub struct ClaimResult {
 }
 
 impl ClaimResult {
+    /// A claim about to be drilled: nothing placed, probed or passed yet.
+    pub fn new(name: String, dependency: String, declared: String, fault: String) -> Self {
+        ClaimResult {
+            name,
+            dependency,
+            declared,
+            fault,
+            hosts: Vec::new(),
+            probes: Vec::new(),
+            nominal: Vec::new(),
+            passed: false,
+            reason: None,
+            detect_seconds: None,
+            failover_seconds: None,
+            recover_seconds: None,
+            fault_removed: true,
+        }
+    }
+
     /// What works, queues and stops while the fault lasts (a cut-off's summary).
     pub fn outcomes(&self, outcome: Outcome) -> Vec<&str> {
         self.probes

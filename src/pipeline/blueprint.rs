@@ -25,7 +25,7 @@ pub struct Blueprint {
     pub images: BTreeMap<String, String>,
     /// What the platform promises while a dependency or a member is down, and how
     /// `terroir continuity` shows it.
-    pub continuity: Vec<crate::continuity::ClaimSpec>,
+    pub continuity: Vec<crate::continuity::spec::ClaimSpec>,
     pub templates: BTreeMap<String, String>,
     /// Where it came from (`embedded` or a directory), for messages.
     pub origin: String,
@@ -44,7 +44,7 @@ struct Manifest {
     #[serde(default)]
     images: BTreeMap<String, String>,
     #[serde(default)]
-    continuity: Vec<crate::continuity::ClaimSpec>,
+    continuity: Vec<crate::continuity::spec::ClaimSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,11 +146,9 @@ fn parse_manifest(origin: &str, text: &str) -> Result<Manifest, BlueprintError> 
         path: origin.to_owned(),
         message: e.without_snippet().to_string(),
     })?;
-    crate::continuity::claims::check(&m.continuity).map_err(|message| {
-        BlueprintError::Manifest {
-            path: origin.to_owned(),
-            message,
-        }
+    crate::continuity::spec::check(&m.continuity).map_err(|message| BlueprintError::Manifest {
+        path: origin.to_owned(),
+        message,
     })?;
     Ok(m)
 }

@@ -586,19 +586,7 @@ tests:
         rules = rules.display().to_string()
     );
     let file = tmp.path().join("backup-alert-test.yml");
-    std::fs::write(&file, tests).unwrap();
-    let out = Command::new("promtool")
-        .arg("test")
-        .arg("rules")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_test_rules(&file, &tests);
 }
 
 /// promtool runs the rendered rules against synthetic series: a failed backup alerts at once
@@ -664,19 +652,7 @@ tests:
         never = summary("never"),
     );
     let file = tmp.path().join("backup-failing-test.yml");
-    std::fs::write(&file, tests).unwrap();
-    let out = Command::new("promtool")
-        .arg("test")
-        .arg("rules")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_test_rules(&file, &tests);
 }
 
 #[test]
@@ -728,6 +704,23 @@ fn a_bad_backup_endpoint_is_refused() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("expected `YYYY-MM-DD HH:MM:SS+00`"),
         "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `promtool test rules` on `tests` written to `file`: passes, or panics with what it said.
+fn promtool_test_rules(file: &std::path::Path, tests: &str) {
+    std::fs::write(file, tests).unwrap();
+    let out = Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }

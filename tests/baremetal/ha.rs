@@ -65,17 +65,7 @@ fn hostctl(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Run `script` as root on test host `h`: its output, or a panic saying why.
-pub fn on(h: &str, script: &str) -> String {
-    let out = hostctl(&["exec", h, "sh", "-c", &format!("cd / && {script}")]);
-    assert!(
-        out.status.success(),
-        "{h}: {script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use common::hosts::on;
 
 /// The deployed platform: its hosts, its document, and how long its first apply took.
 pub struct Ha {

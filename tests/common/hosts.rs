@@ -60,6 +60,21 @@ fn hostctl() -> Command {
     Command::new(super::root().join("tests/hosts/hostctl"))
 }
 
+/// Run `script` as root on test host `h`: its output, or a panic with what the host said.
+pub fn on(h: &str, script: &str) -> String {
+    let out = hostctl()
+        .args(["exec", h, "sh", "-c", &format!("cd / && {script}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{h}: {script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn state_dir() -> PathBuf {
     PathBuf::from(
         std::env::var("TERROIR_HOSTS_STATE").unwrap_or_else(|_| "/run/terroir-test-hosts".into()),

@@ -12,20 +12,7 @@ const TEST_NETWORK: &str = "198.18.0.0/24";
 /// The domain the relays deliver themselves, into the mailbox of the local user `drill`.
 pub const MAIL_DOMAIN: &str = "example.test";
 
-/// Run `script` as root on test host `h`: its output, or a panic with the host's output.
-fn on(h: &str, script: &str) -> String {
-    let out = Command::new(super::root().join("tests/hosts/hostctl"))
-        .args(["exec", h, "sh", "-c", &format!("cd / && {script}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{h}: {script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use super::hosts::on;
 
 /// The scripts take these as words: an address or a name, never anything a shell would expand.
 fn plain(what: &str, value: &str) {
