@@ -589,7 +589,7 @@ impl<'a> Probing<'a> {
         let mut seen = Vec::new();
         for h in self.running(Role::App) {
             match self.on(&h, "reading the served certificate", &script) {
-                Ok(out) => seen.push(format!("{h}: {}", out.lines().next().unwrap_or("").trim())),
+                Ok(out) => seen.push(format!("{h}: {}", out.trim().replace('\n', "; "))),
                 Err(e) => return Attempt::NotYet(e),
             }
         }

@@ -344,6 +344,31 @@ fn the_public_name_gets_its_certificate_from_the_acme_ca() {
             .contains(body),
         "the key is not in the attestation"
     );
+
+    // the ACME CA cut off: HTTPS keeps serving the certificate it issued
+    let drilled = terroir()
+        .args(["--output", "json", "continuity"])
+        .arg(&doc)
+        .args(["--yes", "--only", "acmeCa", "--report"])
+        .arg(dir.join("continuity"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&drilled.stdout).unwrap_or(Value::Null);
+    assert!(
+        drilled.status.success() && report["passed"] == true,
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&drilled.stderr)
+    );
+    let claim = &report["claims"][0];
+    assert!(
+        claim["fault"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{PEBBLE}:14000")),
+        "{claim:#}"
+    );
+    let served = claim["probes"][0]["observed"].as_str().unwrap();
+    assert!(served.contains("notAfter="), "{claim:#}");
     drop(pebble);
 }
 

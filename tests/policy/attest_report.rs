@@ -441,3 +441,32 @@ fn redundancy_reads_as_verified_only_when_the_topology_has_two_sites() {
         )
     );
 }
+
+#[test]
+fn a_cited_continuity_drill_is_shown_claim_by_claim() {
+    let mut p = fixture();
+    assert!(!report::html(&p).contains("Continuity drill"));
+    p["continuity"] = serde_json::json!({
+        "passed": false, "mode": "claims", "startedAt": "2026-12-05T10:00:00Z",
+        "finishedAt": "2026-12-05T10:01:00Z", "totalSeconds": 60.0,
+        "claims": [
+            {"name": "smtpRelay", "dependency": "SMTP relay smtp://relay.example.fr:587",
+             "declared": "outgoing mail goes through the fallback relay", "passed": true,
+             "detectSeconds": 1.4, "recoverSeconds": 0.2},
+            {"name": "backupS3", "dependency": "backup storage https://s3.example.fr",
+             "declared": "backups fail <and alert>", "passed": false,
+             "reason": "alert-fires BackupFailing: not within 180 s", "detectSeconds": null},
+        ],
+    });
+    let html = report::html(&p);
+    assert!(html.contains("<h2>Continuity drill</h2>"));
+    assert!(html.contains("1 of 2 claims held"));
+    assert!(html.contains("smtpRelay") && html.contains("1.4 s / 0.2 s"));
+    assert!(html.contains("failed: alert-fires BackupFailing: not within 180 s"));
+    assert!(html.contains("backups fail &lt;and alert&gt;"), "escaped");
+    let md = report::markdown(&p);
+    assert!(
+        md.contains("## Continuity drill") && md.contains("| backupS3 |"),
+        "{md}"
+    );
+}
