@@ -112,10 +112,11 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
     }
     let blueprint = cx.catalog.load(&loaded.platform.spec.blueprint.name)?;
     let site = Site::new(&args.file, &loaded, &cx.catalog)?;
+    let all = claims::applicable(&site.resolved, &blueprint.continuity);
     if args.dry_run {
         cx.printer.report(&Listed {
             platform: site.name().to_owned(),
-            claims: claims::applicable(&site.resolved, &blueprint.continuity),
+            claims: all,
         })?;
         return Ok(ExitStatus::Success);
     }
@@ -126,10 +127,7 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
         report_dir: args.report.clone(),
         mail_to: args.mail_to.clone(),
     };
-    crate::continuity::drill::check(
-        &claims::applicable(&site.resolved, &blueprint.continuity),
-        &opts,
-    )?;
+    let chosen = crate::continuity::drill::check(&all, &opts)?;
     let environment = site
         .resolved
         .blueprint
@@ -146,7 +144,7 @@ pub fn run(args: &ContinuityArgs, cx: &Context) -> Result<ExitStatus, Error> {
     }
     let site = site.changing(crate::deploy::lock::Holder::current("continuity"));
     let _lock = super::lock(&args.file, site.name(), "continuity", args.force_unlock, cx)?;
-    let report = crate::continuity::drill::drill(&site, &blueprint.continuity, &opts, &|line| {
+    let report = crate::continuity::drill::drill(&site, &all, &chosen, &opts, &|line| {
         cx.printer.note(line)
     })?;
     let passed = report.passed;

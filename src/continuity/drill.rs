@@ -5,15 +5,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::claims::{Claim, ClaimSpec, CutTarget, FaultSpec, Member, Probe, applicable};
+use super::claims::{Claim, CutTarget, FaultSpec, Member, Probe};
 use super::fault;
 use super::probe::{Observation, Probing, Stopped};
 use super::report::{ClaimResult, ContinuityReport, KIND, markdown};
-use crate::deploy::baremetal::site::{Site, SiteError, run};
+use crate::deploy::baremetal::site::{Site, SiteError};
 use crate::parallel::in_parallel;
 use crate::pipeline::resolve::ResolvedPlatform;
 use crate::policy::locality::catalog::Catalog as Providers;
-use crate::policy::sovereignty::country_allowed;
+use crate::policy::locality::verify::{Verdict, Verifier};
 
 /// What a cut-off cuts at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,6 +23,16 @@ pub enum CutOff {
     OutsidePolicy,
     /// Every external dependency, every resolver included.
     AllExternal,
+}
+
+impl CutOff {
+    /// Its name in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            CutOff::OutsidePolicy => "cut-off outside-policy",
+            CutOff::AllExternal => "cut-off all-external",
+        }
+    }
 }
 
 pub struct Options {
@@ -68,11 +78,6 @@ pub enum ContinuityError {
     },
 }
 
-/// Every claim the platform makes, from its blueprint.
-pub fn claims(site: &Site, specs: &[ClaimSpec]) -> Vec<Claim> {
-    applicable(&site.resolved, specs)
-}
-
 /// A name unique to this run and claim, of letters and digits (nftables tables, rows, messages).
 fn token(index: usize) -> String {
     let now = SystemTime::now()
@@ -82,6 +87,15 @@ fn token(index: usize) -> String {
     format!("c{now}n{index}")
 }
 
+/// Every platform host, where a cut goes (no service to stop).
+fn every_host(site: &Site) -> Vec<(String, String)> {
+    site.resolved
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), String::new()))
+        .collect()
+}
+
 /// Where the fault goes: every host for a cut; for a stop, the member and its service.
 fn placement(
     site: &Site,
@@ -89,12 +103,7 @@ fn placement(
     fault: &FaultSpec,
 ) -> Result<Vec<(String, String)>, String> {
     match fault {
-        FaultSpec::Cut { .. } => Ok(site
-            .resolved
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), String::new()))
-            .collect()),
+        FaultSpec::Cut { .. } => Ok(every_host(site)),
         FaultSpec::Stop { member } => {
             let host = match member {
                 Member::Database => probing.primary()?,
@@ -104,13 +113,7 @@ fn placement(
                     .next()
                     .ok_or_else(|| format!("no host holds the {} role", other.role().as_str()))?,
             };
-            let service = match member {
-                Member::Database => "patroni".to_owned(),
-                Member::Mta => "postfix".to_owned(),
-                Member::Monitoring => "prometheus".to_owned(),
-                Member::App => format!("{}-app", site.name()),
-            };
-            Ok(vec![(host, service)])
+            Ok(vec![(host, member.service(site.name()))])
         }
     }
 }
@@ -128,8 +131,7 @@ fn place(
             FaultSpec::Cut { targets } => fault::cut(id, targets, max_seconds),
             FaultSpec::Stop { .. } => fault::stop(id, service, max_seconds),
         };
-        site.connect(host)
-            .and_then(|c| run(&c, host, "placing the fault", &script))
+        site.run_on(host, "placing the fault", &script)
             .map_err(|e| crate::text::error_chain(&e))
     });
     let failed: Vec<String> = placed.into_iter().filter_map(Result::err).collect();
@@ -144,15 +146,12 @@ fn place(
     }
 }
 
-/// Remove fault `id` from the hosts and confirm that none of it is left: whether it is gone
-/// everywhere, and what is left where it is not.
-fn remove(site: &Site, id: &str, at: &[(String, String)]) -> (bool, Vec<String>) {
+/// Remove fault `id` from the hosts and confirm that none of it is left: what is left, where
+/// (nothing when it is gone everywhere).
+fn remove(site: &Site, id: &str, at: &[(String, String)]) -> Vec<String> {
     let answers = in_parallel(at, at.len().max(1), |(host, _)| {
         let script = format!("{}{}", fault::remove(id), fault::leftovers());
-        match site
-            .connect(host)
-            .and_then(|c| run(&c, host, "removing the fault", &script))
-        {
+        match site.run_on(host, "removing the fault", &script) {
             Ok(left) => left
                 .lines()
                 .filter(|l| l.contains(id))
@@ -161,8 +160,7 @@ fn remove(site: &Site, id: &str, at: &[(String, String)]) -> (bool, Vec<String>)
             Err(e) => vec![crate::text::error_chain(&e)],
         }
     });
-    let left: Vec<String> = answers.into_iter().flatten().collect();
-    (left.is_empty(), left)
+    answers.into_iter().flatten().collect()
 }
 
 /// Run each probe in turn; the time until the last held, and the first failure.
@@ -182,6 +180,20 @@ fn probe_all(
     }
     let held = failed.is_none().then(|| since.elapsed().as_secs_f64());
     (seen, held, failed)
+}
+
+/// Why a claim failed, if it did: the first probe that failed while the fault lasted, else the
+/// fault left in place, else the first probe of nominal that failed.
+fn verdict(
+    failed: Option<String>,
+    left: &[String],
+    nominal_failed: Option<String>,
+) -> Option<String> {
+    failed
+        .or_else(|| {
+            (!left.is_empty()).then(|| format!("the fault is still in place: {}", left.join("; ")))
+        })
+        .or_else(|| nominal_failed.map(|f| format!("not back to nominal: {f}")))
 }
 
 /// Drill one claim: place its fault, probe, remove it, probe nominal.
@@ -221,8 +233,8 @@ fn drill_claim(
     for p in &claim.probes {
         if let Probe::AlertFires { alert, .. } = p {
             match probing.alert_active(alert) {
-                Ok(false) => {}
-                Ok(true) => {
+                Ok((_, false)) => {}
+                Ok((_, true)) => {
                     result.reason = Some(format!(
                         "{alert} is active already, before any fault: the drill could not tell that the fault raised it; resolve what raised it first"
                     ));
@@ -248,8 +260,8 @@ fn drill_claim(
         result.failover_seconds = detect;
     }
     progress(&format!("{}: removing the fault", claim.name));
-    let (removed, left) = remove(site, &id, &at);
-    result.fault_removed = removed;
+    let left = remove(site, &id, &at);
+    result.fault_removed = left.is_empty();
     let lifted = Instant::now();
     // a claim that names nothing else for nominal is back when its probes hold again
     let after = if claim.nominal.is_empty() {
@@ -260,9 +272,7 @@ fn drill_claim(
     let (nominal, recovered, nominal_failed) = probe_all(&probing, after, lifted);
     result.nominal = nominal;
     result.recover_seconds = recovered;
-    result.reason = failed
-        .or_else(|| (!removed).then(|| format!("the fault is still in place: {}", left.join("; "))))
-        .or_else(|| nominal_failed.map(|f| format!("not back to nominal: {f}")));
+    result.reason = verdict(failed, &left, nominal_failed);
     result.passed = result.reason.is_none();
     result
 }
@@ -273,34 +283,33 @@ fn cut_off_targets(
     claims: &[Claim],
     how: CutOff,
 ) -> (Vec<String>, Vec<CutTarget>) {
-    let policy = &p.sovereignty.policy;
+    // judged as `verify` judges a declared place: its country, its operator's jurisdiction
     let providers = Providers::builtin();
+    let verifier = Verifier {
+        policy: &p.sovereignty.policy,
+        geo: None,
+        catalog: providers,
+        pins: Default::default(),
+        dns: false,
+    };
     let outside = |c: &Claim| -> bool {
-        let country = c
-            .country
-            .as_deref()
-            .is_some_and(|k| !country_allowed(k, &policy.allowed_countries));
         let host = match &c.fault {
-            FaultSpec::Cut { targets } => targets.first().map(|t| t.host.clone()),
+            FaultSpec::Cut { targets } => targets.first().map(|t| t.host.as_str()),
             FaultSpec::Stop { .. } => None,
         };
         let op = host
-            .as_deref()
             .and_then(|h| providers.by_host(h))
             .or_else(|| c.operator.as_deref().and_then(|n| providers.by_name(n)));
-        let jurisdiction = op.is_some_and(|o| {
-            let x = o.exposure(None);
-            policy
-                .forbidden_jurisdictions
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(&x.jurisdiction))
-                || (x.exposed == Some(true)
-                    && policy
-                        .forbidden_jurisdictions
-                        .iter()
-                        .any(|f| f.eq_ignore_ascii_case("US")))
-        });
-        country || jurisdiction
+        let judged = verifier.place(
+            c.name.clone(),
+            c.country.as_deref(),
+            op,
+            c.operator.as_deref(),
+            None,
+            "declared",
+            "",
+        );
+        judged.verdict == Verdict::Fail
     };
     let mut names = Vec::new();
     let mut targets = Vec::new();
@@ -342,10 +351,7 @@ fn drill_cut_off(
     progress: &dyn Fn(&str),
 ) -> ClaimResult {
     let (names, targets) = cut_off_targets(&site.resolved, claims, how);
-    let label = match how {
-        CutOff::OutsidePolicy => "cut-off outside-policy",
-        CutOff::AllExternal => "cut-off all-external",
-    };
+    let label = how.label();
     let id = token(0);
     let probing = Probing::new(site, mail_to, &id);
     let mut result = ClaimResult::new(
@@ -358,14 +364,10 @@ fn drill_cut_off(
         "the application keeps serving reads and writes; mail waits in the queue and leaves once the cut ends; nothing is lost".to_owned(),
         String::new(),
     );
+    let cutting = !targets.is_empty();
     let fault = FaultSpec::Cut { targets };
-    let cutting = matches!(&fault, FaultSpec::Cut { targets } if !targets.is_empty());
-    let at: Vec<(String, String)> = if cutting {
-        site.resolved
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), String::new()))
-            .collect()
+    let at = if cutting {
+        every_host(site)
     } else {
         Vec::new()
     };
@@ -392,13 +394,13 @@ fn drill_cut_off(
     }
     result.probes = probes;
     result.detect_seconds = detect;
-    let (removed, left) = if cutting {
+    let left = if cutting {
         progress(&format!("{label}: removing the cut"));
         remove(site, &id, &at)
     } else {
-        (true, Vec::new())
+        Vec::new()
     };
-    result.fault_removed = removed;
+    result.fault_removed = left.is_empty();
     let lifted = Instant::now();
     // back to nominal: what the cut claims promise once their dependency returns (the queue
     // drained, a backup again and its alert resolved), then every component healthy
@@ -417,9 +419,7 @@ fn drill_cut_off(
     let (nominal, recovered, nominal_failed) = probe_all(&probing, &after, lifted);
     result.nominal = nominal;
     result.recover_seconds = recovered;
-    result.reason = failed
-        .or_else(|| (!removed).then(|| format!("the cut is still in place: {}", left.join("; "))))
-        .or_else(|| nominal_failed.map(|f| format!("not back to nominal: {f}")));
+    result.reason = verdict(failed, &left, nominal_failed);
     result.passed = result.reason.is_none();
     result
 }
@@ -452,15 +452,15 @@ pub fn check<'a>(all: &'a [Claim], opts: &Options) -> Result<Vec<&'a Claim>, Con
     Ok(chosen)
 }
 
-/// Drill `site`'s claims (or a cut-off) and write the report into `opts.report_dir`.
+/// Drill `site`'s claims (`all` it makes, `chosen` by `check`), or a cut-off, and write the
+/// report into `opts.report_dir`.
 pub fn drill(
     site: &Site,
-    specs: &[ClaimSpec],
+    all: &[Claim],
+    chosen: &[&Claim],
     opts: &Options,
     progress: &dyn Fn(&str),
 ) -> Result<ContinuityReport, ContinuityError> {
-    let all = claims(site, specs);
-    let chosen = check(&all, opts)?;
     let mail_to = opts
         .mail_to
         .clone()
@@ -468,7 +468,7 @@ pub fn drill(
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
     let results = match opts.cut_off {
-        Some(how) => vec![drill_cut_off(site, &all, how, opts, &mail_to, progress)],
+        Some(how) => vec![drill_cut_off(site, all, how, opts, &mail_to, progress)],
         None => chosen
             .iter()
             .enumerate()
@@ -484,11 +484,7 @@ pub fn drill(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         rendered_sha256: crate::text::sha256_hex(site.tree.sha256sums().as_bytes()),
-        mode: match opts.cut_off {
-            None => "claims".to_owned(),
-            Some(CutOff::OutsidePolicy) => "cut-off outside-policy".to_owned(),
-            Some(CutOff::AllExternal) => "cut-off all-external".to_owned(),
-        },
+        mode: opts.cut_off.map_or("claims", CutOff::label).to_owned(),
         started_at,
         finished_at: crate::text::now_rfc3339(),
         total_seconds: start.elapsed().as_secs_f64(),
@@ -510,6 +506,7 @@ pub fn drill(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::continuity::claims::applicable;
     use crate::continuity::claims::tests::example;
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::claims::{Member, Probe};
 use crate::deploy::baremetal::health;
-use crate::deploy::baremetal::site::{Site, run};
+use crate::deploy::baremetal::site::Site;
 use crate::deploy::baremetal::ssh::shell_quote;
 use crate::document::Role;
 
@@ -42,22 +42,11 @@ pub struct Observation {
     pub seconds: f64,
 }
 
-/// The member a fault stopped: its host and the component `terroir status` names it by.
+/// The member a fault stopped, and its host.
 #[derive(Debug, Clone)]
 pub struct Stopped {
     pub member: Member,
     pub host: String,
-}
-
-impl Stopped {
-    fn component(&self) -> &'static str {
-        match self.member {
-            Member::Database => "patroni",
-            Member::Mta => "postfix",
-            Member::Monitoring => "prometheus",
-            Member::App => "app",
-        }
-    }
 }
 
 /// A message the drill sent: the MTA host that took it and its queue id.
@@ -114,8 +103,7 @@ impl<'a> Probing<'a> {
 
     fn on(&self, host: &str, what: &str, script: &str) -> Result<String, String> {
         self.site
-            .connect(host)
-            .and_then(|c| run(&c, host, what, script))
+            .run_on(host, what, script)
             .map_err(|e| crate::text::error_chain(&e))
     }
 
@@ -460,43 +448,50 @@ impl<'a> Probing<'a> {
         }
     }
 
-    /// Whether `alert` is active in Alertmanager now, or why that cannot be told.
-    pub fn alert_active(&self, alert: &str) -> Result<bool, String> {
-        match self.alert(alert, true) {
-            Attempt::Pass(..) => Ok(true),
-            Attempt::NotYet(seen) if seen.contains("not active yet") => Ok(false),
-            Attempt::NotYet(e) | Attempt::Fail(e) => Err(e),
-        }
-    }
-
-    fn alert(&self, alert: &str, firing: bool) -> Attempt {
+    /// Whether `alert` is active in Alertmanager now, asked of the first running monitoring
+    /// host (named in the answer), or why that cannot be told.
+    pub fn alert_active(&self, alert: &str) -> Result<(String, bool), String> {
         let hosts = self.running(Role::Monitoring);
-        let Some(host) = hosts.first() else {
-            return Attempt::Fail("no monitoring host is running".into());
-        };
+        let host = hosts
+            .first()
+            .ok_or_else(|| "no monitoring host is running".to_owned())?;
         let script = format!(
             "curl -sS --max-time 5 --cacert {ca} -G --data-urlencode 'filter=alertname=\"{alert}\"' --data-urlencode active=true --data-urlencode silenced=false --data-urlencode inhibited=false https://127.0.0.1:9093/api/v2/alerts",
             ca = self.ca()
         );
-        let answer = match self.on(host, "asking Alertmanager", &script) {
-            Ok(a) => a,
-            Err(e) => return Attempt::NotYet(e),
-        };
+        let answer = self.on(host, "asking Alertmanager", &script)?;
         let active = serde_json::from_str::<serde_json::Value>(&answer)
             .ok()
             .and_then(|v| v.as_array().map(Vec::len))
-            .unwrap_or(0);
-        match (firing, active > 0) {
-            (true, true) => Attempt::Pass(
+            .ok_or_else(|| {
+                format!(
+                    "{host}: Alertmanager's answer is not a list of alerts: {}",
+                    crate::text::last_lines(&answer, 3)
+                )
+            })?;
+        Ok((host.clone(), active > 0))
+    }
+
+    fn alert(&self, alert: &str, firing: bool) -> Attempt {
+        if self.running(Role::Monitoring).is_empty() {
+            return Attempt::Fail("no monitoring host is running".into());
+        }
+        match (firing, self.alert_active(alert)) {
+            (_, Err(e)) => Attempt::NotYet(e),
+            (true, Ok((host, true))) => Attempt::Pass(
                 Outcome::Works,
                 format!("{alert} is active in Alertmanager on {host}"),
             ),
-            (false, false) => Attempt::Pass(
+            (false, Ok((host, false))) => Attempt::Pass(
                 Outcome::Works,
                 format!("{alert} is no longer active in Alertmanager on {host}"),
             ),
-            (true, false) => Attempt::NotYet(format!("{alert} is not active yet on {host}")),
-            (false, true) => Attempt::NotYet(format!("{alert} is still active on {host}")),
+            (true, Ok((host, false))) => {
+                Attempt::NotYet(format!("{alert} is not active yet on {host}"))
+            }
+            (false, Ok((host, true))) => {
+                Attempt::NotYet(format!("{alert} is still active on {host}"))
+            }
         }
     }
 
@@ -599,18 +594,17 @@ impl<'a> Probing<'a> {
     /// Every component healthy; with `but_stopped`, but the one stopped on purpose.
     fn components(&self, but_stopped: bool) -> Attempt {
         let all = health::components(self.site);
-        let unhealthy: Vec<String> = all
-            .iter()
-            .filter(|c| !c.healthy)
-            .filter(|c| {
-                !(but_stopped
-                    && self
-                        .stopped
-                        .as_ref()
-                        .is_some_and(|s| s.host == c.host && s.component() == c.component))
-            })
-            .map(|c| format!("{} on {}: {}", c.component, c.host, c.detail))
-            .collect();
+        let unhealthy: Vec<String> =
+            all.iter()
+                .filter(|c| !c.healthy)
+                .filter(|c| {
+                    !(but_stopped
+                        && self.stopped.as_ref().is_some_and(|s| {
+                            s.host == c.host && s.member.component() == c.component
+                        }))
+                })
+                .map(|c| format!("{} on {}: {}", c.component, c.host, c.detail))
+                .collect();
         if unhealthy.is_empty() {
             Attempt::Pass(
                 Outcome::Works,

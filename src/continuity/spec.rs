@@ -120,6 +120,26 @@ impl Member {
         }
     }
 
+    /// The service stopped to make it fail, on platform `platform`'s hosts.
+    pub fn service(self, platform: &str) -> String {
+        match self {
+            Member::Database => "patroni".to_owned(),
+            Member::Mta => "postfix".to_owned(),
+            Member::Monitoring => "prometheus".to_owned(),
+            Member::App => format!("{platform}-app"),
+        }
+    }
+
+    /// The component `terroir status` names that service by.
+    pub fn component(self) -> &'static str {
+        match self {
+            Member::Database => "patroni",
+            Member::Mta => "postfix",
+            Member::Monitoring => "prometheus",
+            Member::App => "app",
+        }
+    }
+
     /// The role whose hosts it is one of.
     pub fn role(self) -> crate::document::Role {
         use crate::document::Role;

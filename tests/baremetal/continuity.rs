@@ -21,6 +21,8 @@ use common::relays::{MAIL_DOMAIN, mailbox};
 use common::*;
 use serde_json::Value;
 
+/// The application's HTTP API on ops1, which the client writes and reads through.
+const APP: &str = "198.18.0.14:8080";
 /// The platform's hosts (h6 to h8 are its dependencies).
 const PLATFORM_HOSTS: [&str; 5] = ["h1", "h2", "h3", "h4", "h5"];
 
@@ -94,7 +96,8 @@ fn message_id(claim: &Value, probe: &str) -> String {
     observed[start..].split('>').next().unwrap().to_owned()
 }
 
-/// The writes and reads of the application during a drill, through its HTTP API on ops1.
+/// The writes and reads of the application during a drill, through its HTTP API on ops1, from
+/// this machine.
 struct Client {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<(u64, Vec<String>)>,
@@ -107,20 +110,13 @@ impl Client {
         let thread = std::thread::spawn(move || {
             let (mut done, mut failed) = (0u64, Vec::new());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = std::process::Command::new(root().join("tests/hosts/hostctl"))
-                    .args([
-                        "exec",
-                        "h4",
-                        "sh",
-                        "-c",
-                        "curl -sf --max-time 10 -X POST 'http://127.0.0.1:8080/rows?value=continuity' && curl -sf --max-time 10 http://127.0.0.1:8080/rows/count",
-                    ])
-                    .output()
-                    .unwrap();
-                if out.status.success() {
-                    done += 1;
-                } else {
-                    failed.push(printed(&out));
+                let served = http("POST", APP, "/rows?value=continuity")
+                    .and_then(|wrote| http("GET", APP, "/rows/count").map(|read| (wrote, read)));
+                match served {
+                    Ok(((w, _), (r, _))) if (200..300).contains(&w) && (200..300).contains(&r) => {
+                        done += 1
+                    }
+                    other => failed.push(format!("{other:?}")),
                 }
             }
             (done, failed)

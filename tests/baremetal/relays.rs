@@ -5,7 +5,6 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::hosts::TestHosts;
@@ -19,18 +18,7 @@ const RECORDS: [(&str, &str); 2] = [
 
 /// `script` on h1, as root: whether it succeeded, and its output and errors together.
 fn from_h1(script: &str) -> (bool, String) {
-    let out = Command::new(root().join("tests/hosts/hostctl"))
-        .args(["exec", "h1", "sh", "-c", script])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    common::hosts::try_on("h1", script)
 }
 
 /// A message to drill@example.test through the relay at `address`, over STARTTLS (required).

@@ -60,6 +60,23 @@ fn hostctl() -> Command {
     Command::new(super::root().join("tests/hosts/hostctl"))
 }
 
+/// Run `script` as root on test host `h`: whether it succeeded, and what it wrote (its output,
+/// then its errors).
+pub fn try_on(h: &str, script: &str) -> (bool, String) {
+    let out = hostctl()
+        .args(["exec", h, "sh", "-c", &format!("cd / && {script}")])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Run `script` as root on test host `h`: its output, or a panic with what the host said.
 pub fn on(h: &str, script: &str) -> String {
     let out = hostctl()

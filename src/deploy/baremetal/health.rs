@@ -244,9 +244,7 @@ pub fn components(site: &Site) -> Vec<ComponentHealth> {
         if script.is_empty() {
             return Vec::new();
         }
-        let asked = site
-            .connect(&h.name)
-            .and_then(|conn| run(&conn, &h.name, "asking its components", &script));
+        let asked = site.run_on(&h.name, "asking its components", &script);
         match asked {
             Ok(out) => parse(&h.name, &out),
             Err(e) => vec![ComponentHealth {
@@ -320,14 +318,7 @@ fn describe(members: &[Member]) -> String {
 pub fn cluster(site: &Site) -> Result<(String, Vec<Member>), SwitchoverError> {
     let mut why = Vec::new();
     for host in site.hosts_with(Role::Database) {
-        let asked = site.connect(&host).and_then(|conn| {
-            run(
-                &conn,
-                &host,
-                "asking Patroni",
-                &cluster_query(&site.resolved),
-            )
-        });
+        let asked = site.run_on(&host, "asking Patroni", &cluster_query(&site.resolved));
         match asked.map(|out| members(&out)) {
             Ok(Some(m)) => return Ok((host, m)),
             Ok(None) => why.push(format!("{host}: Patroni's REST API does not answer")),

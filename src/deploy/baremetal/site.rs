@@ -229,6 +229,13 @@ impl Site {
         Ok(conn)
     }
 
+    /// Run a root script on `host` over a session of its own: its standard output; `what`
+    /// names it in the error.
+    pub fn run_on(&self, host: &str, what: &str, script: &str) -> Result<String, SiteError> {
+        self.connect(host)
+            .and_then(|conn| run(&conn, host, what, script))
+    }
+
     /// Destinations of the non-secret configuration files the plan installs on `host`.
     pub fn deployed_files(&self, host: &str) -> Vec<String> {
         self.plan
