@@ -7,6 +7,8 @@ set -euo pipefail
 # Debian's preparation of the chroot the daemons run in (resolv.conf, hosts, the CA directory),
 # as its init script does before `postfix start`; the queue volume may be empty.
 /usr/lib/postfix/configure-instance.sh -
+# A volume provisioner may make the queue's root writable by all, which Postfix warns about.
+chmod go-w "$(postconf -hx queue_directory)"
 # alias_maps (Debian's default, hash:/etc/aliases) must exist before mail is accepted.
 newaliases
 

@@ -375,6 +375,60 @@ impl Running {
         Running { name, child, log }
     }
 
+    /// SIGTERM to the container's own first process (as the kubelet stops it), then its exit.
+    fn terminate(&mut self, argv0: &str) -> std::process::ExitStatus {
+        // unshare -> buildah -> the chroot runtime -> its exec helper (argv0 as its argument)
+        // -> the command: the deepest of our processes with argv0 among its first arguments
+        let parent_of = |pid: u32| -> Option<u32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        let root = self.child.id();
+        let depth = |mut pid: u32| {
+            let mut depth = 0;
+            while pid > 1 {
+                if pid == root {
+                    return Some(depth);
+                }
+                depth += 1;
+                pid = parent_of(pid)?;
+            }
+            None
+        };
+        let (_, first) = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                cmdline
+                    .split(|b| *b == 0)
+                    .take(2)
+                    .any(|a| a == argv0.as_bytes())
+            })
+            .filter_map(|pid| Some((depth(pid)?, pid)))
+            .max()
+            .unwrap_or_else(|| panic!("{argv0} is not running in {}", self.name));
+        assert_eq!(unsafe { libc::kill(first as i32, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still runs 60 s after SIGTERM:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -767,8 +821,10 @@ fn postfix_images_run_as_rendered_sign_relay_and_export_the_queue() {
     .unwrap();
 
     let files = tmp.path().join("volumes");
+    // The claim's volume: empty, and writable by all as volume provisioners often make it.
     let spool = tmp.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
     let postfix = spec(
         pod,
         "postfix",
@@ -914,5 +970,15 @@ fn postfix_images_run_as_rendered_sign_relay_and_export_the_queue() {
     assert!(
         body.lines()
             .any(|l| l.starts_with("postfix_showq_message_age_seconds_bucket"))
+    );
+
+    // Stopped as the kubelet stops a pod: SIGTERM stops OpenDKIM and Postfix, and the container
+    // ends cleanly.
+    let status = mta.terminate(&postfix.argv[0]);
+    assert!(status.success(), "{status}:\n{}", mta.log());
+    assert!(
+        mta.log().contains("stopping the Postfix mail system"),
+        "{}",
+        mta.log()
     );
 }
