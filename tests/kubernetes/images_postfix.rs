@@ -212,6 +212,8 @@ struct Spec {
     image: String,
     args: Vec<String>,
     argv: Vec<String>,
+    /// The container's own command (argv may start it through setpriv).
+    program: String,
 }
 
 /// The container `name` of `pod`: its volumes written under `files` (ConfigMap keys, Secret
@@ -338,10 +340,28 @@ fn spec(
         (None, None) => [strings(&config["Entrypoint"]), strings(&config["Cmd"])].concat(),
     };
     assert!(!argv.is_empty(), "{name}: nothing to run");
+    let program = argv[0].clone();
+    // allowPrivilegeEscalation: false is no_new_privs (set-user and set-group ids have no effect
+    // in the container), which buildah has no option for: util-linux's setpriv sets it, then
+    // runs the command.
+    let argv = if sc["allowPrivilegeEscalation"] == false {
+        [
+            vec![
+                "setpriv".to_owned(),
+                "--no-new-privs".to_owned(),
+                "--".to_owned(),
+            ],
+            argv,
+        ]
+        .concat()
+    } else {
+        argv
+    };
     Spec {
         image: image.to_owned(),
         args,
         argv,
+        program,
     }
 }
 
@@ -984,7 +1004,7 @@ fn postfix_images_run_as_rendered_sign_relay_and_export_the_queue() {
 
     // Stopped as the kubelet stops a pod: SIGTERM stops OpenDKIM and Postfix, and the container
     // ends cleanly.
-    let status = mta.terminate(&postfix.argv[0]);
+    let status = mta.terminate(&postfix.program);
     assert!(status.success(), "{status}:\n{}", mta.log());
     assert!(
         mta.log().contains("stopping the Postfix mail system"),
