@@ -1,0 +1,119 @@
+//! What `terroir export` reads on the hosts, as a list: the runbook names these places, and its
+//! tests check the runbook against this list, so that the export and the runbook cannot drift
+//! apart. Pure: from the resolved platform alone.
+//!
+//! The configuration files the export reads (`configuration/hosts/<host>/deployed.tar`) are the
+//! plan's file steps; they are listed by the plan, not here.
+
+use serde::Serialize;
+
+use super::export::{QUEUE_DIRS, TSDB_DIR};
+use crate::document::Role;
+use crate::pipeline::resolve::ResolvedPlatform;
+
+/// One place on one host that the export reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRead {
+    pub host: String,
+    /// What it is, by kind: `database`, `mail-queue`, `mailboxes`, `dkim-keys`, `metrics`,
+    /// `platform-ca`, `app-data`.
+    pub kind: &'static str,
+    /// Absolute path on the host; a directory is read with everything below it.
+    pub path: String,
+    /// Where it goes in the export, relative to the export directory; empty when it is only
+    /// used to read something else (the platform CA's certificate, to reach Prometheus).
+    pub into: String,
+}
+
+/// PostgreSQL's data directory on a database host (Debian's cluster `main`, also Patroni's).
+pub fn postgres_data_dir(version: u32) -> String {
+    format!("/var/lib/postgresql/{version}/main")
+}
+
+/// Every place the export reads on the hosts of a hosts target (none on Kubernetes), host by
+/// host in the order of the platform's roles.
+pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
+    if !resolved.platform.namespace.is_empty() {
+        return Vec::new();
+    }
+    let c = &resolved.components;
+    let hosts = |role: Role| {
+        resolved
+            .roles
+            .get(role.as_str())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut reads = Vec::new();
+    let mut read = |host: &str, kind, path: String, into: String| {
+        reads.push(ExportRead {
+            host: host.to_owned(),
+            kind,
+            path,
+            into,
+        });
+    };
+    if c.database.managed {
+        // pg_dump reads the cluster through the server, on the primary
+        for h in hosts(Role::Database) {
+            read(
+                &h,
+                "database",
+                postgres_data_dir(c.database.version),
+                format!("database/{}.sql", super::export::safe(&c.database.name)),
+            );
+        }
+    }
+    if c.mta.enabled {
+        for h in hosts(Role::Mta) {
+            for dir in QUEUE_DIRS.split_whitespace() {
+                read(
+                    &h,
+                    "mail-queue",
+                    format!("/var/spool/postfix/{dir}"),
+                    format!("mail/{h}/queue.tar"),
+                );
+            }
+            read(
+                &h,
+                "mailboxes",
+                "/var/mail".into(),
+                format!("mail/{h}/mailboxes.tar"),
+            );
+            read(
+                &h,
+                "dkim-keys",
+                "/etc/opendkim/keys".into(),
+                "secrets/secrets.tar.age".into(),
+            );
+        }
+    }
+    if c.monitoring.enabled {
+        for h in hosts(Role::Monitoring) {
+            read(
+                &h,
+                "platform-ca",
+                format!("/etc/{}/tls/ca.crt", resolved.platform.name),
+                String::new(),
+            );
+            read(
+                &h,
+                "metrics",
+                TSDB_DIR.into(),
+                format!("metrics/{h}/tsdb-snapshot.tar"),
+            );
+        }
+    }
+    if c.app.enabled {
+        for h in hosts(Role::App) {
+            read(
+                &h,
+                "app-data",
+                format!("/var/lib/{}", resolved.platform.name),
+                format!("app/{h}/data.tar"),
+            );
+        }
+    }
+    reads
+}
