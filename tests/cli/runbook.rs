@@ -670,3 +670,73 @@ fn s3_keys_are_named_where_the_plan_writes_them() {
         );
     }
 }
+
+/// On Kubernetes the inventory is the rendered manifests: the runbook's Secrets table names
+/// exactly the Secrets the workloads read, and every claim and ConfigMap they use.
+#[test]
+fn kubernetes_inventory_is_the_rendered_manifests() {
+    fn walk(v: &serde_json::Value, secrets: &mut BTreeSet<String>, maps: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    match (k.as_str(), x) {
+                        ("secretName", serde_json::Value::String(s)) => {
+                            secrets.insert(s.clone());
+                        }
+                        ("secretKeyRef" | "secretRef" | "secret", _) if x["name"].is_string() => {
+                            secrets.insert(x["name"].as_str().unwrap().to_owned());
+                        }
+                        ("configMap" | "configMapKeyRef" | "configMapRef", _)
+                            if x["name"].is_string() =>
+                        {
+                            maps.insert(x["name"].as_str().unwrap().to_owned());
+                        }
+                        _ => {}
+                    }
+                    walk(x, secrets, maps);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, secrets, maps)),
+            _ => {}
+        }
+    }
+    use std::collections::BTreeSet;
+    let tmp = tempfile::tempdir().unwrap();
+    for ex in ["kubernetes.yaml", "kubernetes-ha.yaml"] {
+        let out = render(&example(ex), tmp.path(), ex);
+        let text = std::fs::read_to_string(out.join(RUNBOOK)).unwrap();
+        let (mut secrets, mut maps, mut claims) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (_, content) in read_tree(&out.join("kubernetes")) {
+            let docs: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(std::str::from_utf8(&content).unwrap()).unwrap();
+            for d in &docs {
+                walk(d, &mut secrets, &mut maps);
+                if let Some(c) = d["spec"]["template"]["spec"]["volumes"].as_array() {
+                    for v in c {
+                        if let Some(n) = v["persistentVolumeClaim"]["claimName"].as_str() {
+                            claims.insert(n.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let section = &text[text.find("### Secrets").unwrap()..text.find("## 2. Export").unwrap()];
+        let named: BTreeSet<String> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(n, _)| n.to_owned()))
+            .collect();
+        assert!(secrets.len() > 3, "{ex}: {secrets:?}");
+        assert_eq!(
+            named, secrets,
+            "{ex}: the runbook's Secrets and the manifests'"
+        );
+        for m in &maps {
+            assert!(section.contains(&format!("`{m}`")), "{ex}: ConfigMap {m}");
+        }
+        for c in &claims {
+            assert!(text.contains(&format!("| `{c}` |")), "{ex}: claim {c}");
+        }
+    }
+}

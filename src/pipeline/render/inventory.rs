@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::RenderedTree;
 use super::plan::{Plan, Step};
 use crate::document::Role;
 use crate::pipeline::resolve::ResolvedPlatform;
@@ -22,6 +23,39 @@ pub struct Inventory {
     pub secrets: Vec<SecretInventory>,
     /// What the hosts hold that neither the plan nor the export names, host by host.
     pub left: Vec<LeftInPlace>,
+    /// On Kubernetes: what the rendered manifests claim and read.
+    pub cluster: ClusterInventory,
+}
+
+/// The volumes, Secrets and ConfigMaps of the rendered manifests (`kubernetes/`), as the
+/// workloads use them.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInventory {
+    pub volumes: Vec<ClusterVolume>,
+    pub secrets: Vec<ClusterObject>,
+    pub config_maps: Vec<ClusterObject>,
+}
+
+/// A PersistentVolumeClaim and the workload that mounts it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterVolume {
+    pub claim: String,
+    /// The requested size, as declared (`100Gi`).
+    pub size: String,
+    /// `StatefulSet \`name\``.
+    pub workload: String,
+    pub mounted_at: Vec<String>,
+}
+
+/// A Secret or ConfigMap, the keys the workloads read from it, and those workloads.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterObject {
+    pub name: String,
+    pub keys: Vec<String>,
+    pub used_by: Vec<String>,
 }
 
 /// What one host holds.
@@ -269,9 +303,172 @@ pub fn from_plan(resolved: &ResolvedPlatform, plan: &Plan) -> Inventory {
         hosts.push(host);
     }
     Inventory {
+        cluster: ClusterInventory::default(),
         left: hosts.iter().flat_map(|h| h.left.clone()).collect(),
         hosts,
         secrets: secrets.into_values().collect(),
+    }
+}
+
+fn strs(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    v.as_array().into_iter().flatten()
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// One use of a Secret or ConfigMap by a workload: the keys it reads (none named: all of them).
+fn note(
+    map: &mut BTreeMap<String, (std::collections::BTreeSet<String>, Vec<String>)>,
+    name: String,
+    keys: impl IntoIterator<Item = String>,
+    workload: &str,
+) {
+    if name.is_empty() {
+        return;
+    }
+    let entry = map.entry(name).or_default();
+    entry.0.extend(keys.into_iter().filter(|k| !k.is_empty()));
+    if !entry.1.iter().any(|w| w == workload) {
+        entry.1.push(workload.to_owned());
+    }
+}
+
+/// The inventory of the rendered Kubernetes manifests.
+pub fn from_manifests(tree: &RenderedTree) -> ClusterInventory {
+    let docs: Vec<serde_json::Value> = tree
+        .files
+        .iter()
+        .filter(|(path, _)| path.starts_with("kubernetes/") && path.ends_with(".yaml"))
+        .filter_map(|(_, bytes)| std::str::from_utf8(bytes).ok())
+        .flat_map(|t| serde_saphyr::from_multiple::<serde_json::Value>(t).unwrap_or_default())
+        .collect();
+    let claims: BTreeMap<String, String> = docs
+        .iter()
+        .filter(|d| d["kind"] == "PersistentVolumeClaim")
+        .map(|d| {
+            (
+                text(&d["metadata"]["name"]),
+                text(&d["spec"]["resources"]["requests"]["storage"]),
+            )
+        })
+        .collect();
+    let mut volumes = Vec::new();
+    let mut secrets = BTreeMap::new();
+    let mut config_maps = BTreeMap::new();
+    for d in &docs {
+        let kind = d["kind"].as_str().unwrap_or_default();
+        let pod = match kind {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => &d["spec"]["template"]["spec"],
+            "CronJob" => &d["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        let name = text(&d["metadata"]["name"]);
+        let workload = format!("{kind} `{name}`");
+        let containers: Vec<&serde_json::Value> = strs(&pod["containers"])
+            .chain(strs(&pod["initContainers"]))
+            .collect();
+        let mounts = |volume: &str| -> Vec<String> {
+            let mut m: Vec<String> = containers
+                .iter()
+                .flat_map(|c| strs(&c["volumeMounts"]))
+                .filter(|m| m["name"] == volume)
+                .map(|m| text(&m["mountPath"]))
+                .collect();
+            m.dedup();
+            m
+        };
+        for v in strs(&pod["volumes"]) {
+            let vname = text(&v["name"]);
+            if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
+                volumes.push(ClusterVolume {
+                    claim: claim.to_owned(),
+                    size: claims.get(claim).cloned().unwrap_or_default(),
+                    workload: workload.clone(),
+                    mounted_at: mounts(&vname),
+                });
+            }
+            let items = |src: &serde_json::Value| -> Vec<String> {
+                strs(&src["items"]).map(|i| text(&i["key"])).collect()
+            };
+            note(
+                &mut secrets,
+                text(&v["secret"]["secretName"]),
+                items(&v["secret"]),
+                &workload,
+            );
+            note(
+                &mut config_maps,
+                text(&v["configMap"]["name"]),
+                items(&v["configMap"]),
+                &workload,
+            );
+            for src in strs(&v["projected"]["sources"]) {
+                note(
+                    &mut secrets,
+                    text(&src["secret"]["name"]),
+                    items(&src["secret"]),
+                    &workload,
+                );
+                note(
+                    &mut config_maps,
+                    text(&src["configMap"]["name"]),
+                    items(&src["configMap"]),
+                    &workload,
+                );
+            }
+        }
+        if kind == "StatefulSet" {
+            let replicas = d["spec"]["replicas"].as_u64().unwrap_or(1);
+            for t in strs(&d["spec"]["volumeClaimTemplates"]) {
+                let tname = text(&t["metadata"]["name"]);
+                for i in 0..replicas {
+                    volumes.push(ClusterVolume {
+                        claim: format!("{tname}-{name}-{i}"),
+                        size: text(&t["spec"]["resources"]["requests"]["storage"]),
+                        workload: workload.clone(),
+                        mounted_at: mounts(&tname),
+                    });
+                }
+            }
+        }
+        for c in &containers {
+            for e in strs(&c["env"]) {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                note(&mut secrets, text(&r["name"]), [text(&r["key"])], &workload);
+                let r = &e["valueFrom"]["configMapKeyRef"];
+                note(
+                    &mut config_maps,
+                    text(&r["name"]),
+                    [text(&r["key"])],
+                    &workload,
+                );
+            }
+            for e in strs(&c["envFrom"]) {
+                note(&mut secrets, text(&e["secretRef"]["name"]), [], &workload);
+                note(
+                    &mut config_maps,
+                    text(&e["configMapRef"]["name"]),
+                    [],
+                    &workload,
+                );
+            }
+        }
+    }
+    let objects = |map: BTreeMap<String, (std::collections::BTreeSet<String>, Vec<String>)>| {
+        map.into_iter()
+            .map(|(name, (keys, used_by))| ClusterObject {
+                name,
+                keys: keys.into_iter().collect(),
+                used_by,
+            })
+            .collect()
+    };
+    ClusterInventory {
+        volumes,
+        secrets: objects(secrets),
+        config_maps: objects(config_maps),
     }
 }
 

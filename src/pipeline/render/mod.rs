@@ -185,7 +185,10 @@ impl Renderer {
                 .insert("baremetal/plan.json".into(), plan.to_json());
             inventory::from_plan(&resolved, &plan)
         } else {
-            inventory::Inventory::default()
+            inventory::Inventory {
+                cluster: inventory::from_manifests(&tree),
+                ..Default::default()
+            }
         };
         let mut ctx = base_ctx;
         ctx.insert("inventory", &inventory);
