@@ -23,6 +23,8 @@ pub struct Inventory {
     pub secrets: Vec<SecretInventory>,
     /// What the hosts hold that neither the plan nor the export names, host by host.
     pub left: Vec<LeftInPlace>,
+    /// The secrets the operator puts on the hosts (`left` of kind `provisioned`).
+    pub provisioned: Vec<LeftInPlace>,
     /// On Kubernetes: what the rendered manifests claim and read.
     pub cluster: ClusterInventory,
 }
@@ -302,9 +304,15 @@ pub fn from_plan(resolved: &ResolvedPlatform, plan: &Plan) -> Inventory {
             .collect();
         hosts.push(host);
     }
+    let left: Vec<LeftInPlace> = hosts.iter().flat_map(|h| h.left.clone()).collect();
     Inventory {
         cluster: ClusterInventory::default(),
-        left: hosts.iter().flat_map(|h| h.left.clone()).collect(),
+        provisioned: left
+            .iter()
+            .filter(|l| l.kind == "provisioned")
+            .cloned()
+            .collect(),
+        left,
         hosts,
         secrets: secrets.into_values().collect(),
     }
