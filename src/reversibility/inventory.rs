@@ -117,3 +117,53 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
     }
     reads
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::continuity::claims::tests::example;
+
+    fn places(reads: &[ExportRead], host: &str, kind: &str) -> Vec<String> {
+        reads
+            .iter()
+            .filter(|r| r.host == host && r.kind == kind)
+            .map(|r| r.path.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_export_reads_each_role_on_its_hosts() {
+        let (resolved, _) = example("baremetal.yaml", |t| t);
+        let reads = export_reads(&resolved);
+        assert_eq!(
+            places(&reads, "db1", "database"),
+            ["/var/lib/postgresql/15/main"]
+        );
+        assert_eq!(
+            places(&reads, "ops1", "mail-queue").len(),
+            QUEUE_DIRS.split_whitespace().count()
+        );
+        assert_eq!(places(&reads, "ops1", "mailboxes"), ["/var/mail"]);
+        assert_eq!(places(&reads, "ops1", "metrics"), [TSDB_DIR]);
+        assert_eq!(places(&reads, "app1", "app-data"), ["/var/lib/acme-crm"]);
+        assert!(
+            reads
+                .iter()
+                .all(|r| r.host != "db1" || r.kind == "database")
+        );
+    }
+
+    #[test]
+    fn the_export_reads_every_database_member_and_nothing_on_a_cluster() {
+        let (ha, _) = example("baremetal-ha.yaml", |t| t);
+        let members: Vec<String> = export_reads(&ha)
+            .into_iter()
+            .filter(|r| r.kind == "database")
+            .map(|r| r.host)
+            .collect();
+        assert_eq!(members, ["db1", "db2", "db3"]);
+        let (cluster, _) = example("kubernetes.yaml", |t| t);
+        assert!(export_reads(&cluster).is_empty());
+    }
+}
