@@ -16,14 +16,29 @@ use crate::pipeline::resolve::ResolvedPlatform;
 #[serde(rename_all = "camelCase")]
 pub struct ExportRead {
     pub host: String,
-    /// What it is, by kind: `database`, `mail-queue`, `mailboxes`, `dkim-keys`, `metrics`,
-    /// `platform-ca`, `app-data`.
-    pub kind: &'static str,
+    pub kind: ReadKind,
     /// Absolute path on the host; a directory is read with everything below it.
     pub path: String,
     /// Where it goes in the export, relative to the export directory; empty when it is only
     /// used to read something else (the platform CA's certificate, to reach Prometheus).
     pub into: String,
+}
+
+/// What a place the export reads holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadKind {
+    /// The database cluster, read through `pg_dump` (on the primary).
+    Database,
+    /// One of Postfix's queue directories.
+    MailQueue,
+    Mailboxes,
+    DkimKeys,
+    /// The Prometheus TSDB, read as a snapshot.
+    Metrics,
+    /// The platform CA's certificate, to reach Prometheus's admin API.
+    PlatformCa,
+    AppData,
 }
 
 /// PostgreSQL's data directory on a database host (Debian's cluster `main`, also Patroni's).
@@ -59,7 +74,7 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
         for h in hosts(Role::Database) {
             read(
                 &h,
-                "database",
+                ReadKind::Database,
                 postgres_data_dir(c.database.version),
                 format!("database/{}.sql", super::export::safe(&c.database.name)),
             );
@@ -70,20 +85,20 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
             for dir in QUEUE_DIRS.split_whitespace() {
                 read(
                     &h,
-                    "mail-queue",
+                    ReadKind::MailQueue,
                     format!("/var/spool/postfix/{dir}"),
                     format!("mail/{h}/queue.tar"),
                 );
             }
             read(
                 &h,
-                "mailboxes",
+                ReadKind::Mailboxes,
                 "/var/mail".into(),
                 format!("mail/{h}/mailboxes.tar"),
             );
             read(
                 &h,
-                "dkim-keys",
+                ReadKind::DkimKeys,
                 "/etc/opendkim/keys".into(),
                 "secrets/secrets.tar.age".into(),
             );
@@ -93,13 +108,13 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
         for h in hosts(Role::Monitoring) {
             read(
                 &h,
-                "platform-ca",
+                ReadKind::PlatformCa,
                 format!("/etc/{}/tls/ca.crt", resolved.platform.name),
                 String::new(),
             );
             read(
                 &h,
-                "metrics",
+                ReadKind::Metrics,
                 TSDB_DIR.into(),
                 format!("metrics/{h}/tsdb-snapshot.tar"),
             );
@@ -109,7 +124,7 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
         for h in hosts(Role::App) {
             read(
                 &h,
-                "app-data",
+                ReadKind::AppData,
                 format!("/var/lib/{}", resolved.platform.name),
                 format!("app/{h}/data.tar"),
             );
@@ -124,7 +139,7 @@ mod tests {
     use super::*;
     use crate::continuity::claims::tests::example;
 
-    fn places(reads: &[ExportRead], host: &str, kind: &str) -> Vec<String> {
+    fn places(reads: &[ExportRead], host: &str, kind: ReadKind) -> Vec<String> {
         reads
             .iter()
             .filter(|r| r.host == host && r.kind == kind)
@@ -137,20 +152,23 @@ mod tests {
         let (resolved, _) = example("baremetal.yaml", |t| t);
         let reads = export_reads(&resolved);
         assert_eq!(
-            places(&reads, "db1", "database"),
+            places(&reads, "db1", ReadKind::Database),
             ["/var/lib/postgresql/15/main"]
         );
         assert_eq!(
-            places(&reads, "ops1", "mail-queue").len(),
+            places(&reads, "ops1", ReadKind::MailQueue).len(),
             QUEUE_DIRS.split_whitespace().count()
         );
-        assert_eq!(places(&reads, "ops1", "mailboxes"), ["/var/mail"]);
-        assert_eq!(places(&reads, "ops1", "metrics"), [TSDB_DIR]);
-        assert_eq!(places(&reads, "app1", "app-data"), ["/var/lib/acme-crm"]);
+        assert_eq!(places(&reads, "ops1", ReadKind::Mailboxes), ["/var/mail"]);
+        assert_eq!(places(&reads, "ops1", ReadKind::Metrics), [TSDB_DIR]);
+        assert_eq!(
+            places(&reads, "app1", ReadKind::AppData),
+            ["/var/lib/acme-crm"]
+        );
         assert!(
             reads
                 .iter()
-                .all(|r| r.host != "db1" || r.kind == "database")
+                .all(|r| r.host != "db1" || r.kind == ReadKind::Database)
         );
     }
 
@@ -159,7 +177,7 @@ mod tests {
         let (ha, _) = example("baremetal-ha.yaml", |t| t);
         let members: Vec<String> = export_reads(&ha)
             .into_iter()
-            .filter(|r| r.kind == "database")
+            .filter(|r| r.kind == ReadKind::Database)
             .map(|r| r.host)
             .collect();
         assert_eq!(members, ["db1", "db2", "db3"]);

@@ -15,7 +15,7 @@ use terroir::pipeline::render::reversibility::{
     ARCHIVE_BYTES_PER_SEC, EXPORT_DATABASE_BYTES_PER_SEC, KUBERNETES_GRAFANA_VOLUME,
     KUBERNETES_MAIL_SPOOL_VOLUME, RESTORE_DATABASE_BYTES_PER_SEC, human_duration, seconds_for,
 };
-use terroir::reversibility::inventory::export_reads;
+use terroir::reversibility::inventory::{ReadKind, export_reads};
 
 const RUNBOOK: &str = "runbooks/reversibility.md";
 
@@ -593,7 +593,7 @@ fn every_path_the_runbook_names_is_written_by_the_plan_or_read_by_the_export() {
         for read in export_reads(&resolved) {
             assert!(
                 runbook.contains(&read.path)
-                    || read.kind == "mail-queue" && runbook.contains("/var/spool/postfix"),
+                    || read.kind == ReadKind::MailQueue && runbook.contains("/var/spool/postfix"),
                 "{}: the export reads {} on {}, the runbook does not say so",
                 doc.display(),
                 read.path,

@@ -11,7 +11,7 @@ use super::RenderedTree;
 use super::plan::{Plan, Step};
 use crate::document::Role;
 use crate::pipeline::resolve::ResolvedPlatform;
-use crate::reversibility::inventory::{ExportRead, export_reads};
+use crate::reversibility::inventory::{ExportRead, ReadKind, export_reads};
 
 /// The `inventory` object of the runbooks' context.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,9 +98,19 @@ pub struct HostInventory {
 pub struct LeftInPlace {
     pub host: String,
     pub path: String,
-    /// `log`, `state` (a service's own, such as Alertmanager's silences), or `provisioned` (a
-    /// secret the operator puts there).
-    pub kind: &'static str,
+    pub kind: LeftKind,
+}
+
+/// What a place left in place holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LeftKind {
+    /// A service's log.
+    Log,
+    /// A service's own state (Alertmanager's silences).
+    State,
+    /// A secret the operator puts there.
+    Provisioned,
 }
 
 /// The logs the services write and the files the operator provisions, on a host with `roles`.
@@ -115,23 +125,23 @@ fn left_in_place(resolved: &ResolvedPlatform, host: &str, roles: &[Role]) -> Vec
         })
     };
     if roles.contains(&Role::Database) && c.database.managed {
-        add("/var/log/postgresql".into(), "log");
+        add("/var/log/postgresql".into(), LeftKind::Log);
     }
     if roles.contains(&Role::Mta) && c.mta.enabled {
-        add("/var/log/mail.log".into(), "log");
+        add("/var/log/mail.log".into(), LeftKind::Log);
         if resolved.endpoints.smtp_relay.is_some() {
             // main.cf: `smtp_sasl_password_maps`, provisioned separately, never rendered
-            add("/etc/postfix/sasl_passwd".into(), "provisioned");
+            add("/etc/postfix/sasl_passwd".into(), LeftKind::Provisioned);
         }
     }
     if roles.contains(&Role::Monitoring) && c.monitoring.enabled {
         // Debian's Alertmanager keeps its silences and notification log there
-        add("/var/lib/prometheus/alertmanager".into(), "state");
+        add("/var/lib/prometheus/alertmanager".into(), LeftKind::State);
     }
     if roles.contains(&Role::App) && c.app.enabled {
         add(
             format!("/var/log/{}-app.log", resolved.platform.name),
-            "log",
+            LeftKind::Log,
         );
     }
     left
@@ -212,11 +222,11 @@ pub fn from_plan(resolved: &ResolvedPlatform, plan: &Plan) -> Inventory {
         for r in &host.reads {
             let place = match r.kind {
                 // the queue's directories are read from one place
-                "mail-queue" => r
+                ReadKind::MailQueue => r
                     .path
                     .rsplit_once('/')
                     .map_or(r.path.clone(), |(d, _)| d.to_owned()),
-                "platform-ca" | "dkim-keys" => continue,
+                ReadKind::PlatformCa | ReadKind::DkimKeys => continue,
                 _ => r.path.clone(),
             };
             if !host.data.contains(&place) {
@@ -297,7 +307,7 @@ pub fn from_plan(resolved: &ResolvedPlatform, plan: &Plan) -> Inventory {
             .chain(
                 host.left
                     .iter()
-                    .filter(|l| l.kind == "provisioned")
+                    .filter(|l| l.kind == LeftKind::Provisioned)
                     .map(|l| &l.path),
             )
             .map(|p| p.trim_start_matches('/').to_owned())
@@ -309,7 +319,7 @@ pub fn from_plan(resolved: &ResolvedPlatform, plan: &Plan) -> Inventory {
         cluster: ClusterInventory::default(),
         provisioned: left
             .iter()
-            .filter(|l| l.kind == "provisioned")
+            .filter(|l| l.kind == LeftKind::Provisioned)
             .cloned()
             .collect(),
         left,
