@@ -138,9 +138,34 @@ struct Container {
     name: String,
     data: PathBuf,
     server: Option<Child>,
+    patroni: bool,
 }
 
 impl Container {
+    /// `buildah from` the image, with a resolver on loopback only (should a name be missing
+    /// from the hosts file). `patroni`: the server's parent is Patroni, stopped in its place.
+    fn create(image: &str, name: &str, pgdata: &Path, patroni: bool) -> Container {
+        let from = Command::new("buildah")
+            .args([
+                "from",
+                "--pull-never",
+                "--dns",
+                "127.0.0.1",
+                "--name",
+                name,
+                image,
+            ])
+            .output()
+            .unwrap();
+        assert!(from.status.success(), "buildah from: {}", text(&from));
+        Container {
+            name: name.to_owned(),
+            data: pgdata.to_owned(),
+            server: None,
+            patroni,
+        }
+    }
+
     /// The postmaster's process id, from its pid file (the container shares the PID namespace).
     fn postmaster(&self) -> Option<i32> {
         std::fs::read_to_string(self.data.join("postmaster.pid"))
@@ -152,8 +177,19 @@ impl Container {
             .ok()
     }
 
+    /// Patroni's process id: the postmaster's parent.
+    fn patroni(&self) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.postmaster()?)).ok()?;
+        stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+    }
+
     fn signal(&self, signal: &str) {
-        if let Some(pid) = self.postmaster() {
+        let pid = if self.patroni {
+            self.patroni()
+        } else {
+            self.postmaster()
+        };
+        if let Some(pid) = pid {
             let _ = Command::new("kill")
                 .args([&format!("-{signal}"), &pid.to_string()])
                 .status();
@@ -181,24 +217,186 @@ impl Drop for Container {
     }
 }
 
-#[test]
-fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
-
-    // The image, as scripts/build-images builds it without a registry.
+/// The image, as scripts/build-images builds it without a registry: its reference by digest.
+fn build_image() -> String {
     let build = Command::new(root().join("scripts/build-images"))
         .args(["--bootstrap-base", "postgres"])
         .output()
         .unwrap();
     assert!(build.status.success(), "build-images: {}", text(&build));
     let built = String::from_utf8_lossy(&build.stdout);
-    let image = built
+    built
         .lines()
         .find_map(|l| l.strip_prefix("terroir/postgres:15-bookworm "))
         .map(|digest| format!("localhost/terroir/postgres:15-bookworm@{}", digest.trim()))
-        .unwrap_or_else(|| panic!("build-images printed the image's digest: {built}"));
+        .unwrap_or_else(|| panic!("build-images printed the image's digest: {built}"))
+}
+
+/// What the rendered pod gives its `postgres` container, made on this machine: the volumes as
+/// directories (mounts `host:path[:ro]`), the environment, the user, and where PGDATA is here.
+struct PodRun {
+    mounts: Vec<String>,
+    env: Vec<(String, String)>,
+    user: String,
+    pgdata_host: PathBuf,
+}
+
+impl PodRun {
+    /// `secret_value(secret, key)`: a Secret's value; `pod_name`: the pod's (fieldRef
+    /// metadata.name); `hosts`: the container's /etc/hosts.
+    fn new(
+        t: &Path,
+        pod: &Value,
+        container: &Value,
+        config_maps: &BTreeMap<String, Value>,
+        secret_value: &dyn Fn(&str, &str) -> String,
+        pod_name: &str,
+        hosts: &str,
+    ) -> PodRun {
+        let security = &pod["securityContext"];
+        let fs_group = security["fsGroup"].as_u64().unwrap();
+        let user = format!(
+            "{}:{}",
+            security["runAsUser"].as_u64().unwrap(),
+            security["runAsGroup"].as_u64().unwrap()
+        );
+        // The environment.
+        let mut env: Vec<(String, String)> = Vec::new();
+        for e in container["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap().to_owned();
+            let value = if let Some(v) = e["value"].as_str() {
+                // $(NAME): a variable defined before it, as the kubelet expands it
+                env.iter().fold(v.to_owned(), |v, (k, value)| {
+                    v.replace(&format!("$({k})"), value)
+                })
+            } else if e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name" {
+                pod_name.to_owned()
+            } else {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                secret_value(r["name"].as_str().unwrap(), r["key"].as_str().unwrap())
+            };
+            env.push((name, value));
+        }
+        let pgdata = env
+            .iter()
+            .find(|(k, _)| k == "PGDATA")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+
+        // The volumes, at their mount paths.
+        let volumes: BTreeMap<&str, &Value> = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["name"].as_str().unwrap(), v))
+            .collect();
+        let vol = t.join("volumes");
+        let mut mounts: Vec<String> = Vec::new();
+        let mut data_dir = None;
+        for m in container["volumeMounts"].as_array().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            let at = m["mountPath"].as_str().unwrap();
+            let host = vol.join(name);
+            let read_only = m["readOnly"] == true;
+            if name == "data" {
+                // the claim's volume: the pod's group may write at its root
+                std::fs::create_dir_all(&host).unwrap();
+                chown(&host, &format!("0:{fs_group}"));
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o2770)).unwrap();
+                data_dir = Some((host.clone(), at.to_owned()));
+            } else {
+                let v = volumes[name];
+                let files = |items: &Value, mut content: Box<dyn FnMut(&str) -> String>| {
+                    let mode = v
+                        .get("configMap")
+                        .or_else(|| v.get("secret"))
+                        .and_then(|s| s["defaultMode"].as_u64())
+                        .unwrap_or(0o644) as u32;
+                    items
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| {
+                            let key = i["key"].as_str().unwrap();
+                            (i["path"].as_str().unwrap().to_owned(), content(key), mode)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                if let Some(cm) = v.get("configMap") {
+                    let data = config_maps[cm["name"].as_str().unwrap()].clone();
+                    let listed = files(
+                        &cm["items"],
+                        Box::new(move |k| data[k].as_str().unwrap().to_owned()),
+                    );
+                    volume_files(&host, fs_group, &listed);
+                } else if let Some(s) = v.get("secret") {
+                    let secret = s["secretName"].as_str().unwrap().to_owned();
+                    let listed = files(&s["items"], Box::new(move |k| secret_value(&secret, k)));
+                    volume_files(&host, fs_group, &listed);
+                } else {
+                    assert!(v.get("emptyDir").is_some(), "volume {name}: {v}");
+                    std::fs::create_dir_all(&host).unwrap();
+                    chown(&host, &format!("0:{fs_group}"));
+                    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o2777))
+                        .unwrap();
+                }
+            }
+            mounts.push(format!(
+                "{}:{at}{}",
+                host.display(),
+                if read_only { ":ro" } else { "" }
+            ));
+        }
+        let (data_host, data_at) = data_dir.expect("the data volume is mounted");
+        let pgdata_host = data_host.join(
+            Path::new(&pgdata)
+                .strip_prefix(&data_at)
+                .expect("PGDATA is on the data volume"),
+        );
+        // The names the rendered settings reach, on loopback only.
+        let hosts_file = t.join("hosts");
+        std::fs::write(&hosts_file, hosts).unwrap();
+        std::fs::set_permissions(&hosts_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        mounts.push(format!("{}:/etc/hosts:ro", hosts_file.display()));
+        PodRun {
+            mounts,
+            env,
+            user,
+            pgdata_host,
+        }
+    }
+
+    /// `buildah run` of `argv` in container `name`, as the pod runs its `postgres` container.
+    fn command(&self, name: &str, argv: &[&str]) -> Command {
+        let mut c = Command::new("buildah");
+        // --no-hosts: the hosts file is the test's (mounted), not one buildah writes
+        c.args([
+            "run",
+            "--isolation",
+            "chroot",
+            "--no-hosts",
+            "--cap-drop",
+            "all",
+        ])
+        .args(["--user", &self.user]);
+        for m in &self.mounts {
+            c.args(["-v", m]);
+        }
+        for (k, v) in &self.env {
+            c.args(["--env", &format!("{k}={v}")]);
+        }
+        c.arg(name).arg("--").args(argv);
+        c
+    }
+}
+
+#[test]
+fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let image = build_image();
 
     // The S3 stand-in, and a document whose backups go to it (under the endpoint's own name).
     let (s3_port, pg_port) = (free_port(), free_port());
@@ -236,11 +434,14 @@ fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
         "the pod runs the image's tag: {}",
         container["image"]
     );
-    let (uid, gid) = (
-        pod["securityContext"]["runAsUser"].as_u64().unwrap(),
-        pod["securityContext"]["runAsGroup"].as_u64().unwrap(),
+    assert_eq!(
+        (
+            &pod["securityContext"]["runAsUser"],
+            &pod["securityContext"]["runAsGroup"]
+        ),
+        (&Value::from(999), &Value::from(999)),
+        "the image's postgres user"
     );
-    let fs_group = pod["securityContext"]["fsGroup"].as_u64().unwrap();
     assert_eq!(
         container["securityContext"]["readOnlyRootFilesystem"], true,
         "checked below: nothing is written outside the volumes"
@@ -305,125 +506,20 @@ fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
         }
     };
 
-    // The environment.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for e in container["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap().to_owned();
-        let value = if let Some(v) = e["value"].as_str() {
-            assert!(!v.contains("$("), "{name}: no variable to expand here");
-            v.to_owned()
-        } else {
-            let r = &e["valueFrom"]["secretKeyRef"];
-            secret_value(r["name"].as_str().unwrap(), r["key"].as_str().unwrap())
-        };
-        env.push((name, value));
-    }
-    let pgdata = env
-        .iter()
-        .find(|(k, _)| k == "PGDATA")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-
-    // The volumes, at their mount paths.
-    let volumes: BTreeMap<&str, &Value> = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["name"].as_str().unwrap(), v))
-        .collect();
-    let vol = t.join("volumes");
-    let mut mounts: Vec<String> = Vec::new();
-    let mut data_dir = None;
-    for m in container["volumeMounts"].as_array().unwrap() {
-        let name = m["name"].as_str().unwrap();
-        let at = m["mountPath"].as_str().unwrap();
-        let host = vol.join(name);
-        let read_only = m["readOnly"] == true;
-        if name == "data" {
-            // the claim's volume: the pod's group may write at its root
-            std::fs::create_dir_all(&host).unwrap();
-            chown(&host, &format!("0:{fs_group}"));
-            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o2770)).unwrap();
-            data_dir = Some((host.clone(), at.to_owned()));
-        } else {
-            let v = volumes[name];
-            let files = |items: &Value, mut content: Box<dyn FnMut(&str) -> String>| {
-                let mode = v
-                    .get("configMap")
-                    .or_else(|| v.get("secret"))
-                    .and_then(|s| s["defaultMode"].as_u64())
-                    .unwrap_or(0o644) as u32;
-                items
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|i| {
-                        let key = i["key"].as_str().unwrap();
-                        (i["path"].as_str().unwrap().to_owned(), content(key), mode)
-                    })
-                    .collect::<Vec<_>>()
-            };
-            if let Some(cm) = v.get("configMap") {
-                let data = config_maps[cm["name"].as_str().unwrap()].clone();
-                let listed = files(
-                    &cm["items"],
-                    Box::new(move |k| data[k].as_str().unwrap().to_owned()),
-                );
-                volume_files(&host, fs_group, &listed);
-            } else if let Some(s) = v.get("secret") {
-                let secret = s["secretName"].as_str().unwrap().to_owned();
-                let listed = files(&s["items"], Box::new(move |k| secret_value(&secret, k)));
-                volume_files(&host, fs_group, &listed);
-            } else {
-                assert!(v.get("emptyDir").is_some(), "volume {name}: {v}");
-                std::fs::create_dir_all(&host).unwrap();
-                chown(&host, &format!("0:{fs_group}"));
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o2777)).unwrap();
-            }
-        }
-        mounts.push(format!(
-            "{}:{at}{}",
-            host.display(),
-            if read_only { ":ro" } else { "" }
-        ));
-    }
-    let (data_host, data_at) = data_dir.expect("the data volume is mounted");
-    let pgdata_host = data_host.join(
-        Path::new(&pgdata)
-            .strip_prefix(&data_at)
-            .expect("PGDATA is on the data volume"),
-    );
-    // The names the rendered settings reach, on loopback only.
-    let hosts = t.join("hosts");
-    std::fs::write(
+    let hosts = format!("127.0.0.1 localhost\n127.0.0.1 {S3_HOST} {uri_host}\n");
+    let podrun = PodRun::new(
+        t,
+        pod,
+        container,
+        &config_maps,
+        &secret_value,
+        "mutuelle-crm-postgres-0",
         &hosts,
-        format!("127.0.0.1 localhost\n127.0.0.1 {S3_HOST} {uri_host}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o644)).unwrap();
-    mounts.push(format!("{}:/etc/hosts:ro", hosts.display()));
+    );
+    let (mounts, pgdata_host) = (&podrun.mounts, podrun.pgdata_host.clone());
 
-    // The container, from the image the build printed.
     let name = format!("terroir-test-postgres-{}", std::process::id());
-    let from = Command::new("buildah")
-        // a resolver on loopback only, should a name be missing from the hosts file
-        .args([
-            "from",
-            "--pull-never",
-            "--dns",
-            "127.0.0.1",
-            "--name",
-            &name,
-            &image,
-        ])
-        .output()
-        .unwrap();
-    assert!(from.status.success(), "buildah from: {}", text(&from));
-    let mut pg = Container {
-        name: name.clone(),
-        data: pgdata_host.clone(),
-        server: None,
-    };
+    let mut pg = Container::create(&image, &name, &pgdata_host, false);
     let inspect = Command::new("buildah")
         .args(["inspect", "--type", "image", &image])
         .output()
@@ -449,27 +545,7 @@ fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
             .iter()
             .map(|a| a.as_str().unwrap().to_owned()),
     );
-    let run = |argv: &[&str]| -> Command {
-        let mut c = Command::new("buildah");
-        // --no-hosts: the hosts file is the test's (mounted below), not one buildah writes
-        c.args([
-            "run",
-            "--isolation",
-            "chroot",
-            "--no-hosts",
-            "--cap-drop",
-            "all",
-        ])
-        .args(["--user", &format!("{uid}:{gid}")]);
-        for m in &mounts {
-            c.args(["-v", m]);
-        }
-        for (k, v) in &env {
-            c.args(["--env", &format!("{k}={v}")]);
-        }
-        c.arg(&name).arg("--").args(argv);
-        c
-    };
+    let run = |argv: &[&str]| podrun.command(&name, argv);
     let log = t.join("postgres.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
