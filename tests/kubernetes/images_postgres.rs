@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
+use terroir_kube_double::{BackgroundServer, Options};
 
 const BUCKET: &str = "mutuelle-crm-backups";
 const REGION: &str = "cloudgouv-eu-west-1";
@@ -177,12 +178,41 @@ impl Container {
             .ok()
     }
 
-    /// Patroni's process id: the postmaster's parent.
+    /// The container's own process (Patroni): the first process below `buildah run` that is not
+    /// buildah's (the container shares this machine's PID namespace).
     fn patroni(&self) -> Option<i32> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.postmaster()?)).ok()?;
-        stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+        let mut parents: Vec<(i32, i32)> = Vec::new();
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if let Some(ppid) = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .and_then(|p| p.parse().ok())
+            {
+                parents.push((pid, ppid));
+            }
+        }
+        let mut below = vec![self.server.as_ref()?.id() as i32];
+        while let Some(parent) = below.pop() {
+            for &(pid, _) in parents.iter().filter(|(_, ppid)| *ppid == parent) {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                if String::from_utf8_lossy(argv0).contains("buildah") {
+                    below.push(pid);
+                } else {
+                    return Some(pid);
+                }
+            }
+        }
+        None
     }
 
+    /// Signal the container's own process: Patroni, or else the postmaster.
     fn signal(&self, signal: &str) {
         let pid = if self.patroni {
             self.patroni()
@@ -190,23 +220,41 @@ impl Container {
             self.postmaster()
         };
         if let Some(pid) = pid {
-            let _ = Command::new("kill")
-                .args([&format!("-{signal}"), &pid.to_string()])
-                .status();
+            kill(signal, pid);
         }
     }
 }
 
+fn kill(signal: &str, pid: i32) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
-        if let Some(mut child) = self.server.take() {
-            self.signal("QUIT");
+        if self.server.is_some() {
+            // Patroni stops its PostgreSQL on TERM; PostgreSQL itself stops at once on QUIT.
+            let own = if self.patroni {
+                self.patroni()
+            } else {
+                self.postmaster()
+            };
+            if let Some(pid) = own {
+                kill(if self.patroni { "TERM" } else { "QUIT" }, pid);
+            }
+            let mut child = self.server.take().unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            self.signal("KILL");
-            let _ = child.kill();
+            // still running: its processes by the ids read while it ran
+            if matches!(child.try_wait(), Ok(None)) {
+                for pid in [own, self.postmaster()].into_iter().flatten() {
+                    kill("KILL", pid);
+                }
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         let _ = Command::new("buildah")
@@ -778,5 +826,223 @@ fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
     assert!(
         written.is_empty(),
         "written outside the volumes: {written:?}\n{changes}"
+    );
+}
+
+/// The image's Patroni (Debian bookworm's 3.0.2) with what the rendered StatefulSet of a
+/// replicated database gives a member (one here): it makes the cluster through the API server
+/// double, labels its pod as the rendered Service selects the primary, runs post_bootstrap (the
+/// application's role and database) and its on_start callback (the audit role), and PostgreSQL
+/// takes clients over TLS only, verified with the member's name under the headless Service.
+///
+/// What differs from a pod, besides the loopback ports (Patroni's listen addresses given through
+/// its environment, PATRONI_POSTGRESQL_LISTEN and PATRONI_RESTAPI_LISTEN): the API server is the
+/// double, over HTTP, reached through a kubeconfig (KUBECONFIG, PATRONI_KUBERNETES_CONTEXT)
+/// rather than the pod's service account.
+#[test]
+fn the_images_patroni_elects_itself_and_labels_its_pod_as_the_service_selects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let image = build_image();
+    let doc = variant("kubernetes-ha.yaml", t, "ha.yaml", |text| {
+        without_backups(&text).replace("      version: 16\n", "      version: 15\n")
+    });
+    let out = render(&doc, t, "out");
+    let pg_docs = docs(&out.join("kubernetes/postgres.yaml"));
+    let sts = named(&pg_docs, "StatefulSet", "mutuelle-crm-postgres");
+    let pod = &sts["spec"]["template"]["spec"];
+    let container = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "postgres")
+        .unwrap();
+    let argv: Vec<String> = container["command"]
+        .as_array()
+        .expect("Patroni replaces the entrypoint")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let config = named(&pg_docs, "ConfigMap", "mutuelle-crm-postgres-config");
+    let patroni: Value =
+        serde_saphyr::from_str(config["data"]["patroni.yml"].as_str().unwrap()).unwrap();
+    let role_label = patroni["kubernetes"]["role_label"].as_str().unwrap();
+    let service = named(&pg_docs, "Service", "mutuelle-crm-postgres");
+    let primary = service["spec"]["selector"][role_label]
+        .as_str()
+        .expect("the Service selects the primary by Patroni's role label")
+        .to_owned();
+
+    let (port, api) = (free_port().to_string(), free_port().to_string());
+    let mut data = config["data"].clone();
+    for key in ["sync-passwords.sh", "post-bootstrap.sh"] {
+        let v = data[key].as_str().unwrap();
+        data[key] = Value::String(replaced(v, " -p 5432", &format!(" -p {port}")));
+    }
+    let config_maps = BTreeMap::from([("mutuelle-crm-postgres-config".to_owned(), data)]);
+
+    // The Secrets' values: passwords, and the server's certificate for the Service's names and
+    // each member's.
+    let ca = terroir::pki::new_ca("mutuelle-crm").unwrap();
+    let member = "mutuelle-crm-postgres-0.mutuelle-crm-postgres-headless.mutuelle-crm.svc";
+    let names: Vec<String> = [
+        "mutuelle-crm-postgres",
+        "mutuelle-crm-postgres.mutuelle-crm.svc",
+        member,
+    ]
+    .map(String::from)
+    .to_vec();
+    let server_tls =
+        terroir::pki::issue_server("mutuelle-crm", &ca.key_pem, &names, "test").unwrap();
+    let secret_value = |secret: &str, key: &str| -> String {
+        match key {
+            "postgres-password" => SU_PASSWORD.into(),
+            "password" => APP_PASSWORD.into(),
+            "replication-password" => "replication-pass-6d0e2a".into(),
+            "rewind-password" => "rewind-pass-91c3f4".into(),
+            "tls.crt" => server_tls.cert_pem.clone(),
+            "tls.key" => server_tls.key_pem.clone(),
+            "ca.crt" => ca.cert_pem.clone(),
+            _ => {
+                panic!("the postgres container reads {secret}/{key}, which this test does not make")
+            }
+        }
+    };
+    let mut podrun = PodRun::new(
+        t,
+        pod,
+        container,
+        &config_maps,
+        &secret_value,
+        "mutuelle-crm-postgres-0",
+        &format!("127.0.0.1 localhost\n127.0.0.1 {member}\n"),
+    );
+    for (k, v) in &mut podrun.env {
+        if k == "PATRONI_POSTGRESQL_CONNECT_ADDRESS" {
+            *v = replaced(v, &format!("{member}:5432"), &format!("{member}:{port}"));
+        } else if k == "PATRONI_RESTAPI_CONNECT_ADDRESS" {
+            *v = replaced(v, &format!("{member}:8008"), &format!("{member}:{api}"));
+        }
+    }
+
+    // The API server double, with the namespace and the member's pod, labelled as rendered.
+    let server = BackgroundServer::start(Options::default()).unwrap();
+    let kube = t.join("kube");
+    std::fs::create_dir_all(&kube).unwrap();
+    server
+        .write_kubeconfig(&kube.join("config"), "double")
+        .unwrap();
+    for f in [kube.clone(), kube.join("config")] {
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    podrun
+        .mounts
+        .push(format!("{}:/etc/kube-double:ro", kube.display()));
+    for (k, v) in [
+        ("KUBECONFIG", "/etc/kube-double/config".to_owned()),
+        ("PATRONI_KUBERNETES_CONTEXT", "double".to_owned()),
+        ("PATRONI_POSTGRESQL_LISTEN", format!("127.0.0.1:{port}")),
+        ("PATRONI_RESTAPI_LISTEN", format!("127.0.0.1:{api}")),
+    ] {
+        podrun.env.push((k.to_owned(), v));
+    }
+    let url = server.url();
+    let post = |path: &str, body: Value| {
+        ureq::post(&format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+    };
+    post(
+        "/api/v1/namespaces",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mutuelle-crm"}}),
+    );
+    post(
+        "/api/v1/namespaces/mutuelle-crm/pods",
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "mutuelle-crm-postgres-0", "labels": sts["spec"]["template"]["metadata"]["labels"]},
+            "spec": {"containers": [{"name": "postgres", "image": "terroir/postgres"}]}}),
+    );
+
+    let name = format!("terroir-test-patroni-{}", std::process::id());
+    let mut pg = Container::create(&image, &name, &podrun.pgdata_host, true);
+    let log = t.join("patroni.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    pg.server = Some(
+        podrun
+            .command(&name, &args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap(),
+    );
+    let patroni_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Elected, and labelled as the Service selects the primary.
+    eventually(
+        Duration::from_secs(180),
+        "the member labelled primary",
+        || {
+            if let Some(status) = pg.server.as_mut().unwrap().try_wait().unwrap() {
+                panic!("Patroni ended ({status}):\n{}", patroni_log());
+            }
+            let label = server
+                .state()
+                .get("v1", "Pod", Some("mutuelle-crm"), "mutuelle-crm-postgres-0")
+                .and_then(|p| {
+                    p["metadata"]["labels"][role_label]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            (label == primary)
+                .then_some(())
+                .ok_or_else(|| format!("labelled {label:?}\n{}", patroni_log()))
+        },
+    );
+
+    // The application's database (post_bootstrap), over TLS only; the audit role (on_start).
+    let ca_file = t.join("ca.crt");
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    let tls = format!(
+        "host={member} hostaddr=127.0.0.1 port={port} dbname=crm user=crm sslmode=verify-full sslrootcert={}",
+        ca_file.display()
+    );
+    eventually(Duration::from_secs(60), "the audit role made", || {
+        let (ok, said) = common::pg::psql(
+            &tls,
+            APP_PASSWORD,
+            "select count(*) from pg_roles where rolname = 'terroir_auditor'",
+        );
+        (ok && said.trim() == "1")
+            .then_some(())
+            .ok_or_else(|| format!("{said}\n{}", patroni_log()))
+    });
+    let (ok, said) = common::pg::psql(
+        &format!("host=127.0.0.1 port={port} dbname=crm user=crm sslmode=disable"),
+        APP_PASSWORD,
+        "select 1",
+    );
+    assert!(!ok && said.contains("no encryption"), "{said}");
+
+    // Patroni stops PostgreSQL when told to stop.
+    pg.signal("TERM");
+    let mut patroni_run = pg.server.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while patroni_run.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Patroni did not stop:\n{}",
+            patroni_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        patroni_log().contains("database system is shut down"),
+        "{}",
+        patroni_log()
     );
 }
