@@ -9,6 +9,7 @@ mod backups;
 mod chart;
 mod ha;
 mod images_postfix;
+mod images_postgres;
 mod operator;
 mod patroni;
 mod postgres_tls;
