@@ -457,7 +457,6 @@ fn the_postgres_image_runs_the_rendered_pod_tls_only_archiving_and_auditing() {
             &format!("      url: https://{S3_HOST}\n"),
             &format!("      url: https://{S3_HOST}:{s3_port}\n      caCertificate: |\n{indented}"),
         )
-        .replace("      version: 16\n", "      version: 15\n")
         .replace(
             "      sharedBuffers: 1GB\n",
             "      sharedBuffers: 1GB\n      personalTables: [customers]\n",
@@ -846,7 +845,7 @@ fn the_images_patroni_elects_itself_and_labels_its_pod_as_the_service_selects() 
     std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
     let image = build_image();
     let doc = variant("kubernetes-ha.yaml", t, "ha.yaml", |text| {
-        without_backups(&text).replace("      version: 16\n", "      version: 15\n")
+        without_backups(&text)
     });
     let out = render(&doc, t, "out");
     let pg_docs = docs(&out.join("kubernetes/postgres.yaml"));

@@ -51,7 +51,7 @@ fn minimal_variant_manifests_validate_against_kubernetes_1_33() {
     // External database, no backups, no monitoring: the conditional parts must stay valid too.
     let tmp = tempfile::tempdir().unwrap();
     let doc = variant("kubernetes.yaml", tmp.path(), "min.yaml", |t| {
-        t.replace("    database:\n      version: 16\n", "    database:\n      external: {host: pg.mutuelle.example.fr, port: 5432}\n      version: 16\n")
+        t.replace("    database:\n      version: 15\n", "    database:\n      external: {host: pg.mutuelle.example.fr, port: 5432}\n      version: 15\n")
             .replace("    backups:\n      schedule: \"30 2 * * *\"\n      retentionDays: 35\n", "    backups:\n      enabled: false\n")
             .replace("    monitoring:\n      retention: 30d\n      storage: 50Gi\n      alertEmails: [exploitation@mutuelle.example.fr]\n", "    monitoring:\n      enabled: false\n")
     });
@@ -134,7 +134,7 @@ fn the_postgres_image_is_terroirs_with_pgaudit_and_pgbackrest() {
         "{text}"
     );
     assert!(
-        text.contains("image: \"registry.mutuelle.example.fr/terroir/postgres:16-bookworm\""),
+        text.contains("image: \"registry.mutuelle.example.fr/terroir/postgres:15-bookworm\""),
         "the image built from images/postgres/Containerfile"
     );
     assert!(!text.contains("library/postgres"));
