@@ -2,6 +2,7 @@
 
 pub mod crd;
 pub mod diagnostic;
+pub mod image;
 pub mod load;
 pub mod platform;
 pub mod schedule;

@@ -174,10 +174,37 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
     check_security(&mut c, p);
     check_sovereignty(&mut c, &p.spec.sovereignty);
     check_endpoints(&mut c, p);
+    check_images(&mut c, p);
     let mut diags = c.diags;
     diags.sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
     diags.dedup();
     diags
+}
+
+/// `spec.images`: each a reference, its digest (when pinned) SHA-256 in lowercase hexadecimal;
+/// `components.app.image` is held to the same digest rule.
+fn check_images(c: &mut Checker, p: &Platform) {
+    use super::image::{DIGEST_EXPECTED, ImageRef};
+    let app = p.spec.components.app.enabled.then_some((
+        "/spec/components/app/image".to_owned(),
+        p.spec.components.app.image.as_str(),
+    ));
+    let set = p
+        .spec
+        .images
+        .entries()
+        .map(|(k, v)| (format!("/spec/images/{k}"), v));
+    for (pointer, reference) in set.chain(app) {
+        match ImageRef::parse(reference) {
+            Err(e) => c.err(&pointer, format!("image {e}"), DIGEST_EXPECTED),
+            Ok(_) if !pointer.ends_with("/app/image") && !is_image_ref(reference) => c.err(
+                &pointer,
+                format!("`{reference}` is not a container image reference"),
+                "an image such as `terroir/postgres:15-bookworm`, relative to `endpoints.imageRegistry` or starting with a registry host, optionally pinned with `@sha256:<64 hex>`",
+            ),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Patroni's REST API (its standard port): health, role and switchover.
@@ -706,7 +733,7 @@ fn check_components(c: &mut Checker, p: &Platform) {
     let base = "/spec/components";
     if comp.app.enabled {
         let a = &comp.app;
-        if !is_image_ref(&a.image) {
+        if !is_image_ref(&a.image) && super::image::ImageRef::parse(&a.image).is_ok() {
             c.err(
                 &format!("{base}/app/image"),
                 format!("`{}` is not a container image reference", a.image),
