@@ -90,7 +90,7 @@ pub enum Error {
     #[error(transparent)]
     Locate(#[from] crate::policy::locality::locate::LocateError),
     #[error(transparent)]
-    Pin(#[from] crate::document::pin::PinError),
+    Pin(#[from] crate::document::pin::ImagePinError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
     Usage { message: String },

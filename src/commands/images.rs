@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::ImagesCommand;
-use crate::document::pin::{self, Change, Pin, PinError};
+use crate::document::pin::{self, Change, ImagePinError, Pin};
 use crate::error::{Error, ExitStatus};
 use crate::pipeline::images::ImageUse;
 use crate::printer::{Report, Text};
@@ -91,7 +91,7 @@ fn pin_file(path: &Path, pins: &[Pin], dry_run: bool, cx: &Context) -> Result<Pi
         expected.spec.images.set(&p.key, &p.reference);
     }
     if after.platform != expected {
-        return Err(PinError::Unconfined { file: name }.into());
+        return Err(ImagePinError::Unconfined { file: name }.into());
     }
     let diff = similar::TextDiff::from_lines(&text, &edit.text)
         .unified_diff()

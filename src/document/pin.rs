@@ -33,7 +33,7 @@ pub struct Edit {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PinError {
+pub enum ImagePinError {
     #[error("`{0}` is not KEY=REFERENCE@sha256:DIGEST")]
     Syntax(String),
     #[error("unknown image key `{key}`; expected {expected}")]
@@ -67,10 +67,10 @@ pub enum PinError {
 
 impl Pin {
     /// Read `KEY=REFERENCE@sha256:DIGEST`: a known key and a reference pinned by SHA-256.
-    pub fn parse(arg: &str) -> Result<Self, PinError> {
+    pub fn parse(arg: &str) -> Result<Self, ImagePinError> {
         let (key, reference) = arg
             .split_once('=')
-            .ok_or_else(|| PinError::Syntax(arg.to_owned()))?;
+            .ok_or_else(|| ImagePinError::Syntax(arg.to_owned()))?;
         if !Images::KEYS.contains(&key) {
             let mut expected = one_of(&Images::KEYS);
             if key == "app" {
@@ -78,23 +78,23 @@ impl Pin {
             } else if let Some(s) = super::diagnostic::did_you_mean(key, Images::KEYS) {
                 expected = format!("{expected} (did you mean `{s}`?)");
             }
-            return Err(PinError::UnknownKey {
+            return Err(ImagePinError::UnknownKey {
                 key: key.to_owned(),
                 expected,
             });
         }
-        let parsed = ImageRef::parse(reference).map_err(|source| PinError::Digest {
+        let parsed = ImageRef::parse(reference).map_err(|source| ImagePinError::Digest {
             key: key.to_owned(),
             source,
         })?;
         if parsed.sha256.is_none() {
-            return Err(PinError::NotPinned {
+            return Err(ImagePinError::NotPinned {
                 key: key.to_owned(),
                 reference: reference.to_owned(),
             });
         }
         if !is_image_ref(reference) {
-            return Err(PinError::Reference {
+            return Err(ImagePinError::Reference {
                 key: key.to_owned(),
                 reference: reference.to_owned(),
             });
@@ -107,11 +107,11 @@ impl Pin {
 }
 
 /// `text` with every pin written into `spec.images`.
-pub fn pin(file: &str, text: &str, pins: &[Pin]) -> Result<Edit, PinError> {
+pub fn pin(file: &str, text: &str, pins: &[Pin]) -> Result<Edit, ImagePinError> {
     let mut text = text.to_owned();
     let mut changes = Vec::new();
     for p in pins {
-        let (raw, map) = parse_yaml(file, &text).map_err(|d| PinError::Unreadable {
+        let (raw, map) = parse_yaml(file, &text).map_err(|d| ImagePinError::Unreadable {
             file: file.to_owned(),
             first: d.first().map(ToString::to_string).unwrap_or_default(),
         })?;
@@ -170,7 +170,7 @@ fn write_one(
     raw: &serde_json::Value,
     map: &SourceMap,
     p: &Pin,
-) -> Result<String, PinError> {
+) -> Result<String, ImagePinError> {
     let ending = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out: Vec<String> = lines(text).into_iter().map(str::to_owned).collect();
     if let Some(last) = out.last_mut()
@@ -178,7 +178,7 @@ fn write_one(
     {
         last.push_str(ending);
     }
-    let layout = |pos: Pos, what: &str, expected: &'static str| PinError::Layout {
+    let layout = |pos: Pos, what: &str, expected: &'static str| ImagePinError::Layout {
         file: file.to_owned(),
         pos,
         what: what.to_owned(),
@@ -361,20 +361,23 @@ mod tests {
         let doc = "spec:\n  images: {grafana: x}\n";
         assert!(matches!(
             pin("d.yaml", doc, &[pin_of("postgres", "terroir/postgres")]),
-            Err(PinError::Layout { .. })
+            Err(ImagePinError::Layout { .. })
         ));
         assert!(matches!(
             Pin::parse(&format!("postgre=terroir/postgres@sha256:{HEX}")),
-            Err(PinError::UnknownKey { expected, .. }) if expected.contains("did you mean `postgres`")
+            Err(ImagePinError::UnknownKey { expected, .. }) if expected.contains("did you mean `postgres`")
         ));
         assert!(matches!(
             Pin::parse("postgres=terroir/postgres:15"),
-            Err(PinError::NotPinned { .. })
+            Err(ImagePinError::NotPinned { .. })
         ));
         assert!(matches!(
             Pin::parse("postgres=terroir/postgres@sha256:ABC"),
-            Err(PinError::Digest { .. })
+            Err(ImagePinError::Digest { .. })
         ));
-        assert!(matches!(Pin::parse("postgres"), Err(PinError::Syntax(_))));
+        assert!(matches!(
+            Pin::parse("postgres"),
+            Err(ImagePinError::Syntax(_))
+        ));
     }
 }

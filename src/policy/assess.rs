@@ -182,7 +182,8 @@ pub fn assess(
         findings.extend(plan(path, &v)?);
     }
     if let Some(live) = &checks.live {
-        findings.extend(live_findings(document, p, &v, live)?);
+        let images = crate::pipeline::images::inventory(&resolved);
+        findings.extend(live_findings(document, p, &v, live, &images)?);
     }
     let report = Report::new(&p.metadata.name, findings);
     Ok(Assessed {
@@ -218,6 +219,7 @@ fn live_findings(
     p: &Platform,
     v: &Verifier,
     live: &Live,
+    images: &[crate::pipeline::images::ImageUse],
 ) -> Result<Vec<Finding>, AssessError> {
     match &p.spec.target {
         Target::Kubernetes(k) => live.runtime.block_on(async {
@@ -226,9 +228,15 @@ fn live_findings(
                 .await
                 .map_err(AssessError::Connect)?;
             let declared_operator = k.location.as_ref().and_then(|l| l.operator.as_deref());
-            live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
+            let mut findings = live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
                 .await
-                .map_err(AssessError::Cluster)
+                .map_err(AssessError::Cluster)?;
+            findings.extend(
+                super::digests::kubernetes(&conn.client, &k.namespace, images)
+                    .await
+                    .map_err(AssessError::Cluster)?,
+            );
+            Ok(findings)
         }),
         Target::Baremetal(b) => Ok(hostfacts::verify_hosts(document, b, p, v)),
         Target::Secnumcloud(_) => Err(AssessError::LiveOnCloud),
