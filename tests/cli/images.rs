@@ -1,5 +1,6 @@
 //! `terroir images list|pin` and what pinning by digest does to a render: the digest reaches every
-//! manifest that runs the image, and pinning edits nothing of the document but `spec.images`.
+//! manifest that runs the image and to the image inventory, and pinning edits nothing of the
+//! document but `spec.images`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -186,4 +187,13 @@ fn render_keeps_the_digest_in_every_manifest() {
     let resolved: serde_json::Value =
         serde_json::from_slice(&tree["platform.resolved.json"]).unwrap();
     assert_eq!(resolved["images"]["postgres"], postgres);
+    // the image inventory of the dependency report says which are pinned
+    let deps = String::from_utf8_lossy(&tree["sovereignty/dependencies.md"]).into_owned();
+    assert!(
+        deps.contains(&format!("| postgres | `{postgres}` | by digest |"))
+            && deps.contains(
+                "| grafana | `registry.mutuelle.example.fr/grafana/grafana-oss:12.1.1` | tag only |"
+            ),
+        "{deps}"
+    );
 }
