@@ -108,8 +108,14 @@ fn pin_file(path: &Path, pins: &[Pin], dry_run: bool, cx: &Context) -> Result<Pi
     })
 }
 
-/// Replace `path` with `bytes` in one rename, keeping its permissions.
+/// Replace `path` with `bytes` in one rename, keeping its permissions; a symbolic link keeps
+/// pointing at the file it names, which is the one replaced.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let real = std::fs::canonicalize(path).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    let path = real.as_path();
     let werr = |source| Error::Write {
         path: path.to_owned(),
         source,

@@ -1,6 +1,6 @@
 //! `terroir images list|pin` and what pinning by digest does to a render: the digest reaches every
-//! manifest that runs the image and to the image inventory, and pinning edits nothing of the
-//! document but `spec.images`.
+//! manifest that runs the image and the image inventory; pinning edits nothing of the document but
+//! `spec.images`.
 
 #![allow(clippy::unwrap_used)]
 
