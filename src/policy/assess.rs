@@ -182,8 +182,11 @@ pub fn assess(
         findings.extend(plan(path, &v)?);
     }
     if let Some(live) = &checks.live {
-        let images = crate::pipeline::images::inventory(&resolved);
-        findings.extend(live_findings(document, p, &v, live, &images)?);
+        let pinned = Pinned {
+            images: crate::pipeline::images::inventory(&resolved),
+            tree: &tree,
+        };
+        findings.extend(live_findings(document, p, &v, live, &pinned)?);
     }
     let report = Report::new(&p.metadata.name, findings);
     Ok(Assessed {
@@ -213,13 +216,19 @@ fn plan(path: &Path, v: &Verifier) -> Result<Vec<Finding>, AssessError> {
     })
 }
 
+/// The images the platform runs and the tree that says where its pods run.
+struct Pinned<'a> {
+    images: Vec<crate::pipeline::images::ImageUse>,
+    tree: &'a RenderedTree,
+}
+
 /// What the running target shows, judged.
 fn live_findings(
     document: &Path,
     p: &Platform,
     v: &Verifier,
     live: &Live,
-    images: &[crate::pipeline::images::ImageUse],
+    pinned: &Pinned,
 ) -> Result<Vec<Finding>, AssessError> {
     match &p.spec.target {
         Target::Kubernetes(k) => live.runtime.block_on(async {
@@ -231,8 +240,12 @@ fn live_findings(
             let mut findings = live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
                 .await
                 .map_err(AssessError::Cluster)?;
+            let manifests =
+                crate::deploy::kubernetes::manifests(pinned.tree).map_err(AssessError::Cluster)?;
+            let mut namespaces = super::digests::workload_namespaces(&manifests);
+            namespaces.insert(k.namespace.clone());
             findings.extend(
-                super::digests::kubernetes(&conn.client, &k.namespace, images)
+                super::digests::kubernetes(&conn.client, &namespaces, &pinned.images)
                     .await
                     .map_err(AssessError::Cluster)?,
             );

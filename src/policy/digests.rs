@@ -1,12 +1,14 @@
 //! Whether the cluster's pods run the images the document pins: each container's `imageID`
 //! (the digest the runtime pulled) compared with the pinned digest, for `terroir verify --live`.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
 use super::locality::verify::{Finding, Verdict};
-use crate::deploy::kubernetes::ClusterError;
+use crate::deploy::kubernetes::{ClusterError, Manifest};
 use crate::document::image::running_sha256;
 use crate::pipeline::images::ImageUse;
 
@@ -42,7 +44,10 @@ pub fn judge(pods: &[Pod], images: &[ImageUse]) -> Vec<Finding> {
         return out;
     }
     for pod in pods {
-        let name = pod.name_any();
+        let name = match pod.namespace() {
+            Some(ns) => format!("{ns}/{}", pod.name_any()),
+            None => pod.name_any(),
+        };
         let Some(spec) = &pod.spec else { continue };
         let status = pod.status.as_ref();
         let statuses: Vec<_> = status
@@ -108,18 +113,35 @@ pub fn judge(pods: &[Pod], images: &[ImageUse]) -> Vec<Finding> {
     out
 }
 
-/// The platform's pods in `namespace`, judged against the pinned images.
+/// The namespaces where the rendered manifests run pods (the node exporters have their own).
+pub fn workload_namespaces(manifests: &[Manifest]) -> BTreeSet<String> {
+    manifests
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.gvk.kind.as_str(),
+                "Deployment" | "StatefulSet" | "DaemonSet" | "CronJob" | "Job" | "Pod"
+            )
+        })
+        .filter_map(|m| m.namespace.clone())
+        .collect()
+}
+
+/// The platform's pods in `namespaces`, judged against the pinned images.
 pub async fn kubernetes(
     client: &Client,
-    namespace: &str,
+    namespaces: &BTreeSet<String>,
     images: &[ImageUse],
 ) -> Result<Vec<Finding>, ClusterError> {
     if !images.iter().any(|i| i.pinned) {
         return Ok(Vec::new());
     }
-    let pods =
-        super::locality::live::list(Api::<Pod>::namespaced(client.clone(), namespace), "pods")
-            .await?;
+    let mut pods = Vec::new();
+    for ns in namespaces {
+        pods.extend(
+            super::locality::live::list(Api::<Pod>::namespaced(client.clone(), ns), "pods").await?,
+        );
+    }
     Ok(judge(&pods, images))
 }
 
@@ -176,7 +198,11 @@ mod tests {
             &pinned(),
         );
         assert_eq!(other[0].verdict, Verdict::Fail);
-        assert!(other[0].subject.contains("pod db-0 container postgres"));
+        assert!(
+            other[0].subject.contains("pod db-0 container postgres"),
+            "{}",
+            other[0].subject
+        );
         assert!(other[0].observed.contains(B) && other[0].observed.contains(A));
         // a pod left from before the pin, by tag, is judged on its repository
         let old = judge(

@@ -510,7 +510,9 @@ fn live_kubernetes_pods_run_the_pinned_digests() {
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig, "prod-paris").unwrap();
     let doc = variant("kubernetes.yaml", dir.path(), "pinned.yaml", |t| {
-        format!("{t}  images:\n    postgres: terroir/postgres:16-bookworm@sha256:{pinned}\n")
+        format!(
+            "{t}  images:\n    postgres: terroir/postgres:16-bookworm@sha256:{pinned}\n    nodeExporter: prom/node-exporter:v1.9.1@sha256:{pinned}\n"
+        )
     });
     let image =
         format!("registry.mutuelle.example.fr/terroir/postgres:16-bookworm@sha256:{pinned}");
@@ -552,10 +554,16 @@ fn live_kubernetes_pods_run_the_pinned_digests() {
     let (code, report, stderr) = verify(&doc, &["--live", "--no-dns", "--kubeconfig", kc]);
     assert_eq!(code, 2, "another digest fails: {stderr}\n{report:#}");
     assert_eq!(
-        verdicts(&report, "pod mutuelle-crm-postgres-0 container postgres"),
+        verdicts(
+            &report,
+            "pod mutuelle-crm/mutuelle-crm-postgres-0 container postgres"
+        ),
         ["pass"]
     );
-    let failing = findings(&report, "pod mutuelle-crm-postgres-1 container postgres");
+    let failing = findings(
+        &report,
+        "pod mutuelle-crm/mutuelle-crm-postgres-1 container postgres",
+    );
     assert_eq!(failing.len(), 1, "{report:#}");
     assert_eq!(failing[0]["verdict"], "fail");
     assert_eq!(failing[0]["basis"], "live");
@@ -563,5 +571,26 @@ fn live_kubernetes_pods_run_the_pinned_digests() {
     assert!(
         said.contains(&format!("sha256:{other}")) && said.contains(&format!("sha256:{pinned}")),
         "the running and the pinned digest: {said}"
+    );
+
+    // the node exporters run in a namespace of their own, which is read too
+    let exporter =
+        format!("registry.mutuelle.example.fr/prom/node-exporter:v1.9.1@sha256:{pinned}");
+    post_with_status(
+        &server,
+        "/api/v1/namespaces/mutuelle-crm-node-exporter/pods",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-exporter-x1"},
+               "spec": {"containers": [{"name": "node-exporter", "image": exporter}]},
+               "status": {"phase": "Running", "containerStatuses": [
+                   {"name": "node-exporter", "image": exporter, "imageID": format!("sha256:{other}"), "ready": true, "restartCount": 0}]}}),
+    );
+    let (_, report, _) = verify(&doc, &["--live", "--no-dns", "--kubeconfig", kc]);
+    assert_eq!(
+        verdicts(
+            &report,
+            "pod mutuelle-crm-node-exporter/node-exporter-x1 container node-exporter"
+        ),
+        ["fail"],
+        "{report:#}"
     );
 }
