@@ -121,6 +121,17 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether `reference`'s digest, if any, is SHA-256 in 64 lowercase hex; else says so.
+    fn image_digest(&mut self, pointer: &str, reference: &str) -> bool {
+        match super::image::ImageRef::parse(reference) {
+            Ok(_) => true,
+            Err(e) => {
+                self.err(pointer, format!("image {e}"), super::image::DIGEST_EXPECTED);
+                false
+            }
+        }
+    }
+
     fn resources(&mut self, pointer: &str, r: &Resources) {
         self.cpu(&format!("{pointer}/cpu"), &r.cpu);
         self.size(&format!("{pointer}/memory"), &r.memory);
@@ -184,26 +195,20 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
 /// `spec.images`: each a reference, its digest (when pinned) SHA-256 in lowercase hexadecimal;
 /// `components.app.image` is held to the same digest rule.
 fn check_images(c: &mut Checker, p: &Platform) {
-    use super::image::{DIGEST_EXPECTED, ImageRef};
-    let app = p.spec.components.app.enabled.then_some((
-        "/spec/components/app/image".to_owned(),
-        p.spec.components.app.image.as_str(),
-    ));
-    let set = p
-        .spec
-        .images
-        .entries()
-        .map(|(k, v)| (format!("/spec/images/{k}"), v));
-    for (pointer, reference) in set.chain(app) {
-        match ImageRef::parse(reference) {
-            Err(e) => c.err(&pointer, format!("image {e}"), DIGEST_EXPECTED),
-            Ok(_) if !pointer.ends_with("/app/image") && !is_image_ref(reference) => c.err(
+    for (key, reference) in p.spec.images.entries() {
+        let pointer = format!("/spec/images/{key}");
+        if c.image_digest(&pointer, reference) && !is_image_ref(reference) {
+            c.err(
                 &pointer,
                 format!("`{reference}` is not a container image reference"),
                 "an image such as `terroir/postgres:15-bookworm`, relative to `endpoints.imageRegistry` or starting with a registry host, optionally pinned with `@sha256:<64 hex>`",
-            ),
-            Ok(_) => {}
+            );
         }
+    }
+    // the rest of the application's reference is checked with the components
+    let app = &p.spec.components.app;
+    if app.enabled {
+        c.image_digest("/spec/components/app/image", &app.image);
     }
 }
 
