@@ -26,6 +26,7 @@
 
 pub mod drill;
 pub mod export;
+pub mod inventory;
 pub mod pgdump;
 pub mod restore;
 

@@ -8,6 +8,8 @@ mod apply;
 mod backups;
 mod chart;
 mod ha;
+mod images_postfix;
+mod images_postgres;
 mod operator;
 mod patroni;
 mod postgres_tls;
