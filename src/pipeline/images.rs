@@ -22,15 +22,6 @@ pub struct ImageUse {
     pub sha256: Option<String>,
 }
 
-impl ImageUse {
-    /// The reference without its digest (`registry/repo:tag`).
-    pub fn name(&self) -> &str {
-        self.reference
-            .split_once('@')
-            .map_or(self.reference.as_str(), |(n, _)| n)
-    }
-}
-
 /// Every image of the platform: the blueprint's by key, then the application's when enabled.
 pub fn inventory(resolved: &ResolvedPlatform) -> Vec<ImageUse> {
     let app = &resolved.components.app;
