@@ -89,6 +89,8 @@ pub enum Error {
     Assess(#[from] crate::policy::assess::AssessError),
     #[error(transparent)]
     Locate(#[from] crate::policy::locality::locate::LocateError),
+    #[error(transparent)]
+    Pin(#[from] crate::document::pin::ImagePinError),
     /// The command line asks for something that cannot be done as asked.
     #[error("{message}")]
     Usage { message: String },
@@ -112,7 +114,9 @@ impl Error {
 
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Document(_) | Error::Blueprint(_) | Error::Usage { .. } => ExitStatus::Invalid,
+            Error::Document(_) | Error::Blueprint(_) | Error::Usage { .. } | Error::Pin(_) => {
+                ExitStatus::Invalid
+            }
             // the document, its blueprint or the output directory: what the user gave
             Error::Render(_) => ExitStatus::Invalid,
             Error::Deploy(e) => e.exit_status(),
@@ -166,6 +170,7 @@ impl Error {
             Error::Assess(e) => e.kind(),
             Error::Locate(e) => e.kind(),
             Error::Smoke(_) => "smoke-app",
+            Error::Pin(_) => "images",
             Error::Operator(_) => "operator",
             Error::Key(_) => "key",
             Error::Usage { .. } => "usage",

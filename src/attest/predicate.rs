@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::document::{Platform, Qualification, Target};
+use crate::pipeline::images::ImageUse;
 use crate::pipeline::render::RenderedTree;
 use crate::policy::locality::catalog::Catalog as Providers;
 use crate::policy::locality::verify::{Finding, Report, Verdict};
@@ -18,6 +19,29 @@ pub fn subjects(tree: &RenderedTree) -> Vec<Value> {
         .iter()
         .map(|(name, bytes)| json!({"name": name, "digest": {"sha256": sha256_hex(bytes)}}))
         .collect()
+}
+
+/// Every image pinned by digest as an in-toto subject (name: the reference pulled), when the
+/// target runs containers. An image referenced by tag only is no subject: no digest is invented.
+pub fn image_subjects(images: &[ImageUse]) -> Vec<Value> {
+    images
+        .iter()
+        .filter_map(|i| {
+            let hex = i.sha256.as_deref()?;
+            Some(json!({"name": i.reference, "digest": {"sha256": hex}}))
+        })
+        .collect()
+}
+
+/// The predicate's account of the images: those whose digest is a subject, and those
+/// referenced by tag only (what ran under that tag is not attested).
+pub fn images(images: &[ImageUse]) -> Value {
+    let (pinned, tag_only): (Vec<&ImageUse>, Vec<&ImageUse>) =
+        images.iter().partition(|i| i.pinned);
+    json!({
+        "pinned": pinned.iter().map(|i| json!({"key": i.key, "reference": i.reference, "sha256": i.sha256})).collect::<Vec<_>>(),
+        "tagOnly": tag_only.iter().map(|i| json!({"key": i.key, "reference": i.reference})).collect::<Vec<_>>(),
+    })
 }
 
 /// A bare-metal host's declared location (`host NAME location`), not its qualifications.

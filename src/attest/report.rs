@@ -603,6 +603,20 @@ fn security_items(predicate: &Value) -> Option<Vec<(&'static str, String, Vec<St
 /// The continuity drill the attestation cites (`predicate.continuity`): a line saying what was
 /// drilled and how it ended, and per claim its name, dependency, declared degraded mode,
 /// verdict and times.
+/// The images as the predicate lists them: (pinned, by tag only), each line `key: reference`.
+fn image_items(predicate: &Value) -> Option<(Vec<String>, Vec<String>)> {
+    let images = predicate.get("images")?;
+    let lines = |key: &str| -> Vec<String> {
+        list(images, key)
+            .iter()
+            .map(|i| format!("{}: {}", field(i, "key"), field(i, "reference")))
+            .collect()
+    };
+    Some((lines("pinned"), lines("tagOnly")))
+}
+
+const IMAGES_INTRO: &str = "Images pinned by digest are subjects of this attestation: what ran is the image with that digest. Images referenced by tag only are not: a tag can move, so what ran under it is not attested.";
+
 fn continuity_items(predicate: &Value) -> Option<(String, Vec<[String; 5]>)> {
     let c = predicate.get("continuity")?;
     let claims = list(c, "claims");
@@ -858,6 +872,26 @@ pub fn markdown(predicate: &Value) -> String {
             line(&mut o, &format!("- **{label}**: {}", md(&text)));
             for sub in subs {
                 line(&mut o, &format!("  - {}", md(&sub)));
+            }
+        }
+        line(&mut o, "");
+    }
+
+    if let Some((pinned, tag_only)) = image_items(predicate) {
+        line(&mut o, "## Images");
+        line(&mut o, "");
+        line(&mut o, IMAGES_INTRO);
+        line(&mut o, "");
+        for (label, items) in [("Pinned by digest", &pinned), ("By tag only", &tag_only)] {
+            line(
+                &mut o,
+                &format!(
+                    "- **{label}**:{}",
+                    if items.is_empty() { " none" } else { "" }
+                ),
+            );
+            for i in items {
+                line(&mut o, &format!("  - {}", md(i)));
             }
         }
         line(&mut o, "");
@@ -1301,6 +1335,29 @@ pub fn html(predicate: &Value) -> String {
                 )
             };
             push(&mut o, &format!("<li>{label}: {}{subs}</li>", esc(&text)));
+        }
+        push(&mut o, "</ul>");
+        push(&mut o, "</section>");
+    }
+
+    if let Some((pinned, tag_only)) = image_items(predicate) {
+        push(&mut o, "<section>");
+        push(&mut o, "<h2>Images</h2>");
+        push(&mut o, &format!("<p>{}</p>", esc(IMAGES_INTRO)));
+        push(&mut o, "<ul class=\"kv\">");
+        for (label, items) in [("Pinned by digest", &pinned), ("By tag only", &tag_only)] {
+            let inner: String = if items.is_empty() {
+                "none".to_owned()
+            } else {
+                format!(
+                    "<ul>{}</ul>",
+                    items
+                        .iter()
+                        .map(|i| format!("<li>{}</li>", esc(i)))
+                        .collect::<String>()
+                )
+            };
+            push(&mut o, &format!("<li>{label}: {inner}</li>"));
         }
         push(&mut o, "</ul>");
         push(&mut o, "</section>");

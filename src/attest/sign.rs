@@ -223,6 +223,11 @@ pub fn sign(
         pred["security"]["publicCertificate"] = public;
     }
     let mut subjects = predicate::subjects(&assessed.tree);
+    if p.spec.target.on_kubernetes() {
+        let images = crate::pipeline::images::inventory(&assessed.resolved);
+        subjects.extend(predicate::image_subjects(&images));
+        pred["images"] = predicate::images(&images);
+    }
     for e in evidence {
         subjects.extend(e.subjects);
         pred[e.key] = e.summary;

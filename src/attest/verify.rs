@@ -114,6 +114,12 @@ pub fn verify(
     })
 }
 
+/// An image pinned by digest (`registry/repo:tag@sha256:…`), a subject no rendered file is.
+fn is_image(name: &str) -> bool {
+    name.contains('@')
+        && crate::document::image::ImageRef::parse(name).is_ok_and(|r| r.sha256.is_some())
+}
+
 /// Name -> SHA-256 of the statement's subjects that are files of the rendered tree (live
 /// subjects, `kubernetes://...` or `host://...`, describe the target).
 fn rendered_subjects(statement: &Value) -> BTreeMap<String, String> {
@@ -127,7 +133,7 @@ fn rendered_subjects(statement: &Value) -> BTreeMap<String, String> {
                         s["digest"]["sha256"].as_str()?.to_owned(),
                     ))
                 })
-                .filter(|(name, _)| !name.contains("://"))
+                .filter(|(name, _)| !name.contains("://") && !is_image(name))
                 .collect()
         })
         .unwrap_or_default()

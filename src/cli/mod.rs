@@ -8,10 +8,12 @@ mod secrets;
 pub use secrets::{RotateArgs, SecretsCommand};
 mod audit;
 mod backup;
+mod images;
 pub use audit::{AuditArgs, AuditSource};
 pub use backup::{
     BackupCmd, BackupListArgs, BackupNowArgs, BackupRestoreArgs, BackupType, ClusterArgs,
 };
+pub use images::ImagesCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -217,6 +219,9 @@ pub enum Command {
     /// list, rotate, set, seal with age (spec.secrets.recipients), keygen.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// The platform's container images: list them, or pin them by digest in the document.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// List the available blueprints and their parameters.
     Blueprints,
     /// Print a shell completion script.

@@ -52,6 +52,17 @@ pub fn run(args: &AttestArgs, cx: &Context) -> Result<ExitStatus, Error> {
         args.format == AttestFormat::Oscal,
     )?;
     let grid = &attestation.predicate["grid"];
+    let references = |list: &str| -> Vec<String> {
+        attestation.predicate["images"][list]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["reference"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (pinned, tag_only) = (references("pinned"), references("tagOnly"));
     cx.printer.report(&Signed {
         attestation: written.attestation.clone(),
         report: ReportFiles {
@@ -60,7 +71,9 @@ pub fn run(args: &AttestArgs, cx: &Context) -> Result<ExitStatus, Error> {
         },
         ropa: written.ropa.clone(),
         oscal: written.oscal.clone(),
-        subjects: assessed.tree.files.len(),
+        subjects: assessed.tree.files.len() + pinned.len(),
+        pinned_images: pinned,
+        tag_only_images: tag_only,
         verdict: assessed.report.verdict,
         score: Score {
             total: grid["total"].clone(),
@@ -96,8 +109,12 @@ struct Signed {
     report: ReportFiles,
     ropa: PathBuf,
     oscal: Option<PathBuf>,
-    /// Rendered files attested.
+    /// Rendered files and pinned images attested.
     subjects: usize,
+    /// Images whose digest is a subject.
+    pinned_images: Vec<String>,
+    /// Images referenced by tag only: what ran under the tag is not attested.
+    tag_only_images: Vec<String>,
     verdict: Verdict,
     score: Score,
     key_id: Option<String>,
@@ -126,6 +143,21 @@ impl Report for Signed {
             "record of processing activities (draft) {}",
             self.ropa.display()
         )?;
+        if !self.pinned_images.is_empty() {
+            writeln!(
+                out,
+                "{} image{} attested by digest",
+                self.pinned_images.len(),
+                crate::text::plural(self.pinned_images.len())
+            )?;
+        }
+        if !self.tag_only_images.is_empty() {
+            writeln!(
+                out,
+                "referenced by tag only, no digest attested (pin them with `terroir images pin`): {}",
+                self.tag_only_images.join(", ")
+            )?;
+        }
         if let Some(oscal) = &self.oscal {
             writeln!(out, "OSCAL assessment results {}", oscal.display())?;
         }

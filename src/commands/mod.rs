@@ -17,6 +17,7 @@ pub(crate) mod deploy;
 mod drill;
 mod export;
 mod geodata;
+mod images;
 mod keygen;
 mod locate;
 mod operator;
@@ -85,6 +86,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Drill(args) => drill::run(&args, &cx),
         Command::Keygen { out } => keygen::run(&out, &cx),
         Command::Attest(args) => attest::run(&args, &cx),
+        Command::Images(cmd) => images::run(cmd, &cx),
         Command::Blueprints => blueprints::run(&cx),
         Command::SmokeApp => smoke_app::run(),
         Command::Completions { shell } => completions::completions(shell, &cx),

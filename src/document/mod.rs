@@ -2,7 +2,9 @@
 
 pub mod crd;
 pub mod diagnostic;
+pub mod image;
 pub mod load;
+pub mod pin;
 pub mod platform;
 pub mod schedule;
 pub mod schema;

@@ -79,6 +79,12 @@ pub struct PlatformSpec {
     /// The audit trail: how long the hosts keep it.
     #[serde(default, skip_serializing_if = "AuditSpec::is_default")]
     pub audit: AuditSpec,
+    /// Image references replacing the blueprint's, by its image keys; pinned by digest
+    /// (`terroir/postgres:15-bookworm@sha256:…`) they say exactly what runs. Relative to
+    /// `endpoints.imageRegistry`, or absolute when they start with a registry host. The
+    /// application's image is `components.app.image`.
+    #[serde(default, skip_serializing_if = "Images::is_empty")]
+    pub images: Images,
 }
 
 /// The operator-side secret store.
@@ -94,6 +100,99 @@ pub struct SecretsSpec {
 impl SecretsSpec {
     pub fn is_default(&self) -> bool {
         *self == SecretsSpec::default()
+    }
+}
+
+/// The references that replace the blueprint's images, one optional key per image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Images {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_exporter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postfix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postfix_exporter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_exporter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_exporter: Option<String>,
+}
+
+impl Images {
+    /// The keys as the document writes them (the blueprint's image keys).
+    pub const KEYS: [&'static str; 9] = [
+        "postgres",
+        "postgresExporter",
+        "postfix",
+        "postfixExporter",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "nodeExporter",
+        "backupExporter",
+    ];
+
+    pub fn is_empty(&self) -> bool {
+        *self == Images::default()
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key {
+            "postgres" => &mut self.postgres,
+            "postgresExporter" => &mut self.postgres_exporter,
+            "postfix" => &mut self.postfix,
+            "postfixExporter" => &mut self.postfix_exporter,
+            "prometheus" => &mut self.prometheus,
+            "alertmanager" => &mut self.alertmanager,
+            "grafana" => &mut self.grafana,
+            "nodeExporter" => &mut self.node_exporter,
+            "backupExporter" => &mut self.backup_exporter,
+            _ => return None,
+        })
+    }
+
+    /// The reference set for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The references set, by key, in the order of `KEYS`.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let values = [
+            &self.postgres,
+            &self.postgres_exporter,
+            &self.postfix,
+            &self.postfix_exporter,
+            &self.prometheus,
+            &self.alertmanager,
+            &self.grafana,
+            &self.node_exporter,
+            &self.backup_exporter,
+        ];
+        Self::KEYS
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    }
+
+    /// Set `key` to `reference`; `false` when the key is not one of `KEYS`.
+    pub fn set(&mut self, key: &str, reference: &str) -> bool {
+        match self.slot(key) {
+            Some(slot) => {
+                *slot = Some(reference.to_owned());
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -121,6 +121,17 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether `reference`'s digest, if any, is SHA-256 in 64 lowercase hex; else says so.
+    fn image_digest(&mut self, pointer: &str, reference: &str) -> bool {
+        match super::image::ImageRef::parse(reference) {
+            Ok(_) => true,
+            Err(e) => {
+                self.err(pointer, format!("image {e}"), super::image::DIGEST_EXPECTED);
+                false
+            }
+        }
+    }
+
     fn resources(&mut self, pointer: &str, r: &Resources) {
         self.cpu(&format!("{pointer}/cpu"), &r.cpu);
         self.size(&format!("{pointer}/memory"), &r.memory);
@@ -174,10 +185,31 @@ pub fn semantic(file: &str, p: &Platform, map: &SourceMap) -> Vec<Diagnostic> {
     check_security(&mut c, p);
     check_sovereignty(&mut c, &p.spec.sovereignty);
     check_endpoints(&mut c, p);
+    check_images(&mut c, p);
     let mut diags = c.diags;
     diags.sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
     diags.dedup();
     diags
+}
+
+/// `spec.images`: each a reference, its digest (when pinned) SHA-256 in lowercase hexadecimal;
+/// `components.app.image` is held to the same digest rule.
+fn check_images(c: &mut Checker, p: &Platform) {
+    for (key, reference) in p.spec.images.entries() {
+        let pointer = format!("/spec/images/{key}");
+        if c.image_digest(&pointer, reference) && !is_image_ref(reference) {
+            c.err(
+                &pointer,
+                format!("`{reference}` is not a container image reference"),
+                "an image such as `terroir/postgres:15-bookworm`, relative to `endpoints.imageRegistry` or starting with a registry host, optionally pinned with `@sha256:<64 hex>`",
+            );
+        }
+    }
+    // the rest of the application's reference is checked with the components
+    let app = &p.spec.components.app;
+    if app.enabled {
+        c.image_digest("/spec/components/app/image", &app.image);
+    }
 }
 
 /// Patroni's REST API (its standard port): health, role and switchover.
@@ -706,7 +738,7 @@ fn check_components(c: &mut Checker, p: &Platform) {
     let base = "/spec/components";
     if comp.app.enabled {
         let a = &comp.app;
-        if !is_image_ref(&a.image) {
+        if !is_image_ref(&a.image) && super::image::ImageRef::parse(&a.image).is_ok() {
             c.err(
                 &format!("{base}/app/image"),
                 format!("`{}` is not a container image reference", a.image),

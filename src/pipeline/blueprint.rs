@@ -295,6 +295,20 @@ impl Blueprint {
             out.entry(key.clone())
                 .or_insert_with(|| decl.default.clone());
         }
+        // the document's schema knows every image key; this blueprint may use fewer
+        for (key, _) in loaded.platform.spec.images.entries() {
+            if !self.images.contains_key(key) {
+                let ptr = format!("/spec/images/{key}");
+                let names: Vec<&str> = self.images.keys().map(String::as_str).collect();
+                diags.push(Diagnostic::new(
+                    &loaded.file,
+                    loaded.source_map.key(&ptr),
+                    &crate::document::diagnostic::dotted(&ptr),
+                    format!("blueprint `{}` has no image `{key}`", self.name),
+                    format!("an image of the blueprint: {}", one_of(&names)),
+                ));
+            }
+        }
         if diags.is_empty() {
             Ok(out)
         } else {

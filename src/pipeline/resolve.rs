@@ -543,12 +543,13 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
     let registry = endpoints.image_registry.host.clone();
     let mut images = BTreeMap::new();
     for (key, path) in &bp.images {
+        let reference = match p.spec.images.get(key) {
+            Some(set) => set.to_owned(),
+            None => path.replace("{pgVersion}", &c.database.version.to_string()),
+        };
         images.insert(
             key.clone(),
-            format!(
-                "{registry}/{}",
-                path.replace("{pgVersion}", &c.database.version.to_string())
-            ),
+            crate::document::image::absolute(&registry, &reference),
         );
     }
 

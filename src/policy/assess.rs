@@ -182,7 +182,11 @@ pub fn assess(
         findings.extend(plan(path, &v)?);
     }
     if let Some(live) = &checks.live {
-        findings.extend(live_findings(document, p, &v, live)?);
+        let pinned = Pinned {
+            images: crate::pipeline::images::inventory(&resolved),
+            tree: &tree,
+        };
+        findings.extend(live_findings(document, p, &v, live, &pinned)?);
     }
     let report = Report::new(&p.metadata.name, findings);
     Ok(Assessed {
@@ -212,12 +216,19 @@ fn plan(path: &Path, v: &Verifier) -> Result<Vec<Finding>, AssessError> {
     })
 }
 
+/// The images the platform runs and the tree that says where its pods run.
+struct Pinned<'a> {
+    images: Vec<crate::pipeline::images::ImageUse>,
+    tree: &'a RenderedTree,
+}
+
 /// What the running target shows, judged.
 fn live_findings(
     document: &Path,
     p: &Platform,
     v: &Verifier,
     live: &Live,
+    pinned: &Pinned,
 ) -> Result<Vec<Finding>, AssessError> {
     match &p.spec.target {
         Target::Kubernetes(k) => live.runtime.block_on(async {
@@ -226,9 +237,19 @@ fn live_findings(
                 .await
                 .map_err(AssessError::Connect)?;
             let declared_operator = k.location.as_ref().and_then(|l| l.operator.as_deref());
-            live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
+            let mut findings = live::kubernetes(&conn.client, &k.namespace, declared_operator, v)
                 .await
-                .map_err(AssessError::Cluster)
+                .map_err(AssessError::Cluster)?;
+            let manifests =
+                crate::deploy::kubernetes::manifests(pinned.tree).map_err(AssessError::Cluster)?;
+            let mut namespaces = super::digests::workload_namespaces(&manifests);
+            namespaces.insert(k.namespace.clone());
+            findings.extend(
+                super::digests::kubernetes(&conn.client, &namespaces, &pinned.images)
+                    .await
+                    .map_err(AssessError::Cluster)?,
+            );
+            Ok(findings)
         }),
         Target::Baremetal(b) => Ok(hostfacts::verify_hosts(document, b, p, v)),
         Target::Secnumcloud(_) => Err(AssessError::LiveOnCloud),

@@ -3,6 +3,7 @@
 //! sovereignty assessments rendered with the platform.
 
 pub mod assess;
+pub mod digests;
 pub mod gate;
 pub mod locality;
 pub mod sovereignty;

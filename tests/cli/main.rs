@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod continuity;
+mod images;
 mod malformed;
 mod native_configs;
 mod render;

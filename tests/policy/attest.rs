@@ -218,6 +218,64 @@ fn an_attestation_verifies_with_terroir_and_with_an_independent_implementation()
     }
 }
 
+/// Every image pinned by digest is a subject named by its reference; an image referenced by tag
+/// only is none (no digest is invented) and the report says which those are. The rendered tree
+/// still verifies against the attestation.
+#[test]
+fn pinned_images_are_subjects_and_tag_only_images_are_named() {
+    let hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("kubernetes.yaml", tmp.path(), "pinned.yaml", |t| {
+        format!(
+            "{t}  images:\n    postgres: terroir/postgres:16-bookworm@sha256:{hex}\n    grafana: mirror.example.fr/grafana/grafana-oss@sha256:{hex}\n"
+        )
+    });
+    let (s, code, stderr) = signed(&doc, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let st = statement(&envelope(&s.path("attestation.json")));
+    let images: Vec<&Value> = st["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"].as_str().unwrap().contains('@'))
+        .collect();
+    let names: Vec<&str> = images.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("mirror.example.fr/grafana/grafana-oss@sha256:{hex}"),
+            format!("registry.mutuelle.example.fr/terroir/postgres:16-bookworm@sha256:{hex}"),
+        ],
+        "exactly the pinned images"
+    );
+    for i in &images {
+        assert_eq!(i["digest"]["sha256"], hex);
+        assert_eq!(i["digest"].as_object().unwrap().len(), 1);
+    }
+    let tag_only: Vec<&str> = st["predicate"]["images"]["tagOnly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        tag_only.contains(&"prometheus") && tag_only.contains(&"app"),
+        "{tag_only:?}"
+    );
+    assert!(!tag_only.contains(&"postgres"), "{tag_only:?}");
+    let report = std::fs::read_to_string(s.path("attestation.report.md")).unwrap();
+    assert!(
+        report.contains("- **By tag only**:\n")
+            && report
+                .contains("  - prometheus: registry.mutuelle.example.fr/prom/prometheus:v3.5.0"),
+        "{report}"
+    );
+
+    let (code, out) = attest_verify(&s, &s.path("attestation.json"), true);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("all matching"), "{out}");
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {

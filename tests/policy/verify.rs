@@ -497,3 +497,100 @@ fn apply_refuses_a_platform_that_breaks_its_policy_before_changing_anything() {
     );
     assert!(!server.state().list("apps/v1", "Deployment").is_empty());
 }
+
+/// With images pinned by digest, every container of the platform's pods that runs one is
+/// compared with the digest its runtime pulled (`status.containerStatuses[].imageID`): the same
+/// digest passes, another fails naming the pod, the container and both digests.
+#[test]
+fn live_kubernetes_pods_run_the_pinned_digests() {
+    let pinned = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let other = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    let server = BackgroundServer::start(Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "prod-paris").unwrap();
+    let doc = variant("kubernetes.yaml", dir.path(), "pinned.yaml", |t| {
+        format!(
+            "{t}  images:\n    postgres: terroir/postgres:16-bookworm@sha256:{pinned}\n    nodeExporter: prom/node-exporter:v1.9.1@sha256:{pinned}\n"
+        )
+    });
+    let image =
+        format!("registry.mutuelle.example.fr/terroir/postgres:16-bookworm@sha256:{pinned}");
+    let pod = |name: &str, image_id: String| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+               "spec": {"containers": [{"name": "postgres", "image": image},
+                                       {"name": "exporter", "image": "registry.mutuelle.example.fr/prometheuscommunity/postgres-exporter:v0.17.1"}]},
+               "status": {"phase": "Running", "containerStatuses": [
+                   {"name": "postgres", "image": image, "imageID": image_id, "ready": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": "2026-12-01T10:00:00Z"}}},
+                   {"name": "exporter", "image": "x", "imageID": format!("sha256:{other}"), "ready": true, "restartCount": 0}]}})
+    };
+    post_with_status(
+        &server,
+        "/api/v1/namespaces/mutuelle-crm/pods",
+        pod(
+            "mutuelle-crm-postgres-0",
+            format!(
+                "docker-pullable://registry.mutuelle.example.fr/terroir/postgres@sha256:{pinned}"
+            ),
+        ),
+    );
+    let kc = kubeconfig.to_str().unwrap();
+    let (_, report, stderr) = verify(&doc, &["--live", "--no-dns", "--kubeconfig", kc]);
+    assert_eq!(
+        verdicts(&report, ": image digest"),
+        ["pass"],
+        "only the pinned image's container: {stderr}\n{report:#}"
+    );
+
+    post_with_status(
+        &server,
+        "/api/v1/namespaces/mutuelle-crm/pods",
+        pod(
+            "mutuelle-crm-postgres-1",
+            format!("registry.mutuelle.example.fr/terroir/postgres@sha256:{other}"),
+        ),
+    );
+    let (code, report, stderr) = verify(&doc, &["--live", "--no-dns", "--kubeconfig", kc]);
+    assert_eq!(code, 2, "another digest fails: {stderr}\n{report:#}");
+    assert_eq!(
+        verdicts(
+            &report,
+            "pod mutuelle-crm/mutuelle-crm-postgres-0 container postgres"
+        ),
+        ["pass"]
+    );
+    let failing = findings(
+        &report,
+        "pod mutuelle-crm/mutuelle-crm-postgres-1 container postgres",
+    );
+    assert_eq!(failing.len(), 1, "{report:#}");
+    assert_eq!(failing[0]["verdict"], "fail");
+    assert_eq!(failing[0]["basis"], "live");
+    let said = format!("{} {}", failing[0]["observed"], failing[0]["expected"]);
+    assert!(
+        said.contains(&format!("sha256:{other}")) && said.contains(&format!("sha256:{pinned}")),
+        "the running and the pinned digest: {said}"
+    );
+
+    // the node exporters run in a namespace of their own, which is read too
+    let exporter =
+        format!("registry.mutuelle.example.fr/prom/node-exporter:v1.9.1@sha256:{pinned}");
+    post_with_status(
+        &server,
+        "/api/v1/namespaces/mutuelle-crm-node-exporter/pods",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-exporter-x1"},
+               "spec": {"containers": [{"name": "node-exporter", "image": exporter}]},
+               "status": {"phase": "Running", "containerStatuses": [
+                   {"name": "node-exporter", "image": exporter, "imageID": format!("sha256:{other}"), "ready": true, "restartCount": 0}]}}),
+    );
+    let (_, report, _) = verify(&doc, &["--live", "--no-dns", "--kubeconfig", kc]);
+    assert_eq!(
+        verdicts(
+            &report,
+            "pod mutuelle-crm-node-exporter/node-exporter-x1 container node-exporter"
+        ),
+        ["fail"],
+        "{report:#}"
+    );
+}

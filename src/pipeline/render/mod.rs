@@ -224,6 +224,11 @@ impl Renderer {
             &loaded.platform,
             crate::policy::locality::catalog::Catalog::builtin(),
             &claims,
+            &if loaded.platform.spec.target.on_kubernetes() {
+                crate::pipeline::images::inventory(&resolved)
+            } else {
+                Vec::new()
+            },
         );
         let mut deps_json =
             serde_json::to_vec_pretty(&deps).expect("a dependency report serializes");

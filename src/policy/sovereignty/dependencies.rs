@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::continuity::Claim;
 use crate::document::Platform;
+use crate::pipeline::images::ImageUse;
 use crate::policy::locality::catalog::Catalog;
 use crate::policy::locality::verify::host_of;
 
@@ -54,6 +55,9 @@ pub struct DependencyReport {
     pub components: Vec<Component>,
     /// Dependencies with neither a fallback nor an EU, non-exposed operator.
     pub attention: Vec<String>,
+    /// The container images the platform runs (Kubernetes), each with its digest when pinned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageUse>,
 }
 
 /// key, what, url, declared operator, declared country
@@ -106,7 +110,12 @@ fn degraded(claims: &[Claim], key: &str) -> String {
 }
 
 /// The report for platform `p`, whose blueprint makes `claims` (its degraded modes).
-pub fn report(p: &Platform, catalog: &Catalog, claims: &[Claim]) -> DependencyReport {
+pub fn report(
+    p: &Platform,
+    catalog: &Catalog,
+    claims: &[Claim],
+    images: &[ImageUse],
+) -> DependencyReport {
     let e = &p.spec.endpoints;
     let mut entries: Vec<Entry> = e
         .named()
@@ -238,6 +247,7 @@ pub fn report(p: &Platform, catalog: &Catalog, claims: &[Claim]) -> DependencyRe
         dependencies,
         components,
         attention,
+        images: images.to_vec(),
     }
 }
 
@@ -284,6 +294,17 @@ pub fn markdown(r: &DependencyReport) -> String {
             c.licence,
             c.substitution
         ));
+    }
+    if !r.images.is_empty() {
+        s.push_str("\n## Images\n\nPinned by digest, an image is exactly what runs; by tag only, it is whatever the registry serves under that tag when a node pulls it (`terroir images pin` writes digests into the document).\n\n| image | reference | pinned |\n| --- | --- | --- |\n");
+        for i in &r.images {
+            s.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                i.key,
+                i.reference,
+                if i.pinned { "by digest" } else { "tag only" }
+            ));
+        }
     }
     s.push_str("\n## Needs attention\n\n");
     if r.attention.is_empty() {
