@@ -31,6 +31,7 @@ pub(crate) struct Shared {
     pub requests: Mutex<Vec<RecordedRequest>>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub server_address: String,
+    pub exec_hook: Mutex<Option<crate::exec::ExecHook>>,
 }
 
 impl Shared {
@@ -40,6 +41,13 @@ impl Shared {
 
     pub(crate) fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn exec_hook(&self) -> Option<crate::exec::ExecHook> {
+        self.exec_hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -134,6 +142,13 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         query: query.clone(),
         content_type: content_type.clone(),
     });
+    // exec upgrades the connection: the request has no body to read
+    if let Some((ns, pod)) = exec_target(&path) {
+        let q = Query::parse(&query);
+        return crate::exec::serve(shared.clone(), parts, &ns, &pod, &q.0)
+            .await
+            .unwrap_or_else(|e| error_response(&e));
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -153,6 +168,17 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     ) {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    }
+}
+
+/// `/api/v1/namespaces/{ns}/pods/{name}/exec`: the namespace and the pod.
+fn exec_target(path: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => {
+            Some((percent_decode(ns), percent_decode(pod)))
+        }
+        _ => None,
     }
 }
 
