@@ -24,10 +24,12 @@
 //! memory. The export is built in `<DIR>.partial` and renamed when complete, so a directory named
 //! like the export is never a half-made one.
 
+pub mod cluster;
 pub mod drill;
 pub mod export;
 pub mod pgdump;
 pub mod restore;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,6 +42,75 @@ use crate::deploy::baremetal::site::SiteError;
 use crate::text::hex;
 
 pub const FORMAT: &str = "terroir-export/v1";
+
+/// A platform an export is read from or restored into. The target kind is matched here, once:
+/// on hosts over SSH, on a Kubernetes cluster through its API server.
+pub enum Platform {
+    Hosts(crate::deploy::baremetal::site::Site),
+    Cluster(cluster::ClusterPlatform),
+}
+
+impl Platform {
+    /// The platform of the document at `document`: loaded, checked, rendered, and for a
+    /// cluster a client made.
+    pub fn open(
+        document: &Path,
+        catalog: &crate::pipeline::blueprint::Catalog,
+    ) -> Result<Platform, ReversibilityError> {
+        let loaded = crate::pipeline::load(document, catalog).map_err(SiteError::from)?;
+        if loaded.platform.spec.target.kubernetes().is_some() {
+            return Ok(Platform::Cluster(cluster::ClusterPlatform::new(
+                document, &loaded, catalog,
+            )?));
+        }
+        Ok(Platform::Hosts(crate::deploy::baremetal::site::Site::new(
+            document, &loaded, catalog,
+        )?))
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Platform::Hosts(s) => s.name(),
+            Platform::Cluster(c) => c.name(),
+        }
+    }
+
+    pub fn document(&self) -> &Path {
+        match self {
+            Platform::Hosts(s) => &s.document,
+            Platform::Cluster(c) => &c.document,
+        }
+    }
+
+    pub fn resolved(&self) -> &crate::pipeline::resolve::ResolvedPlatform {
+        match self {
+            Platform::Hosts(s) => &s.resolved,
+            Platform::Cluster(c) => &c.resolved,
+        }
+    }
+
+    pub fn export(
+        &self,
+        opts: &export::Options,
+        progress: &dyn export::Progress,
+    ) -> Result<Manifest, ReversibilityError> {
+        match self {
+            Platform::Hosts(s) => export::export(s, opts, progress),
+            Platform::Cluster(c) => cluster::export(c, opts, progress),
+        }
+    }
+
+    pub fn restore(
+        &self,
+        opts: &restore::Options,
+        progress: &dyn export::Progress,
+    ) -> Result<restore::Report, ReversibilityError> {
+        match self {
+            Platform::Hosts(s) => restore::restore(s, opts, progress),
+            Platform::Cluster(c) => cluster::restore(c, opts, progress),
+        }
+    }
+}
 
 /// Relative path → SHA-256, as SHA256SUMS lists them.
 pub type Digests = BTreeMap<String, String>;
@@ -104,7 +175,8 @@ pub enum ReversibilityError {
     NoTenant { document: PathBuf, tenant: String },
     #[error("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))]
     HoldsData { conflicts: Vec<String> },
-    #[error("host {host}: reading the dump of `{database}`")]
+    /// `host` is where pg_dump ran: `host db1`, `pod ns/db-0`.
+    #[error("{host}: reading the dump of `{database}`")]
     Dump {
         host: String,
         database: String,
@@ -126,6 +198,16 @@ pub enum ReversibilityError {
         host: String,
         source: crate::policy::locality::hostfacts::ProbeError,
     },
+    /// A program run in a pod failed, or could not be run.
+    #[error("pod {namespace}/{pod}: {what}: {reason}")]
+    Pod {
+        namespace: String,
+        pod: String,
+        what: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterPlatformError),
     #[error("{what} panicked")]
     Panicked { what: &'static str },
 }
