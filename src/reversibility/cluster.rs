@@ -584,7 +584,13 @@ pub fn restore(
             &db,
         ]);
         if a.conflict.is_some() {
-            load.extend(argv(&["-c", &format!("DROP OWNED BY \"{role}\"")]));
+            // what the role owns goes, with the schema public it owns since initdb: made again
+            load.extend(argv(&[
+                "-c",
+                &format!("DROP OWNED BY \"{role}\""),
+                "-c",
+                &format!("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION \"{role}\""),
+            ]));
         }
         load.extend(argv(&["-c", &format!("SET ROLE \"{role}\""), "-f", "-"]));
         let path = dir.join(&a.from);
