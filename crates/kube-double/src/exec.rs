@@ -345,3 +345,56 @@ mod tests {
         assert_eq!(exit_status(&[], Some(0))["status"], "Success");
     }
 }
+
+/// One request through the API server's service proxy
+/// (`/api/v1/namespaces/{ns}/services/[scheme:]{name}[:port]/proxy/{path}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRequest {
+    pub namespace: String,
+    pub service: String,
+    /// `http` or `https`, as the URL names it (default `http`).
+    pub scheme: String,
+    /// The port as the URL names it (a number or a port name), empty for the service's first.
+    pub port: String,
+    pub method: String,
+    /// From `/`, without the query.
+    pub path: String,
+    pub query: String,
+    pub body: Vec<u8>,
+}
+
+/// What a service answers through the proxy, decided by the test: (status, content type,
+/// body), or `None` when nothing serves it (503, as without endpoints).
+pub type ProxyHook = Arc<dyn Fn(&ProxyRequest) -> Option<(u16, String, Vec<u8>)> + Send + Sync>;
+
+/// `[scheme:]name[:port]`, as the apiserver reads a service proxy's target.
+pub fn proxy_target(s: &str) -> (String, String, String) {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [name] => ("http".into(), (*name).into(), String::new()),
+        [name, port] => ("http".into(), (*name).into(), (*port).into()),
+        [scheme, name, port] => ((*scheme).into(), (*name).into(), (*port).into()),
+        _ => ("http".into(), s.into(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_target_names_its_scheme_and_port() {
+        assert_eq!(
+            proxy_target("https:web:9090"),
+            ("https".into(), "web".into(), "9090".into())
+        );
+        assert_eq!(
+            proxy_target("web"),
+            ("http".into(), "web".into(), String::new())
+        );
+        assert_eq!(
+            proxy_target("web:http"),
+            ("http".into(), "web".into(), "http".into())
+        );
+    }
+}

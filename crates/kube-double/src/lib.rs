@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::exec::{ExecHook, ExecRequest};
+pub use crate::exec::{ExecHook, ExecRequest, ProxyHook, ProxyRequest};
 pub use crate::http::LOG_ANNOTATION;
 use crate::http::Shared;
 
@@ -155,6 +155,19 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
     }
 
+    /// What a service answers through `services/{name}/proxy/…`: the hook maps each request to
+    /// (status, content type, body), or to `None` (503, as a service without endpoints).
+    pub fn set_proxy_hook(
+        &self,
+        hook: impl Fn(&ProxyRequest) -> Option<(u16, String, Vec<u8>)> + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .proxy_hook
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
+    }
+
     /// Turns rollout simulation on or off. Turning it on also rolls out the workloads already
     /// stored.
     pub fn set_simulate_rollouts(&self, on: bool) {
@@ -199,6 +212,7 @@ impl Server {
             shutdown,
             server_address: local.to_string(),
             exec_hook: Mutex::new(None),
+            proxy_hook: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(http::handle)

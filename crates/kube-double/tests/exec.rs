@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use terroir_kube_double::{ExecRequest, Options, Server};
+use terroir_kube_double::{ExecRequest, Options, ProxyRequest, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn start() -> (Server, Api<Pod>) {
@@ -133,5 +133,52 @@ async fn exec_streams_stdin_to_stdout_and_says_the_exit_code() {
         "{e:?}"
     );
     assert_eq!(pods.get("db-0").await.unwrap().name_any(), "db-0");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_service_proxy_answers_what_the_hook_says() {
+    let (server, _) = start().await;
+    let mut config = kube::Config::new(server.url().parse().unwrap());
+    // kube retries a 503 for minutes: this test wants to see it
+    config.default_retry = false;
+    let client = Client::try_from(config).unwrap();
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "shop");
+    let svc = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "prom"},
+        "spec": {"ports": [{"port": 9090}]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    server.state().set_proxy_hook(|r: &ProxyRequest| {
+        (r.service == "prom" && r.path == "/api/v1/admin/tsdb/snapshot").then(|| {
+            let body = format!(
+                r#"{{"status":"success","data":{{"name":"{} {} {}"}}}}"#,
+                r.method, r.scheme, r.port
+            );
+            (200, "application/json".to_owned(), body.into_bytes())
+        })
+    });
+    let req = |path: &str| {
+        http::Request::post(format!("/api/v1/namespaces/shop/services/{path}"))
+            .body(Vec::new())
+            .unwrap()
+    };
+    let text = client
+        .request_text(req("https:prom:9090/proxy/api/v1/admin/tsdb/snapshot"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        r#"{"status":"success","data":{"name":"POST https 9090"}}"#
+    );
+    let e = client
+        .request_text(req("prom/proxy/other"))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 503), "{e:?}");
+    let e = client.request_text(req("nope/proxy/")).await.unwrap_err();
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 404), "{e:?}");
     server.shutdown().await;
 }
