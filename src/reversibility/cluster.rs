@@ -108,6 +108,37 @@ pub fn workload(objects: &[(String, String, Value)], component: &str) -> Option<
     })
 }
 
+/// The Service selecting `component`'s pods: its name and first port.
+pub fn service(objects: &[(String, String, Value)], component: &str) -> Option<(String, u64)> {
+    objects.iter().find_map(|(kind, name, data)| {
+        (kind == "Service" && data["spec"]["selector"]["app.kubernetes.io/name"] == component)
+            .then(|| data["spec"]["ports"][0]["port"].as_u64())
+            .flatten()
+            .map(|port| (name.clone(), port))
+    })
+}
+
+/// The TSDB blocks in a snapshot's tar: the directories holding a meta.json, sorted.
+pub fn blocks_in_tar(tar: &Path) -> std::io::Result<Vec<String>> {
+    let mut archive = tar::Archive::new(std::io::BufReader::new(std::fs::File::open(tar)?));
+    let mut blocks = Vec::new();
+    for entry in archive.entries()? {
+        let path = entry?.path()?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./");
+        if let Some(block) = path.strip_suffix("/meta.json")
+            && !block.is_empty()
+            && !block.contains('/')
+        {
+            blocks.push(block.to_owned());
+        }
+    }
+    blocks.sort();
+    Ok(blocks)
+}
+
+/// Where the rendered Prometheus keeps its TSDB (`--storage.tsdb.path`).
+pub const PROMETHEUS_TSDB: &str = "/prometheus";
+
 /// The pod to run a program in: a running one, the first by name (a StatefulSet's ordinal 0).
 pub fn pick_pod(pods: &[Pod]) -> Option<String> {
     let mut running: Vec<String> = pods
@@ -181,18 +212,60 @@ impl ClusterPlatform {
         }
     }
 
+    /// The rendered objects: kind, name, the object.
+    fn objects(&self) -> Result<Vec<(String, String, Value)>, ReversibilityError> {
+        Ok(crate::deploy::kubernetes::manifests(&self.tree)
+            .map_err(|e| ClusterPlatformError::Api {
+                namespace: self.namespace.clone(),
+                what: "reading the rendered manifests".into(),
+                message: e.to_string(),
+            })?
+            .into_iter()
+            .map(|m| (m.gvk.kind.clone(), m.name.clone(), m.object.data.clone()))
+            .collect())
+    }
+
+    /// The service proxy's path to the rendered Service of `component`, over HTTPS (the
+    /// monitoring serves only HTTPS, with the platform CA's certificates).
+    fn proxy_path(&self, component: &str) -> Result<String, ReversibilityError> {
+        let objects = self.objects()?;
+        let (name, port) =
+            service(&objects, component).ok_or_else(|| ClusterPlatformError::NoWorkload {
+                document: self.document.clone(),
+                component: format!("{component} (Service)"),
+            })?;
+        Ok(format!(
+            "/api/v1/namespaces/{}/services/https:{name}:{port}/proxy",
+            self.namespace
+        ))
+    }
+
+    /// A request through the API server's service proxy: the answer's body.
+    fn through_proxy(
+        &self,
+        post: bool,
+        path: &str,
+        what: &str,
+    ) -> Result<String, ReversibilityError> {
+        let request = if post {
+            http::Request::post(path)
+        } else {
+            http::Request::get(path)
+        }
+        .body(Vec::new())
+        .map_err(|e| ClusterPlatformError::Api {
+            namespace: self.namespace.clone(),
+            what: what.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.exec
+            .block_on(self.exec.client.request_text(request))
+            .map_err(|e| self.api_error(what, &e).into())
+    }
+
     /// A running pod of the rendered workload of `component`.
     pub fn pod_of(&self, component: &str) -> Result<String, ReversibilityError> {
-        let objects: Vec<(String, String, Value)> =
-            crate::deploy::kubernetes::manifests(&self.tree)
-                .map_err(|e| ClusterPlatformError::Api {
-                    namespace: self.namespace.clone(),
-                    what: "reading the rendered manifests".into(),
-                    message: e.to_string(),
-                })?
-                .into_iter()
-                .map(|m| (m.gvk.kind.clone(), m.name.clone(), m.object.data.clone()))
-                .collect();
+        let objects = self.objects()?;
         let w = workload(&objects, component).ok_or_else(|| ClusterPlatformError::NoWorkload {
             document: self.document.clone(),
             component: component.to_owned(),
@@ -263,10 +336,10 @@ fn not_exported(p: &ClusterPlatform) -> Vec<Skipped> {
             reason: "the Postfix spool is not exported on Kubernetes targets: the MTA relays (no mailboxes); let its queue drain before the switch".into(),
         });
     }
-    if r.components.monitoring.enabled {
+    if r.components.monitoring.grafana {
         v.push(Skipped {
-            what: "metrics and silences".into(),
-            reason: "the Prometheus TSDB snapshot and Alertmanager's silences are not exported on Kubernetes targets".into(),
+            what: "dashboards".into(),
+            reason: "Grafana's dashboards are provisioned from the rendered configuration (in the export); its own database is not exported".into(),
         });
     }
     if r.components.backups.enabled
@@ -355,6 +428,13 @@ pub fn export(
         });
     }
 
+    // metrics: a TSDB snapshot made through the API server's service proxy, streamed from the
+    // pod; Alertmanager's silences from its API
+    let mut metrics_blocks = BTreeMap::new();
+    if r.components.monitoring.enabled {
+        metrics(p, &mut ex, &mut metrics_blocks)?;
+    }
+
     // configuration: the document and the rendered tree
     ex.bytes_file(
         "configuration/platform.yaml",
@@ -431,10 +511,67 @@ pub fn export(
             start,
             tools,
             mail: Vec::new(),
-            metrics_blocks: BTreeMap::new(),
+            metrics_blocks,
             secrets,
             skipped,
         },
+    )
+}
+
+/// Prometheus's TSDB snapshot and Alertmanager's silences.
+fn metrics(
+    p: &ClusterPlatform,
+    ex: &mut Exporter<'_>,
+    metrics_blocks: &mut BTreeMap<String, Vec<String>>,
+) -> Result<(), ReversibilityError> {
+    let pod = p.pod_of("prometheus")?;
+    let what = "the Prometheus TSDB snapshot";
+    let answer = p.through_proxy(
+        true,
+        &format!("{}/api/v1/admin/tsdb/snapshot", p.proxy_path("prometheus")?),
+        what,
+    )?;
+    let name = serde_json::from_str::<Value>(&answer)
+        .ok()
+        .and_then(|v| v["data"]["name"].as_str().map(str::to_owned))
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .ok_or_else(|| ReversibilityError::Snapshot {
+            host: format!("pod {}/{pod}", p.namespace),
+            answer: crate::text::last_lines(&answer, 3),
+        })?;
+    let snap = format!("{PROMETHEUS_TSDB}/snapshots/{name}");
+    let prometheus = PodProgram {
+        exec: &p.exec,
+        pod: pod.clone(),
+        container: "prometheus".into(),
+    };
+    let rel = format!("metrics/{pod}/tsdb-snapshot.tar");
+    let streamed = ex.stream_from(
+        &prometheus,
+        &rel,
+        &argv(&["tar", "-C", &snap, "-cf", "-", "."]),
+        ("metrics-snapshot", "monitoring", PROMETHEUS_TSDB),
+    );
+    // the snapshot is a copy (hard links) on the volume: removed whatever happened
+    let _ = prometheus.output("removing the snapshot", &argv(&["rm", "-rf", &snap]));
+    streamed?;
+    let tar = ex.dir.join(&rel);
+    metrics_blocks.insert(pod, blocks_in_tar(&tar).map_err(read_error(&tar))?);
+
+    let silences = p.through_proxy(
+        false,
+        &format!("{}/api/v2/silences", p.proxy_path("alertmanager")?),
+        "Alertmanager's silences",
+    )?;
+    ex.bytes_file(
+        "metrics/alertmanager/silences.json",
+        silences.as_bytes(),
+        (
+            "alertmanager-silences",
+            "monitoring",
+            None,
+            "Alertmanager API /api/v2/silences",
+        ),
     )
 }
 

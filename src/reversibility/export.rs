@@ -175,6 +175,38 @@ impl Exporter<'_> {
         Ok(())
     }
 
+    /// Stream a program's output, wherever it runs, into `rel`.
+    pub(super) fn stream_from(
+        &mut self,
+        source: &dyn Source,
+        rel: &str,
+        argv: &[String],
+        meta: (&str, &str, &str),
+    ) -> Result<(), ReversibilityError> {
+        let start = Instant::now();
+        self.progress.start(rel);
+        let file = self.file(rel, 0o600)?;
+        let mut w = Counting {
+            inner: file,
+            n: 0,
+            last: 0,
+            progress: self.progress,
+        };
+        source.run_to(meta.0, argv, &mut w)?;
+        let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
+        self.push(Item {
+            path: rel.into(),
+            kind: meta.0.into(),
+            component: meta.1.into(),
+            host: Some(source.place().into()),
+            source: meta.2.into(),
+            bytes,
+            sha256,
+            seconds: secs(start),
+        });
+        Ok(())
+    }
+
     pub(super) fn bytes_file(
         &mut self,
         rel: &str,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use common::pg::{Server, as_postgres, bin_dir, chown, pg_ctl_start};
 use common::*;
 use serde_json::{Value, json};
-use terroir_kube_double::{BackgroundServer, ExecRequest, Options};
+use terroir_kube_double::{BackgroundServer, ExecRequest, Options, ProxyRequest};
 
 const A: &str = "mutuelle-crm";
 const B: &str = "mutuelle-crm-b";
@@ -185,9 +185,91 @@ fn start() -> Clusters {
                 "data": {"password": "czNjcjN0LW5ldmVyLWluLWNsZWFy"}}),
         );
     }
+    // A's monitoring: Prometheus's pod and the Services the proxy reaches
+    let prometheus_pod = format!("{A}-prometheus-0");
+    send(
+        "POST",
+        &format!("/api/v1/namespaces/{A}/pods"),
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": prometheus_pod, "labels": {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": A}},
+            "spec": {"containers": [{"name": "prometheus", "image": "prom/prometheus"}]}}),
+    );
+    send(
+        "PATCH",
+        &format!("/api/v1/namespaces/{A}/pods/{prometheus_pod}/status"),
+        "application/merge-patch+json",
+        json!({"status": {"phase": "Running"}}),
+    );
+    for (svc, port) in [("prometheus", 9090), ("alertmanager", 9093)] {
+        send(
+            "POST",
+            &format!("/api/v1/namespaces/{A}/services"),
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": format!("{A}-{svc}")},
+                "spec": {"selector": {"app.kubernetes.io/name": svc}, "ports": [{"port": port}]}}),
+        );
+    }
+    // Prometheus's volume, here: a snapshot request makes a snapshot of two blocks in it
+    let tsdb = tmp.join("prometheus");
+    let snapshots = std::sync::atomic::AtomicUsize::new(0);
+    let volume = tsdb.clone();
+    server.state().set_proxy_hook(move |r: &ProxyRequest| {
+        let json = |v: Value| {
+            Some((
+                200,
+                "application/json".to_owned(),
+                v.to_string().into_bytes(),
+            ))
+        };
+        match (
+            r.namespace.as_str(),
+            r.service.as_str(),
+            r.scheme.as_str(),
+            r.method.as_str(),
+            r.path.as_str(),
+        ) {
+            (A, s, "https", "POST", "/api/v1/admin/tsdb/snapshot")
+                if s == format!("{A}-prometheus") =>
+            {
+                let n = snapshots.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let name = format!("20261205T120000Z-{n:016x}");
+                for block in ["01JEXAMPLEBLOCKA", "01JEXAMPLEBLOCKB"] {
+                    let d = volume.join("snapshots").join(&name).join(block);
+                    std::fs::create_dir_all(d.join("chunks")).unwrap();
+                    std::fs::write(d.join("meta.json"), format!(r#"{{"ulid":"{block}"}}"#))
+                        .unwrap();
+                    std::fs::write(d.join("chunks/000001"), block.repeat(1000)).unwrap();
+                }
+                json(json!({"status": "success", "data": {"name": name}}))
+            }
+            (A, s, "https", "GET", "/api/v2/silences") if s == format!("{A}-alertmanager") => {
+                json(json!([
+                    {"id": "4b1d", "status": {"state": "active"}, "comment": "maintenance",
+                     "matchers": [{"name": "alertname", "value": "DiskFull", "isRegex": false}]}
+                ]))
+            }
+            _ => None,
+        }
+    });
     // pg_dump and psql in a database pod's postgres container: Debian's, against that
-    // namespace's server
+    // namespace's server; tar and rm in Prometheus's pod, on its volume
+    let prometheus_pod_name = prometheus_pod.clone();
     server.state().set_exec_hook(move |r: &ExecRequest| {
+        if r.namespace == A && r.pod == prometheus_pod_name && r.container == "prometheus" {
+            let program = r.command[0].as_str();
+            if !matches!(program, "tar" | "rm") {
+                return None;
+            }
+            let mut c = std::process::Command::new(program);
+            c.args(r.command[1..].iter().map(|a| {
+                a.strip_prefix("/prometheus")
+                    .map(|rest| format!("{}{rest}", tsdb.display()))
+                    .unwrap_or_else(|| a.clone())
+            }));
+            return Some(c);
+        }
         let port = ports.iter().find(|(ns, _)| *ns == r.namespace)?.1;
         let program = r.command[0].as_str();
         if r.container != "postgres"
@@ -214,7 +296,7 @@ fn start() -> Clusters {
     );
     let docs = (document(&tmp, A), document(&tmp, B));
     Clusters {
-        dir: tmp,
+        dir: tmp.clone(),
         _server: server,
         a,
         b,
@@ -290,18 +372,53 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
         "INSERT INTO customers VALUES (100001, 'Nouvel adhérent', NULL, date '2026-01-01')",
     );
     let export = c.dir.join("export");
+    let identity = age::x25519::Identity::generate();
     let out = terroir()
         .args(["--output", "json", "export"])
         .arg(doc_a)
         .arg("--to")
         .arg(&export)
+        .arg("--recipient")
+        .arg(identity.to_public().to_string())
         .output()
         .unwrap();
     let exported = json_of(&out);
     assert!(out.status.success(), "{exported:#}");
     let m = &exported["manifest"];
     assert_eq!(m["target"], "kubernetes");
-    assert_eq!(m["secrets"]["exported"], false);
+    assert_eq!(m["secrets"]["exported"], true);
+    let secrets = decrypt(&export.join("secrets/secrets.tar.age"), &identity);
+    assert_eq!(
+        secrets[&format!("secrets/{A}-postgres-credentials/password")],
+        b"s3cr3t-never-in-clear"
+    );
+    // the metrics: the snapshot's blocks, streamed from the pod, the snapshot then removed
+    assert_eq!(
+        m["metricsBlocks"][format!("{A}-prometheus-0")],
+        json!(["01JEXAMPLEBLOCKA", "01JEXAMPLEBLOCKB"])
+    );
+    let snapshot_tar = export.join(format!("metrics/{A}-prometheus-0/tsdb-snapshot.tar"));
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&snapshot_tar)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("01JEXAMPLEBLOCKB/chunks/000001"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(c.dir.join("prometheus/snapshots"))
+            .unwrap()
+            .count(),
+        0,
+        "no snapshot left on Prometheus's volume"
+    );
+    let silences: Value = serde_json::from_slice(
+        &std::fs::read(export.join("metrics/alertmanager/silences.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(silences[0]["comment"], "maintenance");
     assert!(
         m["secrets"]["names"]
             .as_array()
@@ -407,6 +524,33 @@ fn help_says_what_export_restore_and_drill_do_on_kubernetes() {
             "{command} --help:\n{text}"
         );
     }
+}
+
+/// The files of an encrypted secrets archive, by path.
+fn decrypt(
+    path: &Path,
+    identity: &age::x25519::Identity,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut plain = Vec::new();
+    decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .unwrap()
+        .read_to_end(&mut plain)
+        .unwrap();
+    let mut archive = tar::Archive::new(plain.as_slice());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
