@@ -182,9 +182,10 @@ pub enum Command {
     /// On hosts, over SSH. On Kubernetes (the document's kubeconfig and context, else
     /// $KUBECONFIG or ~/.kube/config), through the API server: pg_dump runs by exec in the
     /// database's pod and streams through the same pipeline (one CSV per table, counts,
-    /// checksums); the platform's Secrets are read through the API, exported only encrypted.
-    /// Not yet on Kubernetes: the mail spool, the Prometheus snapshot and Alertmanager's silences
-    /// (listed in manifest.json as not exported).
+    /// checksums); the TSDB snapshot is made through the service proxy and read by exec in
+    /// Prometheus's pod; Alertmanager's silences and the namespace's objects are read through the
+    /// API, its Secrets too, exported only encrypted. Not on Kubernetes: the mail spool (the MTA
+    /// relays) and application data (its pods keep no volume): manifest.json says so.
     ///
     /// Example: terroir export platform.yaml --to export/ --recipient age1…
     Export(ExportArgs),

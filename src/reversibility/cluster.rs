@@ -136,6 +136,30 @@ pub fn blocks_in_tar(tar: &Path) -> std::io::Result<Vec<String>> {
     Ok(blocks)
 }
 
+/// What the export keeps of the platform's live objects (group, version, kind, plural): what a
+/// destination needs to be compared with, no Secret.
+const LIVE_KINDS: [(&str, &str, &str, &str); 9] = [
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "Service", "services"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+    ),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    ),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+];
+
 /// Where the rendered Prometheus keeps its TSDB (`--storage.tsdb.path`).
 pub const PROMETHEUS_TSDB: &str = "/prometheus";
 
@@ -265,6 +289,11 @@ impl ClusterPlatform {
 
     /// A running pod of the rendered workload of `component`.
     pub fn pod_of(&self, component: &str) -> Result<String, ReversibilityError> {
+        Ok(self.running(component)?.1)
+    }
+
+    /// The rendered workload of `component` and a running pod of it.
+    fn running(&self, component: &str) -> Result<(Workload, String), ReversibilityError> {
         let objects = self.objects()?;
         let w = workload(&objects, component).ok_or_else(|| ClusterPlatformError::NoWorkload {
             document: self.document.clone(),
@@ -275,11 +304,46 @@ impl ClusterPlatform {
             .exec
             .block_on(api.list(&ListParams::default().labels(&w.selector)))
             .map_err(|e| self.api_error(&format!("listing the pods of {}", w.name), &e))?;
-        pick_pod(&pods.items).ok_or_else(|| {
-            ClusterPlatformError::NoPod {
+        match pick_pod(&pods.items) {
+            Some(pod) => Ok((w, pod)),
+            None => Err(ClusterPlatformError::NoPod {
                 namespace: self.namespace.clone(),
                 workload: format!("{} {}", w.kind, w.name),
                 selector: w.selector.clone(),
+            }
+            .into()),
+        }
+    }
+
+    /// The platform's objects in its namespace as `kubectl get … -o yaml` shows them (a List,
+    /// without managedFields), Secrets excepted.
+    fn live_objects(&self) -> Result<String, ReversibilityError> {
+        let mut items = Vec::new();
+        for (group, version, kind, plural) in LIVE_KINDS {
+            let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+            let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(self.exec.client.clone(), &self.namespace, &resource);
+            let list = self
+                .exec
+                .block_on(api.list(&ListParams::default()))
+                .map_err(|e| self.api_error(&format!("listing the {plural}"), &e))?;
+            for o in list.items {
+                let mut v = serde_json::to_value(&o).unwrap_or_default();
+                if let Some(m) = v["metadata"].as_object_mut() {
+                    m.remove("managedFields");
+                }
+                v["apiVersion"] = Value::String(resource.api_version.clone());
+                v["kind"] = Value::String(resource.kind.clone());
+                items.push(v);
+            }
+        }
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        serde_saphyr::to_string(&list).map_err(|e| {
+            ClusterPlatformError::Api {
+                namespace: self.namespace.clone(),
+                what: "writing the objects as YAML".into(),
+                message: e.to_string(),
             }
             .into()
         })
@@ -459,6 +523,17 @@ pub fn export(
         )?;
     }
 
+    ex.bytes_file(
+        "configuration/kubernetes/objects.yaml",
+        p.live_objects()?.as_bytes(),
+        (
+            "live-configuration",
+            "configuration",
+            None,
+            &format!("objects in namespace {} (no Secret)", p.namespace),
+        ),
+    )?;
+
     // secrets: the platform's Secrets, only encrypted
     let values = p.secrets()?;
     let names: Vec<String> = values.keys().cloned().collect();
@@ -524,7 +599,7 @@ fn metrics(
     ex: &mut Exporter<'_>,
     metrics_blocks: &mut BTreeMap<String, Vec<String>>,
 ) -> Result<(), ReversibilityError> {
-    let pod = p.pod_of("prometheus")?;
+    let (workload, pod) = p.running("prometheus")?;
     let what = "the Prometheus TSDB snapshot";
     let answer = p.through_proxy(
         true,
@@ -545,7 +620,8 @@ fn metrics(
         pod: pod.clone(),
         container: "prometheus".into(),
     };
-    let rel = format!("metrics/{pod}/tsdb-snapshot.tar");
+    // named after the workload, as a host's name on hosts: pods come and go
+    let rel = format!("metrics/{}/tsdb-snapshot.tar", workload.name);
     let streamed = ex.stream_from(
         &prometheus,
         &rel,
@@ -556,7 +632,10 @@ fn metrics(
     let _ = prometheus.output("removing the snapshot", &argv(&["rm", "-rf", &snap]));
     streamed?;
     let tar = ex.dir.join(&rel);
-    metrics_blocks.insert(pod, blocks_in_tar(&tar).map_err(read_error(&tar))?);
+    metrics_blocks.insert(
+        workload.name,
+        blocks_in_tar(&tar).map_err(read_error(&tar))?,
+    );
 
     let silences = p.through_proxy(
         false,
@@ -564,7 +643,7 @@ fn metrics(
         "Alertmanager's silences",
     )?;
     ex.bytes_file(
-        "metrics/alertmanager/silences.json",
+        "configuration/kubernetes/silences.json",
         silences.as_bytes(),
         (
             "alertmanager-silences",

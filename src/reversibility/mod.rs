@@ -12,12 +12,13 @@
 //! mail/<host>/queue.tar             Postfix queue directories
 //! mail/<host>/queue.json            postqueue -j
 //! mail/<host>/mailboxes.tar         /var/mail
-//! metrics/<host>/tsdb-snapshot.tar  a Prometheus TSDB snapshot (<host>: a pod on Kubernetes)
-//! metrics/alertmanager/silences.json  Alertmanager's silences (Kubernetes targets)
+//! metrics/<host>/tsdb-snapshot.tar  a Prometheus TSDB snapshot
 //! app/<host>/data.tar               the application's data directory
 //! configuration/platform.yaml       the Platform document
 //! configuration/rendered/…          the rendered tree
 //! configuration/hosts/<h>/deployed.tar  the configuration files deployed on each host (no secret)
+//! configuration/kubernetes/objects.yaml  Kubernetes: the platform's objects (no Secret)
+//! configuration/kubernetes/silences.json Kubernetes: Alertmanager's silences
 //! secrets/secrets.tar.age           secrets, encrypted to the age recipients given (only then):
 //!                                   the secret store and DKIM keys on hosts, the platform's
 //!                                   Secrets on Kubernetes
@@ -25,7 +26,7 @@
 //!
 //! On Kubernetes targets the same files come through the API server: programs (pg_dump, psql,
 //! tar) run by exec in the platform's pods, Prometheus and Alertmanager are asked through the
-//! service proxy; `<host>` is then the pod. Only the source of each byte stream differs
+//! service proxy; `<host>` is then the workload (`<platform>-prometheus`). Only the source of each byte stream differs
 //! (`source::Source`): the pipeline that splits, hashes and records is one.
 //!
 //! Every file is written while its SHA-256 is computed, from a stream: nothing is held whole in

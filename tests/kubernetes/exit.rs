@@ -394,10 +394,12 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
     );
     // the metrics: the snapshot's blocks, streamed from the pod, the snapshot then removed
     assert_eq!(
-        m["metricsBlocks"][format!("{A}-prometheus-0")],
-        json!(["01JEXAMPLEBLOCKA", "01JEXAMPLEBLOCKB"])
+        m["metricsBlocks"][format!("{A}-prometheus")],
+        json!(["01JEXAMPLEBLOCKA", "01JEXAMPLEBLOCKB"]),
+        "{:#}",
+        m["metricsBlocks"]
     );
-    let snapshot_tar = export.join(format!("metrics/{A}-prometheus-0/tsdb-snapshot.tar"));
+    let snapshot_tar = export.join(format!("metrics/{A}-prometheus/tsdb-snapshot.tar"));
     let listed = std::process::Command::new("tar")
         .arg("-tf")
         .arg(&snapshot_tar)
@@ -415,10 +417,22 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
         "no snapshot left on Prometheus's volume"
     );
     let silences: Value = serde_json::from_slice(
-        &std::fs::read(export.join("metrics/alertmanager/silences.json")).unwrap(),
+        &std::fs::read(export.join("configuration/kubernetes/silences.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(silences[0]["comment"], "maintenance");
+    // the live objects, as kubectl shows them, without Secrets
+    let objects = String::from_utf8(
+        std::fs::read(export.join("configuration/kubernetes/objects.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        objects.contains(&format!("name: {A}-alertmanager"))
+            && objects.contains("kind: Service")
+            && !objects.contains("kind: Secret")
+            && !objects.contains("managedFields"),
+        "{objects}"
+    );
     assert!(
         m["secrets"]["names"]
             .as_array()
