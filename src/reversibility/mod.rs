@@ -656,6 +656,41 @@ mod tests {
         assert!(e.contains("`extra` is not listed"), "{e}");
     }
 
+    /// The document's target chooses where the bytes come from: hosts over SSH, or a cluster's
+    /// API server (no connection is made before a request).
+    #[test]
+    fn the_target_chooses_hosts_or_cluster() {
+        let catalog = crate::pipeline::blueprint::Catalog::new(Vec::new());
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("kubeconfig"),
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\nusers:\n- name: c\n  user: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: c\ncurrent-context: c\n",
+        )
+        .unwrap();
+        let doc = d.path().join("k.yaml");
+        let text = std::fs::read_to_string(examples.join("kubernetes.yaml"))
+            .unwrap()
+            .replace(
+                "      context: prod-paris\n",
+                "      kubeconfig: kubeconfig\n      context: c\n",
+            );
+        std::fs::write(&doc, text).unwrap();
+        match Platform::open(&doc, &catalog) {
+            Ok(Platform::Cluster(c)) => {
+                assert_eq!(c.namespace, "mutuelle-crm");
+                assert_eq!(c.server, "http://127.0.0.1:9/");
+            }
+            Ok(Platform::Hosts(_)) => panic!("a Kubernetes document is a cluster"),
+            Err(e) => panic!("{e}"),
+        }
+        match Platform::open(&examples.join("baremetal.yaml"), &catalog) {
+            Ok(Platform::Hosts(s)) => assert!(!s.targets.is_empty()),
+            Ok(Platform::Cluster(_)) => panic!("a bare-metal document is hosts"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     #[test]
     fn sums_cannot_point_outside_the_export() {
         let d = export_dir();
