@@ -163,9 +163,13 @@ const LIVE_KINDS: [(&str, &str, &str, &str); 9] = [
 /// Where the rendered Prometheus keeps its TSDB (`--storage.tsdb.path`).
 pub const PROMETHEUS_TSDB: &str = "/prometheus";
 
-/// The pod to run a program in: a running one, the first by name (a StatefulSet's ordinal 0).
+/// The label Patroni sets on the database's pods (`role_label` in the rendered configuration).
+pub const POSTGRES_ROLE_LABEL: &str = "terroir.eu/postgres-role";
+
+/// The pod to run a program in: a running one, the replicated database's primary first (a
+/// restore writes), then the first by name (a StatefulSet's ordinal 0).
 pub fn pick_pod(pods: &[Pod]) -> Option<String> {
-    let mut running: Vec<String> = pods
+    let mut running: Vec<(bool, String)> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
@@ -174,10 +178,18 @@ pub fn pick_pod(pods: &[Pod]) -> Option<String> {
                 .and_then(|s| s.phase.as_deref())
                 .is_some_and(|ph| ph == "Running")
         })
-        .filter_map(|p| p.metadata.name.clone())
+        .filter_map(|p| {
+            let primary = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POSTGRES_ROLE_LABEL))
+                .is_some_and(|r| r == "primary");
+            p.metadata.name.clone().map(|n| (!primary, n))
+        })
         .collect();
     running.sort();
-    running.into_iter().next()
+    running.into_iter().next().map(|(_, n)| n)
 }
 
 impl ClusterPlatform {
@@ -897,5 +909,13 @@ mod tests {
             Some("db-1".into())
         );
         assert_eq!(pick_pod(&[pod("db-0", "Failed")]), None);
+        let mut primary = pod("db-2", "Running");
+        primary.metadata.labels =
+            Some([(POSTGRES_ROLE_LABEL.to_owned(), "primary".to_owned())].into());
+        assert_eq!(
+            pick_pod(&[pod("db-0", "Running"), primary]),
+            Some("db-2".into()),
+            "the primary of a replicated database"
+        );
     }
 }
