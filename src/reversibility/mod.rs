@@ -36,6 +36,7 @@
 pub mod cluster;
 pub mod drill;
 pub mod export;
+pub mod inventory;
 pub mod pgdump;
 pub mod restore;
 pub mod source;

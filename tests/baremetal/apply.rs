@@ -480,6 +480,14 @@ fn faults_are_reported_per_host() {
             .unwrap()
             .contains("198.18.0.11 ")
     );
+    // Hosts connected at once each record their key: none overwrites another's.
+    std::fs::write(&kh, "").unwrap();
+    let (_, report) = run_json(&["plan", "--accept-new-host-keys"], &doc_kh);
+    assert!(host(&report, "ops1")["error"].is_null(), "{report:#}");
+    let recorded = std::fs::read_to_string(&kh).unwrap();
+    for address in ["198.18.0.11 ", "198.18.0.12 "] {
+        assert_eq!(recorded.matches(address).count(), 1, "{recorded}");
+    }
 
     // A user without sudo gets a clear error.
     let doc_nosudo = document(&hosts, tmp.path(), |t| {

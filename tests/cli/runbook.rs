@@ -8,10 +8,14 @@ use crate::common;
 use std::path::Path;
 
 use common::*;
+use terroir::pipeline::blueprint::Catalog;
+use terroir::pipeline::render::inventory;
+use terroir::pipeline::render::plan::Plan;
 use terroir::pipeline::render::reversibility::{
     ARCHIVE_BYTES_PER_SEC, EXPORT_DATABASE_BYTES_PER_SEC, KUBERNETES_GRAFANA_VOLUME,
     KUBERNETES_MAIL_SPOOL_VOLUME, RESTORE_DATABASE_BYTES_PER_SEC, human_duration, seconds_for,
 };
+use terroir::reversibility::inventory::{ReadKind, export_reads};
 
 const RUNBOOK: &str = "runbooks/reversibility.md";
 
@@ -446,4 +450,293 @@ fn replicated_runbooks_describe_the_topology_failover_and_the_primary() {
     assert!(!ops.contains("## Failover"), "{ops}");
     let runbook = std::fs::read_to_string(single.join(RUNBOOK)).unwrap();
     assert!(!runbook.contains("PRIMARY"), "{runbook}");
+}
+
+/// The places a bare-metal runbook may name on a host, from the code that makes or reads them:
+/// what the plan writes, what the export reads (a directory with everything below it), the file
+/// pgBackRest's secrets are assembled into, and what the inventory says is left in place (logs,
+/// Alertmanager's state, the relay's credentials the operator provides).
+struct Places {
+    exact: std::collections::BTreeSet<String>,
+    trees: std::collections::BTreeSet<String>,
+}
+
+impl Places {
+    fn of(resolved: &terroir::pipeline::resolve::ResolvedPlatform, plan: &Plan) -> Places {
+        use terroir::pipeline::render::plan::Step;
+        let mut exact = std::collections::BTreeSet::new();
+        for host in &plan.hosts {
+            for step in &host.steps {
+                match step {
+                    Step::File { file, .. } => exact.insert(file.dest.clone()),
+                    Step::Secret { secret, .. } => exact.insert(secret.dest.clone()),
+                    Step::Directory { directory, .. } => exact.insert(directory.path.clone()),
+                    Step::Artifact { artifact, .. } => exact.insert(artifact.dir.clone()),
+                    Step::Command { command, .. } => match &command.creates {
+                        Some(p) => exact.insert(p.clone()),
+                        None => false,
+                    },
+                    _ => false,
+                };
+            }
+        }
+        if let Some(b) = terroir::backup::context(resolved) {
+            exact.insert(b.secrets_conf);
+        }
+        for l in inventory::from_plan(resolved, plan).left {
+            exact.insert(l.path);
+        }
+        let trees = export_reads(resolved).into_iter().map(|r| r.path).collect();
+        Places { exact, trees }
+    }
+
+    fn holds(&self, path: &str) -> bool {
+        let under = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+        self.exact.contains(path)
+            || self.trees.iter().any(|t| under(path, t))
+            // a directory holding some of them
+            || self
+                .exact
+                .iter()
+                .chain(&self.trees)
+                .any(|p| under(p, path) && path.matches('/').count() > 1)
+    }
+}
+
+/// Every absolute path of a host the runbook names: in prose and commands, and the relative
+/// names of `tar -C DIR -cf - NAME...`.
+fn host_paths(runbook: &str) -> std::collections::BTreeSet<String> {
+    let mut paths = std::collections::BTreeSet::new();
+    let tidy = |p: &str| {
+        p.trim_end_matches(['.', ',', ':'])
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    for line in runbook.lines() {
+        let chars: Vec<char> = line.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            let starts = *c == '/'
+                && (i == 0 || matches!(chars[i - 1], ' ' | '`' | '(' | '"' | '='))
+                && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric());
+            if starts {
+                let p: String = chars[i..]
+                    .iter()
+                    .take_while(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '@')
+                    })
+                    .collect();
+                paths.insert(tidy(&p));
+            }
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if *w == "-C" && words.get(i + 2) == Some(&"-cf") && words.get(i + 3) == Some(&"-") {
+                let dir = words[i + 1].trim_end_matches('/');
+                for name in words[i + 4..]
+                    .iter()
+                    .take_while(|n| !n.starts_with(['\\', '>', '|', '"', '$']))
+                    .filter(|n| **n != ".")
+                {
+                    paths.insert(tidy(&format!("{dir}/{name}")));
+                }
+            }
+        }
+    }
+    paths
+}
+
+fn unplaced(runbook: &str, places: &Places) -> Vec<String> {
+    host_paths(runbook)
+        .into_iter()
+        .filter(|p| !places.holds(p))
+        .collect()
+}
+
+fn rendered(doc: &Path) -> (terroir::pipeline::resolve::ResolvedPlatform, Plan, String) {
+    let catalog = Catalog::new(vec![]);
+    let loaded = terroir::pipeline::load(doc, &catalog).unwrap();
+    let (resolved, tree) = terroir::pipeline::render::render(&loaded, &catalog).unwrap();
+    let plan = Plan::from_tree(&tree).unwrap();
+    let runbook = String::from_utf8(tree.files[RUNBOOK].clone()).unwrap();
+    (resolved, plan, runbook)
+}
+
+/// The runbook names only places the plan writes or the export reads, for every shipped
+/// bare-metal example (each backs up to S3), and for hosts that carry the database and the
+/// application together.
+#[test]
+fn every_path_the_runbook_names_is_written_by_the_plan_or_read_by_the_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = variant("baremetal.yaml", tmp.path(), "shared.yaml", |t| {
+        t.replace("roles: [database]", "roles: [database, app]")
+            .replace(
+                "        - name: app1\n          address: 198.18.0.13\n          roles: [app]\n",
+                "",
+            )
+    });
+    for doc in [
+        example("baremetal.yaml"),
+        example("baremetal-ha.yaml"),
+        shared,
+    ] {
+        let (resolved, plan, runbook) = rendered(&doc);
+        let places = Places::of(&resolved, &plan);
+        let named = host_paths(&runbook);
+        assert!(named.len() > 20, "{}: only {named:?}", doc.display());
+        let unplaced = unplaced(&runbook, &places);
+        assert!(
+            unplaced.is_empty(),
+            "{}: the runbook names places neither the plan writes nor the export reads: {unplaced:?}",
+            doc.display()
+        );
+        // and every place the export reads is in the runbook
+        for read in export_reads(&resolved) {
+            assert!(
+                runbook.contains(&read.path)
+                    || read.kind == ReadKind::MailQueue && runbook.contains("/var/spool/postfix"),
+                "{}: the export reads {} on {}, the runbook does not say so",
+                doc.display(),
+                read.path,
+                read.host
+            );
+        }
+    }
+}
+
+/// A runbook naming a place that nothing writes or reads fails the check above.
+#[test]
+fn a_path_no_one_writes_is_caught() {
+    let (resolved, plan, runbook) = rendered(&example("baremetal.yaml"));
+    let places = Places::of(&resolved, &plan);
+    assert!(unplaced(&runbook, &places).is_empty());
+    for wrong in [
+        "the token is in `/etc/acme-crm/secrets/backup-s3-token`.",
+        "ssh -p 22 deploy@198.18.0.11 sudo tar -C /var/lib/postgresql -cf - 14 > old.tar",
+        "(`/srv/backups`)",
+    ] {
+        let text = format!("{runbook}\n{wrong}\n");
+        assert_eq!(
+            unplaced(&text, &places).len(),
+            1,
+            "`{wrong}` names a place nothing writes or reads"
+        );
+    }
+    // without backups, the plan writes no S3 key: the runbook of a platform with backups names
+    // files that one does not have
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = variant("baremetal.yaml", tmp.path(), "nobackup.yaml", |t| {
+        t.replace("    backups:\n", "    backups:\n      enabled: false\n")
+    });
+    let (resolved, plan, _) = rendered(&doc);
+    let without = Places::of(&resolved, &plan);
+    let missing = unplaced(&runbook, &without);
+    assert!(
+        missing.contains(&"/etc/acme-crm/secrets/backup-s3-access-key".to_owned()),
+        "{missing:?}"
+    );
+}
+
+/// With backups to S3, the bucket's keys are files of the database host, and the runbook says
+/// which, with their mode and owner, as the plan writes them.
+#[test]
+fn s3_keys_are_named_where_the_plan_writes_them() {
+    for ex in ["baremetal.yaml", "baremetal-ha.yaml"] {
+        let (_, plan, runbook) = rendered(&example(ex));
+        let mut seen = 0;
+        for host in &plan.hosts {
+            for step in &host.steps {
+                if let terroir::pipeline::render::plan::Step::Secret { secret, .. } = step
+                    && secret.secret.starts_with("backup-s3-")
+                {
+                    seen += 1;
+                    let row = runbook
+                        .lines()
+                        .find(|l| l.starts_with(&format!("| `{}` |", secret.secret)))
+                        .unwrap_or_else(|| panic!("{ex}: no row for {}", secret.secret));
+                    let copy = format!(
+                        "{}, `{}` ({}, {}:{})",
+                        host.name, secret.dest, secret.mode, secret.owner, secret.group
+                    );
+                    assert!(row.contains(&copy), "{ex}: {row} should name {copy}");
+                    assert_eq!(secret.mode, "0600", "{ex}: {}", secret.dest);
+                    assert!(row.contains("terroir secrets set"), "{row}");
+                }
+            }
+        }
+        assert!(seen >= 2, "{ex}: the plan writes no S3 key");
+        assert!(
+            !runbook.contains("no file of the platform's hosts holds them"),
+            "{ex}"
+        );
+    }
+}
+
+/// On Kubernetes the inventory is the rendered manifests: the runbook's Secrets table names
+/// exactly the Secrets the workloads read, and every claim and ConfigMap they use.
+#[test]
+fn kubernetes_inventory_is_the_rendered_manifests() {
+    fn walk(v: &serde_json::Value, secrets: &mut BTreeSet<String>, maps: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    match (k.as_str(), x) {
+                        ("secretName", serde_json::Value::String(s)) => {
+                            secrets.insert(s.clone());
+                        }
+                        ("secretKeyRef" | "secretRef" | "secret", _) if x["name"].is_string() => {
+                            secrets.insert(x["name"].as_str().unwrap().to_owned());
+                        }
+                        ("configMap" | "configMapKeyRef" | "configMapRef", _)
+                            if x["name"].is_string() =>
+                        {
+                            maps.insert(x["name"].as_str().unwrap().to_owned());
+                        }
+                        _ => {}
+                    }
+                    walk(x, secrets, maps);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, secrets, maps)),
+            _ => {}
+        }
+    }
+    use std::collections::BTreeSet;
+    let tmp = tempfile::tempdir().unwrap();
+    for ex in ["kubernetes.yaml", "kubernetes-ha.yaml"] {
+        let out = render(&example(ex), tmp.path(), ex);
+        let text = std::fs::read_to_string(out.join(RUNBOOK)).unwrap();
+        let (mut secrets, mut maps, mut claims) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (_, content) in read_tree(&out.join("kubernetes")) {
+            let docs: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(std::str::from_utf8(&content).unwrap()).unwrap();
+            for d in &docs {
+                walk(d, &mut secrets, &mut maps);
+                if let Some(c) = d["spec"]["template"]["spec"]["volumes"].as_array() {
+                    for v in c {
+                        if let Some(n) = v["persistentVolumeClaim"]["claimName"].as_str() {
+                            claims.insert(n.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let section = &text[text.find("### Secrets").unwrap()..text.find("## 2. Export").unwrap()];
+        let named: BTreeSet<String> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(n, _)| n.to_owned()))
+            .collect();
+        assert!(secrets.len() > 3, "{ex}: {secrets:?}");
+        assert_eq!(
+            named, secrets,
+            "{ex}: the runbook's Secrets and the manifests'"
+        );
+        for m in &maps {
+            assert!(section.contains(&format!("`{m}`")), "{ex}: ConfigMap {m}");
+        }
+        for c in &claims {
+            assert!(text.contains(&format!("| `{c}` |")), "{ex}: claim {c}");
+        }
+    }
 }

@@ -1868,7 +1868,7 @@ fn a_replicated_platform_applies_patroni_with_its_rbac_then_one_replica_prunes_i
     let primary = get("v1", "Service", "mutuelle-crm-postgres");
     assert_eq!(
         primary["spec"]["selector"]["terroir.eu/postgres-role"],
-        "primary"
+        "master"
     );
     let replicas = get("v1", "Service", "mutuelle-crm-postgres-replicas");
     assert_eq!(

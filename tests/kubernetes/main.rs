@@ -9,6 +9,8 @@ mod backups;
 mod chart;
 mod exit;
 mod ha;
+mod images_postfix;
+mod images_postgres;
 mod operator;
 mod patroni;
 mod postgres_tls;

@@ -1,8 +1,9 @@
 //! Patroni itself, with the rendered patroni.yml, pg_hba.conf and postgresql.conf (pgaudit, TLS
 //! only), runs two PostgreSQL members on loopback and keeps its store in the API server double
-//! through its own Kubernetes client: one member is elected and labelled primary, the other
-//! streams from it over TLS (verify-full) as a synchronous standby, and when the primary's Patroni
-//! stops, the standby is promoted. Every call Patroni made is within the rendered Role.
+//! through its own Kubernetes client: one member is elected and labelled `master` (the label
+//! Patroni 3.0, the image's, gives a leader), the other streams from it over TLS (verify-full) as
+//! a synchronous standby, and when the primary's Patroni stops, the standby is promoted. Every
+//! call Patroni made is within the rendered Role.
 //!
 //! What differs from a pod: paths, ports and names are the loopback's (the members are
 //! `localhost:PORT`, their certificate from terroir's CA is for `localhost`), and Patroni is PyPI's
@@ -263,7 +264,7 @@ fn patroni_elects_replicates_over_tls_and_fails_over_through_the_api_double() {
         Duration::from_secs(90),
         "member 0 is elected primary",
         || {
-            (role_of(&first.name) == "primary")
+            (role_of(&first.name) == "master")
                 .then_some(())
                 .ok_or_else(logs)
         },
@@ -332,7 +333,7 @@ fn patroni_elects_replicates_over_tls_and_fails_over_through_the_api_double() {
     // The primary's Patroni stops: the synchronous standby is promoted, by Patroni.
     drop(first);
     eventually(Duration::from_secs(90), "member 1 is promoted", || {
-        (role_of(&second.name) == "primary" && sql(1, "select pg_is_in_recovery()").trim() == "f")
+        (role_of(&second.name) == "master" && sql(1, "select pg_is_in_recovery()").trim() == "f")
             .then_some(())
             .ok_or_else(logs)
     });

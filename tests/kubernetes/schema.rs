@@ -142,8 +142,9 @@ fn the_postgres_image_is_terroirs_with_pgaudit_and_pgbackrest() {
     let containerfile =
         std::fs::read_to_string(root().join("images/postgres/Containerfile")).unwrap();
     assert!(
-        containerfile.contains("FROM docker.io/library/postgres:${PG_MAJOR}-bookworm")
-            && containerfile.contains("pgbackrest \"postgresql-${PG_MAJOR}-pgaudit\""),
+        containerfile.contains("FROM ${BASE}")
+            && containerfile
+                .contains("postgresql-15 postgresql-15-pgaudit pgbackrest patroni ca-certificates"),
         "{containerfile}"
     );
     // Without backups, no archiving and no pgBackRest sidecar.

@@ -51,6 +51,11 @@ pub enum SshError {
     },
     #[error("known_hosts file {path}: {source}")]
     KnownHosts { path: String, source: ssh2::Error },
+    #[error("known_hosts file {path}: {source}")]
+    KnownHostsFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot check the host key of {address}: {reason}")]
     HostKeyUnchecked {
         address: String,
@@ -403,22 +408,16 @@ impl Connection {
         })
     }
 
+    /// The host's key against the known_hosts file. Connections to several hosts run at once, in
+    /// this process and maybe in others: the file is read under a shared lock and a new key is
+    /// recorded under an exclusive one, after reading the file again, so one host's record never
+    /// overwrites another's, nor is read half-written.
     fn check_host_key(session: &Session, target: &Target) -> Result<(), SshError> {
         let kh_path = target.known_hosts.display().to_string();
-        let mut known = session
-            .known_hosts()
-            .map_err(|source| SshError::KnownHosts {
-                path: kh_path.clone(),
-                source,
-            })?;
-        if target.known_hosts.exists() {
-            known
-                .read_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
-                .map_err(|source| SshError::KnownHosts {
-                    path: kh_path.clone(),
-                    source,
-                })?;
-        }
+        let kh_error = |source| SshError::KnownHosts {
+            path: kh_path.clone(),
+            source,
+        };
         let (key, key_type) = session
             .host_key()
             .ok_or_else(|| SshError::HostKeyUnchecked {
@@ -426,44 +425,84 @@ impl Connection {
                 reason: "the server sent no host key",
             })?;
         let presented = fingerprint(session);
-        match known.check_port(&target.address, target.port, key) {
-            CheckResult::Match => Ok(()),
-            CheckResult::Mismatch => Err(SshError::HostKeyChanged {
-                address: target.address.clone(),
-                known_hosts: kh_path.clone(),
-                presented,
-                expected: recorded_fingerprints(&target.known_hosts, &target.address).join(", "),
-            }),
-            CheckResult::NotFound if target.accept_new_host_keys => {
-                let format: KnownHostKeyFormat = key_type.into();
-                let host = if target.port == 22 {
-                    target.address.clone()
-                } else {
-                    format!("[{}]:{}", target.address, target.port)
+        let recorded =
+            |exclusive: bool| -> Result<(ssh2::KnownHosts, Option<std::fs::File>), SshError> {
+                let mut known = session.known_hosts().map_err(kh_error)?;
+                let file = match std::fs::OpenOptions::new()
+                    .read(true)
+                    .append(exclusive)
+                    .create(exclusive)
+                    .open(&target.known_hosts)
+                {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((known, None)),
+                    Err(source) => {
+                        return Err(SshError::KnownHostsFile {
+                            path: kh_path.clone(),
+                            source,
+                        });
+                    }
                 };
+                if exclusive {
+                    file.lock()
+                } else {
+                    file.lock_shared()
+                }
+                .map_err(|source| SshError::KnownHostsFile {
+                    path: kh_path.clone(),
+                    source,
+                })?;
                 known
-                    .add(&host, key, "added by terroir", format)
-                    .map_err(|source| SshError::KnownHosts {
-                        path: kh_path.clone(),
-                        source,
-                    })?;
-                known
-                    .write_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
-                    .map_err(|source| SshError::KnownHosts {
-                        path: kh_path,
-                        source,
-                    })
-            }
-            CheckResult::NotFound => Err(SshError::HostKeyUnknown {
+                    .read_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
+                    .map_err(kh_error)?;
+                Ok((known, Some(file)))
+            };
+        let judge =
+            |known: &ssh2::KnownHosts| match known.check_port(&target.address, target.port, key) {
+                CheckResult::Match => Ok(true),
+                CheckResult::Mismatch => Err(SshError::HostKeyChanged {
+                    address: target.address.clone(),
+                    known_hosts: kh_path.clone(),
+                    presented: presented.clone(),
+                    expected: recorded_fingerprints(&target.known_hosts, &target.address)
+                        .join(", "),
+                }),
+                CheckResult::NotFound => Ok(false),
+                CheckResult::Failure => Err(SshError::HostKeyUnchecked {
+                    address: target.address.clone(),
+                    reason: "libssh2 could not compare it with the recorded keys",
+                }),
+            };
+        let (known, shared) = recorded(false)?;
+        let found = judge(&known)?;
+        drop(shared);
+        if found {
+            return Ok(());
+        }
+        if !target.accept_new_host_keys {
+            return Err(SshError::HostKeyUnknown {
                 address: target.address.clone(),
                 known_hosts: kh_path,
                 presented,
-            }),
-            CheckResult::Failure => Err(SshError::HostKeyUnchecked {
-                address: target.address.clone(),
-                reason: "libssh2 could not compare it with the recorded keys",
-            }),
+            });
         }
+        // Record it, unless another connection did meanwhile.
+        let (mut known, _exclusive) = recorded(true)?;
+        if judge(&known)? {
+            return Ok(());
+        }
+        let format: KnownHostKeyFormat = key_type.into();
+        let host = if target.port == 22 {
+            target.address.clone()
+        } else {
+            format!("[{}]:{}", target.address, target.port)
+        };
+        known
+            .add(&host, key, "added by terroir", format)
+            .map_err(kh_error)?;
+        known
+            .write_file(&target.known_hosts, KnownHostFileKind::OpenSSH)
+            .map_err(kh_error)
     }
 
     /// Run a command, feeding `stdin` when given.

@@ -8,11 +8,13 @@
 //!   `baremetal/host/plan.yaml.tera` is the host's step list, collected into `baremetal/plan.json`;
 //! - `baremetal/…` (other files) rendered once for bare-metal targets;
 //! - `terraform/…`  rendered for SecNumCloud targets;
-//! - `runbooks/…`, `sovereignty/…`  always.
+//! - `runbooks/…`, `sovereignty/…`  always; the runbooks last, with the inventory of what the
+//!   plan or the manifests deploy (variable `inventory`, `inventory.rs`).
 //!
 //! A `.tera` suffix is dropped from the output name; a template that renders to only white space
 //! produces no file (that is how components are switched off).
 
+pub mod inventory;
 pub mod plan;
 pub mod reversibility;
 pub mod terraform;
@@ -131,6 +133,8 @@ impl Renderer {
         let on_kubernetes = !resolved.platform.namespace.is_empty();
         let mut tree = RenderedTree::default();
         let mut host_plans: Vec<(String, String)> = Vec::new();
+        // the runbooks describe what the other templates produce: rendered once those are
+        let mut runbooks: Vec<(&str, &str)> = Vec::new();
         for name in self.blueprint.templates.keys() {
             let out_name = name.strip_suffix(".tera").unwrap_or(name);
             let section = out_name.split('/').next().unwrap_or_default();
@@ -142,6 +146,10 @@ impl Renderer {
                 _ => false, // partials and macros live elsewhere (for example `_macros/`)
             };
             if !wanted {
+                continue;
+            }
+            if section == "runbooks" {
+                runbooks.push((name, out_name));
                 continue;
             }
             if let Some(rest) = out_name.strip_prefix("baremetal/host/") {
@@ -171,9 +179,27 @@ impl Renderer {
                 tree.files.insert(out_name.to_owned(), text.into_bytes());
             }
         }
-        if resolved.target_kind == "baremetal" {
+        let inventory = if resolved.target_kind == "baremetal" {
             let plan = plan::build(&resolved, &host_plans, &tree)?;
-            tree.files.insert("baremetal/plan.json".into(), plan);
+            tree.files
+                .insert("baremetal/plan.json".into(), plan.to_json());
+            inventory::from_plan(&resolved, &plan)
+        } else {
+            inventory::Inventory {
+                cluster: inventory::from_manifests(&tree),
+                ..Default::default()
+            }
+        };
+        let mut ctx = base_ctx;
+        ctx.insert("inventory", &inventory);
+        for (name, out_name) in runbooks {
+            let text = self
+                .tera
+                .render(name, &ctx)
+                .map_err(|e| render_err(&self.blueprint, name, &e))?;
+            if !text.trim().is_empty() {
+                tree.files.insert(out_name.to_owned(), text.into_bytes());
+            }
         }
         // The provider module the root module calls: the rendered tree runs as it is.
         if let Some(sc) = loaded.platform.spec.target.secnumcloud() {

@@ -274,6 +274,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// `baremetal/plan.json` as the tree holds it.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a plan serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
     /// The plan a bare-metal render wrote into its tree (`baremetal/plan.json`).
     pub fn from_tree(tree: &RenderedTree) -> Result<Plan, NoPlan> {
         tree.files
@@ -288,11 +295,12 @@ impl Plan {
 #[error("the rendered tree has no valid baremetal/plan.json")]
 pub struct NoPlan;
 
+/// The plan from each host's steps as the blueprint rendered them, checked against the tree.
 pub fn build(
     resolved: &ResolvedPlatform,
     host_steps: &[(String, String)],
     tree: &RenderedTree,
-) -> Result<Vec<u8>, RenderError> {
+) -> Result<Plan, RenderError> {
     let mut hosts = Vec::new();
     for (host_name, text) in host_steps {
         let where_ = format!(
@@ -471,7 +479,5 @@ pub fn build(
             .unwrap_or_default(),
         hosts,
     };
-    let mut bytes = serde_json::to_vec_pretty(&plan).expect("a plan serializes");
-    bytes.push(b'\n');
-    Ok(bytes)
+    Ok(plan)
 }
