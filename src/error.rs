@@ -283,6 +283,7 @@ impl ReversibilityError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             ReversibilityError::Site(e) => e.exit_status(),
+            ReversibilityError::Cluster(e) => e.exit_status(),
             ReversibilityError::Recipient { .. }
             | ReversibilityError::RecipientsLine { .. }
             | ReversibilityError::ExportExists { .. }
@@ -304,6 +305,7 @@ impl ReversibilityError {
             | ReversibilityError::Secrets(_)
             | ReversibilityError::Encrypt { .. }
             | ReversibilityError::Digests { .. }
+            | ReversibilityError::Pod { .. }
             | ReversibilityError::Panicked { .. } => ExitStatus::Failed,
         }
     }
@@ -311,11 +313,34 @@ impl ReversibilityError {
     pub fn kind(&self) -> &'static str {
         match self {
             ReversibilityError::Site(e) => e.kind(),
+            ReversibilityError::Cluster(e) => e.kind(),
             ReversibilityError::Defect(ExportDefect::Altered { .. }) => "export-altered",
             ReversibilityError::Defect(ExportDefect::Missing { .. }) => "export-incomplete",
             ReversibilityError::Defect(_) | ReversibilityError::HoldsData { .. } => "refused",
             e if e.exit_status() == ExitStatus::Invalid => "invalid-input",
             _ => "failed",
+        }
+    }
+}
+
+impl crate::reversibility::cluster::ClusterPlatformError {
+    pub fn exit_status(&self) -> ExitStatus {
+        use crate::reversibility::cluster::ClusterPlatformError as E;
+        match self {
+            E::NoWorkload { .. } | E::SameNamespace { .. } => ExitStatus::Invalid,
+            E::Connect { .. } | E::Runtime(_) | E::NoPod { .. } | E::Api { .. } => {
+                ExitStatus::Failed
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        use crate::reversibility::cluster::ClusterPlatformError as E;
+        match self {
+            E::NoWorkload { .. } | E::SameNamespace { .. } => "invalid-input",
+            E::Connect { .. } | E::Api { .. } => "unreachable",
+            E::NoPod { .. } => "not-deployed",
+            E::Runtime(_) => "failed",
         }
     }
 }

@@ -180,7 +180,14 @@ pub enum Command {
     ///
     /// Streams everything to DIR (built in DIR.partial, renamed when complete) with manifest.json
     /// (what, from where, sizes, row counts, checksums, tool versions) and SHA256SUMS.
-    /// Bare-metal targets; for Kubernetes, the rendered runbooks/reversibility.md gives the commands.
+    ///
+    /// On hosts, over SSH. On Kubernetes (the document's kubeconfig and context, else
+    /// $KUBECONFIG or ~/.kube/config), through the API server: pg_dump runs by exec in the
+    /// database's pod and streams through the same pipeline (one CSV per table, counts,
+    /// checksums); the TSDB snapshot is made through the service proxy and read by exec in
+    /// Prometheus's pod; Alertmanager's silences and the namespace's objects are read through the
+    /// API, its Secrets too, exported only encrypted. Not on Kubernetes: the mail spool (the MTA
+    /// relays) and application data (its pods keep no volume): manifest.json says so.
     ///
     /// Example: terroir export platform.yaml --to export/ --recipient age1…
     Export(ExportArgs),
@@ -189,12 +196,18 @@ pub enum Command {
     /// destination, and changes nothing unless both pass. The destination is deployed first
     /// (`terroir apply FILE`).
     ///
+    /// On Kubernetes (another namespace or cluster), each database is loaded by psql run by exec
+    /// in the destination's database pod, in one transaction, as the platform's role.
+    ///
     /// Example: terroir restore new-platform.yaml --from export/ --dry-run
     Restore(RestoreArgs),
     /// A reversibility drill: export FILE's platform, restore it into OTHER_FILE's, compare every
     /// table (row count and content checksum), the mail, the metrics, the application's data and
     /// health, and write drill-report.json and drill-report.md with the time of each phase.
     /// Exit 2 when anything differs.
+    ///
+    /// From a Kubernetes platform into another namespace or cluster: pg_dump and psql run by exec
+    /// in each side's database pod; every table's row count and checksum is compared.
     ///
     /// Example: terroir drill platform.yaml --into rehearsal.yaml --report drill/
     Drill(DrillArgs),

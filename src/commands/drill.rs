@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::Context;
 use super::export::Shown;
 use crate::cli::DrillArgs;
-use crate::deploy::baremetal::site::Site;
 use crate::error::{Error, ExitStatus};
 use crate::printer::{Report, Text};
+use crate::reversibility::Platform;
 use crate::reversibility::drill::{DrillReport, Options};
 
 #[derive(Serialize)]
@@ -60,8 +60,8 @@ pub fn run(args: &DrillArgs, cx: &Context) -> Result<ExitStatus, Error> {
         &args.recipients.recipient,
         args.recipients.recipients_file.as_deref(),
     )?;
-    let from = Site::open(&args.file, &cx.catalog)?;
-    let into = Site::open(&args.into, &cx.catalog)?;
+    let from = Platform::open(&args.file, &cx.catalog)?;
+    let into = Platform::open(&args.into, &cx.catalog)?;
     let shown = Shown::new(cx);
     let opts = Options {
         report: args.report.clone(),

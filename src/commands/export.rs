@@ -1,5 +1,5 @@
-//! `terroir export FILE --to DIR`: every piece of a bare-metal platform's data into an export
-//! directory (see `crate::reversibility`).
+//! `terroir export FILE --to DIR`: every piece of a platform's data (on hosts, or on a
+//! Kubernetes cluster) into an export directory (see `crate::reversibility`).
 
 use std::io::Write;
 use std::path::Path;
@@ -8,10 +8,9 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::ExportArgs;
-use crate::deploy::baremetal::site::Site;
 use crate::error::{Error, ExitStatus};
 use crate::printer::{Bar, Report, Text};
-use crate::reversibility::{Item, Manifest};
+use crate::reversibility::{Item, Manifest, Platform};
 use crate::text::human_bytes;
 
 /// What an export, a restore or a drill shows while it runs: the file being written with its size
@@ -94,7 +93,7 @@ pub fn run(args: &ExportArgs, cx: &Context) -> Result<ExitStatus, Error> {
         &args.recipients.recipient,
         args.recipients.recipients_file.as_deref(),
     )?;
-    let site = Site::open(&args.file, &cx.catalog)?;
+    let platform = Platform::open(&args.file, &cx.catalog)?;
     let shown = Shown::new(cx);
     if recipients.is_empty() {
         crate::reversibility::export::Progress::note(
@@ -102,8 +101,7 @@ pub fn run(args: &ExportArgs, cx: &Context) -> Result<ExitStatus, Error> {
             "note: no --recipient given: secrets are not exported (they are exported only encrypted)",
         );
     }
-    let exported = crate::reversibility::export::export(
-        &site,
+    let exported = platform.export(
         &crate::reversibility::export::Options {
             to: args.to.clone(),
             recipients,

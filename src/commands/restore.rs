@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::Context;
 use super::export::Shown;
 use crate::cli::RestoreArgs;
-use crate::deploy::baremetal::site::Site;
 use crate::error::{Error, ExitStatus};
 use crate::printer::{Report, Text};
+use crate::reversibility::Platform;
 use crate::reversibility::restore::{Options, Report as Restore};
 
 #[derive(Serialize)]
@@ -63,13 +63,22 @@ impl Report for Restored {
 }
 
 pub fn run(args: &RestoreArgs, cx: &Context) -> Result<ExitStatus, Error> {
-    let mut site = Site::open(&args.file, &cx.catalog)?;
+    let mut platform = Platform::open(&args.file, &cx.catalog)?;
     // a dry run changes nothing and takes no lock
     let _lock = if args.dry_run {
         None
     } else {
-        site = site.changing(crate::deploy::lock::Holder::current("restore"));
-        super::lock(&args.file, site.name(), "restore", args.force_unlock, cx)?
+        if let Platform::Hosts(site) = platform {
+            platform =
+                Platform::Hosts(site.changing(crate::deploy::lock::Holder::current("restore")));
+        }
+        super::lock(
+            &args.file,
+            platform.name(),
+            "restore",
+            args.force_unlock,
+            cx,
+        )?
     };
     let shown = Shown::new(cx);
     let opts = Options {
@@ -78,7 +87,7 @@ pub fn run(args: &RestoreArgs, cx: &Context) -> Result<ExitStatus, Error> {
         dry_run: args.dry_run,
         replace: args.replace,
     };
-    let restored = crate::reversibility::restore::restore(&site, &opts, &shown);
+    let restored = platform.restore(&opts, &shown);
     shown.done();
     let report = restored?;
     cx.printer.report(&Restored {

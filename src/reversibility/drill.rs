@@ -8,9 +8,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::{Progress, TSDB_DIR, secs};
-use super::{Manifest, ReversibilityError, write_error};
+use super::source::Source;
+use super::{Manifest, Platform, ReversibilityError, write_error};
 use crate::deploy::baremetal::site::Site;
 use crate::document::Role;
+use crate::pipeline::resolve::ResolvedPlatform;
 use crate::text::human_bytes;
 
 pub struct Options {
@@ -98,21 +100,34 @@ fn digest_file(p: &std::path::Path) -> String {
 }
 
 pub fn drill(
-    from: &Site,
-    into: &Site,
+    from: &Platform,
+    into: &Platform,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<DrillReport, ReversibilityError> {
-    if from.document == into.document
-        || from
-            .targets
+    let shared = |a: &Site, b: &Site| {
+        a.targets
             .values()
-            .any(|a| into.targets.values().any(|b| a.address == b.address))
-    {
-        return Err(ReversibilityError::SharedHosts {
-            from: from.document.clone(),
-            into: into.document.clone(),
-        });
+            .any(|x| b.targets.values().any(|y| x.address == y.address))
+    };
+    match (from, into) {
+        (Platform::Cluster(a), Platform::Cluster(b))
+            if a.document == b.document || (a.server == b.server && a.namespace == b.namespace) =>
+        {
+            return Err(super::cluster::ClusterPlatformError::SameNamespace {
+                from: a.document.clone(),
+                into: b.document.clone(),
+                namespace: a.namespace.clone(),
+            }
+            .into());
+        }
+        (Platform::Hosts(a), Platform::Hosts(b)) if a.document == b.document || shared(a, b) => {
+            return Err(ReversibilityError::SharedHosts {
+                from: a.document.clone(),
+                into: b.document.clone(),
+            });
+        }
+        _ => {}
     }
     let report_dir = &opts.report;
     std::fs::create_dir_all(report_dir).map_err(write_error(report_dir))?;
@@ -128,8 +143,7 @@ pub fn drill(
         export_dir.display()
     ));
     let t = Instant::now();
-    let manifest = super::export::export(
-        from,
+    let manifest = from.export(
         &super::export::Options {
             to: export_dir.clone(),
             recipients: opts.recipients.clone(),
@@ -149,8 +163,7 @@ pub fn drill(
         "phase 2-3/4: verify the export, restore into {}",
         into.name()
     ));
-    let restore = super::restore::restore(
-        into,
+    let restore = into.restore(
         &super::restore::Options {
             from: export_dir.clone(),
             identity: opts.identity.clone(),
@@ -175,7 +188,16 @@ pub fn drill(
     // 4. compare
     progress.note("phase 4/4: compare the destination with the export");
     let t = Instant::now();
-    let (tables, mail, metrics, application, configuration) = compare(from, into, &manifest)?;
+    let (tables, mail, metrics, application, configuration) = match (from, into) {
+        (Platform::Hosts(a), Platform::Hosts(b)) => compare(a, b, &manifest)?,
+        _ => (
+            compare_tables(from, into, &manifest)?,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
     phases.push(Phase {
         name: "compare".into(),
         seconds: secs(t),
@@ -199,9 +221,9 @@ pub fn drill(
     let report = DrillReport {
         kind: "terroir-drill-report/v1",
         source_platform: from.name().into(),
-        source_document: from.document.display().to_string(),
+        source_document: from.document().display().to_string(),
         destination_platform: into.name().into(),
-        destination_document: into.document.display().to_string(),
+        destination_document: into.document().display().to_string(),
         started_at,
         finished_at: crate::text::now_rfc3339(),
         passed,
@@ -240,6 +262,102 @@ fn rate(bytes: u64, seconds: f64) -> Option<f64> {
 
 type Compared = (Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>, Vec<Check>);
 
+/// Each source database with its destination and a label: the application's, then each
+/// tenant's into the same tenant's (empty when the destination has no such tenant).
+pub fn database_pairs(
+    from: &ResolvedPlatform,
+    into: &ResolvedPlatform,
+) -> Vec<(String, String, String)> {
+    let mut pairs = vec![(
+        from.components.database.name.clone(),
+        into.components.database.name.clone(),
+        String::new(),
+    )];
+    for t in &from.tenants {
+        let dest = into
+            .tenants
+            .iter()
+            .find(|x| x.name == t.name)
+            .map(|x| x.database.clone())
+            .unwrap_or_default();
+        pairs.push((t.database.clone(), dest, format!("tenant {} ", t.name)));
+    }
+    pairs
+}
+
+/// Every exported table's row count and checksum against the destination's, read back by
+/// pg_dump wherever the destination's database runs (`source`).
+pub fn table_checks(
+    source: &dyn Source,
+    pairs: &[(String, String, String)],
+    manifest: &Manifest,
+) -> Result<Vec<Check>, ReversibilityError> {
+    let mut tables = Vec::new();
+    for (src, dest, label) in pairs {
+        let wanted: Vec<&super::Table> = manifest
+            .tables
+            .iter()
+            .filter(|t| &t.database == src)
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let there: BTreeMap<String, super::pgdump::TableStats> = if dest.is_empty() {
+            BTreeMap::new()
+        } else {
+            super::export::table_figures(source, dest)?
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect()
+        };
+        for t in wanted {
+            let got = there.get(&t.name);
+            tables.push(check(
+                format!("{label}table {} rows", t.name),
+                t.rows.to_string(),
+                got.map(|g| g.rows.to_string())
+                    .unwrap_or_else(|| "missing".into()),
+            ));
+            tables.push(check(
+                format!("{label}table {} content", t.name),
+                t.checksum.clone(),
+                got.map(|g| g.checksum.clone())
+                    .unwrap_or_else(|| "missing".into()),
+            ));
+        }
+    }
+    Ok(tables)
+}
+
+/// Only the tables, when either side is not on hosts: what both kinds of target hold alike.
+fn compare_tables(
+    from: &Platform,
+    into: &Platform,
+    manifest: &Manifest,
+) -> Result<Vec<Check>, ReversibilityError> {
+    if manifest.tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs = database_pairs(from.resolved(), into.resolved());
+    match into {
+        Platform::Cluster(c) => super::cluster::table_checks(c, &pairs, manifest),
+        Platform::Hosts(site) => {
+            let Some(h) = crate::deploy::baremetal::health::primary(site) else {
+                return Ok(Vec::new());
+            };
+            let conn = site.connect(&h)?;
+            table_checks(
+                &super::source::HostPostgres {
+                    conn: &conn,
+                    host: h,
+                },
+                &pairs,
+                manifest,
+            )
+        }
+    }
+}
+
 /// Read the destination back and compare it with what the export recorded.
 pub fn compare(
     from: &Site,
@@ -258,55 +376,15 @@ pub fn compare(
     if !manifest.tables.is_empty()
         && let Some(h) = &crate::deploy::baremetal::health::primary(into)
     {
-        // the application's database, then each tenant's, into the same tenant's
-        let mut pairs = vec![(
-            from.resolved.components.database.name.clone(),
-            into.resolved.components.database.name.clone(),
-            String::new(),
-        )];
-        for t in &from.resolved.tenants {
-            let dest = into
-                .resolved
-                .tenants
-                .iter()
-                .find(|x| x.name == t.name)
-                .map(|x| x.database.clone())
-                .unwrap_or_default();
-            pairs.push((t.database.clone(), dest, format!("tenant {} ", t.name)));
-        }
-        for (source, dest, label) in pairs {
-            let wanted: Vec<&super::Table> = manifest
-                .tables
-                .iter()
-                .filter(|t| t.database == source)
-                .collect();
-            if wanted.is_empty() {
-                continue;
-            }
-            let there: BTreeMap<String, super::pgdump::TableStats> = if dest.is_empty() {
-                BTreeMap::new()
-            } else {
-                super::export::table_figures(&conns[h], h, &dest)?
-                    .into_iter()
-                    .map(|t| (t.name.clone(), t))
-                    .collect()
-            };
-            for t in wanted {
-                let got = there.get(&t.name);
-                tables.push(check(
-                    format!("{label}table {} rows", t.name),
-                    t.rows.to_string(),
-                    got.map(|g| g.rows.to_string())
-                        .unwrap_or_else(|| "missing".into()),
-                ));
-                tables.push(check(
-                    format!("{label}table {} content", t.name),
-                    t.checksum.clone(),
-                    got.map(|g| g.checksum.clone())
-                        .unwrap_or_else(|| "missing".into()),
-                ));
-            }
-        }
+        let pg = super::source::HostPostgres {
+            conn: &conns[h],
+            host: h.clone(),
+        };
+        tables = table_checks(
+            &pg,
+            &database_pairs(&from.resolved, &into.resolved),
+            manifest,
+        )?;
     }
     if !manifest.mail.is_empty()
         && let Some(h) = into.hosts_with(Role::Mta).first()

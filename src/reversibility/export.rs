@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::pgdump::{CsvSink, DumpSplitter};
+use super::source::{HostPostgres, Source};
 use super::{
     HashingFile, Item, Mail, Manifest, ReversibilityError, SecretsEntry, Skipped, Table,
     given_error, write_error,
@@ -111,19 +112,19 @@ pub fn recipients(
     Ok(out)
 }
 
-struct Exporter<'a> {
-    dir: PathBuf,
-    progress: &'a dyn Progress,
-    items: Vec<Item>,
+pub(super) struct Exporter<'a> {
+    pub(super) dir: PathBuf,
+    pub(super) progress: &'a dyn Progress,
+    pub(super) items: Vec<Item>,
 }
 
 impl Exporter<'_> {
-    fn file(&self, rel: &str, mode: u32) -> Result<HashingFile, ReversibilityError> {
+    pub(super) fn file(&self, rel: &str, mode: u32) -> Result<HashingFile, ReversibilityError> {
         let path = self.dir.join(rel);
         HashingFile::create(&path, mode).map_err(write_error(&path))
     }
 
-    fn push(&mut self, item: Item) {
+    pub(super) fn push(&mut self, item: Item) {
         self.progress.item(&item);
         self.items.push(item);
     }
@@ -174,7 +175,39 @@ impl Exporter<'_> {
         Ok(())
     }
 
-    fn bytes_file(
+    /// Stream a program's output, wherever it runs, into `rel`.
+    pub(super) fn stream_from(
+        &mut self,
+        source: &dyn Source,
+        rel: &str,
+        argv: &[String],
+        meta: (&str, &str, &str),
+    ) -> Result<(), ReversibilityError> {
+        let start = Instant::now();
+        self.progress.start(rel);
+        let file = self.file(rel, 0o600)?;
+        let mut w = Counting {
+            inner: file,
+            n: 0,
+            last: 0,
+            progress: self.progress,
+        };
+        source.run_to(meta.0, argv, &mut w)?;
+        let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
+        self.push(Item {
+            path: rel.into(),
+            kind: meta.0.into(),
+            component: meta.1.into(),
+            host: Some(source.place().into()),
+            source: meta.2.into(),
+            bytes,
+            sha256,
+            seconds: secs(start),
+        });
+        Ok(())
+    }
+
+    pub(super) fn bytes_file(
         &mut self,
         rel: &str,
         content: &[u8],
@@ -316,15 +349,31 @@ impl DumpTarget {
     }
 }
 
+/// pg_dump's arguments for `db`: plain SQL, without owners or privileges (the destination's
+/// roles own what is loaded), as the `postgres` superuser.
+pub fn pg_dump_argv(db: &str, data_only: bool) -> Vec<String> {
+    let mut v = vec!["pg_dump".to_owned(), "--username=postgres".to_owned()];
+    if data_only {
+        v.push("--data-only".into());
+    }
+    v.extend([
+        "--no-owner".to_owned(),
+        "--no-privileges".to_owned(),
+        "--format=plain".to_owned(),
+        format!("--dbname={db}"),
+    ]);
+    v
+}
+
 /// A consistent logical dump (pg_dump takes one snapshot), its CSV files, counts and checksums,
-/// from one read of the database.
+/// from one read of the database, wherever pg_dump runs (`source`).
 pub fn dump_database(
-    conn: &Connection,
-    host: &str,
+    source: &dyn Source,
     target: &DumpTarget,
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(Item, Vec<(Item, Table)>), ReversibilityError> {
+    let host = source.place();
     let db = target.database.as_str();
     let rel = format!("{}/{}.sql", target.base(), safe(db));
     let prefix = format!("{}/tables", target.base());
@@ -351,28 +400,21 @@ pub fn dump_database(
         tx: Some(tx),
         filter: Default::default(),
     };
-    let script = format!(
-        "cd / && runuser -u postgres -- pg_dump --no-owner --no-privileges --format=plain --dbname={}",
-        shell_quote(db)
-    );
-    let out = conn.sudo_to(&script, &mut tee);
+    let what = format!("pg_dump of `{db}`");
+    let out = source.run_to(&what, &pg_dump_argv(db, false), &mut tee);
     let finished = tee.finish();
     let DumpTee { file, tx, .. } = tee;
     drop(tx);
     let split = splitter.join().map_err(|_| ReversibilityError::Panicked {
         what: "the dump splitter",
     })?;
-    let what = format!("pg_dump of `{db}`");
-    let out = out.map_err(SiteError::ssh(host, &what))?;
+    out?;
     finished.map_err(write_error(&path))?;
-    if !out.ok() {
-        return Err(SiteError::remote(host, what, &out).into());
-    }
     let (bytes, sha256) = file.inner.finish().map_err(write_error(&path))?;
-    let (stats, files) = split.map_err(|source| ReversibilityError::Dump {
-        host: host.to_owned(),
+    let (stats, files) = split.map_err(|source_error| ReversibilityError::Dump {
+        host: source.label(),
         database: db.to_owned(),
-        source,
+        source: source_error,
     })?;
     let component = target.component();
     let dump = Item {
@@ -428,8 +470,7 @@ pub fn safe(name: &str) -> String {
 
 /// Figures read from a database without writing anything: every table's rows and checksum.
 pub fn table_figures(
-    conn: &Connection,
-    host: &str,
+    source: &dyn Source,
     db: &str,
 ) -> Result<Vec<super::pgdump::TableStats>, ReversibilityError> {
     struct Feed(
@@ -450,21 +491,15 @@ pub fn table_figures(
         }
     }
     let mut feed = Feed(DumpSplitter::new(super::pgdump::NoCsv), None);
-    let script = format!(
-        "cd / && runuser -u postgres -- pg_dump --data-only --no-owner --no-privileges --format=plain --dbname={}",
-        shell_quote(db)
-    );
-    let what = format!("pg_dump of `{db}`");
-    let out = conn
-        .sudo_to(&script, &mut feed)
-        .map_err(SiteError::ssh(host, &what))?;
-    if !out.ok() {
-        return Err(SiteError::remote(host, what, &out).into());
-    }
-    let dump = |source| ReversibilityError::Dump {
-        host: host.to_owned(),
+    source.run_to(
+        &format!("pg_dump of `{db}`"),
+        &pg_dump_argv(db, true),
+        &mut feed,
+    )?;
+    let dump = |source_error| ReversibilityError::Dump {
+        host: source.label(),
         database: db.to_owned(),
-        source,
+        source: source_error,
     };
     if let Some(e) = feed.1 {
         return Err(dump(e));
@@ -548,19 +583,17 @@ pub fn tsdb_blocks(conn: &Connection, host: &str, dir: &str) -> Result<Vec<Strin
     Ok(v)
 }
 
-pub fn export(
-    site: &Site,
-    opts: &Options,
-    progress: &dyn Progress,
-) -> Result<Manifest, ReversibilityError> {
-    let recipients = parse_recipients(&opts.recipients)?;
-    let to = &opts.to;
+/// The directory an export is built in (`<DIR>.partial`, renamed by `seal`): refused when DIR
+/// already holds something; what an interrupted export left is removed.
+pub fn begin(to: &Path, progress: &dyn Progress) -> Result<PathBuf, ReversibilityError> {
     if to.exists()
         && std::fs::read_dir(to)
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
-        return Err(ReversibilityError::ExportExists { path: to.clone() });
+        return Err(ReversibilityError::ExportExists {
+            path: to.to_owned(),
+        });
     }
     let partial = PathBuf::from(format!("{}.partial", to.display()));
     if partial.exists() {
@@ -571,6 +604,128 @@ pub fn export(
         std::fs::remove_dir_all(&partial).map_err(write_error(&partial))?;
     }
     std::fs::create_dir_all(&partial).map_err(write_error(&partial))?;
+    Ok(partial)
+}
+
+/// What every export's manifest says besides its items and tables.
+pub struct Sealing {
+    pub platform: String,
+    pub blueprint: String,
+    pub blueprint_version: String,
+    pub target: String,
+    pub started_at: String,
+    pub start: Instant,
+    pub tools: BTreeMap<String, String>,
+    pub mail: Vec<Mail>,
+    pub metrics_blocks: BTreeMap<String, Vec<String>>,
+    pub secrets: SecretsEntry,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Write manifest.json and SHA256SUMS into `partial`, then rename it to `to`.
+pub fn seal(
+    partial: &Path,
+    to: &Path,
+    mut items: Vec<Item>,
+    mut tables: Vec<Table>,
+    s: Sealing,
+) -> Result<Manifest, ReversibilityError> {
+    items.sort_by(|a, b| a.path.cmp(&b.path));
+    tables.sort_by(|a: &Table, b: &Table| (&a.database, &a.name).cmp(&(&b.database, &b.name)));
+    let total_bytes = items.iter().map(|i| i.bytes).sum();
+    let manifest = Manifest {
+        format: super::FORMAT.into(),
+        platform: s.platform,
+        blueprint: s.blueprint,
+        blueprint_version: s.blueprint_version,
+        target: s.target,
+        started_at: s.started_at,
+        finished_at: crate::text::now_rfc3339(),
+        seconds: secs(s.start),
+        terroir_version: env!("CARGO_PKG_VERSION").into(),
+        tools: s.tools,
+        items,
+        tables,
+        mail: s.mail,
+        metrics_blocks: s.metrics_blocks,
+        secrets: s.secrets,
+        skipped: s.skipped,
+        total_bytes,
+    };
+    let manifest_path = partial.join("manifest.json");
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
+    std::fs::write(&manifest_path, &json).map_err(write_error(&manifest_path))?;
+    let mut sums: super::Digests = manifest
+        .items
+        .iter()
+        .map(|i| (i.path.clone(), i.sha256.clone()))
+        .collect();
+    sums.insert("manifest.json".into(), crate::text::sha256_hex(&json));
+    super::write_sums(partial, &sums).map_err(write_error(&partial.join("SHA256SUMS")))?;
+    if to.exists() {
+        std::fs::remove_dir(to).map_err(write_error(to))?;
+    }
+    std::fs::rename(partial, to).map_err(write_error(to))?;
+    Ok(manifest)
+}
+
+/// The secrets, as a tar of `entries` (path in the archive, content) encrypted to `recipients`,
+/// into `rel` of the export: never written in clear.
+pub(super) fn encrypt_secrets(
+    ex: &mut Exporter<'_>,
+    rel: &str,
+    entries: &[(String, Vec<u8>)],
+    recipients: &[age::x25519::Recipient],
+    source: &str,
+) -> Result<(), ReversibilityError> {
+    let start = Instant::now();
+    let secrets_path = ex.dir.join(rel);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        archive
+            .append_data(&mut h, path, data.as_slice())
+            .map_err(write_error(&secrets_path))?;
+    }
+    let plain = archive.into_inner().map_err(write_error(&secrets_path))?;
+    let file = ex.file(rel, 0o600)?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|source| ReversibilityError::Encrypt {
+                path: secrets_path.clone(),
+                source: Box::new(source),
+            })?;
+    let mut w = encryptor
+        .wrap_output(file)
+        .map_err(write_error(&secrets_path))?;
+    w.write_all(&plain).map_err(write_error(&secrets_path))?;
+    let file = w.finish().map_err(write_error(&secrets_path))?;
+    let (bytes, sha256) = file.finish().map_err(write_error(&secrets_path))?;
+    ex.push(Item {
+        path: rel.into(),
+        kind: "secrets".into(),
+        component: "secrets".into(),
+        host: None,
+        source: source.into(),
+        bytes,
+        sha256,
+        seconds: secs(start),
+    });
+    Ok(())
+}
+
+pub fn export(
+    site: &Site,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Manifest, ReversibilityError> {
+    let recipients = parse_recipients(&opts.recipients)?;
+    let to = &opts.to;
+    let partial = begin(to, progress)?;
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
     let mut ex = Exporter {
@@ -638,9 +793,12 @@ pub fn export(
                 )
                 .ok()
                 .map(|v| v.trim().to_owned());
+                let pg = HostPostgres {
+                    conn: &conn,
+                    host: host.clone(),
+                };
                 let mut out = vec![dump_database(
-                    &conn,
-                    &host,
+                    &pg,
                     &DumpTarget {
                         database: db.name.clone(),
                         tenant: None,
@@ -650,8 +808,7 @@ pub fn export(
                 )?];
                 for t in &r.tenants {
                     out.push(dump_database(
-                        &conn,
-                        &host,
+                        &pg,
                         &DumpTarget {
                             database: t.database.clone(),
                             tenant: Some(t.name.clone()),
@@ -825,22 +982,10 @@ pub fn export(
                 names,
             }
         } else {
-            let start = Instant::now();
-            let mut archive = tar::Builder::new(Vec::new());
-            let rel = "secrets/secrets.tar.age";
-            let secrets_path = partial_dir.join(rel);
-            let mut add = |path: &str, data: &[u8]| -> Result<(), ReversibilityError> {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(data.len() as u64);
-                h.set_mode(0o600);
-                h.set_cksum();
-                archive
-                    .append_data(&mut h, path, data)
-                    .map_err(write_error(&secrets_path))
-            };
+            let mut entries = Vec::new();
             for n in names.iter().filter(|n| !n.starts_with("dkim/")) {
                 let value = site.secrets.get(n)?.unwrap_or_default();
-                add(&format!("store/{n}"), value.as_bytes())?;
+                entries.push((format!("store/{n}"), value.into_bytes()));
             }
             for h in &mta_hosts {
                 let mut keys = Vec::new();
@@ -854,38 +999,15 @@ pub fn export(
                 if !out.ok() {
                     return Err(SiteError::remote(h, what, &out).into());
                 }
-                add(&format!("dkim/{h}.tar"), &keys)?;
+                entries.push((format!("dkim/{h}.tar"), keys));
             }
-            let plain = archive.into_inner().map_err(write_error(&secrets_path))?;
-            let file = ex.file(rel, 0o600)?;
-            let boxed: Vec<Box<dyn age::Recipient + Send>> = recipients
-                .iter()
-                .cloned()
-                .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-                .collect();
-            let encryptor = age::Encryptor::with_recipients(
-                boxed.iter().map(|r| r.as_ref() as &dyn age::Recipient),
-            )
-            .map_err(|source| ReversibilityError::Encrypt {
-                path: secrets_path.clone(),
-                source: Box::new(source),
-            })?;
-            let mut w = encryptor
-                .wrap_output(file)
-                .map_err(write_error(&secrets_path))?;
-            w.write_all(&plain).map_err(write_error(&secrets_path))?;
-            let file = w.finish().map_err(write_error(&secrets_path))?;
-            let (bytes, sha256) = file.finish().map_err(write_error(&secrets_path))?;
-            ex.push(Item {
-                path: rel.into(),
-                kind: "secrets".into(),
-                component: "secrets".into(),
-                host: None,
-                source: "secret store and DKIM keys".into(),
-                bytes,
-                sha256,
-                seconds: secs(start),
-            });
+            encrypt_secrets(
+                &mut ex,
+                "secrets/secrets.tar.age",
+                &entries,
+                &recipients,
+                "secret store and DKIM keys",
+            )?;
             SecretsEntry {
                 exported: true,
                 recipients: opts
@@ -935,43 +1057,24 @@ pub fn export(
         });
     }
 
-    let mut items = std::mem::take(&mut ex.items);
-    items.sort_by(|a, b| a.path.cmp(&b.path));
-    tables.sort_by(|a: &Table, b: &Table| (&a.database, &a.name).cmp(&(&b.database, &b.name)));
-    let total_bytes = items.iter().map(|i| i.bytes).sum();
-    let manifest = Manifest {
-        format: super::FORMAT.into(),
-        platform,
-        blueprint: r.blueprint.name.clone(),
-        blueprint_version: r.blueprint.version.clone(),
-        target: r.target_kind.into(),
-        started_at,
-        finished_at: crate::text::now_rfc3339(),
-        seconds: secs(start),
-        terroir_version: env!("CARGO_PKG_VERSION").into(),
-        tools,
+    let items = std::mem::take(&mut ex.items);
+    seal(
+        &partial,
+        to,
         items,
         tables,
-        mail,
-        metrics_blocks,
-        secrets,
-        skipped,
-        total_bytes,
-    };
-    let manifest_path = partial.join("manifest.json");
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| write_error(&manifest_path)(e.into()))?;
-    std::fs::write(&manifest_path, &json).map_err(write_error(&manifest_path))?;
-    let mut sums: super::Digests = manifest
-        .items
-        .iter()
-        .map(|i| (i.path.clone(), i.sha256.clone()))
-        .collect();
-    sums.insert("manifest.json".into(), crate::text::sha256_hex(&json));
-    super::write_sums(&partial, &sums).map_err(write_error(&partial.join("SHA256SUMS")))?;
-    if to.exists() {
-        std::fs::remove_dir(to).map_err(write_error(to))?;
-    }
-    std::fs::rename(&partial, to).map_err(write_error(to))?;
-    Ok(manifest)
+        Sealing {
+            platform,
+            blueprint: r.blueprint.name.clone(),
+            blueprint_version: r.blueprint.version.clone(),
+            target: r.target_kind.into(),
+            started_at,
+            start,
+            tools,
+            mail,
+            metrics_blocks,
+            secrets,
+            skipped,
+        },
+    )
 }

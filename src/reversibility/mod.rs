@@ -17,18 +17,29 @@
 //! configuration/platform.yaml       the Platform document
 //! configuration/rendered/…          the rendered tree
 //! configuration/hosts/<h>/deployed.tar  the configuration files deployed on each host (no secret)
-//! secrets/secrets.tar.age           secrets, encrypted to the age recipients given (only then)
+//! configuration/kubernetes/objects.yaml  Kubernetes: the platform's objects (no Secret)
+//! configuration/kubernetes/silences.json Kubernetes: Alertmanager's silences
+//! secrets/secrets.tar.age           secrets, encrypted to the age recipients given (only then):
+//!                                   the secret store and DKIM keys on hosts, the platform's
+//!                                   Secrets on Kubernetes
 //! ```
+//!
+//! On Kubernetes targets the same files come through the API server: programs (pg_dump, psql,
+//! tar) run by exec in the platform's pods, Prometheus and Alertmanager are asked through the
+//! service proxy; `<host>` is then the workload (`<platform>-prometheus`). Only the source of each byte stream differs
+//! (`source::Source`): the pipeline that splits, hashes and records is one.
 //!
 //! Every file is written while its SHA-256 is computed, from a stream: nothing is held whole in
 //! memory. The export is built in `<DIR>.partial` and renamed when complete, so a directory named
 //! like the export is never a half-made one.
 
+pub mod cluster;
 pub mod drill;
 pub mod export;
 pub mod inventory;
 pub mod pgdump;
 pub mod restore;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -41,6 +52,75 @@ use crate::deploy::baremetal::site::SiteError;
 use crate::text::hex;
 
 pub const FORMAT: &str = "terroir-export/v1";
+
+/// A platform an export is read from or restored into. The target kind is matched here, once:
+/// on hosts over SSH, on a Kubernetes cluster through its API server.
+pub enum Platform {
+    Hosts(crate::deploy::baremetal::site::Site),
+    Cluster(cluster::ClusterPlatform),
+}
+
+impl Platform {
+    /// The platform of the document at `document`: loaded, checked, rendered, and for a
+    /// cluster a client made.
+    pub fn open(
+        document: &Path,
+        catalog: &crate::pipeline::blueprint::Catalog,
+    ) -> Result<Platform, ReversibilityError> {
+        let loaded = crate::pipeline::load(document, catalog).map_err(SiteError::from)?;
+        if loaded.platform.spec.target.kubernetes().is_some() {
+            return Ok(Platform::Cluster(cluster::ClusterPlatform::new(
+                document, &loaded, catalog,
+            )?));
+        }
+        Ok(Platform::Hosts(crate::deploy::baremetal::site::Site::new(
+            document, &loaded, catalog,
+        )?))
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Platform::Hosts(s) => s.name(),
+            Platform::Cluster(c) => c.name(),
+        }
+    }
+
+    pub fn document(&self) -> &Path {
+        match self {
+            Platform::Hosts(s) => &s.document,
+            Platform::Cluster(c) => &c.document,
+        }
+    }
+
+    pub fn resolved(&self) -> &crate::pipeline::resolve::ResolvedPlatform {
+        match self {
+            Platform::Hosts(s) => &s.resolved,
+            Platform::Cluster(c) => &c.resolved,
+        }
+    }
+
+    pub fn export(
+        &self,
+        opts: &export::Options,
+        progress: &dyn export::Progress,
+    ) -> Result<Manifest, ReversibilityError> {
+        match self {
+            Platform::Hosts(s) => export::export(s, opts, progress),
+            Platform::Cluster(c) => cluster::export(c, opts, progress),
+        }
+    }
+
+    pub fn restore(
+        &self,
+        opts: &restore::Options,
+        progress: &dyn export::Progress,
+    ) -> Result<restore::Report, ReversibilityError> {
+        match self {
+            Platform::Hosts(s) => restore::restore(s, opts, progress),
+            Platform::Cluster(c) => cluster::restore(c, opts, progress),
+        }
+    }
+}
 
 /// Relative path → SHA-256, as SHA256SUMS lists them.
 pub type Digests = BTreeMap<String, String>;
@@ -105,7 +185,8 @@ pub enum ReversibilityError {
     NoTenant { document: PathBuf, tenant: String },
     #[error("nothing restored: the destination already holds data ({}); pass --replace to replace it", conflicts.join("; "))]
     HoldsData { conflicts: Vec<String> },
-    #[error("host {host}: reading the dump of `{database}`")]
+    /// `host` is where pg_dump ran: `host db1`, `pod ns/db-0`.
+    #[error("{host}: reading the dump of `{database}`")]
     Dump {
         host: String,
         database: String,
@@ -127,6 +208,16 @@ pub enum ReversibilityError {
         host: String,
         source: crate::policy::locality::hostfacts::ProbeError,
     },
+    /// A program run in a pod failed, or could not be run.
+    #[error("pod {namespace}/{pod}: {what}: {reason}")]
+    Pod {
+        namespace: String,
+        pod: String,
+        what: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterPlatformError),
     #[error("{what} panicked")]
     Panicked { what: &'static str },
 }
@@ -564,6 +655,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`extra` is not listed"), "{e}");
+    }
+
+    /// The document's target chooses where the bytes come from: hosts over SSH, or a cluster's
+    /// API server (no connection is made before a request).
+    #[test]
+    fn the_target_chooses_hosts_or_cluster() {
+        let catalog = crate::pipeline::blueprint::Catalog::new(Vec::new());
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("kubeconfig"),
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\nusers:\n- name: c\n  user: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: c\ncurrent-context: c\n",
+        )
+        .unwrap();
+        let doc = d.path().join("k.yaml");
+        let text = std::fs::read_to_string(examples.join("kubernetes.yaml"))
+            .unwrap()
+            .replace(
+                "      context: prod-paris\n",
+                "      kubeconfig: kubeconfig\n      context: c\n",
+            );
+        std::fs::write(&doc, text).unwrap();
+        match Platform::open(&doc, &catalog) {
+            Ok(Platform::Cluster(c)) => {
+                assert_eq!(c.namespace, "mutuelle-crm");
+                assert_eq!(c.server, "http://127.0.0.1:9/");
+            }
+            Ok(Platform::Hosts(_)) => panic!("a Kubernetes document is a cluster"),
+            Err(e) => panic!("{e}"),
+        }
+        match Platform::open(&examples.join("baremetal.yaml"), &catalog) {
+            Ok(Platform::Hosts(s)) => assert!(!s.targets.is_empty()),
+            Ok(Platform::Cluster(_)) => panic!("a bare-metal document is hosts"),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]

@@ -65,11 +65,60 @@ fn open(dir: &Path, rel: &str) -> Result<std::fs::File, ReversibilityError> {
 }
 
 /// Counts bytes read, for progress.
-struct Reading<'a, R: Read> {
+pub(super) struct Reading<'a, R: Read> {
     inner: R,
     n: u64,
     last: u64,
     progress: &'a dyn Progress,
+}
+
+impl<'a, R: Read> Reading<'a, R> {
+    pub(super) fn new(inner: R, progress: &'a dyn Progress) -> Self {
+        Reading {
+            inner,
+            n: 0,
+            last: 0,
+            progress,
+        }
+    }
+}
+
+/// The age identities of an identity file (lines AGE-SECRET-KEY-…).
+pub(super) fn identities(p: &Path) -> Result<Vec<age::x25519::Identity>, ReversibilityError> {
+    let text = std::fs::read_to_string(p).map_err(given_error(p))?;
+    let ids: Vec<age::x25519::Identity> = text
+        .lines()
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Err(ReversibilityError::NoIdentity { path: p.to_owned() });
+    }
+    Ok(ids)
+}
+
+/// Where a dumped database goes: the application's into this platform's, each tenant's into the
+/// same tenant's. Returns the database and the role that owns what is loaded.
+pub(super) fn destination(
+    document: &Path,
+    r: &crate::pipeline::resolve::ResolvedPlatform,
+    component: &str,
+) -> Result<(String, String), ReversibilityError> {
+    Ok(match component.strip_prefix("tenant:") {
+        None => (
+            r.components.database.name.clone(),
+            r.components.database.user.clone(),
+        ),
+        Some(t) => {
+            let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| {
+                ReversibilityError::NoTenant {
+                    document: document.to_owned(),
+                    tenant: t.to_owned(),
+                }
+            })?;
+            (tenant.database.clone(), tenant.user.clone())
+        }
+    })
 }
 
 impl<R: Read> Read for Reading<'_, R> {
@@ -124,18 +173,7 @@ pub fn restore(
     let manifest = super::check_export(dir, &|_, done, _| progress.bytes(done))?;
     let verify_seconds = secs(verify_start);
     let identity = match &opts.identity {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(given_error(p))?;
-            let ids: Vec<age::x25519::Identity> = text
-                .lines()
-                .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
-            if ids.is_empty() {
-                return Err(ReversibilityError::NoIdentity { path: p.clone() });
-            }
-            Some(ids)
-        }
+        Some(p) => Some(identities(p)?),
         None => None,
     };
     let r = &site.resolved;
@@ -172,21 +210,7 @@ pub fn restore(
             });
         }
         // the application's database into this platform's, each tenant's into the same tenant's
-        let (db, role) = match dump.component.strip_prefix("tenant:") {
-            None => (
-                r.components.database.name.clone(),
-                r.components.database.user.clone(),
-            ),
-            Some(t) => {
-                let tenant = r.tenants.iter().find(|x| x.name == t).ok_or_else(|| {
-                    ReversibilityError::NoTenant {
-                        document: site.document.clone(),
-                        tenant: t.to_owned(),
-                    }
-                })?;
-                (tenant.database.clone(), tenant.user.clone())
-            }
-        };
+        let (db, role) = destination(&site.document, r, &dump.component)?;
         let source_db = dump
             .source
             .rsplit('/')

@@ -7,6 +7,7 @@ mod common;
 mod apply;
 mod backups;
 mod chart;
+mod exit;
 mod ha;
 mod images_postfix;
 mod images_postgres;

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub requests: Mutex<Vec<RecordedRequest>>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub server_address: String,
+    pub exec_hook: Mutex<Option<crate::exec::ExecHook>>,
+    pub proxy_hook: Mutex<Option<crate::exec::ProxyHook>>,
 }
 
 impl Shared {
@@ -40,6 +42,20 @@ impl Shared {
 
     pub(crate) fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn proxy_hook(&self) -> Option<crate::exec::ProxyHook> {
+        self.proxy_hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn exec_hook(&self) -> Option<crate::exec::ExecHook> {
+        self.exec_hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -134,6 +150,13 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         query: query.clone(),
         content_type: content_type.clone(),
     });
+    // exec upgrades the connection: the request has no body to read
+    if let Some((ns, pod)) = exec_target(&path) {
+        let q = Query::parse(&query);
+        return crate::exec::serve(shared.clone(), parts, &ns, &pod, &q.0)
+            .await
+            .unwrap_or_else(|e| error_response(&e));
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -142,6 +165,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             )));
         }
     };
+    if let Some((ns, target, rest)) = proxy_target(&path) {
+        return proxy(&shared, &parts.method, &ns, &target, &rest, &query, &body)
+            .unwrap_or_else(|e| error_response(&e));
+    }
     let q = Query::parse(&query);
     match route(
         &shared,
@@ -153,6 +180,76 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     ) {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    }
+}
+
+/// `/api/v1/namespaces/{ns}/pods/{name}/exec`: the namespace and the pod.
+fn exec_target(path: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => {
+            Some((percent_decode(ns), percent_decode(pod)))
+        }
+        _ => None,
+    }
+}
+
+/// `/api/v1/namespaces/{ns}/services/{target}/proxy[/rest]`: the namespace, the target and the
+/// path below the proxy.
+fn proxy_target(path: &str) -> Option<(String, String, String)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let (ns, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("services/")?;
+    let (target, rest) = rest.split_once('/')?;
+    let below = rest.strip_prefix("proxy")?;
+    if !(below.is_empty() || below.starts_with('/')) {
+        return None;
+    }
+    let below = if below.is_empty() { "/" } else { below };
+    Some((percent_decode(ns), percent_decode(target), below.to_owned()))
+}
+
+fn proxy(
+    shared: &Arc<Shared>,
+    method: &Method,
+    ns: &str,
+    target: &str,
+    path: &str,
+    query: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let (scheme, service, port) = crate::exec::proxy_target(target);
+    {
+        let store = shared.store();
+        let ty = store
+            .find_type("", "v1", "services")
+            .ok_or_else(ApiError::not_found_path)?;
+        store.get(&ty, "v1", Some(ns), &service)?;
+    }
+    let request = crate::exec::ProxyRequest {
+        namespace: ns.to_owned(),
+        service: service.clone(),
+        scheme,
+        port,
+        method: method.to_string(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        body: body.to_vec(),
+    };
+    match shared.proxy_hook().and_then(|h| h(&request)) {
+        Some((code, ct, answer)) => {
+            let mut r = Response::new(Body::from(answer));
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Ok(v) = HeaderValue::from_str(&ct) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            Ok(r)
+        }
+        None => Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("no endpoints available for service \"{service}\""),
+        )),
     }
 }
 

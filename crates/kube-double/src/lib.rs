@@ -19,6 +19,7 @@
 //! ```
 
 mod cause;
+mod exec;
 mod fields;
 mod http;
 mod registry;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::exec::{ExecHook, ExecRequest, ProxyHook, ProxyRequest};
 pub use crate::http::LOG_ANNOTATION;
 use crate::http::Shared;
 
@@ -139,6 +141,33 @@ impl State {
         self.shared.requests().clear();
     }
 
+    /// What `pods/{name}/exec` runs: the hook maps each request (namespace, pod, container,
+    /// command) to a local process, or to `None` (no such program in the container). Without a
+    /// hook, every exec finds no program.
+    pub fn set_exec_hook(
+        &self,
+        hook: impl Fn(&ExecRequest) -> Option<std::process::Command> + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .exec_hook
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
+    }
+
+    /// What a service answers through `services/{name}/proxy/…`: the hook maps each request to
+    /// (status, content type, body), or to `None` (503, as a service without endpoints).
+    pub fn set_proxy_hook(
+        &self,
+        hook: impl Fn(&ProxyRequest) -> Option<(u16, String, Vec<u8>)> + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .proxy_hook
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
+    }
+
     /// Turns rollout simulation on or off. Turning it on also rolls out the workloads already
     /// stored.
     pub fn set_simulate_rollouts(&self, on: bool) {
@@ -182,6 +211,8 @@ impl Server {
             requests: Mutex::new(Vec::new()),
             shutdown,
             server_address: local.to_string(),
+            exec_hook: Mutex::new(None),
+            proxy_hook: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(http::handle)

@@ -30,7 +30,7 @@ pub enum SiteError {
         source: std::io::Error,
     },
     #[error(
-        "{}: target `{target}`: this command reaches the platform's hosts over SSH, so it runs on bare-metal targets only (export, restore and drill: the rendered runbooks/reversibility.md gives the steps for this target)",
+        "{}: target `{target}`: this command reaches the platform's hosts over SSH, so it runs on bare-metal targets only (export, restore and drill also run on Kubernetes targets; for this one, the rendered runbooks/reversibility.md gives the steps)",
         document.display()
     )]
     NotBareMetal {
