@@ -249,14 +249,25 @@ fn kubernetes_runbook_names_the_namespace_and_its_objects() {
             "| dashboards (Grafana) |",
             "`mutuelle-crm-grafana-admin`",
             "kubectl --context prod-paris delete namespace mutuelle-crm mutuelle-crm-node-exporter",
-            "run on bare-metal targets for now",
+            "kubernetes.yaml --to export/ --recipient age1...",
+            "terroir restore new-platform.yaml --from export/ --dry-run",
+            "kubernetes.yaml --into drill-platform.yaml --report drill/` measures",
             "bucket `mutuelle-crm-backups` at https://oos.cloudgouv-eu-west-1.outscale.com, region `cloudgouv-eu-west-1`",
             "s3://mutuelle-crm-backups/mutuelle-crm/postgres/",
         ],
     );
+    // what `terroir export` writes on Kubernetes, and no host's files
+    assert_has(
+        &text,
+        &[
+            "| `metrics/mutuelle-crm-prometheus/tsdb-snapshot.tar` |",
+            "| `configuration/kubernetes/objects.yaml` |",
+            "| `configuration/kubernetes/silences.json` |",
+        ],
+    );
     assert!(
-        !text.contains("terroir export kubernetes.yaml"),
-        "terroir export is for bare-metal targets"
+        !text.contains("configuration/hosts/"),
+        "no host on Kubernetes"
     );
 
     // the volumes the runbook sizes are the ones the blueprint requests
@@ -304,7 +315,7 @@ fn secnumcloud_vms_are_reached_through_their_terraform_addresses() {
             "DB1_ADDRESS=$(terraform -chdir=terraform output -json hosts | jq -r '.db1.address')",
             "pg() { ssh -p 22 deploy@$DB1_ADDRESS sudo -u postgres \"$@\"; }",
             "| db1 | assigned at provisioning | database |",
-            "run on bare-metal targets for now",
+            "run on bare-metal and Kubernetes targets\nfor now",
             "terraform -chdir=terraform destroy",
             "bucket `collectivite-grc-tfstate`",
             "bucket `collectivite-grc-backups` at https://oos.cloudgouv-eu-west-1.outscale.com",
