@@ -387,6 +387,30 @@ impl ClusterPlatform {
         }
     }
 
+    /// The MTA's pods whose queues the export reads, each with its name in the export (see
+    /// `mail_places`): an error when a queue could not be read.
+    fn mail_pods(&self) -> Result<Vec<(String, String)>, ReversibilityError> {
+        let (w, pods) = self.pods("postfix")?;
+        let what = || format!("{} {}", w.kind, w.name);
+        let places = mail_places(&w, &running_pods(&pods)).map_err(|running| {
+            ClusterPlatformError::ReplicasDown {
+                namespace: self.namespace.clone(),
+                workload: what(),
+                what: running,
+                selector: w.selector.clone(),
+            }
+        })?;
+        if places.is_empty() {
+            return Err(ClusterPlatformError::NoPod {
+                namespace: self.namespace.clone(),
+                workload: what(),
+                selector: w.selector.clone(),
+            }
+            .into());
+        }
+        Ok(places)
+    }
+
     /// The platform's objects in its namespace as `kubectl get … -o yaml` shows them (a List,
     /// without managedFields), Secrets excepted.
     fn live_objects(&self) -> Result<String, ReversibilityError> {
@@ -496,10 +520,16 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<Manifest, ReversibilityError> {
     let recipients = parse_recipients(&opts.recipients)?;
+    let r = &p.resolved;
+    // the MTA's pods first: a replica down is said before anything is written or read
+    let mail_pods = if r.components.mta.enabled {
+        p.mail_pods()?
+    } else {
+        Vec::new()
+    };
     let partial = begin(&opts.to, progress)?;
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
-    let r = &p.resolved;
     let mut ex = Exporter {
         dir: partial.clone(),
         progress,
@@ -560,9 +590,7 @@ pub fn export(
 
     // mail: each MTA pod's queue, as on hosts (the MTA relays: no mailbox on Kubernetes)
     let mut mail = Vec::new();
-    if r.components.mta.enabled {
-        mail_queues(p, &mut ex, &mut tools, &mut mail)?;
-    }
+    mail_queues(p, mail_pods, &mut ex, &mut tools, &mut mail)?;
 
     // metrics: a TSDB snapshot made through the API server's service proxy, streamed from the
     // pod; Alertmanager's silences from its API
@@ -673,27 +701,11 @@ pub const POSTFIX_CONTAINER: &str = "postfix";
 /// container as on hosts.
 fn mail_queues(
     p: &ClusterPlatform,
+    places: Vec<(String, String)>,
     ex: &mut Exporter<'_>,
     tools: &mut BTreeMap<String, String>,
     mail: &mut Vec<super::Mail>,
 ) -> Result<(), ReversibilityError> {
-    let (workload, pods) = p.pods("postfix")?;
-    let running = running_pods(&pods);
-    let places =
-        mail_places(&workload, &running).map_err(|what| ClusterPlatformError::ReplicasDown {
-            namespace: p.namespace.clone(),
-            workload: format!("{} {}", workload.kind, workload.name),
-            what,
-            selector: workload.selector.clone(),
-        })?;
-    if places.is_empty() {
-        return Err(ClusterPlatformError::NoPod {
-            namespace: p.namespace.clone(),
-            workload: format!("{} {}", workload.kind, workload.name),
-            selector: workload.selector.clone(),
-        }
-        .into());
-    }
     for (name, pod) in places {
         let postfix = PodProgram {
             exec: &p.exec,

@@ -718,6 +718,73 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
 }
 
 #[test]
+fn an_mta_replica_down_stops_the_export_before_anything_is_read() {
+    // highly available: Postfix is a StatefulSet of two pods, each with its own queue volume
+    let tmp = tempfile::tempdir().unwrap();
+    let server = BackgroundServer::start(Options::default()).unwrap();
+    server
+        .write_kubeconfig(&tmp.path().join("kubeconfig"), "double")
+        .unwrap();
+    let doc = variant("kubernetes-ha.yaml", tmp.path(), "ha.yaml", |text| {
+        text.replace(
+            "      namespace: mutuelle-crm\n      context: prod-paris\n",
+            "      namespace: mutuelle-crm\n      kubeconfig: kubeconfig\n      context: double\n",
+        )
+    });
+    let url = server.url();
+    let post = |path: &str, body: Value| {
+        ureq::post(&format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+    };
+    post(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": A}}),
+    );
+    for (pod, phase) in [("0", "Running"), ("1", "Pending")] {
+        let name = format!("{A}-postfix-{pod}");
+        post(
+            &format!("/api/v1/namespaces/{A}/pods"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "postfix", "app.kubernetes.io/instance": A}},
+                "spec": {"containers": [{"name": "postfix", "image": "terroir/postfix"}]}}),
+        );
+        ureq::patch(&format!("{url}/api/v1/namespaces/{A}/pods/{name}/status"))
+            .header("content-type", "application/merge-patch+json")
+            .send(json!({"status": {"phase": phase}}).to_string())
+            .unwrap();
+    }
+    let execs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = execs.clone();
+    server.state().set_exec_hook(move |r: &ExecRequest| {
+        seen.lock().unwrap().push(r.command.clone());
+        None
+    });
+    let export = tmp.path().join("export");
+    let out = terroir()
+        .arg("export")
+        .arg(&doc)
+        .arg("--to")
+        .arg(&export)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "StatefulSet {A}-postfix: 1 of its 2 replicas run ({A}-postfix-0)"
+        )) && stderr.contains("each replica holds its own mail queue"),
+        "{stderr}"
+    );
+    assert!(execs.lock().unwrap().is_empty(), "nothing run in the pods");
+    assert!(
+        !export.exists() && !tmp.path().join("export.partial").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
 fn help_says_what_export_restore_and_drill_do_on_kubernetes() {
     for command in ["export", "restore", "drill"] {
         let out = terroir().args([command, "--help"]).output().unwrap();
