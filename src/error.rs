@@ -328,9 +328,11 @@ impl crate::reversibility::cluster::ClusterPlatformError {
         use crate::reversibility::cluster::ClusterPlatformError as E;
         match self {
             E::NoWorkload { .. } | E::SameNamespace { .. } => ExitStatus::Invalid,
-            E::Connect { .. } | E::Runtime(_) | E::NoPod { .. } | E::Api { .. } => {
-                ExitStatus::Failed
-            }
+            E::Connect { .. }
+            | E::Runtime(_)
+            | E::NoPod { .. }
+            | E::ReplicasDown { .. }
+            | E::Api { .. } => ExitStatus::Failed,
         }
     }
 
@@ -339,7 +341,7 @@ impl crate::reversibility::cluster::ClusterPlatformError {
         match self {
             E::NoWorkload { .. } | E::SameNamespace { .. } => "invalid-input",
             E::Connect { .. } | E::Api { .. } => "unreachable",
-            E::NoPod { .. } => "not-deployed",
+            E::NoPod { .. } | E::ReplicasDown { .. } => "not-deployed",
             E::Runtime(_) => "failed",
         }
     }

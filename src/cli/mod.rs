@@ -185,9 +185,10 @@ pub enum Command {
     /// $KUBECONFIG or ~/.kube/config), through the API server: pg_dump runs by exec in the
     /// database's pod and streams through the same pipeline (one CSV per table, counts,
     /// checksums); the TSDB snapshot is made through the service proxy and read by exec in
-    /// Prometheus's pod; Alertmanager's silences and the namespace's objects are read through the
-    /// API, its Secrets too, exported only encrypted. Not on Kubernetes: the mail spool (the MTA
-    /// relays) and application data (its pods keep no volume): manifest.json says so.
+    /// Prometheus's pod; the MTA's queue (postqueue -j and a tar of its directories) by exec in
+    /// each Postfix pod; Alertmanager's silences and the namespace's objects are read through the
+    /// API, its Secrets too, exported only encrypted. Not on Kubernetes: application data (its
+    /// pods keep no volume): manifest.json says so.
     ///
     /// Example: terroir export platform.yaml --to export/ --recipient age1…
     Export(ExportArgs),
@@ -197,7 +198,8 @@ pub enum Command {
     /// (`terroir apply FILE`).
     ///
     /// On Kubernetes (another namespace or cluster), each database is loaded by psql run by exec
-    /// in the destination's database pod, in one transaction, as the platform's role.
+    /// in the destination's database pod, in one transaction, as the platform's role; the mail
+    /// queue and the metrics stay in the export, listed as not restored.
     ///
     /// Example: terroir restore new-platform.yaml --from export/ --dry-run
     Restore(RestoreArgs),

@@ -12,8 +12,9 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 use super::export::{
-    DumpTarget, Exporter, Options as ExportOptions, Progress, Sealing, begin, dump_database,
-    encrypt_secrets, parse_recipients, seal, secs,
+    DumpTarget, Exporter, Options as ExportOptions, Progress, SPOOL_DIR, Sealing, begin,
+    dump_database, encrypt_secrets, parse_recipients, queue_figures, queue_tar_script, safe, seal,
+    secs,
 };
 use super::restore::{Action, Options as RestoreOptions, Report};
 use super::source::{PodExec, PodProgram, Source};
@@ -54,6 +55,15 @@ pub enum ClusterPlatformError {
         what: String,
         message: String,
     },
+    #[error(
+        "namespace {namespace}: {workload}: {what}: each replica holds its own mail queue, and the queue of one not running cannot be exported; export again once every replica runs (selector {selector})"
+    )]
+    ReplicasDown {
+        namespace: String,
+        workload: String,
+        what: String,
+        selector: String,
+    },
     #[error("{} and {} are the same namespace ({namespace}) of the same cluster: a drill restores into another platform", from.display(), into.display())]
     SameNamespace {
         from: PathBuf,
@@ -81,6 +91,8 @@ pub struct Workload {
     pub name: String,
     /// `spec.selector.matchLabels`, as a label selector.
     pub selector: String,
+    /// `spec.replicas` (1 when not set).
+    pub replicas: u64,
 }
 
 /// The workload of `component` (its pods' `app.kubernetes.io/name`) among rendered objects.
@@ -104,6 +116,7 @@ pub fn workload(objects: &[(String, String, Value)], component: &str) -> Option<
             kind: kind.clone(),
             name: name.clone(),
             selector,
+            replicas: spec["replicas"].as_u64().unwrap_or(1),
         })
     })
 }
@@ -166,18 +179,59 @@ pub const PROMETHEUS_TSDB: &str = "/prometheus";
 /// The label Patroni sets on the database's pods (`role_label` in the rendered configuration).
 pub const POSTGRES_ROLE_LABEL: &str = "terroir.eu/postgres-role";
 
+/// A pod that runs and is not being deleted.
+fn is_running(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Running")
+}
+
+/// The names of the pods that run (not being deleted), sorted.
+pub fn running_pods(pods: &[Pod]) -> Vec<String> {
+    let mut names: Vec<String> = pods
+        .iter()
+        .filter(|p| is_running(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Where each MTA pod's queue goes in the export (`mail/<name>/`), with the pod it is read from.
+/// One replica: the queue is the workload's (its volume outlives the pod), named after it, as a
+/// host's on hosts. Several: each pod has its own queue volume, and each queue is named after its
+/// pod (a StatefulSet's pods keep their names); every replica must run, or a queue would be
+/// missing from the export.
+pub fn mail_places(w: &Workload, running: &[String]) -> Result<Vec<(String, String)>, String> {
+    if w.replicas <= 1 {
+        return Ok(running
+            .first()
+            .map(|pod| vec![(w.name.clone(), pod.clone())])
+            .unwrap_or_default());
+    }
+    if (running.len() as u64) < w.replicas {
+        return Err(format!(
+            "{} of its {} replicas run ({})",
+            running.len(),
+            w.replicas,
+            if running.is_empty() {
+                "none".to_owned()
+            } else {
+                running.join(", ")
+            }
+        ));
+    }
+    Ok(running.iter().map(|p| (p.clone(), p.clone())).collect())
+}
+
 /// The pod to run a program in: a running one, the replicated database's primary first (a
 /// restore writes), then the first by name (a StatefulSet's ordinal 0).
 pub fn pick_pod(pods: &[Pod]) -> Option<String> {
     let mut running: Vec<(bool, String)> = pods
         .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .is_some_and(|ph| ph == "Running")
-        })
+        .filter(|p| is_running(p))
         .filter_map(|p| {
             let primary = p
                 .metadata
@@ -304,8 +358,8 @@ impl ClusterPlatform {
         Ok(self.running(component)?.1)
     }
 
-    /// The rendered workload of `component` and a running pod of it.
-    fn running(&self, component: &str) -> Result<(Workload, String), ReversibilityError> {
+    /// The rendered workload of `component` and its pods.
+    fn pods(&self, component: &str) -> Result<(Workload, Vec<Pod>), ReversibilityError> {
         let objects = self.objects()?;
         let w = workload(&objects, component).ok_or_else(|| ClusterPlatformError::NoWorkload {
             document: self.document.clone(),
@@ -316,7 +370,13 @@ impl ClusterPlatform {
             .exec
             .block_on(api.list(&ListParams::default().labels(&w.selector)))
             .map_err(|e| self.api_error(&format!("listing the pods of {}", w.name), &e))?;
-        match pick_pod(&pods.items) {
+        Ok((w, pods.items))
+    }
+
+    /// The rendered workload of `component` and a running pod of it.
+    fn running(&self, component: &str) -> Result<(Workload, String), ReversibilityError> {
+        let (w, pods) = self.pods(component)?;
+        match pick_pod(&pods) {
             Some(pod) => Ok((w, pod)),
             None => Err(ClusterPlatformError::NoPod {
                 namespace: self.namespace.clone(),
@@ -325,6 +385,30 @@ impl ClusterPlatform {
             }
             .into()),
         }
+    }
+
+    /// The MTA's pods whose queues the export reads, each with its name in the export (see
+    /// `mail_places`): an error when a queue could not be read.
+    fn mail_pods(&self) -> Result<Vec<(String, String)>, ReversibilityError> {
+        let (w, pods) = self.pods("postfix")?;
+        let what = || format!("{} {}", w.kind, w.name);
+        let places = mail_places(&w, &running_pods(&pods)).map_err(|running| {
+            ClusterPlatformError::ReplicasDown {
+                namespace: self.namespace.clone(),
+                workload: what(),
+                what: running,
+                selector: w.selector.clone(),
+            }
+        })?;
+        if places.is_empty() {
+            return Err(ClusterPlatformError::NoPod {
+                namespace: self.namespace.clone(),
+                workload: what(),
+                selector: w.selector.clone(),
+            }
+            .into());
+        }
+        Ok(places)
     }
 
     /// The platform's objects in its namespace as `kubectl get … -o yaml` shows them (a List,
@@ -406,12 +490,6 @@ fn not_exported(p: &ClusterPlatform) -> Vec<Skipped> {
             reason: "the application's pods keep no volume on Kubernetes targets (only an emptyDir /tmp): nothing to export".into(),
         });
     }
-    if r.components.mta.enabled {
-        v.push(Skipped {
-            what: "mail".into(),
-            reason: "the Postfix spool is not exported on Kubernetes targets: the MTA relays (no mailboxes); let its queue drain before the switch".into(),
-        });
-    }
     if r.components.monitoring.grafana {
         v.push(Skipped {
             what: "dashboards".into(),
@@ -442,10 +520,16 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<Manifest, ReversibilityError> {
     let recipients = parse_recipients(&opts.recipients)?;
+    let r = &p.resolved;
+    // the MTA's pods first: a replica down is said before anything is written or read
+    let mail_pods = if r.components.mta.enabled {
+        p.mail_pods()?
+    } else {
+        Vec::new()
+    };
     let partial = begin(&opts.to, progress)?;
     let started_at = crate::text::now_rfc3339();
     let start = Instant::now();
-    let r = &p.resolved;
     let mut ex = Exporter {
         dir: partial.clone(),
         progress,
@@ -503,6 +587,10 @@ pub fn export(
             ),
         });
     }
+
+    // mail: each MTA pod's queue, as on hosts (the MTA relays: no mailbox on Kubernetes)
+    let mut mail = Vec::new();
+    mail_queues(p, mail_pods, &mut ex, &mut tools, &mut mail)?;
 
     // metrics: a TSDB snapshot made through the API server's service proxy, streamed from the
     // pod; Alertmanager's silences from its API
@@ -597,12 +685,65 @@ pub fn export(
             started_at,
             start,
             tools,
-            mail: Vec::new(),
+            mail,
             metrics_blocks,
             secrets,
             skipped,
         },
     )
+}
+
+/// The container Postfix runs in, in the MTA's pods.
+pub const POSTFIX_CONTAINER: &str = "postfix";
+
+/// Each MTA pod's queue (`mail/<name>/`, see `mail_places`): `postqueue -j` into queue.json and
+/// its figures into the manifest, then the queue directories in a tar, read in the postfix
+/// container as on hosts.
+fn mail_queues(
+    p: &ClusterPlatform,
+    places: Vec<(String, String)>,
+    ex: &mut Exporter<'_>,
+    tools: &mut BTreeMap<String, String>,
+    mail: &mut Vec<super::Mail>,
+) -> Result<(), ReversibilityError> {
+    for (name, pod) in places {
+        let postfix = PodProgram {
+            exec: &p.exec,
+            pod: pod.clone(),
+            container: POSTFIX_CONTAINER.into(),
+        };
+        for (tool, words) in [
+            ("postconf", &["postconf", "-h", "mail_version"][..]),
+            ("tar", &["tar", "--version"][..]),
+        ] {
+            if let Ok(v) = postfix.output("tool versions", &argv(words)) {
+                tools.insert(
+                    format!("{pod}/{tool}"),
+                    v.lines().next().unwrap_or_default().trim().to_owned(),
+                );
+            }
+        }
+        let dir = safe(&name);
+        let queue = postfix.output("postqueue -j", &argv(&["postqueue", "-j"]))?;
+        ex.bytes_file(
+            &format!("mail/{dir}/queue.json"),
+            queue.as_bytes(),
+            ("mail-queue-list", "mta", Some(&pod), "postqueue -j"),
+        )?;
+        // tar's exit 1 (a file moved while read) is success here, as on hosts
+        ex.stream_from(
+            &postfix,
+            &format!("mail/{dir}/queue.tar"),
+            &argv(&[
+                "sh",
+                "-c",
+                &format!("{}; s=$?; [ $s -le 1 ] || exit $s", queue_tar_script()),
+            ]),
+            ("mail-queue", "mta", SPOOL_DIR),
+        )?;
+        mail.push(queue_figures(&name, &queue));
+    }
+    Ok(())
 }
 
 /// Prometheus's TSDB snapshot and Alertmanager's silences.
@@ -889,9 +1030,61 @@ mod tests {
                 kind: "StatefulSet".into(),
                 name: "a-postgres".into(),
                 selector: "app.kubernetes.io/instance=a,app.kubernetes.io/name=postgres".into(),
+                replicas: 1,
             })
         );
         assert_eq!(workload(&objects, "grafana"), None);
+    }
+
+    #[test]
+    fn one_mta_queue_is_named_after_its_workload_several_after_their_pods() {
+        let mut w = Workload {
+            kind: "Deployment".into(),
+            name: "a-postfix".into(),
+            selector: "app.kubernetes.io/name=postfix".into(),
+            replicas: 1,
+        };
+        assert_eq!(
+            mail_places(&w, &["a-postfix-7c9d-x2k4q".into()]),
+            Ok(vec![("a-postfix".into(), "a-postfix-7c9d-x2k4q".into())])
+        );
+        assert_eq!(
+            mail_places(&w, &[]),
+            Ok(vec![]),
+            "no pod: said by the caller"
+        );
+        w.kind = "StatefulSet".into();
+        w.replicas = 2;
+        let both = ["a-postfix-0".to_owned(), "a-postfix-1".to_owned()];
+        assert_eq!(
+            mail_places(&w, &both),
+            Ok(vec![
+                ("a-postfix-0".into(), "a-postfix-0".into()),
+                ("a-postfix-1".into(), "a-postfix-1".into())
+            ])
+        );
+        assert_eq!(
+            mail_places(&w, &both[1..]),
+            Err("1 of its 2 replicas run (a-postfix-1)".into()),
+            "a replica's queue is never left out silently"
+        );
+    }
+
+    #[test]
+    fn the_running_pods_are_listed_by_name() {
+        let pod = |name: &str, phase: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": name}, "status": {"phase": phase}}))
+                .unwrap()
+        };
+        let going: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "mta-0", "deletionTimestamp": "2026-12-05T12:00:00Z"},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        assert_eq!(
+            running_pods(&[pod("mta-2", "Running"), pod("mta-1", "Pending"), going]),
+            vec!["mta-2".to_owned()]
+        );
     }
 
     #[test]

@@ -21,7 +21,40 @@ pub const SVC: &str = "svc() { if [ -d /run/systemd/system ]; then systemctl \"$
 
 /// Where Debian's Prometheus keeps its TSDB.
 pub const TSDB_DIR: &str = "/var/lib/prometheus/metrics2";
+/// Where Postfix keeps its queue, on a host and in the Postfix container.
+pub const SPOOL_DIR: &str = "/var/spool/postfix";
 pub const QUEUE_DIRS: &str = "incoming active deferred hold maildrop bounce defer trace";
+
+/// The shell script writing a tar of the queue directories there are to its stdout. tar exits 1
+/// when a file changed or went while it was read (Postfix moves queue files as it works): the
+/// archive then still holds every other file whole.
+pub fn queue_tar_script() -> String {
+    format!(
+        "cd {SPOOL_DIR} || exit 2; tar -cf - --ignore-failed-read $(for d in {QUEUE_DIRS}; do [ -d $d ] && echo $d; done)"
+    )
+}
+
+/// The figures of a queue as `postqueue -j` lists it (one JSON object per message) on `place`:
+/// the messages and their recipients; no mailbox.
+pub fn queue_figures(place: &str, queue: &str) -> Mail {
+    let mut recipients = Vec::new();
+    let mut queued = 0;
+    for line in queue.lines().filter(|l| !l.trim().is_empty()) {
+        queued += 1;
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            for r in v["recipients"].as_array().into_iter().flatten() {
+                recipients.push(r["address"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    recipients.sort();
+    Mail {
+        host: place.into(),
+        queued,
+        recipients,
+        mailboxes: BTreeMap::new(),
+    }
+}
 
 pub struct Options {
     pub to: PathBuf,
@@ -510,39 +543,21 @@ pub fn table_figures(
 /// The queue (postqueue -j: one JSON object per message) and mailbox digests of an MTA host.
 pub fn mail_figures(conn: &Connection, host: &str) -> Result<(Mail, String), SiteError> {
     let queue = run(conn, host, "postqueue -j", "postqueue -j")?;
-    let mut recipients = Vec::new();
-    let mut queued = 0;
-    for line in queue.lines().filter(|l| !l.trim().is_empty()) {
-        queued += 1;
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            for r in v["recipients"].as_array().into_iter().flatten() {
-                recipients.push(r["address"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    }
-    recipients.sort();
+    let mut figures = queue_figures(host, &queue);
     let sums = run(
         conn,
         host,
         "mailbox digests",
         "cd /var/mail 2>/dev/null && find . -maxdepth 1 -type f -exec sha256sum {} + || true",
     )?;
-    let mailboxes = sums
+    figures.mailboxes = sums
         .lines()
         .filter_map(|l| {
             let (d, n) = l.split_once("  ")?;
             Some((n.trim_start_matches("./").to_owned(), d.to_owned()))
         })
         .collect();
-    Ok((
-        Mail {
-            host: host.into(),
-            queued,
-            recipients,
-            mailboxes,
-        },
-        queue,
-    ))
+    Ok((figures, queue))
 }
 
 /// Digests of every file below a directory on a host (relative path → SHA-256).
@@ -834,8 +849,8 @@ pub fn export(
                     conn,
                     &host,
                     &format!("mail/{host}/queue.tar"),
-                    &format!("cd /var/spool/postfix && tar -cf - --ignore-failed-read $(for d in {QUEUE_DIRS}; do [ -d $d ] && echo $d; done)"),
-                    ("mail-queue", "mta", "/var/spool/postfix"),
+                    &queue_tar_script(),
+                    ("mail-queue", "mta", SPOOL_DIR),
                     &[0, 1],
                 )?;
                 ex.stream(
@@ -1077,4 +1092,28 @@ pub fn export(
             skipped,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_is_counted_from_postqueue_j_lines() {
+        let queue = concat!(
+            r#"{"queue_name": "deferred", "queue_id": "4Q2kLm0Xyz", "arrival_time": 1764935000, "message_size": 912, "forced_expire": false, "sender": "crm@example.fr", "recipients": [{"address": "b@example.org", "delay_reason": "connect to mx.example.org[192.0.2.1]:25: Connection timed out"}, {"address": "a@example.org", "delay_reason": "connect to mx.example.org[192.0.2.1]:25: Connection timed out"}]}"#,
+            "\n\n",
+            r#"{"queue_name": "hold", "queue_id": "4Q2kLn1Abc", "arrival_time": 1764935100, "message_size": 640, "forced_expire": false, "sender": "crm@example.fr", "recipients": [{"address": "c@example.org"}]}"#,
+            "\n"
+        );
+        let m = queue_figures("mta", queue);
+        assert_eq!(m.host, "mta");
+        assert_eq!(m.queued, 2);
+        assert_eq!(
+            m.recipients,
+            ["a@example.org", "b@example.org", "c@example.org"]
+        );
+        assert!(m.mailboxes.is_empty());
+        assert_eq!(queue_figures("mta", "").queued, 0, "an empty queue");
+    }
 }

@@ -25,9 +25,11 @@
 //! ```
 //!
 //! On Kubernetes targets the same files come through the API server: programs (pg_dump, psql,
-//! tar) run by exec in the platform's pods, Prometheus and Alertmanager are asked through the
-//! service proxy; `<host>` is then the workload (`<platform>-prometheus`). Only the source of each byte stream differs
-//! (`source::Source`): the pipeline that splits, hashes and records is one.
+//! postqueue, tar) run by exec in the platform's pods, Prometheus and Alertmanager are asked
+//! through the service proxy; `<host>` is then the workload (`<platform>-prometheus`), or the pod
+//! for an MTA of several replicas, each with its own queue (`mail/<platform>-postfix-0/`). Only
+//! the source of each byte stream differs (`source::Source`): the pipeline that splits, hashes and
+//! records is one.
 //!
 //! Every file is written while its SHA-256 is computed, from a stream: nothing is held whole in
 //! memory. The export is built in `<DIR>.partial` and renamed when complete, so a directory named

@@ -211,6 +211,26 @@ fn start() -> Clusters {
                 "spec": {"selector": {"app.kubernetes.io/name": svc}, "ports": [{"port": port}]}}),
         );
     }
+    // A's MTA: the Deployment's one pod, its postfix container reading the queue volume
+    let postfix_pod = format!("{A}-postfix-5d8f7b9c4-x7k2p");
+    send(
+        "POST",
+        &format!("/api/v1/namespaces/{A}/pods"),
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": postfix_pod, "labels": {"app.kubernetes.io/name": "postfix", "app.kubernetes.io/instance": A}},
+            "spec": {"containers": [
+                {"name": "postfix", "image": "terroir/postfix"},
+                {"name": "exporter", "image": "terroir/postfix-exporter"}]}}),
+    );
+    send(
+        "PATCH",
+        &format!("/api/v1/namespaces/{A}/pods/{postfix_pod}/status"),
+        "application/merge-patch+json",
+        json!({"status": {"phase": "Running"}}),
+    );
+    let (spool, postqueue) = mail_queue(&tmp);
+
     // Prometheus's volume, here: a snapshot request makes a snapshot of two blocks in it
     let tsdb = tmp.join("prometheus");
     let snapshots = std::sync::atomic::AtomicUsize::new(0);
@@ -257,6 +277,20 @@ fn start() -> Clusters {
     // namespace's server; tar and rm in Prometheus's pod, on its volume
     let prometheus_pod_name = prometheus_pod.clone();
     server.state().set_exec_hook(move |r: &ExecRequest| {
+        // the postfix container: sh, tar and the postqueue stand-in, on the spool stand-in
+        if r.namespace == A && r.pod == postfix_pod && r.container == "postfix" {
+            let mut c = match r.command[0].as_str() {
+                "postqueue" => std::process::Command::new(&postqueue),
+                program @ ("sh" | "tar") => std::process::Command::new(program),
+                _ => return None,
+            };
+            c.args(
+                r.command[1..]
+                    .iter()
+                    .map(|a| a.replace("/var/spool/postfix", &spool.display().to_string())),
+            );
+            return Some(c);
+        }
         if r.namespace == A && r.pod == prometheus_pod_name && r.container == "prometheus" {
             let program = r.command[0].as_str();
             if !matches!(program, "tar" | "rm") {
@@ -303,6 +337,49 @@ fn start() -> Clusters {
         docs,
         _tmp: owned,
     }
+}
+
+/// The queue IDs of the two messages in the MTA's queue: one being delivered, one deferred.
+const QUEUED: [(&str, &str); 2] = [("active", "5B7C02D1E9"), ("deferred", "3F2A81C0B4")];
+
+/// A directory standing in for the MTA's `/var/spool/postfix`, as Postfix 3.7 lays it out (the
+/// deferred queue hashed one level deep), holding two queue files, and a stand-in for `postqueue
+/// -j` printing what Postfix prints for them (its JSON, one object per line). The queue files'
+/// bytes are not Postfix's record format: the export copies them without reading them.
+fn mail_queue(tmp: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let spool = tmp.join("postfix-spool");
+    for d in [
+        "incoming", "active", "deferred", "hold", "maildrop", "bounce", "defer", "trace", "public",
+        "private", "pid",
+    ] {
+        std::fs::create_dir_all(spool.join(d)).unwrap();
+    }
+    std::fs::write(spool.join("pid/master.pid"), "         42\n").unwrap();
+    for (queue, id) in QUEUED {
+        let path = if queue == "deferred" {
+            spool.join(format!("deferred/{}/{id}", &id[..1]))
+        } else {
+            spool.join(format!("{queue}/{id}"))
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("queue file {id}\n").repeat(20)).unwrap();
+    }
+    let postqueue = tmp.join("postqueue");
+    std::fs::write(
+        &postqueue,
+        r#"#!/bin/sh
+# postqueue -j for the two queue files of the spool stand-in
+[ "$1" = -j ] || { echo "postqueue: usage: postqueue -j" >&2; exit 64; }
+cat <<'JSON'
+{"queue_name": "active", "queue_id": "5B7C02D1E9", "arrival_time": 1764936000, "message_size": 1820, "forced_expire": false, "sender": "crm@crm.mutuelle.example.fr", "recipients": [{"address": "adherent.1@example.fr"}]}
+{"queue_name": "deferred", "queue_id": "3F2A81C0B4", "arrival_time": 1764932400, "message_size": 2764, "forced_expire": false, "sender": "crm@crm.mutuelle.example.fr", "recipients": [{"address": "adherent.7@example.org", "delay_reason": "connect to mx.example.org[192.0.2.25]:25: Connection timed out"}, {"address": "adherent.3@example.org", "delay_reason": "connect to mx.example.org[192.0.2.25]:25: Connection timed out"}]}
+JSON
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&postqueue, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (spool, postqueue)
 }
 
 fn json_of(out: &std::process::Output) -> Value {
@@ -416,6 +493,106 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
         0,
         "no snapshot left on Prometheus's volume"
     );
+    // the mail queue of the MTA's one pod, under the Deployment's name, as on a host
+    let mta = format!("{A}-postfix");
+    assert_eq!(
+        m["mail"],
+        json!([{"host": mta, "queued": 2, "mailboxes": {},
+            "recipients": ["adherent.1@example.fr", "adherent.3@example.org", "adherent.7@example.org"]}]),
+        "{:#}",
+        m["mail"]
+    );
+    let queue_json =
+        std::fs::read_to_string(export.join(format!("mail/{mta}/queue.json"))).unwrap();
+    let ids: Vec<String> = queue_json
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["queue_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["5B7C02D1E9", "3F2A81C0B4"]);
+    let queue_tar = export.join(format!("mail/{mta}/queue.tar"));
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&queue_tar)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let entries: Vec<&str> = listed.lines().map(|l| l.trim_end_matches('/')).collect();
+    for wanted in [
+        "incoming",
+        "active",
+        "deferred",
+        "hold",
+        "maildrop",
+        "bounce",
+        "defer",
+        "trace",
+        "active/5B7C02D1E9",
+        "deferred/3/3F2A81C0B4",
+    ] {
+        assert!(
+            entries.contains(&wanted),
+            "{wanted} in the queue's tar: {listed}"
+        );
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.starts_with("pid") || e.starts_with("public")),
+        "only the queue directories: {listed}"
+    );
+    let item = |path: String| {
+        m["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in the manifest"))
+            .clone()
+    };
+    let tar_item = item(format!("mail/{mta}/queue.tar"));
+    assert_eq!(
+        (&tar_item["kind"], &tar_item["host"], &tar_item["source"]),
+        (
+            &json!("mail-queue"),
+            &json!(format!("{A}-postfix-5d8f7b9c4-x7k2p")),
+            &json!("/var/spool/postfix")
+        )
+    );
+    assert_eq!(
+        item(format!("mail/{mta}/queue.json"))["kind"],
+        "mail-queue-list"
+    );
+    assert!(
+        m["tools"][format!("{A}-postfix-5d8f7b9c4-x7k2p/tar")]
+            .as_str()
+            .unwrap()
+            .contains("tar"),
+        "{:#}",
+        m["tools"]
+    );
+    assert!(
+        !m["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["what"] == "mail"),
+        "the mail is exported: {:#}",
+        m["skipped"]
+    );
+    let sha256sums = std::fs::read_to_string(export.join("SHA256SUMS")).unwrap();
+    for file in ["queue.tar", "queue.json"] {
+        let digest = sha256_hex(&std::fs::read(export.join(format!("mail/{mta}/{file}"))).unwrap());
+        assert!(
+            sha256sums.contains(&format!("{digest}  mail/{mta}/{file}")),
+            "{file} in SHA256SUMS: {sha256sums}"
+        );
+    }
     let silences: Value = serde_json::from_slice(
         &std::fs::read(export.join("configuration/kubernetes/silences.json")).unwrap(),
     )
@@ -512,6 +689,19 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
     assert!(out.status.success(), "{restored:#}");
     assert_eq!(restored["restored"], true);
     assert_eq!(restored["report"]["actions"][0]["done"], true);
+    let mail_skipped = restored["report"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["what"] == "mail")
+        .unwrap_or_else(|| panic!("the mail is listed as not restored: {restored:#}"));
+    assert!(
+        mail_skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not restored on Kubernetes targets"),
+        "{mail_skipped}"
+    );
     assert_eq!(
         c.b.sql("crm", "select count(*) from customers"),
         (ROWS + 1).to_string()
@@ -524,6 +714,73 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
         ),
         "crm",
         "what is loaded belongs to the platform's role"
+    );
+}
+
+#[test]
+fn an_mta_replica_down_stops_the_export_before_anything_is_read() {
+    // highly available: Postfix is a StatefulSet of two pods, each with its own queue volume
+    let tmp = tempfile::tempdir().unwrap();
+    let server = BackgroundServer::start(Options::default()).unwrap();
+    server
+        .write_kubeconfig(&tmp.path().join("kubeconfig"), "double")
+        .unwrap();
+    let doc = variant("kubernetes-ha.yaml", tmp.path(), "ha.yaml", |text| {
+        text.replace(
+            "      namespace: mutuelle-crm\n      context: prod-paris\n",
+            "      namespace: mutuelle-crm\n      kubeconfig: kubeconfig\n      context: double\n",
+        )
+    });
+    let url = server.url();
+    let post = |path: &str, body: Value| {
+        ureq::post(&format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+    };
+    post(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": A}}),
+    );
+    for (pod, phase) in [("0", "Running"), ("1", "Pending")] {
+        let name = format!("{A}-postfix-{pod}");
+        post(
+            &format!("/api/v1/namespaces/{A}/pods"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "postfix", "app.kubernetes.io/instance": A}},
+                "spec": {"containers": [{"name": "postfix", "image": "terroir/postfix"}]}}),
+        );
+        ureq::patch(&format!("{url}/api/v1/namespaces/{A}/pods/{name}/status"))
+            .header("content-type", "application/merge-patch+json")
+            .send(json!({"status": {"phase": phase}}).to_string())
+            .unwrap();
+    }
+    let execs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = execs.clone();
+    server.state().set_exec_hook(move |r: &ExecRequest| {
+        seen.lock().unwrap().push(r.command.clone());
+        None
+    });
+    let export = tmp.path().join("export");
+    let out = terroir()
+        .arg("export")
+        .arg(&doc)
+        .arg("--to")
+        .arg(&export)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "StatefulSet {A}-postfix: 1 of its 2 replicas run ({A}-postfix-0)"
+        )) && stderr.contains("each replica holds its own mail queue"),
+        "{stderr}"
+    );
+    assert!(execs.lock().unwrap().is_empty(), "nothing run in the pods");
+    assert!(
+        !export.exists() && !tmp.path().join("export.partial").exists(),
+        "nothing written"
     );
 }
 
@@ -573,4 +830,12 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
