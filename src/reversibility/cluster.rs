@@ -16,7 +16,7 @@ use super::export::{
     dump_database, encrypt_secrets, parse_recipients, queue_figures, queue_tar_script, safe, seal,
     secs,
 };
-use super::restore::{Action, Options as RestoreOptions, Report};
+use super::restore::{Options as RestoreOptions, Report};
 use super::source::{PodExec, PodProgram, Source};
 use super::{Manifest, ReversibilityError, SecretsEntry, Skipped, read_error};
 use crate::deploy::baremetal::site::SiteError;
@@ -496,19 +496,7 @@ fn not_exported(p: &ClusterPlatform) -> Vec<Skipped> {
             reason: "Grafana's dashboards are provisioned from the rendered configuration (in the export); its own database is not exported".into(),
         });
     }
-    if r.components.backups.enabled
-        && let Some(b) = &r.endpoints.backup_s3
-    {
-        v.push(Skipped {
-            what: "backups".into(),
-            reason: format!(
-                "kept in bucket `{}` at {} ({}): not copied by the export; retrieve them through the provider's S3 API, then empty and delete the bucket",
-                b.bucket,
-                b.url,
-                b.operator.clone().unwrap_or_else(|| "operator not declared".into())
-            ),
-        });
-    }
+    v.extend(super::export::backups_left_out(r));
     v
 }
 
@@ -600,28 +588,7 @@ pub fn export(
     }
 
     // configuration: the document and the rendered tree
-    ex.bytes_file(
-        "configuration/platform.yaml",
-        &p.document_text,
-        (
-            "configuration",
-            "configuration",
-            None,
-            &p.document.display().to_string(),
-        ),
-    )?;
-    for (path, content) in &p.tree.files {
-        ex.bytes_file(
-            &format!("configuration/rendered/{path}"),
-            content,
-            (
-                "rendered-configuration",
-                "configuration",
-                None,
-                "terroir render",
-            ),
-        )?;
-    }
+    ex.configuration(&p.document, &p.document_text, &p.tree)?;
 
     ex.bytes_file(
         "configuration/kubernetes/objects.yaml",
@@ -807,10 +774,6 @@ fn metrics(
     )
 }
 
-/// Relations (tables, views, sequences…) outside the system schemas: a database holding any
-/// already holds data.
-const RELATIONS: &str = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
-
 /// Check the export, then the destination, then (unless a dry run) load each database in the
 /// database's pod. Nothing on the destination changes before both checks pass.
 pub fn restore(
@@ -819,13 +782,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<Report, ReversibilityError> {
     let dir = &opts.from;
-    let verify_start = Instant::now();
-    progress.note(&format!(
-        "checking every file of {} against SHA256SUMS",
-        dir.display()
-    ));
-    let manifest = super::check_export(dir, &|_, done, _| progress.bytes(done))?;
-    let verify_seconds = secs(verify_start);
+    let (manifest, verify_seconds) = super::restore::verified(opts, progress)?;
     if let Some(i) = &opts.identity {
         super::restore::identities(i)?;
     }
@@ -849,51 +806,9 @@ pub fn restore(
     if let Some(pg) = &pg {
         for dump in &dumps {
             let (db, role) = super::restore::destination(&p.document, r, &dump.component)?;
-            let source_db = dump.source.rsplit('/').next().unwrap_or_default();
-            let n: u64 = pg
-                .output(
-                    "checking the database",
-                    &argv(&[
-                        "psql",
-                        "--username=postgres",
-                        "-XAtq",
-                        "-d",
-                        &db,
-                        "-c",
-                        RELATIONS,
-                    ]),
-                )?
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            let tables: Vec<&super::Table> = manifest
-                .tables
-                .iter()
-                .filter(|t| t.database == source_db)
-                .collect();
-            actions.push(Action {
-                what: if dump.component == "database" {
-                    "database".into()
-                } else {
-                    format!("database of {}", dump.component.replace(':', " "))
-                },
-                from: dump.path.clone(),
-                host: pg.pod.clone(),
-                detail: format!(
-                    "load into `{db}` as `{role}` in one transaction ({} tables, {} rows)",
-                    tables.len(),
-                    tables.iter().map(|t| t.rows).sum::<u64>()
-                ),
-                conflict: (n > 0).then(|| {
-                    format!(
-                        "database `{db}` in pod {}/{} already holds {n} relations",
-                        p.namespace, pg.pod
-                    )
-                }),
-                done: false,
-                seconds: 0.0,
-                database: Some((db, role)),
-            });
+            actions.push(super::restore::database_load(
+                &manifest, dump, db, role, pg,
+            )?);
         }
     }
     for (kinds, what) in [
@@ -918,21 +833,16 @@ pub fn restore(
             reason: "the destination keeps its own Secrets (made by `terroir apply`); the encrypted secrets stay in the export".into(),
         });
     }
-    let conflicts: Vec<String> = actions.iter().filter_map(|a| a.conflict.clone()).collect();
-    let mut report = Report {
-        platform: p.name().to_owned(),
-        source_platform: manifest.platform.clone(),
-        dry_run: opts.dry_run,
+    let mut report = Report::planned(
+        p.name().to_owned(),
+        &manifest,
+        opts,
         verify_seconds,
-        restore_seconds: 0.0,
         actions,
         skipped,
-    };
+    )?;
     if opts.dry_run {
         return Ok(report);
-    }
-    if !conflicts.is_empty() && !opts.replace {
-        return Err(ReversibilityError::HoldsData { conflicts });
     }
     let restore_start = Instant::now();
     for a in report.actions.iter_mut() {

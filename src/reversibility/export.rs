@@ -263,6 +263,52 @@ impl Exporter<'_> {
         });
         Ok(())
     }
+
+    /// The Platform document and the rendered tree, under `configuration/`, on every target.
+    pub(super) fn configuration(
+        &mut self,
+        document: &Path,
+        text: &[u8],
+        tree: &crate::pipeline::render::RenderedTree,
+    ) -> Result<(), ReversibilityError> {
+        self.bytes_file(
+            "configuration/platform.yaml",
+            text,
+            (
+                "configuration",
+                "configuration",
+                None,
+                &document.display().to_string(),
+            ),
+        )?;
+        for (path, content) in &tree.files {
+            self.bytes_file(
+                &format!("configuration/rendered/{path}"),
+                content,
+                (
+                    "rendered-configuration",
+                    "configuration",
+                    None,
+                    "terroir render",
+                ),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The backups stay in their bucket: the export says where, on every target.
+pub(super) fn backups_left_out(r: &crate::pipeline::resolve::ResolvedPlatform) -> Option<Skipped> {
+    let b = r.endpoints.backup_s3.as_ref()?;
+    r.components.backups.enabled.then(|| Skipped {
+        what: "backups".into(),
+        reason: format!(
+            "kept in bucket `{}` at {} ({}): not copied by the export; retrieve them through the provider's S3 API, then empty and delete the bucket",
+            b.bucket,
+            b.url,
+            b.operator.clone().unwrap_or_else(|| "operator not declared".into())
+        ),
+    })
 }
 
 pub fn secs(start: Instant) -> f64 {
@@ -931,28 +977,7 @@ pub fn export(
         }
 
         // configuration: the document, the rendered tree, what is deployed on each host
-        ex.bytes_file(
-            "configuration/platform.yaml",
-            &site.document_text,
-            (
-                "configuration",
-                "configuration",
-                None,
-                &site.document.display().to_string(),
-            ),
-        )?;
-        for (path, content) in &site.tree.files {
-            ex.bytes_file(
-                &format!("configuration/rendered/{path}"),
-                content,
-                (
-                    "rendered-configuration",
-                    "configuration",
-                    None,
-                    "terroir render",
-                ),
-            )?;
-        }
+        ex.configuration(&site.document, &site.document_text, &site.tree)?;
         for (host, conn) in &conns {
             let files = site.deployed_files(host);
             if files.is_empty() {
@@ -1058,19 +1083,7 @@ pub fn export(
         names: Vec::new(),
     });
 
-    if r.components.backups.enabled
-        && let Some(b) = &r.endpoints.backup_s3
-    {
-        skipped.push(Skipped {
-            what: "backups".into(),
-            reason: format!(
-                "kept in bucket `{}` at {} ({}): not copied by the export; retrieve them through the provider's S3 API, then empty and delete the bucket",
-                b.bucket,
-                b.url,
-                b.operator.clone().unwrap_or_else(|| "operator not declared".into())
-            ),
-        });
-    }
+    skipped.extend(backups_left_out(r));
 
     let items = std::mem::take(&mut ex.items);
     seal(

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::export::{Progress, SVC, TSDB_DIR, secs};
 use super::{ExportDefect, Manifest, ReversibilityError, given_error, read_error};
-use crate::deploy::baremetal::site::{Site, SiteError, run};
+use crate::deploy::baremetal::site::{Site, SiteError};
 use crate::deploy::baremetal::ssh::{Connection, shell_quote};
 use crate::document::Role;
 
@@ -50,6 +50,34 @@ pub struct Report {
     pub restore_seconds: f64,
     pub actions: Vec<Action>,
     pub skipped: Vec<super::Skipped>,
+}
+
+impl Report {
+    /// What a restore is about to do, checked against the destination: refused when it already
+    /// holds data and `--replace` was not given (a dry run reports the conflicts instead). Nothing
+    /// on the destination has changed before this.
+    pub(super) fn planned(
+        platform: String,
+        manifest: &Manifest,
+        opts: &Options,
+        verify_seconds: f64,
+        actions: Vec<Action>,
+        skipped: Vec<super::Skipped>,
+    ) -> Result<Report, ReversibilityError> {
+        let conflicts: Vec<String> = actions.iter().filter_map(|a| a.conflict.clone()).collect();
+        if !opts.dry_run && !conflicts.is_empty() && !opts.replace {
+            return Err(ReversibilityError::HoldsData { conflicts });
+        }
+        Ok(Report {
+            platform,
+            source_platform: manifest.platform.clone(),
+            dry_run: opts.dry_run,
+            verify_seconds,
+            restore_seconds: 0.0,
+            actions,
+            skipped,
+        })
+    }
 }
 
 fn item_path(m: &Manifest, kind: &str, host: &str) -> Option<String> {
@@ -158,6 +186,82 @@ fn stream_in(
     Ok(())
 }
 
+/// Relations (tables, views, sequences…) outside the system schemas: a database holding any
+/// already holds data.
+const RELATIONS: &str = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
+
+/// Loading one exported database into `db` as `role` where `at` runs PostgreSQL's programs (a
+/// host, a pod), with the conflict when that database already holds relations.
+pub(super) fn database_load(
+    manifest: &Manifest,
+    dump: &super::Item,
+    db: String,
+    role: String,
+    at: &dyn super::source::Source,
+) -> Result<Action, ReversibilityError> {
+    let n: u64 = at
+        .output(
+            "checking the database",
+            &[
+                "psql",
+                "--username=postgres",
+                "-XAtq",
+                "-d",
+                &db,
+                "-c",
+                RELATIONS,
+            ]
+            .map(str::to_owned),
+        )?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let source_db = dump.source.rsplit('/').next().unwrap_or_default();
+    let tables: Vec<&super::Table> = manifest
+        .tables
+        .iter()
+        .filter(|t| t.database == source_db)
+        .collect();
+    Ok(Action {
+        what: if dump.component == "database" {
+            "database".into()
+        } else {
+            format!("database of {}", dump.component.replace(':', " "))
+        },
+        from: dump.path.clone(),
+        host: at.place().to_owned(),
+        detail: format!(
+            "load into `{db}` as `{role}` in one transaction ({} tables, {} rows)",
+            tables.len(),
+            tables.iter().map(|t| t.rows).sum::<u64>()
+        ),
+        conflict: (n > 0).then(|| {
+            format!(
+                "database `{db}` on {} already holds {n} relations",
+                at.label()
+            )
+        }),
+        done: false,
+        seconds: 0.0,
+        database: Some((db, role)),
+    })
+}
+
+/// Every file of the export checked against SHA256SUMS and the manifest, and how long it took:
+/// the first step of a restore on any target, before the destination is read.
+pub(super) fn verified(
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<(Manifest, f64), ReversibilityError> {
+    let verify_start = Instant::now();
+    progress.note(&format!(
+        "checking every file of {} against SHA256SUMS",
+        opts.from.display()
+    ));
+    let manifest = super::check_export(&opts.from, &|_, done, _| progress.bytes(done))?;
+    Ok((manifest, secs(verify_start)))
+}
+
 /// Verify the export, plan against the destination, and (unless a dry run) restore.
 pub fn restore(
     site: &Site,
@@ -165,13 +269,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<Report, ReversibilityError> {
     let dir = &opts.from;
-    let verify_start = Instant::now();
-    progress.note(&format!(
-        "checking every file of {} against SHA256SUMS",
-        dir.display()
-    ));
-    let manifest = super::check_export(dir, &|_, done, _| progress.bytes(done))?;
-    let verify_seconds = secs(verify_start);
+    let (manifest, verify_seconds) = verified(opts, progress)?;
     let identity = match &opts.identity {
         Some(p) => Some(identities(p)?),
         None => None,
@@ -211,52 +309,17 @@ pub fn restore(
         }
         // the application's database into this platform's, each tenant's into the same tenant's
         let (db, role) = destination(&site.document, r, &dump.component)?;
-        let source_db = dump
-            .source
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
         // into the primary, when the database is replicated: the standbys follow it
         let host = match crate::deploy::baremetal::health::primary(site) {
             Some(h) => h,
             None => first(Role::Database, "a database")?,
         };
         ensure(&mut conns, site, &host)?;
-        let count = run(
-            &conns[&host],
-            &host,
-            "checking the database",
-            &format!(
-                "runuser -u postgres -- psql -XAtq -d {} -c \"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')\"",
-                shell_quote(&db)
-            ),
-        )?;
-        let n: u64 = count.trim().parse().unwrap_or(0);
-        let tables: Vec<&super::Table> = manifest
-            .tables
-            .iter()
-            .filter(|t| t.database == source_db)
-            .collect();
-        actions.push(Action {
-            what: if dump.component == "database" {
-                "database".into()
-            } else {
-                format!("database of {}", dump.component.replace(':', " "))
-            },
-            from: dump.path.clone(),
+        let at = super::source::HostPostgres {
+            conn: &conns[&host],
             host: host.clone(),
-            detail: format!(
-                "load into `{db}` as `{role}` in one transaction ({} tables, {} rows)",
-                tables.len(),
-                tables.iter().map(|t| t.rows).sum::<u64>()
-            ),
-            conflict: (n > 0)
-                .then(|| format!("database `{db}` on {host} already holds {n} relations")),
-            done: false,
-            seconds: 0.0,
-            database: Some((db, role)),
-        });
+        };
+        actions.push(database_load(&manifest, dump, db, role, &at)?);
     }
     let mta_src: Vec<&super::Mail> = manifest.mail.iter().collect();
     if !mta_src.is_empty() {
@@ -385,21 +448,16 @@ pub fn restore(
             _ => {}
         }
     }
-    let conflicts: Vec<String> = actions.iter().filter_map(|a| a.conflict.clone()).collect();
-    let mut report = Report {
-        platform: name.clone(),
-        source_platform: manifest.platform.clone(),
-        dry_run: opts.dry_run,
+    let mut report = Report::planned(
+        name.clone(),
+        &manifest,
+        opts,
         verify_seconds,
-        restore_seconds: 0.0,
         actions,
         skipped,
-    };
+    )?;
     if opts.dry_run {
         return Ok(report);
-    }
-    if !conflicts.is_empty() && !opts.replace {
-        return Err(ReversibilityError::HoldsData { conflicts });
     }
 
     let restore_start = Instant::now();
