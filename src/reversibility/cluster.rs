@@ -903,16 +903,6 @@ pub fn restore(
     Ok(report)
 }
 
-/// Every table's rows and checksum, read back from the destination's database pod.
-pub fn table_checks(
-    into: &ClusterPlatform,
-    pairs: &[(String, String, String)],
-    manifest: &Manifest,
-) -> Result<Vec<super::drill::Check>, ReversibilityError> {
-    let pg = into.postgres()?;
-    super::drill::table_checks(&pg, pairs, manifest)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

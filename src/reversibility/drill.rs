@@ -340,7 +340,7 @@ fn compare_tables(
     }
     let pairs = database_pairs(from.resolved(), into.resolved());
     match into {
-        Platform::Cluster(c) => super::cluster::table_checks(c, &pairs, manifest),
+        Platform::Cluster(c) => table_checks(&c.postgres()?, &pairs, manifest),
         Platform::Hosts(site) => {
             let Some(h) = crate::deploy::baremetal::health::primary(site) else {
                 return Ok(Vec::new());

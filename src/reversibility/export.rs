@@ -19,11 +19,7 @@ use crate::document::Role;
 /// Shell function that drives a service whatever the init system.
 pub const SVC: &str = "svc() { if [ -d /run/systemd/system ]; then systemctl \"$2\" \"$1\"; else /etc/init.d/\"$1\" \"$2\"; fi; }; ";
 
-/// Where Debian's Prometheus keeps its TSDB.
-pub const TSDB_DIR: &str = "/var/lib/prometheus/metrics2";
-/// Where Postfix keeps its queue, on a host and in the Postfix container.
-pub const SPOOL_DIR: &str = "/var/spool/postfix";
-pub const QUEUE_DIRS: &str = "incoming active deferred hold maildrop bounce defer trace";
+pub use super::inventory::{QUEUE_DIRS, SPOOL_DIR, TSDB_DIR, safe};
 
 /// The shell script writing a tar of the queue directories there are to its stdout. tar exits 1
 /// when a file changed or went while it was read (Postfix moves queue files as it works): the
@@ -532,19 +528,6 @@ pub fn dump_database(
         ));
     }
     Ok((dump, tables))
-}
-
-/// A path component from a name.
-pub fn safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Figures read from a database without writing anything: every table's rows and checksum.

@@ -7,9 +7,27 @@
 
 use serde::Serialize;
 
-use super::export::{QUEUE_DIRS, TSDB_DIR};
 use crate::document::Role;
 use crate::pipeline::resolve::ResolvedPlatform;
+
+/// Where Debian's Prometheus keeps its TSDB.
+pub const TSDB_DIR: &str = "/var/lib/prometheus/metrics2";
+/// Where Postfix keeps its queue, on a host and in the Postfix container.
+pub const SPOOL_DIR: &str = "/var/spool/postfix";
+pub const QUEUE_DIRS: &str = "incoming active deferred hold maildrop bounce defer trace";
+
+/// A path component from a name.
+pub fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// One place on one host that the export reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,7 +94,7 @@ pub fn export_reads(resolved: &ResolvedPlatform) -> Vec<ExportRead> {
                 &h,
                 ReadKind::Database,
                 postgres_data_dir(c.database.version),
-                format!("database/{}.sql", super::export::safe(&c.database.name)),
+                format!("database/{}.sql", safe(&c.database.name)),
             );
         }
     }

@@ -16,7 +16,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::Shared;
 use crate::status::ApiError;
 
 pub const STDIN: u8 = 0;
@@ -107,10 +106,11 @@ fn not_found_status(program: &str) -> Value {
     })
 }
 
-/// Checks the request against the stored pod, then upgrades to WebSocket and runs the process
+/// Checks the request against the stored pod (`value`), then upgrades to WebSocket and runs the process
 /// the hook gives.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    value: Value,
+    hook: Option<ExecHook>,
     mut parts: Parts,
     ns: &str,
     pod: &str,
@@ -127,14 +127,6 @@ pub(crate) async fn serve(
         all(k)
             .last()
             .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
-    };
-    let value = {
-        let store = shared.store();
-        let ty = store
-            .find_type("", "v1", "pods")
-            .ok_or_else(ApiError::not_found_path)?;
-        let (_, body) = store.get(&ty, "v1", Some(ns), pod)?;
-        serde_json::from_slice::<Value>(&body).unwrap_or_default()
     };
     let names: Vec<String> = ["containers", "initContainers", "ephemeralContainers"]
         .iter()
@@ -193,7 +185,6 @@ pub(crate) async fn serve(
         )));
     };
     let v5 = protocol.as_bytes() == PROTOCOLS[0].as_bytes();
-    let hook = shared.exec_hook();
     Ok(upgrade.on_upgrade(move |socket| run(socket, request, hook, v5)))
 }
 

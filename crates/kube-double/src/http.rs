@@ -153,9 +153,21 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     // exec upgrades the connection: the request has no body to read
     if let Some((ns, pod)) = exec_target(&path) {
         let q = Query::parse(&query);
-        return crate::exec::serve(shared.clone(), parts, &ns, &pod, &q.0)
-            .await
-            .unwrap_or_else(|e| error_response(&e));
+        let stored = {
+            let store = shared.store();
+            store
+                .find_type("", "v1", "pods")
+                .ok_or_else(ApiError::not_found_path)
+                .and_then(|ty| store.get(&ty, "v1", Some(&ns), &pod))
+                .map(|(_, body)| serde_json::from_slice::<Value>(&body).unwrap_or_default())
+        };
+        let served = match stored {
+            Ok(stored) => {
+                crate::exec::serve(stored, shared.exec_hook(), parts, &ns, &pod, &q.0).await
+            }
+            Err(e) => Err(e),
+        };
+        return served.unwrap_or_else(|e| error_response(&e));
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
