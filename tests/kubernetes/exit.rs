@@ -422,6 +422,8 @@ fn a_kubernetes_platform_is_drilled_into_another_namespace_and_a_bad_export_chan
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(phases, ["export", "verify", "restore", "compare"]);
+    // the figures a user reads (`--no-capture` shows them)
+    eprintln!("drill phases: {}", drill["phases"]);
     let checks = drill["tables"].as_array().unwrap();
     let check = |subject: &str| {
         checks
