@@ -3,7 +3,6 @@
 //! the platform's pods by exec (WebSocket), Secrets read through the API.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -850,47 +849,14 @@ pub fn restore(
             continue;
         };
         let start = Instant::now();
-        progress.start(&a.from);
-        let mut load = argv(&[
-            "psql",
-            "--username=postgres",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-d",
+        super::restore::load_database(
+            pg,
+            dir,
+            &a.from,
             &db,
-        ]);
-        if a.conflict.is_some() {
-            // what the role owns goes, with the schema public it owns since initdb: made again
-            load.extend(argv(&[
-                "-c",
-                &format!("DROP OWNED BY \"{role}\""),
-                "-c",
-                &format!("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION \"{role}\""),
-            ]));
-        }
-        load.extend(argv(&["-c", &format!("SET ROLE \"{role}\""), "-f", "-"]));
-        let path = dir.join(&a.from);
-        let file = std::fs::File::open(&path).map_err(read_error(&path))?;
-        let mut input = super::restore::Reading::new(
-            std::io::BufReader::with_capacity(1 << 18, file),
+            &role,
+            a.conflict.is_some(),
             progress,
-        );
-        pg.run_from("loading the database", &load, &mut input as &mut dyn Read)?;
-        pg.output(
-            "analysing the database",
-            &argv(&[
-                "psql",
-                "--username=postgres",
-                "-X",
-                "-q",
-                "-d",
-                &db,
-                "-c",
-                "ANALYZE",
-            ]),
         )?;
         a.done = true;
         a.seconds = secs(start);

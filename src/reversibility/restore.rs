@@ -93,7 +93,7 @@ fn open(dir: &Path, rel: &str) -> Result<std::fs::File, ReversibilityError> {
 }
 
 /// Counts bytes read, for progress.
-pub(super) struct Reading<'a, R: Read> {
+struct Reading<'a, R: Read> {
     inner: R,
     n: u64,
     last: u64,
@@ -101,7 +101,7 @@ pub(super) struct Reading<'a, R: Read> {
 }
 
 impl<'a, R: Read> Reading<'a, R> {
-    pub(super) fn new(inner: R, progress: &'a dyn Progress) -> Self {
+    fn new(inner: R, progress: &'a dyn Progress) -> Self {
         Reading {
             inner,
             n: 0,
@@ -161,6 +161,43 @@ impl<R: Read> Read for Reading<'_, R> {
     }
 }
 
+/// Loads the exported dump `rel` into `db` as `role`, in one transaction, where `at` runs
+/// PostgreSQL's programs (a host, a pod), then analyses it. With `replace`, what the role owns
+/// goes first, with the schema public it may own since the database was made: made again for it.
+pub(super) fn load_database(
+    at: &dyn super::source::Source,
+    dir: &Path,
+    rel: &str,
+    db: &str,
+    role: &str,
+    replace: bool,
+    progress: &dyn Progress,
+) -> Result<(), ReversibilityError> {
+    let psql = |args: &[&str]| -> Vec<String> {
+        ["psql", "--username=postgres", "-X", "-q", "-d", db]
+            .iter()
+            .chain(args)
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+    let drop_owned = format!("DROP OWNED BY \"{role}\"");
+    let public = format!("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION \"{role}\"");
+    let set_role = format!("SET ROLE \"{role}\"");
+    let mut args = vec!["-v", "ON_ERROR_STOP=1", "--single-transaction"];
+    if replace {
+        args.extend(["-c", &drop_owned, "-c", &public]);
+    }
+    args.extend(["-c", &set_role, "-f", "-"]);
+    progress.start(rel);
+    let mut input = Reading::new(
+        std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?),
+        progress,
+    );
+    at.run_from("loading the database", &psql(&args), &mut input)?;
+    at.output("analysing the database", &psql(&["-c", "ANALYZE"]))?;
+    Ok(())
+}
+
 fn stream_in(
     conn: &Connection,
     host: &str,
@@ -171,12 +208,10 @@ fn stream_in(
     progress: &dyn Progress,
 ) -> Result<(), ReversibilityError> {
     progress.start(rel);
-    let mut r = Reading {
-        inner: std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?),
-        n: 0,
-        last: 0,
+    let mut r = Reading::new(
+        std::io::BufReader::with_capacity(1 << 18, open(dir, rel)?),
         progress,
-    };
+    );
     let out = conn
         .sudo_from(script, &mut r)
         .map_err(SiteError::ssh(host, what))?;
@@ -468,24 +503,17 @@ pub fn restore(
         match a.what.as_str() {
             _ if a.database.is_some() => {
                 let (db, role) = a.database.clone().unwrap_or_default();
-                let drop = if a.conflict.is_some() {
-                    format!("-c {}", shell_quote(&format!("DROP OWNED BY \"{role}\"")))
-                } else {
-                    String::new()
-                };
-                let script = format!(
-                    "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {} {drop} -c {} -f - >/dev/null && runuser -u postgres -- psql -X -q -d {} -c ANALYZE",
-                    shell_quote(&db),
-                    shell_quote(&format!("SET ROLE \"{role}\"")),
-                    shell_quote(&db)
-                );
-                stream_in(
+                let at = super::source::HostPostgres {
                     conn,
-                    &host,
+                    host: host.clone(),
+                };
+                load_database(
+                    &at,
                     dir,
                     &a.from,
-                    &script,
-                    "loading the database",
+                    &db,
+                    &role,
+                    a.conflict.is_some(),
                     progress,
                 )?;
             }
