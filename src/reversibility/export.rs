@@ -168,40 +168,23 @@ impl Exporter<'_> {
         meta: (&str, &str, &str),
         ok: &[i32],
     ) -> Result<(), ReversibilityError> {
-        let start = Instant::now();
-        self.progress.start(rel);
-        let file = self.file(rel, 0o600)?;
-        let mut w = Counting {
-            inner: file,
-            n: 0,
-            last: 0,
-            progress: self.progress,
-        };
-        let out = conn
-            .sudo_to(script, &mut w)
-            .map_err(SiteError::ssh(host, meta.0))?;
-        if !ok.contains(&out.status) {
-            return Err(SiteError::remote(host, meta.0, &out).into());
-        }
-        if out.status != 0 {
-            self.progress.note(&format!(
-                "host {host}: {}: {}",
-                meta.0,
-                crate::text::last_lines(&out.stderr_str(), 2)
-            ));
-        }
-        let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
-        self.push(Item {
-            path: rel.into(),
-            kind: meta.0.into(),
-            component: meta.1.into(),
-            host: Some(host.into()),
-            source: meta.2.into(),
-            bytes,
-            sha256,
-            seconds: secs(start),
-        });
-        Ok(())
+        let progress = self.progress;
+        self.stream_into(rel, meta, host, |w| {
+            let out = conn
+                .sudo_to(script, w)
+                .map_err(SiteError::ssh(host, meta.0))?;
+            if !ok.contains(&out.status) {
+                return Err(SiteError::remote(host, meta.0, &out).into());
+            }
+            if out.status != 0 {
+                progress.note(&format!(
+                    "host {host}: {}: {}",
+                    meta.0,
+                    crate::text::last_lines(&out.stderr_str(), 2)
+                ));
+            }
+            Ok(())
+        })
     }
 
     /// Stream a program's output, wherever it runs, into `rel`.
@@ -212,6 +195,19 @@ impl Exporter<'_> {
         argv: &[String],
         meta: (&str, &str, &str),
     ) -> Result<(), ReversibilityError> {
+        self.stream_into(rel, meta, source.place(), |w| {
+            source.run_to(meta.0, argv, w)
+        })
+    }
+
+    /// `rel`, written from what `run` writes, hashed as it goes, and listed as read at `place`.
+    fn stream_into(
+        &mut self,
+        rel: &str,
+        meta: (&str, &str, &str),
+        place: &str,
+        run: impl FnOnce(&mut dyn Write) -> Result<(), ReversibilityError>,
+    ) -> Result<(), ReversibilityError> {
         let start = Instant::now();
         self.progress.start(rel);
         let file = self.file(rel, 0o600)?;
@@ -221,13 +217,13 @@ impl Exporter<'_> {
             last: 0,
             progress: self.progress,
         };
-        source.run_to(meta.0, argv, &mut w)?;
+        run(&mut w)?;
         let (bytes, sha256) = w.inner.finish().map_err(write_error(&self.dir.join(rel)))?;
         self.push(Item {
             path: rel.into(),
             kind: meta.0.into(),
             component: meta.1.into(),
-            host: Some(source.place().into()),
+            host: Some(place.into()),
             source: meta.2.into(),
             bytes,
             sha256,
