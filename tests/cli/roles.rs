@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
-use crate::tls::{Running, free_port, listening, open_dir, spawn};
+use crate::tls::{Running, listening, open_dir, spawn};
 
 use std::path::Path;
 use std::process::Command as Std;

@@ -18,16 +18,6 @@ use common::*;
 use serde_json::Value;
 use terroir::pki::tls::TlsPolicy;
 
-fn docs(path: &Path) -> Vec<Value> {
-    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
-}
-
 fn config_map_key(docs: &[Value], key: &str) -> String {
     docs.iter()
         .find_map(|d| d["data"][key].as_str().map(str::to_owned))
@@ -476,14 +466,6 @@ fn postconf_reads_the_rendered_postfix_settings() {
     // the image's master.cf is Debian's
     std::fs::copy("/usr/share/postfix/master.cf.dist", dir.join("master.cf")).unwrap();
     postconf_reads(&dir, &policy);
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub(crate) fn listening(port: u16, what: &str, log: &Path) {

@@ -74,6 +74,27 @@ pub fn render(doc: &Path, parent: &Path, leaf: &str) -> PathBuf {
 }
 
 /// Every file below `dir`, by relative path.
+/// A free TCP port on loopback, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The YAML documents of a rendered manifest file.
+pub fn docs(path: &Path) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The rendered object of that kind and name.
+pub fn named<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} is rendered"))
+}
+
 pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];

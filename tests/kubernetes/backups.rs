@@ -23,7 +23,6 @@ use std::time::Duration;
 use common::pg::*;
 use common::tls::{Endpoint, Start, assert_anssi_tls_here};
 use common::*;
-use serde_json::Value;
 
 const BUCKET: &str = "mutuelle-crm-backups";
 const REGION: &str = "cloudgouv-eu-west-1";
@@ -42,24 +41,6 @@ fn postgres_id(flag: &str) -> u32 {
     .trim()
     .parse()
     .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn docs(path: &Path) -> Vec<Value> {
-    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{kind} {name} is rendered"))
 }
 
 /// Files as a Secret volume presents them: root's, the pod's group (postgres), mode 0440.

@@ -38,30 +38,12 @@ const SU_PASSWORD: &str = "su-pass-3e9d51c07a";
 const APP_PASSWORD: &str = "app-pass-8b24f6e1d3";
 const CIPHER: &str = "cipher-pass-5a1c7e90b2";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn docs(path: &Path) -> Vec<Value> {
-    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{kind} {name} is rendered"))
 }
 
 fn chown(path: &Path, owner: &str) {
