@@ -424,8 +424,12 @@ impl DeployError {
             DeployError::Render(_)
             | DeployError::Locked(_)
             | DeployError::WrongTarget { .. }
-            | DeployError::NotForTheOperator(_) => Invalid,
-            DeployError::Policy { .. } | DeployError::Plan(_) => Failed,
+            | DeployError::NotForTheOperator(_)
+            | DeployError::Unsupported { .. }
+            | DeployError::Release(_) => Invalid,
+            DeployError::Policy { .. } | DeployError::Plan(_) | DeployError::NoFinalCopy { .. } => {
+                Failed
+            }
             DeployError::Hosts(e) => e.exit_status(),
             DeployError::Cluster(e) => e.exit_status(),
             DeployError::Cloud(e) => e.exit_status(),

@@ -10,6 +10,7 @@ pub mod continuity;
 pub mod deploy;
 pub mod document;
 pub mod error;
+pub mod lifecycle;
 pub mod operator;
 pub mod parallel;
 pub mod pipeline;

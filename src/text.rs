@@ -61,6 +61,17 @@ pub fn shorten(text: &str, max: usize) -> String {
 }
 
 /// `""` for one, `"s"` for any other count.
+/// A span as people read it: `42 s`, `3 min 05 s`, `2 h 07 min`, `3 d 4 h`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -12,6 +12,7 @@
 //! - `ropa`: a draft GDPR Art. 30 record of processing activities.
 
 pub mod dsse;
+pub mod erasure;
 pub mod keys;
 pub mod live;
 pub mod oscal;

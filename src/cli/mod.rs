@@ -109,6 +109,39 @@ pub enum Command {
     /// Writes pause while the primary changes; clients with every member in their connection
     /// string (target_session_attrs=read-write) find the new one. Takes the platform's lock.
     Switchover(SwitchoverArgs),
+    /// Go back to the application's previous release (or the one --to names), one host or pod
+    /// at a time, each health checked before the next.
+    ///
+    /// Every release switch is recorded with the database's restore point taken just before it
+    /// (on hosts in the release directory's history.jsonl; on Kubernetes in the Deployment's
+    /// revisions). With --with-data the database goes back to that restore point too
+    /// (point-in-time restore through pgBackRest): the command first states what is lost (the
+    /// time span, and the rows written since, per table), and acts only with --yes. The
+    /// application is stopped while the database is restored, then started on the old release.
+    ///
+    /// The document still names the newer release: change it, or the next `apply` installs that
+    /// release again.
+    ///
+    /// Example: terroir rollback platform.yaml --with-data --yes
+    Rollback(RollbackArgs),
+    /// Take the platform down: the plan first (what is stopped, removed and kept, and why), then,
+    /// with --yes, carried out, and recorded in a signed erasure record.
+    ///
+    /// Hosts: services stopped and disabled; terroir's files, units, accounts, firewall rules and
+    /// secrets removed; packages kept (--purge-packages purges them); data (PostgreSQL's data and
+    /// WAL, mailboxes, the TSDB, the application's data, the backups under the platform's prefix)
+    /// kept unless --delete-data. Kubernetes: every ApplySet member, then the platform's
+    /// namespaces; volumes only with --delete-data. SecNumCloud: the hosts or cluster first,
+    /// then `tofu|terraform destroy` of the saved state.
+    ///
+    /// Refused while no export (`terroir export`) or backup younger than 24 hours exists, unless
+    /// --no-final-export. The record (erasure-record.json, a DSSE envelope signed with --key,
+    /// checked by `terroir attest verify`) says what was removed, where and when, what was kept
+    /// and why, and the digests of the export it follows. Takes the platform's lock; a second
+    /// destroy finds nothing left to do.
+    ///
+    /// Example: terroir destroy platform.yaml --delete-data --key attest.key --yes
+    Destroy(DestroyArgs),
     /// Prove every degraded mode the platform claims, on the platform itself (bare metal).
     ///
     /// For each claim of the blueprint (an external dependency the document declares: SMTP
@@ -401,6 +434,48 @@ pub struct SwitchoverArgs {
     /// Take the platform's lock even from a holder terroir cannot show to be gone.
     #[arg(long)]
     pub force_unlock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: ApplyArgs,
+    /// The release to go back to: the start of its SHA-256 (hosts) or its image (Kubernetes),
+    /// among the kept ones. Default: the release the current one replaced.
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Restore the database to the restore point taken before the release being rolled back
+    /// replaced the target: what was written since is lost (stated before anything is done).
+    #[arg(long)]
+    pub with_data: bool,
+    /// Go ahead with --with-data (without it, the loss is stated and nothing is changed).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub target: ApplyArgs,
+    /// Remove the data too: databases and WAL, mailboxes, the TSDB, the application's data,
+    /// volumes, and the backups under the platform's prefix.
+    #[arg(long)]
+    pub delete_data: bool,
+    /// Purge the Debian packages the platform installed (hosts); kept by default.
+    #[arg(long)]
+    pub purge_packages: bool,
+    /// Destroy even though no export or backup younger than 24 hours exists.
+    #[arg(long)]
+    pub no_final_export: bool,
+    /// Carry the plan out (without it, the plan is shown and nothing is changed).
+    #[arg(long)]
+    pub yes: bool,
+    /// Ed25519 private key signing the erasure record (`terroir keygen`); needed with --yes.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Where the erasure record is written.
+    #[arg(long, value_name = "PATH", default_value = "erasure-record.json")]
+    pub record: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,17 @@ pub fn run(args: &ExportArgs, cx: &Context) -> Result<ExitStatus, Error> {
     );
     shown.done();
     let manifest = exported?;
+    if let Err(e) = crate::lifecycle::destroy::record_export(
+        &args.file,
+        &manifest.platform,
+        &args.to,
+        k8s_openapi::jiff::Timestamp::now().as_second(),
+    ) {
+        cx.printer.problem(format!(
+            "the export is complete, but could not be recorded beside {} for `terroir destroy` to find: {e}",
+            args.file.display()
+        ));
+    }
     cx.printer.report(&Exported {
         exported: true,
         directory: args.to.display().to_string(),

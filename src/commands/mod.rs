@@ -14,6 +14,7 @@ mod completions;
 mod continuity;
 mod crd;
 pub(crate) mod deploy;
+mod destroy;
 mod drill;
 mod export;
 mod geodata;
@@ -23,6 +24,7 @@ mod locate;
 mod operator;
 mod render;
 mod restore;
+mod rollback;
 mod schema;
 mod secrets;
 mod smoke_app;
@@ -71,6 +73,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Apply(args) => deploy::run(&args, crate::deploy::Mode::Apply, &cx),
         Command::Status(args) => status::run(&args, &cx),
         Command::Switchover(args) => switchover::run(&args, &cx),
+        Command::Rollback(args) => rollback::run(&args, &cx),
+        Command::Destroy(args) => destroy::run(&args, &cx),
         Command::Continuity(args) => continuity::run(&args, &cx),
         Command::Schema => schema::run(&cx),
         Command::Crd => crd::run(&cx),

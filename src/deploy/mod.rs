@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::document::{Loaded, Target};
+use crate::lifecycle::{destroy, rollback};
 use crate::pipeline::render::{RenderError, RenderedTree, Renderer};
 use crate::pipeline::resolve::ResolvedPlatform;
 use crate::policy::gate::GateReport;
@@ -113,6 +114,24 @@ pub trait Driver {
     fn apply(&self, work: &Work<'_>) -> impl Future<Output = Result<Driven, DeployError>> + Send;
     /// Whether what runs is what was rendered, and ready; changes nothing.
     fn status(&self, work: &Work<'_>) -> impl Future<Output = Result<Status, DeployError>> + Send;
+    /// What `destroy` would stop, remove and keep, found on the target; changes nothing.
+    fn inventory(
+        &self,
+        work: &Work<'_>,
+        options: &destroy::Options,
+    ) -> impl Future<Output = Result<destroy::Plan, DeployError>> + Send;
+    /// Carry `plan` out: each item's outcome, in the plan's order.
+    fn destroy(
+        &self,
+        work: &Work<'_>,
+        plan: &destroy::Plan,
+    ) -> impl Future<Output = Result<Vec<destroy::Done>, DeployError>> + Send;
+    /// Go back to an earlier release of the application (and with its data, when asked).
+    fn rollback(
+        &self,
+        work: &Work<'_>,
+        request: &rollback::Request,
+    ) -> impl Future<Output = Result<rollback::Report, DeployError>> + Send;
 }
 
 /// What a driver did, or handed over to the next one.
@@ -205,6 +224,22 @@ pub enum DeployError {
         driver: &'static str,
         kind: &'static str,
     },
+    #[error(transparent)]
+    Release(#[from] crate::lifecycle::release::ReleaseError),
+    #[error("{what} is not possible on a `{target}` target: {why}")]
+    Unsupported {
+        what: &'static str,
+        target: &'static str,
+        why: String,
+    },
+    #[error(
+        "no export or backup of {platform} younger than 24 hours exists ({seen}): destroying it now would leave no copy of its data; take one (`terroir export {document} --out DIR` or `terroir backup now {document}`), or pass --no-final-export"
+    )]
+    NoFinalCopy {
+        platform: String,
+        document: String,
+        seen: String,
+    },
     #[error(
         "the operator deploys Platforms whose target is `kubernetes`; this one's is `{0}` (deploy it with `terroir apply`)"
     )]
@@ -266,7 +301,11 @@ impl DeployError {
             DeployError::Hosts(_) => "hosts",
             DeployError::Cluster(_) => "kubernetes",
             DeployError::Cloud(_) => "secnumcloud",
-            DeployError::WrongTarget { .. } | DeployError::NotForTheOperator(_) => "target",
+            DeployError::WrongTarget { .. }
+            | DeployError::NotForTheOperator(_)
+            | DeployError::Unsupported { .. } => "target",
+            DeployError::Release(_) => "release",
+            DeployError::NoFinalCopy { .. } => "no-final-copy",
         }
     }
 }
@@ -395,6 +434,159 @@ pub async fn status(request: Request<'_>) -> Result<Status, DeployError> {
         Target::Kubernetes(_) => kubernetes::driver::Cluster.status(&work).await,
         Target::Secnumcloud(_) => secnumcloud::driver::Cloud.status(&work).await,
     }
+}
+
+/// What `destroy` found, and did when it was asked to.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destroyed {
+    pub plan: destroy::Plan,
+    /// Each item's outcome; `None` when only the plan was asked for (or nothing was left).
+    pub done: Option<Vec<destroy::Done>>,
+    /// The export or backup the destruction follows.
+    pub follows: Option<destroy::FinalCopy>,
+    pub started: String,
+    pub finished: String,
+}
+
+impl Destroyed {
+    pub fn ok(&self) -> bool {
+        self.done
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|d| d.failed.is_none()))
+    }
+}
+
+/// `terroir destroy`: render, lock, the driver's inventory; with `go`, the rule that a recent
+/// copy of the data exists, then the driver's destruction. `now` is Unix seconds.
+pub async fn destroy(
+    request: Request<'_>,
+    options: destroy::Options,
+    go: bool,
+    now: i64,
+) -> Result<Destroyed, DeployError> {
+    let started = crate::text::now_rfc3339();
+    let (loaded, resolved, tree, holder, _lock) = prepare(&request, go)?;
+    let work = Work {
+        loaded: &loaded,
+        resolved: &resolved,
+        tree: &tree,
+        document: request.document,
+        mode: if go { Mode::Apply } else { Mode::Plan },
+        settings: request.settings,
+        events: request.events,
+        holder: &holder,
+    };
+    let plan = match &loaded.platform.spec.target {
+        Target::Baremetal(_) => baremetal::driver::Hosts.inventory(&work, &options).await?,
+        Target::Kubernetes(_) => {
+            kubernetes::driver::Cluster
+                .inventory(&work, &options)
+                .await?
+        }
+        Target::Secnumcloud(_) => {
+            secnumcloud::driver::Cloud
+                .inventory(&work, &options)
+                .await?
+        }
+    };
+    let export = request
+        .document
+        .and_then(|d| crate::lifecycle::destroy::last_export(d, &loaded.platform.metadata.name));
+    let follows = [export, plan.last_backup.clone()]
+        .into_iter()
+        .flatten()
+        .filter(|c| c.recent(now))
+        .max_by_key(|c| c.finished);
+    if !go || plan.nothing_left() {
+        return Ok(Destroyed {
+            plan,
+            done: None,
+            follows,
+            started,
+            finished: crate::text::now_rfc3339(),
+        });
+    }
+    if follows.is_none() && !options.no_final_export {
+        return Err(DeployError::NoFinalCopy {
+            platform: loaded.platform.metadata.name.clone(),
+            document: document_name(request.document),
+            seen: crate::lifecycle::destroy::seen(
+                request.document,
+                &loaded.platform.metadata.name,
+                plan.last_backup.as_ref(),
+                now,
+            ),
+        });
+    }
+    let done = match &loaded.platform.spec.target {
+        Target::Baremetal(_) => baremetal::driver::Hosts.destroy(&work, &plan).await?,
+        Target::Kubernetes(_) => kubernetes::driver::Cluster.destroy(&work, &plan).await?,
+        Target::Secnumcloud(_) => secnumcloud::driver::Cloud.destroy(&work, &plan).await?,
+    };
+    Ok(Destroyed {
+        plan,
+        done: Some(done),
+        follows,
+        started,
+        finished: crate::text::now_rfc3339(),
+    })
+}
+
+/// `terroir rollback`: render, lock, the target's driver.
+pub async fn rollback(
+    request: Request<'_>,
+    rb: &rollback::Request,
+) -> Result<rollback::Report, DeployError> {
+    let (loaded, resolved, tree, holder, _lock) = prepare(&request, true)?;
+    let work = Work {
+        loaded: &loaded,
+        resolved: &resolved,
+        tree: &tree,
+        document: request.document,
+        mode: Mode::Apply,
+        settings: request.settings,
+        events: request.events,
+        holder: &holder,
+    };
+    match &loaded.platform.spec.target {
+        Target::Baremetal(_) => baremetal::driver::Hosts.rollback(&work, rb).await,
+        Target::Kubernetes(_) => kubernetes::driver::Cluster.rollback(&work, rb).await,
+        Target::Secnumcloud(_) => secnumcloud::driver::Cloud.rollback(&work, rb).await,
+    }
+}
+
+/// The document rendered, and the platform's lock when the run changes anything.
+#[allow(clippy::type_complexity)]
+fn prepare(
+    request: &Request<'_>,
+    changes: bool,
+) -> Result<
+    (
+        Loaded,
+        ResolvedPlatform,
+        RenderedTree,
+        lock::Holder,
+        Option<lock::Platform>,
+    ),
+    DeployError,
+> {
+    let holder = lock::Holder::current(request.command);
+    let loaded = request.loaded.clone();
+    let (resolved, tree) = request.renderer.render(&loaded)?;
+    let lock = if changes {
+        lock::Platform::take(
+            request.document,
+            &loaded.platform.metadata.name,
+            Mode::Apply,
+            request.settings.force_unlock,
+            &holder,
+            request.events,
+        )?
+    } else {
+        None
+    };
+    Ok((loaded, resolved, tree, holder, lock))
 }
 
 /// The document as messages name it.

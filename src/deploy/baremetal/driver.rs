@@ -116,6 +116,30 @@ impl Driver for Hosts {
         Ok(Driven::Done(Outcome::Hosts(report)))
     }
 
+    async fn inventory(
+        &self,
+        work: &Work<'_>,
+        options: &crate::lifecycle::destroy::Options,
+    ) -> Result<crate::lifecycle::destroy::Plan, DeployError> {
+        super::lifecycle::inventory(work, options).await
+    }
+
+    async fn destroy(
+        &self,
+        work: &Work<'_>,
+        plan: &crate::lifecycle::destroy::Plan,
+    ) -> Result<Vec<crate::lifecycle::destroy::Done>, DeployError> {
+        super::lifecycle::destroy(work, plan).await
+    }
+
+    async fn rollback(
+        &self,
+        work: &Work<'_>,
+        request: &crate::lifecycle::rollback::Request,
+    ) -> Result<crate::lifecycle::rollback::Report, DeployError> {
+        super::lifecycle::rollback(work, request).await
+    }
+
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         // a plan that would change nothing, on hosts that all answered
         let report = tokio::task::block_in_place(|| {

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod driver;
 pub mod health;
 pub mod host_lock;
+pub mod lifecycle;
 pub mod probe;
 pub mod report;
 pub mod rollout;

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod applyset;
 pub mod driver;
+pub mod lifecycle;
 pub mod secrets;
 pub mod wait;
 

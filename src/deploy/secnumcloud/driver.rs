@@ -41,6 +41,30 @@ impl Driver for Cloud {
         }
     }
 
+    async fn inventory(
+        &self,
+        work: &Work<'_>,
+        options: &crate::lifecycle::destroy::Options,
+    ) -> Result<crate::lifecycle::destroy::Plan, DeployError> {
+        super::lifecycle::inventory(work, options).await
+    }
+
+    async fn destroy(
+        &self,
+        work: &Work<'_>,
+        plan: &crate::lifecycle::destroy::Plan,
+    ) -> Result<Vec<crate::lifecycle::destroy::Done>, DeployError> {
+        super::lifecycle::destroy(work, plan).await
+    }
+
+    async fn rollback(
+        &self,
+        work: &Work<'_>,
+        request: &crate::lifecycle::rollback::Request,
+    ) -> Result<crate::lifecycle::rollback::Report, DeployError> {
+        super::lifecycle::rollback(work, request).await
+    }
+
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         // what Terraform would still change; the platform on top is the next driver's
         let (report, _) = tokio::task::block_in_place(|| {

@@ -7,6 +7,7 @@
 
 pub mod driver;
 pub mod handover;
+pub mod lifecycle;
 pub mod terraform;
 
 use std::io::Write;
