@@ -672,6 +672,11 @@ pub struct App {
     pub env: BTreeMap<String, String>,
     #[serde(default = "default_app_resources")]
     pub resources: Resources,
+    /// Releases kept for `terroir rollback`, the running one included: release directories on
+    /// hosts, the Deployment's revisionHistoryLimit on Kubernetes.
+    #[serde(default = "default_keep_releases")]
+    #[schemars(range(min = 2, max = 50))]
+    pub keep_releases: u32,
 }
 
 impl Default for App {
@@ -686,8 +691,13 @@ impl Default for App {
             public_host: None,
             env: BTreeMap::new(),
             resources: default_app_resources(),
+            keep_releases: default_keep_releases(),
         }
     }
+}
+
+fn default_keep_releases() -> u32 {
+    3
 }
 
 fn default_app_image() -> String {
