@@ -445,7 +445,8 @@ impl HostsError {
             | HostsError::TreeMismatch { .. }
             | HostsError::NotHosts
             | HostsError::Locked(_) => ExitStatus::Invalid,
-            HostsError::Certificates(_) => ExitStatus::Failed,
+            HostsError::Certificates(_) | HostsError::RestorePoint { .. } => ExitStatus::Failed,
+            HostsError::Site(e) => e.exit_status(),
         }
     }
 }

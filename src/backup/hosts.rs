@@ -237,10 +237,35 @@ pub fn now(site: &Site, kind: &str, progress: &dyn Fn(&str)) -> Result<BackupRun
 }
 
 pub struct RestoreOptions {
-    /// `YYYY-MM-DD HH:MM:SS+00` (any offset; fractions of a second allowed).
-    pub to_time: String,
+    pub target: RestoreTarget,
     pub dry_run: bool,
     pub replace: bool,
+}
+
+/// What a restore replays the archived WAL up to.
+pub enum RestoreTarget {
+    /// `YYYY-MM-DD HH:MM:SS+00` (any offset; fractions of a second allowed).
+    Time(String),
+    /// A named restore point (`pg_create_restore_point`), taken at `unix` (Unix seconds).
+    Point { name: String, unix: i64 },
+}
+
+impl RestoreTarget {
+    /// How people read it, its time in Unix seconds, and pgBackRest's --type and --target.
+    fn resolve(&self) -> Result<(String, i64, &'static str, String), BackupError> {
+        match self {
+            RestoreTarget::Time(text) => {
+                let (t, s) = parse_time(text)?;
+                Ok((t.clone(), s, "time", t))
+            }
+            RestoreTarget::Point { name, unix } => Ok((
+                format!("the restore point {name} ({})", utc(*unix)),
+                *unix,
+                "name",
+                name.clone(),
+            )),
+        }
+    }
 }
 
 /// Parse a target time into the UTC form pgBackRest takes and Unix seconds.
@@ -388,7 +413,7 @@ pub fn restore(
             into_version: *dv,
         });
     }
-    let (target, target_s) = parse_time(&opts.to_time)?;
+    let (target, target_s, target_type, target_arg) = opts.target.resolve()?;
     let port = dest.resolved.components.database.port;
     let dir = format!("/var/lib/postgresql/.terroir-restore-{}", ctx.stanza);
     let conf = repository_conf(from, &ctx, &dir, *dv, port)?;
@@ -489,7 +514,7 @@ pub fn restore(
     let mut steps = vec![
         format!("stop PostgreSQL on {host}"),
         format!(
-            "restore {}'s backup {from_backup} and replay its archived WAL up to {target} into {} (pgbackrest restore --type=time --delta)",
+            "restore {}'s backup {from_backup} and replay its archived WAL up to {target} into {} (pgbackrest restore --type={target_type} --delta)",
             from.name(),
             data_directory(*dv)
         ),
@@ -559,9 +584,9 @@ pub fn restore(
     let archive = if other { " --archive-mode=off" } else { "" };
     let script = format!(
         "{SVC} svc postgresql stop >/dev/null; \
-         {base} --type=time --target={} --target-action=promote --delta{archive} --log-level-console=info restore 2>&1 || {{ rc=$?; rm -rf {}; exit $rc; }}; \
+         {base} --type={target_type} --target={} --target-action=promote --delta{archive} --log-level-console=info restore 2>&1 || {{ rc=$?; rm -rf {}; exit $rc; }}; \
          svc postgresql start >/dev/null",
-        q(&target),
+        q(&target_arg),
         q(&dir)
     );
     let mut lines = Lines {
@@ -629,7 +654,7 @@ pub fn restore(
 
     progress("promoted; removing the temporary configuration and setting the roles' passwords");
     let mut finish = format!(
-        "set -e; rm -rf {0}; printf '%s\\n' 'alter system reset restore_command;' 'alter system reset recovery_target_time;' 'alter system reset recovery_target_action;' 'select pg_reload_conf();' | runuser -u postgres -- psql -p {port} -Xq -v ON_ERROR_STOP=1 >/dev/null; ",
+        "set -e; rm -rf {0}; printf '%s\\n' 'alter system reset restore_command;' 'alter system reset recovery_target_time;' 'alter system reset recovery_target_name;' 'alter system reset recovery_target_action;' 'select pg_reload_conf();' | runuser -u postgres -- psql -p {port} -Xq -v ON_ERROR_STOP=1 >/dev/null; ",
         q(&dir)
     );
     for (role, file) in role_passwords(dest, &host) {

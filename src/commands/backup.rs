@@ -291,7 +291,7 @@ pub fn run(cmd: BackupCmd, cx: &Context) -> Result<ExitStatus, Error> {
                         }
                     };
                     let opts = hosts::RestoreOptions {
-                        to_time: args.to_time.clone(),
+                        target: hosts::RestoreTarget::Time(args.to_time.clone()),
                         dry_run: args.dry_run,
                         replace: args.replace,
                     };

@@ -136,6 +136,8 @@ pub struct ResolvedApp {
     pub replicas: u32,
     pub port: u32,
     pub health_path: String,
+    /// Releases kept for rollback (release directories on hosts, revisionHistoryLimit).
+    pub keep_releases: u32,
     pub public_host: Option<String>,
     pub env: BTreeMap<String, String>,
     pub resources: ResolvedResources,
@@ -446,6 +448,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             replicas: c.app.replicas,
             port: c.app.port,
             health_path: c.app.health_path.clone(),
+            keep_releases: c.app.keep_releases,
             public_host: c.app.public_host.clone(),
             env: c.app.env.clone(),
             resources: (&c.app.resources).into(),
@@ -723,12 +726,15 @@ fn firewall(host: &ResolvedHost, hosts: &[ResolvedHost], c: &Components) -> Vec<
             80 | 443 if c.app.public_host.is_some() && host.roles.contains(&Role::App) => {
                 Vec::new()
             }
-            // behind nginx, only Prometheus reaches the application directly
+            // behind nginx, only Prometheus and the other application hosts' nginx (which
+            // turn to this host while their own application restarts) reach it directly
             port if port == c.app.port
                 && host.roles.contains(&Role::App)
                 && c.app.public_host.is_some() =>
             {
-                with_role(Role::Monitoring)
+                let mut v = with_role(Role::Monitoring);
+                v.extend(with_role(Role::App).into_iter().filter(|c| *c != host.cidr));
+                dedup(v)
             }
             port if port == c.app.port && host.roles.contains(&Role::App) => Vec::new(),
             // the application, and the other members streaming from the primary

@@ -281,6 +281,7 @@ mod tests {
             secrets: &secrets,
             mirror: "http://deb.debian.org/debian",
             mode,
+            switching: Default::default(),
         };
         let mut report = HostReport::new(host);
         let result = execute(
@@ -489,6 +490,7 @@ mod tests {
                 sha256,
                 dir: "/opt/crm".into(),
                 restarts: vec!["postgresql".into()],
+                keep: 3,
             },
         };
         let sha = sha256_hex(b"not really a tarball");
@@ -537,6 +539,7 @@ mod tests {
                 sha256: sha,
                 dir: "/opt/crm".into(),
                 restarts: Vec::new(),
+                keep: 3,
             },
         };
         let (_, steps) = run(
@@ -575,6 +578,7 @@ mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Default::default(),
         };
         let mut report = HostReport::new(&host);
         let result = execute(

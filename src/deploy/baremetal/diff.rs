@@ -29,6 +29,16 @@ pub struct Inputs<'a> {
     /// The document's Debian package mirror.
     pub mirror: &'a str,
     pub mode: Mode,
+    /// What a release switch records in its history.
+    pub switching: Switching,
+}
+
+/// What a switch of the application's release records: when (Unix seconds), and the restore
+/// point of the database taken before it.
+#[derive(Debug, Clone, Default)]
+pub struct Switching {
+    pub at: i64,
+    pub restore_point: Option<crate::lifecycle::release::RestorePoint>,
 }
 
 /// A secret as read from the store before the diff (apply generates the missing ones first).
@@ -168,7 +178,7 @@ pub fn diff<'a>(host: &'a HostPlan, facts: &Facts, inputs: &Inputs<'a>) -> Vec<C
             Step::Directory { id, directory } => self::directory(id, directory, facts),
             Step::File { id, file } => self::file(id, &host.name, file, facts, inputs.tree),
             Step::Secret { id, secret } => self::secret(id, secret, facts, inputs),
-            Step::Artifact { id, artifact } => self::artifact(id, artifact, facts, inputs.mode),
+            Step::Artifact { id, artifact } => self::artifact(id, artifact, facts, inputs),
             Step::Command { id, command } => self::command(id, command, facts, inputs.mode),
             Step::Service { id, service } => {
                 self::service(id, service, facts, inputs.mode, &restarted)
@@ -399,7 +409,13 @@ fn secret<'a>(
     )
 }
 
-fn artifact<'a>(id: &'a str, artifact: &'a ArtifactStep, facts: &Facts, mode: Mode) -> Change<'a> {
+fn artifact<'a>(
+    id: &'a str,
+    artifact: &'a ArtifactStep,
+    facts: &Facts,
+    inputs: &Inputs<'_>,
+) -> Change<'a> {
+    let mode = inputs.mode;
     if facts.current_release == format!("releases/{}", artifact.sha256) {
         return Change::unchanged(id);
     }
@@ -411,12 +427,25 @@ fn artifact<'a>(id: &'a str, artifact: &'a ArtifactStep, facts: &Facts, mode: Mo
     };
     let dir = shell_quote(&artifact.dir);
     let sha = shell_quote(&artifact.sha256);
-    // unpack beside, then switch the `current` link with one rename
+    let switch = crate::lifecycle::release::Switch {
+        at: inputs.switching.at,
+        release: artifact.sha256.clone(),
+        from: facts
+            .current_release
+            .strip_prefix("releases/")
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
+        restore_point: inputs.switching.restore_point.clone(),
+        by: "apply".into(),
+    };
+    // unpack beside, then switch the `current` link with one rename, record the switch and
+    // keep the newest releases
     let script = format!(
         "set -e; cd {dir}; mkdir -p releases; t=$(mktemp releases/.terroir-XXXXXX); trap 'rm -rf \"$t\" \"$t.d\"' EXIT; \
          cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
          if [ ! -d releases/{sha} ]; then mkdir \"$t.d\"; tar -xzf \"$t\" -C \"$t.d\"; chmod 0755 \"$t.d\"; mv \"$t.d\" releases/{sha}; fi; \
-         ln -sfn releases/{sha} .current.new; mv -T .current.new current"
+         {}",
+        super::lifecycle::switch_script(&switch, artifact.keep)
     );
     let input = Input::Release {
         url: &artifact.url,
@@ -647,6 +676,7 @@ pub(super) mod tests {
             secrets,
             mirror: "http://deb.debian.org/debian",
             mode,
+            switching: Switching::default(),
         };
         diff(&host, facts, &inputs)
             .into_iter()
@@ -701,6 +731,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "http://deb.debian.org/debian",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let change = diff(&host, &facts, &inputs).remove(0);
         assert!(
@@ -754,6 +785,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let script = diff(&host, &Facts::default(), &inputs)
             .remove(0)
@@ -850,6 +882,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let action = |facts: &Facts| diff(&host, facts, &inputs).remove(0).action;
         let new = action(&Facts::default());
@@ -875,6 +908,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Plan,
+            switching: Switching::default(),
         };
         let change = diff(&host, &Facts::default(), &inputs).remove(0);
         assert_eq!(
@@ -945,6 +979,7 @@ pub(super) mod tests {
             secrets: &known,
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let action = diff(&host, &Facts::default(), &inputs).remove(0).action;
         assert_eq!(
@@ -1009,6 +1044,7 @@ pub(super) mod tests {
                 sha256: sha.clone(),
                 dir: "/opt/crm".into(),
                 restarts: vec!["crm".into()],
+                keep: 3,
             },
         };
         let current = Facts {
@@ -1032,6 +1068,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let change = diff(&host, &Facts::default(), &inputs).remove(0);
         assert_eq!(change.detail, "install release abababababab");
@@ -1066,6 +1103,7 @@ pub(super) mod tests {
                     secrets: &secrets,
                     mirror: "",
                     mode,
+                    switching: Switching::default(),
                 },
             )
             .remove(0)
@@ -1141,6 +1179,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let change = diff(&host, &running, &inputs).remove(1);
         assert_eq!(
@@ -1168,6 +1207,7 @@ pub(super) mod tests {
             secrets: &BTreeMap::new(),
             mirror: "",
             mode: Mode::Apply,
+            switching: Switching::default(),
         };
         let scripts = |facts: &Facts| -> Vec<String> {
             diff(&host, facts, &inputs)

@@ -52,6 +52,12 @@ pub enum HostsError {
     NotHosts,
     #[error(transparent)]
     Locked(#[from] super::HostLocked),
+    #[error(
+        "the restore point before release {release} could not be taken, so no release was switched: {why}"
+    )]
+    RestorePoint { release: String, why: String },
+    #[error(transparent)]
+    Site(Box<super::site::SiteError>),
 }
 
 /// The public name's certificate: what this run did about it.
@@ -198,6 +204,7 @@ fn options(work: &Work<'_>) -> Result<Options, HostsError> {
         targets: super::targets(&doc, hosts, reach),
         secrets: SecretStore::for_platform(&doc, &work.loaded.platform),
         holder: work.holder.clone(),
+        restore_point: None,
     })
 }
 
@@ -248,6 +255,11 @@ fn converge(work: &Work<'_>) -> Result<HostsReport, DeployError> {
         crate::pki::ensure(&opts.secrets, &plan.platform, &hosts).map_err(HostsError::from)?;
         crate::pki::ensure_public(&opts.secrets, &plan.platform, &public_names(work, &plan))
             .map_err(HostsError::from)?;
+    }
+    let mut opts = opts;
+    if work.mode == Mode::Apply {
+        let site = super::site::Site::from_work(work).map_err(|e| HostsError::Site(Box::new(e)))?;
+        opts.restore_point = super::lifecycle::restore_point_before(work, &site)?;
     }
     let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts())
         .map_err(HostsError::from)?;

@@ -50,6 +50,8 @@ pub struct Options {
     pub secrets: SecretStore,
     /// Who takes the platform's lock on each host in an apply (a plan takes none).
     pub holder: Holder,
+    /// The restore point taken before this run switches the application's release.
+    pub restore_point: Option<crate::lifecycle::release::RestorePoint>,
 }
 
 /// How a run reaches hosts, beyond the document's SSH settings.
@@ -353,6 +355,10 @@ fn session(
         secrets: &secrets,
         mirror: &plan.package_mirror,
         mode: opts.mode,
+        switching: diff::Switching {
+            at: k8s_openapi::jiff::Timestamp::now().as_second(),
+            restore_point: opts.restore_point.clone(),
+        },
     };
     let changes = diff::diff(host, &facts, &inputs);
     converge::execute(conn, changes, opts.mode, report, progress)

@@ -143,6 +143,14 @@ pub fn turn(
     let Some(rollout) = &host.rollout else {
         return Ok(Turned::Unchanged);
     };
+    // the release running before the turn, to switch back to if the new one fails its check
+    let release = host.steps.iter().find_map(|s| match s {
+        Step::Artifact { artifact, .. } => Some(artifact),
+        _ => None,
+    });
+    let before = release
+        .map(|a| super::lifecycle::current_release(conn, &a.dir))
+        .unwrap_or_default();
     let mut done = HostReport::new(host);
     let session = session(plan, host, tree, opts, progress, conn, &mut done);
     merge(report, done.clone());
@@ -175,12 +183,46 @@ pub fn turn(
         "GET http://127.0.0.1:{}{} on the host",
         rollout.health_port, rollout.health_path
     );
-    let took = healthy(conn, rollout, HEALTH_DEADLINE).map_err(|why| {
-        format!(
-            "the rollout of {} stopped at {}: its health check ({check}) {why}",
-            rollout.service, host.name
-        )
-    })?;
+    let took = match healthy(conn, rollout, HEALTH_DEADLINE) {
+        Ok(took) => took,
+        Err(why) => {
+            let failed = format!(
+                "the rollout of {} stopped at {}: its health check ({check}) {why}",
+                rollout.service, host.name
+            );
+            let Some(artifact) = release.filter(|a| {
+                !before.is_empty() && before != format!("releases/{}", a.sha256)
+            }) else {
+                return Err(failed);
+            };
+            let back = super::lifecycle::switch_back(conn, artifact, rollout, &before);
+            report.push(
+                &format!("switch-back:{}", rollout.service),
+                if back.is_ok() {
+                    StepStatus::Changed
+                } else {
+                    StepStatus::Failed
+                },
+                back.clone().unwrap_or_else(|e| e),
+            );
+            if let Some(step) = report.steps.last() {
+                progress.step(&report.name, step);
+            }
+            let new = crate::lifecycle::release::short(&artifact.sha256);
+            return Err(match back {
+                Ok(_) => format!(
+                    "release {new} failed its health check on {}: {failed}; {} was switched back to release {} and answers its health check",
+                    host.name,
+                    host.name,
+                    crate::lifecycle::release::short(before.trim_start_matches("releases/"))
+                ),
+                Err(again) => format!(
+                    "release {new} failed its health check on {}: {failed}; switching it back failed too: {again}",
+                    host.name
+                ),
+            });
+        }
+    };
     // the check changed nothing; it is reported as the evidence of the turn
     report.push(
         &format!("health:{}", rollout.service),
@@ -203,7 +245,7 @@ fn running_command(service: &str) -> String {
 
 /// Ask the health endpoint until it answers 2xx (how long it took), or until `deadline` passes
 /// or the service's process is seen gone twice in a row (the last answer then).
-fn healthy(conn: &Connection, rollout: &Rollout, deadline: Duration) -> Result<Duration, String> {
+pub fn healthy(conn: &Connection, rollout: &Rollout, deadline: Duration) -> Result<Duration, String> {
     let command = health_command(rollout);
     let running = running_command(&rollout.service);
     let started = Instant::now();
@@ -292,6 +334,7 @@ mod tests {
                     sha256: "a".repeat(64),
                     dir: "/opt/app".into(),
                     restarts: vec!["app".into()],
+                    keep: 3,
                 },
             },
             service_step("prometheus"),

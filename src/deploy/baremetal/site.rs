@@ -165,6 +165,45 @@ impl Site {
         })
     }
 
+    /// The site of a run's work: its rendered tree and plan, reached with the run's settings.
+    pub fn from_work(work: &crate::deploy::Work<'_>) -> Result<Site, SiteError> {
+        let document = work
+            .document
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("platform.yaml"));
+        let plan = Plan::from_tree(work.tree).map_err(|reason| SiteError::Plan {
+            document: document.clone(),
+            reason,
+        })?;
+        let settings = &work.settings.hosts;
+        let reach = super::Reach {
+            accept_new_host_keys: settings.accept_new_host_keys,
+            connect_timeout: settings.connect_timeout,
+            timeout: settings.command_timeout,
+        };
+        let p = &work.loaded.platform;
+        let targets = p
+            .spec
+            .target
+            .baremetal()
+            .map(|b| super::targets(&document, b, reach))
+            .ok_or_else(|| SiteError::NotBareMetal {
+                document: document.clone(),
+                target: work.resolved.target_kind,
+            })?;
+        Ok(Site {
+            document_text: std::fs::read(&document).unwrap_or_default(),
+            secrets: crate::secrets::SecretStore::for_platform(&document, p),
+            document,
+            resolved: work.resolved.clone(),
+            tree: work.tree.clone(),
+            plan,
+            targets,
+            holder: None,
+            locks: Default::default(),
+        })
+    }
+
     /// This run changes the platform: every host it reaches is locked for `holder` until the site
     /// is dropped, so that no other run changes it meanwhile.
     pub fn changing(mut self, holder: Holder) -> Self {

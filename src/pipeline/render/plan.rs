@@ -130,6 +130,13 @@ pub struct ArtifactStep {
     pub dir: String,
     #[serde(default)]
     pub restarts: Vec<String>,
+    /// Releases kept in `dir/releases`, the running one included.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+fn default_keep() -> u32 {
+    3
 }
 
 /// A command that makes something only the host can make (a key that never leaves it, a
