@@ -32,6 +32,8 @@ pub enum SmokeError {
     Listen { port: String, message: String },
     #[error("cannot use the CA certificate {path}: {message}")]
     Ca { path: String, message: String },
+    #[error("the release's schema change (SMOKE_MIGRATE) failed: {0}")]
+    Migrate(String),
 }
 
 /// Why a message could not be handed to the MTA; the HTTP answer says it.
@@ -322,6 +324,15 @@ pub fn run() -> Result<(), SmokeError> {
         ),
         None => postgres::Client::connect(&cfg.db, postgres::NoTls),
     };
+    // a release may change the schema as it starts (a column added...), as real ones do
+    if let Ok(sql) = std::env::var("SMOKE_MIGRATE")
+        && !sql.is_empty()
+    {
+        connect()
+            .and_then(|mut c| c.batch_execute(&sql))
+            .map_err(|e| SmokeError::Migrate(e.to_string()))?;
+        eprintln!("schema changed: {sql}");
+    }
     for request in server.incoming_requests() {
         let url = request.url().to_owned();
         let path = url.split('?').next().unwrap_or_default().to_owned();

@@ -60,7 +60,6 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// `""` for one, `"s"` for any other count.
 /// A span as people read it: `42 s`, `3 min 05 s`, `2 h 07 min`, `3 d 4 h`.
 pub fn duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
@@ -72,6 +71,7 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `""` for one, `"s"` for any other count.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

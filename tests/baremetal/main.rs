@@ -13,6 +13,7 @@ mod continuity;
 mod ha;
 mod host_lock;
 mod hosts;
+mod lifecycle;
 mod relays;
 mod reversibility;
 mod roles;

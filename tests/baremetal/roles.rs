@@ -2,8 +2,8 @@
 //! h3) each with an MTA, Prometheus and a member of the Alertmanager cluster, and the
 //! application. `terroir status` sees the cluster and the application healthy on each; with one
 //! MTA down the application's mail is still delivered; an alert reaches its receiver once while
-//! both Prometheus run, and still once with one down; a new release is switched one host at a
-//! time, and a release failing its health check stops at the first host.
+//! both Prometheus run, and still once with one down. (Releases switched one host at a time, and
+//! switched back when they fail their health check: tests/baremetal/lifecycle.rs.)
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -46,37 +46,6 @@ fn document(hosts: &TestHosts, dir: &Path, artifact: &(String, String)) -> PathB
             "      environment: production\n      scrapeInterval: 5s\n",
         )
     })
-}
-
-/// A release made from the smoke application's: `launcher` as its `bin/crm`, `name` its file.
-fn release(dir: &Path, base: &Path, name: &str, launcher: &str) -> (String, String) {
-    let work = dir.join(format!("{name}.d"));
-    std::fs::create_dir_all(&work).unwrap();
-    let ok = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(base)
-        .arg("-C")
-        .arg(&work)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    std::fs::write(work.join("bin/crm"), launcher).unwrap();
-    let archive = dir.join(name);
-    let ok = std::process::Command::new("tar")
-        .arg("-I")
-        .arg("gzip -1")
-        .arg("-cf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&work)
-        .arg("bin")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    (
-        format!("file://{}", archive.display()),
-        terroir::text::sha256_hex(&std::fs::read(&archive).unwrap()),
-    )
 }
 
 fn apply(doc: &Path, json: bool) -> std::process::Output {
@@ -254,70 +223,6 @@ fn two_hosts_per_role_keep_mail_alerts_and_releases_going() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-
-    // A new release is switched one host at a time: web2 is not touched before web1 restarted
-    // and answered its health check.
-    let second = release(
-        dir,
-        &archive,
-        "second.tar.gz",
-        "#!/bin/sh\n# the second release\nexec \"$(dirname \"$0\")/terroir\" smoke-app\n",
-    );
-    let doc = document(&hosts, dir, &second);
-    let out = apply(&doc, false);
-    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{progress}");
-    let at = |line: &str| {
-        progress
-            .find(line)
-            .unwrap_or_else(|| panic!("{line} in:\n{progress}"))
-    };
-    assert!(
-        at("[web1] changed: service:acme-crm-app") < at("[web2] changed: artifact:"),
-        "web2 waits for web1:\n{progress}"
-    );
-    for h in ["h2", "h3"] {
-        let current = stdout(&on_host(h, "readlink /opt/acme-crm/app/current"));
-        assert_eq!(current.trim(), format!("releases/{}", second.1), "{h}");
-    }
-
-    // A release whose application does not start stops at web1: web2 keeps the second release,
-    // and still serves.
-    let broken = release(dir, &archive, "broken.tar.gz", "#!/bin/sh\nexit 1\n");
-    let doc = document(&hosts, dir, &broken);
-    let out = apply(&doc, true);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let error = |name: &str| {
-        report["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["name"] == name)
-            .unwrap()["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let web1 = error("web1");
-    assert!(
-        web1.contains("stopped at web1")
-            && web1.contains("health check")
-            && web1.contains("not running"),
-        "{web1}"
-    );
-    assert!(
-        error("web2").contains("not switched: the rollout stopped at web1"),
-        "{report:#}"
-    );
-    assert!(error("db1").is_empty(), "{report:#}");
-    let current = stdout(&on_host("h3", "readlink /opt/acme-crm/app/current"));
-    assert_eq!(current.trim(), format!("releases/{}", second.1));
-    assert_eq!(
-        http("GET", "198.18.0.13:8080", "/healthz").unwrap().0,
-        200,
-        "web2 still serves"
-    );
 
     // Both Prometheus evaluate a rule and send to both Alertmanagers: one mail.
     receive_alerts();

@@ -644,6 +644,17 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
             );
         }
     }
+    // what the backup script publishes to the node exporter
+    if let Some(ctx) = crate::backup::context(&site.resolved)
+        && site.hosts_with(Role::Database).iter().any(|h| h == place)
+    {
+        let glob = format!("{}/terroir-backup*-{}.prom", ctx.textfile_dir, ctx.stanza);
+        push(
+            Item::new(place, Kind::File, &glob, Action::Remove),
+            format!("ls {glob} >/dev/null 2>&1"),
+            format!("rm -f {glob}"),
+        );
+    }
     // services stopped and disabled
     for step in &host.steps {
         if let Step::Service { service, .. } = step {
@@ -655,8 +666,10 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
             };
             push(
                 Item::new(place, Kind::Service, &service.name, action),
+                // without systemd, enabled means started at boot (an init script's status is no
+                // proof: Postfix's says running once its configuration is gone)
                 format!(
-                    "if [ -d /run/systemd/system ]; then systemctl is-active -q {s} || systemctl is-enabled -q {s}; else [ -x /etc/init.d/{s} ] && {{ /etc/init.d/{s} status >/dev/null 2>&1 || ls /etc/rc2.d/S??{s} >/dev/null 2>&1; }}; fi"
+                    "if [ -d /run/systemd/system ]; then systemctl is-active -q {s} || systemctl is-enabled -q {s}; else ls /etc/rc2.d/S??{s} >/dev/null 2>&1; fi"
                 ),
                 format!(
                     "if [ -d /run/systemd/system ]; then systemctl disable --now {s}; else /etc/init.d/{s} stop >/dev/null 2>&1 || true; if [ -x /etc/init.d/{s} ]; then update-rc.d -f {s} remove >/dev/null 2>&1 || true; fi; fi"
@@ -699,12 +712,11 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         push(Item::new(place, Kind::Data, label, action), present, act);
     }
     // files and secrets
-    let kept_config = |path: &str| {
-        // PostgreSQL's configuration stays with the data it serves
-        !options.delete_data
-            && db.managed
-            && under(path, &format!("/etc/postgresql/{}/main", db.version))
+    let pg_config = |path: &str| {
+        db.managed && !db.highly_available && under(path, &format!("/etc/postgresql/{}/main", db.version))
     };
+    // PostgreSQL's configuration stays with the data it serves
+    let kept_config = |path: &str| !options.delete_data && pg_config(path);
     for step in &host.steps {
         let (kind, dest) = match step {
             Step::File { file, .. } => (Kind::File, file.dest.as_str()),
@@ -719,6 +731,10 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
             );
             continue;
         }
+        if pg_config(dest) && options.delete_data {
+            // goes with the cluster (the data item)
+            continue;
+        }
         let action = if kept_config(dest) {
             keep("PostgreSQL's configuration, kept with its data")
         } else if is_data(dest) && !options.delete_data {
@@ -726,11 +742,14 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         } else {
             Action::Remove
         };
-        push(
-            Item::new(place, kind, dest, action),
-            format!("[ -e {} ]", q(dest)),
-            format!("rm -f {}", q(dest)),
-        );
+        // a package's configuration file terroir replaced is put back as the package ships it
+        // (unless the packages are purged)
+        let act = if options.purge_packages {
+            format!("rm -f {0}; prune_up {0}", q(dest))
+        } else {
+            format!("put_back {0} && prune_up {0}", q(dest))
+        };
+        push(Item::new(place, kind, dest, action), format!("ours {}", q(dest)), act);
     }
     // the files commands made (keys that never left the host)
     for step in &host.steps {
@@ -769,7 +788,7 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         push(
             Item::new(place, Kind::Directory, dir, action),
             format!("[ -d {} ]", q(dir)),
-            format!("rm -rf {}", q(dir)),
+            format!("rm -rf {0}; prune_up {0}", q(dir)),
         );
         // /opt/<platform> once its app directory is gone
         if let Some(parent) = dir.strip_suffix("/app").filter(|p| p.starts_with("/opt/")) {
@@ -821,6 +840,12 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
             }
         }
     }
+    // the package mirror terroir set, once nothing needs it
+    push(
+        Item::new(place, Kind::File, super::probe::MIRROR_LIST, Action::Remove),
+        format!("[ -e {} ]", super::probe::MIRROR_LIST),
+        format!("rm -f {}", super::probe::MIRROR_LIST),
+    );
     out
 }
 
@@ -829,9 +854,21 @@ fn dirs_keeping(dir: &str, data: &[(String, &str)], options: &destroy::Options) 
     !options.delete_data && data.iter().any(|(d, _)| under(d, dir) && d != dir)
 }
 
+/// Shell functions the checks and actions use: `ours P` holds when P is there and is not a
+/// package's configuration file as the package ships it; `prune_up P` removes the directories
+/// above P that are left empty and belong to no package; `put_back P` removes P and, when it is
+/// a package's configuration file, puts the package's own version back, taken from the
+/// installed version's archive (no maintainer script runs: nothing is started again).
+const FUNCTIONS: &str = r#"owner() { dpkg-query -S "$1" 2>/dev/null | head -n 1 | cut -d: -f1; }
+shipped() { p=$(owner "$1"); [ -n "$p" ] && dpkg-query -W -f='${Conffiles}\n' "$p" 2>/dev/null | awk -v f="$1" '$1 == f { print $2 }'; }
+ours() { [ -e "$1" ] || [ -L "$1" ] || return 1; s=$(shipped "$1"); [ -z "$s" ] || [ "$(md5sum < "$1" | cut -d' ' -f1)" != "$s" ]; }
+prune_up() { d=$(dirname "$1"); while [ "$d" != / ] && [ -d "$d" ] && [ -z "$(ls -A "$d")" ] && [ -z "$(owner "$d")" ]; do rmdir "$d"; d=$(dirname "$d"); done; }
+put_back() { s=$(shipped "$1"); rm -f "$1"; [ -n "$s" ] || return 0; v=$(dpkg-query -W -f='${Package}=${Version}' "$(owner "$1")"); d=$(mktemp -d); (cd "$d" && apt-get download -qq -o APT::Sandbox::User=root "$v" >/dev/null) && dpkg-deb --fsys-tarfile "$d"/*.deb | tar -x -C / ".$1"; r=$?; rm -rf "$d"; return $r; }
+"#;
+
 /// Which candidates are there, with one command per host.
 fn present(conn: &Connection, host: &str, candidates: &[Candidate]) -> Result<Vec<bool>, String> {
-    let mut script = String::new();
+    let mut script = FUNCTIONS.to_owned();
     for (i, c) in candidates.iter().enumerate() {
         script.push_str(&format!("if ( {} ) >/dev/null 2>&1; then echo {i}; fi\n", c.present));
     }
@@ -919,7 +956,7 @@ pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>,
                     // appeared since the plan was shown: not in what was confirmed
                     continue;
                 }
-                let r = on(&conn, host, &describe(&c.item), &c.act);
+                let r = on(&conn, host, &describe(&c.item), &format!("{FUNCTIONS}{}", c.act));
                 work.events.note(&format!(
                     "[{host}] {}: {}",
                     if r.is_ok() { "done" } else { "FAILED" },
