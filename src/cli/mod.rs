@@ -711,6 +711,11 @@ pub enum AttestFormat {
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
     /// Check an attestation's signature, and with --against that every subject matches DIR.
+    ///
+    /// Also checks the erasure record `terroir destroy` writes (erasure-record.json): its
+    /// signature, then what it says: the platform, the target, when, how many items were removed,
+    /// kept (and why) and could not be removed, and the export or backup it follows, with its
+    /// digests. A record or attestation that does not verify exits 2.
     Verify {
         #[arg(value_name = "ATTESTATION")]
         attestation: PathBuf,
