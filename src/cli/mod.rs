@@ -131,8 +131,10 @@ pub enum Command {
     /// secrets removed; packages kept (--purge-packages purges them); data (PostgreSQL's data and
     /// WAL, mailboxes, the TSDB, the application's data, the backups under the platform's prefix)
     /// kept unless --delete-data. Kubernetes: every ApplySet member, then the platform's
-    /// namespaces; volumes only with --delete-data. SecNumCloud: the hosts or cluster first,
-    /// then `tofu|terraform destroy` of the saved state.
+    /// namespaces; volumes only with --delete-data. SecNumCloud: the hosts or cluster the cloud
+    /// handed over first, then `tofu|terraform destroy` of the saved state; without
+    /// --delete-data the resources holding data (VMs and their disks, volumes, buckets, clusters)
+    /// are kept, with what they depend on.
     ///
     /// Refused while no export (`terroir export`) or backup younger than 24 hours exists, unless
     /// --no-final-export. The record (erasure-record.json, a DSSE envelope signed with --key,
