@@ -1,4 +1,6 @@
-//! The rendered Terraform root module is accepted by the real `terraform fmt -check`.
+//! The rendered Terraform root module is accepted by the real `terraform fmt -check`, and
+//! `terroir destroy` removes what the real `terraform` created (built-in resources only, the state
+//! in an S3 server on loopback), then finds nothing left.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -199,6 +201,13 @@ fn destroy_removes_the_clouds_resources_after_an_export_and_records_it() {
     let (code, stdout, stderr) = run(&["apply"]);
     assert_ne!(code, 0, "{stdout}{stderr}");
     assert!(stderr.contains("no `kubeconfig`"), "{stderr}");
+    // ...so there is no release to roll back, and rollback says why.
+    let (code, stdout, stderr) = run(&["rollback"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("hands no platform over for collectivite-grc"),
+        "{stderr}"
+    );
 
     // The plan: every resource of the state, by address, removed; nothing changes.
     let (code, stdout, stderr) = run(&["destroy", "--output", "json"]);

@@ -23,7 +23,7 @@ pub const PLACE: &str = "terraform";
 
 /// One managed resource instance of the state (`show -json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
+pub struct StateResource {
     /// The instance's address, as `terraform state list` prints it.
     pub address: String,
     /// The resource type (`outscale_vm`, `aws_s3_bucket`...).
@@ -34,15 +34,15 @@ pub struct Resource {
 
 /// The state as `show -json` prints it: its managed resources and its outputs.
 #[derive(Debug, Default)]
-pub struct State {
-    pub resources: Vec<Resource>,
+pub struct TerraformState {
+    pub resources: Vec<StateResource>,
     /// `{name: {value, sensitive}}`, as `output -json` prints them.
     pub outputs: Value,
 }
 
-impl State {
-    pub fn from_show(shown: &Value) -> State {
-        fn walk(module: &Value, out: &mut Vec<Resource>) {
+impl TerraformState {
+    pub fn from_show(shown: &Value) -> TerraformState {
+        fn walk(module: &Value, out: &mut Vec<StateResource>) {
             for r in module["resources"].as_array().into_iter().flatten() {
                 if r["mode"] != "managed" {
                     continue;
@@ -51,7 +51,7 @@ impl State {
                 else {
                     continue;
                 };
-                out.push(Resource {
+                out.push(StateResource {
                     address: address.to_owned(),
                     kind: kind.to_owned(),
                     depends_on: r["depends_on"]
@@ -70,7 +70,7 @@ impl State {
         let mut resources = Vec::new();
         walk(&shown["values"]["root_module"], &mut resources);
         resources.sort_by(|a, b| a.address.cmp(&b.address));
-        State {
+        TerraformState {
             resources,
             outputs: shown["values"]["outputs"].clone(),
         }
@@ -112,15 +112,15 @@ pub fn holds_data(kind: &str) -> bool {
 /// The cloud's resources as destroy handles them. With `delete_data` all are removed; without,
 /// those holding data are kept, and so is what they depend on (destroying it would take them
 /// along).
-pub fn cloud_items(resources: &[Resource], delete_data: bool) -> Vec<Item> {
+pub fn cloud_items(resources: &[StateResource], delete_data: bool) -> Vec<Item> {
     let mut kept: BTreeMap<&str, String> = BTreeMap::new();
     if !delete_data {
-        let by_resource: BTreeMap<&str, Vec<&Resource>> =
+        let by_resource: BTreeMap<&str, Vec<&StateResource>> =
             resources.iter().fold(BTreeMap::new(), |mut m, r| {
                 m.entry(resource_of(&r.address)).or_default().push(r);
                 m
             });
-        let mut todo: Vec<(&Resource, String)> = resources
+        let mut todo: Vec<(&StateResource, String)> = resources
             .iter()
             .filter(|r| holds_data(&r.kind))
             .map(|r| {
@@ -158,16 +158,16 @@ pub fn cloud_items(resources: &[Resource], delete_data: bool) -> Vec<Item> {
 }
 
 /// The working directory initialised, and the state read.
-struct Cloud {
+struct WorkingDir {
     tool: Tool,
     dir: std::path::PathBuf,
 }
 
-impl Cloud {
-    fn open(work: &Work<'_>) -> Result<Cloud, DeployError> {
+impl WorkingDir {
+    fn open(work: &Work<'_>) -> Result<WorkingDir, DeployError> {
         let sc = target(work)?;
         let (tool, dir) = tokio::task::block_in_place(|| initialised(work, sc))?;
-        Ok(Cloud { tool, dir })
+        Ok(WorkingDir { tool, dir })
     }
 
     fn runner<'a>(&'a self, work: &'a Work<'_>) -> Runner<'a> {
@@ -178,20 +178,24 @@ impl Cloud {
         }
     }
 
-    fn state(&self, work: &Work<'_>) -> Result<State, DeployError> {
+    fn state(&self, work: &Work<'_>) -> Result<TerraformState, DeployError> {
         let shown = tokio::task::block_in_place(|| {
             self.runner(work)
                 .run(&["show".into(), "-json".into(), "-no-color".into()], true)
         })?;
         let shown = parse(&self.tool, "show -json", "the state", &shown)?;
-        Ok(State::from_show(&shown))
+        Ok(TerraformState::from_show(&shown))
     }
 }
 
 /// The document the cloud handed over, rebuilt from the state's outputs; `None` when nothing was
 /// handed over: no resources, or outputs that name no host or cluster (an apply that stopped
 /// before the hand-over).
-fn handed_over(work: &Work<'_>, state: &State, dir: &Path) -> Result<Option<Loaded>, DeployError> {
+fn handed_over(
+    work: &Work<'_>,
+    state: &TerraformState,
+    dir: &Path,
+) -> Result<Option<Loaded>, DeployError> {
     if state.resources.is_empty() {
         return Ok(None);
     }
@@ -215,7 +219,7 @@ fn handed_over(work: &Work<'_>, state: &State, dir: &Path) -> Result<Option<Load
 async fn inside<T>(
     work: &Work<'_>,
     next: &Loaded,
-    f: impl AsyncFnOnce(Inner, &Work<'_>) -> Result<T, DeployError>,
+    f: impl AsyncFnOnce(InnerDriver, &Work<'_>) -> Result<T, DeployError>,
 ) -> Result<T, DeployError> {
     let (resolved, tree) = work.renderer.render(next)?;
     let inner = Work {
@@ -225,8 +229,8 @@ async fn inside<T>(
         ..*work
     };
     let driver = match &next.platform.spec.target {
-        Target::Baremetal(_) => Inner::Hosts,
-        Target::Kubernetes(_) => Inner::Cluster,
+        Target::Baremetal(_) => InnerDriver::Hosts,
+        Target::Kubernetes(_) => InnerDriver::Cluster,
         Target::Secnumcloud(_) => {
             return Err(DeployError::WrongTarget {
                 driver: "the platform a cloud hands over",
@@ -239,27 +243,27 @@ async fn inside<T>(
 
 /// The driver of the platform a cloud hands over.
 #[derive(Clone, Copy)]
-enum Inner {
+enum InnerDriver {
     Hosts,
     Cluster,
 }
 
-impl Inner {
+impl InnerDriver {
     async fn inventory(
         self,
         work: &Work<'_>,
         options: &destroy::Options,
     ) -> Result<Plan, DeployError> {
         match self {
-            Inner::Hosts => baremetal::driver::Hosts.inventory(work, options).await,
-            Inner::Cluster => kubernetes::driver::Cluster.inventory(work, options).await,
+            InnerDriver::Hosts => baremetal::driver::Hosts.inventory(work, options).await,
+            InnerDriver::Cluster => kubernetes::driver::Cluster.inventory(work, options).await,
         }
     }
 
     async fn destroy(self, work: &Work<'_>, plan: &Plan) -> Result<Vec<Done>, DeployError> {
         match self {
-            Inner::Hosts => baremetal::driver::Hosts.destroy(work, plan).await,
-            Inner::Cluster => kubernetes::driver::Cluster.destroy(work, plan).await,
+            InnerDriver::Hosts => baremetal::driver::Hosts.destroy(work, plan).await,
+            InnerDriver::Cluster => kubernetes::driver::Cluster.destroy(work, plan).await,
         }
     }
 
@@ -269,8 +273,8 @@ impl Inner {
         request: &rollback::Request,
     ) -> Result<rollback::Report, DeployError> {
         match self {
-            Inner::Hosts => baremetal::driver::Hosts.rollback(work, request).await,
-            Inner::Cluster => kubernetes::driver::Cluster.rollback(work, request).await,
+            InnerDriver::Hosts => baremetal::driver::Hosts.rollback(work, request).await,
+            InnerDriver::Cluster => kubernetes::driver::Cluster.rollback(work, request).await,
         }
     }
 }
@@ -284,8 +288,8 @@ pub async fn inventory(
     work: &Work<'_>,
     options: &destroy::Options,
 ) -> Result<destroy::Plan, DeployError> {
-    let cloud = Cloud::open(work)?;
-    let state = cloud.state(work)?;
+    let workdir = WorkingDir::open(work)?;
+    let state = workdir.state(work)?;
     let mut plan = Plan {
         platform: work.resolved.platform.name.clone(),
         target: "secnumcloud".into(),
@@ -293,7 +297,7 @@ pub async fn inventory(
         items: Vec::new(),
         last_backup: None,
     };
-    if let Some(next) = handed_over(work, &state, &cloud.dir)? {
+    if let Some(next) = handed_over(work, &state, &workdir.dir)? {
         let inner = inside(work, &next, async |d, w| d.inventory(w, options).await).await?;
         plan.items = inner.items;
         plan.last_backup = inner.last_backup;
@@ -310,13 +314,13 @@ pub async fn destroy(
     work: &Work<'_>,
     plan: &destroy::Plan,
 ) -> Result<Vec<destroy::Done>, DeployError> {
-    let cloud = Cloud::open(work)?;
-    let state = cloud.state(work)?;
+    let workdir = WorkingDir::open(work)?;
+    let state = workdir.state(work)?;
     let (cloud_part, inner_part): (Vec<Item>, Vec<Item>) =
         plan.items.iter().cloned().partition(is_cloud);
     let mut done = Vec::new();
     if !inner_part.is_empty() {
-        let next = handed_over(work, &state, &cloud.dir)?.ok_or_else(|| {
+        let next = handed_over(work, &state, &workdir.dir)?.ok_or_else(|| {
             CloudError::NothingHandedOver {
                 platform: plan.platform.clone(),
             }
@@ -357,8 +361,8 @@ pub async fn destroy(
     if remove.len() < cloud_part.len() {
         args.extend(remove.iter().map(|i| format!("-target={}", i.what)));
     }
-    let ran = tokio::task::block_in_place(|| cloud.runner(work).run(&args, false));
-    let after = cloud.state(work)?;
+    let ran = tokio::task::block_in_place(|| workdir.runner(work).run(&args, false));
+    let after = workdir.state(work)?;
     let left: BTreeSet<&str> = after.resources.iter().map(|r| r.address.as_str()).collect();
     let why = match &ran {
         Ok(_) => "still in the Terraform state after destroy".to_owned(),
@@ -373,7 +377,7 @@ pub async fn destroy(
     {
         work.events.warn(&format!(
             "{} destroy failed, yet the state holds nothing: {e}",
-            cloud.tool.name
+            workdir.tool.name
         ));
     }
     Ok(done)
@@ -384,10 +388,10 @@ pub async fn rollback(
     work: &Work<'_>,
     request: &rollback::Request,
 ) -> Result<rollback::Report, DeployError> {
-    let cloud = Cloud::open(work)?;
-    let state = cloud.state(work)?;
+    let workdir = WorkingDir::open(work)?;
+    let state = workdir.state(work)?;
     let next =
-        handed_over(work, &state, &cloud.dir)?.ok_or_else(|| CloudError::NothingHandedOver {
+        handed_over(work, &state, &workdir.dir)?.ok_or_else(|| CloudError::NothingHandedOver {
             platform: work.resolved.platform.name.clone(),
         })?;
     inside(work, &next, async |d, w| d.rollback(w, request).await).await
@@ -399,8 +403,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn r(address: &str, kind: &str, deps: &[&str]) -> Resource {
-        Resource {
+    fn r(address: &str, kind: &str, deps: &[&str]) -> StateResource {
+        StateResource {
             address: address.into(),
             kind: kind.into(),
             depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
@@ -511,7 +515,7 @@ mod tests {
                 {"address": "module.p.terraform_data.net", "mode": "managed", "type": "terraform_data"}
             ]}]
         }}});
-        let s = State::from_show(&shown);
+        let s = TerraformState::from_show(&shown);
         assert_eq!(
             s.resources
                 .iter()
@@ -525,7 +529,7 @@ mod tests {
         assert_eq!(s.resources[1].depends_on, ["module.p.terraform_data.net"]);
         assert!(s.outputs["hosts"].is_object());
         assert!(
-            State::from_show(&json!({"format_version": "1.0"}))
+            TerraformState::from_show(&json!({"format_version": "1.0"}))
                 .resources
                 .is_empty()
         );
