@@ -157,7 +157,7 @@ pub fn cloud_items(resources: &[StateResource], delete_data: bool) -> Vec<Item> 
         .collect()
 }
 
-/// The working directory initialised, and the state read.
+/// The platform's Terraform working directory, written and initialised as `apply` does.
 struct WorkingDir {
     tool: Tool,
     dir: std::path::PathBuf,
