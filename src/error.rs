@@ -511,7 +511,8 @@ impl AttestError {
             AttestError::EvidenceRead { .. }
             | AttestError::EvidenceSyntax { .. }
             | AttestError::NotEvidence { .. }
-            | AttestError::AttestationRead { .. } => ExitStatus::Invalid,
+            | AttestError::AttestationRead { .. }
+            | AttestError::NoTreeInAnErasure(_) => ExitStatus::Invalid,
             // the target, the output, or the attestation itself failed its check
             AttestError::NoRenderedPlan
             | AttestError::Hosts(_)
@@ -521,7 +522,8 @@ impl AttestError {
             | AttestError::NotAnEnvelope { .. }
             | AttestError::Signature { .. }
             | AttestError::NotAStatement(_)
-            | AttestError::NotAnAssessment { .. } => ExitStatus::Failed,
+            | AttestError::NotAnAssessment { .. }
+            | AttestError::NotAnErasureRecord(_) => ExitStatus::Failed,
         }
     }
 }

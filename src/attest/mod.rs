@@ -84,8 +84,16 @@ pub enum AttestError {
     },
     #[error("the signed payload is not an in-toto Statement")]
     NotAStatement(#[source] serde_json::Error),
-    #[error("the payload is not a terroir sovereignty assessment (predicateType {predicate_type})")]
+    #[error(
+        "the payload is neither a terroir sovereignty assessment nor an erasure record (predicateType {predicate_type})"
+    )]
     NotAnAssessment { predicate_type: String },
+    #[error("the payload's predicate is not an erasure record as `terroir destroy` writes it")]
+    NotAnErasureRecord(#[source] serde_json::Error),
+    #[error(
+        "--against {}: an erasure record attests no rendered tree (only an assessment by `terroir attest` does)", .0.display()
+    )]
+    NoTreeInAnErasure(PathBuf),
 }
 
 impl AttestError {
@@ -101,7 +109,9 @@ impl AttestError {
             AttestError::NotAnEnvelope { .. }
             | AttestError::Signature { .. }
             | AttestError::NotAStatement(_)
-            | AttestError::NotAnAssessment { .. } => "invalid-attestation",
+            | AttestError::NotAnAssessment { .. }
+            | AttestError::NotAnErasureRecord(_) => "invalid-attestation",
+            AttestError::NoTreeInAnErasure(_) => "usage",
         }
     }
 

@@ -1,5 +1,6 @@
 //! `terroir attest verify`: an attestation checked offline: its signature, that it carries a
-//! sovereignty assessment, and optionally that a rendered tree is exactly what it attests.
+//! sovereignty assessment or an erasure record, and optionally that a rendered tree is exactly
+//! what an assessment attests.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,8 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
-use super::{AttestError, dsse, predicate};
+use super::{AttestError, dsse, erasure, predicate};
+use crate::lifecycle::destroy::Erasure;
 
 /// A file of the rendered tree that is not as attested.
 #[derive(Debug)]
@@ -57,14 +59,26 @@ impl serde::Serialize for Mismatch {
     }
 }
 
+/// What a verified statement attests, by its predicate type.
+#[derive(Debug)]
+pub enum Attested {
+    /// A sovereignty assessment (`terroir attest`): the platform, time and verdict, as the
+    /// predicate says them.
+    Assessment {
+        platform: Value,
+        time: Value,
+        verdict: Value,
+    },
+    /// An erasure record (`terroir destroy`): what was removed, kept and not removed, where and
+    /// when, and the export or backup it follows.
+    Erasure(Erasure),
+}
+
 /// A signature that verifies, what it signs, and how a rendered tree compares.
 #[derive(Debug)]
 pub struct Verified {
     pub key_id: Option<String>,
-    /// The attested platform, time and verdict, as the predicate says them.
-    pub platform: Value,
-    pub time: Value,
-    pub verdict: Value,
+    pub attested: Attested,
     /// Rendered files among the subjects (live subjects describe the target, not files).
     pub subjects: BTreeMap<String, String>,
     pub mismatches: Vec<Mismatch>,
@@ -91,12 +105,29 @@ pub fn verify(
         path: path.to_owned(),
         source,
     })?;
-    let statement: Value = serde_json::from_slice(&payload).map_err(AttestError::NotAStatement)?;
+    let mut statement: Value =
+        serde_json::from_slice(&payload).map_err(AttestError::NotAStatement)?;
+    let key_id = envelope.signatures.first().map(|s| s.keyid.clone());
+    let predicate_type = &statement["predicateType"];
+    if statement["_type"] == predicate::STATEMENT_TYPE && predicate_type == erasure::PREDICATE_TYPE
+    {
+        if let Some(dir) = against {
+            return Err(AttestError::NoTreeInAnErasure(dir.to_owned()));
+        }
+        let record: Erasure = serde_json::from_value(statement["predicate"].take())
+            .map_err(AttestError::NotAnErasureRecord)?;
+        return Ok(Verified {
+            key_id,
+            attested: Attested::Erasure(record),
+            subjects: BTreeMap::new(),
+            mismatches: Vec::new(),
+        });
+    }
     if statement["_type"] != predicate::STATEMENT_TYPE
-        || statement["predicateType"] != predicate::PREDICATE_TYPE
+        || predicate_type != predicate::PREDICATE_TYPE
     {
         return Err(AttestError::NotAnAssessment {
-            predicate_type: statement["predicateType"].to_string(),
+            predicate_type: predicate_type.to_string(),
         });
     }
     let subjects = rendered_subjects(&statement);
@@ -105,10 +136,12 @@ pub fn verify(
         .unwrap_or_default();
     let pred = &statement["predicate"];
     Ok(Verified {
-        key_id: envelope.signatures.first().map(|s| s.keyid.clone()),
-        platform: pred["platform"].clone(),
-        time: pred["time"].clone(),
-        verdict: pred["verdict"].clone(),
+        key_id,
+        attested: Attested::Assessment {
+            platform: pred["platform"].clone(),
+            time: pred["time"].clone(),
+            verdict: pred["verdict"].clone(),
+        },
         subjects,
         mismatches,
     })
@@ -244,7 +277,9 @@ mod tests {
         std::fs::write(tree.join("sub/extra.yaml"), "x").unwrap();
         std::fs::write(tree.join(crate::pipeline::render::SUMS_FILE), "").unwrap();
         let v = verify(&path, &key.verifying_key(), Some(&tree)).unwrap();
-        assert_eq!(v.platform, "acme-crm");
+        assert!(
+            matches!(&v.attested, Attested::Assessment { platform, .. } if platform == "acme-crm")
+        );
         assert_eq!(v.subjects.len(), 3);
         let said: Vec<String> = v.mismatches.iter().map(ToString::to_string).collect();
         assert_eq!(said.len(), 3, "{said:?}");
@@ -293,6 +328,62 @@ mod tests {
         assert!(matches!(
             verify(&path, &key.verifying_key(), None),
             Err(AttestError::NotAnEnvelope { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn an_erasure_record_is_recognised_and_read_back() {
+        use crate::lifecycle::destroy::{Action, Done, FinalCopy, Item, Kind, Options};
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let record = Erasure {
+            platform: "acme-crm".into(),
+            target: "secnumcloud".into(),
+            options: Options {
+                delete_data: true,
+                ..Options::default()
+            },
+            started: "2026-12-05T10:00:00Z".into(),
+            finished: "2026-12-05T10:02:00Z".into(),
+            removed: vec![Done {
+                item: Item::new(
+                    "terraform",
+                    Kind::CloudResource,
+                    "terraform_data.vm",
+                    Action::Remove,
+                ),
+                failed: None,
+            }],
+            kept: vec![],
+            failed: vec![],
+            follows: Some(FinalCopy {
+                kind: "export".into(),
+                location: "/srv/export".into(),
+                finished: 1_000,
+                digests: [("SHA256SUMS".to_owned(), "ab".repeat(32))].into(),
+            }),
+        };
+        let path = dir.path().join("erasure-record.json");
+        let env = erasure::sign(&record, &key).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&env).unwrap()).unwrap();
+        let v = verify(&path, &key.verifying_key(), None).unwrap();
+        match v.attested {
+            Attested::Erasure(r) => assert_eq!(r, record),
+            other => panic!("{other:?}"),
+        }
+        // no rendered tree to compare it with
+        assert!(matches!(
+            verify(&path, &key.verifying_key(), Some(dir.path())),
+            Err(AttestError::NoTreeInAnErasure(_))
+        ));
+        // signed, of the erasure type, but not a record
+        let mut statement = predicate::statement(vec![], json!({"platform": "acme-crm"}));
+        statement["predicateType"] = erasure::PREDICATE_TYPE.into();
+        let env = dsse::sign(&serde_json::to_vec(&statement).unwrap(), &key, "k");
+        std::fs::write(&path, serde_json::to_vec(&env).unwrap()).unwrap();
+        assert!(matches!(
+            verify(&path, &key.verifying_key(), None),
+            Err(AttestError::NotAnErasureRecord(_))
         ));
     }
 }

@@ -131,8 +131,10 @@ pub enum Command {
     /// secrets removed; packages kept (--purge-packages purges them); data (PostgreSQL's data and
     /// WAL, mailboxes, the TSDB, the application's data, the backups under the platform's prefix)
     /// kept unless --delete-data. Kubernetes: every ApplySet member, then the platform's
-    /// namespaces; volumes only with --delete-data. SecNumCloud: the hosts or cluster first,
-    /// then `tofu|terraform destroy` of the saved state.
+    /// namespaces; volumes only with --delete-data. SecNumCloud: the hosts or cluster the cloud
+    /// handed over first, then `tofu|terraform destroy` of the saved state; without
+    /// --delete-data the resources holding data (VMs and their disks, volumes, buckets, clusters)
+    /// are kept, with what they depend on.
     ///
     /// Refused while no export (`terroir export`) or backup younger than 24 hours exists, unless
     /// --no-final-export. The record (erasure-record.json, a DSSE envelope signed with --key,
@@ -711,6 +713,11 @@ pub enum AttestFormat {
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
     /// Check an attestation's signature, and with --against that every subject matches DIR.
+    ///
+    /// Also checks the erasure record `terroir destroy` writes (erasure-record.json): its
+    /// signature, then what it says: the platform, the target, when, how many items were removed,
+    /// kept (and why) and could not be removed, and the export or backup it follows, with its
+    /// digests. A record or attestation that does not verify exits 2.
     Verify {
         #[arg(value_name = "ATTESTATION")]
         attestation: PathBuf,

@@ -1,5 +1,6 @@
 //! `terroir attest FILE --key KEY --out ATTESTATION` and `terroir attest verify ATTESTATION
-//! --pubkey KEY.pub [--against DIR]`.
+//! --pubkey KEY.pub [--against DIR]` (an assessment, or the erasure record `terroir destroy`
+//! writes).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Context;
+use crate::attest::verify::Attested;
 use crate::attest::{keys, live, sign};
 use crate::cli::{AttestArgs, AttestCommand, AttestFormat};
 use crate::error::{Error, ExitStatus};
+use crate::lifecycle::destroy::{Action, Done, Erasure, FinalCopy, Item};
 use crate::policy::assess;
 use crate::policy::locality::verify::Verdict;
 use crate::printer::{Report, Text};
@@ -173,12 +176,24 @@ fn verify(
 ) -> Result<ExitStatus, Error> {
     let key = keys::read_public(pubkey)?;
     let v = crate::attest::verify::verify(attestation, &key, against)?;
+    let (platform, time, verdict) = match v.attested {
+        Attested::Assessment {
+            platform,
+            time,
+            verdict,
+        } => (platform, time, verdict),
+        Attested::Erasure(record) => {
+            cx.printer.report(&ErasureChecked::new(record, v.key_id))?;
+            return Ok(ExitStatus::Success);
+        }
+    };
     let mismatched = v.mismatches.len();
     cx.printer.report(&Checked {
         valid: v.mismatches.is_empty(),
-        platform: v.platform,
-        time: v.time,
-        verdict: v.verdict,
+        kind: "assessment",
+        platform,
+        time,
+        verdict,
         subjects: v.subjects.len(),
         mismatches: v.mismatches,
         key_id: v.key_id,
@@ -196,6 +211,8 @@ fn verify(
 #[derive(Serialize)]
 struct Checked {
     valid: bool,
+    /// `assessment`, or `erasure`.
+    kind: &'static str,
     platform: Value,
     time: Value,
     verdict: Value,
@@ -229,5 +246,124 @@ impl Report for Checked {
             self.time.as_str().unwrap_or("?"),
             self.verdict.as_str().unwrap_or("?")
         )
+    }
+}
+
+/// The export or backup an erasure follows, with its time as people and scripts read it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Follows {
+    #[serde(flatten)]
+    copy: FinalCopy,
+    /// `finished`, RFC 3339.
+    finished_at: String,
+}
+
+/// An erasure record whose signature verifies: what it says.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErasureChecked {
+    valid: bool,
+    kind: &'static str,
+    platform: String,
+    target: String,
+    options: crate::lifecycle::destroy::Options,
+    started: String,
+    finished: String,
+    /// How many items were stopped or removed, left in place, and could not be removed.
+    removed: usize,
+    kept: usize,
+    failed: usize,
+    /// Each item left in place, and why; each that could not be removed, and why.
+    kept_items: Vec<Item>,
+    failed_items: Vec<Done>,
+    /// The export or backup the erasure follows; `null` when it follows none (--no-final-export).
+    follows: Option<Follows>,
+    key_id: Option<String>,
+}
+
+impl ErasureChecked {
+    fn new(record: Erasure, key_id: Option<String>) -> ErasureChecked {
+        ErasureChecked {
+            valid: true,
+            kind: "erasure",
+            removed: record.removed.len(),
+            kept: record.kept.len(),
+            failed: record.failed.len(),
+            platform: record.platform,
+            target: record.target,
+            options: record.options,
+            started: record.started,
+            finished: record.finished,
+            kept_items: record.kept,
+            failed_items: record.failed,
+            follows: record.follows.map(|copy| Follows {
+                finished_at: crate::text::rfc3339(copy.finished),
+                copy,
+            }),
+            key_id,
+        }
+    }
+}
+
+fn item_line(item: &Item) -> String {
+    let kind = serde_json::to_value(item.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("[{}] {kind} {}", item.place, item.what)
+}
+
+impl Report for ErasureChecked {
+    fn text(&self, out: &mut Text<'_>) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "valid signature by {}: erasure record of {} ({} target), {} to {}",
+            self.key_id.as_deref().unwrap_or("?"),
+            self.platform,
+            self.target,
+            self.started,
+            self.finished
+        )?;
+        writeln!(
+            out,
+            "{} item{} removed, {} kept, {} failed{}",
+            self.removed,
+            crate::text::plural(self.removed),
+            self.kept,
+            self.failed,
+            if self.options.delete_data {
+                " (--delete-data)"
+            } else {
+                ""
+            }
+        )?;
+        for item in &self.kept_items {
+            if let Action::Keep { why } = &item.action {
+                writeln!(out, "  kept {}: {why}", item_line(item))?;
+            }
+        }
+        for done in &self.failed_items {
+            writeln!(
+                out,
+                "  not removed {}: {}",
+                item_line(&done.item),
+                done.failed.as_deref().unwrap_or("?")
+            )?;
+        }
+        match &self.follows {
+            Some(f) => {
+                writeln!(
+                    out,
+                    "follows the {} {}, finished {}",
+                    f.copy.kind, f.copy.location, f.finished_at
+                )?;
+                for (name, sha) in &f.copy.digests {
+                    writeln!(out, "  {name} sha256 {sha}")?;
+                }
+            }
+            None => writeln!(out, "follows no export or backup (--no-final-export)")?,
+        }
+        Ok(())
     }
 }

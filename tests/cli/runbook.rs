@@ -116,6 +116,62 @@ fn terroir_commands_name_the_document() {
     );
 }
 
+/// Section 6 erases with `terroir destroy` and its signed record first, on every target, and
+/// says what the record holds and when destroy refuses; the manual way follows.
+#[test]
+fn erasure_is_done_by_destroy_and_recorded_in_a_signed_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ex in [
+        "baremetal.yaml",
+        "kubernetes.yaml",
+        "secnumcloud-outscale.yaml",
+    ] {
+        let text = runbook_of(&example(ex), tmp.path(), ex);
+        let section = &text[text.find("## 6. Erasure and decommissioning").unwrap()
+            ..text.find("## 7. Timeline").unwrap()];
+        let (with, without) = section.split_at(section.find("### 6.2 Without terroir").unwrap());
+        assert!(with.contains("### 6.1 With terroir"), "{ex}");
+        assert_has(
+            with,
+            &[
+                &format!("terroir destroy {ex} --delete-data\n"),
+                &format!("terroir destroy {ex} --delete-data --key KEY --yes"),
+                "erasure-record.json",
+                "terroir attest verify erasure-record.json --pubkey KEY.pub",
+                "`terroir keygen --out KEY`",
+                "https://terroir.eu/attestation/erasure/v1",
+                "younger than 24 hours",
+                "`--no-final-export`",
+                "what was removed, item by item, and where",
+                "when: the start and the end, in UTC",
+                "what was kept, and why",
+                "SHA-256 digests of the last export's\n  `manifest.json` and `SHA256SUMS`",
+                "fails (exit 2)",
+            ],
+        );
+        // the manual way is still there, whole
+        assert!(
+            without.contains("Revoke the platform's credentials"),
+            "{ex}"
+        );
+    }
+    let tmp2 = tempfile::tempdir().unwrap();
+    let cloud = runbook_of(&example("secnumcloud-outscale.yaml"), tmp2.path(), "c");
+    assert_has(
+        &cloud,
+        &[
+            "then runs `tofu destroy` (or `terraform destroy`) on the\nTerraform state (bucket `collectivite-grc-tfstate`, key `terroir/terraform.tfstate`)",
+            "or `terraform` for the\n  cloud's resources",
+            "after the export of section 2.2, pass `--no-final-export`",
+        ],
+    );
+    let bare = runbook_of(&example("baremetal.yaml"), tmp2.path(), "b");
+    assert_has(
+        &bare,
+        &["Take one with `terroir export` (section 2.1) the day of\nthe erasure"],
+    );
+}
+
 #[test]
 fn backups_are_located_precisely() {
     let tmp = tempfile::tempdir().unwrap();

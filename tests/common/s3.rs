@@ -203,3 +203,30 @@ pub fn give_keys(dir: &Path, name: &str) {
             .unwrap();
     }
 }
+
+/// moto on loopback over plain HTTP, with `bucket` made: the server, and its endpoint
+/// (`http://127.0.0.1:PORT`). Terraform's S3 backend keeps its state there as in a client's bucket.
+pub fn plain(dir: &Path, bucket: &str) -> (Moto, String) {
+    let port = super::free_port();
+    let server = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("moto.log")).unwrap())
+        .spawn()
+        .expect("moto_server (scripts/test installs moto)");
+    let moto = Moto(vec![server]);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    super::eventually(Duration::from_secs(60), "the bucket created", || {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!("import boto3\nboto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    (moto, endpoint)
+}

@@ -698,3 +698,197 @@ fn live_bare_metal_subjects_are_the_deployed_files_read_back() {
     assert_eq!(code, 0, "{out}");
     drop(hosts);
 }
+
+/// An erasure record as `terroir destroy` signs it, with the key `terroir keygen` made: items
+/// removed, one kept and one that could not be removed, after an export.
+fn erasure_record(dir: &Path) -> PathBuf {
+    use terroir::lifecycle::destroy::{Action, Done, Erasure, FinalCopy, Item, Kind, Options};
+    let out = terroir()
+        .args(["keygen", "--out"])
+        .arg(dir.join("key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = terroir::attest::keys::read_private(&dir.join("key")).unwrap();
+    let removed = |place: &str, kind, what: &str| Done {
+        item: Item::new(place, kind, what, Action::Remove),
+        failed: None,
+    };
+    let record = Erasure {
+        platform: "acme-crm".into(),
+        target: "baremetal".into(),
+        options: Options::default(),
+        started: "2026-12-05T10:00:00Z".into(),
+        finished: "2026-12-05T10:03:00Z".into(),
+        removed: vec![
+            removed("db1", Kind::File, "/etc/postgresql/15/main/postgresql.conf"),
+            removed("app1", Kind::Secret, "/etc/acme-crm/app.env"),
+        ],
+        kept: vec![Item::new(
+            "db1",
+            Kind::Data,
+            "/var/lib/postgresql/15/main",
+            Action::Keep {
+                why: "data: removed only with --delete-data".into(),
+            },
+        )],
+        failed: vec![Done {
+            item: Item::new("app1", Kind::Directory, "/srv/acme-crm", Action::Remove),
+            failed: Some("Device or resource busy".into()),
+        }],
+        follows: Some(FinalCopy {
+            kind: "export".into(),
+            location: "/srv/exports/acme-crm".into(),
+            finished: 1_796_464_800,
+            digests: [
+                ("SHA256SUMS".to_owned(), "a".repeat(64)),
+                ("manifest.json".to_owned(), "b".repeat(64)),
+            ]
+            .into(),
+        }),
+    };
+    let env = terroir::attest::erasure::sign(&record, &key).unwrap();
+    let path = dir.join("erasure-record.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&env).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn an_erasure_record_verifies_and_says_what_was_erased_after_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = erasure_record(dir.path());
+    let verify = |pubkey: &str, path: &Path, json: bool| {
+        let mut cmd = terroir();
+        cmd.args(["attest", "verify"])
+            .arg(path)
+            .arg("--pubkey")
+            .arg(dir.path().join(pubkey));
+        if json {
+            cmd.args(["--output", "json"]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stdout, stderr) = verify("key.pub", &record, false);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for said in [
+        "valid signature by ed25519:",
+        "erasure record of acme-crm (baremetal target), 2026-12-05T10:00:00Z to 2026-12-05T10:03:00Z",
+        "2 items removed, 1 kept, 1 failed",
+        "kept [db1] data /var/lib/postgresql/15/main: data: removed only with --delete-data",
+        "not removed [app1] directory /srv/acme-crm: Device or resource busy",
+        "follows the export /srv/exports/acme-crm, finished 2026-12-05T",
+        &format!("manifest.json sha256 {}", "b".repeat(64)),
+    ] {
+        assert!(stdout.contains(said), "{said:?} in:\n{stdout}");
+    }
+    let (code, stdout, _) = verify("key.pub", &record, true);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (&v["valid"], &v["kind"], &v["platform"], &v["target"]),
+        (
+            &Value::Bool(true),
+            &Value::from("erasure"),
+            &Value::from("acme-crm"),
+            &Value::from("baremetal")
+        ),
+        "{v:#}"
+    );
+    assert_eq!(
+        (&v["removed"], &v["kept"], &v["failed"]),
+        (&Value::from(2), &Value::from(1), &Value::from(1))
+    );
+    assert_eq!(
+        v["keptItems"][0]["why"],
+        "data: removed only with --delete-data"
+    );
+    assert_eq!(v["failedItems"][0]["failed"], "Device or resource busy");
+    assert_eq!(v["follows"]["kind"], "export");
+    assert_eq!(v["follows"]["digests"]["SHA256SUMS"], "a".repeat(64));
+    assert_eq!(v["finished"], "2026-12-05T10:03:00Z");
+
+    // An implementation independent of terroir's verifies it, and sees the erasure predicate
+    // and the export's files as its subjects.
+    let out = Std::new("python3")
+        .arg(root().join("tests/attest/verify_dsse.py"))
+        .arg(&record)
+        .arg(dir.path().join("key.pub"))
+        .arg(dir.path().join("key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        said["predicateType"],
+        "https://terroir.eu/attestation/erasure/v1"
+    );
+    assert_eq!(said["subjects"], 2);
+
+    // Tampered: one item fewer said to have failed. Refused as an assessment would be.
+    let env = envelope(&record);
+    let mut st = statement(&env);
+    st["predicate"]["failed"] = Value::Array(vec![]);
+    let mut forged = env.clone();
+    forged["payload"] = Value::String(
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&st).unwrap()),
+    );
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_string(&forged).unwrap()).unwrap();
+    let (code, stdout, stderr) = verify("key.pub", &tampered, false);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("signature does not match"), "{stderr}");
+    assert!(!stdout.contains("valid signature"), "{stdout}");
+    let independent = Std::new("python3")
+        .arg(root().join("tests/attest/verify_dsse.py"))
+        .arg(&tampered)
+        .arg(dir.path().join("key.pub"))
+        .output()
+        .unwrap();
+    assert!(!independent.status.success(), "refused independently too");
+
+    // Another key: refused, and said so to scripts.
+    let out = terroir()
+        .args(["keygen", "--out"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (code, stdout, stderr) = verify("other.pub", &record, true);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("signature does not match"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("\"valid\": false")
+            || format!("{stdout}{stderr}").contains("\"valid\":false"),
+        "{stdout}{stderr}"
+    );
+
+    // A record attests no rendered tree.
+    let out = terroir()
+        .args(["attest", "verify"])
+        .arg(&record)
+        .arg("--pubkey")
+        .arg(dir.path().join("key.pub"))
+        .arg("--against")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("an erasure record attests no rendered tree"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

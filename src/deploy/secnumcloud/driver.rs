@@ -101,7 +101,7 @@ fn public_key(doc: &Path, sc: &SecNumCloudTarget) -> Option<String> {
         .map(|k| k.trim().to_owned())
 }
 
-fn parse(
+pub(super) fn parse(
     tool: &terraform::Tool,
     what: &'static str,
     expected: &'static str,
@@ -115,21 +115,12 @@ fn parse(
     })
 }
 
-/// init, plan, show, the gate; in apply mode, apply exactly the saved plan and read the outputs
-/// into the document the next driver deploys.
-fn provision(
+/// The platform's working directory written from the rendered tree and initialised with the
+/// command line's backend settings, as every run of the tool needs it: (the tool, the directory).
+pub(super) fn initialised(
     work: &Work<'_>,
-) -> Result<(CloudReport, Option<crate::document::Loaded>), DeployError> {
-    let sc = work
-        .loaded
-        .platform
-        .spec
-        .target
-        .secnumcloud()
-        .ok_or(DeployError::WrongTarget {
-            driver: "secnumcloud",
-            kind: work.loaded.platform.spec.target.kind(),
-        })?;
+    sc: &SecNumCloudTarget,
+) -> Result<(terraform::Tool, PathBuf), DeployError> {
     let settings = &work.settings.cloud;
     let doc = document(work);
     let tool = terraform::find_tool(settings.tf_binary.as_deref())?;
@@ -174,6 +165,35 @@ fn provision(
             .map(|b| format!("-backend-config={b}")),
     );
     runner.run(&init, false)?;
+    Ok((tool, dir))
+}
+
+/// The SecNumCloud target of the document the work is on.
+pub(super) fn target<'w>(work: &Work<'w>) -> Result<&'w SecNumCloudTarget, DeployError> {
+    work.loaded
+        .platform
+        .spec
+        .target
+        .secnumcloud()
+        .ok_or(DeployError::WrongTarget {
+            driver: "secnumcloud",
+            kind: work.loaded.platform.spec.target.kind(),
+        })
+}
+
+/// init, plan, show, the gate; in apply mode, apply exactly the saved plan and read the outputs
+/// into the document the next driver deploys.
+fn provision(
+    work: &Work<'_>,
+) -> Result<(CloudReport, Option<crate::document::Loaded>), DeployError> {
+    let sc = target(work)?;
+    let doc = document(work);
+    let (tool, dir) = initialised(work, sc)?;
+    let runner = Runner {
+        tool: &tool,
+        dir: &dir,
+        events: work.events,
+    };
     let plan_args: Vec<String> = [
         "plan",
         "-input=false",

@@ -3,7 +3,8 @@
 //!
 //! `terraform.rs` runs the tool in the platform's working directory; `driver.rs` is the driver
 //! (init, plan, show, the gate on the plan and the backend, apply of exactly the saved plan,
-//! outputs); `handover.rs` turns the outputs into the document the next driver deploys.
+//! outputs); `handover.rs` turns the outputs into the document the next driver deploys;
+//! `lifecycle.rs` destroys (the platform handed over, then the cloud's resources) and rolls back.
 
 pub mod driver;
 pub mod handover;
@@ -77,6 +78,10 @@ pub enum CloudError {
     NoKubeconfig,
     #[error("`deploy: vms` needs `ssh` settings")]
     NoSsh,
+    #[error(
+        "the cloud's Terraform state hands no platform over for {platform} (no resources, or outputs naming no host or cluster): there is nothing to reach on it; `terroir apply` provisions and deploys it"
+    )]
+    NothingHandedOver { platform: String },
 }
 
 /// One resource the plan creates, changes or deletes.
