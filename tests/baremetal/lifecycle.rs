@@ -58,17 +58,14 @@ fn text(out: &std::process::Output) -> String {
 }
 
 fn json_of(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
 }
 
 /// The example's ACME CA left out, its public name kept: nginx serves the platform CA's
 /// certificate for it.
 fn without_acme_ca(t: &str) -> String {
     let start = t.find("    acmeCa:\n").unwrap();
-    let end = start
-        + t[start..].find("      country: GR\n").unwrap()
-        + "      country: GR\n".len();
+    let end = start + t[start..].find("      country: GR\n").unwrap() + "      country: GR\n".len();
     format!("{}{}", &t[..start], &t[end..])
 }
 
@@ -144,7 +141,17 @@ fn history(host: &str) -> Vec<Value> {
 /// An HTTPS request through a front, as a client of the public name makes it.
 fn https(method: &str, front: &str, path: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-sk", "-m", "30", "-X", method, "-o", "-", "-w", "\n%{http_code}"])
+        .args([
+            "-sk",
+            "-m",
+            "30",
+            "-X",
+            method,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
         .arg(format!("https://{front}{path}"))
         .args(["-H", "Host: crm.acme.example.fr"])
         .output()
@@ -165,7 +172,15 @@ impl Load {
                 .iter()
                 .map(|front| {
                     Command::new("wrk")
-                        .args(["-t1", "-c4", "-d3600s", "--timeout", "10s", "-H", "Host: crm.acme.example.fr"])
+                        .args([
+                            "-t1",
+                            "-c4",
+                            "-d3600s",
+                            "--timeout",
+                            "10s",
+                            "-H",
+                            "Host: crm.acme.example.fr",
+                        ])
                         .arg(format!("https://{front}/healthz"))
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
@@ -189,7 +204,12 @@ impl Load {
                     .lines()
                     .find_map(|l| l.trim().split_once(" requests in "))
                     .and_then(|(n, _)| n.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("wrk's summary: {summary}\n{}", String::from_utf8_lossy(&out.stderr)));
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "wrk's summary: {summary}\n{}",
+                            String::from_utf8_lossy(&out.stderr)
+                        )
+                    });
                 let failures = summary
                     .lines()
                     .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
@@ -203,7 +223,13 @@ impl Load {
 
 fn no_request_failed(load: Vec<(u64, Vec<String>)>, during: &str) {
     for (front, (requests, failures)) in FRONTS.iter().zip(load) {
-        assert!(requests > 0, "wrk sent nothing through {front} during {during}");
+        eprintln!(
+            "wrk through {front} during {during}: {requests} requests, failures {failures:?}"
+        );
+        assert!(
+            requests > 0,
+            "wrk sent nothing through {front} during {during}"
+        );
         assert!(
             failures.is_empty(),
             "{front}: requests failed during {during} ({requests} sent): {failures:?}"
@@ -213,8 +239,7 @@ fn no_request_failed(load: Vec<(u64, Vec<String>)>, during: &str) {
 
 #[test]
 fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing() {
-    let mut hosts = TestHosts::installed(3);
-    hosts.hand_over("DEBUG-lifecycle");
+    let hosts = TestHosts::installed(3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (_moto, ca) = common::s3::start(dir, &[], "198.18.0.1", 9443, 9444, BUCKET, REGION);
@@ -226,21 +251,36 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     let out = run(&["apply", "FILE"], &doc);
     assert!(out.status.success(), "first apply: {}", text(&out));
     for front in FRONTS {
-        eventually(Duration::from_secs(60), "the application through nginx", || {
-            match https("GET", front, "/healthz") {
+        eventually(
+            Duration::from_secs(60),
+            "the application through nginx",
+            || match https("GET", front, "/healthz") {
                 (200, _) => Ok(()),
                 other => Err(format!("{other:?}")),
-            }
-        });
+            },
+        );
     }
 
     // No backup and no export yet: destroy is refused, and changes nothing.
     let key = dir.join("attest.key");
-    let out = terroir().args(["keygen", "--out"]).arg(&key).output().unwrap();
+    let out = terroir()
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let key_arg = key.display().to_string();
     let out = run(
-        &["--output", "json", "destroy", "FILE", "--delete-data", "--key", &key_arg, "--yes"],
+        &[
+            "--output",
+            "json",
+            "destroy",
+            "FILE",
+            "--delete-data",
+            "--key",
+            &key_arg,
+            "--yes",
+        ],
         &doc,
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -251,7 +291,12 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     );
     let out = run(&["--output", "json", "plan", "FILE"], &doc);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(json_of(&out)["changed"], 0, "destroy changed nothing: {}", text(&out));
+    assert_eq!(
+        json_of(&out)["changed"],
+        0,
+        "destroy changed nothing: {}",
+        text(&out)
+    );
     assert!(!dir.join("erasure-record.json").exists());
 
     // A good release, rolled out under load through both fronts: no request fails, and the
@@ -270,20 +315,34 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     for h in ["h2", "h3"] {
         assert_eq!(current(h), second.1, "{h}");
         let last = history(h).pop().unwrap();
-        assert_eq!((last["release"].as_str(), last["from"].as_str()), (Some(second.1.as_str()), Some(first.1.as_str())), "{h}");
+        assert_eq!(
+            (last["release"].as_str(), last["from"].as_str()),
+            (Some(second.1.as_str()), Some(first.1.as_str())),
+            "{h}"
+        );
         assert!(
-            last["restorePoint"]["name"].as_str().unwrap_or_default().starts_with("terroir-"),
+            last["restorePoint"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("terroir-"),
             "{h}: {last}"
         );
     }
-    assert!(text(&out).contains("restore point terroir-"), "{}", text(&out));
+    assert!(
+        text(&out).contains("restore point terroir-"),
+        "{}",
+        text(&out)
+    );
 
     // A release whose application does not start: web1 goes back to the second release by
     // itself, web2 is never touched, and both fronts keep serving.
     let broken = release(dir, &base, "broken.tar.gz", "#!/bin/sh\nexit 1\n");
     let web2_before = history("h3");
     let load = Load::start();
-    let out = run(&["--output", "json", "apply", "FILE"], &variant_of(&doc, &first, &broken));
+    let out = run(
+        &["--output", "json", "apply", "FILE"],
+        &variant_of(&doc, &first, &broken),
+    );
     let seen = load.stop();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     no_request_failed(seen, "the broken release's rollout");
@@ -302,13 +361,19 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     let web1 = error("web1");
     let short = |r: &(String, String)| r.1[..12].to_owned();
     assert!(
-        web1.contains(&format!("release {} failed its health check on web1", short(&broken)))
-            && web1.contains("GET http://127.0.0.1:8080/healthz")
+        web1.contains(&format!(
+            "release {} failed its health check on web1",
+            short(&broken)
+        )) && web1.contains("GET http://127.0.0.1:8080/healthz")
             && web1.contains(&format!("switched back to release {}", short(&second))),
         "{web1}"
     );
     assert!(error("web2").contains("not switched"), "{report:#}");
-    assert_eq!(current("h2"), second.1, "web1 runs the second release again");
+    assert_eq!(
+        current("h2"),
+        second.1,
+        "web1 runs the second release again"
+    );
     assert_eq!(history("h2").pop().unwrap()["by"], "switch-back");
     assert_eq!(current("h3"), second.1);
     assert_eq!(history("h3"), web2_before, "web2 never changed");
@@ -330,18 +395,29 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
         let (code, body) = https("POST", FRONTS[i % 2], &format!("/rows?value=after-{i}"));
         assert_eq!(code, 201, "{body}");
     }
-    assert_eq!(sql("select count(*) from information_schema.columns where table_name = 'smoke_rows' and column_name = 'note'"), "1");
+    assert_eq!(
+        sql(
+            "select count(*) from information_schema.columns where table_name = 'smoke_rows' and column_name = 'note'"
+        ),
+        "1"
+    );
 
     // Without --yes, the rollback states what the data loses, and changes nothing.
     let third_doc = variant_of(&doc, &first, &third);
-    let out = run(&["--output", "json", "rollback", "FILE", "--with-data"], &third_doc);
+    let out = run(
+        &["--output", "json", "rollback", "FILE", "--with-data"],
+        &third_doc,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let stated = json_of(&out);
     assert_eq!(stated["changed"], false, "{stated:#}");
     assert_eq!(stated["to"], second.1.as_str());
     let tables = stated["loss"]["tables"].as_array().unwrap();
     assert_eq!(
-        tables.iter().map(|t| (t["table"].as_str().unwrap(), t["rows"].as_u64().unwrap())).collect::<Vec<_>>(),
+        tables
+            .iter()
+            .map(|t| (t["table"].as_str().unwrap(), t["rows"].as_u64().unwrap()))
+            .collect::<Vec<_>>(),
         [("public.smoke_rows", 3)],
         "{stated:#}"
     );
@@ -350,7 +426,12 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     assert_eq!(sql("select count(*) from smoke_rows"), "8");
 
     // With --yes: said first, then done; the second release runs against the database as it was.
+    let started = std::time::Instant::now();
     let out = run(&["rollback", "FILE", "--with-data", "--yes"], &third_doc);
+    eprintln!(
+        "rollback --with-data --yes took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     let statement = said
@@ -367,23 +448,57 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
         sql("select string_agg(value, ',' order by id) from smoke_rows"),
         "before-0,before-1,before-2,before-3,before-4"
     );
-    assert_eq!(sql("select count(*) from information_schema.columns where table_name = 'smoke_rows' and column_name = 'note'"), "0");
+    assert_eq!(
+        sql(
+            "select count(*) from information_schema.columns where table_name = 'smoke_rows' and column_name = 'note'"
+        ),
+        "0"
+    );
     for front in FRONTS {
-        assert_eq!(https("GET", front, "/rows/count"), (200, "5\n".to_owned()), "{front}");
+        assert_eq!(
+            https("GET", front, "/rows/count"),
+            (200, "5\n".to_owned()),
+            "{front}"
+        );
     }
 
     // destroy: its plan, then carried out; nothing of terroir's left but what the plan keeps.
-    let out = run(&["--output", "json", "destroy", "FILE", "--delete-data"], &doc);
+    let out = run(
+        &["--output", "json", "destroy", "FILE", "--delete-data"],
+        &doc,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let plan = json_of(&out);
     let items = plan["plan"]["items"].as_array().unwrap().clone();
-    assert!(plan["follows"]["kind"] == "backup", "a recent backup: {plan:#}");
-    assert!(items.iter().any(|i| i["kind"] == "backups" && i["action"] == "remove"), "{plan:#}");
+    assert!(
+        plan["follows"]["kind"] == "backup",
+        "a recent backup: {plan:#}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["kind"] == "backups" && i["action"] == "remove"),
+        "{plan:#}"
+    );
     let record = dir.join("erasure-record.json");
     let record_arg = record.display().to_string();
+    let started = std::time::Instant::now();
     let out = run(
-        &["destroy", "FILE", "--delete-data", "--key", &key_arg, "--record", &record_arg, "--yes"],
+        &[
+            "destroy",
+            "FILE",
+            "--delete-data",
+            "--key",
+            &key_arg,
+            "--record",
+            &record_arg,
+            "--yes",
+        ],
         &doc,
+    );
+    eprintln!(
+        "destroy --delete-data --yes took {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     assert!(out.status.success(), "destroy: {}", text(&out));
     check_left(&hosts, &items);
@@ -402,23 +517,47 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
         .args(["--pubkey", &pubkey])
         .output()
         .unwrap();
-    assert!(out.status.success(), "the erasure record verifies: {}", text(&out));
-    let out = run(&["destroy", "FILE", "--delete-data", "--key", &key_arg, "--yes"], &doc);
+    assert!(
+        out.status.success(),
+        "the erasure record verifies: {}",
+        text(&out)
+    );
+    let out = run(
+        &[
+            "destroy",
+            "FILE",
+            "--delete-data",
+            "--key",
+            &key_arg,
+            "--yes",
+        ],
+        &doc,
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("nothing of acme-crm is left to destroy"), "{}", text(&out));
+    assert!(
+        text(&out).contains("nothing of acme-crm is left to destroy"),
+        "{}",
+        text(&out)
+    );
 
     // And a new apply deploys the platform again, from nothing.
     let out = run(&["apply", "FILE"], &doc);
     assert!(out.status.success(), "apply after destroy: {}", text(&out));
     for front in FRONTS {
-        eventually(Duration::from_secs(60), "the application again", || {
-            match https("POST", front, "/rows?value=again") {
+        eventually(
+            Duration::from_secs(60),
+            "the application again",
+            || match https("POST", front, "/rows?value=again") {
                 (201, _) => Ok(()),
                 other => Err(format!("{other:?}")),
-            }
-        });
+            },
+        );
     }
-    assert_eq!(sql("select count(*) from smoke_rows"), "2", "a new database");
+    assert_eq!(
+        sql("select count(*) from smoke_rows"),
+        "2",
+        "a new database"
+    );
 }
 
 /// The document naming `to` as its release instead of `from`.
@@ -426,11 +565,7 @@ fn variant_of(doc: &Path, from: &(String, String), to: &(String, String)) -> Pat
     let text = std::fs::read_to_string(doc).unwrap();
     let name = format!("platform-{}.yaml", &to.1[..12]);
     let path = doc.with_file_name(name);
-    std::fs::write(
-        &path,
-        text.replace(&from.0, &to.0).replace(&from.1, &to.1),
-    )
-    .unwrap();
+    std::fs::write(&path, text.replace(&from.0, &to.0).replace(&from.1, &to.1)).unwrap();
     path
 }
 
@@ -460,12 +595,20 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
             ("user", "remove") => format!("! id -u '{what}' >/dev/null 2>&1"),
             ("service", "stop") => format!("! ls /etc/rc2.d/S??'{what}' >/dev/null 2>&1"),
             ("firewall", "remove") => "! nft list table inet terroir >/dev/null 2>&1".into(),
-            ("data", "remove") if what.starts_with("/var/lib/postgresql/") => format!("[ \"$(ls {what}/base | wc -l)\" = 3 ]"),
+            ("data", "remove") if what.starts_with("/var/lib/postgresql/") => {
+                format!("[ \"$(ls {what}/base | wc -l)\" = 3 ]")
+            }
             ("data", "remove") => format!("[ -z \"$(ls -A '{what}' 2>/dev/null)\" ]"),
             ("package", "keep") => format!("dpkg-query -W '{what}' >/dev/null"),
             _ => continue,
         };
-        on_host(&host, &format!("{check} || {{ echo '{place}: {kind} {what} is not as its plan said ({})' >&2; exit 1; }}", item["action"]));
+        on_host(
+            &host,
+            &format!(
+                "{check} || {{ echo '{place}: {kind} {what} is not as its plan said ({})' >&2; exit 1; }}",
+                item["action"]
+            ),
+        );
     }
     let state = hosts.dir().parent().unwrap().to_owned();
     for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
@@ -477,14 +620,15 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
             .filter(|c| !["sshd", "rsyslogd", "cron", "bash", "ps"].contains(&c.as_str()))
             .collect();
         assert!(running.is_empty(), "{place} still runs {running:?}");
-        let before: BTreeSet<String> = std::fs::read_to_string(state.join(host).join("baseline-paths"))
-            .unwrap()
-            .lines()
-            .map(|l| match l.trim_start_matches('.') {
-                "" => "/".to_owned(),
-                p => p.to_owned(),
-            })
-            .collect();
+        let before: BTreeSet<String> =
+            std::fs::read_to_string(state.join(host).join("baseline-paths"))
+                .unwrap()
+                .lines()
+                .map(|l| match l.trim_start_matches('.') {
+                    "" => "/".to_owned(),
+                    p => p.to_owned(),
+                })
+                .collect();
         let now = on_host(host, "find / -xdev | sort");
         let mut left = Vec::new();
         for path in now.lines() {
@@ -498,7 +642,10 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
                 left.push(path.to_owned());
             }
         }
-        assert!(left.is_empty(), "{place} holds what no plan item keeps: {left:#?}");
+        assert!(
+            left.is_empty(),
+            "{place} holds what no plan item keeps: {left:#?}"
+        );
         // the files changed since, whatever made them: none names the platform
         let named = on_host(
             host,
@@ -507,15 +654,28 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
         let named: Vec<&str> = named
             .lines()
             .filter(|p| !the_hosts_own(p))
-            .filter(|p| !kept.iter().any(|(pl, k)| pl == place && (p == k || p.starts_with(&format!("{k}/")))))
+            .filter(|p| {
+                !kept
+                    .iter()
+                    .any(|(pl, k)| pl == place && (p == k || p.starts_with(&format!("{k}/"))))
+            })
             .collect();
-        assert!(named.is_empty(), "{place}: files still naming the platform: {named:#?}");
+        assert!(
+            named.is_empty(),
+            "{place}: files still naming the platform: {named:#?}"
+        );
     }
 }
 
 /// An item's path: the first word of what it names (data items say what they hold after it).
 fn path_of(item: &Value) -> String {
-    item["what"].as_str().unwrap().split(' ').next().unwrap().to_owned()
+    item["what"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn host_of(place: &str) -> String {

@@ -85,7 +85,10 @@ fn psql(conn: &Connection, host: &str, port: u32, db: &str, sql: &str) -> Result
 /// restore point, after a full backup when the repository has none), its WAL archived. `None`
 /// when no running release changes, or when the platform keeps no backups (said as a warning:
 /// the data of this upgrade cannot be rolled back).
-pub fn restore_point_before(work: &Work<'_>, site: &Site) -> Result<Option<RestorePoint>, DeployError> {
+pub fn restore_point_before(
+    work: &Work<'_>,
+    site: &Site,
+) -> Result<Option<RestorePoint>, DeployError> {
     let Some((artifact, hosts)) = releases(&site.plan) else {
         return Ok(None);
     };
@@ -166,13 +169,23 @@ pub fn restore_point_before(work: &Work<'_>, site: &Site) -> Result<Option<Resto
         backup,
     };
     // the segment holding the restore point closed and archived: a restore can reach it
-    psql(&conn, &primary, db.port, "postgres", "select pg_switch_wal()").map_err(failed)?;
-    let check = format!(
-        "select coalesce(last_archived_wal >= '{wal}', false) from pg_stat_archiver"
-    );
+    psql(
+        &conn,
+        &primary,
+        db.port,
+        "postgres",
+        "select pg_switch_wal()",
+    )
+    .map_err(failed)?;
+    let check =
+        format!("select coalesce(last_archived_wal >= '{wal}', false) from pg_stat_archiver");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        if psql(&conn, &primary, db.port, "postgres", &check).map_err(failed)?.trim() == "t" {
+        if psql(&conn, &primary, db.port, "postgres", &check)
+            .map_err(failed)?
+            .trim()
+            == "t"
+        {
             break;
         }
         if std::time::Instant::now() > deadline {
@@ -339,8 +352,12 @@ fn switch(
         "GET http://127.0.0.1:{}{} on the host",
         app.rollout.health_port, app.rollout.health_path
     );
-    let took = rollout::healthy(conn, &app.rollout, rollout::HEALTH_DEADLINE)
-        .map_err(|why| format!("release {} failed its health check ({check}): {why}", short(release)))?;
+    let took = rollout::healthy(conn, &app.rollout, rollout::HEALTH_DEADLINE).map_err(|why| {
+        format!(
+            "release {} failed its health check ({check}): {why}",
+            short(release)
+        )
+    })?;
     Ok(format!(
         "release {} runs, healthy after {:.1} s ({check})",
         short(release),
@@ -410,7 +427,11 @@ fn roll_back(work: &Work<'_>, request: &rollback::Request) -> Result<Report, Dep
         if !app.kept.contains(&target) {
             return Err(DeployError::Release(release::ReleaseError::Unknown(
                 format!("{} on {}", short(&target), app.host.name),
-                app.kept.iter().map(|k| short(k).to_owned()).collect::<Vec<_>>().join(", "),
+                app.kept
+                    .iter()
+                    .map(|k| short(k).to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )));
         }
     }
@@ -460,7 +481,10 @@ fn roll_back(work: &Work<'_>, request: &rollback::Request) -> Result<Report, Dep
                 &conn,
                 &app.host.name,
                 "stopping the application",
-                &format!("{SVC} svc {} stop >/dev/null", shell_quote(&app.rollout.service)),
+                &format!(
+                    "{SVC} svc {} stop >/dev/null",
+                    shell_quote(&app.rollout.service)
+                ),
             );
             report.steps.push(RollbackStep {
                 place: app.host.name.clone(),
@@ -473,7 +497,10 @@ fn roll_back(work: &Work<'_>, request: &rollback::Request) -> Result<Report, Dep
                 return Ok(report);
             }
         }
-        work.events.note(&format!("restoring the database to {} ({})", point.name, point.time));
+        work.events.note(&format!(
+            "restoring the database to {} ({})",
+            point.name, point.time
+        ));
         let restored = crate::backup::hosts::restore(
             &site,
             None,
@@ -533,8 +560,14 @@ fn roll_back(work: &Work<'_>, request: &rollback::Request) -> Result<Report, Dep
                     "the database is restored; the hosts after it were not switched".to_owned()
                 } else {
                     match switch(&conn, app, &app.current, &target, "switch-back", None) {
-                        Ok(_) => format!("switched back to release {}, which answers", short(&app.current)),
-                        Err(again) => format!("switching back to release {} failed too: {again}", short(&app.current)),
+                        Ok(_) => format!(
+                            "switched back to release {}, which answers",
+                            short(&app.current)
+                        ),
+                        Err(again) => format!(
+                            "switching back to release {} failed too: {again}",
+                            short(&app.current)
+                        ),
                     }
                 };
                 report.steps.push(RollbackStep {
@@ -593,8 +626,14 @@ fn data_places(site: &Site, host: &str) -> Vec<(String, &'static str)> {
         out.push((read.path, what));
     }
     let db = &site.resolved.components.database;
-    if db.managed && db.highly_available && site.hosts_with(Role::Consensus).iter().any(|h| h == host) {
-        out.push((format!("/var/lib/etcd/{}", site.name()), "the database cluster's consensus state (etcd)"));
+    if db.managed
+        && db.highly_available
+        && site.hosts_with(Role::Consensus).iter().any(|h| h == host)
+    {
+        out.push((
+            format!("/var/lib/etcd/{}", site.name()),
+            "the database cluster's consensus state (etcd)",
+        ));
     }
     out
 }
@@ -612,7 +651,9 @@ const WITHOUT_DELETE_DATA: &str = "data: kept without --delete-data";
 /// Every candidate item of one host, in the order destroy handles them.
 fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<Candidate> {
     let place = host.name.as_str();
-    let keep = |why: &str| Action::Keep { why: why.to_owned() };
+    let keep = |why: &str| Action::Keep {
+        why: why.to_owned(),
+    };
     let q = shell_quote;
     let data = data_places(site, &host.name);
     let is_data = |path: &str| data.iter().any(|(d, _)| under(path, d) || under(d, path));
@@ -629,16 +670,27 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         let s3 = site.resolved.endpoints.backup_s3.as_ref();
         let bucket = s3.map(|s| s.bucket.clone()).unwrap_or_default();
         let what = format!("s3://{bucket}{} (stanza {})", ctx.repo_path, ctx.stanza);
-        let base = format!("runuser -u postgres -- pgbackrest --stanza={}", q(&ctx.stanza));
+        let base = format!(
+            "runuser -u postgres -- pgbackrest --stanza={}",
+            q(&ctx.stanza)
+        );
         if options.delete_data {
             push(
                 Item::new(place, Kind::Backups, what, Action::Remove),
-                format!("command -v pgbackrest >/dev/null && [ -r {} ] && {base} --output=json info | grep -q '\"label\"'", q(&ctx.secrets_conf)),
+                format!(
+                    "command -v pgbackrest >/dev/null && [ -r {} ] && {base} --output=json info | grep -q '\"label\"'",
+                    q(&ctx.secrets_conf)
+                ),
                 format!("{base} stop >/dev/null 2>&1 || true; {base} --force stanza-delete"),
             );
         } else {
             push(
-                Item::new(place, Kind::Backups, what, keep("backups: kept without --delete-data")),
+                Item::new(
+                    place,
+                    Kind::Backups,
+                    what,
+                    keep("backups: kept without --delete-data"),
+                ),
                 "true".into(),
                 String::new(),
             );
@@ -660,7 +712,9 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         if let Step::Service { service, .. } = step {
             let s = q(&service.name);
             let action = if SYSTEM_SERVICES.contains(&service.name.as_str()) {
-                keep("a service of the host itself (its logs, its scheduled jobs), which other uses of the host rely on")
+                keep(
+                    "a service of the host itself (its logs, its scheduled jobs), which other uses of the host rely on",
+                )
             } else {
                 Action::Stop
             };
@@ -680,12 +734,17 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
     // data
     for (path, what) in &data {
         let p = q(path);
-        let pg = db.managed && !db.highly_available && *path == crate::reversibility::inventory::postgres_data_dir(db.version);
+        let pg = db.managed
+            && !db.highly_available
+            && *path == crate::reversibility::inventory::postgres_data_dir(db.version);
         let (label, act) = if pg {
             // the package's cluster goes, and an empty one as the package makes it comes back:
             // the next apply configures it as on a host just installed
             (
-                format!("{path} ({what}; an empty cluster is made in its place, as the postgresql-{} package makes it)", db.version),
+                format!(
+                    "{path} ({what}; an empty cluster is made in its place, as the postgresql-{} package makes it)",
+                    db.version
+                ),
                 format!(
                     "pg_dropcluster --stop {v} main; pg_createcluster {v} main >/dev/null",
                     v = db.version
@@ -695,7 +754,10 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
             (format!("{path} ({what})"), format!("rm -rf {p}"))
         } else {
             // a package's directory: what is in it goes
-            (format!("{path} ({what})"), format!("find {p} -mindepth 1 -delete"))
+            (
+                format!("{path} ({what})"),
+                format!("find {p} -mindepth 1 -delete"),
+            )
         };
         let present = if pg {
             // a cluster as the package makes it holds three databases (template0, template1,
@@ -713,7 +775,9 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
     }
     // files and secrets
     let pg_config = |path: &str| {
-        db.managed && !db.highly_available && under(path, &format!("/etc/postgresql/{}/main", db.version))
+        db.managed
+            && !db.highly_available
+            && under(path, &format!("/etc/postgresql/{}/main", db.version))
     };
     // PostgreSQL's configuration stays with the data it serves
     let kept_config = |path: &str| !options.delete_data && pg_config(path);
@@ -725,7 +789,14 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         };
         if dest == "/etc/resolv.conf" {
             push(
-                Item::new(place, kind, dest, keep("the host's resolver configuration: removing it would leave the host without name resolution")),
+                Item::new(
+                    place,
+                    kind,
+                    dest,
+                    keep(
+                        "the host's resolver configuration: removing it would leave the host without name resolution",
+                    ),
+                ),
                 format!("[ -e {} ]", q(dest)),
                 String::new(),
             );
@@ -749,7 +820,11 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         } else {
             format!("put_back {0} && prune_up {0}", q(dest))
         };
-        push(Item::new(place, kind, dest, action), format!("ours {}", q(dest)), act);
+        push(
+            Item::new(place, kind, dest, action),
+            format!("ours {}", q(dest)),
+            act,
+        );
     }
     // the files commands made (keys that never left the host)
     for step in &host.steps {
@@ -802,7 +877,10 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
     // accounts
     for step in &host.steps {
         if let Step::User { user, .. } = step {
-            let owns_kept = !options.delete_data && data.iter().any(|(d, _)| user.home.as_deref().is_some_and(|h| under(d, h)));
+            let owns_kept = !options.delete_data
+                && data
+                    .iter()
+                    .any(|(d, _)| user.home.as_deref().is_some_and(|h| under(d, h)));
             let action = if owns_kept {
                 keep("owns the application's data, kept without --delete-data")
             } else {
@@ -816,9 +894,18 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
         }
     }
     // firewall rules
-    if host.steps.iter().any(|s| matches!(s, Step::Firewall { .. })) {
+    if host
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Firewall { .. }))
+    {
         push(
-            Item::new(place, Kind::Firewall, "nftables table inet terroir", Action::Remove),
+            Item::new(
+                place,
+                Kind::Firewall,
+                "nftables table inet terroir",
+                Action::Remove,
+            ),
             "nft list table inet terroir >/dev/null 2>&1".into(),
             "nft delete table inet terroir".into(),
         );
@@ -834,8 +921,14 @@ fn candidates(site: &Site, host: &HostPlan, options: &destroy::Options) -> Vec<C
                 };
                 push(
                     Item::new(place, Kind::Package, name, action),
-                    format!("dpkg-query -W -f='${{Status}}' {} 2>/dev/null | grep -q 'ok installed'", q(name)),
-                    format!("DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq {} >/dev/null", q(name)),
+                    format!(
+                        "dpkg-query -W -f='${{Status}}' {} 2>/dev/null | grep -q 'ok installed'",
+                        q(name)
+                    ),
+                    format!(
+                        "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq {} >/dev/null",
+                        q(name)
+                    ),
                 );
             }
         }
@@ -870,7 +963,10 @@ put_back() { s=$(shipped "$1"); rm -f "$1"; [ -n "$s" ] || return 0; v=$(dpkg-qu
 fn present(conn: &Connection, host: &str, candidates: &[Candidate]) -> Result<Vec<bool>, String> {
     let mut script = FUNCTIONS.to_owned();
     for (i, c) in candidates.iter().enumerate() {
-        script.push_str(&format!("if ( {} ) >/dev/null 2>&1; then echo {i}; fi\n", c.present));
+        script.push_str(&format!(
+            "if ( {} ) >/dev/null 2>&1; then echo {i}; fi\n",
+            c.present
+        ));
     }
     let out = on(conn, host, "looking for what the platform left", &script)?;
     let found: BTreeSet<usize> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
@@ -878,14 +974,23 @@ fn present(conn: &Connection, host: &str, candidates: &[Candidate]) -> Result<Ve
 }
 
 /// What is there of the platform on every host, as candidates.
-fn found(site: &Site, options: &destroy::Options) -> Result<Vec<(String, Vec<Candidate>)>, DeployError> {
+fn found(
+    site: &Site,
+    options: &destroy::Options,
+) -> Result<Vec<(String, Vec<Candidate>)>, DeployError> {
     let results = crate::parallel::in_parallel(&site.plan.hosts, 8, |host| {
         let all = candidates(site, host, options);
-        let conn = site.connect(&host.name).map_err(|e| (host.name.clone(), crate::text::error_chain(&e)))?;
+        let conn = site
+            .connect(&host.name)
+            .map_err(|e| (host.name.clone(), crate::text::error_chain(&e)))?;
         let there = present(&conn, &host.name, &all).map_err(|e| (host.name.clone(), e))?;
         Ok((
             host.name.clone(),
-            all.into_iter().zip(there).filter(|(_, p)| *p).map(|(c, _)| c).collect(),
+            all.into_iter()
+                .zip(there)
+                .filter(|(_, p)| *p)
+                .map(|(c, _)| c)
+                .collect(),
         ))
     });
     results
@@ -913,7 +1018,10 @@ fn last_backup(site: &Site) -> Option<destroy::FinalCopy> {
     })
 }
 
-pub async fn inventory(work: &Work<'_>, options: &destroy::Options) -> Result<destroy::Plan, DeployError> {
+pub async fn inventory(
+    work: &Work<'_>,
+    options: &destroy::Options,
+) -> Result<destroy::Plan, DeployError> {
     tokio::task::block_in_place(|| {
         let site = Site::from_work(work).map_err(site_error)?;
         let items = found(&site, options)?
@@ -947,7 +1055,10 @@ pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>,
                     return candidates
                         .iter()
                         .filter(|c| !c.item.kept())
-                        .map(|c| Done { item: c.item.clone(), failed: Some(why.clone()) })
+                        .map(|c| Done {
+                            item: c.item.clone(),
+                            failed: Some(why.clone()),
+                        })
                         .collect();
                 }
             };
@@ -956,7 +1067,12 @@ pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>,
                     // appeared since the plan was shown: not in what was confirmed
                     continue;
                 }
-                let r = on(&conn, host, &describe(&c.item), &format!("{FUNCTIONS}{}", c.act));
+                let r = on(
+                    &conn,
+                    host,
+                    &describe(&c.item),
+                    &format!("{FUNCTIONS}{}", c.act),
+                );
                 work.events.note(&format!(
                     "[{host}] {}: {}",
                     if r.is_ok() { "done" } else { "FAILED" },
@@ -971,7 +1087,12 @@ pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>,
         });
         // in the plan's order
         let mut all: Vec<Done> = results.into_iter().flatten().collect();
-        all.sort_by_key(|d| plan.items.iter().position(|i| *i == d.item).unwrap_or(usize::MAX));
+        all.sort_by_key(|d| {
+            plan.items
+                .iter()
+                .position(|i| *i == d.item)
+                .unwrap_or(usize::MAX)
+        });
         Ok(all)
     })
 }
@@ -997,7 +1118,13 @@ mod tests {
             by: "apply".into(),
         };
         let script = switch_script(&s, 3);
-        assert!(script.starts_with(&format!("ln -sfn releases/'{}' .current.new", "b".repeat(64))), "{script}");
+        assert!(
+            script.starts_with(&format!(
+                "ln -sfn releases/'{}' .current.new",
+                "b".repeat(64)
+            )),
+            "{script}"
+        );
         assert!(script.contains("head -n 3"), "{script}");
         assert!(script.contains(r#"{"at":1,"release":"bbbb"#), "{script}");
     }

@@ -190,9 +190,9 @@ pub fn turn(
                 "the rollout of {} stopped at {}: its health check ({check}) {why}",
                 rollout.service, host.name
             );
-            let Some(artifact) = release.filter(|a| {
-                !before.is_empty() && before != format!("releases/{}", a.sha256)
-            }) else {
+            let Some(artifact) = release
+                .filter(|a| !before.is_empty() && before != format!("releases/{}", a.sha256))
+            else {
                 return Err(failed);
             };
             let back = super::lifecycle::switch_back(conn, artifact, rollout, &before);
@@ -245,7 +245,11 @@ fn running_command(service: &str) -> String {
 
 /// Ask the health endpoint until it answers 2xx (how long it took), or until `deadline` passes
 /// or the service's process is seen gone twice in a row (the last answer then).
-pub fn healthy(conn: &Connection, rollout: &Rollout, deadline: Duration) -> Result<Duration, String> {
+pub fn healthy(
+    conn: &Connection,
+    rollout: &Rollout,
+    deadline: Duration,
+) -> Result<Duration, String> {
     let command = health_command(rollout);
     let running = running_command(&rollout.service);
     let started = Instant::now();
