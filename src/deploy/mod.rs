@@ -117,6 +117,11 @@ pub trait Driver {
     fn apply(&self, work: &Work<'_>) -> impl Future<Output = Result<Driven, DeployError>> + Send;
     /// Whether what runs is what was rendered, and ready; changes nothing.
     fn status(&self, work: &Work<'_>) -> impl Future<Output = Result<Status, DeployError>> + Send;
+}
+
+/// A kind of place whose platform can be rolled back and taken down (`terroir rollback`,
+/// `terroir destroy`): each driver implements it in its own `lifecycle.rs`.
+pub trait Lifecycle {
     /// What `destroy` would stop, remove and keep, found on the target; changes nothing.
     fn inventory(
         &self,

@@ -445,7 +445,7 @@ fn artifact<'a>(
          cat > \"$t\"; echo {sha} \"$t\" | sha256sum -c --status; \
          if [ ! -d releases/{sha} ]; then mkdir \"$t.d\"; tar -xzf \"$t\" -C \"$t.d\"; chmod 0755 \"$t.d\"; mv \"$t.d\" releases/{sha}; fi; \
          {}",
-        super::lifecycle::switch_script(&switch, artifact.keep)
+        super::release::switch_script(&switch, artifact.keep)
     );
     let input = Input::Release {
         url: &artifact.url,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{HostReport, Options, Progress, StepReport};
 use crate::deploy::{DeployError, Driven, Driver, Mode, Outcome, Status, Work};
 use crate::document::Role;
-use crate::pipeline::render::plan::{NoPlan, Plan, Step};
+use crate::pipeline::render::plan::{Plan, Step};
 use crate::secrets::SecretStore;
 
 /// The command line's flags for hosts.
@@ -40,25 +40,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HostsError {
-    #[error(transparent)]
-    NoPlan(#[from] NoPlan),
-    #[error("rendered file {key} does not match its SHA-256 in the plan; refusing to apply")]
-    TreeMismatch { key: String },
-    #[error("the platform's certificates: {0}")]
-    Certificates(#[from] crate::pki::PkiError),
-    #[error("this document's target is not bare-metal hosts")]
-    NotHosts,
-    #[error(transparent)]
-    Locked(#[from] super::HostLocked),
-    #[error(
-        "the restore point before release {release} could not be taken, so no release was switched: {why}"
-    )]
-    RestorePoint { release: String, why: String },
-    #[error(transparent)]
-    Site(Box<super::site::SiteError>),
-}
+pub use super::error::HostsError;
 
 /// The public name's certificate: what this run did about it.
 #[derive(Debug, Clone, Serialize)]
@@ -120,30 +102,6 @@ impl Driver for Hosts {
         let report = tokio::task::block_in_place(|| converge(work))?;
         let report = certify(work, report).await?;
         Ok(Driven::Done(Outcome::Hosts(report)))
-    }
-
-    async fn inventory(
-        &self,
-        work: &Work<'_>,
-        options: &crate::lifecycle::destroy::Options,
-    ) -> Result<crate::lifecycle::destroy::Plan, DeployError> {
-        super::lifecycle::inventory(work, options).await
-    }
-
-    async fn destroy(
-        &self,
-        work: &Work<'_>,
-        plan: &crate::lifecycle::destroy::Plan,
-    ) -> Result<Vec<crate::lifecycle::destroy::Done>, DeployError> {
-        super::lifecycle::destroy(work, plan).await
-    }
-
-    async fn rollback(
-        &self,
-        work: &Work<'_>,
-        request: &crate::lifecycle::rollback::Request,
-    ) -> Result<crate::lifecycle::rollback::Report, DeployError> {
-        super::lifecycle::rollback(work, request).await
     }
 
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
@@ -259,7 +217,7 @@ fn converge(work: &Work<'_>) -> Result<HostsReport, DeployError> {
     let mut opts = opts;
     if work.mode == Mode::Apply {
         let site = super::site::Site::from_work(work).map_err(|e| HostsError::Site(Box::new(e)))?;
-        opts.restore_point = super::lifecycle::restore_point_before(work, &site)?;
+        opts.restore_point = super::release::restore_point_before(work, &site)?;
     }
     let hosts = super::converge(&plan, &work.tree.files, &opts, work.events.hosts())
         .map_err(HostsError::from)?;

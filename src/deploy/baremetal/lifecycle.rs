@@ -6,248 +6,19 @@
 //! restore point of the database taken before it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use super::driver::HostsError;
-use super::rollout;
+use super::error::HostsError;
+use super::release::{HEALTH_DEADLINE, healthy, on, psql, releases, switch_script};
 use super::site::{Site, SiteError, run};
 use super::ssh::{Connection, shell_quote};
 use crate::backup::hosts::{RestoreOptions, RestoreTarget};
-use crate::deploy::{DeployError, Work};
+use crate::deploy::{DeployError, Lifecycle, Work};
 use crate::document::Role;
 use crate::lifecycle::destroy::{self, Action, Done, Item, Kind};
 use crate::lifecycle::release::{self, History, Loss, RestorePoint, Switch, short};
 use crate::lifecycle::rollback::{self, Report, Step as RollbackStep};
-use crate::pipeline::render::plan::{ArtifactStep, HostPlan, Plan, Rollout, Step};
+use crate::pipeline::render::plan::{ArtifactStep, HostPlan, Rollout, Step};
 use crate::reversibility::export::SVC;
-
-/// The end of a release switch, run in the release directory once `releases/<sha>` is there:
-/// `current` switched with one rename, the switch recorded, and the newest `keep` releases kept
-/// (the ones the history names last, the running one first).
-pub fn switch_script(switch: &Switch, keep: u32) -> String {
-    let line = serde_json::to_string(switch).unwrap_or_default();
-    format!(
-        "ln -sfn releases/{sha} .current.new; mv -T .current.new current; \
-         printf '%s\\n' {line} >> releases/history.jsonl; \
-         keep=\" $(tac releases/history.jsonl | grep -o '\"\\(release\\|from\\)\":\"[0-9a-f]*\"' | cut -d'\"' -f4 | awk '!s[$0]++' | head -n {keep} | tr '\\n' ' ')\"; \
-         for d in releases/*/; do r=${{d#releases/}}; r=${{r%/}}; case \"$keep\" in *\" $r \"*) ;; *) rm -rf \"releases/$r\";; esac; done",
-        sha = shell_quote(&switch.release),
-        line = shell_quote(&line),
-    )
-}
-
-/// The application's release step and the hosts carrying it.
-fn releases(plan: &Plan) -> Option<(&ArtifactStep, Vec<&HostPlan>)> {
-    let mut step = None;
-    let mut hosts = Vec::new();
-    for h in &plan.hosts {
-        for s in &h.steps {
-            if let Step::Artifact { artifact, .. } = s {
-                step.get_or_insert(artifact);
-                hosts.push(h);
-            }
-        }
-    }
-    step.map(|s| (s, hosts))
-}
-
-/// Where `current` points in `dir` (`releases/<sha>`), empty when there is none yet.
-pub fn current_release(conn: &Connection, dir: &str) -> String {
-    conn.exec(
-        &format!("readlink {}/current || true", shell_quote(dir)),
-        None,
-    )
-    .map(|o| o.stdout_str().trim().to_owned())
-    .unwrap_or_default()
-}
-
-/// A root command's standard output on a connection, the failure said with the host.
-fn on(conn: &Connection, host: &str, what: &str, script: &str) -> Result<String, String> {
-    run(conn, host, what, script).map_err(|e| crate::text::error_chain(&e))
-}
-
-/// Run a statement with psql as postgres on the database host: its rows, `|`-separated.
-fn psql(conn: &Connection, host: &str, port: u32, db: &str, sql: &str) -> Result<String, String> {
-    on(
-        conn,
-        host,
-        "psql",
-        &format!(
-            "runuser -u postgres -- psql -p {port} -d {} -XAt -v ON_ERROR_STOP=1 -c {}",
-            shell_quote(db),
-            shell_quote(sql)
-        ),
-    )
-}
-
-/// Before `apply` switches the application's release: when a release runs on an application
-/// host and a different one is about to replace it, a restore point of the database (a named
-/// restore point, after a full backup when the repository has none), its WAL archived. `None`
-/// when no running release changes, or when the platform keeps no backups (said as a warning:
-/// the data of this upgrade cannot be rolled back).
-pub fn restore_point_before(
-    work: &Work<'_>,
-    site: &Site,
-) -> Result<Option<RestorePoint>, DeployError> {
-    let Some((artifact, hosts)) = releases(&site.plan) else {
-        return Ok(None);
-    };
-    let wanted = format!("releases/{}", artifact.sha256);
-    let mut replaced = None;
-    for h in &hosts {
-        // a host that cannot be reached is the converge's to report
-        let Ok(conn) = site.connect(&h.name) else {
-            continue;
-        };
-        let current = current_release(&conn, &artifact.dir);
-        if !current.is_empty() && current != wanted {
-            replaced = Some(current);
-        }
-    }
-    let Some(replaced) = replaced else {
-        return Ok(None);
-    };
-    let release = short(&artifact.sha256).to_owned();
-    let from = short(replaced.trim_start_matches("releases/")).to_owned();
-    let failed = |why: String| {
-        DeployError::Hosts(HostsError::RestorePoint {
-            release: release.clone(),
-            why,
-        })
-    };
-    let db = &site.resolved.components.database;
-    if !db.enabled || !db.managed || crate::backup::context(&site.resolved).is_none() {
-        work.events.warn(&format!(
-            "release {release} replaces {from} without a restore point: the platform keeps no database backups (components.backups and endpoints.backupS3), so `terroir rollback --with-data` cannot bring this data back"
-        ));
-        return Ok(None);
-    }
-    let primary = super::health::primary(site)
-        .ok_or_else(|| failed("the document names no database host".into()))?;
-    let mut inventory =
-        crate::backup::hosts::list(site).map_err(|e| failed(crate::text::error_chain(&e)))?;
-    if inventory.backups.is_empty() {
-        work.events.note(&format!(
-            "taking a full backup first: the repository holds none to replay the restore point from (release {release} replaces {from})"
-        ));
-        crate::backup::hosts::now(site, "full", &|_| {})
-            .map_err(|e| failed(crate::text::error_chain(&e)))?;
-        inventory =
-            crate::backup::hosts::list(site).map_err(|e| failed(crate::text::error_chain(&e)))?;
-    }
-    let backup = inventory
-        .backups
-        .last()
-        .map(|b| b.label.clone())
-        .unwrap_or_default();
-    let conn = site
-        .connect(&primary)
-        .map_err(|e| failed(crate::text::error_chain(&e)))?;
-    let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    let name = format!("terroir-{release}-{now}");
-    let out = psql(
-        &conn,
-        &primary,
-        db.port,
-        "postgres",
-        &format!(
-            "select pg_create_restore_point('{name}'), pg_current_xact_id(), extract(epoch from now())::bigint, \
-             to_char(now() at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), pg_walfile_name(pg_current_wal_lsn())"
-        ),
-    )
-    .map_err(failed)?;
-    let fields: Vec<&str> = out.trim().split('|').collect();
-    let [lsn, txid, unix, time, wal] = fields.as_slice() else {
-        return Err(failed(format!("psql answered `{}`", out.trim())));
-    };
-    let point = RestorePoint {
-        name: name.clone(),
-        time: (*time).to_owned(),
-        unix: unix.parse().unwrap_or(now),
-        lsn: (*lsn).to_owned(),
-        txid: txid.parse().unwrap_or_default(),
-        backup,
-    };
-    // the segment holding the restore point closed and archived: a restore can reach it
-    psql(
-        &conn,
-        &primary,
-        db.port,
-        "postgres",
-        "select pg_switch_wal()",
-    )
-    .map_err(failed)?;
-    let check =
-        format!("select coalesce(last_archived_wal >= '{wal}', false) from pg_stat_archiver");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if psql(&conn, &primary, db.port, "postgres", &check)
-            .map_err(failed)?
-            .trim()
-            == "t"
-        {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(failed(format!(
-                "the WAL segment {wal} holding the restore point was not archived within 120 s (see pg_stat_archiver and pgBackRest's log on {primary})"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    work.events.note(&format!(
-        "restore point {name} taken on {primary} at {} (backup {}), before release {release} replaces {from}",
-        point.time, point.backup
-    ));
-    Ok(Some(point))
-}
-
-/// Switch a host whose new release failed its health check back to `before` (`releases/<sha>`),
-/// restart the service and check it again: what was done, or why it failed.
-pub fn switch_back(
-    conn: &Connection,
-    artifact: &ArtifactStep,
-    rollout: &Rollout,
-    before: &str,
-) -> Result<String, String> {
-    let previous = before.trim_start_matches("releases/");
-    let record = Switch {
-        at: k8s_openapi::jiff::Timestamp::now().as_second(),
-        release: previous.to_owned(),
-        from: Some(artifact.sha256.clone()),
-        restore_point: None,
-        by: "switch-back".into(),
-    };
-    let out = conn
-        .sudo(
-            &format!(
-                "set -e; cd {}; {}; {SVC} svc {} restart >/dev/null",
-                shell_quote(&artifact.dir),
-                switch_script(&record, artifact.keep),
-                shell_quote(&rollout.service)
-            ),
-            None,
-        )
-        .map_err(|e| crate::text::error_chain(&e))?;
-    if !out.ok() {
-        return Err(format!(
-            "switching back to release {} failed: {}",
-            short(previous),
-            super::site::why(&out.stderr_str(), &out.stdout_str())
-        ));
-    }
-    let took = rollout::healthy(conn, rollout, rollout::HEALTH_DEADLINE).map_err(|why| {
-        format!(
-            "switched back to release {}, which does not answer its health check either: {why}",
-            short(previous)
-        )
-    })?;
-    Ok(format!(
-        "switched back to release {}: healthy after {:.1} s",
-        short(previous),
-        took.as_secs_f64()
-    ))
-}
 
 /// One application host's releases: its history, the releases kept, and where it runs them.
 struct AppHost<'a> {
@@ -352,7 +123,7 @@ fn switch(
         "GET http://127.0.0.1:{}{} on the host",
         app.rollout.health_port, app.rollout.health_path
     );
-    let took = rollout::healthy(conn, &app.rollout, rollout::HEALTH_DEADLINE).map_err(|why| {
+    let took = healthy(conn, &app.rollout, HEALTH_DEADLINE).map_err(|why| {
         format!(
             "release {} failed its health check ({check}): {why}",
             short(release)
@@ -401,8 +172,30 @@ fn loss(site: &Site, point: &RestorePoint) -> Result<Loss, DeployError> {
     })
 }
 
-pub async fn rollback(work: &Work<'_>, request: &rollback::Request) -> Result<Report, DeployError> {
-    tokio::task::block_in_place(|| roll_back(work, request))
+impl Lifecycle for super::driver::Hosts {
+    async fn inventory(
+        &self,
+        work: &Work<'_>,
+        options: &destroy::Options,
+    ) -> Result<destroy::Plan, DeployError> {
+        tokio::task::block_in_place(|| plan_destroy(work, options))
+    }
+
+    async fn destroy(
+        &self,
+        work: &Work<'_>,
+        plan: &destroy::Plan,
+    ) -> Result<Vec<Done>, DeployError> {
+        tokio::task::block_in_place(|| carry_out(work, plan))
+    }
+
+    async fn rollback(
+        &self,
+        work: &Work<'_>,
+        request: &rollback::Request,
+    ) -> Result<Report, DeployError> {
+        tokio::task::block_in_place(|| roll_back(work, request))
+    }
 }
 
 fn roll_back(work: &Work<'_>, request: &rollback::Request) -> Result<Report, DeployError> {
@@ -1018,11 +811,8 @@ fn last_backup(site: &Site) -> Option<destroy::FinalCopy> {
     })
 }
 
-pub async fn inventory(
-    work: &Work<'_>,
-    options: &destroy::Options,
-) -> Result<destroy::Plan, DeployError> {
-    tokio::task::block_in_place(|| {
+fn plan_destroy(work: &Work<'_>, options: &destroy::Options) -> Result<destroy::Plan, DeployError> {
+    {
         let site = Site::from_work(work).map_err(site_error)?;
         let items = found(&site, options)?
             .into_iter()
@@ -1035,11 +825,11 @@ pub async fn inventory(
             items,
             last_backup: last_backup(&site),
         })
-    })
+    }
 }
 
-pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>, DeployError> {
-    tokio::task::block_in_place(|| {
+fn carry_out(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>, DeployError> {
+    {
         let site = Site::from_work(work)
             .map_err(site_error)?
             .changing(work.holder.clone());
@@ -1094,7 +884,7 @@ pub async fn destroy(work: &Work<'_>, plan: &destroy::Plan) -> Result<Vec<Done>,
                 .unwrap_or(usize::MAX)
         });
         Ok(all)
-    })
+    }
 }
 
 fn describe(item: &Item) -> String {
@@ -1107,27 +897,6 @@ fn describe(item: &Item) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_switch_records_itself_and_keeps_the_newest_releases() {
-        let s = Switch {
-            at: 1,
-            release: "b".repeat(64),
-            from: Some("a".repeat(64)),
-            restore_point: None,
-            by: "apply".into(),
-        };
-        let script = switch_script(&s, 3);
-        assert!(
-            script.starts_with(&format!(
-                "ln -sfn releases/'{}' .current.new",
-                "b".repeat(64)
-            )),
-            "{script}"
-        );
-        assert!(script.contains("head -n 3"), "{script}");
-        assert!(script.contains(r#"{"at":1,"release":"bbbb"#), "{script}");
-    }
 
     #[test]
     fn a_directory_under_another_is_under_it() {

@@ -12,10 +12,12 @@
 pub mod converge;
 pub mod diff;
 pub mod driver;
+pub mod error;
 pub mod health;
 pub mod host_lock;
 pub mod lifecycle;
 pub mod probe;
+pub mod release;
 pub mod report;
 pub mod rollout;
 pub mod site;

@@ -8,15 +8,12 @@
 //! check's answer) is tested without hosts; `turn` is the one effect.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
+use super::release::{HEALTH_DEADLINE, healthy};
 use super::report::{HostReport, Progress, StepStatus};
-use super::ssh::{Connection, SshError, shell_quote};
+use super::ssh::Connection;
 use super::{Options, session};
-use crate::pipeline::render::plan::{HostPlan, Plan, Rollout, Step};
-
-/// How long a restarted service has to answer its health check.
-pub const HEALTH_DEADLINE: Duration = Duration::from_secs(120);
+use crate::pipeline::render::plan::{HostPlan, Plan, Step};
 
 /// `host`'s steps as the two phases of an apply: what converges in parallel with the other
 /// hosts, and what is applied in the host's turn of the rollout (None without a rollout).
@@ -105,30 +102,6 @@ pub fn one_at_a_time<T>(
     out
 }
 
-/// The remote command asking the service's health endpoint from the host itself (bash's
-/// /dev/tcp: no HTTP client needs to be installed); prints the status line.
-pub fn health_command(r: &Rollout) -> String {
-    let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET %s HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' \"$0\" >&3 && head -n 1 <&3",
-        port = r.health_port
-    );
-    format!(
-        "timeout 10 bash -c {} {}",
-        shell_quote(&script),
-        shell_quote(&r.health_path)
-    )
-}
-
-/// The HTTP status in a status line (`HTTP/1.0 200 OK`).
-pub fn status_of(line: &str) -> Option<u16> {
-    let mut words = line.split_whitespace();
-    words
-        .next()
-        .filter(|w| w.starts_with("HTTP/"))
-        .and(words.next())
-        .and_then(|c| c.parse().ok())
-}
-
 /// One host's turn over its session: its turn's steps applied, then, if anything changed, the
 /// service's health checked until `HEALTH_DEADLINE`. The steps go into `report`.
 pub fn turn(
@@ -149,7 +122,7 @@ pub fn turn(
         _ => None,
     });
     let before = release
-        .map(|a| super::lifecycle::current_release(conn, &a.dir))
+        .map(|a| super::release::current_release(conn, &a.dir))
         .unwrap_or_default();
     let mut done = HostReport::new(host);
     let session = session(plan, host, tree, opts, progress, conn, &mut done);
@@ -195,7 +168,7 @@ pub fn turn(
             else {
                 return Err(failed);
             };
-            let back = super::lifecycle::switch_back(conn, artifact, rollout, &before);
+            let back = super::release::switch_back(conn, artifact, rollout, &before);
             report.push(
                 &format!("switch-back:{}", rollout.service),
                 if back.is_ok() {
@@ -235,49 +208,6 @@ pub fn turn(
     Ok(Turned::Switched)
 }
 
-/// Whether the service's process runs, as its init system says (an exit status).
-fn running_command(service: &str) -> String {
-    let q = shell_quote(service);
-    format!(
-        "if [ -d /run/systemd/system ]; then systemctl is-active --quiet {q}; else /etc/init.d/{q} status >/dev/null 2>&1; fi"
-    )
-}
-
-/// Ask the health endpoint until it answers 2xx (how long it took), or until `deadline` passes
-/// or the service's process is seen gone twice in a row (the last answer then).
-pub fn healthy(
-    conn: &Connection,
-    rollout: &Rollout,
-    deadline: Duration,
-) -> Result<Duration, String> {
-    let command = health_command(rollout);
-    let running = running_command(&rollout.service);
-    let started = Instant::now();
-    let mut gone = 0;
-    loop {
-        let last = match conn.exec(&command, None) {
-            Ok(out) => match status_of(&out.stdout_str()) {
-                Some(code) if (200..300).contains(&code) => return Ok(started.elapsed()),
-                Some(code) => format!("answered {code}"),
-                None => format!("got no answer ({})", out.failure()),
-            },
-            Err(e @ SshError::Exec { .. }) => crate::text::error_chain(&e),
-            Err(e) => return Err(crate::text::error_chain(&e)),
-        };
-        match conn.exec(&running, None) {
-            Ok(out) if !out.ok() => gone += 1,
-            _ => gone = 0,
-        }
-        if gone >= 2 {
-            return Err(format!("{last}, and {} is not running", rollout.service));
-        }
-        if started.elapsed() > deadline {
-            return Err(format!("{last} for {} s", deadline.as_secs()));
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 /// The turn's steps added to the host's report; a service step the first phase reported
 /// already is left out when the turn did not change it.
 fn merge(report: &mut HostReport, turn: HostReport) {
@@ -298,6 +228,7 @@ mod tests {
     use super::*;
     use crate::deploy::baremetal::diff::tests::{file_step, host, secret_step, service_step};
     use crate::pipeline::render::plan::ArtifactStep;
+    use crate::pipeline::render::plan::Rollout;
 
     fn rollout() -> Rollout {
         Rollout {
@@ -417,50 +348,5 @@ mod tests {
             left.contains("stopped at app2") && left.contains("keeps the release"),
             "{left}"
         );
-    }
-
-    #[test]
-    fn the_health_check_reads_the_status_line() {
-        assert_eq!(status_of("HTTP/1.0 200 OK\r\n"), Some(200));
-        assert_eq!(status_of("HTTP/1.1 503 Service Unavailable"), Some(503));
-        assert_eq!(status_of(""), None);
-        assert_eq!(status_of("bash: connect: Connection refused"), None);
-    }
-
-    #[test]
-    fn the_health_command_asks_the_path_and_prints_the_status_line() {
-        use std::io::{BufRead, BufReader, Write};
-        // a one-request server on the loopback, as the service would be on its host
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut request = String::new();
-            reader.read_line(&mut request).unwrap();
-            // the whole request read, as a server does: unread bytes would reset the connection
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
-                line.clear();
-            }
-            reader
-                .get_mut()
-                .write_all(b"HTTP/1.0 503 Service Unavailable\r\n\r\ndatabase: down\n")
-                .unwrap();
-            request
-        });
-        let r = Rollout {
-            health_port: port,
-            health_path: "/healthz?x=1".into(),
-            ..rollout()
-        };
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(health_command(&r))
-            .output()
-            .unwrap();
-        assert_eq!(server.join().unwrap(), "GET /healthz?x=1 HTTP/1.0\r\n");
-        let line = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(status_of(&line), Some(503), "{line}");
     }
 }

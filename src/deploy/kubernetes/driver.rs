@@ -178,30 +178,6 @@ impl Driver for Cluster {
             .map(|r| Driven::Done(Outcome::Cluster(r)))
     }
 
-    async fn inventory(
-        &self,
-        work: &Work<'_>,
-        options: &crate::lifecycle::destroy::Options,
-    ) -> Result<crate::lifecycle::destroy::Plan, DeployError> {
-        super::lifecycle::inventory(work, options).await
-    }
-
-    async fn destroy(
-        &self,
-        work: &Work<'_>,
-        plan: &crate::lifecycle::destroy::Plan,
-    ) -> Result<Vec<crate::lifecycle::destroy::Done>, DeployError> {
-        super::lifecycle::destroy(work, plan).await
-    }
-
-    async fn rollback(
-        &self,
-        work: &Work<'_>,
-        request: &crate::lifecycle::rollback::Request,
-    ) -> Result<crate::lifecycle::rollback::Report, DeployError> {
-        super::lifecycle::rollback(work, request).await
-    }
-
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         let manifests = super::manifests(work.tree)?;
         let cluster = Session::open(work).await?;

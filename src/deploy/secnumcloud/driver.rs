@@ -1,13 +1,12 @@
 //! The SecNumCloud driver: Terraform or OpenTofu behind the policy gate, then the hand-over.
 
-use std::path::{Path, PathBuf};
-
-use serde_json::Value;
+use std::path::PathBuf;
 
 use super::terraform::{self, Runner};
-use super::{Change, CloudError, CloudReport, PLAN_FILE};
+use super::workdir::{document, initialised, parse, target};
+use super::{Change, CloudReport, PLAN_FILE};
 use crate::deploy::{DeployError, Driven, Driver, Mode, Outcome, Status, Work};
-use crate::document::{CloudDeploy, SecNumCloudTarget};
+
 use crate::policy::gate::{Evidence, TerraformPlan};
 
 /// The command line's flags for clouds.
@@ -41,30 +40,6 @@ impl Driver for Cloud {
         }
     }
 
-    async fn inventory(
-        &self,
-        work: &Work<'_>,
-        options: &crate::lifecycle::destroy::Options,
-    ) -> Result<crate::lifecycle::destroy::Plan, DeployError> {
-        super::lifecycle::inventory(work, options).await
-    }
-
-    async fn destroy(
-        &self,
-        work: &Work<'_>,
-        plan: &crate::lifecycle::destroy::Plan,
-    ) -> Result<Vec<crate::lifecycle::destroy::Done>, DeployError> {
-        super::lifecycle::destroy(work, plan).await
-    }
-
-    async fn rollback(
-        &self,
-        work: &Work<'_>,
-        request: &crate::lifecycle::rollback::Request,
-    ) -> Result<crate::lifecycle::rollback::Report, DeployError> {
-        super::lifecycle::rollback(work, request).await
-    }
-
     async fn status(&self, work: &Work<'_>) -> Result<Status, DeployError> {
         // what Terraform would still change; the platform on top is the next driver's
         let (report, _) = tokio::task::block_in_place(|| {
@@ -83,102 +58,6 @@ impl Driver for Cloud {
             pending,
         })
     }
-}
-
-fn document(work: &Work<'_>) -> PathBuf {
-    work.document
-        .map(Path::to_owned)
-        .unwrap_or_else(|| PathBuf::from("platform.yaml"))
-}
-
-/// The public half of the document's SSH key, installed on the VMs by the provider module.
-fn public_key(doc: &Path, sc: &SecNumCloudTarget) -> Option<String> {
-    let ssh = sc.ssh.as_ref()?;
-    let private = crate::deploy::baremetal::resolve_path(&ssh.identity_file, doc);
-    let public = PathBuf::from(format!("{}.pub", private.display()));
-    std::fs::read_to_string(public)
-        .ok()
-        .map(|k| k.trim().to_owned())
-}
-
-pub(super) fn parse(
-    tool: &terraform::Tool,
-    what: &'static str,
-    expected: &'static str,
-    text: &str,
-) -> Result<Value, CloudError> {
-    serde_json::from_str(text).map_err(|source| CloudError::Unreadable {
-        tool: tool.name.clone(),
-        what,
-        expected,
-        source,
-    })
-}
-
-/// The platform's working directory written from the rendered tree and initialised with the
-/// command line's backend settings, as every run of the tool needs it: (the tool, the directory).
-pub(super) fn initialised(
-    work: &Work<'_>,
-    sc: &SecNumCloudTarget,
-) -> Result<(terraform::Tool, PathBuf), DeployError> {
-    let settings = &work.settings.cloud;
-    let doc = document(work);
-    let tool = terraform::find_tool(settings.tf_binary.as_deref())?;
-    let dir = terraform::workdir(&doc, &work.resolved.platform.name);
-    let mut vars = serde_json::Map::new();
-    if sc.deploy == CloudDeploy::Vms {
-        match public_key(&doc, sc) {
-            Some(k) => {
-                vars.insert("ssh_public_key".into(), Value::String(k));
-            }
-            None => work.events.warn("no public key beside the document's identityFile (FILE.pub): the VMs get no key for terroir to log in with"),
-        }
-    }
-    terraform::prepare(
-        &dir,
-        work.tree,
-        sc.provider.as_str(),
-        settings.modules.as_deref(),
-        &Value::Object(vars),
-    )?;
-    let runner = Runner {
-        tool: &tool,
-        dir: &dir,
-        events: work.events,
-    };
-    work.events.note(&format!(
-        "{} {} in {}",
-        tool.name,
-        tool.version,
-        dir.display()
-    ));
-    let mut init = vec![
-        "init".to_owned(),
-        "-input=false".into(),
-        "-no-color".into(),
-        "-reconfigure".into(),
-    ];
-    init.extend(
-        settings
-            .backend_config
-            .iter()
-            .map(|b| format!("-backend-config={b}")),
-    );
-    runner.run(&init, false)?;
-    Ok((tool, dir))
-}
-
-/// The SecNumCloud target of the document the work is on.
-pub(super) fn target<'w>(work: &Work<'w>) -> Result<&'w SecNumCloudTarget, DeployError> {
-    work.loaded
-        .platform
-        .spec
-        .target
-        .secnumcloud()
-        .ok_or(DeployError::WrongTarget {
-            driver: "secnumcloud",
-            kind: work.loaded.platform.spec.target.kind(),
-        })
 }
 
 /// init, plan, show, the gate; in apply mode, apply exactly the saved plan and read the outputs

@@ -11,9 +11,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::CloudError;
-use super::driver::{initialised, parse, target};
 use super::terraform::{Runner, Tool};
-use crate::deploy::{DeployError, Driver, Work, baremetal, kubernetes};
+use super::workdir::{initialised, parse, target};
+use crate::deploy::{DeployError, Lifecycle, Work, baremetal, kubernetes};
 use crate::document::{Loaded, Target};
 use crate::lifecycle::destroy::{Action, Done, Item, Kind, Plan};
 use crate::lifecycle::{destroy, rollback};
@@ -283,118 +283,124 @@ fn is_cloud(item: &Item) -> bool {
     item.kind == Kind::CloudResource && item.place == PLACE
 }
 
-/// The platform inside (the hosts or the cluster handed over), then the cloud's resources.
-pub async fn inventory(
-    work: &Work<'_>,
-    options: &destroy::Options,
-) -> Result<destroy::Plan, DeployError> {
-    let workdir = WorkingDir::open(work)?;
-    let state = workdir.state(work)?;
-    let mut plan = Plan {
-        platform: work.resolved.platform.name.clone(),
-        target: "secnumcloud".into(),
-        options: *options,
-        items: Vec::new(),
-        last_backup: None,
-    };
-    if let Some(next) = handed_over(work, &state, &workdir.dir)? {
-        let inner = inside(work, &next, async |d, w| d.inventory(w, options).await).await?;
-        plan.items = inner.items;
-        plan.last_backup = inner.last_backup;
-    }
-    plan.items
-        .extend(cloud_items(&state.resources, options.delete_data));
-    Ok(plan)
-}
-
-/// The platform inside first, with its driver; then, when all of it went, `destroy` of the
-/// cloud's resources to remove (all of them, or with `-target` those the plan does not keep).
-/// Each resource's outcome is read back from the state.
-pub async fn destroy(
-    work: &Work<'_>,
-    plan: &destroy::Plan,
-) -> Result<Vec<destroy::Done>, DeployError> {
-    let workdir = WorkingDir::open(work)?;
-    let state = workdir.state(work)?;
-    let (cloud_part, inner_part): (Vec<Item>, Vec<Item>) =
-        plan.items.iter().cloned().partition(is_cloud);
-    let mut done = Vec::new();
-    if !inner_part.is_empty() {
-        let next = handed_over(work, &state, &workdir.dir)?.ok_or_else(|| {
-            CloudError::NothingHandedOver {
-                platform: plan.platform.clone(),
-            }
-        })?;
-        let inner_plan = Plan {
-            target: next.platform.spec.target.kind().into(),
-            items: inner_part,
-            ..plan.clone()
+impl Lifecycle for super::driver::Cloud {
+    /// The platform inside (the hosts or the cluster handed over), then the cloud's resources.
+    async fn inventory(
+        &self,
+        work: &Work<'_>,
+        options: &destroy::Options,
+    ) -> Result<destroy::Plan, DeployError> {
+        let workdir = WorkingDir::open(work)?;
+        let state = workdir.state(work)?;
+        let mut plan = Plan {
+            platform: work.resolved.platform.name.clone(),
+            target: "secnumcloud".into(),
+            options: *options,
+            items: Vec::new(),
+            last_backup: None,
         };
-        done = inside(work, &next, async |d, w| d.destroy(w, &inner_plan).await).await?;
+        if let Some(next) = handed_over(work, &state, &workdir.dir)? {
+            let inner = inside(work, &next, async |d, w| d.inventory(w, options).await).await?;
+            plan.items = inner.items;
+            plan.last_backup = inner.last_backup;
+        }
+        plan.items
+            .extend(cloud_items(&state.resources, options.delete_data));
+        Ok(plan)
     }
-    let remove: Vec<&Item> = cloud_part.iter().filter(|i| !i.kept()).collect();
-    if remove.is_empty() {
-        return Ok(done);
-    }
-    let inner_failed = done.iter().filter(|d| d.failed.is_some()).count();
-    if inner_failed > 0 {
-        let why = format!(
-            "not destroyed: {inner_failed} item{} of the platform on it could not be removed; destroy again once they are",
-            crate::text::plural(inner_failed)
-        );
+
+    /// The platform inside first, with its driver; then, when all of it went, `destroy` of the
+    /// cloud's resources to remove (all of them, or with `-target` those the plan does not keep).
+    /// Each resource's outcome is read back from the state.
+    async fn destroy(
+        &self,
+        work: &Work<'_>,
+        plan: &destroy::Plan,
+    ) -> Result<Vec<destroy::Done>, DeployError> {
+        let workdir = WorkingDir::open(work)?;
+        let state = workdir.state(work)?;
+        let (cloud_part, inner_part): (Vec<Item>, Vec<Item>) =
+            plan.items.iter().cloned().partition(is_cloud);
+        let mut done = Vec::new();
+        if !inner_part.is_empty() {
+            let next = handed_over(work, &state, &workdir.dir)?.ok_or_else(|| {
+                CloudError::NothingHandedOver {
+                    platform: plan.platform.clone(),
+                }
+            })?;
+            let inner_plan = Plan {
+                target: next.platform.spec.target.kind().into(),
+                items: inner_part,
+                ..plan.clone()
+            };
+            done = inside(work, &next, async |d, w| d.destroy(w, &inner_plan).await).await?;
+        }
+        let remove: Vec<&Item> = cloud_part.iter().filter(|i| !i.kept()).collect();
+        if remove.is_empty() {
+            return Ok(done);
+        }
+        let inner_failed = done.iter().filter(|d| d.failed.is_some()).count();
+        if inner_failed > 0 {
+            let why = format!(
+                "not destroyed: {inner_failed} item{} of the platform on it could not be removed; destroy again once they are",
+                crate::text::plural(inner_failed)
+            );
+            done.extend(remove.into_iter().map(|i| Done {
+                item: i.clone(),
+                failed: Some(why.clone()),
+            }));
+            return Ok(done);
+        }
+        let mut args: Vec<String> = [
+            "destroy",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-lock-timeout=60s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if remove.len() < cloud_part.len() {
+            args.extend(remove.iter().map(|i| format!("-target={}", i.what)));
+        }
+        let ran = tokio::task::block_in_place(|| workdir.runner(work).run(&args, false));
+        let after = workdir.state(work)?;
+        let left: BTreeSet<&str> = after.resources.iter().map(|r| r.address.as_str()).collect();
+        let why = match &ran {
+            Ok(_) => "still in the Terraform state after destroy".to_owned(),
+            Err(e) => format!("still in the Terraform state: {e}"),
+        };
         done.extend(remove.into_iter().map(|i| Done {
             item: i.clone(),
-            failed: Some(why.clone()),
+            failed: left.contains(i.what.as_str()).then(|| why.clone()),
         }));
-        return Ok(done);
+        if let Err(e) = ran
+            && left.is_empty()
+        {
+            work.events.warn(&format!(
+                "{} destroy failed, yet the state holds nothing: {e}",
+                workdir.tool.name
+            ));
+        }
+        Ok(done)
     }
-    let mut args: Vec<String> = [
-        "destroy",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-        "-lock-timeout=60s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if remove.len() < cloud_part.len() {
-        args.extend(remove.iter().map(|i| format!("-target={}", i.what)));
-    }
-    let ran = tokio::task::block_in_place(|| workdir.runner(work).run(&args, false));
-    let after = workdir.state(work)?;
-    let left: BTreeSet<&str> = after.resources.iter().map(|r| r.address.as_str()).collect();
-    let why = match &ran {
-        Ok(_) => "still in the Terraform state after destroy".to_owned(),
-        Err(e) => format!("still in the Terraform state: {e}"),
-    };
-    done.extend(remove.into_iter().map(|i| Done {
-        item: i.clone(),
-        failed: left.contains(i.what.as_str()).then(|| why.clone()),
-    }));
-    if let Err(e) = ran
-        && left.is_empty()
-    {
-        work.events.warn(&format!(
-            "{} destroy failed, yet the state holds nothing: {e}",
-            workdir.tool.name
-        ));
-    }
-    Ok(done)
-}
 
-/// The application's releases live on the platform the cloud handed over: its driver rolls back.
-pub async fn rollback(
-    work: &Work<'_>,
-    request: &rollback::Request,
-) -> Result<rollback::Report, DeployError> {
-    let workdir = WorkingDir::open(work)?;
-    let state = workdir.state(work)?;
-    let next =
-        handed_over(work, &state, &workdir.dir)?.ok_or_else(|| CloudError::NothingHandedOver {
-            platform: work.resolved.platform.name.clone(),
+    /// The application's releases live on the platform the cloud handed over: its driver rolls back.
+    async fn rollback(
+        &self,
+        work: &Work<'_>,
+        request: &rollback::Request,
+    ) -> Result<rollback::Report, DeployError> {
+        let workdir = WorkingDir::open(work)?;
+        let state = workdir.state(work)?;
+        let next = handed_over(work, &state, &workdir.dir)?.ok_or_else(|| {
+            CloudError::NothingHandedOver {
+                platform: work.resolved.platform.name.clone(),
+            }
         })?;
-    inside(work, &next, async |d, w| d.rollback(w, request).await).await
+        inside(work, &next, async |d, w| d.rollback(w, request).await).await
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod handover;
 pub mod lifecycle;
 pub mod terraform;
+mod workdir;
 
 use std::io::Write;
 use std::path::PathBuf;
