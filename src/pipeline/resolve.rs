@@ -139,6 +139,8 @@ pub struct ResolvedApp {
     pub public_host: Option<String>,
     pub env: BTreeMap<String, String>,
     pub resources: ResolvedResources,
+    /// Releases kept for `terroir rollback`, the running one included.
+    pub keep_releases: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -449,6 +451,7 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             public_host: c.app.public_host.clone(),
             env: c.app.env.clone(),
             resources: (&c.app.resources).into(),
+            keep_releases: c.app.keep_releases,
         },
         database: ResolvedDatabase {
             enabled: c.database.enabled,
