@@ -48,7 +48,12 @@ impl Cluster {
     }
 
     /// With arguments after the document (`secrets rotate FILE NAME`).
-    pub(crate) fn terroir_then(&self, args: &[&str], doc: &Path, after: &[&str]) -> (i32, Value, String) {
+    pub(crate) fn terroir_then(
+        &self,
+        args: &[&str],
+        doc: &Path,
+        after: &[&str],
+    ) -> (i32, Value, String) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         let out = Command::cargo_bin("terroir")
             .unwrap()
