@@ -452,12 +452,6 @@ impl Applier {
         Ok((parent, members))
     }
 
-    /// The API of the set's parent, and its name.
-    pub fn parent_of(&self, set: &ApplySet) -> (Api<DynamicObject>, String) {
-        let (api, name, _) = self.parent_api(set);
-        (api, name)
-    }
-
     async fn write(
         &self,
         m: &Manifest,

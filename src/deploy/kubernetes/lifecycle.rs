@@ -322,7 +322,15 @@ pub async fn before_release(
         return Ok(None);
     }
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let operator = matches!(work.settings.cluster.parent, Parent::Platform { .. });
     let restore_point = match backup {
+        // the operator may not exec into pods (its RBAC grants no pods/exec)
+        Some(_) if operator => {
+            work.events.warn(&format!(
+                "no restore point before switching the application from {from} to {to}: the operator runs no program in the database's pod (`terroir apply` takes one)"
+            ));
+            None
+        }
         Some(backup) => take_restore_point(work, client, manifests, &backup.stanza, now).await?,
         None => {
             work.events.warn(&format!(
@@ -1143,22 +1151,16 @@ async fn find(work: &Work<'_>, options: &destroy::Options) -> Result<Vec<Found>,
     }
     namespaces.remove(set.parent_namespace());
     let (parent, members) = applier.set_members(&set, &kinds, &namespaces).await?;
-    let parent = parent.and_then(|p| {
-        let (api, name) = applier.parent_of(&set);
-        let _ = api;
-        let resource = match &set.parent {
-            super::applyset::Parent::ConfigMap { .. } => core("ConfigMap", "configmaps"),
-            // the Platform resource is its author's, not the platform's: the operator's
-            // finalizer deletes the rest when it is deleted
-            super::applyset::Parent::Platform { .. } => return None,
-        };
-        p.metadata.name.as_ref()?;
-        Some(Member {
-            resource,
-            namespace: Some(set.parent_namespace().to_owned()),
-            name,
-        })
-    });
+    // the Platform resource (the operator's parent) is its author's, not the platform's: the
+    // operator's finalizer deletes the rest when it is deleted
+    let parent = match (&parent, &set.parent) {
+        (Some(_), super::applyset::Parent::ConfigMap { namespace, name }) => Some(Member {
+            resource: core("ConfigMap", "configmaps"),
+            namespace: Some(namespace.clone()),
+            name: name.clone(),
+        }),
+        _ => None,
+    };
     let mut all_namespaces = namespaces.clone();
     all_namespaces.insert(set.parent_namespace().to_owned());
     let owned_namespaces: BTreeSet<String> = members
@@ -1268,23 +1270,31 @@ pub async fn destroy(
     let session = Session::open(work).await?;
     let applier = session.applier();
     let set = applyset(work);
-    // one change at a time; the Lease goes with its namespace
-    let lease = if work.settings.cluster.lease {
-        crate::deploy::lock::Lease::take(
-            applier.client(),
-            set.parent_namespace(),
-            &work.resolved.platform.name,
-            work.holder,
-            work.settings.force_unlock,
-            work.events,
-        )
+    // one change at a time: the Lease beside the parent (gone with its namespace), while that
+    // namespace is there to hold it
+    let namespaces: Api<Namespace> = Api::all(applier.client().clone());
+    let parent_there = namespaces
+        .get_opt(set.parent_namespace())
         .await
-        .ok()
+        .map_err(|e| ClusterError::api(format!("Namespace {}", set.parent_namespace()), &e))?
+        .is_some_and(|n| n.metadata.deletion_timestamp.is_none());
+    let lease = if work.settings.cluster.lease && parent_there {
+        Some(
+            crate::deploy::lock::Lease::take(
+                applier.client(),
+                set.parent_namespace(),
+                &work.resolved.platform.name,
+                work.holder,
+                work.settings.force_unlock,
+                work.events,
+            )
+            .await?,
+        )
     } else {
         None
     };
     let mut done = Vec::new();
-    let mut namespaces = Vec::new();
+    let mut deleted_namespaces = Vec::new();
     for item in plan.items.iter().filter(|i| !i.kept()) {
         let object = found
             .iter()
@@ -1296,7 +1306,7 @@ pub async fn destroy(
             Some(m) => applier.delete(m).await.err().map(|e| e.to_string()),
         };
         if failed.is_none() && item.kind == Kind::Namespace {
-            namespaces.push(done.len());
+            deleted_namespaces.push(done.len());
         } else if failed.is_none() {
             work.events.note(&format!("  deleted  {}", item.what));
         }
@@ -1307,8 +1317,8 @@ pub async fn destroy(
     }
     // a namespace is gone once everything in it is
     let limit = deadline(work);
-    let api: Api<Namespace> = Api::all(applier.client().clone());
-    for i in namespaces {
+    let api = namespaces;
+    for i in deleted_namespaces {
         let name = done[i].item.what.clone();
         work.events
             .note(&format!("  waiting for namespace {name} to be gone"));
