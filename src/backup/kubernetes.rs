@@ -393,6 +393,9 @@ pub struct RestoreOptions {
     epoch: i64,
     /// pgBackRest's --type: `time`, or `name` for a restore point.
     kind: &'static str,
+    /// The backup to restore (`--set`); pgBackRest's choice when `None` (the newest before the
+    /// time; a restore point needs the backup it was taken after).
+    set: Option<String>,
     dry_run: bool,
     replace: bool,
 }
@@ -413,18 +416,20 @@ impl RestoreOptions {
             target,
             epoch,
             kind: "time",
+            set: None,
             dry_run,
             replace,
         })
     }
 
-    /// To the restore point `name` (`pg_create_restore_point`), taken at `epoch`: replacing the
-    /// database (a rollback with its data).
-    pub fn to_restore_point(name: &str, epoch: i64) -> Self {
+    /// To the restore point `name` (`pg_create_restore_point`), taken at `epoch` after the
+    /// backup `set`: replacing the database (a rollback with its data).
+    pub fn to_restore_point(name: &str, epoch: i64, set: &str) -> Self {
         RestoreOptions {
             target: name.to_owned(),
             epoch,
             kind: "name",
+            set: (!set.is_empty()).then(|| set.to_owned()),
             dry_run: false,
             replace: true,
         }
@@ -627,8 +632,10 @@ impl ClusterPlatform<'_> {
             &ns,
             &name,
             &pvc,
-            target,
-            opts.kind,
+            &[Some(target.as_str()), Some(opts.kind), opts.set.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
         );
         let restored = self.create(&job).and_then(|()| {
             progress(&format!(
@@ -659,7 +666,8 @@ impl ClusterPlatform<'_> {
     }
 }
 
-/// The restore Job: the rendered restore.sh on the database's volume, with the database pod's
+/// The restore Job: the rendered restore.sh (with `arguments`: the target, its type and the
+/// backup set) on the database's volume, with the database pod's
 /// pgBackRest settings and the repository's secrets, as the database's user.
 pub fn restore_job(
     resolved: &ResolvedPlatform,
@@ -667,8 +675,7 @@ pub fn restore_job(
     namespace: &str,
     name: &str,
     pvc: &str,
-    target: &str,
-    kind: &str,
+    arguments: &[&str],
 ) -> Job {
     let p = &resolved.platform.name;
     let mut items = vec![
@@ -687,6 +694,8 @@ pub fn restore_job(
         ("app.kubernetes.io/managed-by", "terroir"),
         (LABEL_STARTED_BY, "backup-restore"),
     ]);
+    let mut command = vec!["/bin/sh", "/etc/pgbackrest/restore.sh"];
+    command.extend(arguments);
     let job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -708,7 +717,7 @@ pub fn restore_job(
                         "name": "restore",
                         "image": resolved.images.get("postgres").cloned().unwrap_or_default(),
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["/bin/sh", "/etc/pgbackrest/restore.sh", target, kind],
+                        "command": command,
                         "env": [
                             secret("PGBACKREST_REPO1_S3_KEY", &resolved.secrets.backup, "AWS_ACCESS_KEY_ID"),
                             secret("PGBACKREST_REPO1_S3_KEY_SECRET", &resolved.secrets.backup, "AWS_SECRET_ACCESS_KEY"),

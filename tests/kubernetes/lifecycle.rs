@@ -578,8 +578,9 @@ fn rollback_with_data_and_yes_stops_the_application_restores_then_goes_back() {
             .as_str()
             .unwrap()
             .starts_with("terroir-mutuelle-crm-")
-            && command[3] == "name",
-        "{command}"
+            && command[3] == "name"
+            && command[4] == "20261205-020000F",
+        "restored to the restore point, from the backup it followed: {command}"
     );
     let d = deployment(&state);
     assert_eq!(image(&d), OLD);

@@ -883,8 +883,27 @@ async fn roll_back(
             detail: "scaled to 0: the application no longer writes".into(),
             ok: true,
         });
-        // 2. the database restored to the restore point
-        let detail = restore_database(work, &client, point).await?;
+        // 2. the database restored to the restore point; should it fail, the application
+        // comes back as it was (what the document renders)
+        let detail = match restore_database(work, &client, point).await {
+            Ok(detail) => detail,
+            Err(e) => {
+                let replicas = m.object.data["spec"]["replicas"].clone();
+                let back = api
+                    .patch(
+                        &m.name,
+                        &PatchParams::apply(RELEASES_MANAGER),
+                        &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
+                    )
+                    .await
+                    .map(|_| "scaled back")
+                    .unwrap_or("NOT scaled back: `terroir apply --force-conflicts` does");
+                return Err(format!(
+                    "restoring the database to {}: {e}; the application was {back}",
+                    point.name
+                ));
+            }
+        };
         report.steps.push(Step {
             place: format!(
                 "StatefulSet {namespace}/{}",
@@ -952,8 +971,11 @@ async fn restore_database(
             &runtime, &document, resolved, namespace, client, timeout,
         )
         .map_err(|e| crate::text::error_chain(&e))?;
-        let options =
-            crate::backup::kubernetes::RestoreOptions::to_restore_point(&point.name, point.unix);
+        let options = crate::backup::kubernetes::RestoreOptions::to_restore_point(
+            &point.name,
+            point.unix,
+            &point.backup,
+        );
         platform
             .restore(&options, &|_| {})
             .map(|r| {
