@@ -355,7 +355,7 @@ pub async fn before_release(
 
 /// The SQL taking a named restore point and switching to a new WAL segment, so that the restore
 /// point is archived: `lsn|txid|time|unix|segment`.
-fn restore_point_sql(name: &str) -> String {
+pub fn restore_point_sql(name: &str) -> String {
     format!(
         "select pg_create_restore_point('{name}')::text, pg_current_xact_id()::text, \
          to_char(now() at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), extract(epoch from now())::bigint, \
