@@ -197,6 +197,16 @@ fn destroy_removes_the_platform_keeps_its_volumes_until_delete_data_then_finds_n
         "{plan:?}"
     );
     assert!(has("namespace", NS, "keep"), "{plan:?}");
+    // a rendered claim is a volume too, never an object removed with the rest
+    assert!(
+        has("volume", &format!("{NS}/{NS}-grafana"), "keep"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter()
+            .all(|i| !i.1.starts_with("PersistentVolumeClaim ")),
+        "{plan:?}"
+    );
     assert!(out["done"].is_null());
     let last = plan.iter().rposition(|i| i.0 == "object").unwrap();
     let first_namespace = plan.iter().position(|i| i.0 == "namespace").unwrap();
@@ -265,6 +275,16 @@ fn destroy_removes_the_platform_keeps_its_volumes_until_delete_data_then_finds_n
             )
             .is_some()
     );
+    assert!(
+        state
+            .get(
+                "v1",
+                "PersistentVolumeClaim",
+                Some(NS),
+                &format!("{NS}-grafana")
+            )
+            .is_some()
+    );
     assert!(state.get("v1", "Namespace", None, NS).is_some());
     assert!(std::path::Path::new(record).exists());
 
@@ -308,6 +328,8 @@ fn destroy_removes_the_platform_keeps_its_volumes_until_delete_data_then_finds_n
         done,
         [
             format!("volume {NS}/data-{NS}-postgres-0"),
+            format!("volume {NS}/{NS}-grafana"),
+            format!("volume {NS}/{NS}-postfix-spool"),
             format!("namespace {NS}")
         ]
     );

@@ -1023,12 +1023,21 @@ fn is_namespace(m: &Member) -> bool {
     m.resource.group.is_empty() && m.resource.kind == "Namespace"
 }
 
+fn is_claim(m: &Member) -> bool {
+    m.resource.group.is_empty() && m.resource.kind == "PersistentVolumeClaim"
+}
+
 /// The plan's items, in the order they are handled: the set's members, its parent, the
 /// generated Secrets, the volumes, then the namespaces. Without `delete_data` the volumes are
 /// kept, and so is every namespace holding one (deleting a namespace deletes its volumes).
 pub fn inventory_of(listed: &Listed, options: &destroy::Options) -> Vec<Found> {
     let mut out = Vec::new();
-    let mut objects: Vec<&Member> = listed.members.iter().filter(|m| !is_namespace(m)).collect();
+    // claims are volumes (kept without --delete-data), rendered ones too
+    let mut objects: Vec<&Member> = listed
+        .members
+        .iter()
+        .filter(|m| !is_namespace(m) && !is_claim(m))
+        .collect();
     // namespaced objects first, then those of the cluster, each by kind and name
     objects.sort_by_key(|m| {
         (
@@ -1073,6 +1082,13 @@ pub fn inventory_of(listed: &Listed, options: &destroy::Options) -> Vec<Found> {
         });
     }
     let mut claims = listed.claims.clone();
+    claims.extend(
+        listed
+            .members
+            .iter()
+            .filter(|m| is_claim(m))
+            .filter_map(|m| Some((m.namespace.clone()?, m.name.clone()))),
+    );
     claims.sort();
     claims.dedup();
     let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1136,10 +1152,12 @@ pub fn inventory_of(listed: &Listed, options: &destroy::Options) -> Vec<Found> {
 }
 
 /// Everything of the platform's on the cluster, as `inventory_of` lists it.
-async fn find(work: &Work<'_>, options: &destroy::Options) -> Result<Vec<Found>, DeployError> {
+async fn find(
+    work: &Work<'_>,
+    applier: &super::Applier,
+    options: &destroy::Options,
+) -> Result<Vec<Found>, DeployError> {
     let manifests = super::manifests(work.tree)?;
-    let session = Session::open(work).await?;
-    let applier = session.applier();
     let set = applyset(work);
     let platform = &work.resolved.platform.name;
     let mut kinds = BTreeSet::new();
@@ -1254,8 +1272,9 @@ pub async fn inventory(
             why: "a cluster's platform installs no package (its programs are in its images); run destroy without it".into(),
         });
     }
-    let found = find(work, options).await?;
-    let last_backup = last_backup(work).await;
+    let session = Session::open(work).await?;
+    let found = find(work, session.applier(), options).await?;
+    let last_backup = last_backup(work, session.applier().client()).await;
     Ok(destroy::Plan {
         platform: work.resolved.platform.name.clone(),
         target: "kubernetes".into(),
@@ -1267,11 +1286,9 @@ pub async fn inventory(
 
 /// The newest backup in the platform's repository, read in the database's pod; `None` when it
 /// cannot be read cheaply (no backups, no running database).
-async fn last_backup(work: &Work<'_>) -> Option<FinalCopy> {
+async fn last_backup(work: &Work<'_>, client: &Client) -> Option<FinalCopy> {
     let backup = crate::backup::context(work.resolved)?;
     let manifests = super::manifests(work.tree).ok()?;
-    let session = Session::open(work).await.ok()?;
-    let client = session.applier().client();
     let (namespace, pod) = database_pod(client, &manifests).await.ok()?;
     let newest = newest_backup(client, &namespace, &pod, &backup.stanza)
         .await
@@ -1288,9 +1305,9 @@ pub async fn destroy(
     work: &Work<'_>,
     plan: &destroy::Plan,
 ) -> Result<Vec<destroy::Done>, DeployError> {
-    let found = find(work, &plan.options).await?;
     let session = Session::open(work).await?;
     let applier = session.applier();
+    let found = find(work, applier, &plan.options).await?;
     let set = applyset(work);
     // one change at a time: the Lease beside the parent (gone with its namespace), while that
     // namespace is there to hold it
@@ -1392,6 +1409,11 @@ mod tests {
                 member("StatefulSet", Some("crm"), "crm-postgres"),
                 member("Namespace", None, "crm-monitoring"),
                 member("Service", Some("crm-monitoring"), "crm-prometheus"),
+                member(
+                    "PersistentVolumeClaim",
+                    Some("crm-monitoring"),
+                    "crm-grafana",
+                ),
             ],
             parent: Some(member("ConfigMap", Some("crm"), "terroir-crm")),
             secrets: vec![("crm".into(), "crm-postgres-credentials".into())],
@@ -1427,12 +1449,13 @@ mod tests {
                 "Object ConfigMap crm/terroir-crm remove",
                 "Secret crm/crm-postgres-credentials remove",
                 "Volume crm/data-crm-postgres-0 keep",
+                "Volume crm-monitoring/crm-grafana keep",
                 "Namespace crm keep",
-                "Namespace crm-monitoring remove",
+                "Namespace crm-monitoring keep",
                 "Namespace tenant-a keep",
             ]
         );
-        let Action::Keep { why } = &found[7].item.action else {
+        let Action::Keep { why } = &found[8].item.action else {
             panic!()
         };
         assert!(why.contains("crm/data-crm-postgres-0"), "{why}");
