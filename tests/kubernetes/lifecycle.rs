@@ -453,6 +453,18 @@ fn a_new_image_follows_a_restore_point_and_rollback_goes_back_to_the_previous_te
         d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "3"
     );
+    // the earlier ReplicaSet came back (the same template), none was made
+    let sets: Vec<Value> = state
+        .list("apps/v1", "ReplicaSet")
+        .into_iter()
+        .filter(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{NS}-app-"))
+        })
+        .collect();
+    assert_eq!(sets.len(), 2, "{sets:#?}");
     let recorded = releases(&d);
     assert_eq!(recorded.last().unwrap()["by"], "rollback");
     assert_eq!(recorded.last().unwrap()["release"], OLD);

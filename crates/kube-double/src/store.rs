@@ -432,6 +432,23 @@ fn template_hash(v: Option<&Value>) -> String {
         .collect()
 }
 
+/// `v` with the keys of every object in sorted order.
+fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -886,7 +903,7 @@ fn rollout_status(resource: &str, obj: &Value) -> Option<Value> {
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let old = obj.get("status");
-    let hash = template_hash(obj.pointer("/spec/template"));
+    let hash = template_hash(obj.pointer("/spec/template").map(sorted_keys).as_ref());
     let mut s = Map::new();
     let mut put = |k: &str, v: i64, omit_zero: bool| {
         if !(omit_zero && v == 0) {
@@ -2212,7 +2229,8 @@ impl Store {
             .pointer("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let hash = template_hash(Some(&template));
+        // a template's hash is that of its content, whatever the order of its keys
+        let hash = template_hash(Some(&sorted_keys(&template)));
         let replicas = dep
             .value
             .pointer("/spec/replicas")
@@ -2237,11 +2255,20 @@ impl Store {
             })
             .collect();
         let newest = owned.iter().map(|s| revision(&s.value)).max().unwrap_or(0);
+        // the controller compares templates without its hash label
         let current = owned.iter().find(|s| {
-            s.value
-                .pointer("/metadata/labels/pod-template-hash")
-                .and_then(Value::as_str)
-                == Some(hash.as_str())
+            let mut t = s
+                .value
+                .pointer("/spec/template")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            if let Some(labels) = t
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                labels.shift_remove("pod-template-hash");
+            }
+            t == template
         });
         let current_name = match current {
             Some(s) => meta_str(&s.value, "name").unwrap_or_default().to_owned(),

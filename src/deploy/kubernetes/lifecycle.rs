@@ -267,7 +267,7 @@ fn restore_point_name(platform: &str, unix: i64) -> String {
 }
 
 /// What `apply` is about to do to the application's release: switch from `from` to `to`.
-pub struct Pending {
+pub struct PendingSwitch {
     namespace: String,
     deployment: String,
     keep: usize,
@@ -280,7 +280,7 @@ pub async fn before_release(
     work: &Work<'_>,
     client: &Client,
     manifests: &[Manifest],
-) -> Result<Option<Pending>, ClusterError> {
+) -> Result<Option<PendingSwitch>, ClusterError> {
     let Some(m) = app_deployment(work, manifests) else {
         return Ok(None);
     };
@@ -339,7 +339,7 @@ pub async fn before_release(
             None
         }
     };
-    Ok(Some(Pending {
+    Ok(Some(PendingSwitch {
         namespace,
         deployment: m.name.clone(),
         keep: work.resolved.components.app.keep_releases as usize,
@@ -511,7 +511,7 @@ async fn write_switches(
 pub async fn record_release(
     work: &Work<'_>,
     client: &Client,
-    pending: Pending,
+    pending: PendingSwitch,
 ) -> Result<(), ClusterError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), &pending.namespace);
     let live = api
