@@ -620,3 +620,38 @@ fn rollback_with_data_and_yes_stops_the_application_restores_then_goes_back() {
     assert_eq!(image(&d), OLD);
     assert_eq!(d["spec"]["replicas"], 3, "scaled back");
 }
+
+#[test]
+fn rollback_with_data_of_a_replicated_database_is_refused_before_anything_is_asked() {
+    let cluster = Cluster::start(terroir_kube_double::Options::default());
+    cluster.give_secrets();
+    let replicated = |t: &mut String| {
+        *t = t.replace(
+            "      sharedBuffers: 1GB\n",
+            "      sharedBuffers: 1GB\n      replicas: 2\n",
+        )
+    };
+    let doc = cluster.document(replicated);
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    database_pod(&cluster);
+    let seen = answer_in_the_database_pod(&cluster.state(), now() - 3600);
+    cluster.document(|t| {
+        replicated(t);
+        *t = t.replace(OLD, NEW);
+    });
+    let (code, out, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    let asked = seen.lock().unwrap().len();
+    cluster.state().clear_requests();
+    let (code, out, _) = cluster.terroir_then(&["rollback"], &doc, &["--with-data", "--yes"]);
+    assert_ne!(code, 0, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(
+        error.contains("2 replicas") && error.contains("without --with-data"),
+        "{error}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), asked, "nothing run in the pod");
+    assert_eq!(cluster.writes(), Vec::<String>::new());
+    assert_eq!(image(&deployment(&cluster.state())), NEW);
+}
