@@ -655,3 +655,66 @@ fn rollback_with_data_of_a_replicated_database_is_refused_before_anything_is_ask
     assert_eq!(cluster.writes(), Vec::<String>::new());
     assert_eq!(image(&deployment(&cluster.state())), NEW);
 }
+
+#[test]
+fn a_namespace_still_terminating_at_the_deadline_is_a_failed_item_and_destroy_runs_again() {
+    let (cluster, doc) = applied_example();
+    let key = key(&cluster);
+    let record = cluster.dir.path().join("erasure-record.json");
+    // a claim still in use: its protection finalizer holds it, and its namespace with it
+    let claim = format!("data-{NS}-postgres-0");
+    let finalizers = |list: Value| {
+        ureq::patch(&format!(
+            "{}/api/v1/namespaces/{NS}/persistentvolumeclaims/{claim}",
+            cluster.server.url()
+        ))
+        .header("content-type", "application/merge-patch+json")
+        .send(json!({"metadata": {"finalizers": list}}).to_string())
+        .unwrap();
+    };
+    finalizers(json!(["kubernetes.io/pvc-protection"]));
+    let flags = [
+        "--delete-data",
+        "--no-final-export",
+        "--yes",
+        "--timeout",
+        "2",
+        "--key",
+        key.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+    ];
+    let (code, out, stderr) = destroy(&cluster, &doc, &flags);
+    assert_eq!(code, 2, "{stderr}\n{out}");
+    let failed: Vec<(&str, &str)> = out["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| Some((d["what"].as_str()?, d["failed"].as_str()?)))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    assert_eq!(failed[0].0, NS);
+    assert!(
+        failed[0].1.contains("still terminating after 2 s"),
+        "{failed:?}"
+    );
+    // the record says so too
+    let envelope: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let payload = base64_payload(&envelope);
+    assert_eq!(payload["predicate"]["failed"][0]["what"], NS, "{payload}");
+
+    // once the claim is released, a second run finishes the namespace
+    finalizers(json!(null));
+    assert!(cluster.state().get("v1", "Namespace", None, NS).is_none());
+    let (code, out, _) = destroy(&cluster, &doc, &["--delete-data"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(items(&out), Vec::new());
+}
+
+fn base64_payload(envelope: &Value) -> Value {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
