@@ -95,9 +95,13 @@ fn answer_in_the_database_pod(state: &State, backup_stop: i64) -> Arc<Mutex<Vec<
                 "0/3000090|750|2026-12-05T10:00:00Z|1796464800|000000010000000000000003".into()
             }
             "psql" if sql.contains("pg_stat_archiver") => "000000010000000000000003|".into(),
-            "psql" if sql.contains("query_to_xml") => {
+            "psql"
+                if sql.contains("query_to_xml") && r.command.contains(&"--dbname=crm".into()) =>
+            {
                 "public.customers|12\npublic.audit_events|3".into()
             }
+            // a tenant's database
+            "psql" if sql.contains("query_to_xml") => "public.notes|5".into(),
             "psql" if sql.contains("to_char(now()") => "2026-12-05T10:05:00Z|1796465100".into(),
             _ => return None,
         };
@@ -717,4 +721,67 @@ fn base64_payload(envelope: &Value) -> Value {
         .decode(envelope["payload"].as_str().unwrap())
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn tenants_keep_their_namespaces_and_their_databases_are_counted_in_the_loss() {
+    let cluster = Cluster::start(terroir_kube_double::Options::default());
+    cluster.give_secrets();
+    let with_tenant = |t: &mut String| {
+        *t = t.replace(
+            "  endpoints:\n",
+            "  tenants:\n    - name: alpha\n  endpoints:\n",
+        )
+    };
+    let doc = cluster.document(with_tenant);
+    let (code, _, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}");
+    database_pod(&cluster);
+    answer_in_the_database_pod(&cluster.state(), now() - 3600);
+    cluster.document(|t| {
+        with_tenant(t);
+        *t = t.replace(OLD, NEW);
+    });
+    let (code, out, stderr) = cluster.terroir(&["apply"], &doc);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+
+    let (code, out, stderr) = cluster.terroir_then(&["rollback"], &doc, &["--with-data"]);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    let tables: Vec<(String, u64)> = out["loss"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_owned(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tables.len(), 3, "{tables:?}");
+    assert_eq!(tables[0], ("public.customers".into(), 12));
+    assert!(
+        tables[1].0.ends_with(".public.notes") && tables[1].1 == 5 && tables[1].0 != "public.notes",
+        "the tenant's table, named with its database: {tables:?}"
+    );
+
+    let (code, out, stderr) = destroy(&cluster, &doc, &[]);
+    assert_eq!(code, 0, "{stderr}\n{out}");
+    let plan = items(&out);
+    let tenant_ns = format!("{NS}-alpha");
+    let kept = plan
+        .iter()
+        .find(|i| i.0 == "namespace" && i.1 == tenant_ns)
+        .unwrap_or_else(|| panic!("{plan:?}"));
+    assert_eq!(kept.2, "keep");
+    assert!(
+        plan.iter()
+            .any(|i| i.0 == "object" && i.1.starts_with(&format!("NetworkPolicy {tenant_ns}/"))),
+        "its policies are the platform's: {plan:?}"
+    );
+    assert!(
+        plan.iter()
+            .any(|i| i.0 == "secret" && i.1.starts_with(&format!("{tenant_ns}/"))),
+        "its password, generated: {plan:?}"
+    );
 }

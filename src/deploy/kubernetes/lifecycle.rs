@@ -818,7 +818,7 @@ async fn loss(
         .await
         .map_err(|e| api_error(what, e))?;
     let db = &work.resolved.components.database.name;
-    let run = |sql: String| {
+    let run = |database: String, sql: String| {
         let (namespace, pod) = (namespace.clone(), pod.clone());
         async move {
             exec(
@@ -826,13 +826,14 @@ async fn loss(
                 &namespace,
                 &pod,
                 POSTGRES_CONTAINER,
-                &psql(db, &sql),
+                &psql(&database, &sql),
             )
             .await
             .map_err(|e| api_error(what, format!("psql in pod {namespace}/{pod}: {e}")))
         }
     };
     let now = run(
+        db.clone(),
         "select to_char(now() at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '|' || extract(epoch from now())::bigint".into(),
     )
     .await?;
@@ -841,13 +842,24 @@ async fn loss(
         .split_once('|')
         .and_then(|(t, u)| Some((t.to_owned(), u.parse::<i64>().ok()?)))
         .ok_or_else(|| api_error(what, format!("the database's time: {now:?}")))?;
-    let rows = run(release::rows_since_sql(point.txid)).await?;
+    // the restore takes the whole server back: the tenants' databases too (transaction ids are
+    // the server's, so the same query counts there), their tables named with their database
+    let mut tables =
+        release::parse_rows(&run(db.clone(), release::rows_since_sql(point.txid)).await?);
+    for tenant in &work.resolved.tenants {
+        let rows = run(tenant.database.clone(), release::rows_since_sql(point.txid)).await?;
+        tables.extend(release::parse_rows(&rows).into_iter().map(|mut t| {
+            t.table = format!("{}.{}", tenant.database, t.table);
+            t
+        }));
+    }
+    tables.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.table.cmp(&b.table)));
     Ok(Loss {
         database: db.clone(),
         restore_point: point.clone(),
         now,
         seconds: unix - point.unix,
-        tables: release::parse_rows(&rows),
+        tables,
     })
 }
 
