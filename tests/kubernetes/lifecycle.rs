@@ -785,3 +785,41 @@ fn tenants_keep_their_namespaces_and_their_databases_are_counted_in_the_loss() {
         "its password, generated: {plan:?}"
     );
 }
+
+#[test]
+fn destroy_and_rollback_wait_for_no_one_holding_the_platforms_lease() {
+    let (cluster, doc, _) = switched_example();
+    let key = key(&cluster);
+    let record = cluster.dir.path().join("erasure-record.json");
+    let renewed = terroir::text::now_rfc3339().replace('Z', ".000000Z");
+    post(
+        &cluster,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"),
+        json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": format!("terroir-{NS}-lock"),
+                "annotations": {"terroir.eu/holder": json!({"user": "alice", "machine": "ops-7", "pid": 4242, "since": renewed, "command": "apply"}).to_string()},
+            },
+            "spec": {"holderIdentity": "alice@ops-7/4242", "leaseDurationSeconds": 60, "acquireTime": renewed, "renewTime": renewed},
+        }),
+    );
+    let (code, out, _) = cluster.terroir(&["rollback"], &doc);
+    assert_eq!(out["kind"], "locked", "{code} {out}");
+    assert_eq!(image(&deployment(&cluster.state())), NEW);
+    let (code, out, _) = destroy(
+        &cluster,
+        &doc,
+        &[
+            "--no-final-export",
+            "--yes",
+            "--key",
+            key.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out["kind"], "locked", "{code} {out}");
+    assert!(!members(&cluster.state()).is_empty(), "nothing deleted");
+}
