@@ -80,6 +80,35 @@ impl<'r> ClusterPlatform<'r> {
         })
     }
 
+    /// A platform already rendered and reached (a rollback's restore, inside a run of the
+    /// deploy pipeline).
+    pub fn reached(
+        runtime: &'r tokio::runtime::Runtime,
+        document: &Path,
+        resolved: ResolvedPlatform,
+        namespace: String,
+        client: kube::Client,
+        timeout: Duration,
+    ) -> Result<Self, BackupError> {
+        let backup = super::context(&resolved).ok_or_else(|| BackupError::NoBackups {
+            document: document.to_owned(),
+            platform: resolved.platform.name.clone(),
+        })?;
+        Ok(ClusterPlatform {
+            document: document.to_owned(),
+            namespace,
+            resolved,
+            backup,
+            runtime,
+            conn: Connection {
+                client,
+                context: String::new(),
+                server: String::new(),
+            },
+            timeout: timeout.max(Duration::from_secs(1)),
+        })
+    }
+
     fn name(&self) -> &str {
         &self.resolved.platform.name
     }
@@ -358,9 +387,15 @@ pub struct NowReport {
 
 /// What `backup restore` on a cluster is asked, checked before the cluster is reached.
 pub struct RestoreOptions {
-    /// The target time in UTC, as pgBackRest takes it, and in Unix seconds.
+    /// The target time in UTC, as pgBackRest takes it (or a restore point's name), and in Unix
+    /// seconds.
     target: String,
     epoch: i64,
+    /// pgBackRest's --type: `time`, or `name` for a restore point.
+    kind: &'static str,
+    /// The backup to restore (`--set`); pgBackRest's choice when `None` (the newest before the
+    /// time; a restore point needs the backup it was taken after).
+    set: Option<String>,
     dry_run: bool,
     replace: bool,
 }
@@ -380,9 +415,24 @@ impl RestoreOptions {
         Ok(RestoreOptions {
             target,
             epoch,
+            kind: "time",
+            set: None,
             dry_run,
             replace,
         })
+    }
+
+    /// To the restore point `name` (`pg_create_restore_point`), taken at `epoch` after the
+    /// backup `set`: replacing the database (a rollback with its data).
+    pub fn to_restore_point(name: &str, epoch: i64, set: &str) -> Self {
+        RestoreOptions {
+            target: name.to_owned(),
+            epoch,
+            kind: "name",
+            set: (!set.is_empty()).then(|| set.to_owned()),
+            dry_run: false,
+            replace: true,
+        }
     }
 }
 
@@ -576,7 +626,17 @@ impl ClusterPlatform<'_> {
 
         // 3. The restore, on the volume. 4. PostgreSQL again, whatever the restore's outcome.
         let name = self.job_name("restore");
-        let job = restore_job(&self.resolved, &self.backup, &ns, &name, &pvc, target);
+        let job = restore_job(
+            &self.resolved,
+            &self.backup,
+            &ns,
+            &name,
+            &pvc,
+            &[Some(target.as_str()), Some(opts.kind), opts.set.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+        );
         let restored = self.create(&job).and_then(|()| {
             progress(&format!(
                 "restoring volume {pvc} to {target} in Job {ns}/{name}"
@@ -606,7 +666,8 @@ impl ClusterPlatform<'_> {
     }
 }
 
-/// The restore Job: the rendered restore.sh on the database's volume, with the database pod's
+/// The restore Job: the rendered restore.sh (with `arguments`: the target, its type and the
+/// backup set) on the database's volume, with the database pod's
 /// pgBackRest settings and the repository's secrets, as the database's user.
 pub fn restore_job(
     resolved: &ResolvedPlatform,
@@ -614,7 +675,7 @@ pub fn restore_job(
     namespace: &str,
     name: &str,
     pvc: &str,
-    target: &str,
+    arguments: &[&str],
 ) -> Job {
     let p = &resolved.platform.name;
     let mut items = vec![
@@ -633,6 +694,8 @@ pub fn restore_job(
         ("app.kubernetes.io/managed-by", "terroir"),
         (LABEL_STARTED_BY, "backup-restore"),
     ]);
+    let mut command = vec!["/bin/sh", "/etc/pgbackrest/restore.sh"];
+    command.extend(arguments);
     let job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -654,7 +717,7 @@ pub fn restore_job(
                         "name": "restore",
                         "image": resolved.images.get("postgres").cloned().unwrap_or_default(),
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["/bin/sh", "/etc/pgbackrest/restore.sh", target],
+                        "command": command,
                         "env": [
                             secret("PGBACKREST_REPO1_S3_KEY", &resolved.secrets.backup, "AWS_ACCESS_KEY_ID"),
                             secret("PGBACKREST_REPO1_S3_KEY_SECRET", &resolved.secrets.backup, "AWS_SECRET_ACCESS_KEY"),

@@ -441,7 +441,10 @@ impl Lease {
     /// Give the Lease back now, rather than when it expires.
     pub async fn release(self, events: &dyn Events) {
         self.renewal.abort();
-        if let Err(e) = self.api.delete(&self.name, &Default::default()).await {
+        // gone with its namespace (a destroy) is given back too
+        if let Err(e) = self.api.delete(&self.name, &Default::default()).await
+            && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+        {
             events.warn(&format!(
                 "cannot release Lease {}: {}",
                 self.name,

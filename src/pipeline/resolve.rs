@@ -136,11 +136,11 @@ pub struct ResolvedApp {
     pub replicas: u32,
     pub port: u32,
     pub health_path: String,
-    /// Releases kept for rollback (release directories on hosts, revisionHistoryLimit).
-    pub keep_releases: u32,
     pub public_host: Option<String>,
     pub env: BTreeMap<String, String>,
     pub resources: ResolvedResources,
+    /// Releases kept for `terroir rollback`, the running one included.
+    pub keep_releases: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -448,10 +448,10 @@ pub fn resolve(p: &Platform, bp: &Blueprint, params: BTreeMap<String, Value>) ->
             replicas: c.app.replicas,
             port: c.app.port,
             health_path: c.app.health_path.clone(),
-            keep_releases: c.app.keep_releases,
             public_host: c.app.public_host.clone(),
             env: c.app.env.clone(),
             resources: (&c.app.resources).into(),
+            keep_releases: c.app.keep_releases,
         },
         database: ResolvedDatabase {
             enabled: c.database.enabled,

@@ -11,13 +11,13 @@ use assert_cmd::Command;
 use serde_json::{Value, json};
 use terroir_kube_double::{BackgroundServer, Options, State};
 
-struct Cluster {
-    server: BackgroundServer,
-    dir: tempfile::TempDir,
+pub(crate) struct Cluster {
+    pub(crate) server: BackgroundServer,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    fn start(opts: Options) -> Self {
+    pub(crate) fn start(opts: Options) -> Self {
         let server = BackgroundServer::start(opts).expect("the API server double starts");
         let dir = tempfile::tempdir().unwrap();
         server
@@ -26,12 +26,12 @@ impl Cluster {
         Cluster { server, dir }
     }
 
-    fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.server.state()
     }
 
     /// The Kubernetes example, possibly edited, written beside the kubeconfig.
-    fn document(&self, edit: impl FnOnce(&mut String)) -> PathBuf {
+    pub(crate) fn document(&self, edit: impl FnOnce(&mut String)) -> PathBuf {
         let mut text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/examples/kubernetes.yaml"
@@ -43,12 +43,17 @@ impl Cluster {
         path
     }
 
-    fn terroir(&self, args: &[&str], doc: &Path) -> (i32, Value, String) {
+    pub(crate) fn terroir(&self, args: &[&str], doc: &Path) -> (i32, Value, String) {
         self.terroir_then(args, doc, &[])
     }
 
     /// With arguments after the document (`secrets rotate FILE NAME`).
-    fn terroir_then(&self, args: &[&str], doc: &Path, after: &[&str]) -> (i32, Value, String) {
+    pub(crate) fn terroir_then(
+        &self,
+        args: &[&str],
+        doc: &Path,
+        after: &[&str],
+    ) -> (i32, Value, String) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         let out = Command::cargo_bin("terroir")
             .unwrap()
@@ -76,7 +81,7 @@ impl Cluster {
 
     /// The Secrets the client gives for the example (relay and backup credentials), as it would
     /// with kubectl: the namespace first, then the Secrets.
-    fn give_secrets(&self) {
+    pub(crate) fn give_secrets(&self) {
         let url = self.server.url();
         let ns =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mutuelle-crm"}});
@@ -102,7 +107,7 @@ impl Cluster {
         }
     }
 
-    fn writes(&self) -> Vec<String> {
+    pub(crate) fn writes(&self) -> Vec<String> {
         self.state()
             .requests()
             .into_iter()
@@ -115,7 +120,7 @@ impl Cluster {
     }
 }
 
-fn names(state: &State, api_version: &str, kind: &str) -> Vec<String> {
+pub(crate) fn names(state: &State, api_version: &str, kind: &str) -> Vec<String> {
     state
         .list(api_version, kind)
         .iter()
@@ -1317,13 +1322,13 @@ fn the_public_name_is_published_with_a_certificate_from_the_acme_ca() {
 /// and, for each new one, writes the log its pod would print (a pod labelled `job-name`, whose
 /// log the double serves) and sets its outcome from `decide` (None: completes; Some(message):
 /// fails with it).
-struct JobController {
+pub(crate) struct JobController {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl JobController {
-    fn start(url: String, log: String, decide: fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn start(url: String, log: String, decide: fn(&str) -> Option<String>) -> Self {
         use std::io::BufRead;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = stop.clone();
@@ -1386,7 +1391,7 @@ impl Drop for JobController {
 
 /// The example applied to the double with the client's Secrets, and the database's volume (the
 /// double makes no claims from a StatefulSet's templates).
-fn applied_example() -> (Cluster, PathBuf) {
+pub(crate) fn applied_example() -> (Cluster, PathBuf) {
     let cluster = Cluster::start(Options::default());
     let doc = cluster.document(|_| {});
     cluster.give_secrets();
@@ -1403,7 +1408,7 @@ fn applied_example() -> (Cluster, PathBuf) {
     (cluster, doc)
 }
 
-fn jobs(state: &State) -> Vec<Value> {
+pub(crate) fn jobs(state: &State) -> Vec<Value> {
     state.list("batch/v1", "Job")
 }
 
@@ -1584,7 +1589,7 @@ fn backup_restore_checks_first_then_stops_restores_and_starts_postgres() {
     let pod = &restore["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["command"],
-        json!(["/bin/sh", "/etc/pgbackrest/restore.sh", target])
+        json!(["/bin/sh", "/etc/pgbackrest/restore.sh", target, "time"])
     );
     assert_eq!(
         pod["volumes"][0]["persistentVolumeClaim"]["claimName"],

@@ -6,7 +6,10 @@
 //! encrypted; a certificate with another name is refused by the server, whose TLS (set by the
 //! rendered OpenSSL configuration its container reads) is as ANSSI recommends (common/tls.rs);
 //! the rendered restore script brings a new data directory back to a chosen time, and
-//! PostgreSQL started on it has the rows written before that time and none written after.
+//! PostgreSQL started on it has the rows written before that time and none written after; the
+//! restore point `terroir apply` takes before a new image (its SQL, run here) is reached the same
+//! way from the backup before it, and the rows written since it are counted as `terroir rollback
+//! --with-data` states them.
 //!
 //! The Service's name resolves through a private /etc/hosts (a mount namespace of the test's
 //! own): nothing but loopback is reached.
@@ -218,7 +221,13 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
             )
             .replace("pg1-port=5432", &format!("pg1-port={port}"))
     };
-    for lock in ["lock-db", "lock-repo", "lock-other", "lock-restore"] {
+    for lock in [
+        "lock-db",
+        "lock-repo",
+        "lock-other",
+        "lock-restore",
+        "lock-restore-point",
+    ] {
         std::fs::create_dir_all(t.join(lock)).unwrap();
         chown(&t.join(lock), "postgres");
     }
@@ -449,9 +458,29 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
         "crm",
         "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
     );
+    // What `terroir apply` runs in the database's pod before a new image of the application: a
+    // named restore point, its WAL segment switched for archiving.
+    let point = "terroir-mutuelle-crm-1796464800";
+    let (point_taken, _) = terroir::deploy::kubernetes::lifecycle::parse_restore_point(
+        point,
+        &sql(
+            "crm",
+            &terroir::deploy::kubernetes::lifecycle::restore_point_sql(point),
+        ),
+    )
+    .expect("the restore point's answer reads");
     sql(
         "crm",
         "insert into customers values (4, 'row-after-target-7c1e')",
+    );
+    // What `terroir rollback --with-data` says going back to it loses.
+    assert_eq!(
+        sql(
+            "crm",
+            &terroir::lifecycle::release::rows_since_sql(point_taken.txid)
+        ),
+        "public.customers|1",
+        "one row written since the restore point"
     );
     let segment = sql("crm", "select pg_walfile_name(pg_switch_wal())");
     eventually(
@@ -626,8 +655,102 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
         logged.contains("recovery stopping before commit"),
         "recovery stopped at the target:\n{logged}"
     );
+
+    // Restore as `terroir rollback --with-data` runs it: to the restore point, from the newest
+    // backup before it (`restore.sh NAME name SET`). The first restored server promoted itself
+    // on a new timeline branching before the point: this one stays on the backup's.
+    drop(_restored_server);
+    std::fs::write(
+        scripts.join("info.sh"),
+        "pgbackrest --stanza=mutuelle-crm --log-level-console=off --output=json info\n",
+    )
+    .unwrap();
+    let info = job(&repo_conf, "info.sh", &[]);
+    assert!(info.status.success(), "{}", text(&info));
+    let set =
+        terroir::backup::hosts::parse_info(&String::from_utf8_lossy(&info.stdout), "mutuelle-crm")
+            .unwrap()
+            .backups
+            .into_iter()
+            .max_by_key(|b| b.stopped)
+            .unwrap()
+            .label;
+    let at_point_root = t.join("restored-to-point");
+    std::fs::create_dir_all(&at_point_root).unwrap();
+    chown(&at_point_root, "postgres");
+    let at_point = at_point_root.join("pgdata");
+    let point_conf = t.join("restore-point.conf");
+    std::fs::write(
+        &point_conf,
+        paths(
+            br["pgbackrest.conf"].as_str().unwrap(),
+            &at_point,
+            "lock-restore-point",
+            &client_tls,
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&point_conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let restore = as_postgres(Path::new("/bin/sh"))
+        .arg(scripts.join("restore.sh"))
+        .args([point, "name", &set])
+        .envs(
+            secret_env(&[
+                ("PGBACKREST_CONFIG", point_conf.display().to_string()),
+                ("PGBACKREST_TARGET_TIMELINE", "current".to_owned()),
+            ])
+            .iter()
+            .map(|(k, v)| (*k, v.as_str())),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        restore.status.success(),
+        "restore.sh to a restore point: {}",
+        text(&restore)
+    );
+    let log = at_point_root.join("server.log");
+    let point_env: Vec<(&str, String)> = pg_env
+        .iter()
+        .map(|(k, v)| (*k, v.replace("db.conf", "restore-point.conf")))
+        .collect();
+    let (start, _at_point_server) = pg_ctl_start(
+        &_server.bin,
+        &at_point,
+        &dir.join("pg.conf"),
+        &log,
+        120,
+        &point_env,
+    );
+    assert!(
+        start.status.success(),
+        "the server restored to the point starts: {}\n{}",
+        text(&start),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    eventually(
+        Duration::from_secs(120),
+        "recovery to the restore point ended and promoted",
+        || {
+            let s = sql("postgres", "select pg_is_in_recovery()");
+            if s == "f" { Ok(()) } else { Err(s) }
+        },
+    );
+    assert_eq!(
+        sql(
+            "crm",
+            "select string_agg(note, ',' order by id) from customers"
+        ),
+        "row-before-full-7c1e,row-before-incr-7c1e,row-before-target-7c1e",
+        "the rows as of the restore point {point}, and none after"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("recovery stopping at restore point \"{point}\"")),
+        "recovery stopped at the restore point:\n{logged}"
+    );
     for secret in [cipher, "test-secret"] {
-        for f in [&repo_conf, &db_conf, &restore_conf] {
+        for f in [&repo_conf, &db_conf, &restore_conf, &point_conf] {
             assert!(!std::fs::read_to_string(f).unwrap().contains(secret));
         }
     }

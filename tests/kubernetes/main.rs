@@ -11,6 +11,7 @@ mod exit;
 mod ha;
 mod images_postfix;
 mod images_postgres;
+mod lifecycle;
 mod operator;
 mod patroni;
 mod postgres_tls;

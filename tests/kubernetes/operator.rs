@@ -406,13 +406,43 @@ async fn the_operator_creates_updates_and_deletes_the_children_of_a_platform() {
         200
     );
 
+    // A new image of the application: the switch is recorded on its Deployment, without a
+    // restore point (the operator runs nothing in the database's pod; `terroir apply` does).
+    let image = "registry.mutuelle.example.fr/crm/app:4.3.0";
+    let patch = json!({"spec": {"components": {"app": {"image": image}}}});
+    platforms
+        .patch("crm", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_ready(&platforms, "crm", 2).await;
+    let app = state
+        .get("apps/v1", "Deployment", Some("crm"), "crm-app")
+        .unwrap();
+    assert_eq!(
+        app["spec"]["template"]["spec"]["containers"][0]["image"],
+        image
+    );
+    let releases: Vec<Value> = serde_json::from_str(
+        app["metadata"]["annotations"]["terroir.eu/releases"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0]["release"], image);
+    assert_eq!(
+        releases[0]["from"],
+        "registry.mutuelle.example.fr/crm/app:4.2.1"
+    );
+    assert!(releases[0].get("restorePoint").is_none(), "{releases:?}");
+
     // A spec change: backups off. The generation moves on, the CronJob is pruned.
     let patch = json!({"spec": {"components": {"backups": {"enabled": false}}}});
     platforms
         .patch("crm", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let p = wait_ready(&platforms, "crm", 2).await;
+    let p = wait_ready(&platforms, "crm", 3).await;
     assert!(
         members(&state, &id, "batch/v1", "CronJob").is_empty(),
         "the backup CronJobs are pruned"

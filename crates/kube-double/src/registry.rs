@@ -299,6 +299,17 @@ const BUILTINS: &[Builtin] = &[
         true,
     ),
     b(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        true,
+        &["rs"],
+        true,
+    ),
+    b(
         "batch",
         "v1",
         "cronjobs",

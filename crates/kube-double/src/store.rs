@@ -432,6 +432,23 @@ fn template_hash(v: Option<&Value>) -> String {
         .collect()
 }
 
+/// `v` with the keys of every object in sorted order.
+fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -886,7 +903,7 @@ fn rollout_status(resource: &str, obj: &Value) -> Option<Value> {
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let old = obj.get("status");
-    let hash = template_hash(obj.pointer("/spec/template"));
+    let hash = template_hash(obj.pointer("/spec/template").map(sorted_keys).as_ref());
     let mut s = Map::new();
     let mut put = |k: &str, v: i64, omit_zero: bool| {
         if !(omit_zero && v == 0) {
@@ -2167,6 +2184,9 @@ impl Store {
         if !self.simulate_rollouts {
             return;
         }
+        if ty.is("apps", "deployments") {
+            self.sync_replica_sets(ty, ns, name);
+        }
         let Some(s) = self.lookup(&ty.gr, ns, name) else {
             return;
         };
@@ -2179,6 +2199,186 @@ impl Store {
         self.system_update(ty, ns, name, Some(("kube-controller-manager", true)), |v| {
             v["status"] = desired
         });
+    }
+
+    /// The Deployment controller's ReplicaSets: one per pod template, named after the
+    /// template's hash and owned by the Deployment. A template seen before gets its ReplicaSet
+    /// back with the next revision (as `kubectl rollout undo` sees it); the current one has the
+    /// Deployment's replicas, the others none; the oldest beyond `revisionHistoryLimit` (10 by
+    /// default) are removed. The Deployment's `deployment.kubernetes.io/revision` says the
+    /// current revision.
+    fn sync_replica_sets(&mut self, ty: &Arc<ResourceType>, ns: &str, name: &str) {
+        let Some(rs_ty) = self
+            .types
+            .get(&GroupResource::new("apps", "replicasets"))
+            .cloned()
+        else {
+            return;
+        };
+        let Some(dep) = self.lookup(&ty.gr, ns, name) else {
+            return;
+        };
+        if meta(&dep.value).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+            return;
+        }
+        let Some(uid) = meta_str(&dep.value, "uid").map(str::to_owned) else {
+            return;
+        };
+        let template = dep
+            .value
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        // a template's hash is that of its content, whatever the order of its keys
+        let hash = template_hash(Some(&sorted_keys(&template)));
+        let replicas = dep
+            .value
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let history = dep
+            .value
+            .pointer("/spec/revisionHistoryLimit")
+            .and_then(Value::as_u64)
+            .unwrap_or(10) as usize;
+        let revision = |v: &Value| -> i64 {
+            v.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+                .and_then(Value::as_str)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0)
+        };
+        let owned: Vec<Arc<Stored>> = self
+            .all_of(&rs_ty.gr)
+            .into_iter()
+            .filter(|s| {
+                meta_str(&s.value, "namespace") == Some(ns) && owner_uids(&s.value).contains(&uid)
+            })
+            .collect();
+        let newest = owned.iter().map(|s| revision(&s.value)).max().unwrap_or(0);
+        // the controller compares templates without its hash label
+        let current = owned.iter().find(|s| {
+            let mut t = s
+                .value
+                .pointer("/spec/template")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            if let Some(labels) = t
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                labels.shift_remove("pod-template-hash");
+            }
+            t == template
+        });
+        let current_name = match current {
+            Some(s) => meta_str(&s.value, "name").unwrap_or_default().to_owned(),
+            None => format!("{name}-{hash}"),
+        };
+        let rev = match current {
+            Some(s) if revision(&s.value) == newest => newest,
+            _ => newest + 1,
+        };
+        let mut pod_template = template.clone();
+        pod_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        let mut selector = dep
+            .value
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        let desired = json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": current_name,
+                "namespace": ns,
+                "labels": pod_template["metadata"]["labels"],
+                "annotations": {
+                    "deployment.kubernetes.io/revision": rev.to_string(),
+                    "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                },
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": name,
+                    "uid": uid,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": pod_template},
+        });
+        match current {
+            Some(_) => {
+                self.system_update(
+                    &rs_ty,
+                    ns,
+                    &current_name,
+                    Some(("kube-controller-manager", false)),
+                    |v| {
+                        v["metadata"]["annotations"] = desired["metadata"]["annotations"].clone();
+                        v["spec"]["replicas"] = json!(replicas);
+                    },
+                );
+            }
+            None => {
+                let managers = Self::record_update(
+                    &rs_ty,
+                    Vec::new(),
+                    fields::collect(&desired, Scope::Main { skip_status: true }),
+                    &WriteCtx {
+                        manager: Some("kube-controller-manager".into()),
+                        version: rs_ty.storage_version.clone(),
+                        ..WriteCtx::default()
+                    },
+                );
+                let mut v = desired;
+                let m = meta_mut(&mut v);
+                m.insert("uid".into(), json!(self.new_uid()));
+                m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+                m.insert("generation".into(), json!(1));
+                self.commit(&rs_ty, ns, &current_name, None, v, managers);
+            }
+        }
+        // the others scaled down, and the oldest beyond the history forgotten
+        let mut old: Vec<(i64, String)> = owned
+            .iter()
+            .filter_map(|s| meta_str(&s.value, "name").map(|n| (revision(&s.value), n.to_owned())))
+            .filter(|(_, n)| *n != current_name)
+            .collect();
+        old.sort();
+        for (_, rs) in &old {
+            self.system_update(
+                &rs_ty,
+                ns,
+                rs,
+                Some(("kube-controller-manager", false)),
+                |v| {
+                    v["spec"]["replicas"] = json!(0);
+                },
+            );
+        }
+        let excess = old.len().saturating_sub(history);
+        for (_, rs) in old.iter().take(excess) {
+            self.remove_object(&rs_ty, ns, rs);
+        }
+        let rev = rev.to_string();
+        if dep
+            .value
+            .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            .and_then(Value::as_str)
+            != Some(rev.as_str())
+        {
+            self.system_update(
+                ty,
+                ns,
+                name,
+                Some(("kube-controller-manager", false)),
+                |v| {
+                    v["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
+                },
+            );
+        }
     }
 
     pub(crate) fn set_simulate_rollouts(&mut self, on: bool) {

@@ -1513,3 +1513,113 @@ async fn status_apply_has_its_own_manager() {
     assert_eq!(entry["subresource"], "status");
     assert_eq!(entry["operation"], "Apply");
 }
+
+#[tokio::test]
+async fn a_deployment_keeps_one_replica_set_per_template_with_its_revision() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let (server, client) = start(Options::default()).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let apply = |image: &str| {
+        let mut d = deployment("web", 2, image);
+        d["spec"]["revisionHistoryLimit"] = json!(2);
+        d
+    };
+    let revisions = || async {
+        let mut v: Vec<(String, String, i32)> = sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|rs| {
+                let image = rs
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .template
+                    .as_ref()
+                    .unwrap()
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .containers[0]
+                    .image
+                    .clone()
+                    .unwrap();
+                let rev = rs.annotations()["deployment.kubernetes.io/revision"].clone();
+                (rev, image, rs.spec.unwrap().replicas.unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for image in ["web:1", "web:2", "web:1"] {
+        deployments
+            .patch(
+                "web",
+                &PatchParams::apply("t"),
+                &Patch::Apply(&apply(image)),
+            )
+            .await
+            .unwrap();
+    }
+    // web:1 came back: its ReplicaSet has the next revision, the current one
+    assert_eq!(
+        revisions().await,
+        vec![
+            ("2".into(), "web:2".into(), 0),
+            ("3".into(), "web:1".into(), 2)
+        ]
+    );
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(d.annotations()["deployment.kubernetes.io/revision"], "3");
+    let rs = sets.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        rs.iter()
+            .all(|r| r.owner_references()[0].uid == d.uid().unwrap())
+    );
+    assert!(
+        rs.iter()
+            .all(|r| r.labels().contains_key("pod-template-hash"))
+    );
+    // the oldest beyond revisionHistoryLimit are forgotten
+    for image in ["web:3", "web:4"] {
+        deployments
+            .patch(
+                "web",
+                &PatchParams::apply("t"),
+                &Patch::Apply(&apply(image)),
+            )
+            .await
+            .unwrap();
+    }
+    let images: Vec<String> = revisions().await.into_iter().map(|r| r.1).collect();
+    assert_eq!(images, ["web:1", "web:3", "web:4"]);
+    // a re-apply of the same template makes no new revision
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("t"),
+            &Patch::Apply(&apply("web:4")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deployments.get("web").await.unwrap().annotations()["deployment.kubernetes.io/revision"],
+        "5"
+    );
+    // deleting the Deployment deletes its ReplicaSets
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        sets.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    server.shutdown().await;
+}

@@ -88,7 +88,8 @@ async fn load(namespaces: usize, per_namespace: usize, watches: usize) {
         (total + total / 10) as f64 / elapsed.as_secs_f64(),
         started.elapsed()
     );
-    assert_eq!(objects, total + namespaces * per_namespace.div_ceil(10));
+    // each Deployment with its ReplicaSet
+    assert_eq!(objects, total + 2 * namespaces * per_namespace.div_ceil(10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -418,10 +418,38 @@ impl Applier {
         set: &ApplySet,
         force: bool,
     ) -> Result<(), ClusterError> {
+        self.apply_member(m, set, force).await
+    }
+
+    /// Apply one object as a member of the set, with this applier's field manager (a rollback's
+    /// Deployment: the same owner as `apply`'s, so that the next apply meets no conflict).
+    pub async fn apply_member(
+        &self,
+        m: &Manifest,
+        set: &ApplySet,
+        force: bool,
+    ) -> Result<(), ClusterError> {
         let (ar, scope) = self.resource(&m.gvk).await?;
         let mut m = m.clone();
         join_set(&mut m, set);
         self.write(&m, &ar, &scope, force).await
+    }
+
+    /// The set as it is on the cluster: its parent (when there is one) and every member among
+    /// the kinds and namespaces the parent records and `extra_kinds`, `extra_namespaces` (what
+    /// the document renders: a set whose parent is gone still has members to find).
+    pub async fn set_members(
+        &self,
+        set: &ApplySet,
+        extra_kinds: &BTreeSet<String>,
+        extra_namespaces: &BTreeSet<String>,
+    ) -> Result<(Option<DynamicObject>, Vec<Member>), ClusterError> {
+        let parent = self.parent(set).await?;
+        let (mut kinds, mut namespaces) = recorded(parent.as_ref());
+        kinds.extend(extra_kinds.iter().cloned());
+        namespaces.extend(extra_namespaces.iter().cloned());
+        let members = self.members(set, &kinds, &namespaces).await?;
+        Ok((parent, members))
     }
 
     async fn write(
@@ -544,7 +572,8 @@ impl Applier {
         Ok(deleted)
     }
 
-    async fn delete(&self, m: &Member) -> Result<(), ClusterError> {
+    /// Delete one member (in the background: its dependents follow); one already gone is fine.
+    pub async fn delete(&self, m: &Member) -> Result<(), ClusterError> {
         let api = match &m.namespace {
             Some(ns) => Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &m.resource),
             None => Api::<DynamicObject>::all_with(self.client.clone(), &m.resource),

@@ -190,7 +190,7 @@ impl Driver for Cluster {
 }
 
 /// A connection for one run: made here from a kubeconfig, or the operator's.
-enum Session<'a> {
+pub(super) enum Session<'a> {
     Own {
         applier: Applier,
         context: String,
@@ -203,7 +203,7 @@ enum Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    async fn open(work: &Work<'a>) -> Result<Session<'a>, ClusterError> {
+    pub(super) async fn open(work: &Work<'a>) -> Result<Session<'a>, ClusterError> {
         let settings = &work.settings.cluster;
         match &settings.connect {
             Connect::Applier { applier, context } => Ok(Session::Shared {
@@ -237,14 +237,14 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn applier(&self) -> &Applier {
+    pub(super) fn applier(&self) -> &Applier {
         match self {
             Session::Own { applier, .. } => applier,
             Session::Shared { applier, .. } => applier,
         }
     }
 
-    fn context(&self) -> &str {
+    pub(super) fn context(&self) -> &str {
         match self {
             Session::Own { context, .. } | Session::Shared { context, .. } => context,
         }
@@ -363,7 +363,13 @@ async fn apply_set(
         manage_namespaces: settings.manage_namespaces,
         diffs: !apply,
     };
+    // A new image of the application: a restore point of the database first, the switch
+    // recorded on its Deployment once applied (what `terroir rollback` reads).
+    let release = super::lifecycle::before_release(work, applier.client(), manifests).await?;
     let mut report = applier.apply(manifests, set, opts).await?;
+    if let Some(release) = release {
+        super::lifecycle::record_release(work, applier.client(), release).await?;
+    }
     report.mark_created_namespaces(&secrets.created_namespaces);
     let mut done = ClusterReport {
         mode: work.mode,
