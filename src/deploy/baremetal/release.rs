@@ -142,7 +142,8 @@ pub fn healthy(
             Err(e @ SshError::Exec { .. }) => crate::text::error_chain(&e),
             Err(e) => return Err(crate::text::error_chain(&e)),
         };
-        match conn.exec(&running, None) {
+        // as root: the pid file may be readable by root only (written under the session's umask)
+        match conn.sudo(&running, None) {
             Ok(out) if !out.ok() => gone += 1,
             _ => gone = 0,
         }
