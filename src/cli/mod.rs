@@ -113,8 +113,8 @@ pub enum Command {
     /// at a time, each health checked before the next.
     ///
     /// Every release switch is recorded with the database's restore point taken just before it
-    /// (on hosts in the release directory's history.jsonl; on Kubernetes in the Deployment's
-    /// revisions). With --with-data the database goes back to that restore point too
+    /// (on hosts in the release directory's history.jsonl; on Kubernetes on the Deployment,
+    /// annotation terroir.eu/releases, beside its ReplicaSets' revisions). With --with-data the database goes back to that restore point too
     /// (point-in-time restore through pgBackRest): the command first states what is lost (the
     /// time span, and the rows written since, per table), and acts only with --yes. The
     /// application is stopped while the database is restored, then started on the old release.
