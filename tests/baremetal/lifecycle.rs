@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::hosts::TestHosts;
+use common::hosts::{TestHosts, on};
 use common::*;
 use serde_json::Value;
 
@@ -26,22 +26,8 @@ const REGION: &str = "eu-west-3";
 const DIR: &str = "/opt/acme-crm/app";
 const FRONTS: [&str; 2] = ["198.18.0.12", "198.18.0.13"];
 
-fn on_host(host: &str, script: &str) -> String {
-    let out = Command::new(root().join("tests/hosts/hostctl"))
-        .args(["exec", host, "bash", "-c"])
-        .arg(format!("cd / && {script}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{host}: {script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn sql(query: &str) -> String {
-    on_host(
+    on(
         "h1",
         &format!("runuser -u postgres -- psql -d crm -XAtqc \"{query}\""),
     )
@@ -125,14 +111,14 @@ fn run(args: &[&str], doc: &Path) -> std::process::Output {
 }
 
 fn current(host: &str) -> String {
-    on_host(host, &format!("readlink {DIR}/current"))
+    on(host, &format!("readlink {DIR}/current"))
         .trim()
         .trim_start_matches("releases/")
         .to_owned()
 }
 
 fn history(host: &str) -> Vec<Value> {
-    on_host(host, &format!("cat {DIR}/releases/history.jsonl"))
+    on(host, &format!("cat {DIR}/releases/history.jsonl"))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -159,6 +145,20 @@ fn https(method: &str, front: &str, path: &str) -> (u16, String) {
     let body = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = body.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Each front answers `method path` with `code` within a minute.
+fn serves(method: &str, path: &str, code: u16) {
+    for front in FRONTS {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{method} {path} through {front}"),
+            || match https(method, front, path) {
+                (c, _) if c == code => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+    }
 }
 
 /// wrk through each front for as long as it runs: the requests every front answered, and the
@@ -250,16 +250,7 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     common::s3::give_keys(dir, "acme-crm");
     let out = run(&["apply", "FILE"], &doc);
     assert!(out.status.success(), "first apply: {}", text(&out));
-    for front in FRONTS {
-        eventually(
-            Duration::from_secs(60),
-            "the application through nginx",
-            || match https("GET", front, "/healthz") {
-                (200, _) => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        );
-    }
+    serves("GET", "/healthz", 200);
 
     // No backup and no export yet: destroy is refused, and changes nothing.
     let key = dir.join("attest.key");
@@ -543,16 +534,7 @@ fn a_platform_upgrades_rolls_back_with_its_data_and_is_destroyed_leaving_nothing
     // And a new apply deploys the platform again, from nothing.
     let out = run(&["apply", "FILE"], &doc);
     assert!(out.status.success(), "apply after destroy: {}", text(&out));
-    for front in FRONTS {
-        eventually(
-            Duration::from_secs(60),
-            "the application again",
-            || match https("POST", front, "/rows?value=again") {
-                (201, _) => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        );
-    }
+    serves("POST", "/rows?value=again", 201);
     assert_eq!(
         sql("select count(*) from smoke_rows"),
         "2",
@@ -602,7 +584,7 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
             ("package", "keep") => format!("dpkg-query -W '{what}' >/dev/null"),
             _ => continue,
         };
-        on_host(
+        on(
             &host,
             &format!(
                 "{check} || {{ echo '{place}: {kind} {what} is not as its plan said ({})' >&2; exit 1; }}",
@@ -614,7 +596,7 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
     for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
         let place = ["db1", "web1", "web2"][i];
         // no process of the platform's runs: only the host's own (and this check's)
-        let running: BTreeSet<String> = on_host(host, "ps -eo comm=")
+        let running: BTreeSet<String> = on(host, "ps -eo comm=")
             .lines()
             .map(|l| l.trim().to_owned())
             .filter(|c| !["sshd", "rsyslogd", "cron", "bash", "ps"].contains(&c.as_str()))
@@ -629,7 +611,7 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
                     p => p.to_owned(),
                 })
                 .collect();
-        let now = on_host(host, "find / -xdev | sort");
+        let now = on(host, "find / -xdev | sort");
         let mut left = Vec::new();
         for path in now.lines() {
             if before.contains(path) || the_hosts_own(path) {
@@ -647,7 +629,7 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
             "{place} holds what no plan item keeps: {left:#?}"
         );
         // the files changed since, whatever made them: none names the platform
-        let named = on_host(
+        let named = on(
             host,
             "cd / && grep -rlIs -e acme-crm -e acme_crm --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=run --exclude-dir=tmp --exclude-dir=log /etc /opt /var /srv /home /root 2>/dev/null || true",
         );
