@@ -599,7 +599,7 @@ fn check_left(hosts: &TestHosts, items: &[Value]) {
         let running: BTreeSet<String> = on(host, "ps -eo comm=")
             .lines()
             .map(|l| l.trim().to_owned())
-            .filter(|c| !["sshd", "rsyslogd", "cron", "bash", "ps"].contains(&c.as_str()))
+            .filter(|c| !["sshd", "rsyslogd", "cron", "sh", "ps"].contains(&c.as_str()))
             .collect();
         assert!(running.is_empty(), "{place} still runs {running:?}");
         let before: BTreeSet<String> =

@@ -277,9 +277,9 @@ output "qualified" {{ value = var.region == "cloudgouv-eu-west-1" }}
 
 #[test]
 fn apply_drives_terraform_through_the_gate_and_hands_the_vms_to_the_bare_metal_driver() {
-    // the rotation's host if it is up (common/deployments.rs): Terraform hands it over to the
-    // bare-metal driver, whose apply then configures this platform over the other
-    let hosts = TestHosts::take_over(common::deployments::AFTER_THE_ROTATION, 1);
+    // a host of its own, with the packages installed: Terraform hands it over to the bare-metal
+    // driver (another platform's application on it would hold the same port)
+    let hosts = TestHosts::installed(1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let s3 = S3::start();

@@ -338,8 +338,7 @@ fn connect(password: &str) -> (bool, String) {
 fn a_rotated_database_password_reaches_postgresql_and_the_application() {
     // the shared one-host platform, if it is up, reconfigured with this document's own store
     // (the packages are in): it is this test's from then on
-    let mut hosts = TestHosts::take_over(common::deployments::ONE_HOST_PLATFORM, 1);
-    hosts.hand_over(common::deployments::AFTER_THE_ROTATION);
+    let hosts = TestHosts::take_over(common::deployments::ONE_HOST_PLATFORM, 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (key, recipient) = keygen(dir, "key.txt");

@@ -21,8 +21,6 @@ pub const PLANTED: &str = "Planted-Secret-7f3c9a1e-do-not-leak";
 pub const AFTER_THE_DRILL: &str = "after the drill: two one-host platforms";
 /// apply -> the no-op benchmark: the example on three hosts.
 pub const AFTER_THE_APPLY: &str = "after the apply: the example on three hosts";
-/// secrets (the rotation, after the security and tenant tests) -> secnumcloud.
-pub const AFTER_THE_ROTATION: &str = "after the rotation: one host, every role";
 
 /// The name `OneHostPlatform` is deployed and handed over as.
 pub const ONE_HOST_PLATFORM: &str = "one host, every role, two tenants";
