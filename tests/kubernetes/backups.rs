@@ -461,11 +461,11 @@ fn kubernetes_backups_are_encrypted_and_restore_to_a_point_in_time() {
     // What `terroir apply` runs in the database's pod before a new image of the application: a
     // named restore point, its WAL segment switched for archiving.
     let point = "terroir-mutuelle-crm-1796464800";
-    let (point_taken, _) = terroir::deploy::kubernetes::lifecycle::parse_restore_point(
+    let (point_taken, _) = terroir::deploy::kubernetes::release::parse_restore_point(
         point,
         &sql(
             "crm",
-            &terroir::deploy::kubernetes::lifecycle::restore_point_sql(point),
+            &terroir::deploy::kubernetes::release::restore_point_sql(point),
         ),
     )
     .expect("the restore point's answer reads");

@@ -29,29 +29,7 @@ pub enum Connect<'a> {
     },
 }
 
-/// What holds the ApplySet's inventory.
-#[derive(Debug, Clone, Default)]
-pub enum Parent {
-    /// A ConfigMap `terroir-<platform>` in the target namespace (the CLI).
-    #[default]
-    ConfigMap,
-    /// The Platform resource itself, in its namespace (the operator).
-    Platform { namespace: String },
-}
-
-/// After applying: wait for the workloads to roll out, only look at them, or neither.
-#[derive(Debug, Clone, Copy)]
-pub enum Rollouts {
-    Wait(Duration),
-    Check,
-    Skip,
-}
-
-impl Default for Rollouts {
-    fn default() -> Self {
-        Rollouts::Wait(Duration::from_secs(600))
-    }
-}
+pub use super::{Parent, Rollouts};
 
 /// The CLI's flags, or the operator's settings.
 pub struct Settings<'a> {
@@ -365,10 +343,10 @@ async fn apply_set(
     };
     // A new image of the application: a restore point of the database first, the switch
     // recorded on its Deployment once applied (what `terroir rollback` reads).
-    let release = super::lifecycle::before_release(work, applier.client(), manifests).await?;
+    let release = super::release::before_release(work, applier.client(), manifests).await?;
     let mut report = applier.apply(manifests, set, opts).await?;
     if let Some(release) = release {
-        super::lifecycle::record_release(work, applier.client(), release).await?;
+        super::release::record_release(work, applier.client(), release).await?;
     }
     report.mark_created_namespaces(&secrets.created_namespaces);
     let mut done = ClusterReport {

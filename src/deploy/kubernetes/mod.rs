@@ -7,10 +7,12 @@ pub mod apply;
 pub mod applyset;
 pub mod driver;
 pub mod lifecycle;
+pub mod release;
 pub mod secrets;
 pub mod wait;
 
 use std::path::Path;
+use std::time::Duration;
 
 use kube::api::{DynamicObject, GroupVersionKind};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -325,4 +327,28 @@ pub fn connection_settings(
         kubeconfig,
         flag_context.cloned().or_else(|| target.context.clone()),
     )
+}
+
+/// What holds the ApplySet's inventory.
+#[derive(Debug, Clone, Default)]
+pub enum Parent {
+    /// A ConfigMap `terroir-<platform>` in the target namespace (the CLI).
+    #[default]
+    ConfigMap,
+    /// The Platform resource itself, in its namespace (the operator).
+    Platform { namespace: String },
+}
+
+/// After applying: wait for the workloads to roll out, only look at them, or neither.
+#[derive(Debug, Clone, Copy)]
+pub enum Rollouts {
+    Wait(Duration),
+    Check,
+    Skip,
+}
+
+impl Default for Rollouts {
+    fn default() -> Self {
+        Rollouts::Wait(Duration::from_secs(600))
+    }
 }
