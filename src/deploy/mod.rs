@@ -102,9 +102,17 @@ pub struct Work<'a> {
 }
 
 impl Work<'_> {
+    /// The document's path; `platform.yaml` for a Platform resource read from a cluster, so that
+    /// what lives beside a document (the secret store, the lock) has a place.
+    pub fn document_path(&self) -> PathBuf {
+        self.document
+            .unwrap_or(Path::new("platform.yaml"))
+            .to_owned()
+    }
+
     /// Paths in the document are relative to the document's directory.
     pub fn beside_document(&self, raw: &str) -> PathBuf {
-        baremetal::resolve_path(raw, self.document.unwrap_or(Path::new("platform.yaml")))
+        baremetal::resolve_path(raw, &self.document_path())
     }
 }
 

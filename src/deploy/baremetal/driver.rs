@@ -2,7 +2,6 @@
 //! made or renewed, every host converged over SSH, then the public name's certificate obtained
 //! from the ACME CA and delivered.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -132,15 +131,9 @@ impl Driver for Hosts {
     }
 }
 
-fn document(work: &Work<'_>) -> PathBuf {
-    work.document
-        .map(std::path::Path::to_owned)
-        .unwrap_or_else(|| PathBuf::from("platform.yaml"))
-}
-
 /// How this run reaches the hosts and where it keeps their secrets.
 fn options(work: &Work<'_>) -> Result<Options, HostsError> {
-    let doc = document(work);
+    let doc = work.document_path();
     let settings = &work.settings.hosts;
     // a cloud's VMs arrive here handed over as a bare-metal target
     let hosts = work

@@ -167,10 +167,7 @@ impl Site {
 
     /// The site of a run's work: its rendered tree and plan, reached with the run's settings.
     pub fn from_work(work: &crate::deploy::Work<'_>) -> Result<Site, SiteError> {
-        let document = work
-            .document
-            .map(Path::to_owned)
-            .unwrap_or_else(|| PathBuf::from("platform.yaml"));
+        let document = work.document_path();
         let plan = Plan::from_tree(work.tree).map_err(|reason| SiteError::Plan {
             document: document.clone(),
             reason,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::terraform::{self, Runner};
-use super::workdir::{document, initialised, parse, target};
+use super::workdir::{initialised, parse, target};
 use super::{Change, CloudReport, PLAN_FILE};
 use crate::deploy::{DeployError, Driven, Driver, Mode, Outcome, Status, Work};
 
@@ -66,7 +66,7 @@ fn provision(
     work: &Work<'_>,
 ) -> Result<(CloudReport, Option<crate::document::Loaded>), DeployError> {
     let sc = target(work)?;
-    let doc = document(work);
+    let doc = work.document_path();
     let (tool, dir) = initialised(work, sc)?;
     let runner = Runner {
         tool: &tool,

@@ -11,12 +11,6 @@ use super::terraform::{self, Runner};
 use crate::deploy::{DeployError, Work};
 use crate::document::{CloudDeploy, SecNumCloudTarget};
 
-pub(super) fn document(work: &Work<'_>) -> PathBuf {
-    work.document
-        .map(Path::to_owned)
-        .unwrap_or_else(|| PathBuf::from("platform.yaml"))
-}
-
 /// The public half of the document's SSH key, installed on the VMs by the provider module.
 fn public_key(doc: &Path, sc: &SecNumCloudTarget) -> Option<String> {
     let ssh = sc.ssh.as_ref()?;
@@ -48,7 +42,7 @@ pub(super) fn initialised(
     sc: &SecNumCloudTarget,
 ) -> Result<(terraform::Tool, PathBuf), DeployError> {
     let settings = &work.settings.cloud;
-    let doc = document(work);
+    let doc = work.document_path();
     let tool = terraform::find_tool(settings.tf_binary.as_deref())?;
     let dir = terraform::workdir(&doc, &work.resolved.platform.name);
     let mut vars = serde_json::Map::new();
